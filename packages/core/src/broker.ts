@@ -1,0 +1,100 @@
+/**
+ * The broker contract: the only thing a messaging engine has to implement. Everything above it
+ * (contracts, envelopes, retries, dead letters, inbox, receipts, claim check, outbox) is built on
+ * these few methods, so it works the same on every engine.
+ *
+ * Semantics every adapter keeps (checked by the conformance suite in `@switchboard/testkit`):
+ * - `publish` resolves only once the broker has durably accepted the message (publisher confirm,
+ *   JetStream PubAck, SQLite commit, ...). Many publishes may be in flight at once.
+ * - A consumer group receives every message published to the topic after the group was declared
+ *   (by `declareGroup` or the first `subscribe`). Subscribers of one group share the messages;
+ *   every group gets its own copy.
+ * - Delivery is at-least-once. A delivery that is neither acked nor nacked within `ackTimeoutMs`
+ *   (or whose consumer died) is delivered again, with `attempt` increased.
+ * - If the handler rejects without settling, the delivery is nacked with no delay.
+ */
+
+export type Headers = Readonly<Record<string, string>>;
+
+export interface OutgoingMessage {
+  /** The MessageId. Engines that deduplicate publishes use it (e.g. `Nats-Msg-Id`). */
+  readonly id: string;
+  readonly topic: string;
+  /** Transport headers; CloudEvents attributes travel here in binary mode. */
+  readonly headers: Headers;
+  readonly body: Uint8Array;
+  /** Ordering key: same-key messages are delivered in order where `capabilities.ordering` says so. */
+  readonly key?: string;
+}
+
+export interface Delivery {
+  readonly id: string;
+  readonly topic: string;
+  readonly headers: Headers;
+  readonly body: Uint8Array;
+  readonly key?: string;
+  /** 1 on the first delivery, then 2, 3, ... */
+  readonly attempt: number;
+  /** Acknowledges: the message is done for this group. Idempotent. */
+  ack(): Promise<void>;
+  /** Gives the message back for redelivery after `delayMs` (0 = as soon as possible). Idempotent. */
+  nack(delayMs?: number): Promise<void>;
+}
+
+export type DeliveryHandler = (delivery: Delivery) => Promise<void>;
+
+export interface SubscribeOptions {
+  readonly topic: string;
+  /** Consumer group: balanced within the group, fanned out across groups. */
+  readonly group: string;
+  /** Most deliveries handed to the handler and not yet settled (backpressure). Default 64. */
+  readonly maxInFlight?: number;
+  /** How long a delivery may stay unsettled before it is redelivered. Default 30 000 ms. */
+  readonly ackTimeoutMs?: number;
+}
+
+export interface Subscription {
+  readonly topic: string;
+  readonly group: string;
+  /**
+   * Stops receiving. Deliveries already handed to the handler are awaited (up to the adapter's
+   * drain timeout); whatever is left unsettled is released for redelivery, never lost.
+   */
+  close(): Promise<void>;
+}
+
+export type Ordering =
+  /** No ordering promise. */
+  | 'none'
+  /** Messages with the same `key` are delivered in publish order to a group (one at a time per key). */
+  | 'per-key'
+  /** All messages of a topic are delivered in publish order (with maxInFlight 1). */
+  | 'per-topic';
+
+export interface BrokerCapabilities {
+  /** Survives a restart of the broker (and of the process, for embedded brokers). */
+  readonly persistent: boolean;
+  /** Several processes can publish and consume through it. */
+  readonly multiProcess: boolean;
+  readonly ordering: Ordering;
+  /** `nack(delayMs)` is honoured by the engine itself (not only by holding the message in memory). */
+  readonly delayedRedelivery: boolean;
+  /** The engine drops a second publish with the same MessageId within a window. */
+  readonly publishDeduplication: boolean;
+  /** Largest message body the engine takes, in bytes. */
+  readonly maxMessageBytes: number;
+}
+
+export interface Broker {
+  /** Short engine name, e.g. `memory`, `sqlite`, `nats`. */
+  readonly name: string;
+  readonly capabilities: BrokerCapabilities;
+  publish(message: OutgoingMessage): Promise<void>;
+  /** Publishes several messages, pipelined or in one transaction; resolves when all are confirmed. */
+  publishBatch(messages: readonly OutgoingMessage[]): Promise<void>;
+  /** Declares a group so that it keeps messages published before its first subscriber starts. */
+  declareGroup(topic: string, group: string): Promise<void>;
+  subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription>;
+  /** Closes every subscription (draining as `Subscription.close` does) and the connection. */
+  close(): Promise<void>;
+}
