@@ -1,1 +1,3 @@
-export {};
+export type { RabbitMqBroker } from './broker.js';
+export { createRabbitMqBroker } from './broker.js';
+export type { RabbitMqBrokerOptions } from './options.js';

@@ -1,0 +1,310 @@
+import type { ConsumerConfig, JetStreamClient, JetStreamManager, StreamConfig } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream';
+import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
+import { nanos } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
+import { SwitchboardError } from '@switchboard/core';
+import { closedError, isTransient, toBrokerError } from './errors.js';
+import { toNatsHeaders } from './headers.js';
+import type { TopicNames } from './names.js';
+import { assertGroup, safeToken, topicNames } from './names.js';
+import type { NatsBrokerOptions, ResolvedNatsOptions } from './options.js';
+import { resolveOptions } from './options.js';
+import { NatsSubscription } from './subscription.js';
+import { idle } from './timers.js';
+
+/** Room kept in `max_payload` for headers (CloudEvents attributes, trace context, MessageId). */
+const HEADER_ALLOWANCE = 8 * 1024;
+const DEFAULT_MAX_IN_FLIGHT = 64;
+const DEFAULT_ACK_TIMEOUT_MS = 30_000;
+/** JetStream API error codes. */
+const STREAM_NOT_FOUND = 10059;
+const CONSUMER_NOT_FOUND = 10014;
+
+/** Encoded size of a NATS header block (`NATS/1.0\r\n`, one `name: value\r\n` per value, `\r\n`). */
+function headerBytes(headers: MsgHdrs): number {
+  let size = 12;
+  for (const name of headers.keys()) {
+    for (const value of headers.values(name)) size += Buffer.byteLength(name) + Buffer.byteLength(value) + 4;
+  }
+  return size;
+}
+
+function apiCode(error: unknown): number | undefined {
+  return error instanceof JetStreamApiError ? error.code : undefined;
+}
+
+/**
+ * Connects to NATS and returns a JetStream broker: one stream per topic, one durable pull consumer
+ * per consumer group. See `docs/adapters/nats.md`.
+ */
+export async function createNatsBroker(options: NatsBrokerOptions): Promise<NatsBroker> {
+  let connection = options.connection;
+  const owns = connection === undefined;
+  if (connection === undefined) {
+    if (options.servers === undefined)
+      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: 'createNatsBroker needs `servers` or `connection`' });
+    try {
+      connection = await connect({
+        name: 'switchboard',
+        noAsyncTraces: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        ...options.connectOptions,
+        servers: typeof options.servers === 'string' ? options.servers : [...options.servers],
+      });
+    } catch (error) {
+      throw toBrokerError(error, 'connect');
+    }
+  }
+  try {
+    const manager = await jetstreamManager(connection);
+    return new NatsBroker(connection, owns, manager, options);
+  } catch (error) {
+    if (owns) await connection.close().catch(() => {});
+    throw toBrokerError(error, 'JetStream is not available');
+  }
+}
+
+export class NatsBroker implements Broker {
+  readonly name = 'nats';
+  readonly capabilities: BrokerCapabilities;
+  /** The underlying connection (for status events and diagnostics). */
+  readonly connection: NatsConnection;
+  readonly #owns: boolean;
+  readonly #options: ResolvedNatsOptions;
+  readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
+  readonly #maxPayload: number;
+  readonly #streams = new Map<string, Promise<TopicNames>>();
+  readonly #subscriptions = new Set<NatsSubscription>();
+  #closing: Promise<void> | undefined;
+
+  constructor(connection: NatsConnection, owns: boolean, manager: JetStreamManager, options: NatsBrokerOptions) {
+    this.connection = connection;
+    this.#owns = owns;
+    this.#options = resolveOptions(options);
+    this.#jsm = manager;
+    this.#js = jetstream(connection);
+    this.#maxPayload = connection.info?.max_payload ?? 1024 * 1024;
+    this.capabilities = {
+      persistent: this.#options.storage === 'file',
+      multiProcess: true,
+      ordering: 'per-topic',
+      delayedRedelivery: true,
+      publishDeduplication: true,
+      maxMessageBytes: Math.min(options.maxMessageBytes ?? Number.POSITIVE_INFINITY, this.#maxPayload - HEADER_ALLOWANCE),
+    };
+  }
+
+  async publish(message: OutgoingMessage): Promise<void> {
+    this.#assertOpen('publish');
+    if (message.body.byteLength > this.capabilities.maxMessageBytes) {
+      throw new SwitchboardError('SB_MESSAGE_TOO_LARGE', {
+        detail: `${message.body.byteLength} bytes is over the NATS limit of ${this.capabilities.maxMessageBytes} bytes`,
+      });
+    }
+    const headers = toNatsHeaders(message.id, message.headers, message.key);
+    const size = message.body.byteLength + headerBytes(headers);
+    if (size > this.#maxPayload) {
+      throw new SwitchboardError('SB_MESSAGE_TOO_LARGE', {
+        detail: `${size} bytes with headers is over the server's max_payload of ${this.#maxPayload} bytes`,
+      });
+    }
+    const deadline = Date.now() + this.#options.publishTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const names = await this.#ensureStream(message.topic);
+        await this.#js.publish(names.subject, message.body, {
+          msgID: message.id,
+          headers,
+          timeout: Math.max(500, Math.min(5000, deadline - Date.now())),
+        });
+        return;
+      } catch (error) {
+        if (this.#closing !== undefined) throw closedError('publish');
+        if (error instanceof SwitchboardError || !isTransient(error) || Date.now() >= deadline) {
+          throw toBrokerError(error, `publish to ${message.topic}`);
+        }
+        // A republish carries the same MessageId, so JetStream drops it if the first one landed.
+        if (error instanceof Error && error.name === 'NoRespondersError') this.#streams.delete(message.topic);
+        await idle(Math.min(1000, 25 * 2 ** attempt, Math.max(0, deadline - Date.now())));
+      }
+    }
+  }
+
+  async publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
+    let next = 0;
+    let failure: unknown;
+    const worker = async () => {
+      while (next < messages.length) {
+        const message = messages[next++]!;
+        try {
+          await this.publish(message);
+        } catch (error) {
+          failure ??= error;
+        }
+      }
+    };
+    const workers = Math.min(messages.length, this.#options.publishConcurrency);
+    await Promise.all(Array.from({ length: workers }, worker));
+    if (failure !== undefined) throw failure;
+  }
+
+  async declareGroup(topic: string, group: string): Promise<void> {
+    this.#assertOpen('declareGroup');
+    await this.#ensureConsumer(topic, group, DEFAULT_MAX_IN_FLIGHT, DEFAULT_ACK_TIMEOUT_MS, false);
+  }
+
+  async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
+    this.#assertOpen('subscribe');
+    const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    const ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
+    if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
+      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `maxInFlight must be a positive integer, got ${maxInFlight}` });
+    }
+    if (!Number.isFinite(ackTimeoutMs) || ackTimeoutMs <= 0) {
+      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `ackTimeoutMs must be a positive number, got ${ackTimeoutMs}` });
+    }
+    const { stream, durable } = await this.#ensureConsumer(options.topic, options.group, maxInFlight, ackTimeoutMs, true);
+    let consumer: Awaited<ReturnType<JetStreamClient['consumers']['get']>>;
+    try {
+      consumer = await this.#js.consumers.get(stream, durable);
+    } catch (error) {
+      throw toBrokerError(error, `consumer ${durable} on ${stream}`);
+    }
+    this.#assertOpen('subscribe');
+    const subscription = new NatsSubscription({
+      topic: options.topic,
+      group: options.group,
+      consumer,
+      handler,
+      maxInFlight,
+      ackTimeoutMs,
+      drainTimeoutMs: this.#options.drainTimeoutMs,
+      fetchExpiresMs: this.#options.fetchExpiresMs,
+      onClosed: (closed) => this.#subscriptions.delete(closed),
+    });
+    this.#subscriptions.add(subscription);
+    subscription.start();
+    return subscription;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    await Promise.allSettled([...this.#subscriptions].map((subscription) => subscription.close()));
+    if (this.#owns) await this.connection.drain().catch(() => this.connection.close());
+    else await this.connection.flush().catch(() => {});
+  }
+
+  #assertOpen(what: string): void {
+    if (this.#closing !== undefined || this.connection.isClosed()) throw closedError(what);
+  }
+
+  #ensureStream(topic: string): Promise<TopicNames> {
+    let pending = this.#streams.get(topic);
+    if (pending === undefined) {
+      pending = this.#createStream(topicNames(this.#options.streamPrefix, this.#options.subjectPrefix, topic));
+      this.#streams.set(topic, pending);
+      pending.catch(() => this.#streams.delete(topic));
+    }
+    return pending;
+  }
+
+  async #createStream(names: TopicNames): Promise<TopicNames> {
+    const o = this.#options;
+    const config: Partial<StreamConfig> & { name: string } = {
+      name: names.stream,
+      subjects: [names.subject],
+      storage: o.storage === 'file' ? StorageType.File : StorageType.Memory,
+      num_replicas: o.replicas,
+      retention: o.retention === 'interest' ? RetentionPolicy.Interest : RetentionPolicy.Limits,
+      discard: DiscardPolicy.New,
+      max_age: nanos(o.maxAgeMs),
+      duplicate_window: nanos(o.duplicateWindowMs),
+    };
+    for (let tries = 0; ; tries++) {
+      try {
+        const info = await this.#jsm.streams.info(names.stream);
+        if (!info.config.subjects?.includes(names.subject)) {
+          throw new SwitchboardError('SB_CONFIG_INVALID', {
+            detail: `stream ${names.stream} exists but does not capture subject ${names.subject}`,
+          });
+        }
+        return names;
+      } catch (error) {
+        if (apiCode(error) !== STREAM_NOT_FOUND || tries > 0) throw toBrokerError(error, `stream ${names.stream}`);
+      }
+      try {
+        await this.#jsm.streams.add(config);
+        return names;
+      } catch {
+        // Another process may have created it at the same moment: look again once.
+      }
+    }
+  }
+
+  async #ensureConsumer(
+    topic: string,
+    group: string,
+    maxInFlight: number,
+    ackTimeoutMs: number,
+    updateExisting: boolean,
+  ): Promise<{ stream: string; durable: string }> {
+    assertGroup(group);
+    const names = await this.#ensureStream(topic);
+    const durable = safeToken(group);
+    const o = this.#options;
+    const wanted = {
+      ack_wait: nanos(ackTimeoutMs),
+      max_ack_pending: Math.max(o.maxAckPending, maxInFlight),
+      max_deliver: o.maxDeliver,
+    };
+    for (let tries = 0; ; tries++) {
+      try {
+        const info = await this.#jsm.consumers.info(names.stream, durable);
+        const current = info.config;
+        const differs =
+          current.ack_wait !== wanted.ack_wait ||
+          (current.max_ack_pending ?? 0) < wanted.max_ack_pending ||
+          current.max_deliver !== wanted.max_deliver;
+        if (updateExisting && differs) {
+          await this.#jsm.consumers.update(names.stream, durable, {
+            ...wanted,
+            max_ack_pending: Math.max(current.max_ack_pending ?? 0, wanted.max_ack_pending),
+          });
+        }
+        return { stream: names.stream, durable };
+      } catch (error) {
+        if (apiCode(error) !== CONSUMER_NOT_FOUND || tries > 0) throw toBrokerError(error, `consumer ${durable} on ${names.stream}`);
+      }
+      const config: Partial<ConsumerConfig> = {
+        ...wanted,
+        durable_name: durable,
+        ack_policy: AckPolicy.Explicit,
+        // A group gets what is published after it was declared, not the stream's history.
+        deliver_policy: DeliverPolicy.New,
+      };
+      try {
+        await this.#jsm.consumers.add(names.stream, config);
+        return { stream: names.stream, durable };
+      } catch {
+        // Created concurrently by another subscriber: look again once.
+      }
+    }
+  }
+}

@@ -1,0 +1,125 @@
+import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import type { DeliveryHandler, Subscription } from '@switchboard/core';
+import { NatsDelivery } from './delivery.js';
+import { fromNatsHeaders } from './headers.js';
+import { idle } from './timers.js';
+
+export interface NatsSubscriptionConfig {
+  readonly topic: string;
+  readonly group: string;
+  readonly consumer: Consumer;
+  readonly handler: DeliveryHandler;
+  readonly maxInFlight: number;
+  readonly ackTimeoutMs: number;
+  readonly drainTimeoutMs: number;
+  readonly fetchExpiresMs: number;
+  readonly onClosed: (subscription: NatsSubscription) => void;
+}
+
+/**
+ * A pull loop on a durable consumer. It only asks JetStream for as many messages as it has free
+ * slots (`maxInFlight` minus unsettled deliveries), so nothing waits in a local buffer while its
+ * ack timer runs.
+ */
+export class NatsSubscription implements Subscription {
+  readonly topic: string;
+  readonly group: string;
+  readonly #config: NatsSubscriptionConfig;
+  readonly #running = new Set<Promise<void>>();
+  readonly #unsettled = new Set<NatsDelivery>();
+  #free: number;
+  #wake: (() => void) | undefined;
+  #stopping = false;
+  #batch: ConsumerMessages | undefined;
+  #loop: Promise<void> = Promise.resolve();
+  #closing: Promise<void> | undefined;
+
+  constructor(config: NatsSubscriptionConfig) {
+    this.topic = config.topic;
+    this.group = config.group;
+    this.#config = config;
+    this.#free = config.maxInFlight;
+  }
+
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (!this.#stopping) {
+      if (this.#free <= 0) {
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+        });
+        this.#wake = undefined;
+        continue;
+      }
+      try {
+        const batch = await this.#config.consumer.fetch({ max_messages: this.#free, expires: this.#config.fetchExpiresMs });
+        this.#batch = batch;
+        for await (const msg of batch) {
+          if (this.#stopping) msg.nak();
+          else this.#dispatch(msg);
+        }
+        failures = 0;
+      } catch {
+        // Connection lost, consumer missing, heartbeats missed: pull again after a short pause.
+        failures += 1;
+        if (!this.#stopping) await idle(Math.min(2000, 25 * 2 ** failures));
+      } finally {
+        this.#batch = undefined;
+      }
+    }
+  }
+
+  #dispatch(msg: JsMsg): void {
+    this.#free -= 1;
+    const received = fromNatsHeaders(msg.headers);
+    const delivery = new NatsDelivery(
+      msg,
+      {
+        id: received.id || `${msg.info.stream}:${msg.seq}`,
+        topic: this.topic,
+        headers: received.headers,
+        key: received.key,
+      },
+      this.#config.ackTimeoutMs,
+      () => this.#release(delivery),
+    );
+    this.#unsettled.add(delivery);
+    const run = this.#handle(delivery).finally(() => this.#running.delete(run));
+    this.#running.add(run);
+  }
+
+  async #handle(delivery: NatsDelivery): Promise<void> {
+    try {
+      await this.#config.handler(delivery);
+    } catch {
+      await delivery.nack().catch(() => {});
+    }
+  }
+
+  #release(delivery: NatsDelivery): void {
+    if (!this.#unsettled.delete(delivery)) return;
+    this.#free += 1;
+    this.#wake?.();
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#stopping = true;
+    this.#wake?.();
+    const { drainTimeoutMs, fetchExpiresMs } = this.#config;
+    // An open pull request lives until it expires; whatever it still brings is given back.
+    const loopDone = Promise.race([this.#loop, idle(fetchExpiresMs + 1000).then(() => this.#batch?.stop())]);
+    const handlersDone = Promise.race([Promise.allSettled([...this.#running]), idle(drainTimeoutMs)]);
+    await Promise.all([loopDone, handlersDone]);
+    for (const delivery of [...this.#unsettled]) await delivery.nack().catch(() => {});
+    this.#config.onClosed(this);
+  }
+}

@@ -1,0 +1,34 @@
+import { randomBytes } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { describeBrokerConformance } from '@switchboard/testkit';
+import { afterAll } from 'vitest';
+import { createNatsBroker } from '../src/index.js';
+
+const servers = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const streamPrefix = `SBT${randomBytes(4).toString('hex')}`;
+
+async function maxPayload(): Promise<number> {
+  const nc = await connect({ servers });
+  const value = nc.info?.max_payload ?? 0;
+  await nc.close();
+  return value;
+}
+
+afterAll(async () => {
+  const nc = await connect({ servers });
+  const jsm = await jetstreamManager(nc);
+  for await (const name of jsm.streams.names()) {
+    if (name.startsWith(`${streamPrefix}_`)) await jsm.streams.delete(name);
+  }
+  await nc.close();
+});
+
+describeBrokerConformance('nats', () => createNatsBroker({ servers, streamPrefix, subjectPrefix: streamPrefix.toLowerCase() }), {
+  persistent: true,
+  multiProcess: true,
+  ordering: 'per-topic',
+  delayedRedelivery: true,
+  publishDeduplication: true,
+  maxMessageBytes: (await maxPayload()) - 8 * 1024,
+});

@@ -1,0 +1,66 @@
+import { fileURLToPath } from 'node:url';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { randomName, testMessage, waitFor } from '@switchboard/testkit';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createNatsBroker } from '../src/index.js';
+import { ConsumerProcess } from './consumer-process.js';
+
+const servers = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const streamPrefix = `SBC${Date.now().toString(36)}`;
+// The child runs the built package (`tsc -b packages/adapters/nats`).
+const script = fileURLToPath(new URL('./fixtures/consumer.mjs', import.meta.url));
+const TOTAL = 10_000;
+
+afterAll(async () => {
+  const nc = await connect({ servers });
+  const jsm = await jetstreamManager(nc);
+  for await (const name of jsm.streams.names()) if (name.startsWith(`${streamPrefix}_`)) await jsm.streams.delete(name);
+  await nc.close();
+});
+
+describe('nats: consumer process killed mid-stream', () => {
+  it(`loses none of ${TOTAL} messages while the consumer is SIGKILLed twice`, { timeout: 60_000 }, async () => {
+    const broker = await createNatsBroker({ servers, streamPrefix, subjectPrefix: streamPrefix.toLowerCase() });
+    const topic = randomName('crash');
+    const group = randomName('workers');
+    await broker.declareGroup(topic, group);
+
+    const seen = new Map<string, number>();
+    let deliveries = 0;
+    const onDelivery = (id: string) => {
+      deliveries += 1;
+      seen.set(id, (seen.get(id) ?? 0) + 1);
+    };
+    const start = async () => {
+      const consumer = new ConsumerProcess(script, [servers, streamPrefix, topic, group], onDelivery);
+      await consumer.ready;
+      return consumer;
+    };
+
+    const messages = Array.from({ length: TOTAL }, () => testMessage(topic));
+    let consumer = await start();
+    const publishing = (async () => {
+      for (let i = 0; i < messages.length; i += 500) await broker.publishBatch(messages.slice(i, i + 500));
+    })();
+    const seenAtKill: number[] = [];
+    for (const threshold of [TOTAL * 0.25, TOTAL * 0.6]) {
+      await waitFor(() => seen.size >= threshold, `${threshold} distinct messages`, 30_000);
+      seenAtKill.push(seen.size);
+      await consumer.kill('SIGKILL');
+      consumer = await start();
+    }
+    await publishing;
+    await waitFor(() => seen.size >= TOTAL, `all ${TOTAL} distinct messages`, 30_000);
+    await consumer.kill('SIGTERM');
+    await broker.close();
+
+    const missing = messages.filter((message) => !seen.has(message.id));
+    expect(missing).toEqual([]);
+    expect(seen.size).toBe(TOTAL);
+    expect(seenAtKill.every((count) => count < TOTAL)).toBe(true);
+    console.info(
+      `[nats crash] published=${TOTAL} distinct=${seen.size} deliveries=${deliveries} duplicates=${deliveries - seen.size} killedAt=${seenAtKill.join(',')}`,
+    );
+  });
+});

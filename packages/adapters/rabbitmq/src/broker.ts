@@ -1,0 +1,359 @@
+import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
+import { SwitchboardError } from '@switchboard/core';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options, RecoveringChannelModel } from 'amqplib';
+import { connect } from 'amqplib';
+import { closedError, isTooLarge, toBrokerError } from './errors.js';
+import { ATTEMPT_HEADER, toAmqpHeaders } from './headers.js';
+import { assertGroup, assertTopic, delayBucket, delayQueueName, exchangeName, groupQueueName } from './names.js';
+import type { RabbitMqBrokerOptions, ResolvedRabbitMqOptions } from './options.js';
+import { resolveOptions } from './options.js';
+import { RabbitMqSubscription } from './subscription.js';
+import { idle } from './timers.js';
+
+const DEFAULT_MAX_IN_FLIGHT = 64;
+const DEFAULT_ACK_TIMEOUT_MS = 30_000;
+/** Unused delay queues disappear this long after their last declaration (plus their TTL). */
+const DELAY_QUEUE_IDLE_MS = 15 * 60_000;
+/** A delay queue is declared again when its last declaration is older than this. */
+const DELAY_QUEUE_REDECLARE_MS = 5 * 60_000;
+
+/** Channels of one live connection. */
+interface Link {
+  readonly model: ChannelModel;
+  admin: Channel | undefined;
+  publisher: ConfirmChannel | undefined;
+  /** Messages the server returned as unroutable, by MessageId, until their confirm arrives. */
+  readonly returned: Set<string>;
+  readonly exchanges: Set<string>;
+  readonly delayQueues: Map<string, number>;
+}
+
+interface GroupTopology {
+  readonly topic: string;
+  readonly queue: string;
+}
+
+function withHeartbeat(url: string, seconds: number): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', String(seconds));
+    return parsed.toString();
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * Connects to RabbitMQ and returns a broker: one durable topic exchange per topic, one durable
+ * (quorum) queue per consumer group, publisher confirms, manual acks, TTL delay queues for
+ * `nack(delayMs)`, automatic reconnect. See `docs/adapters/rabbitmq.md`.
+ */
+export async function createRabbitMqBroker(options: RabbitMqBrokerOptions): Promise<RabbitMqBroker> {
+  const broker = new RabbitMqBroker(options);
+  await broker.connect();
+  return broker;
+}
+
+export class RabbitMqBroker implements Broker {
+  readonly name = 'rabbitmq';
+  readonly capabilities: BrokerCapabilities;
+  readonly #options: ResolvedRabbitMqOptions;
+  readonly #groups = new Map<string, GroupTopology>();
+  readonly #topics = new Set<string>();
+  readonly #subscriptions = new Set<RabbitMqSubscription>();
+  #connection: RecoveringChannelModel | undefined;
+  #link: Link | undefined;
+  #waiters: Array<() => void> = [];
+  #closing: Promise<void> | undefined;
+
+  constructor(options: RabbitMqBrokerOptions) {
+    this.#options = resolveOptions(options);
+    this.capabilities = {
+      persistent: true,
+      multiProcess: true,
+      ordering: 'per-topic',
+      delayedRedelivery: true,
+      publishDeduplication: false,
+      maxMessageBytes: this.#options.maxMessageBytes,
+    };
+  }
+
+  /** Opens the connection; later losses are recovered automatically. */
+  async connect(): Promise<void> {
+    const o = this.#options;
+    try {
+      this.#connection = await connect(withHeartbeat(o.url, o.heartbeatSeconds), {
+        recovery: {
+          initialDelay: 100,
+          maxDelay: o.maxReconnectDelayMs,
+          initialMaxRetries: o.connectRetries,
+          waitForConnect: false,
+          setup: (model: ChannelModel) => this.#setup(model),
+        },
+      });
+      this.#connection.on('error', () => {});
+      this.#connection.on('disconnect', () => {
+        this.#link = undefined;
+      });
+      await this.#connection.waitForConnect();
+    } catch (error) {
+      await this.#connection?.close().catch(() => {});
+      throw toBrokerError(error, `connect to RabbitMQ`);
+    }
+  }
+
+  /** Runs on every (re)connection: channels, then the known topology, then the subscriptions. */
+  async #setup(model: ChannelModel): Promise<void> {
+    model.on('error', () => {});
+    const link: Link = { model, admin: undefined, publisher: undefined, returned: new Set(), exchanges: new Set(), delayQueues: new Map() };
+    await this.#adminChannel(link);
+    await this.#publisherChannel(link);
+    for (const topic of this.#topics) await this.#declareExchange(link, topic);
+    for (const [, group] of this.#groups) await this.#declareQueue(link, group);
+    this.#link = link;
+    for (const subscription of this.#subscriptions) await subscription.attach(model);
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  async #adminChannel(link: Link): Promise<Channel> {
+    if (link.admin !== undefined) return link.admin;
+    const channel = await link.model.createChannel();
+    channel.on('error', () => {});
+    channel.on('close', () => {
+      if (link.admin === channel) link.admin = undefined;
+    });
+    link.admin = channel;
+    return channel;
+  }
+
+  async #publisherChannel(link: Link): Promise<ConfirmChannel> {
+    if (link.publisher !== undefined) return link.publisher;
+    const channel = await link.model.createConfirmChannel();
+    channel.on('error', () => {});
+    channel.on('close', () => {
+      if (link.publisher === channel) link.publisher = undefined;
+    });
+    channel.on('return', (message: Message) => {
+      const id = message.properties.messageId;
+      if (typeof id === 'string') link.returned.add(id);
+    });
+    link.publisher = channel;
+    return channel;
+  }
+
+  async #declareExchange(link: Link, topic: string): Promise<string> {
+    const exchange = exchangeName(this.#options.exchangePrefix, topic);
+    if (link.exchanges.has(exchange)) return exchange;
+    const admin = await this.#adminChannel(link);
+    await admin.assertExchange(exchange, 'topic', { durable: true });
+    link.exchanges.add(exchange);
+    return exchange;
+  }
+
+  async #declareQueue(link: Link, group: GroupTopology): Promise<void> {
+    const exchange = await this.#declareExchange(link, group.topic);
+    const admin = await this.#adminChannel(link);
+    await admin.assertQueue(group.queue, { durable: true, arguments: { 'x-queue-type': this.#options.queueType } });
+    await admin.bindQueue(group.queue, exchange, group.topic);
+  }
+
+  /** The live link, waiting for a reconnect until `deadline`. */
+  async #liveLink(deadline: number, what: string): Promise<Link> {
+    for (;;) {
+      if (this.#closing !== undefined) throw closedError(what);
+      const link = this.#link;
+      if (link !== undefined) return link;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new SwitchboardError('SB_BROKER_UNAVAILABLE', { detail: `${what}: not connected to RabbitMQ` });
+      await Promise.race([new Promise<void>((resolve) => this.#waiters.push(resolve)), idle(Math.min(remaining, 250))]);
+    }
+  }
+
+  async publish(message: OutgoingMessage): Promise<void> {
+    if (this.#closing !== undefined) throw closedError('publish');
+    assertTopic(message.topic);
+    if (message.body.byteLength > this.capabilities.maxMessageBytes) {
+      throw new SwitchboardError('SB_MESSAGE_TOO_LARGE', {
+        detail: `${message.body.byteLength} bytes is over the limit of ${this.capabilities.maxMessageBytes} bytes`,
+      });
+    }
+    this.#topics.add(message.topic);
+    const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
+    const properties: Options.Publish = {
+      persistent: true,
+      mandatory: true,
+      messageId: message.id,
+      headers: toAmqpHeaders(message.headers, message.key),
+    };
+    const deadline = Date.now() + this.#options.publishTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const link = await this.#liveLink(deadline, `publish to ${message.topic}`);
+        const exchange = await this.#declareExchange(link, message.topic);
+        // A message no group queue is bound to is returned and dropped: nobody declared interest.
+        await this.#confirm(link, exchange, message.topic, content, properties);
+        return;
+      } catch (error) {
+        if (this.#closing !== undefined) throw closedError('publish');
+        if (error instanceof SwitchboardError || isTooLarge(error) || Date.now() >= deadline) {
+          throw toBrokerError(error, `publish to ${message.topic}`);
+        }
+        await idle(Math.min(500, 20 * 2 ** attempt, Math.max(0, deadline - Date.now())));
+      }
+    }
+  }
+
+  /** Publishes on the confirm channel; resolves `true` when the server confirmed and did not return it. */
+  async #confirm(link: Link, exchange: string, routingKey: string, content: Buffer, properties: Options.Publish): Promise<boolean> {
+    const channel = await this.#publisherChannel(link);
+    return new Promise<boolean>((resolve, reject) => {
+      try {
+        channel.publish(exchange, routingKey, content, properties, (error: unknown) => {
+          const id = properties.messageId;
+          const returned = id !== undefined && link.returned.delete(id);
+          if (error) reject(error instanceof Error ? error : new Error(String(error)));
+          else resolve(!returned);
+        });
+      } catch (error) {
+        reject(error);
+      }
+    });
+  }
+
+  async publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
+    let next = 0;
+    let failure: unknown;
+    const worker = async () => {
+      while (next < messages.length) {
+        const message = messages[next++]!;
+        try {
+          await this.publish(message);
+        } catch (error) {
+          failure ??= error;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(messages.length, this.#options.publishConcurrency) }, worker));
+    if (failure !== undefined) throw failure;
+  }
+
+  async declareGroup(topic: string, group: string): Promise<void> {
+    await this.#declareGroup(topic, group, 'declareGroup');
+  }
+
+  async #declareGroup(topic: string, group: string, what: string): Promise<GroupTopology> {
+    if (this.#closing !== undefined) throw closedError(what);
+    assertTopic(topic);
+    assertGroup(group);
+    const topology: GroupTopology = { topic, queue: groupQueueName(this.#options.exchangePrefix, topic, group) };
+    this.#topics.add(topic);
+    this.#groups.set(topology.queue, topology);
+    const deadline = Date.now() + this.#options.publishTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      const link = await this.#liveLink(deadline, what);
+      try {
+        await this.#declareQueue(link, topology);
+        return topology;
+      } catch (error) {
+        if (Date.now() >= deadline) throw toBrokerError(error, `declare queue ${topology.queue}`);
+        await idle(Math.min(500, 20 * 2 ** attempt));
+      }
+    }
+  }
+
+  async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
+    if (this.#closing !== undefined) throw closedError('subscribe');
+    const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    const ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
+    if (!Number.isInteger(maxInFlight) || maxInFlight < 1 || maxInFlight > 65_535) {
+      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `maxInFlight must be an integer from 1 to 65535, got ${maxInFlight}` });
+    }
+    if (!Number.isFinite(ackTimeoutMs) || ackTimeoutMs <= 0) {
+      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `ackTimeoutMs must be a positive number, got ${ackTimeoutMs}` });
+    }
+    const topology = await this.#declareGroup(options.topic, options.group, 'subscribe');
+    const subscription = new RabbitMqSubscription({
+      topic: options.topic,
+      group: options.group,
+      queue: topology.queue,
+      handler,
+      maxInFlight,
+      ackTimeoutMs,
+      drainTimeoutMs: this.#options.drainTimeoutMs,
+      delay: (message, attempt, delayMs) => this.#delay(topology.queue, message, attempt, delayMs),
+      redeclare: async () => {
+        const link = this.#link;
+        if (link !== undefined) await this.#declareQueue(link, topology);
+      },
+      currentModel: () => this.#link?.model,
+      onClosed: (closed) => this.#subscriptions.delete(closed),
+    });
+    const deadline = Date.now() + this.#options.publishTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      const link = await this.#liveLink(deadline, 'subscribe');
+      try {
+        await subscription.attach(link.model);
+        break;
+      } catch (error) {
+        if (Date.now() >= deadline) throw toBrokerError(error, `consume from ${topology.queue}`);
+        await idle(Math.min(500, 20 * 2 ** attempt));
+      }
+    }
+    this.#subscriptions.add(subscription);
+    return subscription;
+  }
+
+  /**
+   * Parks a copy of the message in the group's delay queue for the bucket at or above `delayMs`;
+   * when its TTL runs out the server dead-letters it back into the group queue. Resolves once the
+   * copy is confirmed, so the caller can ack the original.
+   */
+  async #delay(groupQueue: string, message: ConsumeMessage, attempt: number, delayMs: number): Promise<void> {
+    const link = this.#link;
+    if (link === undefined) throw new SwitchboardError('SB_BROKER_UNAVAILABLE', { detail: 'not connected' });
+    const bucket = delayBucket(delayMs);
+    const queue = delayQueueName(groupQueue, bucket);
+    const declaredAt = link.delayQueues.get(queue);
+    if (declaredAt === undefined || Date.now() - declaredAt > DELAY_QUEUE_REDECLARE_MS) {
+      const admin = await this.#adminChannel(link);
+      await admin.assertQueue(queue, {
+        durable: true,
+        arguments: {
+          'x-queue-type': 'classic',
+          'x-message-ttl': bucket,
+          'x-expires': bucket + DELAY_QUEUE_IDLE_MS,
+          'x-dead-letter-exchange': '',
+          'x-dead-letter-routing-key': groupQueue,
+        },
+      });
+      link.delayQueues.set(queue, Date.now());
+    }
+    const { properties } = message;
+    const headers = { ...(properties.headers as Record<string, unknown> | undefined) };
+    for (const name of ['x-death', 'x-delivery-count', 'x-first-death-exchange', 'x-first-death-queue', 'x-first-death-reason']) {
+      delete headers[name];
+    }
+    headers[ATTEMPT_HEADER] = String(attempt);
+    const routed = await this.#confirm(link, '', queue, message.content, {
+      persistent: true,
+      mandatory: true,
+      messageId: properties.messageId as string | undefined,
+      headers,
+    });
+    if (!routed) throw new SwitchboardError('SB_BROKER_UNAVAILABLE', { detail: `delay queue ${queue} is missing` });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    for (const wake of this.#waiters.splice(0)) wake();
+    await Promise.allSettled([...this.#subscriptions].map((subscription) => subscription.close()));
+    const link = this.#link;
+    if (link?.publisher !== undefined) await link.publisher.waitForConfirms().catch(() => {});
+    await this.#connection?.close().catch(() => {});
+    this.#link = undefined;
+  }
+}

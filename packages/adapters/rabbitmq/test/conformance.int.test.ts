@@ -1,0 +1,20 @@
+import { randomBytes } from 'node:crypto';
+import { describeBrokerConformance } from '@switchboard/testkit';
+import { afterAll } from 'vitest';
+import { createRabbitMqBroker } from '../src/index.js';
+import { TopologyTracker } from './topology.js';
+
+const url = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const exchangePrefix = `sbt-${randomBytes(4).toString('hex')}.`;
+const tracker = new TopologyTracker(url, exchangePrefix);
+
+afterAll(() => tracker.cleanup());
+
+describeBrokerConformance('rabbitmq', async () => tracker.track(await createRabbitMqBroker({ url, exchangePrefix })), {
+  persistent: true,
+  multiProcess: true,
+  ordering: 'per-topic',
+  delayedRedelivery: true,
+  publishDeduplication: false,
+  maxMessageBytes: 128 * 1024 * 1024,
+});

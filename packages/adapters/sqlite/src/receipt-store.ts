@@ -1,0 +1,300 @@
+import {
+  decideClaim,
+  decodeListCursor,
+  encodeListCursor,
+  type ListPage,
+  listPageLimit,
+  mergeReceipt,
+  type ProblemDetails,
+  type Receipt,
+  type ReceiptClaim,
+  type ReceiptClaimResult,
+  type ReceiptKey,
+  type ReceiptListFilter,
+  type ReceiptPurgeOptions,
+  type ReceiptState,
+  type ReceiptStore,
+  type ReceiptUpdate,
+  type RecordOutcome,
+  reopenReceipt,
+} from '@switchboard/core';
+import type BetterSqlite3 from 'better-sqlite3';
+import { openStoreDatabase, runStoreCall, type StoreDatabaseOptions, tableName } from './store-database.js';
+
+export interface SqliteReceiptStoreOptions extends StoreDatabaseOptions {
+  /** Clock in epoch ms. Default `Date.now`. */
+  readonly clock?: () => number;
+}
+
+interface ReceiptRow {
+  message_id: string;
+  grp: string;
+  state: ReceiptState;
+  type: string | null;
+  source: string | null;
+  topic: string | null;
+  attempts: number;
+  received_at: number;
+  updated_at: number;
+  processed_at: number | null;
+  error: string | null;
+  result: string | null;
+  lease_owner: string | null;
+  lease_until: number | null;
+}
+
+const PURGE_CHUNK = 1000;
+
+/**
+ * `ReceiptStore` on SQLite (WAL). Several processes may share the file. Every batch runs in one
+ * `BEGIN IMMEDIATE` transaction with prepared statements.
+ *
+ * Schema (`<prefix>receipts`, WITHOUT ROWID): primary key (message_id, grp); indexes on
+ * (received_at, grp, message_id) for `list` and (updated_at) for `purge`. `error` is the problem
+ * document as JSON text.
+ *
+ * To commit a handler's writes and the `processed` mark together, open the store on the
+ * application's database handle and call `recordSync` inside the application's own transaction.
+ */
+export class SqliteReceiptStore implements ReceiptStore {
+  readonly #db: BetterSqlite3.Database;
+  readonly #ownsDatabase: boolean;
+  readonly #clock: () => number;
+  readonly #table: string;
+  readonly #select: BetterSqlite3.Statement<[string, string], ReceiptRow>;
+  readonly #selectAll: BetterSqlite3.Statement<[string], ReceiptRow>;
+  readonly #upsert: BetterSqlite3.Statement<ReceiptRow>;
+  readonly #listStatements = new Map<string, BetterSqlite3.Statement<unknown[], ReceiptRow>>();
+  readonly #recordTx: BetterSqlite3.Transaction<(updates: readonly ReceiptUpdate[]) => RecordOutcome[]>;
+  readonly #claimTx: BetterSqlite3.Transaction<(requests: readonly ReceiptClaim[]) => ReceiptClaimResult[]>;
+  readonly #reopenTx: BetterSqlite3.Transaction<(keys: readonly ReceiptKey[]) => number>;
+  readonly #extendTx: BetterSqlite3.Transaction<(key: ReceiptKey, owner: string, leaseMs: number) => boolean>;
+
+  constructor(options: SqliteReceiptStoreOptions) {
+    const { db, owns } = openStoreDatabase(options);
+    this.#db = db;
+    this.#ownsDatabase = owns;
+    this.#clock = options.clock ?? Date.now;
+    this.#table = tableName(options.tablePrefix, 'receipts');
+    const t = this.#table;
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS ${t} (
+        message_id TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        state TEXT NOT NULL,
+        type TEXT,
+        source TEXT,
+        topic TEXT,
+        attempts INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        processed_at INTEGER,
+        error TEXT,
+        result TEXT,
+        lease_owner TEXT,
+        lease_until INTEGER,
+        PRIMARY KEY (message_id, grp)
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS ${t}_received ON ${t} (received_at, grp, message_id);
+      CREATE INDEX IF NOT EXISTS ${t}_updated ON ${t} (updated_at);
+    `);
+    this.#select = db.prepare<[string, string], ReceiptRow>(`SELECT * FROM ${t} WHERE message_id = ? AND grp = ?`);
+    this.#selectAll = db.prepare<[string], ReceiptRow>(`SELECT * FROM ${t} WHERE message_id = ? ORDER BY grp`);
+    this.#upsert = db.prepare<ReceiptRow>(`
+      INSERT INTO ${t} (message_id, grp, state, type, source, topic, attempts, received_at, updated_at, processed_at, error, result, lease_owner, lease_until)
+      VALUES (@message_id, @grp, @state, @type, @source, @topic, @attempts, @received_at, @updated_at, @processed_at, @error, @result, @lease_owner, @lease_until)
+      ON CONFLICT (message_id, grp) DO UPDATE SET
+        state = excluded.state, type = excluded.type, source = excluded.source, topic = excluded.topic,
+        attempts = excluded.attempts, updated_at = excluded.updated_at, processed_at = excluded.processed_at,
+        error = excluded.error, result = excluded.result, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until
+    `);
+    this.#recordTx = db.transaction((updates: readonly ReceiptUpdate[]) => {
+      const now = this.#clock();
+      return updates.map((update): RecordOutcome => {
+        const current = this.#read(update.messageId, update.group);
+        const next = mergeReceipt(current, update, now);
+        if (next === undefined) return 'ignored';
+        this.#upsert.run(toRow(next));
+        return current === undefined ? 'created' : 'updated';
+      });
+    });
+    this.#claimTx = db.transaction((requests: readonly ReceiptClaim[]) => {
+      const now = this.#clock();
+      return requests.map((request) => {
+        const result = decideClaim(this.#read(request.messageId, request.group), request, now);
+        if (result.outcome === 'claimed') this.#upsert.run(toRow(result.receipt));
+        return result;
+      });
+    });
+    this.#reopenTx = db.transaction((keys: readonly ReceiptKey[]) => {
+      const now = this.#clock();
+      let count = 0;
+      for (const key of keys) {
+        const current = this.#read(key.messageId, key.group);
+        const next = current === undefined ? undefined : reopenReceipt(current, now);
+        if (next !== undefined) {
+          this.#upsert.run(toRow(next));
+          count++;
+        }
+      }
+      return count;
+    });
+    this.#extendTx = db.transaction((key: ReceiptKey, owner: string, leaseMs: number) => {
+      const current = this.#read(key.messageId, key.group);
+      if (current === undefined || current.state !== 'processing' || current.leaseOwner !== owner) return false;
+      const now = this.#clock();
+      this.#upsert.run(toRow({ ...current, leaseUntil: now + leaseMs, updatedAt: Math.max(now, current.updatedAt) }));
+      return true;
+    });
+  }
+
+  /**
+   * `record`, synchronously. Inside an application transaction on the same database handle it joins
+   * that transaction (as a savepoint), so the `processed` mark commits or rolls back with the
+   * handler's own writes.
+   */
+  recordSync(updates: readonly ReceiptUpdate[]): RecordOutcome[] {
+    return runStoreCall('receipt', () => this.#recordTx.immediate(updates));
+  }
+
+  /** `claimBatch`, synchronously (joins an open transaction on the same handle). */
+  claimBatchSync(requests: readonly ReceiptClaim[]): ReceiptClaimResult[] {
+    return runStoreCall('receipt', () => this.#claimTx.immediate(requests));
+  }
+
+  async record(updates: readonly ReceiptUpdate[]): Promise<RecordOutcome[]> {
+    return this.recordSync(updates);
+  }
+
+  async claim(request: ReceiptClaim): Promise<ReceiptClaimResult> {
+    const [result] = this.claimBatchSync([request]);
+    return result as ReceiptClaimResult;
+  }
+
+  async claimBatch(requests: readonly ReceiptClaim[]): Promise<ReceiptClaimResult[]> {
+    return this.claimBatchSync(requests);
+  }
+
+  async extendLease(key: ReceiptKey, owner: string, leaseMs: number): Promise<boolean> {
+    return runStoreCall('receipt', () => this.#extendTx.immediate(key, owner, leaseMs));
+  }
+
+  async reopen(keys: readonly ReceiptKey[]): Promise<number> {
+    return runStoreCall('receipt', () => this.#reopenTx.immediate(keys));
+  }
+
+  async get(messageId: string, group: string): Promise<Receipt | undefined> {
+    return runStoreCall('receipt', () => this.#read(messageId, group));
+  }
+
+  async getAll(messageId: string): Promise<Receipt[]> {
+    return runStoreCall('receipt', () => this.#selectAll.all(messageId).map(fromRow));
+  }
+
+  async list(filter: ReceiptListFilter = {}): Promise<ListPage<Receipt>> {
+    const limit = listPageLimit(filter.limit);
+    const after = filter.cursor === undefined ? undefined : decodeListCursor(filter.cursor, 3);
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (clause: string, value: unknown) => {
+      where.push(clause);
+      params.push(value);
+    };
+    if (filter.group !== undefined) add('grp = ?', filter.group);
+    if (filter.state !== undefined) add('state = ?', filter.state);
+    if (filter.type !== undefined) add('type = ?', filter.type);
+    if (filter.topic !== undefined) add('topic = ?', filter.topic);
+    if (filter.receivedFrom !== undefined) add('received_at >= ?', filter.receivedFrom);
+    if (filter.receivedTo !== undefined) add('received_at < ?', filter.receivedTo);
+    if (after !== undefined) {
+      where.push('(received_at, grp, message_id) > (?, ?, ?)');
+      params.push(...after);
+    }
+    const sql = `SELECT * FROM ${this.#table}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY received_at, grp, message_id LIMIT ?`;
+    params.push(limit + 1);
+    return runStoreCall('receipt', () => {
+      let statement = this.#listStatements.get(sql);
+      if (statement === undefined) {
+        statement = this.#db.prepare<unknown[], ReceiptRow>(sql);
+        this.#listStatements.set(sql, statement);
+      }
+      const rows = statement.all(...params);
+      const items = rows.slice(0, limit).map(fromRow);
+      const last = items.at(-1);
+      return rows.length > limit && last !== undefined
+        ? { items, nextCursor: encodeListCursor([last.receivedAt, last.group, last.messageId]) }
+        : { items };
+    });
+  }
+
+  async purge(olderThan: number, options: ReceiptPurgeOptions = {}): Promise<number> {
+    const states = options.states;
+    if (states !== undefined && states.length === 0) return 0;
+    const stateClause = states === undefined ? '' : ` AND state IN (${states.map(() => '?').join(', ')})`;
+    const t = this.#table;
+    const statement = runStoreCall('receipt', () =>
+      this.#db.prepare(
+        `DELETE FROM ${t} WHERE (message_id, grp) IN (SELECT message_id, grp FROM ${t} WHERE updated_at < ?${stateClause} LIMIT ${PURGE_CHUNK})`,
+      ),
+    );
+    let total = 0;
+    // Deletes in chunks, one short transaction each, so other processes are not locked out for long.
+    for (;;) {
+      const { changes } = runStoreCall('receipt', () => statement.run(olderThan, ...(states ?? [])));
+      total += changes;
+      if (changes < PURGE_CHUNK) return total;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#ownsDatabase && this.#db.open) this.#db.close();
+  }
+
+  #read(messageId: string, group: string): Receipt | undefined {
+    const row = this.#select.get(messageId, group);
+    return row === undefined ? undefined : fromRow(row);
+  }
+}
+
+function toRow(receipt: Receipt): ReceiptRow {
+  return {
+    message_id: receipt.messageId,
+    grp: receipt.group,
+    state: receipt.state,
+    type: receipt.type ?? null,
+    source: receipt.source ?? null,
+    topic: receipt.topic ?? null,
+    attempts: receipt.attempts,
+    received_at: receipt.receivedAt,
+    updated_at: receipt.updatedAt,
+    processed_at: receipt.processedAt ?? null,
+    error: receipt.error === undefined ? null : JSON.stringify(receipt.error),
+    result: receipt.result ?? null,
+    lease_owner: receipt.leaseOwner ?? null,
+    lease_until: receipt.leaseUntil ?? null,
+  };
+}
+
+function fromRow(row: ReceiptRow): Receipt {
+  return {
+    group: row.grp,
+    messageId: row.message_id,
+    state: row.state,
+    ...(row.type === null ? {} : { type: row.type }),
+    ...(row.source === null ? {} : { source: row.source }),
+    ...(row.topic === null ? {} : { topic: row.topic }),
+    attempts: row.attempts,
+    receivedAt: row.received_at,
+    updatedAt: row.updated_at,
+    ...(row.processed_at === null ? {} : { processedAt: row.processed_at }),
+    ...(row.error === null ? {} : { error: JSON.parse(row.error) as ProblemDetails }),
+    ...(row.result === null ? {} : { result: row.result }),
+    ...(row.lease_owner === null ? {} : { leaseOwner: row.lease_owner }),
+    ...(row.lease_until === null ? {} : { leaseUntil: row.lease_until }),
+  };
+}
+
+export function createSqliteReceiptStore(options: SqliteReceiptStoreOptions): SqliteReceiptStore {
+  return new SqliteReceiptStore(options);
+}

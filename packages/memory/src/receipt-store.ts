@@ -1,0 +1,183 @@
+import {
+  decideClaim,
+  decodeListCursor,
+  encodeListCursor,
+  type ListPage,
+  listPageLimit,
+  mergeReceipt,
+  type Receipt,
+  type ReceiptClaim,
+  type ReceiptClaimResult,
+  type ReceiptKey,
+  type ReceiptListFilter,
+  type ReceiptPurgeOptions,
+  type ReceiptStore,
+  type ReceiptUpdate,
+  type RecordOutcome,
+  reopenReceipt,
+  SwitchboardError,
+} from '@switchboard/core';
+
+export interface MemoryReceiptStoreOptions {
+  /** Clock in epoch ms; tests pass a controllable one. Default `Date.now`. */
+  readonly clock?: () => number;
+}
+
+/**
+ * Reference `ReceiptStore` for one process: a map per MessageId. Every method runs synchronously
+ * inside one call, so batches are atomic with respect to other callers.
+ */
+export class MemoryReceiptStore implements ReceiptStore {
+  readonly #records = new Map<string, Map<string, Receipt>>();
+  readonly #clock: () => number;
+  #closed = false;
+
+  constructor(options: MemoryReceiptStoreOptions = {}) {
+    this.#clock = options.clock ?? Date.now;
+  }
+
+  async record(updates: readonly ReceiptUpdate[]): Promise<RecordOutcome[]> {
+    this.#open();
+    const now = this.#clock();
+    return updates.map((update) => {
+      const current = this.#get(update.messageId, update.group);
+      const next = mergeReceipt(current, update, now);
+      if (next === undefined) return 'ignored';
+      this.#set(next);
+      return current === undefined ? 'created' : 'updated';
+    });
+  }
+
+  async claim(request: ReceiptClaim): Promise<ReceiptClaimResult> {
+    this.#open();
+    return this.#claim(request, this.#clock());
+  }
+
+  async claimBatch(requests: readonly ReceiptClaim[]): Promise<ReceiptClaimResult[]> {
+    this.#open();
+    const now = this.#clock();
+    return requests.map((request) => this.#claim(request, now));
+  }
+
+  async extendLease(key: ReceiptKey, owner: string, leaseMs: number): Promise<boolean> {
+    this.#open();
+    const current = this.#get(key.messageId, key.group);
+    if (current === undefined || current.state !== 'processing' || current.leaseOwner !== owner) return false;
+    const now = this.#clock();
+    this.#set({ ...current, leaseUntil: now + leaseMs, updatedAt: Math.max(now, current.updatedAt) });
+    return true;
+  }
+
+  async reopen(keys: readonly ReceiptKey[]): Promise<number> {
+    this.#open();
+    const now = this.#clock();
+    let count = 0;
+    for (const key of keys) {
+      const current = this.#get(key.messageId, key.group);
+      const next = current === undefined ? undefined : reopenReceipt(current, now);
+      if (next !== undefined) {
+        this.#set(next);
+        count++;
+      }
+    }
+    return count;
+  }
+
+  async get(messageId: string, group: string): Promise<Receipt | undefined> {
+    this.#open();
+    return this.#get(messageId, group);
+  }
+
+  async getAll(messageId: string): Promise<Receipt[]> {
+    this.#open();
+    const groups = this.#records.get(messageId);
+    if (groups === undefined) return [];
+    return [...groups.values()].sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
+  }
+
+  async list(filter: ReceiptListFilter = {}): Promise<ListPage<Receipt>> {
+    this.#open();
+    const limit = listPageLimit(filter.limit);
+    const after = filter.cursor === undefined ? undefined : decodeListCursor(filter.cursor, 3);
+    const matches: Receipt[] = [];
+    for (const groups of this.#records.values()) {
+      for (const receipt of groups.values()) {
+        if (filter.group !== undefined && receipt.group !== filter.group) continue;
+        if (filter.state !== undefined && receipt.state !== filter.state) continue;
+        if (filter.type !== undefined && receipt.type !== filter.type) continue;
+        if (filter.topic !== undefined && receipt.topic !== filter.topic) continue;
+        if (filter.receivedFrom !== undefined && receipt.receivedAt < filter.receivedFrom) continue;
+        if (filter.receivedTo !== undefined && receipt.receivedAt >= filter.receivedTo) continue;
+        if (after !== undefined && compareKey(sortKey(receipt), after) <= 0) continue;
+        matches.push(receipt);
+      }
+    }
+    matches.sort((a, b) => compareKey(sortKey(a), sortKey(b)));
+    const items = matches.slice(0, limit);
+    const last = items.at(-1);
+    return matches.length > limit && last !== undefined ? { items, nextCursor: encodeListCursor(sortKey(last)) } : { items };
+  }
+
+  async purge(olderThan: number, options: ReceiptPurgeOptions = {}): Promise<number> {
+    this.#open();
+    const states = options.states === undefined ? undefined : new Set(options.states);
+    let count = 0;
+    for (const [messageId, groups] of this.#records) {
+      for (const [group, receipt] of groups) {
+        if (receipt.updatedAt < olderThan && (states === undefined || states.has(receipt.state))) {
+          groups.delete(group);
+          count++;
+        }
+      }
+      if (groups.size === 0) this.#records.delete(messageId);
+    }
+    return count;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  #claim(request: ReceiptClaim, now: number): ReceiptClaimResult {
+    const result = decideClaim(this.#get(request.messageId, request.group), request, now);
+    if (result.outcome === 'claimed') this.#set(result.receipt);
+    return result;
+  }
+
+  #get(messageId: string, group: string): Receipt | undefined {
+    return this.#records.get(messageId)?.get(group);
+  }
+
+  #set(receipt: Receipt): void {
+    let groups = this.#records.get(receipt.messageId);
+    if (groups === undefined) {
+      groups = new Map();
+      this.#records.set(receipt.messageId, groups);
+    }
+    groups.set(receipt.group, receipt);
+  }
+
+  #open(): void {
+    if (this.#closed) throw new SwitchboardError('SB_CLOSED', { detail: 'receipt store closed' });
+  }
+}
+
+type SortKey = readonly (string | number)[];
+
+function sortKey(receipt: Receipt): SortKey {
+  return [receipt.receivedAt, receipt.group, receipt.messageId];
+}
+
+function compareKey(a: SortKey, b: SortKey): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] ?? '';
+    const y = b[i] ?? '';
+    if (x < y) return -1;
+    if (x > y) return 1;
+  }
+  return 0;
+}
+
+export function createMemoryReceiptStore(options?: MemoryReceiptStoreOptions): MemoryReceiptStore {
+  return new MemoryReceiptStore(options);
+}
