@@ -1,0 +1,58 @@
+import { SwitchboardError } from '../errors.js';
+import type { HeadersInput } from './binary.js';
+import { decodeBinary, encodeBinary, getHeader, hasBinaryAttributes } from './binary.js';
+import { mediaTypeOf } from './data.js';
+import type { CloudEvent, CloudEventsBinding, DecodeOptions, EncodedCloudEvent } from './event.js';
+import { CLOUDEVENTS_JSON_MEDIA_TYPE } from './event.js';
+import { decodeStructured, encodeStructured } from './structured.js';
+import { notCloudEvent } from './validate.js';
+
+/** Content modes for a single event. Batched mode exists for HTTP only (see `cloudEventFromHttp`). */
+export type CloudEventsMode = 'binary' | 'structured';
+
+/** Encodes an event for a transport: binary mode where it has headers (the default), else structured. */
+export function encodeCloudEvent(event: CloudEvent, binding: CloudEventsBinding, mode: CloudEventsMode = 'binary'): EncodedCloudEvent {
+  return mode === 'binary' ? encodeBinary(event, binding) : encodeStructured(event);
+}
+
+/** Which mode a message is in, from its `content-type` and headers; a batch is reported as such. */
+export function detectCloudEventsMode(headers: HeadersInput, binding: CloudEventsBinding): CloudEventsMode | 'batch' {
+  const contentType = getHeader(headers, 'content-type');
+  if (contentType !== undefined) {
+    const essence = mediaTypeOf(contentType)?.essence;
+    if (essence?.startsWith('application/cloudevents')) {
+      if (essence === CLOUDEVENTS_JSON_MEDIA_TYPE) return 'structured';
+      if (essence === 'application/cloudevents-batch+json') return 'batch';
+      throw new SwitchboardError('SB_UNSUPPORTED_MEDIA_TYPE', {
+        detail: `${essence} is not supported; use ${CLOUDEVENTS_JSON_MEDIA_TYPE} or binary mode`,
+      });
+    }
+  }
+  if (hasBinaryAttributes(headers, binding)) return 'binary';
+  throw notCloudEvent(
+    [
+      {
+        pointer: '/specversion',
+        message: `no ${binding.prefix}specversion header and the content type is not ${CLOUDEVENTS_JSON_MEDIA_TYPE}`,
+      },
+    ],
+    'the message is neither a binary-mode nor a structured-mode CloudEvent',
+  );
+}
+
+/**
+ * Decodes one event from a transport message, in whichever mode it came. Errors:
+ * `SB_UNSUPPORTED_MEDIA_TYPE` (another CloudEvents format, a batch, or a non-UTF-8 charset),
+ * `SB_MALFORMED_JSON`, `SB_NOT_CLOUDEVENT` (with field errors).
+ */
+export function decodeCloudEvent(
+  headers: HeadersInput,
+  body: Uint8Array,
+  binding: CloudEventsBinding,
+  options?: DecodeOptions,
+): CloudEvent {
+  const mode = detectCloudEventsMode(headers, binding);
+  if (mode === 'binary') return decodeBinary(headers, body, binding, options);
+  if (mode === 'structured') return decodeStructured(body, getHeader(headers, 'content-type'), options);
+  throw new SwitchboardError('SB_UNSUPPORTED_MEDIA_TYPE', { detail: `batched mode is for HTTP only on the ${binding.name} binding` });
+}
