@@ -3,7 +3,10 @@ import { defineConfig } from 'vitest/config';
 // Workspace packages resolve to their TypeScript sources through the `switchboard-source` export
 // condition, so tests need no build step for the package under test. Tests that spawn processes
 // (the demo, crash tests) run the built output, which `npm test` builds first.
-const resolve = { conditions: ['switchboard-source', 'node', 'import', 'default'] };
+// No 'import' here: Vitest also hands these to Node as --conditions, and an 'import' condition
+// makes CommonJS require() pick ESM entry points (breaking e.g. Express's router). Vite adds
+// 'import' by itself when it resolves an ESM import.
+const resolve = { conditions: ['switchboard-source', 'node', 'default'] };
 
 export default defineConfig({
   resolve,

@@ -92,7 +92,7 @@ export function operation<
   mode?: OperationMode;
   timeoutMs?: number;
   description?: string;
-}): OperationDefinition<I, O, E> {
+}): OperationDefinition<I, O, NoInfer<E>> {
   return {
     kind: 'operation',
     input: definition.input,

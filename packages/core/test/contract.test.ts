@@ -1,4 +1,12 @@
-import type { CallInput, CallOutput, EventInput, HandlerInput, MessageInput, OperationErrorData } from '@switchboard/core';
+import type {
+  CallInput,
+  CallOutput,
+  EventInput,
+  HandlerInput,
+  MessageInput,
+  OperationErrorCode,
+  OperationErrorData,
+} from '@switchboard/core';
 import { defineContract, event, implement, message, OperationError, operation } from '@switchboard/core';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
@@ -12,6 +20,7 @@ const contract = defineContract({
       errors: { NameTaken: { status: 409, data: z.object({ existing: z.string() }) } },
       idempotent: true,
     }),
+    ping: operation({ input: z.object({}), output: z.object({ pong: z.boolean() }) }),
   },
   messages: { 'name.submitted': message({ schema: z.object({ name: z.string() }) }) },
   events: {
@@ -26,6 +35,8 @@ describe('contract', () => {
     expectTypeOf<HandlerInput<typeof contract, 'save'>>().toEqualTypeOf<{ name: string; tags: string[] }>();
     expectTypeOf<CallOutput<typeof contract, 'save'>>().toEqualTypeOf<{ saved: boolean }>();
     expectTypeOf<OperationErrorData<typeof contract, 'save', 'NameTaken'>>().toEqualTypeOf<{ existing: string }>();
+    expectTypeOf<OperationErrorCode<typeof contract, 'save'>>().toEqualTypeOf<'NameTaken'>();
+    expectTypeOf<OperationErrorCode<typeof contract, 'ping'>>().toEqualTypeOf<never>();
     expectTypeOf<MessageInput<typeof contract, 'name.submitted'>>().toEqualTypeOf<{ name: string }>();
     expectTypeOf<EventInput<typeof contract, 'name.saved'>>().toEqualTypeOf<undefined>();
     expectTypeOf<EventInput<typeof contract, 'picture.uploaded'>>().toEqualTypeOf<{ width: number }>();
@@ -40,6 +51,7 @@ describe('contract', () => {
 
   it('checks implementations against the contract', async () => {
     const handlers = implement(contract, {
+      ping: () => ({ pong: true }),
       save: async (input) => {
         expectTypeOf(input.tags).toEqualTypeOf<string[]>();
         if (input.name === 'taken') throw new OperationError('NameTaken', { data: { existing: input.name } });

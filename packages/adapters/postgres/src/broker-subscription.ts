@@ -1,0 +1,286 @@
+import type { Delivery, DeliveryHandler, Headers, Subscription } from '@switchboard/core';
+import { backoffDelay, describeError, SwitchboardError, sleep } from '@switchboard/core';
+import type { Pool } from 'pg';
+import type { BrokerTables } from './broker-sql.js';
+import { ackSql, claimSql, nackSql, sweepSql } from './broker-sql.js';
+
+/** What a subscription needs from its broker. */
+export interface GroupContext {
+  readonly topic: string;
+  readonly group: string;
+  readonly pool: Pool;
+  readonly tables: BrokerTables;
+  readonly maxInFlight: number;
+  readonly ackTimeoutMs: number;
+  readonly pollIntervalMs: number;
+  readonly drainTimeoutMs: number;
+  readonly report: (error: unknown, action: string) => void;
+  readonly toError: (error: unknown, action: string) => SwitchboardError;
+  readonly onClosed: (subscription: PostgresSubscription) => void;
+}
+
+interface ClaimedRow {
+  readonly seq: string;
+  readonly attempts: number;
+  readonly id: string;
+  readonly headers: Record<string, string>;
+  readonly body: Buffer;
+  readonly key: string | null;
+}
+
+type Settlement = { readonly kind: 'ack' } | { readonly kind: 'nack'; readonly delayMs: number };
+
+class PostgresDelivery implements Delivery {
+  readonly id: string;
+  readonly topic: string;
+  readonly headers: Headers;
+  readonly body: Uint8Array;
+  readonly key?: string;
+  readonly attempt: number;
+  readonly seq: string;
+  expired = false;
+  timer: NodeJS.Timeout | undefined;
+  #settled: Promise<void> | undefined;
+  readonly #owner: PostgresSubscription;
+
+  constructor(owner: PostgresSubscription, topic: string, row: ClaimedRow) {
+    this.#owner = owner;
+    this.topic = topic;
+    this.seq = row.seq;
+    this.id = row.id;
+    this.headers = row.headers;
+    this.body = new Uint8Array(row.body.buffer, row.body.byteOffset, row.body.byteLength);
+    if (row.key !== null) this.key = row.key;
+    this.attempt = row.attempts;
+  }
+
+  get settled(): boolean {
+    return this.#settled !== undefined;
+  }
+
+  ack(): Promise<void> {
+    this.#settled ??= this.#owner.settle(this, { kind: 'ack' });
+    return this.#settled;
+  }
+
+  nack(delayMs = 0): Promise<void> {
+    const delay = Number.isFinite(delayMs) && delayMs > 0 ? Math.ceil(delayMs) : 0;
+    this.#settled ??= this.#owner.settle(this, { kind: 'nack', delayMs: delay });
+    return this.#settled;
+  }
+}
+
+interface PendingAck {
+  readonly seq: string;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * One consumer of a group. It claims visible deliveries in batches (`FOR UPDATE SKIP LOCKED`, so
+ * consumers never block each other) and leases them for `ackTimeoutMs`; a lease that runs out makes
+ * the row visible again, which is how deliveries of crashed consumers come back. It sleeps until a
+ * NOTIFY for its topic, a local nack, or the fallback poll.
+ */
+export class PostgresSubscription implements Subscription {
+  readonly topic: string;
+  readonly group: string;
+  readonly #ctx: GroupContext;
+  readonly #handler: DeliveryHandler;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  #loop: Promise<void> = Promise.resolve();
+  #slots = 0;
+  #woken = false;
+  #wake: (() => void) | undefined;
+  readonly #handlers = new Set<Promise<void>>();
+  readonly #unsettled = new Set<PostgresDelivery>();
+  readonly #settling = new Set<Promise<void>>();
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #acks: PendingAck[] = [];
+  #ackFlushScheduled = false;
+
+  constructor(ctx: GroupContext, handler: DeliveryHandler) {
+    this.#ctx = ctx;
+    this.#handler = handler;
+    this.topic = ctx.topic;
+    this.group = ctx.group;
+  }
+
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  /** Called on a NOTIFY for this topic, a nack, a freed slot, or close. */
+  notify(): void {
+    this.#woken = true;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (!this.#closing) {
+      const free = this.#ctx.maxInFlight - this.#slots;
+      // Refill in batches: wait until half the slots are free (or none is busy) rather than claim one row at a time.
+      if (free <= 0 || (this.#slots > 0 && free < Math.ceil(this.#ctx.maxInFlight / 2))) {
+        this.#woken = false;
+        await this.#sleep(undefined);
+        continue;
+      }
+      this.#woken = false;
+      let rows: ClaimedRow[];
+      try {
+        const { topic, group, tables, ackTimeoutMs } = this.#ctx;
+        rows = (await this.#ctx.pool.query<ClaimedRow>(claimSql(tables), [topic, group, free, ackTimeoutMs])).rows;
+        failures = 0;
+      } catch (error) {
+        if (this.#closing) break;
+        this.#ctx.report(error, 'claim deliveries');
+        failures += 1;
+        await sleep(backoffDelay(failures, { baseMs: 100, maxMs: 5000, jitter: 'equal' }));
+        continue;
+      }
+      for (const row of rows) this.#dispatch(row);
+      if (rows.length < free && !this.#woken) await this.#sleep(this.#ctx.pollIntervalMs);
+    }
+  }
+
+  #sleep(ms: number | undefined): Promise<void> {
+    if (this.#closing || this.#woken) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(() => this.notify(), ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  #dispatch(row: ClaimedRow): void {
+    const delivery = new PostgresDelivery(this, this.topic, row);
+    if (this.#closing) {
+      this.#track(this.#nack(delivery, 0));
+      return;
+    }
+    this.#slots += 1;
+    this.#unsettled.add(delivery);
+    delivery.timer = setTimeout(() => this.#expire(delivery), this.#ctx.ackTimeoutMs);
+    delivery.timer.unref();
+    const run = this.#invoke(delivery);
+    this.#handlers.add(run);
+    void run.finally(() => this.#handlers.delete(run));
+  }
+
+  async #invoke(delivery: PostgresDelivery): Promise<void> {
+    try {
+      await this.#handler(delivery);
+    } catch {
+      if (!delivery.settled) await delivery.nack(0).catch((error: unknown) => this.#ctx.report(error, 'nack after a handler failure'));
+    }
+  }
+
+  /** The lease ran out: give the slot back and look again, the row is visible to every consumer. */
+  #expire(delivery: PostgresDelivery): void {
+    if (delivery.settled || delivery.expired) return;
+    delivery.expired = true;
+    this.#releaseSlot();
+  }
+
+  settle(delivery: PostgresDelivery, settlement: Settlement): Promise<void> {
+    clearTimeout(delivery.timer);
+    this.#unsettled.delete(delivery);
+    if (!delivery.expired) this.#releaseSlot();
+    const done = settlement.kind === 'ack' ? this.#enqueueAck(delivery.seq) : this.#nack(delivery, settlement.delayMs);
+    return this.#track(done);
+  }
+
+  #track(done: Promise<void>): Promise<void> {
+    this.#settling.add(done);
+    const forget = () => this.#settling.delete(done);
+    done.then(forget, forget);
+    return done;
+  }
+
+  async #nack(delivery: PostgresDelivery, delayMs: number): Promise<void> {
+    const { pool, tables, topic, group } = this.#ctx;
+    try {
+      await pool.query(nackSql(tables), [topic, group, delivery.seq, delayMs, delivery.attempt]);
+    } catch (error) {
+      throw this.#ctx.toError(error, 'nack');
+    }
+    if (this.#closing) return;
+    if (delayMs === 0) {
+      this.notify();
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      this.notify();
+    }, delayMs);
+    this.#timers.add(timer);
+  }
+
+  #enqueueAck(seq: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#acks.push({ seq, resolve, reject });
+      if (this.#ackFlushScheduled) return;
+      this.#ackFlushScheduled = true;
+      setImmediate(() => {
+        void this.#flushAcks();
+      });
+    });
+  }
+
+  /** One DELETE for every ack of this turn of the event loop, then the messages no group needs. */
+  async #flushAcks(): Promise<void> {
+    this.#ackFlushScheduled = false;
+    const batch = this.#acks;
+    this.#acks = [];
+    if (batch.length === 0) return;
+    const { pool, tables, topic, group } = this.#ctx;
+    const seqs = batch.map((a) => a.seq);
+    try {
+      await pool.query(ackSql(tables), [topic, group, seqs]);
+    } catch (error) {
+      const failure = this.#ctx.toError(error, 'ack');
+      for (const a of batch) a.reject(failure);
+      return;
+    }
+    for (const a of batch) a.resolve();
+    await pool.query(sweepSql(tables), [seqs]).catch((error: unknown) => this.#ctx.report(error, 'delete acknowledged messages'));
+  }
+
+  #releaseSlot(): void {
+    this.#slots -= 1;
+    this.notify();
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true;
+    this.notify();
+    await this.#loop;
+    for (const timer of this.#timers) clearTimeout(timer);
+    if (this.#handlers.size > 0) {
+      const timeout = new AbortController();
+      await Promise.race([Promise.allSettled([...this.#handlers]), sleep(this.#ctx.drainTimeoutMs, timeout.signal).catch(() => {})]);
+      timeout.abort();
+    }
+    for (const delivery of [...this.#unsettled]) {
+      delivery.nack(0).catch((error: unknown) => this.#ctx.report(error, 'release an unsettled delivery'));
+    }
+    await Promise.allSettled([...this.#settling]);
+    this.#ctx.onClosed(this);
+  }
+}
+
+export function asBrokerError(error: unknown, action: string): SwitchboardError {
+  if (error instanceof SwitchboardError) return error;
+  return new SwitchboardError('SB_BROKER_UNAVAILABLE', { detail: `PostgreSQL could not ${action}: ${describeError(error)}`, cause: error });
+}

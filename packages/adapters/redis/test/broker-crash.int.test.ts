@@ -1,0 +1,63 @@
+import { fileURLToPath } from 'node:url';
+import { newMessageId, type OutgoingMessage } from '@switchboard/core';
+import { randomName } from '@switchboard/testkit';
+import { Redis } from 'ioredis';
+import { afterAll, expect, it } from 'vitest';
+import { createRedisStreamsBroker } from '../src/broker.js';
+import { ConsumerProcesses, waitUntil } from './broker-crash-harness.js';
+
+// The consumers run the built package (dist): build it first with `tsc -b packages/adapters/redis`.
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `${randomName('sbcrash')}:`;
+const script = fileURLToPath(new URL('./broker-crash-consumer.mjs', import.meta.url));
+
+afterAll(async () => {
+  const redis = new Redis(url);
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  await redis.quit();
+});
+
+it('loses none of 10 000 messages while the consumer process is SIGKILLed twice', { timeout: 60_000 }, async () => {
+  const total = 10_000;
+  const topic = randomName('orders');
+  const group = randomName('billing');
+  const broker = createRedisStreamsBroker({ url, prefix });
+  await broker.declareGroup(topic, group);
+  const consumers = new ConsumerProcesses(script, [url, prefix, topic, group]);
+  await consumers.start();
+
+  const sent = new Set<string>();
+  const publishing = (async () => {
+    for (let i = 0; i < total; i += 250) {
+      const batch: OutgoingMessage[] = Array.from({ length: 250 }, () => ({
+        id: newMessageId(),
+        topic,
+        headers: {},
+        body: Buffer.from('x'),
+      }));
+      await broker.publishBatch(batch);
+      for (const message of batch) sent.add(message.id);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  })();
+
+  for (const killAt of [2_500, 6_000]) {
+    await waitUntil(() => consumers.distinct() >= killAt, `${killAt} handled messages`, 30_000);
+    await consumers.kill();
+    await consumers.start();
+  }
+  await publishing;
+  await waitUntil(() => consumers.distinct() >= total, `all ${total} messages (have ${consumers.distinct()})`, 30_000);
+  await consumers.kill();
+  await broker.close();
+
+  const handled = new Set(consumers.handled);
+  const lost = [...sent].filter((id) => !handled.has(id));
+  console.log(
+    `redis crash test: sent ${sent.size}, handled ${handled.size} distinct, lost ${lost.length}, duplicates ${consumers.duplicates()}`,
+  );
+  expect(sent.size).toBe(total);
+  expect(lost).toEqual([]);
+  expect([...handled].every((id) => sent.has(id))).toBe(true);
+});

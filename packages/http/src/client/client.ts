@@ -1,0 +1,332 @@
+import type { AnyContract, CallInput, CallOutput, OperationDefinition, OperationErrorCode, OperationName } from '@switchboard/core';
+import { channels, newMessageId, SwitchboardError, sleep, validate } from '@switchboard/core';
+import type { Dispatcher } from 'undici';
+import { Pool } from 'undici';
+import type { BreakerState } from './breaker.js';
+import { CircuitBreaker } from './breaker.js';
+import { Cancellation } from './cancellation.js';
+import type { Cut, Failure } from './failure.js';
+import { failure, transportFailure } from './failure.js';
+import { isDeclaredError } from './guards.js';
+import type { Success } from './response.js';
+import { decodeResponse } from './response.js';
+import type { RetryPolicy } from './retry.js';
+import { retryDelay, retryPolicy } from './retry.js';
+import type { Trace } from './trace.js';
+import { attemptTraceparent, traceOf } from './trace.js';
+import type { CallError, CallOptions, CallResult, ClientOptions, DeclaredError } from './types.js';
+
+/** A typed client of one service, built from its contract. */
+export interface Client<C extends AnyContract> {
+  readonly contract: C;
+  /** The upstream's circuit breaker, unless disabled. */
+  readonly breaker: CircuitBreaker | undefined;
+  /**
+   * Calls an operation. Resolves with its output; rejects with one of its declared errors
+   * (`OperationError`) or a `SwitchboardError`.
+   */
+  call<K extends OperationName<C>>(operation: K, input: CallInput<C, K>, options?: CallOptions): Promise<CallOutput<C, K>>;
+  /** Calls an operation without throwing: `{ ok: true, value }` or `{ ok: false, error }`. */
+  result<K extends OperationName<C>>(operation: K, input: CallInput<C, K>, options?: CallOptions): Promise<CallResult<C, K>>;
+  /** Narrows `error` to a declared error of `operation` (to the one named `code`, when given). */
+  isError<K extends OperationName<C>, E extends OperationErrorCode<C, K> = OperationErrorCode<C, K>>(
+    error: unknown,
+    operation: K,
+    code?: E,
+  ): error is DeclaredError<C, K, E>;
+  /** State of the upstream's circuit breaker (`closed` when there is none). */
+  breakerState(): BreakerState;
+  /** Stops accepting calls, wakes calls waiting to retry, and closes the pool the client created. */
+  close(): Promise<void>;
+}
+
+interface Plan {
+  readonly name: string;
+  readonly path: string;
+  readonly url: string;
+  readonly definition: OperationDefinition;
+}
+
+/** What stays the same across the attempts of one call. */
+interface CallState {
+  readonly plan: Plan;
+  readonly body: string;
+  readonly key: string | undefined;
+  /** Repeating the request cannot repeat its effect (idempotent operation or Idempotency-Key). */
+  readonly safe: boolean;
+  readonly deadline: number;
+  readonly signal: AbortSignal | undefined;
+  /** The caller's trace, continued by every attempt with a new span id, or a new one. */
+  readonly trace: Trace;
+  readonly tracestate: string | undefined;
+  readonly headers: Readonly<Record<string, string>> | undefined;
+}
+
+const NO_OPTIONS: CallOptions = {};
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** A bug surfaced as a typed error, so that `result()` never rejects. */
+function unexpected(operation: string, cause: unknown): Failure {
+  return failure(new SwitchboardError('SB_INTERNAL', { detail: `Call of ${operation} failed unexpectedly`, cause }), false, 'unknown');
+}
+
+function lowerCaseKeys(headers: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> | undefined {
+  if (headers === undefined) return undefined;
+  const result: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) result[name.toLowerCase()] = value;
+  return result;
+}
+
+function positiveOption(name: string, value: number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!(value > 0) || !Number.isFinite(value)) {
+    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `Client option ${name} must be a positive number` });
+  }
+  return value;
+}
+
+class HttpClient<C extends AnyContract> implements Client<C> {
+  readonly contract: C;
+  readonly breaker: CircuitBreaker | undefined;
+  readonly #origin: string;
+  readonly #plans = new Map<string, Plan>();
+  readonly #dispatcher: Dispatcher;
+  readonly #ownsDispatcher: boolean;
+  readonly #timeoutMs: number;
+  readonly #attemptTimeoutMs: number | undefined;
+  readonly #retry: RetryPolicy;
+  readonly #validateInput: boolean;
+  readonly #validateOutput: boolean;
+  readonly #headers: Readonly<Record<string, string>> | undefined;
+  readonly #closing = new AbortController();
+  #closed: Promise<void> | undefined;
+
+  constructor(contract: C, options: ClientOptions) {
+    this.contract = contract;
+    let base: URL;
+    try {
+      base = new URL(options.baseUrl);
+    } catch (cause) {
+      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `baseUrl ${String(options.baseUrl)} is not a URL`, cause });
+    }
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `baseUrl must be http: or https:, not ${base.protocol}` });
+    }
+    this.#origin = base.origin;
+    const prefix = base.pathname.replace(/\/+$/, '');
+    for (const [name, definition] of Object.entries(contract.operations)) {
+      const path = `${prefix}/ops/${encodeURIComponent(name)}`;
+      this.#plans.set(name, { name, path, url: `${this.#origin}${path}`, definition });
+    }
+    this.#timeoutMs = positiveOption('timeoutMs', options.timeoutMs) ?? 30_000;
+    this.#attemptTimeoutMs = positiveOption('attemptTimeoutMs', options.attemptTimeoutMs);
+    this.#retry = retryPolicy(options.retry);
+    this.#validateInput = options.validateInput ?? true;
+    this.#validateOutput = options.validateOutput ?? false;
+    this.#headers = lowerCaseKeys(options.headers);
+    const breaker = options.breaker;
+    this.breaker = breaker === false ? undefined : breaker instanceof CircuitBreaker ? breaker : new CircuitBreaker(breaker);
+    if (options.dispatcher === undefined) {
+      this.#dispatcher = new Pool(this.#origin, {
+        connections: positiveOption('connections', options.connections) ?? 128,
+        pipelining: options.pipelining ?? 1,
+        keepAliveTimeout: positiveOption('keepAliveTimeoutMs', options.keepAliveTimeoutMs) ?? 4_000,
+        connect: { timeout: positiveOption('connectTimeoutMs', options.connectTimeoutMs) ?? 5_000 },
+      });
+      this.#ownsDispatcher = true;
+    } else {
+      this.#dispatcher = options.dispatcher;
+      this.#ownsDispatcher = false;
+    }
+  }
+
+  async call<K extends OperationName<C>>(operation: K, input: CallInput<C, K>, options?: CallOptions): Promise<CallOutput<C, K>> {
+    const outcome = await this.#attempts(operation, input, options ?? NO_OPTIONS).catch((cause: unknown) => unexpected(operation, cause));
+    if (outcome.ok) return outcome.value as CallOutput<C, K>;
+    throw outcome.error;
+  }
+
+  async result<K extends OperationName<C>>(operation: K, input: CallInput<C, K>, options?: CallOptions): Promise<CallResult<C, K>> {
+    const outcome = await this.#attempts(operation, input, options ?? NO_OPTIONS).catch((cause: unknown) => unexpected(operation, cause));
+    if (outcome.ok) return { ok: true, value: outcome.value as CallOutput<C, K> };
+    return { ok: false, error: outcome.error as CallError<C, K> };
+  }
+
+  isError<K extends OperationName<C>, E extends OperationErrorCode<C, K> = OperationErrorCode<C, K>>(
+    error: unknown,
+    operation: K,
+    code?: E,
+  ): error is DeclaredError<C, K, E> {
+    return isDeclaredError(error, this.contract, operation, code);
+  }
+
+  breakerState(): BreakerState {
+    return this.breaker?.state ?? 'closed';
+  }
+
+  close(): Promise<void> {
+    if (this.#closed === undefined) {
+      this.#closing.abort();
+      this.#closed = this.#ownsDispatcher ? this.#dispatcher.close() : Promise.resolve();
+    }
+    return this.#closed;
+  }
+
+  async #attempts(name: string, input: unknown, options: CallOptions): Promise<Success | Failure> {
+    const plan = this.#plans.get(name);
+    if (plan === undefined) {
+      const detail = `Contract ${this.contract.name} has no operation ${name}`;
+      return failure(new SwitchboardError('SB_UNKNOWN_OPERATION', { detail }), false, 'unknown');
+    }
+    if (this.#closed !== undefined) return failure(new SwitchboardError('SB_CLOSED', { detail: 'The client is closed' }), false, 'unknown');
+    if (this.#validateInput) {
+      const pending = validate(plan.definition.input, input);
+      const checked = pending instanceof Promise ? await pending : pending;
+      if (!checked.ok) {
+        const detail = `Input of operation ${name} does not match its schema`;
+        return failure(new SwitchboardError('SB_VALIDATION', { detail, errors: checked.errors }), false, 'unknown');
+      }
+    }
+    let body: string;
+    try {
+      body = JSON.stringify(input) ?? 'null';
+    } catch (cause) {
+      const detail = `Input of operation ${name} cannot be serialised to JSON`;
+      return failure(new SwitchboardError('SB_VALIDATION', { detail, cause }), false, 'unknown');
+    }
+
+    const context = options.context;
+    const signal = options.signal ?? context?.signal;
+    const explicitDeadline = options.deadline ?? context?.deadline;
+    let deadline = Date.now() + (options.timeoutMs ?? this.#timeoutMs);
+    if (explicitDeadline !== undefined && explicitDeadline < deadline) deadline = explicitDeadline;
+    const policy = options.retry === undefined ? this.#retry : retryPolicy(options.retry);
+    let key = options.idempotencyKey;
+    if (key === undefined && !plan.definition.idempotent && policy.attempts > 1 && policy.idempotencyKeys) key = newMessageId();
+    const call: CallState = {
+      plan,
+      body,
+      key,
+      safe: plan.definition.idempotent || key !== undefined,
+      deadline,
+      signal,
+      trace: traceOf(options.traceparent ?? context?.traceparent),
+      tracestate: options.tracestate ?? context?.tracestate,
+      headers: lowerCaseKeys(options.headers),
+    };
+
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.#attempt(call, attempt);
+      if (outcome.ok || !outcome.retry || !call.safe || attempt >= policy.attempts) return outcome;
+      const delay = retryDelay(policy, attempt, outcome.retryAfterMs);
+      // Never wait past the deadline: the last answer is more useful than a bare timeout.
+      if (Date.now() + delay >= deadline) return outcome;
+      try {
+        await sleep(delay, signal === undefined ? this.#closing.signal : AbortSignal.any([signal, this.#closing.signal]));
+      } catch {
+        if (signal?.aborted) {
+          return failure(new SwitchboardError('SB_ABORTED', { detail: `POST ${plan.url}`, cause: signal.reason }), false, 'unknown');
+        }
+        return failure(new SwitchboardError('SB_CLOSED', { detail: 'The client was closed while waiting to retry' }), false, 'unknown');
+      }
+    }
+  }
+
+  async #attempt(call: CallState, attempt: number): Promise<Success | Failure> {
+    const { plan, signal } = call;
+    if (signal?.aborted) {
+      return failure(new SwitchboardError('SB_ABORTED', { detail: `POST ${plan.url}`, cause: signal.reason }), false, 'unknown');
+    }
+    const remaining = call.deadline - Date.now();
+    if (remaining <= 0) {
+      const detail = `POST ${plan.url}: the call's deadline passed before attempt ${attempt}`;
+      return failure(new SwitchboardError('SB_DEADLINE_EXCEEDED', { detail }), false, 'unknown');
+    }
+    const breaker = this.breaker;
+    const ticket = breaker === undefined ? 0 : breaker.acquire();
+    if (ticket === undefined) {
+      const detail = `Calls to ${this.#origin} fail fast while its circuit is ${breaker?.state}`;
+      return failure(new SwitchboardError('SB_CIRCUIT_OPEN', { detail, retryAfterMs: breaker?.retryAfterMs }), false, 'unknown');
+    }
+
+    const attemptLimit = this.#attemptTimeoutMs;
+    const limitedByAttempt = attemptLimit !== undefined && attemptLimit < remaining;
+    // setTimeout fires at once for delays beyond 2^31 - 1 ms; no real budget is that long.
+    const budget = Math.min(limitedByAttempt ? attemptLimit : remaining, MAX_TIMER_MS);
+    const traceparent = attemptTraceparent(call.trace);
+
+    const headers: Record<string, string> =
+      this.#headers === undefined && call.headers === undefined ? {} : { ...this.#headers, ...call.headers };
+    headers['content-type'] = 'application/json';
+    headers.accept = 'application/json';
+    headers['switchboard-timeout-ms'] = String(Math.max(1, Math.floor(budget)));
+    headers.traceparent = traceparent;
+    if (call.tracestate !== undefined && call.trace.continued) headers.tracestate = call.tracestate;
+    if (call.key !== undefined) headers['idempotency-key'] = call.key;
+
+    const cancellation = new Cancellation();
+    let cut: Cut = 'none';
+    const timer = setTimeout(() => {
+      cut = limitedByAttempt ? 'attempt' : 'deadline';
+      cancellation.abort();
+    }, budget);
+    const onAbort = () => {
+      cut = 'caller';
+      cancellation.abort(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    const observed = channels.clientResponse.hasSubscribers;
+    const start = observed ? performance.now() : 0;
+    if (channels.clientRequest.hasSubscribers) {
+      channels.clientRequest.publish({ operation: plan.name, url: plan.url, traceparent, attempt });
+    }
+    let outcome: Success | Failure;
+    let status: number | undefined;
+    try {
+      const response = await this.#dispatcher.request({
+        origin: this.#origin,
+        path: plan.path,
+        method: 'POST',
+        headers,
+        body: call.body,
+        signal: cancellation,
+        idempotent: call.safe,
+        blocking: !call.safe,
+      });
+      status = response.statusCode;
+      outcome = await decodeResponse(response, plan.name, plan.definition, this.#validateOutput);
+    } catch (error) {
+      const why: Cut = cut === 'none' && this.#closed !== undefined ? 'closed' : cut;
+      outcome = transportFailure(error, why, `POST ${plan.url}`, signal?.reason);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+
+    if (breaker !== undefined) {
+      if (outcome.ok || outcome.health === 'up') breaker.success(ticket);
+      else if (outcome.health === 'fault') breaker.failure(ticket);
+      else breaker.release(ticket);
+    }
+    if (observed) {
+      channels.clientResponse.publish({
+        operation: plan.name,
+        url: plan.url,
+        traceparent,
+        status,
+        durationMs: performance.now() - start,
+        ...(outcome.ok ? {} : { error: outcome.error }),
+      });
+    }
+    return outcome;
+  }
+}
+
+/**
+ * Creates a typed client of the service `contract` describes, reached at `options.baseUrl`.
+ * Operation names, inputs, outputs and declared errors are inferred from the contract.
+ */
+export function createClient<C extends AnyContract>(contract: C, options: ClientOptions): Client<C> {
+  return new HttpClient(contract, options);
+}

@@ -1,0 +1,129 @@
+import { performance } from 'node:perf_hooks';
+import type { HandlerContext, OperationDefinition, ProblemDetails, StandardSchemaV1 } from '@switchboard/core';
+import { channels, OperationError, operationProblemType, SwitchboardError, validate } from '@switchboard/core';
+import type { OperationOutcome } from './types.js';
+
+type AnyHandler = (input: unknown, context: HandlerContext) => unknown;
+
+interface CompiledError {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly data: StandardSchemaV1 | undefined;
+}
+
+/** Everything about one operation that can be computed once, at service creation. */
+export interface CompiledOperation {
+  readonly name: string;
+  readonly definition: OperationDefinition;
+  readonly handler: AnyHandler;
+  readonly errors: Readonly<Record<string, CompiledError>>;
+  /** `detail` of its 400 validation problems. */
+  readonly validationDetail: string;
+  readonly handlerFailed: ProblemDetails;
+  readonly invalidOutput: ProblemDetails;
+}
+
+export function compileOperation(contractName: string, name: string, definition: OperationDefinition, handler: unknown): CompiledOperation {
+  if (typeof handler !== 'function') throw new TypeError(`No handler for operation "${name}" of contract "${contractName}"`);
+  const errors: Record<string, CompiledError> = Object.create(null);
+  for (const [code, declaration] of Object.entries(definition.errors)) {
+    errors[code] = {
+      type: operationProblemType(contractName, code),
+      title: declaration.title ?? code,
+      status: declaration.status,
+      retryable: declaration.retryable ?? false,
+      data: declaration.data,
+    };
+  }
+  return {
+    name,
+    definition,
+    handler: handler as AnyHandler,
+    errors,
+    validationDetail: `Input of operation ${name} does not match its schema`,
+    handlerFailed: new SwitchboardError('SB_HANDLER_FAILED', { detail: `Operation ${name} failed` }).toProblem(),
+    invalidOutput: new SwitchboardError('SB_INVALID_OUTPUT', {
+      detail: `Output of operation ${name} does not match its schema`,
+    }).toProblem(),
+  };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/**
+ * Runs the handler, validates what it returns and maps what it throws to a problem. Never
+ * rejects. Publishes `handlerStart` / `handlerEnd` when someone listens.
+ */
+export async function invokeOperation(operation: CompiledOperation, input: unknown, context: HandlerContext): Promise<OperationOutcome> {
+  const observed = channels.handlerEnd.hasSubscribers;
+  const started = observed ? performance.now() : 0;
+  if (channels.handlerStart.hasSubscribers) {
+    channels.handlerStart.publish({ operation: operation.name, via: context.via, traceparent: context.traceparent, request: context });
+  }
+  let outcome: OperationOutcome;
+  try {
+    let value = operation.handler(input, context);
+    if (isThenable(value)) value = await value;
+    const checked = validate(operation.definition.output, value);
+    const result = checked instanceof Promise ? await checked : checked;
+    outcome = result.ok
+      ? { ok: true, value: result.value }
+      : {
+          ok: false,
+          problem: operation.invalidOutput,
+          error: new SwitchboardError('SB_INVALID_OUTPUT', { detail: operation.invalidOutput.detail as string, errors: result.errors }),
+        };
+  } catch (error) {
+    outcome = await outcomeOfError(operation, error);
+  }
+  if (observed) {
+    channels.handlerEnd.publish({
+      operation: operation.name,
+      via: context.via,
+      traceparent: context.traceparent,
+      durationMs: performance.now() - started,
+      ...(outcome.ok ? {} : { error: outcome.error }),
+    });
+  }
+  return outcome;
+}
+
+/** Maps what a handler threw to the problem the caller sees. */
+export async function outcomeOfError(operation: CompiledOperation, error: unknown): Promise<OperationOutcome> {
+  if (error instanceof OperationError) {
+    const declared = Object.hasOwn(operation.errors, error.code) ? operation.errors[error.code] : undefined;
+    if (declared === undefined) return { ok: false, problem: operation.handlerFailed, error };
+    let data: unknown = error.data;
+    if (declared.data !== undefined) {
+      const checked = validate(declared.data, data);
+      const result = checked instanceof Promise ? await checked : checked;
+      if (!result.ok) {
+        const problem = new SwitchboardError('SB_INVALID_OUTPUT', {
+          detail: `Data of error ${error.code} of operation ${operation.name} does not match its schema`,
+        }).toProblem();
+        return { ok: false, problem, error: new SwitchboardError('SB_INVALID_OUTPUT', { errors: result.errors, cause: error }) };
+      }
+      data = result.value;
+    }
+    const problem: ProblemDetails = {
+      type: declared.type,
+      title: declared.title,
+      status: declared.status,
+      ...(error.detail === undefined ? {} : { detail: error.detail }),
+      code: error.code,
+      ...(data === undefined ? {} : { data }),
+      retryable: declared.retryable,
+    };
+    return { ok: false, problem, error };
+  }
+  if (error instanceof SwitchboardError) {
+    return error.retryAfterMs === undefined
+      ? { ok: false, problem: error.toProblem(), error }
+      : { ok: false, problem: error.toProblem(), retryAfterMs: error.retryAfterMs, error };
+  }
+  return { ok: false, problem: operation.handlerFailed, error };
+}

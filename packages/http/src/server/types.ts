@@ -1,0 +1,142 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AnyContract, HandlerContext, Handlers, OperationDefinition, ProblemDetails } from '@switchboard/core';
+import type { IdempotencyStore } from '../idempotency/store.js';
+
+export interface HttpServiceOptions<C extends AnyContract> {
+  readonly contract: C;
+  readonly handlers: Handlers<C>;
+  /** Path prefix the service is mounted under, e.g. `/api`. Default `''`. */
+  readonly basePath?: string;
+  /** Largest request body, in bytes. Default 1 MiB. */
+  readonly bodyLimit?: number;
+  /** Time allowed to receive the whole body, from the request's arrival. Default 10 000 ms. */
+  readonly bodyTimeoutMs?: number;
+  /** Most operation requests handled at once; beyond it the service answers 503. Default unlimited. */
+  readonly maxInFlight?: number;
+  /** `Retry-After` (seconds) on 503 answers (overload, shutdown). Default 1. */
+  readonly retryAfterSeconds?: number;
+  /** `Idempotency-Key` support. Default: an in-memory store (one process). `false` ignores the header. */
+  readonly idempotency?: IdempotencyOptions | false;
+  /**
+   * The caller's identity, for `ctx.principal` and the idempotency scope. Authentication itself
+   * is not done here; a resolver typically reads what an auth layer already verified.
+   */
+  readonly principal?: (req: IncomingMessage) => string | undefined;
+  /** Extra routes under `{basePath}` (job status monitor, receipts, CloudEvents endpoint...). */
+  readonly routes?: readonly HttpRoute[];
+  /** Run in order after input validation; the first to return an answer takes over the call. */
+  readonly interceptors?: readonly OperationInterceptor[];
+  /**
+   * Told about every failure the caller sees as a 5xx (handler throws, invalid output, store
+   * errors), with the original error. Nothing of it goes on the wire. Default: nothing.
+   */
+  readonly onError?: (error: unknown, info: { readonly operation: string; readonly status: number }) => void;
+}
+
+export interface IdempotencyOptions {
+  /** Default: a new `MemoryIdempotencyStore`. */
+  readonly store?: IdempotencyStore;
+  /** How long an answer is replayed. Default 24 h. */
+  readonly ttlMs?: number;
+  /** How long a running request blocks its key if its process dies. Default 5 min. */
+  readonly lockMs?: number;
+}
+
+export interface ListenOptions {
+  /** Default 0 (any free port). */
+  readonly port?: number;
+  /** Default `127.0.0.1`; use `0.0.0.0` or `::` to listen on every interface. */
+  readonly host?: string;
+}
+
+export interface CloseOptions {
+  /** How long in-flight requests may take to finish before their sockets are closed. Default 10 000 ms. */
+  readonly timeoutMs?: number;
+}
+
+/** What a handler, interceptor or job runner gets back from running an operation. */
+export type OperationOutcome =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly problem: ProblemDetails; readonly retryAfterMs?: number; readonly error: unknown };
+
+export interface HttpService {
+  /** A `node:http` request listener. With `next`, paths the service does not own are passed on. */
+  handle(req: IncomingMessage, res: ServerResponse, next?: () => void): void;
+  /** Starts a `node:http` server of its own. */
+  listen(options?: ListenOptions): Promise<{ readonly url: string; readonly port: number }>;
+  /**
+   * Graceful shutdown: `/readyz` answers 503, new calls get 503, in-flight calls finish, idle
+   * keep-alive sockets close; after `timeoutMs` handlers are aborted and sockets force-closed.
+   */
+  close(options?: CloseOptions): Promise<void>;
+  /**
+   * Runs an operation's handler with an already validated input: output validation and error
+   * mapping included, no HTTP. For job runners and interceptors that defer the call.
+   */
+  invoke(operation: string, input: unknown, context: HandlerContext): Promise<OperationOutcome>;
+  readonly contract: AnyContract;
+  readonly basePath: string;
+  /** The extra routes it serves (adapters that need paths up front read them). */
+  readonly routes: readonly HttpRoute[];
+  /** False once `close` started. */
+  readonly ready: boolean;
+  /** Operation requests being handled now. */
+  readonly inFlight: number;
+  /** Aborted when `close` gives up waiting; the `ctx.signal` of calls without a deadline. */
+  readonly signal: AbortSignal;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extension points.
+
+export interface RouteContext {
+  /** The path below `basePath`, without the query string, e.g. `/jobs/abc`. */
+  readonly path: string;
+  /** The query string without `?`, or `''`. */
+  readonly query: string;
+  readonly service: HttpService;
+  /**
+   * Reads the body under the service's size limit and time limit. On failure the problem (413,
+   * 408) has already been answered and the promise rejects with the `SwitchboardError`.
+   */
+  readBody(): Promise<Buffer>;
+}
+
+/**
+ * An extra route. `path` is relative to `basePath`: exact (`/receipts`) or, ending with `/`, a
+ * prefix (`/jobs/` matches `/jobs/abc` and `/jobs/abc/result`). Answer with `sendJson` /
+ * `sendProblem`; a thrown `SwitchboardError` becomes its problem, anything else a 500.
+ */
+export interface HttpRoute {
+  readonly methods: readonly string[];
+  readonly path: string;
+  handle(req: IncomingMessage, res: ServerResponse, context: RouteContext): void | Promise<void>;
+}
+
+/** One validated operation call, as seen by interceptors. */
+export interface OperationCall {
+  readonly operation: string;
+  readonly definition: OperationDefinition;
+  /** The validated input (the input schema's output). */
+  readonly input: unknown;
+  readonly req: IncomingMessage;
+  /** The context the handler would receive. */
+  readonly context: HandlerContext;
+  readonly service: HttpService;
+}
+
+/** An HTTP answer produced by an interceptor. `body` is sent as JSON. */
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: unknown;
+  /** Default `application/json` (`application/problem+json` when `body` is a problem you built). */
+  readonly contentType?: string;
+}
+
+/**
+ * Runs after input validation and the idempotency check, before the handler. Return an answer to
+ * take the call over (e.g. `Prefer: respond-async` → 202 + job), or `undefined` to let it run
+ * inline. Its answer is stored for `Idempotency-Key` replays like any other.
+ */
+export type OperationInterceptor = (call: OperationCall) => HttpAnswer | undefined | Promise<HttpAnswer | undefined>;
