@@ -1,1 +1,123 @@
-export {};
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createClient } from '@switchboard/http';
+import { type Pattern, type PatternReport, serviceA } from './contracts.js';
+import { type ServiceProcess, startService } from './processes.js';
+
+/**
+ * The demo: starts ServiceB and ServiceA as separate processes on the embedded defaults, then has
+ * A reach B in each pattern and prints what happened, how long it took and what A had to know
+ * about B. Without `--once` the services keep running until Ctrl-C.
+ */
+const { values } = parseArgs({
+  options: {
+    once: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    name: { type: 'string', default: 'Ada Lovelace' },
+    broker: { type: 'string' },
+    'port-a': { type: 'string' },
+    'port-b': { type: 'string' },
+    'data-dir': { type: 'string' },
+  },
+});
+
+const titles: Record<Pattern, string> = {
+  'sync-http': '1. Synchronous HTTP: A calls B and waits for the answer',
+  'async-http': '2. Asynchronous HTTP: B answers 202 with a status URL; A follows it',
+  message: '3. Message through the broker: A gets a MessageId and asks B for its receipt',
+  event: '4. Event: A announces that something happened; B and C react',
+  'claim-check': '4b. Claim check: A sends a picture by reference; B verifies its hash',
+};
+
+/** Patterns this build of the demo runs, in order. */
+const enabled: Pattern[] = ['sync-http'];
+
+const json = values.json ?? false;
+const once = values.once ?? false;
+const dataDir = values['data-dir'] ?? (once ? mkdtempSync(join(tmpdir(), 'switchboard-demo-')) : '.switchboard');
+mkdirSync(dataDir, { recursive: true });
+const script = (name: string) => fileURLToPath(new URL(`./${name}.js`, import.meta.url));
+const env = (port: string | undefined, fallback: number): NodeJS.ProcessEnv => ({
+  PORT: port ?? String(once ? 0 : fallback),
+  SWITCHBOARD_DATA_DIR: dataDir,
+  ...(values.broker ? { SWITCHBOARD_BROKER: values.broker } : {}),
+});
+
+const say = (text: string) => {
+  if (!json) process.stdout.write(`${text}\n`);
+};
+const started: ServiceProcess[] = [];
+let stopping = false;
+
+async function stopAll(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  await Promise.all(started.map((service) => service.stop()));
+  if (once && values['data-dir'] === undefined) rmSync(dataDir, { recursive: true, force: true });
+}
+
+async function main(): Promise<boolean> {
+  say('Starting ServiceB and ServiceA as separate processes (embedded defaults: SQLite + files)...');
+  const b = await startService('service-b', script('service-b'), env(values['port-b'], 4002), { echo: !json });
+  started.push(b);
+  const a = await startService('service-a', script('service-a'), { ...env(values['port-a'], 4001), SERVICE_B_URL: b.url }, { echo: !json });
+  started.push(a);
+  say(`ServiceA at ${a.url}, ServiceB at ${b.url}\n`);
+
+  const client = createClient(serviceA, { baseUrl: a.url, timeoutMs: 60_000, retry: false });
+  let allOk = true;
+  for (const pattern of enabled) {
+    let report: PatternReport;
+    try {
+      report = await client.call('process', { name: values.name ?? 'Ada Lovelace', pattern });
+    } catch (error) {
+      report = {
+        pattern,
+        ok: false,
+        durationMs: 0,
+        summary: error instanceof Error ? error.message : String(error),
+        coupling: '',
+        details: {},
+      };
+    }
+    allOk &&= report.ok;
+    if (json) {
+      process.stdout.write(`${JSON.stringify(report)}\n`);
+    } else {
+      say(titles[pattern]);
+      say(`   ${report.ok ? 'ok' : 'FAILED'} in ${report.durationMs} ms: ${report.summary}`);
+      say(`   A had to know: ${report.coupling}\n`);
+    }
+  }
+  await client.close();
+
+  if (!once) {
+    say('Both services keep running. Try them yourself:');
+    say(`  curl -s -X POST ${b.url}/ops/save -H 'content-type: application/json' -d '{"name":"Grace Hopper"}'`);
+    say(`  curl -s -X POST ${a.url}/ops/process -H 'content-type: application/json' -d '{"name":"Grace","pattern":"sync-http"}'`);
+    say('Ctrl-C stops them.');
+  }
+  return allOk;
+}
+
+process.on('SIGINT', () => {
+  void stopAll().then(() => process.exit(0));
+});
+process.on('SIGTERM', () => {
+  void stopAll().then(() => process.exit(0));
+});
+
+try {
+  const ok = await main();
+  if (once) {
+    await stopAll();
+    process.exit(ok ? 0 : 1);
+  }
+} catch (error) {
+  console.error(error instanceof Error ? error.message : error);
+  await stopAll();
+  process.exit(1);
+}

@@ -1,0 +1,74 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('the demo (built output, separate processes)', () => {
+  it('--once --json prints one successful JSON line per pattern and exits 0', async () => {
+    const { code, stdout, stderr } = await run(['--once', '--json']);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.map((line) => line.pattern)).toEqual(['sync-http']);
+    for (const line of lines) {
+      expect(line.ok).toBe(true);
+      expect(typeof line.durationMs).toBe('number');
+      expect(line.coupling).not.toBe('');
+    }
+    expect(lines[0]?.details).toMatchObject({ saved: true });
+  });
+
+  it('interactive mode keeps the services up and stops them cleanly on Ctrl-C', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'switchboard-demo-test-'));
+    const child = spawn(process.execPath, [main, '--port-a', '0', '--port-b', '0', '--data-dir', dataDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (stdout.includes('Ctrl-C stops them.')) resolve();
+      });
+      child.on('exit', (code) => reject(new Error(`demo exited early with ${String(code)}: ${stdout}`)));
+    });
+    expect(stdout).toContain('1. Synchronous HTTP');
+    const url = /ServiceB at (http:\/\/\S+)/.exec(stdout)?.[1];
+    expect(url).toBeDefined();
+    const response = await fetch(`${url}/ops/save`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Grace Hopper' }),
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ saved: true });
+    child.kill('SIGINT');
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+});

@@ -1,0 +1,15 @@
+import { createMemoryBroker } from '@switchboard/memory';
+import { describeBrokerConformance } from '@switchboard/testkit';
+
+describeBrokerConformance('memory', () => createMemoryBroker(), {
+  persistent: false,
+  multiProcess: false,
+  ordering: 'per-key',
+  delayedRedelivery: false,
+  publishDeduplication: false,
+  maxMessageBytes: 16 * 1024 * 1024,
+  ackTimeoutMs: 100,
+  nackDelayMs: 100,
+  quietMs: 150,
+  throughputMessages: 5000,
+});

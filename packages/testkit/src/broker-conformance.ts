@@ -1,0 +1,597 @@
+import type { Broker, BrokerCapabilities, Delivery, Ordering, OutgoingMessage } from '@switchboard/core';
+import { isSwitchboardError, newMessageId } from '@switchboard/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DeliveryRecorder, deferred, delay, randomName, testMessage, waitFor } from './broker-helpers.js';
+
+/**
+ * What the adapter under test declares, plus knobs for the suite. The capability fields must equal
+ * `broker.capabilities` (the first test checks it), and the suite picks its assertions from them:
+ * nothing is skipped, a broker without a capability is checked for the behaviour it declares instead.
+ */
+export interface BrokerFeatures {
+  readonly persistent: boolean;
+  readonly multiProcess: boolean;
+  readonly ordering: Ordering;
+  readonly delayedRedelivery: boolean;
+  readonly publishDeduplication: boolean;
+  readonly maxMessageBytes: number;
+  /**
+   * A short `ackTimeoutMs` the engine honours, used by the redelivery tests. Default 500.
+   * Negative checks ("nothing more arrives") wait `quietMs`, default 2 × this (at least 200 ms).
+   */
+  readonly ackTimeoutMs?: number;
+  readonly quietMs?: number;
+  /** Delay given to `nack(delayMs)` in the delayed-redelivery test. Default 300. */
+  readonly nackDelayMs?: number;
+  /** Prepended to every random topic name (e.g. a subject or stream prefix the engine was set up with). */
+  readonly topicPrefix?: string;
+  /** Longest wait for an expected delivery. Default 10 000 ms. */
+  readonly timeoutMs?: number;
+  /** Messages in the throughput sanity test. Default 2 000. */
+  readonly throughputMessages?: number;
+}
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+
+function bytesOf(body: Uint8Array): number[] {
+  return Array.from(body);
+}
+
+function capabilitiesOf(features: BrokerFeatures): BrokerCapabilities {
+  return {
+    persistent: features.persistent,
+    multiProcess: features.multiProcess,
+    ordering: features.ordering,
+    delayedRedelivery: features.delayedRedelivery,
+    publishDeduplication: features.publishDeduplication,
+    maxMessageBytes: features.maxMessageBytes,
+  };
+}
+
+/**
+ * The broker conformance suite. `factory` returns a new, connected broker each call. For a broker
+ * that declares `persistent` or `multiProcess`, two brokers returned by `factory` must share one
+ * store (same file, same server), since the suite publishes through one and consumes through the
+ * other. Every test uses its own random topic and group names and closes what it opened.
+ */
+export function describeBrokerConformance(name: string, factory: () => Promise<Broker> | Broker, features: BrokerFeatures): void {
+  const timeoutMs = features.timeoutMs ?? 10_000;
+  const ackTimeoutMs = features.ackTimeoutMs ?? 500;
+  const quietMs = features.quietMs ?? Math.max(200, ackTimeoutMs * 2);
+  const nackDelayMs = features.nackDelayMs ?? 300;
+  const throughputMessages = features.throughputMessages ?? 2000;
+  const testTimeout = timeoutMs * 3 + quietMs * 2;
+  const newTopic = () => randomName(`${features.topicPrefix ?? ''}sbt`);
+  const newGroup = () => randomName('sbg');
+
+  describe(`broker conformance: ${name}`, () => {
+    const opened: Broker[] = [];
+    const connect = async (): Promise<Broker> => {
+      const broker = await factory();
+      opened.push(broker);
+      return broker;
+    };
+
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((broker) => broker.close()));
+    });
+
+    it('declares the capabilities it was tested for', async () => {
+      const broker = await connect();
+      expect(broker.name).toMatch(/^[a-z0-9-]+$/);
+      expect(broker.capabilities).toEqual(capabilitiesOf(features));
+      expect(broker.capabilities.maxMessageBytes).toBeGreaterThan(0);
+    });
+
+    it('delivers a published message with its fields and attempt 1', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const recorder = new DeliveryRecorder();
+      const subscription = await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
+      expect(subscription.topic).toBe(topic);
+      const message = testMessage(topic, { headers: { 'ce-type': 'demo.created', 'ce-source': '/tests' } });
+      await broker.publish(message);
+      await recorder.waitForCount(1, timeoutMs);
+      const delivery = recorder.received[0]!.delivery;
+      expect(delivery.id).toBe(message.id);
+      expect(delivery.topic).toBe(topic);
+      expect(delivery.attempt).toBe(1);
+      expect(delivery.key).toBeUndefined();
+      expect(delivery.headers).toMatchObject(message.headers);
+      expect(bytesOf(delivery.body)).toEqual(bytesOf(message.body));
+    });
+
+    it('publishBatch delivers every message of the batch; an empty batch resolves', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const recorder = new DeliveryRecorder();
+      await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
+      await broker.publishBatch([]);
+      const batch = Array.from({ length: 50 }, (_, i) => testMessage(topic, { headers: { n: String(i) }, key: `k${i % 5}` }));
+      await broker.publishBatch(batch);
+      await recorder.waitForUnique(batch.length, timeoutMs);
+      const byId = new Map(recorder.received.map((r) => [r.delivery.id, r.delivery]));
+      for (const message of batch) {
+        const delivery = byId.get(message.id);
+        expect(delivery?.headers).toMatchObject(message.headers);
+        expect(delivery?.key).toBe(message.key);
+        expect(bytesOf(delivery!.body)).toEqual(bytesOf(message.body));
+      }
+      expect(recorder.duplicates()).toEqual([]);
+    });
+
+    it('takes many concurrent publishes and delivers each once', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const recorder = new DeliveryRecorder();
+      await broker.subscribe({ topic, group: newGroup(), maxInFlight: 32 }, recorder.handler);
+      const messages = Array.from({ length: 200 }, () => testMessage(topic));
+      await Promise.all(messages.map((message) => broker.publish(message)));
+      await recorder.waitForUnique(messages.length, timeoutMs);
+      expect(recorder.unique()).toEqual(new Set(messages.map((m) => m.id)));
+      expect(recorder.duplicates()).toEqual([]);
+    });
+
+    it('declareGroup keeps messages published before the first subscriber', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const group = newGroup();
+      await broker.declareGroup(topic, group);
+      await broker.declareGroup(topic, group);
+      const messages = Array.from({ length: 5 }, () => testMessage(topic));
+      for (const message of messages) await broker.publish(message);
+      const recorder = new DeliveryRecorder();
+      await broker.subscribe({ topic, group }, recorder.handler);
+      await recorder.waitForUnique(messages.length, timeoutMs);
+      expect(recorder.unique()).toEqual(new Set(messages.map((m) => m.id)));
+    });
+
+    it('balances a group: two subscribers share the messages, none is handled twice', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const group = newGroup();
+      await broker.declareGroup(topic, group);
+      const messages = Array.from({ length: 20 }, () => testMessage(topic));
+      await broker.publishBatch(messages);
+      // Each subscriber holds its first delivery until the other has one too, so both must take part.
+      const bothBusy = deferred();
+      const handle = async (delivery: Delivery) => {
+        if (first.count > 0 && second.count > 0) bothBusy.resolve();
+        await Promise.race([bothBusy.promise, delay(timeoutMs)]);
+        await delivery.ack();
+      };
+      const first: DeliveryRecorder = new DeliveryRecorder(handle);
+      const second: DeliveryRecorder = new DeliveryRecorder(handle);
+      await broker.subscribe({ topic, group, maxInFlight: 1 }, first.handler);
+      await broker.subscribe({ topic, group, maxInFlight: 1 }, second.handler);
+      await waitFor(() => first.unique().size + second.unique().size >= messages.length, 'all messages across the group', timeoutMs * 2);
+      expect(first.count).toBeGreaterThan(0);
+      expect(second.count).toBeGreaterThan(0);
+      const all = [...first.ids(), ...second.ids()];
+      expect(all).toHaveLength(messages.length);
+      expect(new Set(all)).toEqual(new Set(messages.map((m) => m.id)));
+    });
+
+    it('fans out: every group gets its own copy', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const groups = [newGroup(), newGroup(), newGroup()];
+      const recorders = groups.map(() => new DeliveryRecorder());
+      await broker.declareGroup(topic, groups[2]!);
+      for (const [i, group] of groups.slice(0, 2).entries()) await broker.subscribe({ topic, group }, recorders[i]!.handler);
+      const messages = Array.from({ length: 10 }, () => testMessage(topic));
+      await broker.publishBatch(messages);
+      await broker.subscribe({ topic, group: groups[2]! }, recorders[2]!.handler);
+      for (const recorder of recorders) {
+        await recorder.waitForUnique(messages.length, timeoutMs);
+        expect(recorder.unique()).toEqual(new Set(messages.map((m) => m.id)));
+        expect(recorder.duplicates()).toEqual([]);
+      }
+    });
+
+    it('ack removes the message for the group; ack and nack after ack are no-ops', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const group = newGroup();
+      const recorder = new DeliveryRecorder(async (delivery) => {
+        await delivery.ack();
+        await delivery.ack();
+        await delivery.nack();
+      });
+      const subscription = await broker.subscribe({ topic, group, ackTimeoutMs }, recorder.handler);
+      await broker.publish(testMessage(topic));
+      await recorder.waitForCount(1, timeoutMs);
+      await subscription.close();
+      await broker.subscribe({ topic, group, ackTimeoutMs }, recorder.handler);
+      await delay(quietMs);
+      expect(recorder.count).toBe(1);
+    });
+
+    it('nack redelivers with attempt + 1 and the same content', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const recorder = new DeliveryRecorder((delivery) => (delivery.attempt < 3 ? delivery.nack() : delivery.ack()));
+      await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
+      const message = testMessage(topic, { headers: { a: '1' }, key: 'k1' });
+      await broker.publish(message);
+      await recorder.waitForCount(3, timeoutMs);
+      expect(recorder.received.map((r) => r.delivery.attempt)).toEqual([1, 2, 3]);
+      for (const { delivery } of recorder.received) {
+        expect(delivery.id).toBe(message.id);
+        expect(delivery.key).toBe('k1');
+        expect(delivery.headers).toMatchObject(message.headers);
+        expect(bytesOf(delivery.body)).toEqual(bytesOf(message.body));
+      }
+      await delay(quietMs);
+      expect(recorder.count).toBe(3);
+    });
+
+    it('nack with a delay redelivers no earlier than the delay and does not block other messages', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const delayed = testMessage(topic);
+      const other = testMessage(topic);
+      let nackedAt = 0;
+      const recorder = new DeliveryRecorder(async (delivery) => {
+        if (delivery.id === delayed.id && delivery.attempt === 1) {
+          nackedAt = Date.now();
+          await delivery.nack(nackDelayMs);
+          await broker.publish(other);
+          return;
+        }
+        await delivery.ack();
+      });
+      await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
+      await broker.publish(delayed);
+      await recorder.waitForCount(3, timeoutMs + nackDelayMs);
+      const redelivery = recorder.received.find((r) => r.delivery.id === delayed.id && r.delivery.attempt === 2);
+      expect(redelivery).toBeDefined();
+      // 20 ms of slack for clock granularity between the engine and this process.
+      expect(redelivery!.at - nackedAt).toBeGreaterThanOrEqual(nackDelayMs - 20);
+      expect(recorder.ids()).toEqual([delayed.id, other.id, delayed.id]);
+    });
+
+    it('a handler that rejects without settling gets the message again', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const recorder = new DeliveryRecorder(async (delivery) => {
+        if (delivery.attempt === 1) throw new Error('handler failed');
+        await delivery.ack();
+      });
+      await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
+      const message = testMessage(topic);
+      await broker.publish(message);
+      await recorder.waitForCount(2, timeoutMs);
+      expect(recorder.received.map((r) => [r.delivery.id, r.delivery.attempt])).toEqual([
+        [message.id, 1],
+        [message.id, 2],
+      ]);
+    });
+
+    it('redelivers a delivery left unsettled past ackTimeoutMs; a late ack of the old delivery is harmless', {
+      timeout: testTimeout,
+    }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const recorder = new DeliveryRecorder(async (delivery) => {
+        if (delivery.attempt > 1) await delivery.ack();
+      });
+      await broker.subscribe({ topic, group: newGroup(), ackTimeoutMs }, recorder.handler);
+      const message = testMessage(topic);
+      await broker.publish(message);
+      await recorder.waitForCount(2, timeoutMs + ackTimeoutMs * 2);
+      const [first, second] = recorder.received;
+      expect(second!.delivery.id).toBe(message.id);
+      expect(second!.delivery.attempt).toBe(2);
+      expect(second!.at - first!.at).toBeGreaterThanOrEqual(ackTimeoutMs - 20);
+      await expect(first!.delivery.ack()).resolves.toBeUndefined();
+      await delay(quietMs);
+      expect(recorder.count).toBe(2);
+    });
+
+    it('never hands more unsettled deliveries to the handler than maxInFlight', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const maxInFlight = 3;
+      const held: Delivery[] = [];
+      const recorder = new DeliveryRecorder(async (delivery) => {
+        held.push(delivery);
+      });
+      await broker.subscribe({ topic, group: newGroup(), maxInFlight }, recorder.handler);
+      const messages = Array.from({ length: 10 }, () => testMessage(topic));
+      await broker.publishBatch(messages);
+      let expected = 0;
+      while (expected < messages.length) {
+        expected = Math.min(messages.length, expected + maxInFlight);
+        await recorder.waitForCount(expected, timeoutMs);
+        await delay(50);
+        // Handlers returned, but their deliveries are still unsettled: no more may arrive.
+        expect(recorder.count).toBe(expected);
+        await Promise.all(held.splice(0).map((delivery) => delivery.ack()));
+      }
+      expect(recorder.unique()).toEqual(new Set(messages.map((m) => m.id)));
+
+      // Concurrency seen by handlers that settle as they finish.
+      const topic2 = newTopic();
+      let inFlight = 0;
+      let highest = 0;
+      const busy = new DeliveryRecorder(async (delivery) => {
+        inFlight += 1;
+        highest = Math.max(highest, inFlight);
+        await delay(2);
+        inFlight -= 1;
+        await delivery.ack();
+      });
+      await broker.subscribe({ topic: topic2, group: newGroup(), maxInFlight }, busy.handler);
+      await broker.publishBatch(Array.from({ length: 30 }, () => testMessage(topic2)));
+      await busy.waitForUnique(30, timeoutMs);
+      expect(highest).toBeGreaterThanOrEqual(1);
+      expect(highest).toBeLessThanOrEqual(maxInFlight);
+    });
+
+    it('keeps headers, key and binary bodies intact (non-UTF-8, empty, large)', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const recorder = new DeliveryRecorder();
+      await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
+      const largeSize = Math.min(256 * KIB, Math.floor(features.maxMessageBytes / 2));
+      const large = new Uint8Array(largeSize);
+      for (let i = 0; i < large.length; i++) large[i] = (i * 31 + 7) & 0xff;
+      const messages: OutgoingMessage[] = [
+        testMessage(topic, { body: Uint8Array.from({ length: 256 }, (_, i) => i), key: 'customer-42' }),
+        testMessage(topic, { body: Uint8Array.from([0xc3, 0x28, 0xa0, 0xa1, 0xff, 0xfe, 0x00, 0x80, 0xed, 0xa0, 0x80]) }),
+        testMessage(topic, { body: new Uint8Array(0) }),
+        testMessage(topic, { body: large }),
+        testMessage(topic, {
+          headers: {
+            'content-type': 'application/octet-stream',
+            traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+            'x-unicode': 'héllo — 你好 ✓',
+            'x-empty': '',
+            'x-spaces': '  a b  ',
+          },
+          key: 'ключ-1',
+        }),
+      ];
+      await broker.publishBatch(messages);
+      await recorder.waitForUnique(messages.length, timeoutMs);
+      const byId = new Map(recorder.received.map((r) => [r.delivery.id, r.delivery]));
+      for (const message of messages) {
+        const delivery = byId.get(message.id)!;
+        expect(delivery.body).toBeInstanceOf(Uint8Array);
+        expect(delivery.body.byteLength).toBe(message.body.byteLength);
+        expect(Buffer.from(delivery.body).equals(Buffer.from(message.body))).toBe(true);
+        expect(delivery.headers).toMatchObject(message.headers);
+        expect(delivery.key).toBe(message.key);
+      }
+    });
+
+    it('rejects a body over maxMessageBytes with SB_MESSAGE_TOO_LARGE', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const size = features.maxMessageBytes + 1;
+      // Engines with huge limits are checked with a 1 MiB round trip instead of a huge allocation.
+      if (size <= 64 * MIB) {
+        const error = await broker.publish(testMessage(topic, { body: new Uint8Array(size) })).catch((e: unknown) => e);
+        expect(isSwitchboardError(error, 'SB_MESSAGE_TOO_LARGE')).toBe(true);
+      } else {
+        const recorder = new DeliveryRecorder();
+        await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
+        const message = testMessage(topic, { body: new Uint8Array(MIB).fill(0xab) });
+        await broker.publish(message);
+        await recorder.waitForCount(1, timeoutMs);
+        expect(recorder.received[0]!.delivery.body.byteLength).toBe(MIB);
+      }
+    });
+
+    it(`keeps the declared ordering (${features.ordering})`, { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const group = newGroup();
+      await broker.declareGroup(topic, group);
+      const keys = ['a', 'b', 'c'];
+      const messages = Array.from({ length: 45 }, (_, i) => testMessage(topic, { key: keys[i % keys.length]!, headers: { n: String(i) } }));
+      await broker.publishBatch(messages.slice(0, 15));
+      for (const message of messages.slice(15)) await broker.publish(message);
+
+      if (features.ordering === 'per-topic') {
+        const recorder = new DeliveryRecorder();
+        await broker.subscribe({ topic, group, maxInFlight: 1 }, recorder.handler);
+        await recorder.waitForCount(messages.length, timeoutMs);
+        expect(recorder.ids()).toEqual(messages.map((m) => m.id));
+      } else if (features.ordering === 'per-key') {
+        const busyKeys = new Set<string>();
+        const overlaps: string[] = [];
+        const recorder = new DeliveryRecorder(async (delivery) => {
+          const key = delivery.key ?? '';
+          if (busyKeys.has(key)) overlaps.push(key);
+          busyKeys.add(key);
+          await delay(1);
+          busyKeys.delete(key);
+          await delivery.ack();
+        });
+        await broker.subscribe({ topic, group, maxInFlight: 8 }, recorder.handler);
+        await recorder.waitForCount(messages.length, timeoutMs);
+        expect(overlaps).toEqual([]);
+        for (const key of keys) {
+          const sent = messages.filter((m) => m.key === key).map((m) => m.id);
+          const got = recorder.received.filter((r) => r.delivery.key === key).map((r) => r.delivery.id);
+          expect(got).toEqual(sent);
+        }
+      } else {
+        const recorder = new DeliveryRecorder();
+        await broker.subscribe({ topic, group, maxInFlight: 8 }, recorder.handler);
+        await recorder.waitForUnique(messages.length, timeoutMs);
+        expect(recorder.unique()).toEqual(new Set(messages.map((m) => m.id)));
+      }
+    });
+
+    it('subscription close waits for in-flight handlers and releases the rest to the next subscriber', {
+      timeout: testTimeout,
+    }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const group = newGroup();
+      await broker.declareGroup(topic, group);
+      const messages = Array.from({ length: 20 }, () => testMessage(topic));
+      await broker.publishBatch(messages);
+      const release = deferred();
+      const acked: string[] = [];
+      const first = new DeliveryRecorder(async (delivery) => {
+        await release.promise;
+        await delivery.ack();
+        acked.push(delivery.id);
+      });
+      const subscription = await broker.subscribe({ topic, group, maxInFlight: 4 }, first.handler);
+      await first.waitForCount(4, timeoutMs);
+      let closed = false;
+      const closing = subscription.close().then(() => {
+        closed = true;
+      });
+      await delay(50);
+      expect(closed).toBe(false);
+      release.resolve();
+      await closing;
+      expect(acked).toHaveLength(first.count);
+      const handledByFirst = first.count;
+
+      const second = new DeliveryRecorder();
+      await broker.subscribe({ topic, group }, second.handler);
+      const rest = messages.map((m) => m.id).filter((id) => !acked.includes(id));
+      await second.waitForUnique(rest.length, timeoutMs + ackTimeoutMs);
+      expect(second.unique()).toEqual(new Set(rest));
+      expect(first.count).toBe(handledByFirst);
+    });
+
+    it('broker close drains handlers, is idempotent, and later publishes fail with SB_CLOSED', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const release = deferred();
+      let handlerDone = false;
+      const recorder = new DeliveryRecorder(async (delivery) => {
+        await release.promise;
+        await delivery.ack();
+        handlerDone = true;
+      });
+      await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
+      await broker.publish(testMessage(topic));
+      await recorder.waitForCount(1, timeoutMs);
+      const closing = broker.close();
+      await delay(50);
+      expect(handlerDone).toBe(false);
+      release.resolve();
+      await closing;
+      expect(handlerDone).toBe(true);
+      await broker.close();
+      const error = await broker.publish(testMessage(topic)).catch((e: unknown) => e);
+      expect(isSwitchboardError(error, 'SB_CLOSED')).toBe(true);
+      const subscribeError = await broker.subscribe({ topic, group: newGroup() }, recorder.handler).catch((e: unknown) => e);
+      expect(isSwitchboardError(subscribeError, 'SB_CLOSED')).toBe(true);
+    });
+
+    // A persistent broker keeps messages across a restart; a non-persistent engine that runs as a
+    // server (multiProcess) still keeps them while the server runs. Only an in-process,
+    // non-persistent broker loses them with the broker object.
+    const keepsMessages = features.persistent || features.multiProcess;
+    it(keepsMessages ? 'keeps unconsumed messages across broker instances' : 'keeps nothing across broker instances (in-process only)', {
+      timeout: testTimeout,
+    }, async () => {
+      const topic = newTopic();
+      const group = newGroup();
+      const before = await connect();
+      await before.declareGroup(topic, group);
+      const messages = Array.from({ length: 3 }, () => testMessage(topic));
+      await before.publishBatch(messages);
+      await before.close();
+      const after = await connect();
+      const recorder = new DeliveryRecorder();
+      await after.subscribe({ topic, group }, recorder.handler);
+      if (keepsMessages) {
+        await recorder.waitForUnique(messages.length, timeoutMs);
+        expect(recorder.unique()).toEqual(new Set(messages.map((m) => m.id)));
+      } else {
+        await delay(quietMs);
+        expect(recorder.count).toBe(0);
+      }
+    });
+
+    it(features.multiProcess
+      ? 'connects publishers and consumers through separate brokers'
+      : 'keeps each broker to itself (single process)', {
+      timeout: testTimeout,
+    }, async () => {
+      const publisher = await connect();
+      const consumer = await connect();
+      const topic = newTopic();
+      const group = newGroup();
+      const remote = new DeliveryRecorder();
+      const local = new DeliveryRecorder();
+      await consumer.subscribe({ topic, group }, remote.handler);
+      await publisher.subscribe({ topic, group: newGroup() }, local.handler);
+      const messages = Array.from({ length: 10 }, () => testMessage(topic));
+      await publisher.publishBatch(messages);
+      await local.waitForUnique(messages.length, timeoutMs);
+      if (features.multiProcess) {
+        // A second subscriber of the same group, on the publishing broker, shares the group's messages.
+        const sharing = new DeliveryRecorder();
+        await publisher.subscribe({ topic, group }, sharing.handler);
+        const more = Array.from({ length: 10 }, () => testMessage(topic));
+        await publisher.publishBatch(more);
+        const all = [...messages, ...more].map((m) => m.id);
+        await waitFor(() => remote.unique().size + sharing.unique().size >= all.length, 'the group to get every message', timeoutMs);
+        expect(new Set([...remote.ids(), ...sharing.ids()])).toEqual(new Set(all));
+        expect(remote.count + sharing.count).toBe(all.length);
+      } else {
+        await delay(quietMs);
+        expect(remote.count).toBe(0);
+      }
+    });
+
+    it(features.publishDeduplication ? 'drops a second publish of the same MessageId' : 'delivers a re-published MessageId again', {
+      timeout: testTimeout,
+    }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const recorder = new DeliveryRecorder();
+      await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
+      const message = testMessage(topic, { id: newMessageId() });
+      await broker.publish(message);
+      await broker.publish(message);
+      const expected = features.publishDeduplication ? 1 : 2;
+      await recorder.waitForCount(expected, timeoutMs);
+      await delay(quietMs);
+      expect(recorder.count).toBe(expected);
+      expect(new Set(recorder.ids())).toEqual(new Set([message.id]));
+    });
+
+    it('rejects subscribe options out of range with SB_CONFIG_INVALID', async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const noop = async () => {};
+      for (const options of [{ maxInFlight: 0 }, { maxInFlight: 1.5 }, { ackTimeoutMs: 0 }, { ackTimeoutMs: -1 }]) {
+        const error = await broker.subscribe({ topic, group: newGroup(), ...options }, noop).catch((e: unknown) => e);
+        expect(isSwitchboardError(error, 'SB_CONFIG_INVALID')).toBe(true);
+      }
+    });
+
+    it(`moves ${throughputMessages} messages of 1 KiB, each handled exactly once`, { timeout: testTimeout * 2 }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const group = newGroup();
+      const recorder = new DeliveryRecorder();
+      await broker.subscribe({ topic, group, maxInFlight: 256 }, recorder.handler);
+      const body = new Uint8Array(KIB).fill(0x61);
+      const messages = Array.from({ length: throughputMessages }, () => testMessage(topic, { body }));
+      const batches: OutgoingMessage[][] = [];
+      for (let i = 0; i < messages.length; i += 250) batches.push(messages.slice(i, i + 250));
+      await Promise.all(
+        batches.map((batch, i) => (i % 2 === 0 ? broker.publishBatch(batch) : Promise.all(batch.map((m) => broker.publish(m))))),
+      );
+      await recorder.waitForUnique(messages.length, timeoutMs * 3);
+      expect(recorder.duplicates()).toEqual([]);
+      expect(recorder.count).toBe(messages.length);
+      expect(recorder.received.every((r) => r.delivery.body.byteLength === KIB)).toBe(true);
+    });
+  });
+}
