@@ -1,0 +1,70 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connectBroker, parseEngineUrl, redact } from '@switchboard/connect';
+import { isSwitchboardError } from '@switchboard/core';
+import { describe, expect, it } from 'vitest';
+
+describe('parseEngineUrl', () => {
+  it.each([
+    ['memory:', 'memory'],
+    ['sqlite:.switchboard/broker.db', 'sqlite'],
+    ['sqlite:///var/data/broker.db', 'sqlite'],
+    ['nats://127.0.0.1:4222', 'nats'],
+    ['amqp://guest:guest@127.0.0.1:5672', 'rabbitmq'],
+    ['redis://127.0.0.1:6379/0', 'redis'],
+    ['postgres://postgres@127.0.0.1:5432/test', 'postgres'],
+    ['postgresql://postgres@127.0.0.1/test', 'postgres'],
+  ])('%s → %s', (url, engine) => {
+    expect(parseEngineUrl(url).engine).toBe(engine);
+  });
+
+  it('keeps the sqlite path and the query parameters', () => {
+    expect(parseEngineUrl('sqlite:data/q.db?prefix=x')).toMatchObject({ path: 'data/q.db', params: { prefix: 'x' } });
+    expect(parseEngineUrl('sqlite:///abs/q.db').path).toBe('/abs/q.db');
+    expect(parseEngineUrl('redis://h:1/?prefix=p').params).toEqual({ prefix: 'p' });
+  });
+
+  it('refuses unknown schemes, in-memory SQLite and malformed URLs with SB_CONFIG_INVALID', () => {
+    for (const url of ['kafka://h:9092', 'sqlite::memory:', 'sqlite:', 'nats://[bad', 'no-scheme']) {
+      let error: unknown;
+      try {
+        parseEngineUrl(url);
+      } catch (caught) {
+        error = caught;
+      }
+      expect(isSwitchboardError(error, 'SB_CONFIG_INVALID'), url).toBe(true);
+    }
+  });
+
+  it('never puts a password in an error message', () => {
+    expect(redact('amqp://guest:secret@h:5672')).toBe('amqp://guest:***@h:5672');
+    try {
+      parseEngineUrl('kafka://user:secret@h');
+    } catch (error) {
+      expect(String(error)).not.toContain('secret');
+    }
+  });
+});
+
+describe('connectBroker (embedded engines)', () => {
+  it('opens memory: and sqlite: brokers that move a message', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'switchboard-connect-'));
+    try {
+      for (const url of ['memory:', `sqlite:${join(dir, 'broker.db')}`]) {
+        const broker = await connectBroker(url);
+        const received = new Promise<string>((resolve) => {
+          void broker.subscribe({ topic: 't', group: 'g' }, async (delivery) => {
+            await delivery.ack();
+            resolve(Buffer.from(delivery.body).toString());
+          });
+        });
+        await broker.publish({ id: 'm1', topic: 't', headers: {}, body: Buffer.from(`via ${url}`) });
+        expect(await received).toBe(`via ${url}`);
+        await broker.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
