@@ -1,0 +1,78 @@
+import type { Readable } from 'node:stream';
+import type { CloudEvent, HandlerContext, Invocation, Progress } from '@switchboard/core';
+import { SwitchboardError } from '@switchboard/core';
+import type { Inbound } from './pipeline.js';
+import type { AttachmentInfo, MessageContext } from './types.js';
+
+/** The `MessageContext` of one run. A class, so every delivery shares one shape. */
+export class DeliveryContext implements MessageContext {
+  readonly messageId: string;
+  readonly attempt: number;
+  readonly type: string;
+  readonly source: string;
+  readonly subject: string | undefined;
+  readonly time: string | undefined;
+  readonly traceparent: string | undefined;
+  readonly tracestate: string | undefined;
+  readonly topic: string;
+  readonly group: string;
+  readonly key: string | undefined;
+  readonly signal: AbortSignal;
+  readonly event: CloudEvent;
+  readonly attachmentInfo: AttachmentInfo | undefined;
+  readonly #inbound: Inbound;
+
+  constructor(inbound: Inbound) {
+    const event = inbound.event!;
+    this.#inbound = inbound;
+    this.messageId = event.id;
+    this.attempt = inbound.attempt;
+    this.type = event.type;
+    this.source = event.source;
+    this.subject = event.subject;
+    this.time = event.time;
+    const traceparent = event.extensions?.traceparent;
+    const tracestate = event.extensions?.tracestate;
+    this.traceparent = typeof traceparent === 'string' ? traceparent : undefined;
+    this.tracestate = typeof tracestate === 'string' ? tracestate : undefined;
+    this.topic = inbound.delivery.topic;
+    this.group = inbound.group;
+    this.key = inbound.delivery.key;
+    this.signal = inbound.signal;
+    this.event = event;
+    this.attachmentInfo = inbound.attachment?.info;
+  }
+
+  attachment(): Readable {
+    const attachment = this.#inbound.attachment;
+    if (attachment === undefined)
+      throw new SwitchboardError('SB_CLAIM_CHECK_MISSING', { detail: `message ${this.messageId} has no attachment` });
+    return attachment.open();
+  }
+
+  /** The `HandlerContext` an operation handler gets when reached through the broker. */
+  operationContext(operation: string, timeoutMs: number | undefined): HandlerContext {
+    return new MessageHandlerContext(this, operation, timeoutMs);
+  }
+}
+
+class MessageHandlerContext implements HandlerContext {
+  readonly operation: string;
+  readonly via: Invocation = 'message';
+  readonly signal: AbortSignal;
+  readonly deadline: number | undefined;
+  readonly traceparent: string | undefined;
+  readonly tracestate: string | undefined;
+  readonly messageId: string;
+
+  constructor(context: DeliveryContext, operation: string, timeoutMs: number | undefined) {
+    this.operation = operation;
+    this.signal = context.signal;
+    this.deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    this.traceparent = context.traceparent;
+    this.tracestate = context.tracestate;
+    this.messageId = context.messageId;
+  }
+
+  progress(_progress: Progress): void {}
+}

@@ -1,0 +1,68 @@
+import type { AnyContract, OperationDefinition, ProblemDetails } from '@switchboard/core';
+import { OperationError, operationProblemType, SwitchboardError, validate } from '@switchboard/core';
+import { DeliveryContext } from './context.js';
+import { OperationFailure } from './middleware/retry.js';
+import type { Step } from './pipeline.js';
+
+/**
+ * The innermost step: runs the route's handler with the validated data. Operations get their
+ * `HandlerContext` (`via: 'message'`), their output is checked against the contract, and a
+ * declared `OperationError` becomes a problem document for the receipt. What the handler returns
+ * is summarised (JSON, at most `resultLimit` characters) into the receipt's `result`.
+ */
+export function handlerStep(defaultTimeoutMs: number, resultLimit: number): Step {
+  return async (message) => {
+    const route = message.route!;
+    const context = new DeliveryContext(message);
+    let value: unknown;
+    if (route.kind === 'operation') {
+      const definition = route.contract.operations[route.name]!;
+      try {
+        value = await route.invoke(message.data, context, () => context.operationContext(route.name, route.timeoutMs ?? defaultTimeoutMs));
+      } catch (error) {
+        throw operationFailure(route.contract, definition, error);
+      }
+      const checked = validate(definition.output, value);
+      const result = checked instanceof Promise ? await checked : checked;
+      if (!result.ok) {
+        throw new SwitchboardError('SB_INVALID_OUTPUT', {
+          detail: `output of operation ${route.name} does not match its schema`,
+          errors: result.errors,
+        });
+      }
+      value = result.value;
+    } else {
+      value = await route.invoke(message.data, context, () => context.operationContext(route.name, undefined));
+    }
+    const summary = summarize(value, resultLimit);
+    return summary === undefined ? { kind: 'ack' } : { kind: 'ack', result: summary };
+  };
+}
+
+function summarize(value: unknown, limit: number): string | undefined {
+  if (value === undefined) return undefined;
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    return undefined;
+  }
+  if (json === undefined) return undefined;
+  return json.length <= limit ? json : JSON.stringify({ truncated: true, length: json.length });
+}
+
+/** A declared `OperationError` keeps its code, status and data; anything else is left to the retry policy. */
+function operationFailure(contract: AnyContract, definition: OperationDefinition, error: unknown): unknown {
+  if (!(error instanceof OperationError) || !Object.hasOwn(definition.errors, error.code)) return error;
+  const declared = definition.errors[error.code]!;
+  const problem: ProblemDetails = {
+    type: operationProblemType(contract.name, error.code),
+    title: declared.title ?? error.code,
+    status: declared.status,
+    ...(error.detail === undefined ? {} : { detail: error.detail }),
+    code: error.code,
+    ...(error.data === undefined ? {} : { data: error.data }),
+    retryable: declared.retryable ?? false,
+  };
+  return new OperationFailure(problem, declared.retryable ?? false, error);
+}

@@ -1,0 +1,69 @@
+import type { CloudEvent, ProblemDetails } from '@switchboard/core';
+import { cloudEventFromHttp } from '@switchboard/core';
+import type { HttpRoute } from '@switchboard/http';
+import { retryAfterHeader, sendJson, sendProblem } from '@switchboard/http';
+import type { Outcome } from './pipeline.js';
+
+/** What became of one event received over HTTP. */
+export interface EventResult {
+  readonly id: string;
+  readonly status: 'processed' | 'duplicate' | 'retry' | 'dead-lettered';
+  readonly retryAfterMs?: number;
+  readonly error?: ProblemDetails;
+}
+
+function toResult(id: string, outcome: Outcome): EventResult {
+  switch (outcome.kind) {
+    case 'ack':
+      return { id, status: outcome.skipped === undefined ? 'processed' : 'duplicate' };
+    case 'retry':
+      return { id, status: 'retry', retryAfterMs: outcome.delayMs, ...(outcome.error === undefined ? {} : { error: outcome.error }) };
+    case 'dead-letter':
+      return { id, status: 'dead-lettered', error: outcome.error };
+  }
+}
+
+/**
+ * `POST {base}/events`: the CloudEvents HTTP protocol binding (binary, structured and batched
+ * mode), decoded with the core HTTP helpers and dispatched through the consumer's pipeline (inbox,
+ * retries, dead letters, receipts).
+ *
+ * - one event handled (or a duplicate): `204 No Content`
+ * - one event to retry later: `503` with the problem and `Retry-After`
+ * - one event dead-lettered: its problem and status (400 for a schema failure or unknown type)
+ * - a batch: `200` with `{ results: [{ id, status, retryAfterMs?, error? }] }`
+ * - 413 over the body limit, 415 unsupported media type, 400 malformed or not a CloudEvent
+ */
+export function cloudEventsRoute(receive: (event: CloudEvent) => Promise<Outcome>, options: { readonly path?: string } = {}): HttpRoute {
+  return {
+    methods: ['POST'],
+    path: options.path ?? '/events',
+    async handle(req, res, context) {
+      const body = await context.readBody();
+      const decoded = cloudEventFromHttp(req.headers, body);
+      if (decoded.mode === 'batch') {
+        const results: EventResult[] = [];
+        for (const event of decoded.events) results.push(toResult(event.id, await receive(event)));
+        sendJson(res, 200, { results });
+        return;
+      }
+      const result = toResult(decoded.event.id, await receive(decoded.event));
+      switch (result.status) {
+        case 'processed':
+        case 'duplicate':
+          res.writeHead(204).end();
+          return;
+        case 'retry': {
+          const problem: ProblemDetails = result.error ?? { type: 'about:blank', title: 'Retry later', status: 503, code: 'SB_OVERLOADED' };
+          sendProblem(res, { ...problem, status: 503 }, { 'retry-after': retryAfterHeader(result.retryAfterMs ?? 1000) });
+          return;
+        }
+        case 'dead-lettered': {
+          const problem = result.error!;
+          sendProblem(res, { ...problem, status: problem.status >= 400 && problem.status < 600 ? problem.status : 500 });
+          return;
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,114 @@
+import { Readable } from 'node:stream';
+import type { BlobStore, CloudEvent } from '@switchboard/core';
+import {
+  dataKind,
+  isSwitchboardError,
+  missingBlob,
+  parseDataHash,
+  readAllBytes,
+  refuseDataref,
+  SwitchboardError,
+  verifyBlobStream,
+} from '@switchboard/core';
+import type { Middleware } from '../pipeline.js';
+import type { AttachmentInfo } from '../types.js';
+
+const CLAIM_CHECK_CODES = new Set(['SB_CLAIM_CHECK_MISSING', 'SB_CLAIM_CHECK_HASH_MISMATCH', 'SB_DATAREF_REFUSED']);
+
+/** Finds the configured store that owns a `dataref`; refuses every other URI (`SB_DATAREF_REFUSED`). The URI is never fetched. */
+export function resolveDataref(stores: readonly BlobStore[], uri: string): { store: BlobStore; key: string } {
+  for (const store of stores) {
+    try {
+      return { store, key: store.resolve(uri) };
+    } catch (error) {
+      if (!isSwitchboardError(error, 'SB_DATAREF_REFUSED')) throw error;
+    }
+  }
+  throw refuseDataref(uri, stores.length === 0 ? 'no blob store is configured' : 'not a URI of a configured blob store');
+}
+
+function readReference(event: CloudEvent): (AttachmentInfo & { readonly isData: boolean }) | undefined {
+  const ext = event.extensions;
+  const uri = ext?.dataref;
+  if (typeof uri !== 'string') return undefined;
+  const hash = typeof ext?.datahash === 'string' ? parseDataHash(ext.datahash) : undefined;
+  if (hash === undefined) throw refuseDataref(uri, 'the event carries no valid datahash for its dataref');
+  const mediaType = typeof ext?.datamediatype === 'string' ? ext.datamediatype : undefined;
+  return {
+    uri,
+    sha256: hash.hex,
+    ...(typeof ext?.datasize === 'number' ? { size: ext.datasize } : {}),
+    mediaType: mediaType ?? event.datacontenttype ?? 'application/json',
+    ...(typeof ext?.dataexpires === 'string' ? { expires: ext.dataexpires } : {}),
+    // The data itself was claim-checked: no inline data, no `datamediatype` (it is described by `datacontenttype`).
+    isData: event.data === undefined && mediaType === undefined,
+  };
+}
+
+function toData(bytes: Buffer, contentType: string): unknown {
+  switch (dataKind(contentType)) {
+    case 'json':
+      try {
+        return JSON.parse(bytes.toString('utf8'));
+      } catch (error) {
+        throw new SwitchboardError('SB_MESSAGE_INVALID', {
+          detail: 'the claim-checked data is not valid JSON',
+          errors: [{ pointer: '', message: (error as Error).message }],
+        });
+      }
+    case 'text':
+      return bytes.toString('utf8');
+    default:
+      return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+}
+
+/**
+ * The consumer side of the claim check. For an event with `dataref`:
+ * - the URI must belong to one of `stores` (else `SB_DATAREF_REFUSED`), and a `datahash` is required;
+ * - claim-checked data (no inline data, no `datamediatype`) is fetched, verified against the hash and
+ *   parsed by `datacontenttype` before validation, so handlers never see the difference;
+ * - an attachment is checked to exist (`SB_CLAIM_CHECK_MISSING`) and offered as a lazy, verified
+ *   stream (`ctx.attachment()`). If reading it fails the hash check, that failure decides the
+ *   outcome even when the handler swallowed it: the message is dead-lettered (`claim-check`).
+ */
+export function claimCheck(stores: readonly BlobStore[]): Middleware {
+  return (next) => async (message) => {
+    const event = message.event!;
+    const reference = readReference(event);
+    if (reference === undefined) return next(message);
+    const { store, key } = resolveDataref(stores, reference.uri);
+    const expected = { sha256: reference.sha256, ...(reference.size === undefined ? {} : { size: reference.size }) };
+    if (reference.isData) {
+      const blob = await store.get(key);
+      const bytes = await readAllBytes(verifyBlobStream(blob.body, expected));
+      message.data = toData(bytes, reference.mediaType);
+      return next(message);
+    }
+    if (!(await store.has(key))) throw missingBlob(key);
+    const { isData: _isData, ...info } = reference;
+    message.attachment = {
+      info,
+      open: () => {
+        const stream = Readable.from(
+          (async function* verified() {
+            const blob = await store.get(key);
+            yield* verifyBlobStream(blob.body, expected);
+          })(),
+          { objectMode: false },
+        );
+        stream.on('error', (error) => {
+          if (isSwitchboardError(error) && CLAIM_CHECK_CODES.has(error.code)) message.attachmentFailure ??= error;
+        });
+        return stream;
+      },
+    };
+    try {
+      const outcome = await next(message);
+      if (message.attachmentFailure !== undefined) throw message.attachmentFailure;
+      return outcome;
+    } catch (error) {
+      throw message.attachmentFailure ?? error;
+    }
+  };
+}

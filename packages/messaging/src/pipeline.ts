@@ -1,0 +1,47 @@
+import type { Readable } from 'node:stream';
+import type { CloudEvent, DeadLetterReason, Delivery, ProblemDetails } from '@switchboard/core';
+import type { Route } from './routes.js';
+import type { AttachmentInfo } from './types.js';
+
+/** Where a delivery came from: a broker subscription, or the CloudEvents HTTP endpoint. */
+export type InboundVia = 'broker' | 'http';
+
+/** One delivery travelling through the consumer pipeline. Middlewares fill it in, outer to inner. */
+export interface Inbound {
+  readonly delivery: Delivery;
+  readonly group: string;
+  readonly via: InboundVia;
+  /** Attempt number used for retry decisions (the broker's, or the inbox's for HTTP). */
+  attempt: number;
+  /** Aborted when the consumer closes; the timeout middleware replaces it with a per-run signal. */
+  signal: AbortSignal;
+  /** Set by `decode`. */
+  event?: CloudEvent;
+  /** Set by `decode`. */
+  route?: Route;
+  /** The data to validate and hand over (the event's, or the claim-checked data fetched by `claimCheck`). */
+  data?: unknown;
+  /** Set by `claimCheck` when the event carries an attachment. */
+  attachment?: { readonly info: AttachmentInfo; open(): Readable };
+  /** A claim-check failure seen while the handler read the attachment: it decides the outcome. */
+  attachmentFailure?: unknown;
+}
+
+/** What becomes of a delivery. `settle` turns it into ack / nack(delay). */
+export type Outcome =
+  | { readonly kind: 'ack'; readonly result?: string; readonly skipped?: 'duplicate' | 'dead-lettered' }
+  /** Redeliver after `delayMs`; `counted` is false when no handler run was spent (inbox: another worker holds it). */
+  | { readonly kind: 'retry'; readonly delayMs: number; readonly error?: ProblemDetails; readonly counted: boolean }
+  | { readonly kind: 'dead-letter'; readonly reason: DeadLetterReason; readonly error: ProblemDetails };
+
+export type Step = (message: Inbound) => Promise<Outcome>;
+
+/** Watermill-style middleware: wraps the next step. One concern per middleware. */
+export type Middleware = (next: Step) => Step;
+
+/** `[a, b, c]` around `final` gives `a(b(c(final)))`: the first middleware is the outermost. */
+export function compose(middlewares: readonly Middleware[], final: Step): Step {
+  let step = final;
+  for (let i = middlewares.length - 1; i >= 0; i--) step = middlewares[i]!(step);
+  return step;
+}

@@ -1,0 +1,148 @@
+import type { AnyContract, HandlerContext, Handlers, StandardSchemaV1 } from '@switchboard/core';
+import { SwitchboardError } from '@switchboard/core';
+import { type Address, addressesOf, type EntryKind, eventsTopic, eventType } from './addressing.js';
+import type { MessageContext } from './types.js';
+
+/** How a route runs its handler: returns a short result summary for the receipt, or undefined. */
+export type RouteInvoker = (data: unknown, context: MessageContext, operationContext: () => HandlerContext) => Promise<unknown>;
+
+/** A registered handler for one CloudEvents `type` on one topic. */
+export interface Route {
+  readonly kind: EntryKind;
+  readonly contract: AnyContract;
+  readonly name: string;
+  readonly type: string;
+  readonly topic: string;
+  /** Schema the data must pass (undefined: payload-free event). */
+  readonly schema: StandardSchemaV1 | undefined;
+  /** Handler time limit from the contract (operations' `timeoutMs`). */
+  readonly timeoutMs?: number;
+  readonly invoke: RouteInvoker;
+}
+
+interface Wildcard {
+  readonly contract: AnyContract;
+  readonly topic: string;
+  /** Type prefix, e.g. `service-a.picture.` (or `service-a.` for `*`). */
+  readonly prefix: string;
+  readonly invoke: RouteInvoker;
+}
+
+type AnyHandler = (data: unknown, context: never) => unknown;
+
+/**
+ * The consumer's routing table: `type` → handler, per topic. An exact registration wins over a
+ * wildcard; among wildcards the longest prefix wins. A type that the contract does not declare
+ * is never routed (it is dead-lettered as `unknown-type`).
+ */
+export class RouteTable {
+  readonly #exact = new Map<string, Route>();
+  readonly #wildcards: Wildcard[] = [];
+  readonly #addresses = new Map<string, Address>();
+  readonly #topics = new Set<string>();
+  #frozen = false;
+
+  freeze(): void {
+    this.#frozen = true;
+  }
+
+  topics(): string[] {
+    return [...this.#topics];
+  }
+
+  message(contract: AnyContract, name: string, handler: AnyHandler): void {
+    const address = this.#address(contract, 'message', name);
+    const schema = contract.messages[name]?.schema;
+    this.#add({ ...address, schema, invoke: async (data, context) => handler(data, context as never) });
+  }
+
+  operations(contract: AnyContract, handlers: Handlers<AnyContract>): void {
+    for (const name of Object.keys(contract.operations)) {
+      const definition = contract.operations[name]!;
+      const handler = handlers[name];
+      if (typeof handler !== 'function') throw config(`no handler for operation ${name} of ${contract.name}`);
+      const address = this.#address(contract, 'operation', name);
+      this.#add({
+        ...address,
+        schema: definition.input,
+        ...(definition.timeoutMs === undefined ? {} : { timeoutMs: definition.timeoutMs }),
+        invoke: async (data, _context, operationContext) => handler(data as never, operationContext()),
+      });
+    }
+  }
+
+  event(contract: AnyContract, pattern: string, handler: AnyHandler): void {
+    this.#assertOpen();
+    this.#index(contract);
+    const invoke: RouteInvoker = async (data, context) => handler(data, context as never);
+    if (pattern === '*' || pattern.endsWith('.*')) {
+      const prefix = pattern === '*' ? `${contract.name}.` : eventType(contract, pattern.slice(0, -1));
+      const topic = eventsTopic(contract);
+      if (this.#wildcards.some((w) => w.topic === topic && w.prefix === prefix))
+        throw config(`${pattern} of ${contract.name} is already handled`);
+      this.#wildcards.push({ contract, topic, prefix, invoke });
+      this.#wildcards.sort((a, b) => b.prefix.length - a.prefix.length);
+      this.#topics.add(topic);
+      return;
+    }
+    const address = this.#address(contract, 'event', pattern);
+    this.#add({ ...address, schema: contract.events[pattern]?.data, invoke });
+  }
+
+  /** The route for a `type` arriving on `topic`, or undefined. */
+  match(topic: string, type: string): Route | undefined {
+    const key = `${topic}\u0000${type}`;
+    const exact = this.#exact.get(key);
+    if (exact !== undefined) return exact;
+    const address = this.#addresses.get(key);
+    if (address === undefined || address.kind !== 'event') return undefined;
+    for (const wildcard of this.#wildcards) {
+      if (wildcard.topic === topic && type.startsWith(wildcard.prefix)) {
+        const route: Route = { ...address, schema: address.contract.events[address.name]?.data, invoke: wildcard.invoke };
+        this.#exact.set(key, route);
+        return route;
+      }
+    }
+    return undefined;
+  }
+
+  /** The topic a `type` travels on among the registered contracts (for events received over HTTP). */
+  topicOf(type: string): string | undefined {
+    for (const address of this.#addresses.values()) if (address.type === type) return address.topic;
+    return undefined;
+  }
+
+  #index(contract: AnyContract): void {
+    for (const address of addressesOf(contract)) {
+      const key = `${address.topic}\u0000${address.type}`;
+      const known = this.#addresses.get(key);
+      if (known !== undefined && known.contract !== contract && known.contract.name === contract.name && known.kind !== address.kind) {
+        throw config(`type ${address.type} is declared twice`);
+      }
+      this.#addresses.set(key, address);
+    }
+  }
+
+  #address(contract: AnyContract, kind: EntryKind, name: string): Address {
+    this.#assertOpen();
+    this.#index(contract);
+    const address = addressesOf(contract).find((a) => a.kind === kind && a.name === name);
+    if (address === undefined) throw config(`contract ${contract.name} has no ${kind} ${name}`);
+    return address;
+  }
+
+  #add(route: Route): void {
+    const key = `${route.topic}\u0000${route.type}`;
+    if (this.#exact.has(key)) throw config(`${route.kind} ${route.name} of ${route.contract.name} is already handled`);
+    this.#exact.set(key, route);
+    this.#topics.add(route.topic);
+  }
+
+  #assertOpen(): void {
+    if (this.#frozen) throw config('handlers must be registered before start()');
+  }
+}
+
+function config(detail: string): SwitchboardError {
+  return new SwitchboardError('SB_CONFIG_INVALID', { detail });
+}
