@@ -20,6 +20,7 @@ const { values } = parseArgs({
     broker: { type: 'string' },
     'port-a': { type: 'string' },
     'port-b': { type: 'string' },
+    'port-c': { type: 'string' },
     'data-dir': { type: 'string' },
   },
 });
@@ -33,7 +34,7 @@ const titles: Record<Pattern, string> = {
 };
 
 /** Patterns this build of the demo runs, in order. */
-const enabled: Pattern[] = ['sync-http'];
+const enabled: Pattern[] = ['sync-http', 'message', 'event', 'claim-check'];
 
 const json = values.json ?? false;
 const once = values.once ?? false;
@@ -60,12 +61,19 @@ async function stopAll(): Promise<void> {
 }
 
 async function main(): Promise<boolean> {
-  say('Starting ServiceB and ServiceA as separate processes (embedded defaults: SQLite + files)...');
+  say('Starting ServiceB, ServiceC and ServiceA as separate processes (embedded defaults: SQLite + files)...');
   const b = await startService('service-b', script('service-b'), env(values['port-b'], 4002), { echo: !json });
   started.push(b);
-  const a = await startService('service-a', script('service-a'), { ...env(values['port-a'], 4001), SERVICE_B_URL: b.url }, { echo: !json });
+  const c = await startService('service-c', script('service-c'), env(values['port-c'], 4003), { echo: !json });
+  started.push(c);
+  const a = await startService(
+    'service-a',
+    script('service-a'),
+    { ...env(values['port-a'], 4001), SERVICE_B_URL: b.url, SERVICE_C_URL: c.url },
+    { echo: !json },
+  );
   started.push(a);
-  say(`ServiceA at ${a.url}, ServiceB at ${b.url}\n`);
+  say(`ServiceA at ${a.url}, ServiceB at ${b.url}, ServiceC at ${c.url}\n`);
 
   const client = createClient(serviceA, { baseUrl: a.url, timeoutMs: 60_000, retry: false });
   let allOk = true;

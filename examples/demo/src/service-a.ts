@@ -1,8 +1,12 @@
+import { createHash } from 'node:crypto';
 import { implement } from '@switchboard/core';
 import { createClient, createHttpService } from '@switchboard/http';
+import { fetchReceipt, type ReceiptDocument } from '@switchboard/messaging';
 import { onShutdown, readConfig, requireEnv } from './config.js';
 import { type Pattern, type PatternReport, serviceA, serviceB } from './contracts.js';
+import { generatePicture } from './picture.js';
 import { announceReady } from './processes.js';
+import { openMessaging } from './wiring.js';
 
 /**
  * ServiceA: processes a request and needs ServiceB. `process(name, pattern)` runs A's own logic,
@@ -11,11 +15,14 @@ import { announceReady } from './processes.js';
  */
 const config = readConfig(4001);
 const serviceBUrl = requireEnv('SERVICE_B_URL');
+const serviceCUrl = requireEnv('SERVICE_C_URL');
 const b = createClient(serviceB, { baseUrl: serviceBUrl, timeoutMs: 10_000 });
+const { messaging, close } = await openMessaging('service-a', config);
+const receiptWait = { wait: { timeoutMs: 15_000 } };
 
-type Runner = (name: string) => Promise<Omit<PatternReport, 'pattern' | 'durationMs'>>;
+type Report = Omit<PatternReport, 'pattern' | 'durationMs'>;
 
-const runners: Record<Pattern, Runner | undefined> = {
+const runners: Record<Pattern, (name: string) => Promise<Report>> = {
   /** Pattern 1: call B and wait for its answer. */
   'sync-http': async (name) => {
     const { saved, id } = await b.call('save', { name });
@@ -26,11 +33,75 @@ const runners: Record<Pattern, Runner | undefined> = {
       details: { saved, id },
     };
   },
-  'async-http': undefined,
-  message: undefined,
-  event: undefined,
-  'claim-check': undefined,
+
+  'async-http': async () => ({ ok: false, summary: 'not built yet', coupling: '', details: {} }),
+
+  /**
+   * Pattern 3: the same `save` operation, sent through the broker instead of over HTTP. Publishing
+   * returns a MessageId once the broker confirmed it; B records what it did with it, and A asks.
+   */
+  message: async (name) => {
+    const { messageId } = await messaging.invoke(serviceB, 'save', { name });
+    const receipt = await fetchReceipt(serviceBUrl, messageId, receiptWait);
+    const state = receipt?.groups.find((group) => group.group === 'service-b');
+    return {
+      ok: state?.state === 'processed',
+      summary: `MessageId ${messageId}; B's receipt: ${state ? `${state.state} after ${state.attempts} attempt(s), result ${state.result ?? '-'}` : 'none yet'}`,
+      coupling: "the broker and B's contract; B may be down when A sends (B's URL only to ask for the receipt)",
+      details: { messageId, receipt: state ?? null },
+    };
+  },
+
+  /**
+   * Pattern 4: A announces that a name was processed. No payload, no recipients: B and C each
+   * react in their own way. A asks both for their receipts only to show that they did.
+   */
+  event: async () => {
+    const { messageId } = await messaging.emit(serviceA, 'name.processed');
+    const [fromB, fromC] = await Promise.all([
+      fetchReceipt(serviceBUrl, messageId, receiptWait),
+      fetchReceipt(serviceCUrl, messageId, receiptWait),
+    ]);
+    const states = [...groupsOf(fromB), ...groupsOf(fromC)];
+    const reacted = states.filter((group) => group.state === 'processed').map((group) => group.group);
+    return {
+      ok: reacted.includes('service-b') && reacted.includes('service-c'),
+      summary: `MessageId ${messageId}; reacted: ${reacted.join(', ') || 'nobody yet'}`,
+      coupling: "the broker and the event's name; nothing about who reacts",
+      details: { messageId, reacted },
+    };
+  },
+
+  /**
+   * Pattern 4b: a picture by claim check. The bytes go once to the blob store; the event carries
+   * `dataref` + hash + size. B reads the bytes through its blob store, verified against the hash.
+   */
+  'claim-check': async (name) => {
+    const width = 1024;
+    const height = 1024;
+    const picture = generatePicture(width, height, name.length);
+    const sha256 = createHash('sha256').update(picture).digest('hex');
+    const { messageId } = await messaging.emit(
+      serviceA,
+      'picture.uploaded',
+      { name, width, height },
+      { attachment: picture, attachmentType: 'image/png' },
+    );
+    const receipt = await fetchReceipt(serviceBUrl, messageId, receiptWait);
+    const state = receipt?.groups.find((group) => group.group === 'service-b');
+    const seen = state?.result ? (JSON.parse(state.result) as { sha256?: string; bytes?: number; png?: boolean }) : undefined;
+    return {
+      ok: state?.state === 'processed' && seen?.sha256 === sha256 && seen.png === true,
+      summary: `sent ${picture.length} bytes by reference (MessageId ${messageId}); B read ${seen?.bytes ?? '?'} bytes, sha256 ${seen?.sha256 === sha256 ? 'matches' : 'differs'}`,
+      coupling: "the broker, the event's name and a blob store both can read",
+      details: { messageId, bytes: picture.length, sha256, seenByB: seen ?? null },
+    };
+  },
 };
+
+function groupsOf(document: ReceiptDocument | undefined): ReceiptDocument['groups'] {
+  return document?.groups ?? [];
+}
 
 /** A's own business logic, before it involves B. */
 function normalise(name: string): string {
@@ -39,12 +110,8 @@ function normalise(name: string): string {
 
 const handlers = implement(serviceA, {
   process: async ({ name, pattern }) => {
-    const runner = runners[pattern];
     const started = performance.now();
-    if (!runner) {
-      return { pattern, ok: false, durationMs: 0, summary: 'not available in this build', coupling: '', details: {} };
-    }
-    const report = await runner(normalise(name));
+    const report = await runners[pattern](normalise(name));
     return { pattern, durationMs: Math.round((performance.now() - started) * 100) / 100, ...report };
   },
 });
@@ -55,4 +122,5 @@ announceReady('service-a', url);
 onShutdown(async () => {
   await http.close({ timeoutMs: 5000 });
   await b.close();
+  await close();
 });

@@ -1,13 +1,15 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { implement, OperationError } from '@switchboard/core';
 import { createHttpService } from '@switchboard/http';
 import { onShutdown, readConfig } from './config.js';
-import { serviceB } from './contracts.js';
+import { serviceA, serviceB } from './contracts.js';
+import { pngSize } from './picture.js';
 import { announceReady } from './processes.js';
+import { openMessaging } from './wiring.js';
 
 /**
  * ServiceB: owns saving and analysing names. Its handlers are written once; the same object is
- * served over HTTP (sync and as jobs) and through the broker.
+ * served over HTTP (sync and as jobs) and through the broker. It also reacts to ServiceA's events.
  */
 const config = readConfig(4002);
 const saved = new Map<string, string>();
@@ -36,9 +38,34 @@ export const handlers = implement(serviceB, {
   },
 });
 
-const http = createHttpService({ contract: serviceB, handlers });
+const { messaging, close } = await openMessaging('service-b', config);
+messaging
+  // Operations can also arrive through the broker: the very same handlers run.
+  .serve(serviceB, handlers)
+  // A payload-free event: B knows only that it happened, and does its own work.
+  .on(serviceA, 'name.processed', (_data, ctx) => ({ reacted: 'service-b', at: ctx.time }))
+  // A picture by claim check: the event carries a reference; the bytes come from the blob store,
+  // verified against the hash on the event while they are read.
+  .on(serviceA, 'picture.uploaded', async (data, ctx) => {
+    const hash = createHash('sha256');
+    const chunks: Buffer[] = [];
+    for await (const chunk of ctx.attachment()) {
+      hash.update(chunk as Buffer);
+      if (chunks.length === 0) chunks.push(chunk as Buffer);
+    }
+    const size = pngSize(chunks[0] ?? Buffer.alloc(0));
+    return {
+      sha256: hash.digest('hex'),
+      bytes: ctx.attachmentInfo?.size,
+      png: size !== undefined && size.width === data.width && size.height === data.height,
+    };
+  });
+await messaging.start();
+
+const http = createHttpService({ contract: serviceB, handlers, routes: messaging.routes() });
 const { url } = await http.listen({ port: config.port, host: config.host });
 announceReady('service-b', url);
 onShutdown(async () => {
   await http.close({ timeoutMs: 5000 });
+  await close();
 });

@@ -33,18 +33,24 @@ describe('the demo (built output, separate processes)', () => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(lines.map((line) => line.pattern)).toEqual(['sync-http']);
+    expect(lines.map((line) => line.pattern)).toEqual(['sync-http', 'message', 'event', 'claim-check']);
     for (const line of lines) {
       expect(line.ok).toBe(true);
       expect(typeof line.durationMs).toBe('number');
       expect(line.coupling).not.toBe('');
     }
     expect(lines[0]?.details).toMatchObject({ saved: true });
+    const [, message, event, claimCheck] = lines;
+    expect(message?.details).toMatchObject({ receipt: { group: 'service-b', state: 'processed', type: 'service-b.op.save' } });
+    expect(event?.details).toMatchObject({ reacted: expect.arrayContaining(['service-b', 'service-c']) });
+    const picture = claimCheck?.details as { bytes: number; sha256: string; seenByB: { sha256: string; png: boolean } };
+    expect(picture.bytes).toBeGreaterThan(2_000_000);
+    expect(picture.seenByB).toMatchObject({ sha256: picture.sha256, png: true });
   });
 
   it('interactive mode keeps the services up and stops them cleanly on Ctrl-C', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'switchboard-demo-test-'));
-    const child = spawn(process.execPath, [main, '--port-a', '0', '--port-b', '0', '--data-dir', dataDir], {
+    const child = spawn(process.execPath, [main, '--port-a', '0', '--port-b', '0', '--port-c', '0', '--data-dir', dataDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -56,7 +62,7 @@ describe('the demo (built output, separate processes)', () => {
       child.on('exit', (code) => reject(new Error(`demo exited early with ${String(code)}: ${stdout}`)));
     });
     expect(stdout).toContain('1. Synchronous HTTP');
-    const url = /ServiceB at (http:\/\/\S+)/.exec(stdout)?.[1];
+    const url = /ServiceB at (http:\/\/[^\s,]+)/.exec(stdout)?.[1];
     expect(url).toBeDefined();
     const response = await fetch(`${url}/ops/save`, {
       method: 'POST',

@@ -20,7 +20,10 @@ export async function connectBroker(url: string): Promise<Broker> {
     case 'nats': {
       const { createNatsBroker } = await import('@switchboard/nats');
       const servers = new URL(url);
-      return createNatsBroker({ servers: `${servers.hostname}:${servers.port || '4222'}`, ...(prefix ? { streamPrefix: prefix } : {}) });
+      return createNatsBroker({
+        servers: `${servers.hostname}:${servers.port || '4222'}`,
+        ...(prefix ? { streamPrefix: prefix, subjectPrefix: prefix } : {}),
+      });
     }
     case 'rabbitmq': {
       const { createRabbitMqBroker } = await import('@switchboard/rabbitmq');

@@ -237,6 +237,7 @@ export class NatsBroker implements Broker {
       max_age: nanos(o.maxAgeMs),
       duplicate_window: nanos(o.duplicateWindowMs),
     };
+    let addError: unknown;
     for (let tries = 0; ; tries++) {
       try {
         const info = await this.#jsm.streams.info(names.stream);
@@ -247,13 +248,15 @@ export class NatsBroker implements Broker {
         }
         return names;
       } catch (error) {
-        if (apiCode(error) !== STREAM_NOT_FOUND || tries > 0) throw toBrokerError(error, `stream ${names.stream}`);
+        if (apiCode(error) !== STREAM_NOT_FOUND || tries > 0) throw toBrokerError(addError ?? error, `stream ${names.stream}`);
       }
       try {
         await this.#jsm.streams.add(config);
         return names;
-      } catch {
-        // Another process may have created it at the same moment: look again once.
+      } catch (error) {
+        // Another process may have created it at the same moment: look again once. If it is still
+        // missing, the reason the add failed (e.g. subjects overlapping another stream) is the one to report.
+        addError = error;
       }
     }
   }

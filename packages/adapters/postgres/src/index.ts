@@ -2,3 +2,4 @@ export * from './broker.js';
 export * from './job-store.js';
 export * from './receipt-store.js';
 export * from './dead-letter-store.js';
+export * from './outbox.js';

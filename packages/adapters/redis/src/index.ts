@@ -1,2 +1,4 @@
 export * from './broker.js';
 export * from './job-store.js';
+export * from './receipt-store.js';
+export * from './dead-letter-store.js';

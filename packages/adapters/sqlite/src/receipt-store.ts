@@ -43,6 +43,31 @@ interface ReceiptRow {
   lease_until: number | null;
 }
 
+/** A full row as positional parameters, in column order (positional binding is cheaper than named). */
+type RowValues = [
+  messageId: string,
+  group: string,
+  state: ReceiptState,
+  type: string | null,
+  source: string | null,
+  topic: string | null,
+  attempts: number,
+  receivedAt: number,
+  updatedAt: number,
+  processedAt: number | null,
+  error: string | null,
+  result: string | null,
+  leaseOwner: string | null,
+  leaseUntil: number | null,
+];
+
+/** Parameters of the `processed` fast path: type, source, topic, attempt, at (updated), at (processed), result, message_id, grp. */
+type ProcessedValues = [string | null, string | null, string | null, number, number, number, string | null, string, string];
+
+const COLUMNS =
+  'message_id, grp, state, type, source, topic, attempts, received_at, updated_at, processed_at, error, result, lease_owner, lease_until';
+const PLACEHOLDERS = '?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?';
+
 const PURGE_CHUNK = 1000;
 
 /**
@@ -63,7 +88,9 @@ export class SqliteReceiptStore implements ReceiptStore {
   readonly #table: string;
   readonly #select: BetterSqlite3.Statement<[string, string], ReceiptRow>;
   readonly #selectAll: BetterSqlite3.Statement<[string], ReceiptRow>;
-  readonly #upsert: BetterSqlite3.Statement<ReceiptRow>;
+  readonly #upsert: BetterSqlite3.Statement<RowValues>;
+  readonly #insertNew: BetterSqlite3.Statement<RowValues>;
+  readonly #markProcessed: BetterSqlite3.Statement<ProcessedValues>;
   readonly #listStatements = new Map<string, BetterSqlite3.Statement<unknown[], ReceiptRow>>();
   readonly #recordTx: BetterSqlite3.Transaction<(updates: readonly ReceiptUpdate[]) => RecordOutcome[]>;
   readonly #claimTx: BetterSqlite3.Transaction<(requests: readonly ReceiptClaim[]) => ReceiptClaimResult[]>;
@@ -100,31 +127,47 @@ export class SqliteReceiptStore implements ReceiptStore {
     `);
     this.#select = db.prepare<[string, string], ReceiptRow>(`SELECT * FROM ${t} WHERE message_id = ? AND grp = ?`);
     this.#selectAll = db.prepare<[string], ReceiptRow>(`SELECT * FROM ${t} WHERE message_id = ? ORDER BY grp`);
-    this.#upsert = db.prepare<ReceiptRow>(`
-      INSERT INTO ${t} (message_id, grp, state, type, source, topic, attempts, received_at, updated_at, processed_at, error, result, lease_owner, lease_until)
-      VALUES (@message_id, @grp, @state, @type, @source, @topic, @attempts, @received_at, @updated_at, @processed_at, @error, @result, @lease_owner, @lease_until)
+    this.#upsert = db.prepare<RowValues>(`
+      INSERT INTO ${t} (${COLUMNS}) VALUES (${PLACEHOLDERS})
       ON CONFLICT (message_id, grp) DO UPDATE SET
         state = excluded.state, type = excluded.type, source = excluded.source, topic = excluded.topic,
         attempts = excluded.attempts, updated_at = excluded.updated_at, processed_at = excluded.processed_at,
         error = excluded.error, result = excluded.result, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until
     `);
+    // The common cases in one statement each, without reading the row first:
+    // - a record that does not exist yet (a first claim, a first `received`): insert it, or nothing;
+    this.#insertNew = db.prepare<RowValues>(`INSERT INTO ${t} (${COLUMNS}) VALUES (${PLACEHOLDERS}) ON CONFLICT (message_id, grp) DO NOTHING`);
+    // - `processed` over an existing record: `mergeReceipt` for a processed update, in SQL. It applies
+    //   to every state but `processed`, keeps `received_at` and the known type/source/topic, takes
+    //   the highest attempt, clears the error and the lease, and sets the result and `processed_at`.
+    this.#markProcessed = db.prepare<ProcessedValues>(`
+      UPDATE ${t} SET state = 'processed', type = coalesce(?, type), source = coalesce(?, source), topic = coalesce(?, topic),
+        attempts = max(attempts, ?), updated_at = max(updated_at, ?), processed_at = ?, error = NULL, result = ?,
+        lease_owner = NULL, lease_until = NULL
+      WHERE message_id = ? AND grp = ? AND state <> 'processed'
+    `);
     this.#recordTx = db.transaction((updates: readonly ReceiptUpdate[]) => {
       const now = this.#clock();
-      return updates.map((update): RecordOutcome => {
-        const current = this.#read(update.messageId, update.group);
-        const next = mergeReceipt(current, update, now);
-        if (next === undefined) return 'ignored';
-        this.#upsert.run(toRow(next));
-        return current === undefined ? 'created' : 'updated';
-      });
+      const outcomes: RecordOutcome[] = new Array(updates.length);
+      for (let i = 0; i < updates.length; i++) outcomes[i] = this.#apply(updates[i]!, now);
+      return outcomes;
     });
     this.#claimTx = db.transaction((requests: readonly ReceiptClaim[]) => {
       const now = this.#clock();
-      return requests.map((request) => {
+      const results: ReceiptClaimResult[] = new Array(requests.length);
+      for (let i = 0; i < requests.length; i++) {
+        const request = requests[i]!;
+        // A MessageId this group never saw (the usual case) is claimed by inserting its record.
+        const fresh = decideClaim(undefined, request, now);
+        if (this.#insertNew.run(...toValues(fresh.receipt)).changes === 1) {
+          results[i] = fresh;
+          continue;
+        }
         const result = decideClaim(this.#read(request.messageId, request.group), request, now);
-        if (result.outcome === 'claimed') this.#upsert.run(toRow(result.receipt));
-        return result;
-      });
+        if (result.outcome === 'claimed') this.#upsert.run(...toValues(result.receipt));
+        results[i] = result;
+      }
+      return results;
     });
     this.#reopenTx = db.transaction((keys: readonly ReceiptKey[]) => {
       const now = this.#clock();
@@ -133,7 +176,7 @@ export class SqliteReceiptStore implements ReceiptStore {
         const current = this.#read(key.messageId, key.group);
         const next = current === undefined ? undefined : reopenReceipt(current, now);
         if (next !== undefined) {
-          this.#upsert.run(toRow(next));
+          this.#upsert.run(...toValues(next));
           count++;
         }
       }
@@ -143,7 +186,7 @@ export class SqliteReceiptStore implements ReceiptStore {
       const current = this.#read(key.messageId, key.group);
       if (current === undefined || current.state !== 'processing' || current.leaseOwner !== owner) return false;
       const now = this.#clock();
-      this.#upsert.run(toRow({ ...current, leaseUntil: now + leaseMs, updatedAt: Math.max(now, current.updatedAt) }));
+      this.#upsert.run(...toValues({ ...current, leaseUntil: now + leaseMs, updatedAt: Math.max(now, current.updatedAt) }));
       return true;
     });
   }
@@ -251,29 +294,58 @@ export class SqliteReceiptStore implements ReceiptStore {
     if (this.#ownsDatabase && this.#db.open) this.#db.close();
   }
 
+  /** One update of `record`: the rule is core's `mergeReceipt`; the common cases skip reading the row. */
+  #apply(update: ReceiptUpdate, now: number): RecordOutcome {
+    if (update.state === 'processed') {
+      const at = update.at ?? now;
+      const changed = this.#markProcessed.run(
+        update.type ?? null,
+        update.source ?? null,
+        update.topic ?? null,
+        Math.max(update.attempt ?? 1, 1),
+        at,
+        at,
+        update.result ?? null,
+        update.messageId,
+        update.group,
+      ).changes;
+      if (changed === 1) return 'updated';
+      // No record (create it) or already processed (the insert does nothing).
+      return this.#insertNew.run(...toValues(mergeReceipt(undefined, update, now)!)).changes === 1 ? 'created' : 'ignored';
+    }
+    if (update.state === 'received' || update.state === 'processing') {
+      if (this.#insertNew.run(...toValues(mergeReceipt(undefined, update, now)!)).changes === 1) return 'created';
+    }
+    const current = this.#read(update.messageId, update.group);
+    const next = mergeReceipt(current, update, now);
+    if (next === undefined) return 'ignored';
+    this.#upsert.run(...toValues(next));
+    return current === undefined ? 'created' : 'updated';
+  }
+
   #read(messageId: string, group: string): Receipt | undefined {
     const row = this.#select.get(messageId, group);
     return row === undefined ? undefined : fromRow(row);
   }
 }
 
-function toRow(receipt: Receipt): ReceiptRow {
-  return {
-    message_id: receipt.messageId,
-    grp: receipt.group,
-    state: receipt.state,
-    type: receipt.type ?? null,
-    source: receipt.source ?? null,
-    topic: receipt.topic ?? null,
-    attempts: receipt.attempts,
-    received_at: receipt.receivedAt,
-    updated_at: receipt.updatedAt,
-    processed_at: receipt.processedAt ?? null,
-    error: receipt.error === undefined ? null : JSON.stringify(receipt.error),
-    result: receipt.result ?? null,
-    lease_owner: receipt.leaseOwner ?? null,
-    lease_until: receipt.leaseUntil ?? null,
-  };
+function toValues(receipt: Receipt): RowValues {
+  return [
+    receipt.messageId,
+    receipt.group,
+    receipt.state,
+    receipt.type ?? null,
+    receipt.source ?? null,
+    receipt.topic ?? null,
+    receipt.attempts,
+    receipt.receivedAt,
+    receipt.updatedAt,
+    receipt.processedAt ?? null,
+    receipt.error === undefined ? null : JSON.stringify(receipt.error),
+    receipt.result ?? null,
+    receipt.leaseOwner ?? null,
+    receipt.leaseUntil ?? null,
+  ];
 }
 
 function fromRow(row: ReceiptRow): Receipt {

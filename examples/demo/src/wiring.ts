@@ -1,0 +1,28 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { connectBroker } from '@switchboard/connect';
+import { createFsBlobStore, createMessaging, type Messaging } from '@switchboard/messaging';
+import { createSqliteDeadLetterStore, createSqliteReceiptStore } from '@switchboard/sqlite';
+import type { ServiceConfig } from './config.js';
+
+/**
+ * Messaging for one demo service: the broker named by configuration (embedded SQLite unless
+ * `--broker` says otherwise), and the service's own receipts and dead letters in SQLite files of
+ * its own. Claim-checked blobs live in a folder every service on this host shares.
+ */
+export async function openMessaging(service: string, config: ServiceConfig): Promise<{ messaging: Messaging; close(): Promise<void> }> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const broker = await connectBroker(config.broker);
+  const receipts = createSqliteReceiptStore({ path: join(config.dataDir, `${service}-receipts.db`) });
+  const deadLetters = createSqliteDeadLetterStore({ path: join(config.dataDir, `${service}-dead-letters.db`) });
+  const blobs = createFsBlobStore({ root: join(config.dataDir, 'blobs'), name: 'demo' });
+  const messaging = createMessaging({ broker, service, receipts, deadLetters, blobs, claimCheck: { thresholdBytes: 256 * 1024 } });
+  return {
+    messaging,
+    async close() {
+      await messaging.close();
+      await broker.close();
+      await Promise.all([receipts.close(), deadLetters.close(), blobs.close()]);
+    },
+  };
+}

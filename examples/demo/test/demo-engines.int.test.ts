@@ -1,0 +1,47 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+/**
+ * The same demo, unchanged, on every real engine: only the `--broker` URL differs. Fixed
+ * prefixes keep repeated runs on the same streams, queues, keys and tables instead of piling up
+ * new ones.
+ */
+const engines: [string, string][] = [
+  ['NATS JetStream', 'nats://127.0.0.1:4222/?prefix=sbdemotest'],
+  ['RabbitMQ', 'amqp://guest:guest@127.0.0.1:5672/?prefix=sbdemotest'],
+  ['Redis Streams', 'redis://127.0.0.1:6379/?prefix=sbdemotest:'],
+  ['PostgreSQL', 'postgres://postgres@127.0.0.1:5432/test?prefix=sbdemotest_'],
+];
+
+function runDemo(broker: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [main, '--once', '--json', '--broker', broker], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe.each(engines)('the demo on %s', (_name, broker) => {
+  it('runs every pattern successfully with only the broker URL changed', async () => {
+    const { code, stdout, stderr } = await runDemo(broker);
+    expect(stderr).toBe('');
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { pattern: string; ok: boolean; summary: string });
+    expect(lines.map((line) => line.pattern)).toEqual(['sync-http', 'message', 'event', 'claim-check']);
+    for (const line of lines) expect(line.ok, `${line.pattern}: ${line.summary}`).toBe(true);
+    expect(code).toBe(0);
+  });
+});
