@@ -1,5 +1,23 @@
 import type { Scenario } from '../lib/scenario.js';
+import { brokerMemory } from './broker-memory.js';
+import { brokerNats } from './broker-nats.js';
+import { brokerPostgres } from './broker-postgres.js';
+import { brokerRabbitMq } from './broker-rabbitmq.js';
+import { brokerRedis } from './broker-redis.js';
+import { messaging } from './messaging.js';
+import { sqliteBacklog } from './sqlite-backlog.js';
+import { sqliteQueue } from './sqlite-queue.js';
 import { syncHttp } from './sync-http.js';
 
 /** Every scenario `npm run bench` knows, in the order a full run measures them. */
-export const scenarios: Scenario[] = [syncHttp];
+export const scenarios: Scenario[] = [
+  syncHttp,
+  brokerMemory,
+  sqliteQueue,
+  sqliteBacklog,
+  brokerNats,
+  brokerRabbitMq,
+  brokerRedis,
+  brokerPostgres,
+  messaging,
+];
