@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectBroker } from '@switchboard/connect';
-import { createFsBlobStore, createMessaging, type Messaging } from '@switchboard/messaging';
+import { createFsBlobStore, createMessaging, type Messaging, startHousekeeping } from '@switchboard/messaging';
 import { createSqliteDeadLetterStore, createSqliteReceiptStore } from '@switchboard/sqlite';
 import type { ServiceConfig } from './config.js';
 
@@ -17,9 +17,12 @@ export async function openMessaging(service: string, config: ServiceConfig): Pro
   const deadLetters = createSqliteDeadLetterStore({ path: join(config.dataDir, `${service}-dead-letters.db`) });
   const blobs = createFsBlobStore({ root: join(config.dataDir, 'blobs'), name: 'demo' });
   const messaging = createMessaging({ broker, service, receipts, deadLetters, blobs, claimCheck: { thresholdBytes: 256 * 1024 } });
+  // Retention: receipts for a week, replayed dead letters for a month, expired blobs deleted.
+  const housekeeping = startHousekeeping({ receipts, deadLetters, blobs, onError: (error) => console.error('housekeeping:', error) });
   return {
     messaging,
     async close() {
+      await housekeeping.stop();
       await messaging.close();
       await broker.close();
       await Promise.all([receipts.close(), deadLetters.close(), blobs.close()]);
