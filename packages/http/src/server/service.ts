@@ -208,6 +208,9 @@ class SwitchboardHttpService implements HttpService {
       path: path.slice(this.basePath.length),
       query,
       service: this,
+      get principal() {
+        return runtime.principal?.(req);
+      },
       readBody: () =>
         readBody(req, runtime.bodyLimit, runtime.bodyTimeoutMs).catch((error: unknown) => {
           const closeAfter = error instanceof SwitchboardError && error.code !== 'SB_CONFIG_INVALID';

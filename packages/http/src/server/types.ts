@@ -95,6 +95,8 @@ export interface RouteContext {
   /** The query string without `?`, or `''`. */
   readonly query: string;
   readonly service: HttpService;
+  /** The caller's identity from the service's `principal` option (`undefined` without one). */
+  readonly principal: string | undefined;
   /**
    * Reads the body under the service's size limit and time limit. On failure the problem (413,
    * 408) has already been answered and the promise rejects with the `SwitchboardError`.

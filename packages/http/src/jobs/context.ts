@@ -1,0 +1,42 @@
+import type { HandlerContext, Invocation, JobRecord, Progress } from '@switchboard/core';
+import { childTraceparent } from '@switchboard/core';
+
+/** The `HandlerContext` of a handler run as a job: `via: 'job'`, the job id, progress reporting. */
+export class JobHandlerContext implements HandlerContext {
+  readonly operation: string;
+  readonly via: Invocation = 'job';
+  readonly signal: AbortSignal;
+  readonly deadline: number;
+  readonly traceparent: string;
+  readonly tracestate: string | undefined;
+  readonly idempotencyKey: string | undefined;
+  readonly jobId: string;
+  readonly principal: string | undefined;
+  readonly #report: (progress: Progress) => void;
+
+  constructor(job: JobRecord, signal: AbortSignal, deadline: number, report: (progress: Progress) => void) {
+    this.operation = job.operation;
+    this.signal = signal;
+    this.deadline = deadline;
+    // Every attempt is a new span of the submitter's trace.
+    this.traceparent = childTraceparent(job.traceparent);
+    this.tracestate = job.traceparent === undefined ? undefined : job.tracestate;
+    this.idempotencyKey = job.idempotencyKey === undefined ? undefined : idempotencyKeyOf(job.operation, job.idempotencyKey);
+    this.jobId = job.id;
+    this.principal = job.owner ?? undefined;
+    this.#report = report;
+  }
+
+  progress(progress: Progress): void {
+    this.#report(progress);
+  }
+}
+
+/** Keys are stored per operation (`{operation}:{key}`), as the HTTP idempotency layer scopes them. */
+export function storedIdempotencyKey(operation: string, key: string): string {
+  return `${operation}:${key}`;
+}
+
+function idempotencyKeyOf(operation: string, stored: string): string {
+  return stored.startsWith(`${operation}:`) ? stored.slice(operation.length + 1) : stored;
+}

@@ -1,0 +1,61 @@
+import { SwitchboardError } from '@switchboard/core';
+
+/**
+ * Where completion callbacks may go. Each entry is one of:
+ * - an origin, `https://hooks.example.com` or `http://127.0.0.1:8080`: that scheme, host and port;
+ * - a host name, `hooks.example.com` (or `host:port`): that host over http or https;
+ * - a wildcard, `*.example.com`: any subdomain of it (not the domain itself), over http or https.
+ * An empty list allows nothing.
+ */
+export type CallbackAllowList = readonly string[];
+
+interface Rule {
+  matches(url: URL): boolean;
+}
+
+function rule(entry: string): Rule {
+  const text = entry.trim().toLowerCase();
+  if (text.includes('://')) {
+    let origin: string;
+    try {
+      origin = new URL(text).origin;
+    } catch (cause) {
+      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `Callback allow-list entry "${entry}" is not an origin`, cause });
+    }
+    return { matches: (url) => url.origin === origin };
+  }
+  if (text.startsWith('*.')) {
+    const suffix = text.slice(1);
+    return { matches: (url) => url.hostname.endsWith(suffix) && url.hostname.length > suffix.length };
+  }
+  if (text.length === 0) throw new SwitchboardError('SB_CONFIG_INVALID', { detail: 'Empty callback allow-list entry' });
+  return { matches: (url) => (text.includes(':') && !text.startsWith('[') ? url.host === text : url.hostname === text) };
+}
+
+const MAX_URL_LENGTH = 2048;
+
+/**
+ * Builds the check for callback URLs given at submit. The returned function answers the parsed
+ * URL, or throws `SB_CALLBACK_NOT_ALLOWED` for anything that is not http(s), carries credentials,
+ * or matches no entry. Redirects are never followed when delivering, so the check cannot be
+ * bypassed by a redirecting allowed host.
+ */
+export function callbackPolicy(allow: CallbackAllowList): (url: string) => URL {
+  const rules = allow.map(rule);
+  return (value) => {
+    const refuse = (why: string): never => {
+      throw new SwitchboardError('SB_CALLBACK_NOT_ALLOWED', { detail: why });
+    };
+    if (value.length > MAX_URL_LENGTH) refuse(`The callback URL is longer than ${MAX_URL_LENGTH} characters`);
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      return refuse('The callback URL is not an absolute URL');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') refuse('The callback URL must be http: or https:');
+    if (url.username !== '' || url.password !== '') refuse('The callback URL must not carry credentials');
+    if (!rules.some((candidate) => candidate.matches(url))) refuse(`Callbacks to ${url.host} are not allowed`);
+    return url;
+  };
+}

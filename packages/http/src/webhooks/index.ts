@@ -1,0 +1,10 @@
+export type { CallbackAllowList } from './allow-list.js';
+export { callbackPolicy } from './allow-list.js';
+export type { CallbackOptions, JobCompletionNotice } from './notifier.js';
+export { CallbackNotifier } from './notifier.js';
+export type { WebhookSecret } from './secret.js';
+export { generateWebhookSecret, webhookKey } from './secret.js';
+export type { WebhookHeaders } from './sign.js';
+export { signWebhook, webhookHeaders } from './sign.js';
+export type { VerifiedWebhook, VerifyWebhookOptions, WebhookRequestHeaders } from './verify.js';
+export { verifyWebhook } from './verify.js';
