@@ -34,7 +34,7 @@ const titles: Record<Pattern, string> = {
 };
 
 /** Patterns this build of the demo runs, in order. */
-const enabled: Pattern[] = ['sync-http', 'message', 'event', 'claim-check'];
+const enabled: Pattern[] = ['sync-http', 'async-http', 'message', 'event', 'claim-check'];
 
 const json = values.json ?? false;
 const once = values.once ?? false;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { implement } from '@switchboard/core';
-import { createClient, createHttpService } from '@switchboard/http';
+import { createClient, createHttpService, createJobsClient } from '@switchboard/http';
 import { fetchReceipt, type ReceiptDocument } from '@switchboard/messaging';
 import { onShutdown, readConfig, requireEnv } from './config.js';
 import { type Pattern, type PatternReport, serviceA, serviceB } from './contracts.js';
@@ -17,6 +17,7 @@ const config = readConfig(4001);
 const serviceBUrl = requireEnv('SERVICE_B_URL');
 const serviceCUrl = requireEnv('SERVICE_C_URL');
 const b = createClient(serviceB, { baseUrl: serviceBUrl, timeoutMs: 10_000 });
+const bJobs = createJobsClient(serviceB, { baseUrl: serviceBUrl });
 const { messaging, close } = await openMessaging('service-a', config);
 const receiptWait = { wait: { timeoutMs: 15_000 } };
 
@@ -34,7 +35,31 @@ const runners: Record<Pattern, (name: string) => Promise<Report>> = {
     };
   },
 
-  'async-http': async () => ({ ok: false, summary: 'not built yet', coupling: '', details: {} }),
+  /**
+   * Pattern 2: B answers 202 Accepted at once with a status URL; the work runs as a durable job.
+   * A follows the status with long-polls (the server holds each request until something changes),
+   * so a 1.5 s job costs a handful of status requests instead of one per poll interval.
+   */
+  'async-http': async (name) => {
+    const job = await bJobs.submit('analyze', { name, workMs: 1500 });
+    let statusRequests = 0;
+    let lastProgress = 0;
+    const result = await bJobs.wait(job, {
+      timeoutMs: 30_000,
+      onProgress: (progress) => {
+        lastProgress = (progress as { percent?: number }).percent ?? lastProgress;
+      },
+      onRequest: (request) => {
+        if (request.kind === 'status' || request.kind === 'events') statusRequests++;
+      },
+    });
+    return {
+      ok: result.name === name,
+      summary: `202 Accepted, status URL ${job.statusUrl}; done after ${statusRequests} status request(s): ${result.letters} letters, ${result.vowels} vowels`,
+      coupling: "B's URL and contract; B must be up to accept the job, not while A waits",
+      details: { jobId: job.jobId, statusUrl: job.statusUrl, statusRequests, lastProgress, result },
+    };
+  },
 
   /**
    * Pattern 3: the same `save` operation, sent through the broker instead of over HTTP. Publishing
@@ -122,5 +147,6 @@ announceReady('service-a', url);
 onShutdown(async () => {
   await http.close({ timeoutMs: 5000 });
   await b.close();
+  await bJobs.close();
   await close();
 });

@@ -1,6 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { implement, OperationError } from '@switchboard/core';
-import { createHttpService } from '@switchboard/http';
+import { createHttpService, enableJobs } from '@switchboard/http';
+import { createSqliteJobStore } from '@switchboard/sqlite';
 import { onShutdown, readConfig } from './config.js';
 import { serviceA, serviceB } from './contracts.js';
 import { pngSize } from './picture.js';
@@ -62,10 +64,23 @@ messaging
   });
 await messaging.start();
 
-const http = createHttpService({ contract: serviceB, handlers, routes: messaging.routes() });
+// Asynchronous HTTP: `analyze` runs as a durable job (SQLite store) when the caller asks for it
+// with `Prefer: respond-async`; `save` stays a plain synchronous call.
+const jobStore = createSqliteJobStore({ path: join(config.dataDir, 'service-b-jobs.db') });
+const jobs = enableJobs(serviceB, { store: jobStore, operations: { save: false, analyze: { concurrency: 4 } } });
+
+const http = createHttpService({
+  contract: serviceB,
+  handlers,
+  routes: [...messaging.routes(), ...jobs.routes],
+  interceptors: jobs.interceptors,
+});
+jobs.start(http);
 const { url } = await http.listen({ port: config.port, host: config.host });
 announceReady('service-b', url);
 onShutdown(async () => {
+  await jobs.close({ timeoutMs: 5000 });
   await http.close({ timeoutMs: 5000 });
+  await jobStore.close();
   await close();
 });

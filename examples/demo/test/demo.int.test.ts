@@ -33,14 +33,18 @@ describe('the demo (built output, separate processes)', () => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(lines.map((line) => line.pattern)).toEqual(['sync-http', 'message', 'event', 'claim-check']);
+    expect(lines.map((line) => line.pattern)).toEqual(['sync-http', 'async-http', 'message', 'event', 'claim-check']);
     for (const line of lines) {
       expect(line.ok).toBe(true);
       expect(typeof line.durationMs).toBe('number');
       expect(line.coupling).not.toBe('');
     }
     expect(lines[0]?.details).toMatchObject({ saved: true });
-    const [, message, event, claimCheck] = lines;
+    const [, asyncHttp, message, event, claimCheck] = lines;
+    const job = asyncHttp?.details as { statusUrl: string; statusRequests: number; result: { name: string } };
+    expect(job.statusUrl).toMatch(/\/jobs\/[A-Za-z0-9_-]{20,}$/);
+    expect(job.statusRequests).toBeGreaterThanOrEqual(1);
+    expect(job.result.name).toBe('Ada Lovelace');
     expect(message?.details).toMatchObject({ receipt: { group: 'service-b', state: 'processed', type: 'service-b.op.save' } });
     expect(event?.details).toMatchObject({ reacted: expect.arrayContaining(['service-b', 'service-c']) });
     const picture = claimCheck?.details as { bytes: number; sha256: string; seenByB: { sha256: string; png: boolean } };
