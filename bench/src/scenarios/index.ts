@@ -1,9 +1,11 @@
 import type { Scenario } from '../lib/scenario.js';
+import { asyncHttp } from './async-http.js';
 import { brokerMemory } from './broker-memory.js';
 import { brokerNats } from './broker-nats.js';
 import { brokerPostgres } from './broker-postgres.js';
 import { brokerRabbitMq } from './broker-rabbitmq.js';
 import { brokerRedis } from './broker-redis.js';
+import { eventsAtMostOnce } from './events-at-most-once.js';
 import { messaging } from './messaging.js';
 import { sqliteBacklog } from './sqlite-backlog.js';
 import { sqliteQueue } from './sqlite-queue.js';
@@ -12,6 +14,7 @@ import { syncHttp } from './sync-http.js';
 /** Every scenario `npm run bench` knows, in the order a full run measures them. */
 export const scenarios: Scenario[] = [
   syncHttp,
+  asyncHttp,
   brokerMemory,
   sqliteQueue,
   sqliteBacklog,
@@ -20,4 +23,5 @@ export const scenarios: Scenario[] = [
   brokerRedis,
   brokerPostgres,
   messaging,
+  eventsAtMostOnce,
 ];

@@ -12,6 +12,12 @@
  * - Delivery is at-least-once. A delivery that is neither acked nor nacked within `ackTimeoutMs`
  *   (or whose consumer died) is delivered again, with `attempt` increased.
  * - If the handler rejects without settling, the delivery is nacked with no delay.
+ *
+ * An engine that declares `capabilities.delivery: 'at-most-once'` (core NATS, Redis pub/sub) keeps
+ * a weaker contract instead: `publish` resolves once the client has handed the message to the
+ * server connection (no broker confirm exists), a group receives what is published while one of its
+ * subscribers is connected, each message reaches each group at most once, and `ack` / `nack` are
+ * no-ops: nothing is ever redelivered and nothing is kept.
  */
 
 export type Headers = Readonly<Record<string, string>>;
@@ -71,7 +77,17 @@ export type Ordering =
   /** All messages of a topic are delivered in publish order (with maxInFlight 1). */
   | 'per-topic';
 
+/**
+ * - `at-least-once`: confirmed publishes, redelivery until acked (the default when not declared).
+ * - `at-most-once`: fire-and-forget. No confirm, no persistence, no redelivery; `ack` and `nack`
+ *   are no-ops. A message published while a group has no subscriber, or lost with a connection or a
+ *   slow consumer, is gone.
+ */
+export type DeliveryGuarantee = 'at-least-once' | 'at-most-once';
+
 export interface BrokerCapabilities {
+  /** What delivery promises. Undefined means `at-least-once` (adapters written before the field existed). */
+  readonly delivery?: DeliveryGuarantee;
   /** Survives a restart of the broker (and of the process, for embedded brokers). */
   readonly persistent: boolean;
   /** Several processes can publish and consume through it. */

@@ -48,8 +48,16 @@ export interface EventDefinition<S extends StandardSchemaV1 | undefined = Standa
   readonly data: S;
   /** Whether the event may carry a claim-checked attachment (a picture, a file). */
   readonly attachment: boolean;
+  /**
+   * `at-most-once`: the event may travel fire-and-forget (an at-most-once broker, no inbox, receipts
+   * or retries) where the messaging layer is given one. Absent: the default, at-least-once.
+   */
+  readonly delivery?: EventDelivery;
   readonly description?: string;
 }
+
+/** How an event is delivered: reliably (the default) or fire-and-forget. */
+export type EventDelivery = 'at-least-once' | 'at-most-once';
 
 export type Operations = Readonly<Record<string, OperationDefinition>>;
 export type Messages = Readonly<Record<string, MessageDefinition>>;
@@ -117,15 +125,17 @@ export function event(): EventDefinition<undefined>;
 export function event<S extends StandardSchemaV1 | undefined = undefined>(definition: {
   data?: S;
   attachment?: boolean;
+  delivery?: EventDelivery;
   description?: string;
 }): EventDefinition<S>;
 export function event(
-  definition: { data?: StandardSchemaV1; attachment?: boolean; description?: string } = {},
+  definition: { data?: StandardSchemaV1; attachment?: boolean; delivery?: EventDelivery; description?: string } = {},
 ): EventDefinition<StandardSchemaV1 | undefined> {
   return {
     kind: 'event',
     data: definition.data,
     attachment: definition.attachment ?? false,
+    ...(definition.delivery === undefined || definition.delivery === 'at-least-once' ? {} : { delivery: definition.delivery }),
     ...(definition.description === undefined ? {} : { description: definition.description }),
   };
 }

@@ -1,4 +1,4 @@
-import { randomBytes, randomFillSync } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 const pool = Buffer.allocUnsafe(16 * 256);
@@ -6,6 +6,7 @@ let poolOffset = pool.length;
 let lastMs = 0;
 let sequence = 0;
 
+/** 16 fresh random bytes, cut from a pool refilled by the CSPRNG: no slice is ever handed out twice. */
 function random16(): Buffer {
   if (poolOffset >= pool.length) {
     randomFillSync(pool);
@@ -45,5 +46,5 @@ export function newMessageId(): string {
 
 /** An unguessable identifier (128 random bits, base64url): job ids, idempotency records. */
 export function newSecretId(): string {
-  return randomBytes(16).toString('base64url');
+  return random16().toString('base64url');
 }

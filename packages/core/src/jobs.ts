@@ -58,6 +58,15 @@ export interface JobStore {
   fail(lease: JobLease, error: ProblemDetails, options?: FailOptions): Promise<SettleOutcome>;
 
   /**
+   * Hands a running job back to the queue WITHOUT consuming an attempt (graceful shutdown: the
+   * worker stops before the handler finished). The job is `queued` again, due now, with `attempts`
+   * one lower and no lease (`released`); a job whose cancel was requested becomes `canceled`
+   * instead. Fenced like `complete`: `lost` when the lease is no longer held.
+   * Optional for compatibility with stores written before it; every Switchboard store has it.
+   */
+  release?(lease: JobLease): Promise<ReleaseOutcome>;
+
+  /**
    * Cancels: a queued job is canceled at once; a running job gets a cancel request that its worker
    * sees through `heartbeat`/`progress`; a finished job is left alone (`finished`).
    */
@@ -161,10 +170,17 @@ export interface CreateJobInput {
   readonly callbackUrl?: string;
   /** Bounded queue: answer `full` when this many jobs of the operation are already queued. */
   readonly maxQueued?: number;
+  /**
+   * Hand-off: a worker with a free slot asks for the new job at once. A store that supports it
+   * stores the job as created and claimed by that worker in one write, answers `job` as accepted
+   * (queued) and `claim` as a claim would; a store may ignore it (the job is then queued as
+   * usual). Ignored for a job due later.
+   */
+  readonly claimFor?: { readonly workerId: string; readonly leaseMs: number };
 }
 
 export type CreateJobResult =
-  | { readonly outcome: 'created'; readonly job: JobRecord }
+  | { readonly outcome: 'created'; readonly job: JobRecord; readonly claim?: JobClaim }
   | { readonly outcome: 'existing'; readonly job: JobRecord }
   | { readonly outcome: 'mismatch'; readonly jobId: string }
   | { readonly outcome: 'full' };
@@ -202,6 +218,9 @@ export interface JobClaim {
 export type LeaseState = 'held' | 'cancel-requested' | 'lost';
 
 export type SettleOutcome = 'succeeded' | 'failed' | 'retrying' | 'canceled' | 'lost';
+
+/** `released`: queued again, the attempt not counted; `canceled`: its cancel was requested; `lost`: not held. */
+export type ReleaseOutcome = 'released' | 'canceled' | 'lost';
 
 export interface FailOptions {
   /** Queue the job again after this delay when attempts are left. Without it, the job fails now. */

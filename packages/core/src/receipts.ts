@@ -176,6 +176,15 @@ export interface ReceiptStore {
   /** `claim` for many deliveries in one round trip; one result per request, in order. */
   claimBatch(requests: readonly ReceiptClaim[]): Promise<ReceiptClaimResult[]>;
   /**
+   * Optional: `record(updates)` then `claimBatch(requests)` as one batch (one transaction, one
+   * round trip), with the same results. A consumer writes the `processed` marks of one batch of
+   * deliveries together with the claims of the next one through it.
+   */
+  recordAndClaim?(
+    updates: readonly ReceiptUpdate[],
+    requests: readonly ReceiptClaim[],
+  ): Promise<{ outcomes: RecordOutcome[]; claims: ReceiptClaimResult[] }>;
+  /**
    * Pushes the lease of a `processing` record held by `owner` to now + `leaseMs` (long handlers).
    * `false` when the record is not processing or is held by someone else.
    */

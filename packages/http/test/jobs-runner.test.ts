@@ -25,7 +25,7 @@ describe('job worker', () => {
     expect(signal?.aborted).toBe(true);
     expect(isSwitchboardError(signal?.reason, 'SB_OVERLOADED')).toBe(true);
     const lookup = await store.get((accepted.json as { id: string }).id);
-    expect(lookup.state === 'found' && lookup.job).toMatchObject({ status: 'queued', attempts: 1 });
+    expect(lookup.state === 'found' && lookup.job).toMatchObject({ status: 'queued', attempts: 0 });
     await first.service.close({ timeoutMs: 20 });
 
     const second = await startJobsServer(store);
@@ -34,6 +34,33 @@ describe('job worker', () => {
     const done = await until(second.url, accepted.headers.location as string, 'succeeded');
     expect(done.status).toBe(303);
     await second.close();
+    await store.close();
+  });
+
+  it('hands a job submitted here to a free slot of the local worker without a claim, and runs it once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-http-handoff-'));
+    dirs.push(dir);
+    const store = createSqliteJobStore({ path: join(dir, 'jobs.db'), pollIntervalMs: 10 });
+    const claimed: string[] = [];
+    const claim = store.claim.bind(store);
+    store.claim = async (options) => {
+      const claims = await claim(options);
+      claimed.push(...claims.map((c) => c.job.id));
+      return claims;
+    };
+    const server = await startJobsServer(store);
+    // The worker's first claim found the queue empty; from then on its free slots take new jobs.
+    await until(server.url, (await submit(server.url, 'analyze', { text: 'warm up' })).headers.location as string, 'succeeded');
+    const accepted = await submit(server.url, 'analyze', { text: 'handed off' });
+    expect(accepted.status).toBe(202);
+    expect(accepted.json).toMatchObject({ status: 'queued', attempts: 0 });
+    const done = await until(server.url, accepted.headers.location as string, 'succeeded');
+    expect(done.status).toBe(303);
+    const id = (accepted.json as { id: string }).id;
+    const lookup = await store.get(id);
+    expect(lookup.state === 'found' && lookup.job).toMatchObject({ status: 'succeeded', attempts: 1 });
+    expect(claimed).not.toContain(id);
+    await server.close();
     await store.close();
   });
 

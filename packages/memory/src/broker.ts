@@ -356,6 +356,7 @@ class MemoryBroker implements Broker {
 
   constructor(options: MemoryBrokerOptions) {
     this.capabilities = {
+      delivery: 'at-least-once',
       persistent: false,
       multiProcess: false,
       ordering: 'per-key',

@@ -15,6 +15,7 @@ import type {
   JobStoreOptions,
   LeaseState,
   ProblemDetails,
+  ReleaseOutcome,
   SettleOutcome,
 } from '@switchboard/core';
 import {
@@ -230,6 +231,25 @@ class MemoryJobStore implements JobStore {
     }
     this.#finish(row, 'failed', now, { error });
     return 'failed';
+  }
+
+  async release(lease: JobLease): Promise<ReleaseOutcome> {
+    this.#open();
+    const row = this.#held(lease);
+    if (!row) return 'lost';
+    const now = this.#clock();
+    if (row.cancelRequested) {
+      this.#finish(row, 'canceled', now, { error: canceledProblem() });
+      return 'canceled';
+    }
+    row.status = 'queued';
+    row.runAt = now;
+    row.attempts -= 1;
+    if (row.attempts === 0) row.startedAt = undefined;
+    row.leaseOwner = undefined;
+    row.leaseExpiresAt = undefined;
+    this.#touch(row, now);
+    return 'released';
   }
 
   async cancel(id: string): Promise<CancelResult> {

@@ -38,14 +38,7 @@ export class MemoryReceiptStore implements ReceiptStore {
 
   async record(updates: readonly ReceiptUpdate[]): Promise<RecordOutcome[]> {
     this.#open();
-    const now = this.#clock();
-    return updates.map((update) => {
-      const current = this.#get(update.messageId, update.group);
-      const next = mergeReceipt(current, update, now);
-      if (next === undefined) return 'ignored';
-      this.#set(next);
-      return current === undefined ? 'created' : 'updated';
-    });
+    return this.#record(updates, this.#clock());
   }
 
   async claim(request: ReceiptClaim): Promise<ReceiptClaimResult> {
@@ -57,6 +50,17 @@ export class MemoryReceiptStore implements ReceiptStore {
     this.#open();
     const now = this.#clock();
     return requests.map((request) => this.#claim(request, now));
+  }
+
+  /** `record(updates)` then `claimBatch(requests)`, in one synchronous step. */
+  async recordAndClaim(
+    updates: readonly ReceiptUpdate[],
+    requests: readonly ReceiptClaim[],
+  ): Promise<{ outcomes: RecordOutcome[]; claims: ReceiptClaimResult[] }> {
+    this.#open();
+    const now = this.#clock();
+    const outcomes = this.#record(updates, now);
+    return { outcomes, claims: requests.map((request) => this.#claim(request, now)) };
   }
 
   async extendLease(key: ReceiptKey, owner: string, leaseMs: number): Promise<boolean> {
@@ -138,8 +142,25 @@ export class MemoryReceiptStore implements ReceiptStore {
     this.#closed = true;
   }
 
+  #record(updates: readonly ReceiptUpdate[], now: number): RecordOutcome[] {
+    return updates.map((update) => {
+      const current = this.#get(update.messageId, update.group);
+      const next =
+        update.state === 'processed' && current !== undefined ? processedReceipt(current, update, now) : mergeReceipt(current, update, now);
+      if (next === undefined) return 'ignored';
+      this.#set(next);
+      return current === undefined ? 'created' : 'updated';
+    });
+  }
+
   #claim(request: ReceiptClaim, now: number): ReceiptClaimResult {
-    const result = decideClaim(this.#get(request.messageId, request.group), request, now);
+    const current = this.#get(request.messageId, request.group);
+    if (current === undefined) {
+      const receipt = firstClaim(request, now);
+      this.#set(receipt);
+      return { outcome: 'claimed', receipt };
+    }
+    const result = decideClaim(current, request, now);
     if (result.outcome === 'claimed') this.#set(result.receipt);
     return result;
   }
@@ -160,6 +181,56 @@ export class MemoryReceiptStore implements ReceiptStore {
   #open(): void {
     if (this.#closed) throw new SwitchboardError('SB_CLOSED', { detail: 'receipt store closed' });
   }
+}
+
+type MutableReceipt = { -readonly [K in keyof Receipt]: Receipt[K] };
+
+/**
+ * `decideClaim(undefined, request, now).receipt`, built directly: the first claim of a MessageId
+ * is every consumer's hot path. The conformance suite and this package's tests keep them equal.
+ */
+function firstClaim(request: ReceiptClaim, now: number): Receipt {
+  const receipt: MutableReceipt = {
+    group: request.group,
+    messageId: request.messageId,
+    state: 'processing',
+    attempts: 1,
+    receivedAt: now,
+    updatedAt: now,
+  };
+  if (request.type !== undefined) receipt.type = request.type;
+  if (request.source !== undefined) receipt.source = request.source;
+  if (request.topic !== undefined) receipt.topic = request.topic;
+  receipt.leaseOwner = request.owner;
+  receipt.leaseUntil = now + request.leaseMs;
+  return receipt;
+}
+
+/**
+ * `mergeReceipt(current, update, now)` for a `processed` update of an existing record, built
+ * directly: ignored over `processed`; otherwise the highest attempt, `receivedAt` kept, known
+ * type/source/topic kept, error and lease cleared, `processedAt` and the result set.
+ */
+function processedReceipt(current: Receipt, update: ReceiptUpdate, now: number): Receipt | undefined {
+  if (current.state === 'processed') return undefined;
+  const at = update.at ?? now;
+  const receipt: MutableReceipt = {
+    group: current.group,
+    messageId: current.messageId,
+    state: 'processed',
+    attempts: Math.max(current.attempts, update.attempt ?? 1, 1),
+    receivedAt: current.receivedAt,
+    updatedAt: Math.max(at, current.updatedAt),
+    processedAt: at,
+  };
+  const type = update.type ?? current.type;
+  const source = update.source ?? current.source;
+  const topic = update.topic ?? current.topic;
+  if (type !== undefined) receipt.type = type;
+  if (source !== undefined) receipt.source = source;
+  if (topic !== undefined) receipt.topic = topic;
+  if (update.result !== undefined) receipt.result = update.result;
+  return receipt;
 }
 
 type SortKey = readonly (string | number)[];

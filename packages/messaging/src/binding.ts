@@ -13,6 +13,7 @@ export function bindingForBroker(broker: Pick<Broker, 'name'>): CloudEventsBindi
     case 'amqp':
       return cloudEventsBindings.amqp;
     case 'nats':
+    case 'nats-core':
       return cloudEventsBindings.nats;
     case 'kafka':
       return cloudEventsBindings.kafka;

@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { Broker, CloudEvent, CloudEventsBinding, Delivery, Subscription } from '@switchboard/core';
 import { backoffDelay, channels, encodeBinary } from '@switchboard/core';
-import type { Inbound, InboundVia, Outcome, Step } from './pipeline.js';
+import { InboundMessage, type InboundVia, type Outcome, type Step } from './pipeline.js';
 import type { RouteTable } from './routes.js';
 
 export interface ConsumerConfig {
@@ -66,7 +66,7 @@ export class Consumer {
   };
 
   async #run(delivery: Delivery, via: InboundVia): Promise<Outcome> {
-    const message: Inbound = { delivery, group: this.#config.group, via, attempt: delivery.attempt, signal: this.#closing.signal };
+    const message = new InboundMessage(delivery, this.#config.group, via, this.#closing.signal);
     if (channels.deliver.hasSubscribers) {
       channels.deliver.publish({ messageId: delivery.id, topic: delivery.topic, attempt: delivery.attempt, group: message.group });
     }

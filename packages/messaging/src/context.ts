@@ -17,7 +17,6 @@ export class DeliveryContext implements MessageContext {
   readonly topic: string;
   readonly group: string;
   readonly key: string | undefined;
-  readonly signal: AbortSignal;
   readonly event: CloudEvent;
   readonly attachmentInfo: AttachmentInfo | undefined;
   readonly #inbound: Inbound;
@@ -38,9 +37,13 @@ export class DeliveryContext implements MessageContext {
     this.topic = inbound.delivery.topic;
     this.group = inbound.group;
     this.key = inbound.delivery.key;
-    this.signal = inbound.signal;
     this.event = event;
     this.attachmentInfo = inbound.attachment?.info;
+  }
+
+  /** The run's signal, read lazily: its `AbortController` is only made for handlers that use it. */
+  get signal(): AbortSignal {
+    return this.#inbound.signal;
   }
 
   attachment(): Readable {
@@ -59,19 +62,23 @@ export class DeliveryContext implements MessageContext {
 class MessageHandlerContext implements HandlerContext {
   readonly operation: string;
   readonly via: Invocation = 'message';
-  readonly signal: AbortSignal;
   readonly deadline: number | undefined;
   readonly traceparent: string | undefined;
   readonly tracestate: string | undefined;
   readonly messageId: string;
+  readonly #context: DeliveryContext;
 
   constructor(context: DeliveryContext, operation: string, timeoutMs: number | undefined) {
+    this.#context = context;
     this.operation = operation;
-    this.signal = context.signal;
     this.deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     this.traceparent = context.traceparent;
     this.tracestate = context.tracestate;
     this.messageId = context.messageId;
+  }
+
+  get signal(): AbortSignal {
+    return this.#context.signal;
   }
 
   progress(_progress: Progress): void {}

@@ -1,7 +1,9 @@
 export * from './addressing.js';
+export type { AtMostOnceOptions } from './at-most-once.js';
 export { bindingForBroker } from './binding.js';
 export * from './blob-store-fs.js';
 export { Coalescer } from './coalescer.js';
+export * from './housekeeping.js';
 export type { EventResult } from './http-events.js';
 export { cloudEventsRoute } from './http-events.js';
 export { receiptsRoute } from './http-receipts.js';

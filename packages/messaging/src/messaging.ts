@@ -19,6 +19,7 @@ import type {
 } from '@switchboard/core';
 import { newSecretId, SwitchboardError } from '@switchboard/core';
 import type { HttpRoute } from '@switchboard/http';
+import { type AtMostOnceOptions, createAtMostOnceSide, emitBatchSplit, isAtMostOnceEvent } from './at-most-once.js';
 import { bindingForBroker } from './binding.js';
 import { Consumer } from './consumer.js';
 import { handlerStep } from './handler-step.js';
@@ -88,6 +89,12 @@ export interface MessagingOptions {
    * nothing sent before it first subscribes is lost. Default true.
    */
   readonly declareReceiverGroups?: boolean;
+  /**
+   * A second, at-most-once broker (core NATS, Redis pub/sub) for events declared
+   * `delivery: 'at-most-once'`: they are emitted and received through it, bypassing the inbox,
+   * receipts, retries and dead letters. Without it such events travel the reliable path like the others.
+   */
+  readonly atMostOnce?: AtMostOnceOptions;
 }
 
 /** The dead-letter side: listing, inspecting, replaying. */
@@ -173,6 +180,21 @@ export function createMessaging(options: MessagingOptions): Messaging {
   );
 
   const routes = new RouteTable();
+  const fast =
+    options.atMostOnce === undefined
+      ? undefined
+      : createAtMostOnceSide(options.atMostOnce, {
+          service,
+          group,
+          binding: options.binding,
+          routes,
+          blobs,
+          thresholdBytes: options.claimCheck?.thresholdBytes ?? 256 * 1024,
+          expiresInMs: options.claimCheck?.expiresInMs,
+          handlerTimeoutMs,
+          resultLimit: options.resultLimit ?? 4096,
+          maxInFlight: options.maxInFlight ?? 64,
+        });
   const middlewares: Middleware[] = [];
   if (receiptStore !== undefined) {
     middlewares.push(
@@ -181,7 +203,7 @@ export function createMessaging(options: MessagingOptions): Messaging {
         binding,
         dedupe: options.inbox ?? true,
         owner: `${group}-${newSecretId()}`,
-        leaseMs: handlerTimeoutMs + 10_000,
+        leaseMs: options.inboxLeaseMs ?? handlerTimeoutMs + 5_000,
       }),
     );
   }
@@ -228,9 +250,11 @@ export function createMessaging(options: MessagingOptions): Messaging {
     group,
     send: (contract, name, data, sendOptions) => publisher.send(contract, name, data, sendOptions),
     invoke: (contract, name, input, sendOptions) => publisher.invoke(contract, name, input, sendOptions),
-    emit: (contract, name, ...args) => publisher.emit(contract, name, ...args),
+    emit: (contract, name, ...args) =>
+      (fast !== undefined && isAtMostOnceEvent(contract, name) ? fast.publisher : publisher).emit(contract, name, ...args),
     sendBatch: (contract, messages) => publisher.sendBatch(contract, messages),
-    emitBatch: (contract, events) => publisher.emitBatch(contract, events),
+    emitBatch: (contract, events) =>
+      fast === undefined ? publisher.emitBatch(contract, events) : emitBatchSplit(publisher, fast.publisher, contract, events),
     handle(contract, name, handler) {
       routes.message(contract, name, handler as (data: unknown, context: never) => unknown);
       return this;
@@ -241,10 +265,15 @@ export function createMessaging(options: MessagingOptions): Messaging {
     },
     on(contract, pattern, handler) {
       routes.event(contract, pattern, handler as (data: unknown, context: never) => unknown);
+      fast?.consumer.track(contract);
       return this;
     },
-    start: () => consumer.start(),
-    close: () => consumer.close(),
+    start: async () => {
+      await Promise.all([consumer.start(), fast?.consumer.start()]);
+    },
+    close: async () => {
+      await Promise.all([consumer.close(), fast?.consumer.close()]);
+    },
     receive: (event) => consumer.receive(event),
     receipts,
     deadLetters: {

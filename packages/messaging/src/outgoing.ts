@@ -1,6 +1,7 @@
 import type { BlobStore, CloudEventExtensions, CloudEventsBinding, OutgoingMessage, StandardSchemaV1 } from '@switchboard/core';
-import { childTraceparent, createCloudEvent, encodeBinary, formatDataHash, SwitchboardError, validate } from '@switchboard/core';
+import { createCloudEvent, encodeBinary, formatDataHash, newMessageId, SwitchboardError, validate } from '@switchboard/core';
 import type { Address } from './addressing.js';
+import { outgoingTraceparent } from './trace-ids.js';
 import type { PublishOptions } from './types.js';
 
 const INT32_MAX = 2_147_483_647;
@@ -31,7 +32,7 @@ export async function buildOutgoing(
   address: Address,
   shape: OutgoingShape,
   data: unknown,
-  options: PublishOptions = {},
+  options: PublishOptions = NO_OPTIONS,
 ): Promise<OutgoingMessage> {
   if (shape.schema === undefined) {
     if (data !== undefined) {
@@ -50,7 +51,11 @@ export async function buildOutgoing(
       });
     }
   }
-  const extensions: Record<string, string | number> = { traceparent: childTraceparent(options.traceparent) };
+  if (isPlain(options)) {
+    const fast = buildPlain(config, address, data, options);
+    if (fast !== undefined) return fast;
+  }
+  const extensions: Record<string, string | number> = { traceparent: outgoingTraceparent(options.traceparent) };
   if (options.tracestate !== undefined) extensions.tracestate = options.tracestate;
   const expiresAt = (explicit: number | undefined): number | undefined =>
     explicit ?? (config.expiresInMs === undefined ? undefined : Date.now() + config.expiresInMs);
@@ -94,6 +99,7 @@ export async function buildOutgoing(
     extensions: extensions as CloudEventExtensions,
   });
   const encoded = encodeBinary(event, config.binding);
+  if (isPlain(options)) rememberTemplate(config, address, encoded.headers);
   return {
     id: event.id,
     topic: address.topic,
@@ -101,6 +107,107 @@ export async function buildOutgoing(
     body: encoded.body,
     ...(options.key === undefined ? {} : { key: options.key }),
   };
+}
+
+const NO_OPTIONS: PublishOptions = {};
+const EMPTY_BODY = new Uint8Array(0);
+
+/**
+ * The attributes every plain message of one address shares, already checked and encoded once:
+ * `specversion`, `source`, `type` (and the header names under the binding's prefix).
+ */
+interface Template {
+  readonly specversion: string;
+  readonly source: string;
+  readonly type: string;
+  readonly names: {
+    readonly specversion: string;
+    readonly id: string;
+    readonly source: string;
+    readonly type: string;
+    readonly time: string;
+    readonly traceparent: string;
+  };
+}
+
+let isoMs = -1;
+let iso = '';
+
+/** Now as an RFC 3339 UTC timestamp, formatted once per millisecond. */
+function nowIso(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    iso = new Date(ms).toISOString();
+  }
+  return iso;
+}
+
+const templates = new WeakMap<OutgoingConfig, Map<string, Template>>();
+
+/**
+ * A plain send: no caller-chosen id, subject or tracestate and no attachment. Every attribute
+ * of such a message is either constant per address (checked when the first one went through the
+ * full CloudEvents path) or generated here in a form that needs neither validation nor
+ * percent-encoding (UUIDv7 id, RFC 3339 UTC time, a hex `traceparent`).
+ */
+function isPlain(options: PublishOptions): boolean {
+  return options.attachment === undefined && options.id === undefined && options.subject === undefined && options.tracestate === undefined;
+}
+
+/** Remembers the constant headers of `address` once a full build produced and validated them. */
+function rememberTemplate(config: OutgoingConfig, address: Address, headers: Readonly<Record<string, string>>): void {
+  let byType = templates.get(config);
+  if (byType === undefined) {
+    byType = new Map();
+    templates.set(config, byType);
+  }
+  if (byType.has(address.type)) return;
+  const prefix = config.binding.prefix;
+  const names = {
+    specversion: `${prefix}specversion`,
+    id: `${prefix}id`,
+    source: `${prefix}source`,
+    type: `${prefix}type`,
+    time: `${prefix}time`,
+    traceparent: `${prefix}traceparent`,
+  };
+  const specversion = headers[names.specversion];
+  const source = headers[names.source];
+  const type = headers[names.type];
+  if (specversion === undefined || source === undefined || type === undefined) return;
+  byType.set(address.type, { specversion, source, type, names });
+}
+
+/**
+ * The one-pass build of a plain message from its address's template; undefined when there is no
+ * template yet or the data goes to the blob store (the full path handles both).
+ */
+function buildPlain(config: OutgoingConfig, address: Address, data: unknown, options: PublishOptions): OutgoingMessage | undefined {
+  const template = templates.get(config)?.get(address.type);
+  if (template === undefined) return undefined;
+  let body: Uint8Array = EMPTY_BODY;
+  if (data !== undefined) {
+    const json = JSON.stringify(data);
+    if (json === undefined) return undefined;
+    body = Buffer.from(json, 'utf8');
+    if (config.blobs !== undefined && body.byteLength > config.thresholdBytes) return undefined;
+  }
+  const id = newMessageId();
+  const names = template.names;
+  // Same header order as `encodeBinary`: specversion, id, source, type, time, extensions, content-type.
+  const headers: Record<string, string> = {
+    [names.specversion]: template.specversion,
+    [names.id]: id,
+    [names.source]: template.source,
+    [names.type]: template.type,
+    [names.time]: nowIso(),
+    [names.traceparent]: outgoingTraceparent(options.traceparent),
+  };
+  if (data !== undefined) headers['content-type'] = JSON_TYPE;
+  return options.key === undefined
+    ? { id, topic: address.topic, headers, body }
+    : { id, topic: address.topic, headers, body, key: options.key };
 }
 
 function requireBlobs(config: OutgoingConfig): BlobStore {

@@ -27,6 +27,49 @@ export interface Inbound {
   attachmentFailure?: unknown;
 }
 
+/**
+ * The `Inbound` the consumer builds for each delivery. Its `signal` may be deferred: the timeout
+ * middleware hands it a source whose `AbortController` is only made when the signal is first read,
+ * which most handlers never do.
+ */
+export class InboundMessage implements Inbound {
+  readonly delivery: Delivery;
+  readonly group: string;
+  readonly via: InboundVia;
+  attempt: number;
+  event?: CloudEvent;
+  route?: Route;
+  data?: unknown;
+  attachment?: { readonly info: AttachmentInfo; open(): Readable };
+  attachmentFailure?: unknown;
+  #signal: AbortSignal | undefined;
+  #signalSource: { readonly signal: AbortSignal } | undefined;
+
+  constructor(delivery: Delivery, group: string, via: InboundVia, signal: AbortSignal) {
+    this.delivery = delivery;
+    this.group = group;
+    this.via = via;
+    this.attempt = delivery.attempt;
+    this.#signal = signal;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#signal === undefined) this.#signal = this.#signalSource!.signal;
+    return this.#signal;
+  }
+
+  set signal(signal: AbortSignal) {
+    this.#signal = signal;
+    this.#signalSource = undefined;
+  }
+
+  /** From now on, `signal` is `source.signal`, read on first use. */
+  deferSignal(source: { readonly signal: AbortSignal }): void {
+    this.#signal = undefined;
+    this.#signalSource = source;
+  }
+}
+
 /** What becomes of a delivery. `settle` turns it into ack / nack(delay). */
 export type Outcome =
   | { readonly kind: 'ack'; readonly result?: string; readonly skipped?: 'duplicate' | 'dead-lettered' }

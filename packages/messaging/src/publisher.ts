@@ -83,7 +83,8 @@ export class Publisher {
   async emit<C extends AnyContract, K extends EventName<C>>(contract: C, name: K, ...args: EmitArgs<C, K>): Promise<Sent> {
     const [data, options] = args as [unknown, PublishOptions | undefined];
     const message = await this.#event(contract, name, data, options);
-    await this.#publish([message]);
+    await this.#broker.publish(message);
+    if (channels.publish.hasSubscribers) this.#report([message]);
     return { messageId: message.id };
   }
 
@@ -102,33 +103,33 @@ export class Publisher {
   }
 
   #message(contract: AnyContract, name: string, data: unknown, options: PublishOptions | undefined): Promise<OutgoingMessage> {
-    const definition = contract.messages[name];
-    if (definition === undefined) return Promise.reject(unknownEntry('message', contract, name));
-    const address: Address = { kind: 'message', contract, name, type: messageType(contract, name), topic: messagesTopic(contract) };
-    return buildOutgoing(this.#config, address, { schema: definition.schema, attachments: true }, data, options);
+    const target = messageTarget(contract, name);
+    if (target === undefined) return Promise.reject(unknownEntry('message', contract, name));
+    return buildOutgoing(this.#config, target.address, target.shape, data, options);
   }
 
   #event(contract: AnyContract, name: string, data: unknown, options: PublishOptions | undefined): Promise<OutgoingMessage> {
-    const definition = contract.events[name];
-    if (definition === undefined) return Promise.reject(unknownEntry('event', contract, name));
-    const address: Address = { kind: 'event', contract, name, type: eventType(contract, name), topic: eventsTopic(contract) };
-    const shape: OutgoingShape = { schema: definition.data, attachments: definition.attachment };
-    return buildOutgoing(this.#config, address, shape, data, options);
+    const target = eventTarget(contract, name);
+    if (target === undefined) return Promise.reject(unknownEntry('event', contract, name));
+    return buildOutgoing(this.#config, target.address, target.shape, data, options);
   }
 
   async #publish(messages: readonly OutgoingMessage[], receiver?: AnyContract): Promise<void> {
     if (receiver !== undefined && this.#declareReceiverGroups) await this.#declare(receiver);
     if (messages.length === 1) await this.#broker.publish(messages[0]!);
     else if (messages.length > 1) await this.#broker.publishBatch(messages);
-    if (channels.publish.hasSubscribers) {
-      for (const m of messages) {
-        channels.publish.publish({
-          messageId: m.id,
-          topic: m.topic,
-          type: m.headers[`${this.#config.binding.prefix}type`],
-          traceparent: m.headers[`${this.#config.binding.prefix}traceparent`],
-        });
-      }
+    if (channels.publish.hasSubscribers) this.#report(messages);
+  }
+
+  /** Tells the `publish` diagnostics channel about published messages. */
+  #report(messages: readonly OutgoingMessage[]): void {
+    for (const m of messages) {
+      channels.publish.publish({
+        messageId: m.id,
+        topic: m.topic,
+        type: m.headers[`${this.#config.binding.prefix}type`],
+        traceparent: m.headers[`${this.#config.binding.prefix}traceparent`],
+      });
     }
   }
 
@@ -146,6 +147,56 @@ export class Publisher {
     }
     return declared;
   }
+}
+
+/** The address and shape of one contract entry, computed once per contract and name. */
+interface Target {
+  readonly address: Address;
+  readonly shape: OutgoingShape;
+}
+
+const eventTargets = new WeakMap<AnyContract, Map<string, Target>>();
+const messageTargets = new WeakMap<AnyContract, Map<string, Target>>();
+
+function targetsOf(cache: WeakMap<AnyContract, Map<string, Target>>, contract: AnyContract): Map<string, Target> {
+  let targets = cache.get(contract);
+  if (targets === undefined) {
+    targets = new Map();
+    cache.set(contract, targets);
+  }
+  return targets;
+}
+
+function eventTarget(contract: AnyContract, name: string): Target | undefined {
+  const targets = targetsOf(eventTargets, contract);
+  let target = targets.get(name);
+  if (target === undefined) {
+    if (!Object.hasOwn(contract.events, name)) return undefined;
+    const definition = contract.events[name];
+    if (definition === undefined) return undefined;
+    target = {
+      address: { kind: 'event', contract, name, type: eventType(contract, name), topic: eventsTopic(contract) },
+      shape: { schema: definition.data, attachments: definition.attachment },
+    };
+    targets.set(name, target);
+  }
+  return target;
+}
+
+function messageTarget(contract: AnyContract, name: string): Target | undefined {
+  const targets = targetsOf(messageTargets, contract);
+  let target = targets.get(name);
+  if (target === undefined) {
+    if (!Object.hasOwn(contract.messages, name)) return undefined;
+    const definition = contract.messages[name];
+    if (definition === undefined) return undefined;
+    target = {
+      address: { kind: 'message', contract, name, type: messageType(contract, name), topic: messagesTopic(contract) },
+      shape: { schema: definition.schema, attachments: true },
+    };
+    targets.set(name, target);
+  }
+  return target;
 }
 
 function unknownEntry(kind: string, contract: AnyContract, name: string): SwitchboardError {

@@ -219,7 +219,8 @@ describe.each(engines)('messaging on %s', (_name, factory) => {
       const events = await a.emitBatch(serviceA, [{ name: 'name.processed' }, { name: 'picture.resized', data: { width: 1 } }]);
       expect(events).toHaveLength(2);
       await until(() => names.size === 300, 'all 300 messages');
-      const receipt = await b.receipts.get(sent[299]!.messageId);
+      // The processed mark is written after the handler returned (and before the ack): wait for it.
+      const receipt = await b.receipts.wait(sent[299]!.messageId);
       expect(receipt?.groups[0]?.state).toBe('processed');
       expect(await b.receipts.get(newMessageId())).toBeUndefined();
     } finally {

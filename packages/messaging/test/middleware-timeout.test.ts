@@ -13,6 +13,14 @@ describe('timeout middleware', () => {
     expect(signal?.aborted).toBe(true);
   });
 
+  it('times out a handler that never reads its signal; a signal read afterwards is already aborted', async () => {
+    const message = inbound();
+    const step = timeout(20)(() => new Promise(() => {}));
+    await expect(step(message)).rejects.toMatchObject({ code: 'SB_HANDLER_TIMEOUT' });
+    expect(message.signal.aborted).toBe(true);
+    expect(message.signal.reason).toMatchObject({ code: 'SB_HANDLER_TIMEOUT' });
+  });
+
   it('lets a handler within its limit finish, and follows the consumer closing', async () => {
     const ok = timeout(1000)(async () => ({ kind: 'ack' }));
     expect(await ok(inbound())).toEqual({ kind: 'ack' });

@@ -1,4 +1,4 @@
-import type { Broker, BrokerCapabilities, Delivery, Ordering, OutgoingMessage } from '@switchboard/core';
+import type { Broker, BrokerCapabilities, Delivery, DeliveryGuarantee, Ordering, OutgoingMessage } from '@switchboard/core';
 import { isSwitchboardError, newMessageId } from '@switchboard/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DeliveryRecorder, deferred, delay, randomName, testMessage, waitFor } from './broker-helpers.js';
@@ -9,6 +9,12 @@ import { DeliveryRecorder, deferred, delay, randomName, testMessage, waitFor } f
  * nothing is skipped, a broker without a capability is checked for the behaviour it declares instead.
  */
 export interface BrokerFeatures {
+  /**
+   * `at-least-once` (default) or `at-most-once`. An at-most-once broker is checked for what it
+   * promises instead of redelivery: ack and nack are no-ops, nothing is redelivered (nack, failed
+   * handler, ack timeout), nothing is kept for a group before it subscribes or across instances.
+   */
+  readonly delivery?: DeliveryGuarantee;
   readonly persistent: boolean;
   readonly multiProcess: boolean;
   readonly ordering: Ordering;
@@ -40,6 +46,7 @@ function bytesOf(body: Uint8Array): number[] {
 
 function capabilitiesOf(features: BrokerFeatures): BrokerCapabilities {
   return {
+    delivery: features.delivery ?? 'at-least-once',
     persistent: features.persistent,
     multiProcess: features.multiProcess,
     ordering: features.ordering,
@@ -64,6 +71,7 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
   const testTimeout = timeoutMs * 3 + quietMs * 2;
   const newTopic = () => randomName(`${features.topicPrefix ?? ''}sbt`);
   const newGroup = () => randomName('sbg');
+  const atMostOnce = features.delivery === 'at-most-once';
 
   describe(`broker conformance: ${name}`, () => {
     const opened: Broker[] = [];
@@ -80,7 +88,8 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
     it('declares the capabilities it was tested for', async () => {
       const broker = await connect();
       expect(broker.name).toMatch(/^[a-z0-9-]+$/);
-      expect(broker.capabilities).toEqual(capabilitiesOf(features));
+      // A broker written before `delivery` existed leaves it out: that means at-least-once.
+      expect({ ...broker.capabilities, delivery: broker.capabilities.delivery ?? 'at-least-once' }).toEqual(capabilitiesOf(features));
       expect(broker.capabilities.maxMessageBytes).toBeGreaterThan(0);
     });
 
@@ -133,19 +142,37 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
       expect(recorder.duplicates()).toEqual([]);
     });
 
-    it('declareGroup keeps messages published before the first subscriber', { timeout: testTimeout }, async () => {
-      const broker = await connect();
-      const topic = newTopic();
-      const group = newGroup();
-      await broker.declareGroup(topic, group);
-      await broker.declareGroup(topic, group);
-      const messages = Array.from({ length: 5 }, () => testMessage(topic));
-      for (const message of messages) await broker.publish(message);
-      const recorder = new DeliveryRecorder();
-      await broker.subscribe({ topic, group }, recorder.handler);
-      await recorder.waitForUnique(messages.length, timeoutMs);
-      expect(recorder.unique()).toEqual(new Set(messages.map((m) => m.id)));
-    });
+    if (atMostOnce) {
+      it('declareGroup keeps nothing: a group gets only what is published while it is subscribed', { timeout: testTimeout }, async () => {
+        const broker = await connect();
+        const topic = newTopic();
+        const group = newGroup();
+        await broker.declareGroup(topic, group);
+        await broker.publishBatch(Array.from({ length: 5 }, () => testMessage(topic)));
+        const recorder = new DeliveryRecorder();
+        await broker.subscribe({ topic, group }, recorder.handler);
+        const after = testMessage(topic);
+        await broker.publish(after);
+        await recorder.waitForCount(1, timeoutMs);
+        await delay(quietMs);
+        expect(recorder.ids()).toEqual([after.id]);
+      });
+    }
+
+    if (!atMostOnce)
+      it('declareGroup keeps messages published before the first subscriber', { timeout: testTimeout }, async () => {
+        const broker = await connect();
+        const topic = newTopic();
+        const group = newGroup();
+        await broker.declareGroup(topic, group);
+        await broker.declareGroup(topic, group);
+        const messages = Array.from({ length: 5 }, () => testMessage(topic));
+        for (const message of messages) await broker.publish(message);
+        const recorder = new DeliveryRecorder();
+        await broker.subscribe({ topic, group }, recorder.handler);
+        await recorder.waitForUnique(messages.length, timeoutMs);
+        expect(recorder.unique()).toEqual(new Set(messages.map((m) => m.id)));
+      });
 
     it('balances a group: two subscribers share the messages, none is handled twice', { timeout: testTimeout }, async () => {
       const broker = await connect();
@@ -153,7 +180,8 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
       const group = newGroup();
       await broker.declareGroup(topic, group);
       const messages = Array.from({ length: 20 }, () => testMessage(topic));
-      await broker.publishBatch(messages);
+      // An at-most-once broker keeps nothing for a group: its subscribers must be there first.
+      if (!atMostOnce) await broker.publishBatch(messages);
       // Each subscriber holds its first delivery until the other has one too, so both must take part.
       const bothBusy = deferred();
       const handle = async (delivery: Delivery) => {
@@ -165,6 +193,7 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
       const second: DeliveryRecorder = new DeliveryRecorder(handle);
       await broker.subscribe({ topic, group, maxInFlight: 1 }, first.handler);
       await broker.subscribe({ topic, group, maxInFlight: 1 }, second.handler);
+      if (atMostOnce) await broker.publishBatch(messages);
       await waitFor(() => first.unique().size + second.unique().size >= messages.length, 'all messages across the group', timeoutMs * 2);
       expect(first.count).toBeGreaterThan(0);
       expect(second.count).toBeGreaterThan(0);
@@ -181,8 +210,9 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
       await broker.declareGroup(topic, groups[2]!);
       for (const [i, group] of groups.slice(0, 2).entries()) await broker.subscribe({ topic, group }, recorders[i]!.handler);
       const messages = Array.from({ length: 10 }, () => testMessage(topic));
+      if (atMostOnce) await broker.subscribe({ topic, group: groups[2]! }, recorders[2]!.handler);
       await broker.publishBatch(messages);
-      await broker.subscribe({ topic, group: groups[2]! }, recorders[2]!.handler);
+      if (!atMostOnce) await broker.subscribe({ topic, group: groups[2]! }, recorders[2]!.handler);
       for (const recorder of recorders) {
         await recorder.waitForUnique(messages.length, timeoutMs);
         expect(recorder.unique()).toEqual(new Set(messages.map((m) => m.id)));
@@ -208,95 +238,132 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
       expect(recorder.count).toBe(1);
     });
 
-    it('nack redelivers with attempt + 1 and the same content', { timeout: testTimeout }, async () => {
-      const broker = await connect();
-      const topic = newTopic();
-      const recorder = new DeliveryRecorder((delivery) => (delivery.attempt < 3 ? delivery.nack() : delivery.ack()));
-      await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
-      const message = testMessage(topic, { headers: { a: '1' }, key: 'k1' });
-      await broker.publish(message);
-      await recorder.waitForCount(3, timeoutMs);
-      expect(recorder.received.map((r) => r.delivery.attempt)).toEqual([1, 2, 3]);
-      for (const { delivery } of recorder.received) {
-        expect(delivery.id).toBe(message.id);
-        expect(delivery.key).toBe('k1');
-        expect(delivery.headers).toMatchObject(message.headers);
-        expect(bytesOf(delivery.body)).toEqual(bytesOf(message.body));
-      }
-      await delay(quietMs);
-      expect(recorder.count).toBe(3);
-    });
+    if (atMostOnce) {
+      it('nack, nack with a delay, a rejecting handler and an unsettled delivery redeliver nothing', { timeout: testTimeout }, async () => {
+        const broker = await connect();
+        const topic = newTopic();
+        const behaviours = ['nack', 'nack-delay', 'reject', 'unsettled'] as const;
+        const messages = behaviours.map((behaviour) => testMessage(topic, { headers: { behaviour } }));
+        const recorder = new DeliveryRecorder(async (delivery) => {
+          const behaviour = delivery.headers.behaviour;
+          if (behaviour === 'nack') await delivery.nack();
+          else if (behaviour === 'nack-delay') await delivery.nack(nackDelayMs);
+          else if (behaviour === 'reject') throw new Error('handler failed');
+        });
+        await broker.subscribe({ topic, group: newGroup(), ackTimeoutMs }, recorder.handler);
+        await broker.publishBatch(messages);
+        await recorder.waitForCount(messages.length, timeoutMs);
+        await delay(Math.max(quietMs, nackDelayMs, ackTimeoutMs) + quietMs);
+        expect(recorder.count).toBe(messages.length);
+        expect(recorder.unique()).toEqual(new Set(messages.map((m) => m.id)));
+        expect(recorder.received.every((r) => r.delivery.attempt === 1)).toBe(true);
+        // The subscription still works after all that.
+        const later = testMessage(topic);
+        await broker.publish(later);
+        await recorder.waitForCount(messages.length + 1, timeoutMs);
+        expect(recorder.ids().at(-1)).toBe(later.id);
+      });
+    }
 
-    it('nack with a delay redelivers no earlier than the delay and does not block other messages', { timeout: testTimeout }, async () => {
-      const broker = await connect();
-      const topic = newTopic();
-      const delayed = testMessage(topic);
-      const other = testMessage(topic);
-      let nackedAt = 0;
-      const recorder = new DeliveryRecorder(async (delivery) => {
-        if (delivery.id === delayed.id && delivery.attempt === 1) {
-          nackedAt = Date.now();
-          await delivery.nack(nackDelayMs);
-          await broker.publish(other);
-          return;
+    if (!atMostOnce)
+      it('nack redelivers with attempt + 1 and the same content', { timeout: testTimeout }, async () => {
+        const broker = await connect();
+        const topic = newTopic();
+        const recorder = new DeliveryRecorder((delivery) => (delivery.attempt < 3 ? delivery.nack() : delivery.ack()));
+        await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
+        const message = testMessage(topic, { headers: { a: '1' }, key: 'k1' });
+        await broker.publish(message);
+        await recorder.waitForCount(3, timeoutMs);
+        expect(recorder.received.map((r) => r.delivery.attempt)).toEqual([1, 2, 3]);
+        for (const { delivery } of recorder.received) {
+          expect(delivery.id).toBe(message.id);
+          expect(delivery.key).toBe('k1');
+          expect(delivery.headers).toMatchObject(message.headers);
+          expect(bytesOf(delivery.body)).toEqual(bytesOf(message.body));
         }
-        await delivery.ack();
+        await delay(quietMs);
+        expect(recorder.count).toBe(3);
       });
-      await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
-      await broker.publish(delayed);
-      await recorder.waitForCount(3, timeoutMs + nackDelayMs);
-      const redelivery = recorder.received.find((r) => r.delivery.id === delayed.id && r.delivery.attempt === 2);
-      expect(redelivery).toBeDefined();
-      // 20 ms of slack for clock granularity between the engine and this process.
-      expect(redelivery!.at - nackedAt).toBeGreaterThanOrEqual(nackDelayMs - 20);
-      expect(recorder.ids()).toEqual([delayed.id, other.id, delayed.id]);
-    });
 
-    it('a handler that rejects without settling gets the message again', { timeout: testTimeout }, async () => {
-      const broker = await connect();
-      const topic = newTopic();
-      const recorder = new DeliveryRecorder(async (delivery) => {
-        if (delivery.attempt === 1) throw new Error('handler failed');
-        await delivery.ack();
+    if (!atMostOnce)
+      it('nack with a delay redelivers no earlier than the delay and does not block other messages', { timeout: testTimeout }, async () => {
+        const broker = await connect();
+        const topic = newTopic();
+        const delayed = testMessage(topic);
+        const other = testMessage(topic);
+        let nackedAt = 0;
+        const recorder = new DeliveryRecorder(async (delivery) => {
+          if (delivery.id === delayed.id && delivery.attempt === 1) {
+            nackedAt = Date.now();
+            await delivery.nack(nackDelayMs);
+            await broker.publish(other);
+            return;
+          }
+          await delivery.ack();
+        });
+        await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
+        await broker.publish(delayed);
+        await recorder.waitForCount(3, timeoutMs + nackDelayMs);
+        const redelivery = recorder.received.find((r) => r.delivery.id === delayed.id && r.delivery.attempt === 2);
+        expect(redelivery).toBeDefined();
+        // 20 ms of slack for clock granularity between the engine and this process.
+        expect(redelivery!.at - nackedAt).toBeGreaterThanOrEqual(nackDelayMs - 20);
+        expect(recorder.ids()).toEqual([delayed.id, other.id, delayed.id]);
       });
-      await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
-      const message = testMessage(topic);
-      await broker.publish(message);
-      await recorder.waitForCount(2, timeoutMs);
-      expect(recorder.received.map((r) => [r.delivery.id, r.delivery.attempt])).toEqual([
-        [message.id, 1],
-        [message.id, 2],
-      ]);
-    });
 
-    it('redelivers a delivery left unsettled past ackTimeoutMs; a late ack of the old delivery is harmless', {
-      timeout: testTimeout,
-    }, async () => {
-      const broker = await connect();
-      const topic = newTopic();
-      const recorder = new DeliveryRecorder(async (delivery) => {
-        if (delivery.attempt > 1) await delivery.ack();
+    if (!atMostOnce)
+      it('a handler that rejects without settling gets the message again', { timeout: testTimeout }, async () => {
+        const broker = await connect();
+        const topic = newTopic();
+        const recorder = new DeliveryRecorder(async (delivery) => {
+          if (delivery.attempt === 1) throw new Error('handler failed');
+          await delivery.ack();
+        });
+        await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
+        const message = testMessage(topic);
+        await broker.publish(message);
+        await recorder.waitForCount(2, timeoutMs);
+        expect(recorder.received.map((r) => [r.delivery.id, r.delivery.attempt])).toEqual([
+          [message.id, 1],
+          [message.id, 2],
+        ]);
       });
-      await broker.subscribe({ topic, group: newGroup(), ackTimeoutMs }, recorder.handler);
-      const message = testMessage(topic);
-      await broker.publish(message);
-      await recorder.waitForCount(2, timeoutMs + ackTimeoutMs * 2);
-      const [first, second] = recorder.received;
-      expect(second!.delivery.id).toBe(message.id);
-      expect(second!.delivery.attempt).toBe(2);
-      expect(second!.at - first!.at).toBeGreaterThanOrEqual(ackTimeoutMs - 20);
-      await expect(first!.delivery.ack()).resolves.toBeUndefined();
-      await delay(quietMs);
-      expect(recorder.count).toBe(2);
-    });
 
-    it('never hands more unsettled deliveries to the handler than maxInFlight', { timeout: testTimeout }, async () => {
+    if (!atMostOnce)
+      it('redelivers a delivery left unsettled past ackTimeoutMs; a late ack of the old delivery is harmless', {
+        timeout: testTimeout,
+      }, async () => {
+        const broker = await connect();
+        const topic = newTopic();
+        const recorder = new DeliveryRecorder(async (delivery) => {
+          if (delivery.attempt > 1) await delivery.ack();
+        });
+        await broker.subscribe({ topic, group: newGroup(), ackTimeoutMs }, recorder.handler);
+        const message = testMessage(topic);
+        await broker.publish(message);
+        await recorder.waitForCount(2, timeoutMs + ackTimeoutMs * 2);
+        const [first, second] = recorder.received;
+        expect(second!.delivery.id).toBe(message.id);
+        expect(second!.delivery.attempt).toBe(2);
+        expect(second!.at - first!.at).toBeGreaterThanOrEqual(ackTimeoutMs - 20);
+        await expect(first!.delivery.ack()).resolves.toBeUndefined();
+        await delay(quietMs);
+        expect(recorder.count).toBe(2);
+      });
+
+    it(atMostOnce
+      ? 'never runs more handlers at once than maxInFlight'
+      : 'never hands more unsettled deliveries to the handler than maxInFlight', { timeout: testTimeout }, async () => {
       const broker = await connect();
       const topic = newTopic();
       const maxInFlight = 3;
       const held: Delivery[] = [];
+      // At-most-once: a delivery holds its slot while its handler runs (ack is a no-op), so the
+      // handler itself waits; at-least-once: until it is settled.
+      const gates: (() => void)[] = [];
       const recorder = new DeliveryRecorder(async (delivery) => {
         held.push(delivery);
+        if (atMostOnce) await new Promise<void>((resolve) => gates.push(resolve));
       });
       await broker.subscribe({ topic, group: newGroup(), maxInFlight }, recorder.handler);
       const messages = Array.from({ length: 10 }, () => testMessage(topic));
@@ -309,6 +376,7 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
         // Handlers returned, but their deliveries are still unsettled: no more may arrive.
         expect(recorder.count).toBe(expected);
         await Promise.all(held.splice(0).map((delivery) => delivery.ack()));
+        for (const open of gates.splice(0)) open();
       }
       expect(recorder.unique()).toEqual(new Set(messages.map((m) => m.id)));
 
@@ -392,12 +460,18 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
       await broker.declareGroup(topic, group);
       const keys = ['a', 'b', 'c'];
       const messages = Array.from({ length: 45 }, (_, i) => testMessage(topic, { key: keys[i % keys.length]!, headers: { n: String(i) } }));
-      await broker.publishBatch(messages.slice(0, 15));
-      for (const message of messages.slice(15)) await broker.publish(message);
+      // An at-most-once broker delivers only to subscribers already there: subscribe, then publish.
+      const publishAll = async () => {
+        await broker.publishBatch(messages.slice(0, 15));
+        for (const message of messages.slice(15)) await broker.publish(message);
+      };
+      if (!atMostOnce) await publishAll();
+      const published = atMostOnce ? publishAll : async () => {};
 
       if (features.ordering === 'per-topic') {
         const recorder = new DeliveryRecorder();
         await broker.subscribe({ topic, group, maxInFlight: 1 }, recorder.handler);
+        await published();
         await recorder.waitForCount(messages.length, timeoutMs);
         expect(recorder.ids()).toEqual(messages.map((m) => m.id));
       } else if (features.ordering === 'per-key') {
@@ -412,6 +486,7 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
           await delivery.ack();
         });
         await broker.subscribe({ topic, group, maxInFlight: 8 }, recorder.handler);
+        await published();
         await recorder.waitForCount(messages.length, timeoutMs);
         expect(overlaps).toEqual([]);
         for (const key of keys) {
@@ -422,47 +497,88 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
       } else {
         const recorder = new DeliveryRecorder();
         await broker.subscribe({ topic, group, maxInFlight: 8 }, recorder.handler);
+        await published();
         await recorder.waitForUnique(messages.length, timeoutMs);
         expect(recorder.unique()).toEqual(new Set(messages.map((m) => m.id)));
       }
     });
 
-    it('subscription close waits for in-flight handlers and releases the rest to the next subscriber', {
-      timeout: testTimeout,
-    }, async () => {
-      const broker = await connect();
-      const topic = newTopic();
-      const group = newGroup();
-      await broker.declareGroup(topic, group);
-      const messages = Array.from({ length: 20 }, () => testMessage(topic));
-      await broker.publishBatch(messages);
-      const release = deferred();
-      const acked: string[] = [];
-      const first = new DeliveryRecorder(async (delivery) => {
-        await release.promise;
-        await delivery.ack();
-        acked.push(delivery.id);
-      });
-      const subscription = await broker.subscribe({ topic, group, maxInFlight: 4 }, first.handler);
-      await first.waitForCount(4, timeoutMs);
-      let closed = false;
-      const closing = subscription.close().then(() => {
-        closed = true;
-      });
-      await delay(50);
-      expect(closed).toBe(false);
-      release.resolve();
-      await closing;
-      expect(acked).toHaveLength(first.count);
-      const handledByFirst = first.count;
+    if (atMostOnce) {
+      it('subscription close lets running and queued handlers finish; the next subscriber gets only new messages', {
+        timeout: testTimeout,
+      }, async () => {
+        const broker = await connect();
+        const topic = newTopic();
+        const group = newGroup();
+        const messages = Array.from({ length: 20 }, () => testMessage(topic));
+        const release = deferred();
+        const finished: string[] = [];
+        const first = new DeliveryRecorder(async (delivery) => {
+          await release.promise;
+          finished.push(delivery.id);
+        });
+        const subscription = await broker.subscribe({ topic, group, maxInFlight: 4 }, first.handler);
+        await broker.publishBatch(messages);
+        await first.waitForCount(4, timeoutMs);
+        let closed = false;
+        const closing = subscription.close().then(() => {
+          closed = true;
+        });
+        await delay(50);
+        expect(closed).toBe(false);
+        release.resolve();
+        await closing;
+        expect(finished).toHaveLength(first.count);
+        expect(first.duplicates()).toEqual([]);
 
-      const second = new DeliveryRecorder();
-      await broker.subscribe({ topic, group }, second.handler);
-      const rest = messages.map((m) => m.id).filter((id) => !acked.includes(id));
-      await second.waitForUnique(rest.length, timeoutMs + ackTimeoutMs);
-      expect(second.unique()).toEqual(new Set(rest));
-      expect(first.count).toBe(handledByFirst);
-    });
+        const second = new DeliveryRecorder();
+        await broker.subscribe({ topic, group }, second.handler);
+        const fresh = testMessage(topic);
+        await broker.publish(fresh);
+        await second.waitForCount(1, timeoutMs);
+        await delay(quietMs);
+        expect(second.ids()).toEqual([fresh.id]);
+        expect(first.ids()).not.toContain(fresh.id);
+      });
+    }
+
+    if (!atMostOnce)
+      it('subscription close waits for in-flight handlers and releases the rest to the next subscriber', {
+        timeout: testTimeout,
+      }, async () => {
+        const broker = await connect();
+        const topic = newTopic();
+        const group = newGroup();
+        await broker.declareGroup(topic, group);
+        const messages = Array.from({ length: 20 }, () => testMessage(topic));
+        await broker.publishBatch(messages);
+        const release = deferred();
+        const acked: string[] = [];
+        const first = new DeliveryRecorder(async (delivery) => {
+          await release.promise;
+          await delivery.ack();
+          acked.push(delivery.id);
+        });
+        const subscription = await broker.subscribe({ topic, group, maxInFlight: 4 }, first.handler);
+        await first.waitForCount(4, timeoutMs);
+        let closed = false;
+        const closing = subscription.close().then(() => {
+          closed = true;
+        });
+        await delay(50);
+        expect(closed).toBe(false);
+        release.resolve();
+        await closing;
+        expect(acked).toHaveLength(first.count);
+        const handledByFirst = first.count;
+
+        const second = new DeliveryRecorder();
+        await broker.subscribe({ topic, group }, second.handler);
+        const rest = messages.map((m) => m.id).filter((id) => !acked.includes(id));
+        await second.waitForUnique(rest.length, timeoutMs + ackTimeoutMs);
+        expect(second.unique()).toEqual(new Set(rest));
+        expect(first.count).toBe(handledByFirst);
+      });
 
     it('broker close drains handlers, is idempotent, and later publishes fail with SB_CLOSED', { timeout: testTimeout }, async () => {
       const broker = await connect();
@@ -493,8 +609,8 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
     // A persistent broker keeps messages across a restart; a non-persistent engine that runs as a
     // server (multiProcess) still keeps them while the server runs. Only an in-process,
     // non-persistent broker loses them with the broker object.
-    const keepsMessages = features.persistent || features.multiProcess;
-    it(keepsMessages ? 'keeps unconsumed messages across broker instances' : 'keeps nothing across broker instances (in-process only)', {
+    const keepsMessages = !atMostOnce && (features.persistent || features.multiProcess);
+    it(keepsMessages ? 'keeps unconsumed messages across broker instances' : 'keeps nothing across broker instances', {
       timeout: testTimeout,
     }, async () => {
       const topic = newTopic();

@@ -417,6 +417,35 @@ export function describeJobStoreConformance(
       });
     });
 
+    describe('release', () => {
+      it('hands a running job back without consuming an attempt; the old lease is lost', async () => {
+        if (store.release === undefined) throw new Error(`${name} has no release`);
+        const job = await submit({ maxAttempts: 1 });
+        const claim = await claimOne();
+        advance(10);
+        expect(await store.release(claim.lease)).toBe('released');
+        const released = found(await store.get(job.id));
+        expect(released).toMatchObject({ status: 'queued', attempts: 0, version: 3, runAt: now, updatedAt: now });
+        expect(released.leaseOwner).toBeUndefined();
+        expect(released.startedAt).toBeUndefined();
+        expect(await store.complete(claim.lease, 'late')).toBe('lost');
+        expect(await store.release(claim.lease)).toBe('lost');
+        // Its only attempt is still there: the next claim runs it.
+        const again = await claimOne(store, 'worker-b');
+        expect(again.job).toMatchObject({ id: job.id, status: 'running', attempts: 1 });
+        expect(await store.complete(again.lease, 'done')).toBe('succeeded');
+      });
+
+      it('ends a released job canceled when its cancel was requested', async () => {
+        if (store.release === undefined) throw new Error(`${name} has no release`);
+        const job = await submit();
+        const claim = await claimOne();
+        await store.cancel(job.id);
+        expect(await store.release(claim.lease)).toBe('canceled');
+        expect(found(await store.get(job.id))).toMatchObject({ status: 'canceled', error: { code: 'SB_JOB_CANCELED' } });
+      });
+    });
+
     describe('cancel', () => {
       it('cancels a queued job at once', async () => {
         const job = await submit();

@@ -98,6 +98,7 @@ export class NatsBroker implements Broker {
     this.#js = jetstream(connection);
     this.#maxPayload = connection.info?.max_payload ?? 1024 * 1024;
     this.capabilities = {
+      delivery: 'at-least-once',
       persistent: this.#options.storage === 'file',
       multiProcess: true,
       ordering: 'per-topic',

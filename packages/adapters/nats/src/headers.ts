@@ -1,5 +1,5 @@
 import type { MsgHdrs } from '@nats-io/nats-core';
-import { headers as natsHeaders } from '@nats-io/nats-core';
+import { canonicalMIMEHeaderKey, MsgHdrsImpl } from '@nats-io/nats-core';
 import type { Headers } from '@switchboard/core';
 
 /** Header that carries the ordering key. */
@@ -11,29 +11,71 @@ export const MSG_ID_HEADER = 'Nats-Msg-Id';
 
 const RESERVED = new Set([KEY_HEADER, ENCODED_HEADER, MSG_ID_HEADER]);
 
+/** True for a printable ASCII character other than space: never trimmed, never a line break. */
+function isPlainEdge(c: number): boolean {
+  return c > 0x20 && c < 0x7f;
+}
+
 /** NATS trims header values and refuses CR/LF; such values travel percent-encoded. */
 function needsEncoding(value: string): boolean {
+  const n = value.length;
+  if (n === 0) return false;
+  if (isPlainEdge(value.charCodeAt(0)) && isPlainEdge(value.charCodeAt(n - 1))) {
+    return value.indexOf('\n') !== -1 || value.indexOf('\r') !== -1;
+  }
   return /[\r\n]/.test(value) || value.trim() !== value;
 }
 
+/** Header names already checked by the client's own rule (a small, bounded set: attribute names repeat). */
+const checkedNames = new Set<string>();
+const MAX_CHECKED_NAMES = 1024;
+
+/** Throws the client's own error for a name NATS cannot carry. */
+function checkName(name: string): void {
+  if (checkedNames.has(name)) return;
+  canonicalMIMEHeaderKey(name);
+  if (checkedNames.size < MAX_CHECKED_NAMES) checkedNames.add(name);
+}
+
+/**
+ * The NATS headers of one message. Built as one record handed to the client whole: its `set`
+ * re-scans every header on each call, which shows on the publishing hot path. Names are checked
+ * by the client's rule and values can no longer be altered by it (see `needsEncoding`), so the
+ * record is exactly what `set` would have produced.
+ */
 export function toNatsHeaders(id: string, source: Headers, key: string | undefined): MsgHdrs {
-  const out = natsHeaders();
+  const record: Record<string, string[]> = {};
   const encoded: string[] = [];
-  const put = (name: string, value: string) => {
+  for (const name in source) {
+    if (RESERVED.has(name)) continue;
+    const value = source[name];
+    if (value === undefined) continue;
+    checkName(name);
     if (needsEncoding(value)) {
       encoded.push(name);
-      out.set(name, encodeURIComponent(value));
+      record[name] = [encodeURIComponent(value)];
     } else {
-      out.set(name, value);
+      record[name] = [value];
     }
-  };
-  for (const [name, value] of Object.entries(source)) {
-    if (!RESERVED.has(name)) put(name, value);
   }
-  if (key !== undefined) put(KEY_HEADER, key);
-  if (encoded.length > 0) out.set(ENCODED_HEADER, encoded.map(encodeURIComponent).join(','));
-  out.set(MSG_ID_HEADER, id);
-  return out;
+  if (key !== undefined) {
+    if (needsEncoding(key)) {
+      encoded.push(KEY_HEADER);
+      record[KEY_HEADER] = [encodeURIComponent(key)];
+    } else {
+      record[KEY_HEADER] = [key];
+    }
+  }
+  if (encoded.length > 0) record[ENCODED_HEADER] = [encoded.map(encodeURIComponent).join(',')];
+  record[MSG_ID_HEADER] = [needsEncoding(id) ? clientValue(MSG_ID_HEADER, id) : id];
+  return MsgHdrsImpl.fromRecord(record);
+}
+
+/** The value as the client's own `set` stores it (trimmed), or its error for a line break. */
+function clientValue(name: string, value: string): string {
+  const probe = new MsgHdrsImpl();
+  probe.set(name, value);
+  return probe.get(name);
 }
 
 export interface ReceivedHeaders {
@@ -42,18 +84,36 @@ export interface ReceivedHeaders {
   readonly headers: Headers;
 }
 
+/** First value of each header, in arrival order (what `MsgHdrs.get` returns, without its per-call scan). */
+function entriesOf(source: MsgHdrs): Iterable<[string, string]> {
+  if (source instanceof MsgHdrsImpl) {
+    const out: [string, string][] = [];
+    for (const [name, values] of source.headers) out.push([name, values[0] ?? '']);
+    return out;
+  }
+  return source.keys().map((name): [string, string] => [name, source.get(name)]);
+}
+
 export function fromNatsHeaders(source: MsgHdrs | undefined): ReceivedHeaders {
   const headers: Record<string, string> = {};
   if (source === undefined) return { id: '', key: undefined, headers };
-  const encodedList = source.get(ENCODED_HEADER);
-  const encoded = new Set(encodedList === '' ? [] : encodedList.split(',').map(decodeURIComponent));
-  const read = (name: string): string => {
-    const value = source.get(name);
-    return encoded.has(name) ? decodeURIComponent(value) : value;
-  };
-  for (const name of source.keys()) {
-    if (RESERVED.has(name)) continue;
-    headers[name] = read(name);
+  let id = '';
+  let key: string | undefined;
+  let encodedList = '';
+  const entries = entriesOf(source);
+  for (const [name, value] of entries) {
+    if (name === ENCODED_HEADER) encodedList = value;
   }
-  return { id: source.get(MSG_ID_HEADER), key: source.has(KEY_HEADER) ? read(KEY_HEADER) : undefined, headers };
+  const encoded = encodedList === '' ? undefined : new Set(encodedList.split(',').map(decodeURIComponent));
+  for (const [name, raw] of entries) {
+    if (name === MSG_ID_HEADER) {
+      id = raw;
+      continue;
+    }
+    if (name === ENCODED_HEADER) continue;
+    const value = encoded?.has(name) ? decodeURIComponent(raw) : raw;
+    if (name === KEY_HEADER) key = value;
+    else headers[name] = value;
+  }
+  return { id, key, headers };
 }

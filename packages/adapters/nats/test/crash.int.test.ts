@@ -20,7 +20,7 @@ afterAll(async () => {
 });
 
 describe('nats: consumer process killed mid-stream', () => {
-  it(`loses none of ${TOTAL} messages while the consumer is SIGKILLed twice`, { timeout: 60_000 }, async () => {
+  it(`loses none of ${TOTAL} messages while the consumer is SIGKILLed twice`, { timeout: 180_000 }, async () => {
     const broker = await createNatsBroker({ servers, streamPrefix, subjectPrefix: streamPrefix.toLowerCase() });
     const topic = randomName('crash');
     const group = randomName('workers');
@@ -45,13 +45,13 @@ describe('nats: consumer process killed mid-stream', () => {
     })();
     const seenAtKill: number[] = [];
     for (const threshold of [TOTAL * 0.25, TOTAL * 0.6]) {
-      await waitFor(() => seen.size >= threshold, `${threshold} distinct messages`, 30_000);
+      await waitFor(() => seen.size >= threshold, `${threshold} distinct messages`, 60_000);
       seenAtKill.push(seen.size);
       await consumer.kill('SIGKILL');
       consumer = await start();
     }
     await publishing;
-    await waitFor(() => seen.size >= TOTAL, `all ${TOTAL} distinct messages`, 30_000);
+    await waitFor(() => seen.size >= TOTAL, `all ${TOTAL} distinct messages`, 90_000);
     await consumer.kill('SIGTERM');
     await broker.close();
 

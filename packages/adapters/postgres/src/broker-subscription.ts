@@ -2,7 +2,6 @@ import type { Delivery, DeliveryHandler, Headers, Subscription } from '@switchbo
 import { backoffDelay, describeError, SwitchboardError, sleep } from '@switchboard/core';
 import type { Pool } from 'pg';
 import type { BrokerTables } from './broker-sql.js';
-import { ackSql, claimSql, nackSql, sweepSql } from './broker-sql.js';
 
 /** What a subscription needs from its broker. */
 export interface GroupContext {
@@ -15,6 +14,8 @@ export interface GroupContext {
   readonly pollIntervalMs: number;
   readonly drainTimeoutMs: number;
   readonly report: (error: unknown, action: string) => void;
+  /** A claim came back full: there is a backlog, worth planner statistics. */
+  readonly onBacklog: () => void;
   readonly toError: (error: unknown, action: string) => SwitchboardError;
   readonly onClosed: (subscription: PostgresSubscription) => void;
 }
@@ -70,10 +71,19 @@ class PostgresDelivery implements Delivery {
   }
 }
 
-interface PendingAck {
+interface PendingSettlement {
   readonly seq: string;
+  readonly attempt: number;
+  /** `undefined` for an ack, the delay of a nack otherwise. */
+  readonly delayMs: number | undefined;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
+}
+
+/** Lock conflicts worth one more try: deadlock_detected, serialization_failure. */
+function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
 }
 
 /**
@@ -97,8 +107,9 @@ export class PostgresSubscription implements Subscription {
   readonly #unsettled = new Set<PostgresDelivery>();
   readonly #settling = new Set<Promise<void>>();
   readonly #timers = new Set<NodeJS.Timeout>();
-  #acks: PendingAck[] = [];
-  #ackFlushScheduled = false;
+  #pending: PendingSettlement[] = [];
+  #flushScheduled = false;
+  #flushing = false;
 
   constructor(ctx: GroupContext, handler: DeliveryHandler) {
     this.#ctx = ctx;
@@ -138,7 +149,7 @@ export class PostgresSubscription implements Subscription {
       let rows: ClaimedRow[];
       try {
         const { topic, group, tables, ackTimeoutMs } = this.#ctx;
-        rows = (await this.#ctx.pool.query<ClaimedRow>(claimSql(tables), [topic, group, free, ackTimeoutMs])).rows;
+        rows = (await this.#ctx.pool.query<ClaimedRow>({ ...tables.statements.claim, values: [topic, group, free, ackTimeoutMs] })).rows;
         failures = 0;
       } catch (error) {
         if (this.#closing) break;
@@ -147,6 +158,7 @@ export class PostgresSubscription implements Subscription {
         await sleep(backoffDelay(failures, { baseMs: 100, maxMs: 5000, jitter: 'equal' }));
         continue;
       }
+      if (rows.length === free) this.#ctx.onBacklog();
       for (const row of rows) this.#dispatch(row);
       if (rows.length < free && !this.#woken) await this.#sleep(this.#ctx.pollIntervalMs);
     }
@@ -166,7 +178,7 @@ export class PostgresSubscription implements Subscription {
   #dispatch(row: ClaimedRow): void {
     const delivery = new PostgresDelivery(this, this.topic, row);
     if (this.#closing) {
-      this.#track(this.#nack(delivery, 0));
+      this.#track(this.#enqueue(delivery, 0));
       return;
     }
     this.#slots += 1;
@@ -197,8 +209,7 @@ export class PostgresSubscription implements Subscription {
     clearTimeout(delivery.timer);
     this.#unsettled.delete(delivery);
     if (!delivery.expired) this.#releaseSlot();
-    const done = settlement.kind === 'ack' ? this.#enqueueAck(delivery.seq) : this.#nack(delivery, settlement.delayMs);
-    return this.#track(done);
+    return this.#track(this.#enqueue(delivery, settlement.kind === 'ack' ? undefined : settlement.delayMs));
   }
 
   #track(done: Promise<void>): Promise<void> {
@@ -208,53 +219,68 @@ export class PostgresSubscription implements Subscription {
     return done;
   }
 
-  async #nack(delivery: PostgresDelivery, delayMs: number): Promise<void> {
-    const { pool, tables, topic, group } = this.#ctx;
-    try {
-      await pool.query(nackSql(tables), [topic, group, delivery.seq, delayMs, delivery.attempt]);
-    } catch (error) {
-      throw this.#ctx.toError(error, 'nack');
-    }
-    if (this.#closing) return;
-    if (delayMs === 0) {
-      this.notify();
-      return;
-    }
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      this.notify();
-    }, delayMs);
-    this.#timers.add(timer);
-  }
-
-  #enqueueAck(seq: string): Promise<void> {
+  /** Queues an ack (`delayMs` undefined) or a nack for the next settle statement. */
+  #enqueue(delivery: PostgresDelivery, delayMs: number | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#acks.push({ seq, resolve, reject });
-      if (this.#ackFlushScheduled) return;
-      this.#ackFlushScheduled = true;
-      setImmediate(() => {
-        void this.#flushAcks();
-      });
+      this.#pending.push({ seq: delivery.seq, attempt: delivery.attempt, delayMs, resolve, reject });
+      this.#scheduleFlush();
     });
   }
 
-  /** One DELETE for every ack of this turn of the event loop, then the messages no group needs. */
-  async #flushAcks(): Promise<void> {
-    this.#ackFlushScheduled = false;
-    const batch = this.#acks;
-    this.#acks = [];
-    if (batch.length === 0) return;
+  /** One statement at a time; what is settled meanwhile goes into the next one. */
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#flushing || this.#pending.length === 0) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      void this.#flush();
+    });
+  }
+
+  /** Acks and nacks of this turn of the event loop in one statement (acked messages no group holds go too). */
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    const batch = this.#pending;
+    this.#pending = [];
     const { pool, tables, topic, group } = this.#ctx;
-    const seqs = batch.map((a) => a.seq);
-    try {
-      await pool.query(ackSql(tables), [topic, group, seqs]);
-    } catch (error) {
-      const failure = this.#ctx.toError(error, 'ack');
-      for (const a of batch) a.reject(failure);
+    const acks: string[] = [];
+    const nacks: PendingSettlement[] = [];
+    for (const item of batch) {
+      if (item.delayMs === undefined) acks.push(item.seq);
+      else nacks.push(item);
+    }
+    const values = [topic, group, acks, nacks.map((n) => n.seq), nacks.map((n) => n.delayMs), nacks.map((n) => n.attempt)];
+    let failure: unknown;
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      try {
+        await pool.query({ ...tables.statements.settle, values });
+        failure = undefined;
+        break;
+      } catch (error) {
+        failure = error;
+        if (!isTransient(error)) break;
+      }
+    }
+    this.#flushing = false;
+    this.#scheduleFlush();
+    if (failure !== undefined) {
+      const error = this.#ctx.toError(failure, acks.length > 0 ? 'ack' : 'nack');
+      for (const item of batch) item.reject(error);
       return;
     }
-    for (const a of batch) a.resolve();
-    await pool.query(sweepSql(tables), [seqs]).catch((error: unknown) => this.#ctx.report(error, 'delete acknowledged messages'));
+    for (const item of batch) item.resolve();
+    if (this.#closing) return;
+    for (const nack of nacks) {
+      if (nack.delayMs === 0) {
+        this.notify();
+        continue;
+      }
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        this.notify();
+      }, nack.delayMs);
+      this.#timers.add(timer);
+    }
   }
 
   #releaseSlot(): void {

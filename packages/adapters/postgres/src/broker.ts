@@ -3,8 +3,9 @@ import { SwitchboardError } from '@switchboard/core';
 import type { Pool, PoolConfig } from 'pg';
 import pg from 'pg';
 import { NotificationListener } from './broker-listener.js';
+import { PublishPipeline } from './broker-publisher.js';
 import type { BrokerTables } from './broker-sql.js';
-import { brokerTables, declareGroupSql, isIdentifier, publishSql, sweepOrphansSql } from './broker-sql.js';
+import { brokerTables, isIdentifier } from './broker-sql.js';
 import { asBrokerError, PostgresSubscription } from './broker-subscription.js';
 
 export interface PostgresBrokerOptions {
@@ -29,12 +30,26 @@ export interface PostgresBrokerOptions {
   readonly drainTimeoutMs?: number;
   /** How often orphaned message rows are swept while the broker has subscriptions. Default 60 000 ms. */
   readonly sweepIntervalMs?: number;
+  /**
+   * INSERT statements of coalesced publishes in flight at once. Publishes of one event-loop turn,
+   * and those that arrive while these are busy, share one statement (one commit). Default 4.
+   */
+  readonly publishConcurrency?: number;
   /** Receives errors of the background loops (claims, LISTEN, sweeps); they are retried, never thrown. */
   readonly onError?: (error: SwitchboardError) => void;
 }
 
 const MIB = 1024 * 1024;
 const MAX_BYTES = 256 * MIB;
+/** A coalesced publish statement takes more calls while under both limits. */
+const STATEMENT_MESSAGES = 1000;
+const STATEMENT_BYTES = 4 * MIB;
+
+/** SQLSTATE class 22 (data exception): the server refused a value, not the connection or the statement. */
+function isDataError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('22');
+}
 
 function positiveInteger(value: number | undefined, name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
@@ -66,10 +81,12 @@ export class PostgresBroker implements Broker {
   readonly #drainTimeoutMs: number;
   readonly #sweepIntervalMs: number;
   readonly #subscriptions = new Set<PostgresSubscription>();
+  readonly #publisher: PublishPipeline;
   #listener: NotificationListener | undefined;
   #sweeper: NodeJS.Timeout | undefined;
   #schema: Promise<void> | undefined;
   #ready = false;
+  #analyzed = false;
   #closed: Promise<void> | undefined;
 
   constructor(options: PostgresBrokerOptions = {}) {
@@ -86,6 +103,7 @@ export class PostgresBroker implements Broker {
     this.#drainTimeoutMs = positiveInteger(options.drainTimeoutMs, 'drainTimeoutMs', 10_000);
     this.#sweepIntervalMs = positiveInteger(options.sweepIntervalMs, 'sweepIntervalMs', 60_000);
     this.capabilities = {
+      delivery: 'at-least-once',
       persistent: true,
       multiProcess: true,
       ordering: 'per-topic',
@@ -93,6 +111,13 @@ export class PostgresBroker implements Broker {
       publishDeduplication: false,
       maxMessageBytes: positiveInteger(options.maxMessageBytes, 'maxMessageBytes', MIB, MAX_BYTES),
     };
+    this.#publisher = new PublishPipeline({
+      write: (messages) => this.#write(messages),
+      concurrency: positiveInteger(options.publishConcurrency, 'publishConcurrency', 4),
+      maxMessages: STATEMENT_MESSAGES,
+      maxBytes: STATEMENT_BYTES,
+      isDataError,
+    });
     if (options.pool) {
       this.#pool = options.pool;
       this.#ownsPool = false;
@@ -111,13 +136,21 @@ export class PostgresBroker implements Broker {
     await this.publishBatch([message]);
   }
 
-  /** One multi-row INSERT in one transaction: all of the batch or none of it. */
+  /** All of the batch or none of it: one INSERT, possibly shared with other publishes of the same moment. */
   async publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
     this.#assertOpen();
     for (const message of messages) this.#checkMessage(message);
     if (messages.length === 0) return;
+    try {
+      await this.#publisher.submit(messages);
+    } catch (error) {
+      throw asBrokerError(error, 'confirm the publish');
+    }
+  }
+
+  async #write(messages: readonly OutgoingMessage[]): Promise<void> {
     await this.#ensureSchema();
-    const params = [
+    const values = [
       messages.map((m) => m.id),
       messages.map((m) => m.topic),
       messages.map((m) => JSON.stringify(m.headers)),
@@ -125,11 +158,7 @@ export class PostgresBroker implements Broker {
       messages.map((m) => m.key ?? null),
       this.#tables.channel,
     ];
-    try {
-      await this.#pool.query(publishSql(this.#tables), params);
-    } catch (error) {
-      throw asBrokerError(error, 'confirm the publish');
-    }
+    await this.#pool.query({ ...this.#tables.statements.publish, values });
   }
 
   async declareGroup(topic: string, group: string): Promise<void> {
@@ -138,7 +167,7 @@ export class PostgresBroker implements Broker {
     checkName('group', group);
     await this.#ensureSchema();
     try {
-      await this.#pool.query(declareGroupSql(this.#tables), [topic, group]);
+      await this.#pool.query({ ...this.#tables.statements.declareGroup, values: [topic, group] });
     } catch (error) {
       throw asBrokerError(error, `declare group ${group}`);
     }
@@ -164,6 +193,7 @@ export class PostgresBroker implements Broker {
         pollIntervalMs: Math.min(this.#pollIntervalMs, ackTimeoutMs),
         drainTimeoutMs: this.#drainTimeoutMs,
         report: (error, action) => this.#report(error, action),
+        onBacklog: () => this.#analyzeOnce(),
         toError: asBrokerError,
         onClosed: (closed) => this.#subscriptions.delete(closed),
       },
@@ -182,6 +212,7 @@ export class PostgresBroker implements Broker {
   async #close(): Promise<void> {
     clearInterval(this.#sweeper);
     await Promise.all([...this.#subscriptions].map((subscription) => subscription.close()));
+    await this.#publisher.idle();
     await this.#listener?.stop();
     if (this.#ownsPool) await this.#pool.end();
   }
@@ -198,7 +229,7 @@ export class PostgresBroker implements Broker {
     );
     this.#listener.start();
     this.#sweeper = setInterval(() => {
-      this.#pool.query(sweepOrphansSql(this.#tables)).catch((error: unknown) => this.#report(error, 'sweep orphaned messages'));
+      this.#pool.query(this.#tables.statements.sweepOrphans).catch((error: unknown) => this.#report(error, 'sweep orphaned messages'));
     }, this.#sweepIntervalMs);
     this.#sweeper.unref();
   }
@@ -244,6 +275,17 @@ export class PostgresBroker implements Broker {
     } finally {
       client.release();
     }
+  }
+
+  /**
+   * Once per broker, on the first backlog: `ANALYZE` the tables. Until autovacuum first analyzes a
+   * new table, the planner takes every group for a handful of rows and plans settles and claims
+   * as range scans, which cost seconds on a large backlog. Statistics fix the plans at once.
+   */
+  #analyzeOnce(): void {
+    if (this.#analyzed) return;
+    this.#analyzed = true;
+    this.#pool.query(this.#tables.statements.analyze).catch((error: unknown) => this.#report(error, 'analyze the broker tables'));
   }
 
   #report(error: unknown, action: string): void {

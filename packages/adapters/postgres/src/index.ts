@@ -1,5 +1,5 @@
 export * from './broker.js';
-export * from './job-store.js';
-export * from './receipt-store.js';
 export * from './dead-letter-store.js';
+export * from './job-store.js';
 export * from './outbox.js';
+export * from './receipt-store.js';

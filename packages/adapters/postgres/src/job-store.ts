@@ -15,6 +15,7 @@ import type {
   JobStoreOptions,
   LeaseState,
   ProblemDetails,
+  ReleaseOutcome,
   SettleOutcome,
 } from '@switchboard/core';
 import {
@@ -27,6 +28,8 @@ import {
   storeUnavailable,
 } from '@switchboard/core';
 import pg from 'pg';
+import { type ItemOutcome, TickBatch } from './job-store-batch.js';
+import { createInTransaction, insertRows, needsTransaction, type PreparedCreate } from './job-store-create.js';
 
 export interface PostgresJobStoreOptions extends JobStoreOptions {
   readonly connectionString?: string;
@@ -39,6 +42,13 @@ export interface PostgresJobStoreOptions extends JobStoreOptions {
 const SWEEP_LIMIT = 100;
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
+
+interface PendingComplete {
+  readonly lease: JobLease;
+  /** The result as JSON text. */
+  readonly result: string;
+  readonly now: number;
+}
 
 interface JobRow {
   seq: string;
@@ -64,6 +74,7 @@ interface JobRow {
   lease_owner: string | null;
   lease_expires_at: string | null;
   idempotency_key: string | null;
+  idempotency_scope: string | null;
   request_hash: string | null;
   traceparent: string | null;
   tracestate: string | null;
@@ -132,6 +143,8 @@ class PostgresJobStore implements JobStore {
   #ready: Promise<void> | undefined;
   #listener: Promise<pg.PoolClient> | undefined;
   #closed = false;
+  readonly #creates = new TickBatch<PreparedCreate, CreateJobResult>((items) => this.#flushCreates(items));
+  readonly #completes = new TickBatch<PendingComplete, SettleOutcome>((items) => this.#flushCompletes(items));
 
   constructor(options: PostgresJobStoreOptions) {
     const table = options.table ?? 'switchboard_jobs';
@@ -158,58 +171,45 @@ class PostgresJobStore implements JobStore {
   }
 
   async create(input: CreateJobInput): Promise<CreateJobResult> {
-    const t = this.#t;
-    const now = this.#clock();
+    this.#open();
     const owner = input.owner ?? null;
-    const scope = input.idempotencyKey === undefined ? null : JSON.stringify([owner, input.idempotencyKey]);
-    const values = [
-      newSecretId(),
-      input.operation,
+    return this.#creates.add({
+      input,
+      id: newSecretId(),
       owner,
-      JSON.stringify(input.input ?? null),
-      input.maxAttempts ?? jobStoreDefaults.maxAttempts,
-      input.runAt ?? now,
-      now,
-      input.retentionMs ?? this.#retentionMs,
-      input.idempotencyKey ?? null,
-      scope,
-      input.requestHash ?? null,
-      input.traceparent ?? null,
-      input.tracestate ?? null,
-      input.callbackUrl === undefined ? null : JSON.stringify({ url: input.callbackUrl, state: 'pending', attempts: 0 }),
-    ];
-    const insert = `INSERT INTO ${t} (id, operation, owner, status, input, version, attempts, max_attempts, run_at, created_at, updated_at,
-        retention_ms, idempotency_key, idempotency_scope, request_hash, traceparent, tracestate, callback)
-      VALUES ($1, $2, $3, 'queued', $4, 1, 0, $5, $6, $7, $7, $8, $9, $10, $11, $12, $13, $14)
-      ON CONFLICT (idempotency_scope) DO NOTHING RETURNING *`;
-    if (scope === null && input.maxQueued === undefined) {
-      const { rows } = await this.#query<JobRow>(insert, values);
-      return { outcome: 'created', job: toRecord(rows[0]!) };
-    }
-    const compare = (existing: JobRow): CreateJobResult => {
-      const same = existing.operation === input.operation && (existing.request_hash ?? '') === (input.requestHash ?? '');
-      return same ? { outcome: 'existing', job: toRecord(existing) } : { outcome: 'mismatch', jobId: existing.id };
-    };
-    return this.#transaction(async (client) => {
-      if (scope !== null) {
-        const { rows } = await client.query<JobRow>(`SELECT * FROM ${t} WHERE idempotency_scope = $1 FOR UPDATE`, [scope]);
-        const existing = rows[0];
-        if (existing && !expired(existing, now)) return compare(existing);
-        if (existing) await this.#bury(client, existing.id, now);
-      }
-      if (input.maxQueued !== undefined) {
-        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${t}:queue:${input.operation}`]);
-        const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${t} WHERE operation = $1 AND status = 'queued'`, [
-          input.operation,
-        ]);
-        if (Number(rows[0]!.n) >= input.maxQueued) return { outcome: 'full' };
-      }
-      const { rows } = await client.query<JobRow>(insert, values);
-      if (rows[0]) return { outcome: 'created', job: toRecord(rows[0]) };
-      // Another submitter with the same key committed first.
-      const { rows: winner } = await client.query<JobRow>(`SELECT * FROM ${t} WHERE idempotency_scope = $1`, [scope]);
-      return compare(winner[0]!);
+      scope: input.idempotencyKey === undefined ? null : JSON.stringify([owner, input.idempotencyKey]),
+      now: this.#clock(),
+      retentionMs: this.#retentionMs,
     });
+  }
+
+  /** Group commit of the creates of one turn: one statement, or one transaction when keys or bounds are read first. */
+  async #flushCreates(items: readonly PreparedCreate[]): Promise<ItemOutcome<CreateJobResult>[]> {
+    const toResult = (row: JobRow, outcome: 'created' | 'existing'): CreateJobResult => ({ outcome, job: toRecord(row) });
+    if (!needsTransaction(items)) {
+      this.#open();
+      let inserted: Map<string, JobRow>;
+      try {
+        await this.#ensureSchema();
+        inserted = await insertRows<JobRow>(this.#pool, this.#t, items);
+      } catch (error) {
+        throw storeUnavailable(error, 'The PostgreSQL job store failed');
+      }
+      return items.map((item) => ({ ok: true, value: toResult(inserted.get(item.id)!, 'created') }));
+    }
+    return this.#transaction((client) =>
+      createInTransaction<JobRow>(client, this.#t, items, {
+        toResult,
+        bury: async (ids, now) => {
+          await client.query(
+            `INSERT INTO ${this.#t}_gone (id, gone_at) SELECT id, $2 FROM unnest($1::text[]) AS id
+             ON CONFLICT (id) DO UPDATE SET gone_at = excluded.gone_at`,
+            [ids, now],
+          );
+          await client.query(`DELETE FROM ${this.#t} WHERE id = ANY($1::text[])`, [ids]);
+        },
+      }),
+    );
   }
 
   async get(id: string): Promise<JobLookup> {
@@ -217,6 +217,46 @@ class PostgresJobStore implements JobStore {
   }
 
   async claim(options: ClaimOptions): Promise<readonly JobClaim[]> {
+    if (Object.keys(options.concurrency ?? {}).length === 0) {
+      const claims = await this.#claimQueued(options);
+      if (claims.length > 0) return claims;
+    }
+    return this.#claimInTransaction(options);
+  }
+
+  /**
+   * The common claim in one statement: `UPDATE … WHERE seq IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n)
+   * RETURNING *`, with the change notices in the same statement. It claims nothing while a lease of
+   * the operations expired (takeovers go first, through the transaction), and it does not apply
+   * per-operation concurrency limits.
+   */
+  async #claimQueued(options: ClaimOptions): Promise<JobClaim[]> {
+    const t = this.#t;
+    const now = this.#clock();
+    const { rows } = await this.#query<JobRow>(
+      `WITH c AS MATERIALIZED (
+         SELECT seq FROM ${t} WHERE status = 'queued' AND run_at <= $2 AND ($4::text[] IS NULL OR operation = ANY($4))
+           AND NOT EXISTS (SELECT 1 FROM ${t} WHERE status = 'running' AND lease_expires_at <= $2 AND ($4::text[] IS NULL OR operation = ANY($4)))
+         ORDER BY run_at, seq LIMIT $5 FOR UPDATE SKIP LOCKED),
+       u AS (UPDATE ${t} AS j SET status = 'running', attempts = j.attempts + 1, lease_owner = $1, lease_expires_at = $2::bigint + $3::bigint,
+           started_at = coalesce(j.started_at, $2), version = j.version + 1, updated_at = $2
+         FROM c WHERE j.seq = c.seq RETURNING j.*)
+       SELECT u.*, pg_notify($6, u.id) FROM u`,
+      [
+        options.workerId,
+        now,
+        options.leaseMs,
+        options.operations === undefined ? null : [...options.operations],
+        options.limit ?? 1,
+        this.#channel,
+      ],
+    );
+    rows.sort((a, b) => Number(a.run_at) - Number(b.run_at) || Number(a.seq) - Number(b.seq));
+    return rows.map((row) => ({ job: toRecord(row), lease: { jobId: row.id, workerId: options.workerId, attempt: row.attempts } }));
+  }
+
+  /** Takeovers of expired leases and per-operation concurrency limits need reads before writes: one transaction. */
+  async #claimInTransaction(options: ClaimOptions): Promise<readonly JobClaim[]> {
     const t = this.#t;
     return this.#transaction(async (client) => {
       const now = this.#clock();
@@ -307,11 +347,50 @@ class PostgresJobStore implements JobStore {
   }
 
   async complete(lease: JobLease, result: unknown): Promise<SettleOutcome> {
+    this.#open();
+    return this.#completes.add({ lease, result: JSON.stringify(result ?? null), now: this.#clock() });
+  }
+
+  /** The completions of one turn in one `UPDATE … FROM unnest(…)`; a lease twice in a batch goes after, alone. */
+  async #flushCompletes(items: readonly PendingComplete[]): Promise<ItemOutcome<SettleOutcome>[]> {
+    const seen = new Set<string>();
+    const first = items.filter((item) => !seen.has(item.lease.jobId) && seen.add(item.lease.jobId));
+    const { rows } = await this.#query<{ id: string }>(
+      `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bigint[]) AS v(id, worker, attempt, result, now)),
+       u AS (UPDATE ${this.#t} AS j SET status = 'succeeded', result = v.result, finished_at = v.now, expires_at = v.now + j.retention_ms,
+         version = j.version + 1, updated_at = v.now FROM v
+         WHERE j.id = v.id AND j.status = 'running' AND j.lease_owner = v.worker AND j.attempts = v.attempt RETURNING j.id)
+       SELECT id, pg_notify($6, id) FROM u`,
+      [
+        first.map((item) => item.lease.jobId),
+        first.map((item) => item.lease.workerId),
+        first.map((item) => item.lease.attempt),
+        first.map((item) => item.result),
+        first.map((item) => item.now),
+        this.#channel,
+      ],
+    );
+    const done = new Set(rows.map((row) => row.id));
+    const outcomes: ItemOutcome<SettleOutcome>[] = [];
+    for (const item of items) {
+      if (first.includes(item)) outcomes.push({ ok: true, value: done.has(item.lease.jobId) ? 'succeeded' : 'lost' });
+      else
+        outcomes.push(
+          await this.#completeOne(item).then(
+            (value) => ({ ok: true as const, value }),
+            (error: unknown) => ({ ok: false as const, error }),
+          ),
+        );
+    }
+    return outcomes;
+  }
+
+  async #completeOne({ lease, result, now }: PendingComplete): Promise<SettleOutcome> {
     const { rows } = await this.#query(
       `WITH u AS (UPDATE ${this.#t} SET status = 'succeeded', result = $1, finished_at = $5, expires_at = $5 + retention_ms,
          version = version + 1, updated_at = $5 WHERE ${HELD} RETURNING id)
        SELECT pg_notify($6, id) FROM u`,
-      [JSON.stringify(result ?? null), lease.jobId, lease.workerId, lease.attempt, this.#clock(), this.#channel],
+      [result, lease.jobId, lease.workerId, lease.attempt, now, this.#channel],
     );
     return rows.length > 0 ? 'succeeded' : 'lost';
   }
@@ -339,6 +418,32 @@ class PostgresJobStore implements JobStore {
       } else {
         await this.#finish(client, row.seq, 'failed', error, now);
         outcome = 'failed';
+      }
+      await client.query('SELECT pg_notify($1, $2)', [this.#channel, row.id]);
+      return outcome;
+    });
+  }
+
+  async release(lease: JobLease): Promise<ReleaseOutcome> {
+    return this.#transaction(async (client) => {
+      const { rows } = await client.query<JobRow>(
+        `SELECT * FROM ${this.#t} WHERE id = $1 AND status = 'running' AND lease_owner = $2 AND attempts = $3 FOR UPDATE`,
+        [lease.jobId, lease.workerId, lease.attempt],
+      );
+      const row = rows[0];
+      if (!row) return 'lost';
+      const now = this.#clock();
+      let outcome: ReleaseOutcome;
+      if (row.cancel_requested) {
+        await this.#finish(client, row.seq, 'canceled', canceledProblem(), now);
+        outcome = 'canceled';
+      } else {
+        await client.query(
+          `UPDATE ${this.#t} SET status = 'queued', run_at = $1, attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
+             started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END, version = version + 1, updated_at = $1 WHERE seq = $2`,
+          [now, row.seq],
+        );
+        outcome = 'released';
       }
       await client.query('SELECT pg_notify($1, $2)', [this.#channel, row.id]);
       return outcome;
@@ -501,14 +606,6 @@ class PostgresJobStore implements JobStore {
     const sql = `SELECT 1 FROM ${this.#t}_gone WHERE id = $1`;
     const { rows } = db === this.#pool ? await this.#query(sql, [id]) : await db.query(sql, [id]);
     return rows.length > 0;
-  }
-
-  async #bury(client: Queryable, id: string, now: number): Promise<void> {
-    await client.query(
-      `INSERT INTO ${this.#t}_gone (id, gone_at) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET gone_at = excluded.gone_at`,
-      [id, now],
-    );
-    await client.query(`DELETE FROM ${this.#t} WHERE id = $1`, [id]);
   }
 
   async #finish(client: Queryable, seq: string, status: JobStatus, error: ProblemDetails, now: number): Promise<void> {

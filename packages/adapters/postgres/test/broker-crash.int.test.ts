@@ -18,7 +18,7 @@ afterAll(async () => {
   await client.end();
 });
 
-it('loses none of 10 000 messages while the consumer process is SIGKILLed twice', { timeout: 60_000 }, async () => {
+it('loses none of 10 000 messages while the consumer process is SIGKILLed twice', { timeout: 180_000 }, async () => {
   const total = 10_000;
   const topic = randomName('orders');
   const group = randomName('billing');
@@ -43,12 +43,12 @@ it('loses none of 10 000 messages while the consumer process is SIGKILLed twice'
   })();
 
   for (const killAt of [2_500, 6_000]) {
-    await waitUntil(() => consumers.distinct() >= killAt, `${killAt} handled messages`, 30_000);
+    await waitUntil(() => consumers.distinct() >= killAt, `${killAt} handled messages`, 60_000);
     await consumers.kill();
     await consumers.start();
   }
   await publishing;
-  await waitUntil(() => consumers.distinct() >= total, `all ${total} messages (have ${consumers.distinct()})`, 30_000);
+  await waitUntil(() => consumers.distinct() >= total, `all ${total} messages (have ${consumers.distinct()})`, 90_000);
   await consumers.kill();
   await broker.close();
 

@@ -70,7 +70,7 @@ it('deletes acknowledged rows: no message or delivery is left once every group a
     expect(await count('messages')).toBe(20);
     await broker.subscribe({ topic, group: 'b' }, b.handler);
     await b.waitForUnique(20, 10_000);
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 20_000;
     while ((await count('messages')) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(await count('messages')).toBe(0);
     expect(await count('deliveries')).toBe(0);

@@ -64,4 +64,41 @@ describe('postgres job store', () => {
     await store.close();
     await dropTable(table);
   });
+  it('answers each create and completion of one batch on its own, as if they came one after another', async () => {
+    const table = randomTable();
+    const store = createPostgresJobStore({ connectionString, table });
+    await store.counts();
+    const [first, again, other, bounded1, bounded2, bounded3, plain] = await Promise.all([
+      store.create({ operation: 'resize', input: { n: 1 }, idempotencyKey: 'k', requestHash: 'h' }),
+      store.create({ operation: 'resize', input: { n: 1 }, idempotencyKey: 'k', requestHash: 'h' }),
+      store.create({ operation: 'resize', input: { n: 2 }, idempotencyKey: 'k', requestHash: 'other' }),
+      store.create({ operation: 'thumb', input: {}, maxQueued: 2 }),
+      store.create({ operation: 'thumb', input: {}, maxQueued: 2 }),
+      store.create({ operation: 'thumb', input: {}, maxQueued: 2 }),
+      store.create({ operation: 'resize', input: { n: 3 } }),
+    ]);
+    expect(first.outcome).toBe('created');
+    const firstId = first.outcome === 'created' ? first.job.id : '';
+    expect(again).toMatchObject({ outcome: 'existing', job: { id: firstId } });
+    expect(other).toEqual({ outcome: 'mismatch', jobId: firstId });
+    expect([bounded1.outcome, bounded2.outcome, bounded3.outcome]).toEqual(['created', 'created', 'full']);
+    expect(plain.outcome).toBe('created');
+    expect(await store.counts()).toEqual({ queued: 4, running: 0 });
+
+    const claims = await store.claim({ workerId: 'w', leaseMs: 60_000, limit: 10 });
+    expect(claims).toHaveLength(4);
+    const [a, b] = claims;
+    const outcomes = await Promise.all([
+      store.complete(a!.lease, { ok: 1 }),
+      store.complete(b!.lease, { ok: 2 }),
+      store.complete(a!.lease, { ok: 'twice' }),
+      store.complete({ ...b!.lease, workerId: 'someone-else' }, { ok: 3 }),
+    ]);
+    expect(outcomes).toEqual(['succeeded', 'succeeded', 'lost', 'lost']);
+    const lookup = await store.get(a!.lease.jobId);
+    expect(lookup).toMatchObject({ state: 'found', job: { status: 'succeeded', result: { ok: 1 }, version: 3 } });
+    expect(await store.counts()).toEqual({ queued: 0, running: 2 });
+    await store.close();
+    await dropTable(table);
+  });
 });

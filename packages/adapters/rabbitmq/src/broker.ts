@@ -69,6 +69,7 @@ export class RabbitMqBroker implements Broker {
   constructor(options: RabbitMqBrokerOptions) {
     this.#options = resolveOptions(options);
     this.capabilities = {
+      delivery: 'at-least-once',
       persistent: true,
       multiProcess: true,
       ordering: 'per-topic',

@@ -104,6 +104,7 @@ export class RedisStreamsBroker implements Broker {
     this.#options = options;
     this.#prefix = options.prefix ?? 'sb:';
     this.capabilities = {
+      delivery: 'at-least-once',
       persistent: options.persistent === true,
       multiProcess: true,
       ordering: 'per-topic',

@@ -1,4 +1,6 @@
 export * from './broker.js';
-export * from './job-store.js';
-export * from './receipt-store.js';
 export * from './dead-letter-store.js';
+export * from './job-store.js';
+export * from './pubsub-broker.js';
+export type { DroppedDelivery, DropReason } from './pubsub-subscription.js';
+export * from './receipt-store.js';

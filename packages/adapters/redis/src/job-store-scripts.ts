@@ -173,6 +173,21 @@ finish(ARGV[2], f[5], 'succeeded', tonumber(ARGV[5]), nil, ARGV[6])
 return 'succeeded'
 `;
 
+/** ARGV: prefix, then (id, worker, attempt, now, result JSON) per completion. Answers one outcome per completion, in order. */
+export const COMPLETE_MANY = `${COMMON}
+local out = {}
+for i = 2, #ARGV, 5 do
+  local f = held(ARGV[i], ARGV[i + 1], ARGV[i + 2])
+  if f then
+    finish(ARGV[i], f[5], 'succeeded', tonumber(ARGV[i + 3]), nil, ARGV[i + 4])
+    out[#out + 1] = 'succeeded'
+  else
+    out[#out + 1] = 'lost'
+  end
+end
+return out
+`;
+
 /** ARGV: prefix, id, worker, attempt, now, error JSON, retryDelayMs|'', canceled problem. */
 export const FAIL = `${COMMON}
 local id, now = ARGV[2], tonumber(ARGV[5])
@@ -194,6 +209,26 @@ if ARGV[7] ~= '' and tonumber(f[3]) < tonumber(f[6]) then
 end
 finish(id, f[5], 'failed', now, ARGV[6])
 return 'failed'
+`;
+
+/** ARGV: prefix, id, worker, attempt, now, canceled problem. Queues the job again without counting the attempt. */
+export const RELEASE = `${COMMON}
+local id, now = ARGV[2], tonumber(ARGV[5])
+local f = held(id, ARGV[3], ARGV[4])
+if not f then return 'lost' end
+if f[4] == '1' then
+  finish(id, f[5], 'canceled', now, ARGV[6])
+  return 'canceled'
+end
+local key = jobkey(id)
+local attempts = redis.call('HINCRBY', key, 'attempts', -1)
+redis.call('HSET', key, 'status', 'queued', 'runAt', num(now))
+redis.call('HDEL', key, 'leaseOwner', 'leaseExpiresAt')
+if attempts == 0 then redis.call('HDEL', key, 'startedAt') end
+redis.call('ZREM', p .. 'r:' .. f[5], id)
+redis.call('ZADD', p .. 'q:' .. f[5], num(now), id)
+touch(id, now)
+return 'released'
 `;
 
 /** ARGV: prefix, id, now, canceled problem. */

@@ -16,6 +16,7 @@ import type {
   JobStoreOptions,
   LeaseState,
   ProblemDetails,
+  ReleaseOutcome,
   SettleOutcome,
 } from '@switchboard/core';
 import {
@@ -28,7 +29,15 @@ import {
   storeUnavailable,
 } from '@switchboard/core';
 import { Redis } from 'ioredis';
+import { type ItemOutcome, TickBatch } from './job-store-batch.js';
 import * as scripts from './job-store-scripts.js';
+
+interface PendingComplete {
+  readonly lease: JobLease;
+  /** The result as JSON text. */
+  readonly result: string;
+  readonly now: number;
+}
 
 export interface RedisJobStoreOptions extends JobStoreOptions {
   /** `redis://host:port/db`. */
@@ -68,7 +77,9 @@ const lua = {
   heartbeat: new Script(scripts.HEARTBEAT),
   progress: new Script(scripts.PROGRESS),
   complete: new Script(scripts.COMPLETE),
+  completeMany: new Script(scripts.COMPLETE_MANY),
   fail: new Script(scripts.FAIL),
+  release: new Script(scripts.RELEASE),
   cancel: new Script(scripts.CANCEL),
   setCallback: new Script(scripts.SET_CALLBACK),
   purge: new Script(scripts.PURGE),
@@ -94,13 +105,16 @@ class RedisJobStore implements JobStore {
   readonly #tombstoneMs: number;
   #subscriber: Promise<Redis> | undefined;
   #closed = false;
+  readonly #completes = new TickBatch<PendingComplete, SettleOutcome>((items) => this.#flushCompletes(items));
 
   constructor(options: RedisJobStoreOptions) {
     if (options.client) {
       this.#client = options.client;
       this.#ownsClient = false;
     } else if (options.url !== undefined) {
-      this.#client = new Redis(options.url, { maxRetriesPerRequest: 2, lazyConnect: false });
+      // Auto-pipelining sends the scripts started in one turn of the event loop (the creates and
+      // completions of concurrent requests) in one write, so they share one round trip.
+      this.#client = new Redis(options.url, { maxRetriesPerRequest: 2, lazyConnect: false, enableAutoPipelining: true });
       this.#client.on('error', () => {
         // Reconnects on its own; commands meanwhile fail with SB_STORE_UNAVAILABLE.
       });
@@ -210,13 +224,20 @@ class RedisJobStore implements JobStore {
   }
 
   async complete(lease: JobLease, result: unknown): Promise<SettleOutcome> {
-    return (await this.#run(lua.complete, [
-      lease.jobId,
-      lease.workerId,
-      lease.attempt,
-      this.#clock(),
-      JSON.stringify(result ?? null),
-    ])) as SettleOutcome;
+    this.#open();
+    return this.#completes.add({ lease, result: JSON.stringify(result ?? null), now: this.#clock() });
+  }
+
+  /** The completions of one turn in one script run, applied in order. */
+  async #flushCompletes(items: readonly PendingComplete[]): Promise<ItemOutcome<SettleOutcome>[]> {
+    if (items.length === 1) {
+      const [{ lease, result, now }] = items as [PendingComplete];
+      const outcome = (await this.#run(lua.complete, [lease.jobId, lease.workerId, lease.attempt, now, result])) as SettleOutcome;
+      return [{ ok: true, value: outcome }];
+    }
+    const args = items.flatMap(({ lease, result, now }) => [lease.jobId, lease.workerId, lease.attempt, now, result]);
+    const reply = (await this.#run(lua.completeMany, args)) as SettleOutcome[];
+    return reply.map((value) => ({ ok: true, value }));
   }
 
   async fail(lease: JobLease, error: ProblemDetails, options: FailOptions = {}): Promise<SettleOutcome> {
@@ -229,6 +250,16 @@ class RedisJobStore implements JobStore {
       options.retryDelayMs ?? '',
       JSON.stringify(canceledProblem()),
     ])) as SettleOutcome;
+  }
+
+  async release(lease: JobLease): Promise<ReleaseOutcome> {
+    return (await this.#run(lua.release, [
+      lease.jobId,
+      lease.workerId,
+      lease.attempt,
+      this.#clock(),
+      JSON.stringify(canceledProblem()),
+    ])) as ReleaseOutcome;
   }
 
   async cancel(id: string): Promise<CancelResult> {

@@ -61,4 +61,23 @@ describe('redis job store', () => {
     expect(isSwitchboardError(error, 'SB_STORE_UNAVAILABLE')).toBe(true);
     await store.close();
   });
+  it('answers each completion of one batch on its own, as if they came one after another', async () => {
+    const prefix = randomPrefix();
+    const store = createRedisJobStore({ url, prefix });
+    await store.create({ operation: 'resize', input: { n: 1 } });
+    await store.create({ operation: 'resize', input: { n: 2 } });
+    const [a, b] = await store.claim({ workerId: 'w', leaseMs: 60_000, limit: 10 });
+    const outcomes = await Promise.all([
+      store.complete(a!.lease, { ok: 1 }),
+      store.complete(b!.lease, { ok: 2 }),
+      store.complete(a!.lease, { ok: 'twice' }),
+      store.complete({ ...b!.lease, attempt: 7 }, { ok: 3 }),
+    ]);
+    expect(outcomes).toEqual(['succeeded', 'succeeded', 'lost', 'lost']);
+    const lookup = await store.get(a!.lease.jobId);
+    expect(lookup).toMatchObject({ state: 'found', job: { status: 'succeeded', result: { ok: 1 }, version: 3 } });
+    expect(await store.counts()).toEqual({ queued: 0, running: 0 });
+    await store.close();
+    await dropKeys(prefix);
+  });
 });

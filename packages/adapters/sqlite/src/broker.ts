@@ -270,6 +270,7 @@ class SqliteBroker implements Broker {
     this.#notifyInProcess = options.notifyInProcess ?? true;
     this.drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
     this.capabilities = {
+      delivery: 'at-least-once',
       persistent: true,
       multiProcess: true,
       ordering: 'per-topic',

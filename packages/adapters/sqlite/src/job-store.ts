@@ -15,6 +15,7 @@ import type {
   JobStoreOptions,
   LeaseState,
   ProblemDetails,
+  ReleaseOutcome,
   SettleOutcome,
 } from '@switchboard/core';
 import {
@@ -27,13 +28,15 @@ import {
   storeUnavailable,
 } from '@switchboard/core';
 import Database from 'better-sqlite3';
+import type { ItemOutcome } from './job-store-batch.js';
+import { TickBatch } from './job-store-batch.js';
 
 export interface SqliteJobStoreOptions extends JobStoreOptions {
   /** Database file; opened in WAL mode with a busy timeout. Several processes may share it. */
   readonly path?: string;
   /** An open database instead of `path`; the caller sets its pragmas and closes it. */
   readonly database?: Database.Database;
-  /** Table name (letters, digits, `_`). Default `switchboard_jobs`; `<table>_gone` holds tombstones. */
+  /** Table name (letters, digits, `_`). Default `switchboard_jobs`; `<table>_gone` holds tombstones, `<table>_backlog` queued counts. */
   readonly table?: string;
   /** How often a waiting `waitForChange` looks for commits of other processes, in ms. Default 100. */
   readonly pollIntervalMs?: number;
@@ -113,7 +116,40 @@ CREATE INDEX IF NOT EXISTS ${t}_running ON ${t} (lease_expires_at) WHERE status 
 CREATE INDEX IF NOT EXISTS ${t}_active ON ${t} (operation, status) WHERE status IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS ${t}_expires ON ${t} (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS ${t}_gone (id TEXT PRIMARY KEY, gone_at INTEGER NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ${t}_gone_at ON ${t}_gone (gone_at);`;
+CREATE INDEX IF NOT EXISTS ${t}_gone_at ON ${t}_gone (gone_at);
+${queuedCounter(t)}`;
+}
+
+/**
+ * Queued jobs per operation, kept by triggers in the transaction that changes a job, so the
+ * bounded-queue check of `create` reads one row instead of counting the backlog.
+ */
+function queuedCounter(t: string): string {
+  const add = (operation: string, delta: string) =>
+    `INSERT INTO ${t}_backlog (operation, n) VALUES (${operation}, ${delta}) ON CONFLICT (operation) DO UPDATE SET n = n + excluded.n;`;
+  return `
+CREATE TABLE IF NOT EXISTS ${t}_backlog (operation TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS ${t}_backlog_insert AFTER INSERT ON ${t} WHEN new.status = 'queued'
+BEGIN ${add('new.operation', '1')} END;
+CREATE TRIGGER IF NOT EXISTS ${t}_backlog_update AFTER UPDATE OF status ON ${t}
+  WHEN (old.status = 'queued') <> (new.status = 'queued')
+BEGIN ${add('new.operation', "CASE WHEN new.status = 'queued' THEN 1 ELSE -1 END")} END;
+CREATE TRIGGER IF NOT EXISTS ${t}_backlog_delete AFTER DELETE ON ${t} WHEN old.status = 'queued'
+BEGIN ${add('old.operation', '-1')} END;`;
+}
+
+/**
+ * Creates the tables in one `BEGIN IMMEDIATE` transaction (processes may open the file together).
+ * A table made before the queued counter existed gets its counter filled from the rows.
+ */
+function createSchema(db: Database.Database, t: string): void {
+  db.transaction(() => {
+    const hasCounter = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(`${t}_backlog`) !== undefined;
+    db.exec(schema(t));
+    if (!hasCounter) {
+      db.exec(`INSERT INTO ${t}_backlog (operation, n) SELECT operation, count(*) FROM ${t} WHERE status = 'queued' GROUP BY operation`);
+    }
+  }).immediate();
 }
 
 /**
@@ -136,19 +172,27 @@ function tableName(table: string | undefined): string {
 type Held = { id: string; worker: string; attempt: number };
 
 function prepareStatements(db: Database.Database, t: string) {
-  const opsFilter = '(@ops IS NULL OR operation IN (SELECT value FROM json_each(@ops)))';
+  // `@ops` and `@full` are JSON arrays of names: a substring test of the quoted name is cheaper than json_each.
+  const opsFilter = '(@ops IS NULL OR instr(@ops, json_quote(operation)) > 0)';
   const held = `id = @id AND status = 'running' AND lease_owner = @worker AND attempts = @attempt`;
   return {
-    insert: db.prepare<unknown[], JobRow>(
+    insert: db.prepare<unknown[]>(
       `INSERT INTO ${t} (id, operation, owner, status, input, version, attempts, max_attempts, run_at, created_at, updated_at,
         retention_ms, idempotency_key, idempotency_scope, request_hash, traceparent, tracestate, callback)
-       VALUES (?, ?, ?, 'queued', ?, 1, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+       VALUES (?, ?, ?, 'queued', ?, 1, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    insertClaimed: db.prepare<unknown[]>(
+      `INSERT INTO ${t} (id, operation, owner, status, input, version, attempts, max_attempts, run_at, created_at, updated_at,
+        started_at, retention_ms, lease_owner, lease_expires_at, idempotency_key, idempotency_scope, request_hash, traceparent,
+        tracestate, callback)
+       VALUES (?, ?, ?, 'running', ?, 2, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     byId: db.prepare<[string], JobRow>(`SELECT * FROM ${t} WHERE id = ?`),
     byScope: db.prepare<[string], JobRow>(`SELECT * FROM ${t} WHERE idempotency_scope = ?`),
     isGone: db.prepare<[string], { one: number }>(`SELECT 1 AS one FROM ${t}_gone WHERE id = ?`),
     bury: db.prepare<[string, number]>(`INSERT OR REPLACE INTO ${t}_gone (id, gone_at) VALUES (?, ?)`),
     delete: db.prepare<[number]>(`DELETE FROM ${t} WHERE seq = ?`),
+    queuedCount: db.prepare<[string], { n: number }>(`SELECT coalesce((SELECT n FROM ${t}_backlog WHERE operation = ?), 0) AS n`),
     countStatus: db.prepare<[string, string], { n: number }>(`SELECT count(*) AS n FROM ${t} WHERE operation = ? AND status = ?`),
     countAll: db.prepare<[], { status: string; n: number }>(
       `SELECT status, count(*) AS n FROM ${t} WHERE status IN ('queued', 'running') GROUP BY status`,
@@ -161,13 +205,13 @@ function prepareStatements(db: Database.Database, t: string) {
     ),
     due: db.prepare<[{ now: number; limit: number; ops: string | null; full: string | null }], JobRow>(
       `SELECT * FROM ${t} WHERE status = 'queued' AND run_at <= @now AND ${opsFilter}
-         AND (@full IS NULL OR operation NOT IN (SELECT value FROM json_each(@full)))
+         AND (@full IS NULL OR instr(@full, json_quote(operation)) = 0)
        ORDER BY run_at, seq LIMIT @limit`,
     ),
-    take: db.prepare<[{ worker: string; now: number; leaseMs: number; seq: number }], JobRow>(
+    take: db.prepare<[{ worker: string; now: number; leaseMs: number; seq: number }]>(
       `UPDATE ${t} SET status = 'running', attempts = attempts + 1, lease_owner = @worker, lease_expires_at = @now + @leaseMs,
          started_at = coalesce(started_at, @now), version = version + 1, updated_at = @now
-       WHERE seq = @seq RETURNING *`,
+       WHERE seq = @seq`,
     ),
     finish: db.prepare<[{ status: string; error: string | null; now: number; seq: number }]>(
       `UPDATE ${t} SET status = @status, error = coalesce(@error, error), finished_at = @now,
@@ -186,6 +230,11 @@ function prepareStatements(db: Database.Database, t: string) {
        WHERE ${held} RETURNING id`,
     ),
     held: db.prepare<[Held], JobRow>(`SELECT * FROM ${t} WHERE ${held}`),
+    release: db.prepare<[{ now: number; seq: number }]>(
+      `UPDATE ${t} SET status = 'queued', run_at = @now, attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
+         started_at = CASE WHEN attempts - 1 = 0 THEN NULL ELSE started_at END, version = version + 1, updated_at = @now
+       WHERE seq = @seq`,
+    ),
     requeue: db.prepare<[{ runAt: number; error: string; now: number; seq: number }]>(
       `UPDATE ${t} SET status = 'queued', run_at = @runAt, error = @error, lease_owner = NULL, lease_expires_at = NULL,
          version = version + 1, updated_at = @now
@@ -215,6 +264,10 @@ class SqliteJobStore implements JobStore {
   readonly #retentionMs: number;
   readonly #tombstoneMs: number;
   readonly #pollIntervalMs: number;
+  readonly #creates = new TickBatch<CreateJobInput, CreateJobResult>((inputs) => this.#createBatch(inputs), {
+    eager: true,
+  });
+  readonly #completes = new TickBatch<{ lease: JobLease; result: string }, SettleOutcome>((items) => this.#completeBatch(items));
   #poller: NodeJS.Timeout | undefined;
   #dataVersion = 0;
   #closed = false;
@@ -237,56 +290,149 @@ class SqliteJobStore implements JobStore {
       } else {
         throw new SwitchboardError('SB_CONFIG_INVALID', { detail: 'createSqliteJobStore needs `path` or `database`' });
       }
-      this.#db.exec(schema(table));
+      createSchema(this.#db, table);
       this.#sql = prepareStatements(this.#db, table);
     } catch (error) {
       throw storeUnavailable(error, 'The SQLite job store could not be opened');
     }
   }
 
-  async create(input: CreateJobInput): Promise<CreateJobResult> {
-    return this.#run(() => {
-      const now = this.#clock();
-      const owner = input.owner ?? null;
-      const scope = input.idempotencyKey === undefined ? null : JSON.stringify([owner, input.idempotencyKey]);
-      const insert = (): CreateJobResult => {
-        const row = this.#sql.insert.get(
-          newSecretId(),
-          input.operation,
-          owner,
-          JSON.stringify(input.input ?? null),
-          input.maxAttempts ?? jobStoreDefaults.maxAttempts,
-          input.runAt ?? now,
-          now,
-          now,
-          input.retentionMs ?? this.#retentionMs,
-          input.idempotencyKey ?? null,
-          scope,
-          input.requestHash ?? null,
-          input.traceparent ?? null,
-          input.tracestate ?? null,
-          input.callbackUrl === undefined ? null : JSON.stringify({ url: input.callbackUrl, state: 'pending', attempts: 0 }),
-        )!;
-        return { outcome: 'created', job: toRecord(row) };
-      };
-      if (scope === null && input.maxQueued === undefined) return insert();
-      return this.#db
-        .transaction((): CreateJobResult => {
-          if (scope !== null) {
-            const existing = this.#sql.byScope.get(scope);
-            if (existing && !expired(existing, now)) {
-              const same = existing.operation === input.operation && (existing.request_hash ?? '') === (input.requestHash ?? '');
-              return same ? { outcome: 'existing', job: toRecord(existing) } : { outcome: 'mismatch', jobId: existing.id };
+  /**
+   * Creates arriving in the same turn of the event loop share one `BEGIN IMMEDIATE` transaction
+   * (group commit); each still gets its own answer, with its own idempotency and queue checks.
+   */
+  create(input: CreateJobInput): Promise<CreateJobResult> {
+    if (this.#closed) return Promise.reject(closedError());
+    return this.#creates.add(input);
+  }
+
+  #createBatch(inputs: readonly CreateJobInput[]): ItemOutcome<CreateJobResult>[] {
+    if (this.#closed) throw closedError();
+    const now = this.#clock();
+    let outcomes: ItemOutcome<CreateJobResult>[];
+    try {
+      outcomes = this.#db
+        .transaction(() =>
+          inputs.map((input): ItemOutcome<CreateJobResult> => {
+            try {
+              const scoped = input.idempotencyKey !== undefined;
+              // A job with a key may bury an expired one before it inserts: a savepoint keeps that together.
+              const value = scoped ? this.#db.transaction(() => this.#createOne(input, now))() : this.#createOne(input, now);
+              return { ok: true, value };
+            } catch (error) {
+              return { ok: false, error: storeUnavailable(error, 'The SQLite job store failed') };
             }
-            if (existing) this.#bury(existing, now);
-          }
-          if (input.maxQueued !== undefined && this.#sql.countStatus.get(input.operation, 'queued')!.n >= input.maxQueued) {
-            return { outcome: 'full' };
-          }
-          return insert();
-        })
+          }),
+        )
         .immediate();
-    });
+    } catch (error) {
+      throw storeUnavailable(error, 'The SQLite job store failed');
+    }
+    return outcomes;
+  }
+
+  #createOne(input: CreateJobInput, now: number): CreateJobResult {
+    const owner = input.owner ?? null;
+    const scope = input.idempotencyKey === undefined ? null : JSON.stringify([owner, input.idempotencyKey]);
+    if (scope !== null) {
+      const existing = this.#sql.byScope.get(scope);
+      if (existing && !expired(existing, now)) {
+        const same = existing.operation === input.operation && (existing.request_hash ?? '') === (input.requestHash ?? '');
+        return same ? { outcome: 'existing', job: toRecord(existing) } : { outcome: 'mismatch', jobId: existing.id };
+      }
+      if (existing) this.#bury(existing, now);
+    }
+    if (input.maxQueued !== undefined && this.#sql.queuedCount.get(input.operation)!.n >= input.maxQueued) return { outcome: 'full' };
+    const text = JSON.stringify(input.input ?? null);
+    const callback: JobCallback | undefined =
+      input.callbackUrl === undefined ? undefined : { url: input.callbackUrl, state: 'pending', attempts: 0 };
+    const job: JobRecord = {
+      id: newSecretId(),
+      operation: input.operation,
+      owner,
+      status: 'queued',
+      // The caller gets its own copy, as from any later read.
+      input: JSON.parse(text),
+      version: 1,
+      attempts: 0,
+      maxAttempts: input.maxAttempts ?? jobStoreDefaults.maxAttempts,
+      runAt: input.runAt ?? now,
+      createdAt: now,
+      updatedAt: now,
+      retentionMs: input.retentionMs ?? this.#retentionMs,
+      cancelRequested: false,
+      ...(input.idempotencyKey === undefined ? {} : { idempotencyKey: input.idempotencyKey }),
+      ...(input.requestHash === undefined ? {} : { requestHash: input.requestHash }),
+      ...(input.traceparent === undefined ? {} : { traceparent: input.traceparent }),
+      ...(input.tracestate === undefined ? {} : { tracestate: input.tracestate }),
+      ...(callback === undefined ? {} : { callback }),
+    };
+    const claimFor = input.claimFor !== undefined && job.runAt <= now ? input.claimFor : undefined;
+    if (claimFor !== undefined) return this.#insertClaimed(job, text, scope, claimFor, now);
+    this.#sql.insert.run(
+      job.id,
+      job.operation,
+      owner,
+      text,
+      job.maxAttempts,
+      job.runAt,
+      now,
+      now,
+      job.retentionMs,
+      input.idempotencyKey ?? null,
+      scope,
+      input.requestHash ?? null,
+      input.traceparent ?? null,
+      input.tracestate ?? null,
+      callback === undefined ? null : JSON.stringify(callback),
+    );
+    return { outcome: 'created', job };
+  }
+
+  /**
+   * Inserts the job already leased to the worker that asked for it: no claim query, no second
+   * write. The row is what an insert followed by a claim leaves (version 2); the caller is
+   * answered the job as accepted (queued, version 1), the worker the claimed one.
+   */
+  #insertClaimed(
+    queued: JobRecord,
+    text: string,
+    scope: string | null,
+    claimFor: NonNullable<CreateJobInput['claimFor']>,
+    now: number,
+  ): CreateJobResult {
+    const job: JobRecord = {
+      ...queued,
+      status: 'running',
+      version: 2,
+      attempts: 1,
+      startedAt: now,
+      leaseOwner: claimFor.workerId,
+      leaseExpiresAt: now + claimFor.leaseMs,
+    };
+    this.#sql.insertClaimed.run(
+      job.id,
+      job.operation,
+      job.owner,
+      text,
+      job.maxAttempts,
+      job.runAt,
+      now,
+      now,
+      now,
+      job.retentionMs,
+      claimFor.workerId,
+      now + claimFor.leaseMs,
+      job.idempotencyKey ?? null,
+      scope,
+      job.requestHash ?? null,
+      job.traceparent ?? null,
+      job.tracestate ?? null,
+      job.callback === undefined ? null : JSON.stringify(job.callback),
+    );
+    // The worker gets its own copy of the input, as from a claim.
+    const claimed: JobRecord = { ...job, input: JSON.parse(text) };
+    return { outcome: 'created', job: queued, claim: { job: claimed, lease: { jobId: job.id, workerId: claimFor.workerId, attempt: 1 } } };
   }
 
   async get(id: string): Promise<JobLookup> {
@@ -331,7 +477,18 @@ class SqliteJobStore implements JobStore {
               if (left <= 0) continue;
               allowance.set(row.operation, left - 1);
             }
-            const taken = this.#sql.take.get({ worker: options.workerId, now, leaseMs: options.leaseMs, seq: row.seq })!;
+            this.#sql.take.run({ worker: options.workerId, now, leaseMs: options.leaseMs, seq: row.seq });
+            // The row as the UPDATE left it, without reading it back.
+            const taken: JobRow = {
+              ...row,
+              status: 'running',
+              attempts: row.attempts + 1,
+              lease_owner: options.workerId,
+              lease_expires_at: now + options.leaseMs,
+              started_at: row.started_at ?? now,
+              version: row.version + 1,
+              updated_at: now,
+            };
             changed.push(taken.id);
             claimed.push({ job: toRecord(taken), lease: { jobId: taken.id, workerId: options.workerId, attempt: taken.attempts } });
           }
@@ -358,13 +515,63 @@ class SqliteJobStore implements JobStore {
     return state;
   }
 
-  async complete(lease: JobLease, result: unknown): Promise<SettleOutcome> {
-    const row = await this.#run(() =>
-      this.#sql.complete.get({ ...held(lease), result: JSON.stringify(result ?? null), now: this.#clock() }),
+  /** Completions of the same turn of the event loop share one transaction (group commit). */
+  complete(lease: JobLease, result: unknown): Promise<SettleOutcome> {
+    if (this.#closed) return Promise.reject(closedError());
+    let text: string;
+    try {
+      text = JSON.stringify(result ?? null);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#completes.add({ lease, result: text });
+  }
+
+  #completeBatch(items: readonly { lease: JobLease; result: string }[]): ItemOutcome<SettleOutcome>[] {
+    if (this.#closed) throw closedError();
+    const now = this.#clock();
+    let outcomes: ItemOutcome<SettleOutcome>[];
+    try {
+      outcomes = this.#db
+        .transaction(() =>
+          items.map(({ lease, result }): ItemOutcome<SettleOutcome> => {
+            try {
+              const row = this.#sql.complete.get({ ...held(lease), result, now });
+              return { ok: true, value: row ? 'succeeded' : 'lost' };
+            } catch (error) {
+              return { ok: false, error: storeUnavailable(error, 'The SQLite job store failed') };
+            }
+          }),
+        )
+        .immediate();
+    } catch (error) {
+      throw storeUnavailable(error, 'The SQLite job store failed');
+    }
+    items.forEach(({ lease }, index) => {
+      const outcome = outcomes[index];
+      if (outcome?.ok && outcome.value === 'succeeded') this.#waiters.notify(lease.jobId);
+    });
+    return outcomes;
+  }
+
+  async release(lease: JobLease): Promise<ReleaseOutcome> {
+    const outcome = await this.#run(() =>
+      this.#db
+        .transaction((): ReleaseOutcome => {
+          const row = this.#sql.held.get(held(lease));
+          if (!row) return 'lost';
+          const now = this.#clock();
+          if (row.cancel_requested) {
+            this.#sql.finish.run({ status: 'canceled', error: JSON.stringify(canceledProblem()), now, seq: row.seq });
+            return 'canceled';
+          }
+          this.#sql.release.run({ now, seq: row.seq });
+          return 'released';
+        })
+        .immediate(),
     );
-    if (!row) return 'lost';
-    this.#waiters.notify(lease.jobId);
-    return 'succeeded';
+    if (outcome !== 'lost') this.#waiters.notify(lease.jobId);
+    return outcome;
   }
 
   async fail(lease: JobLease, error: ProblemDetails, options: FailOptions = {}): Promise<SettleOutcome> {

@@ -94,6 +94,9 @@ export class SqliteReceiptStore implements ReceiptStore {
   readonly #listStatements = new Map<string, BetterSqlite3.Statement<unknown[], ReceiptRow>>();
   readonly #recordTx: BetterSqlite3.Transaction<(updates: readonly ReceiptUpdate[]) => RecordOutcome[]>;
   readonly #claimTx: BetterSqlite3.Transaction<(requests: readonly ReceiptClaim[]) => ReceiptClaimResult[]>;
+  readonly #recordAndClaimTx: BetterSqlite3.Transaction<
+    (updates: readonly ReceiptUpdate[], requests: readonly ReceiptClaim[]) => { outcomes: RecordOutcome[]; claims: ReceiptClaimResult[] }
+  >;
   readonly #reopenTx: BetterSqlite3.Transaction<(keys: readonly ReceiptKey[]) => number>;
   readonly #extendTx: BetterSqlite3.Transaction<(key: ReceiptKey, owner: string, leaseMs: number) => boolean>;
 
@@ -136,7 +139,9 @@ export class SqliteReceiptStore implements ReceiptStore {
     `);
     // The common cases in one statement each, without reading the row first:
     // - a record that does not exist yet (a first claim, a first `received`): insert it, or nothing;
-    this.#insertNew = db.prepare<RowValues>(`INSERT INTO ${t} (${COLUMNS}) VALUES (${PLACEHOLDERS}) ON CONFLICT (message_id, grp) DO NOTHING`);
+    this.#insertNew = db.prepare<RowValues>(
+      `INSERT INTO ${t} (${COLUMNS}) VALUES (${PLACEHOLDERS}) ON CONFLICT (message_id, grp) DO NOTHING`,
+    );
     // - `processed` over an existing record: `mergeReceipt` for a processed update, in SQL. It applies
     //   to every state but `processed`, keeps `received_at` and the known type/source/topic, takes
     //   the highest attempt, clears the error and the lease, and sets the result and `processed_at`.
@@ -155,19 +160,16 @@ export class SqliteReceiptStore implements ReceiptStore {
     this.#claimTx = db.transaction((requests: readonly ReceiptClaim[]) => {
       const now = this.#clock();
       const results: ReceiptClaimResult[] = new Array(requests.length);
-      for (let i = 0; i < requests.length; i++) {
-        const request = requests[i]!;
-        // A MessageId this group never saw (the usual case) is claimed by inserting its record.
-        const fresh = decideClaim(undefined, request, now);
-        if (this.#insertNew.run(...toValues(fresh.receipt)).changes === 1) {
-          results[i] = fresh;
-          continue;
-        }
-        const result = decideClaim(this.#read(request.messageId, request.group), request, now);
-        if (result.outcome === 'claimed') this.#upsert.run(...toValues(result.receipt));
-        results[i] = result;
-      }
+      for (let i = 0; i < requests.length; i++) results[i] = this.#claim(requests[i]!, now);
       return results;
+    });
+    this.#recordAndClaimTx = db.transaction((updates: readonly ReceiptUpdate[], requests: readonly ReceiptClaim[]) => {
+      const now = this.#clock();
+      const outcomes: RecordOutcome[] = new Array(updates.length);
+      for (let i = 0; i < updates.length; i++) outcomes[i] = this.#apply(updates[i]!, now);
+      const claims: ReceiptClaimResult[] = new Array(requests.length);
+      for (let i = 0; i < requests.length; i++) claims[i] = this.#claim(requests[i]!, now);
+      return { outcomes, claims };
     });
     this.#reopenTx = db.transaction((keys: readonly ReceiptKey[]) => {
       const now = this.#clock();
@@ -216,6 +218,14 @@ export class SqliteReceiptStore implements ReceiptStore {
 
   async claimBatch(requests: readonly ReceiptClaim[]): Promise<ReceiptClaimResult[]> {
     return this.claimBatchSync(requests);
+  }
+
+  /** `record(updates)` then `claimBatch(requests)` in one transaction. */
+  async recordAndClaim(
+    updates: readonly ReceiptUpdate[],
+    requests: readonly ReceiptClaim[],
+  ): Promise<{ outcomes: RecordOutcome[]; claims: ReceiptClaimResult[] }> {
+    return runStoreCall('receipt', () => this.#recordAndClaimTx.immediate(updates, requests));
   }
 
   async extendLease(key: ReceiptKey, owner: string, leaseMs: number): Promise<boolean> {
@@ -294,6 +304,16 @@ export class SqliteReceiptStore implements ReceiptStore {
     if (this.#ownsDatabase && this.#db.open) this.#db.close();
   }
 
+  /** One request of `claimBatch`: the rule is core's `decideClaim`; a first claim skips reading the row. */
+  #claim(request: ReceiptClaim, now: number): ReceiptClaimResult {
+    // A MessageId this group never saw (the usual case) is claimed by inserting its record.
+    const fresh = firstClaim(request, now);
+    if (this.#insertNew.run(...toValues(fresh)).changes === 1) return { outcome: 'claimed', receipt: fresh };
+    const result = decideClaim(this.#read(request.messageId, request.group), request, now);
+    if (result.outcome === 'claimed') this.#upsert.run(...toValues(result.receipt));
+    return result;
+  }
+
   /** One update of `record`: the rule is core's `mergeReceipt`; the common cases skip reading the row. */
   #apply(update: ReceiptUpdate, now: number): RecordOutcome {
     if (update.state === 'processed') {
@@ -327,6 +347,22 @@ export class SqliteReceiptStore implements ReceiptStore {
     const row = this.#select.get(messageId, group);
     return row === undefined ? undefined : fromRow(row);
   }
+}
+
+/**
+ * The record of a first claim: `decideClaim(undefined, request, now).receipt`, built without the
+ * general merge (this is the hot path of every consumer with an inbox; a test keeps them equal).
+ */
+function firstClaim(request: ReceiptClaim, now: number): Receipt {
+  const receipt: {
+    -readonly [K in keyof Receipt]: Receipt[K];
+  } = { group: request.group, messageId: request.messageId, state: 'processing', attempts: 1, receivedAt: now, updatedAt: now };
+  if (request.type !== undefined) receipt.type = request.type;
+  if (request.source !== undefined) receipt.source = request.source;
+  if (request.topic !== undefined) receipt.topic = request.topic;
+  receipt.leaseOwner = request.owner;
+  receipt.leaseUntil = now + request.leaseMs;
+  return receipt;
 }
 
 function toValues(receipt: Receipt): RowValues {

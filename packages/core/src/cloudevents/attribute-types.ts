@@ -5,12 +5,16 @@
 
 const INT32_MIN = -2_147_483_648;
 const INT32_MAX = 2_147_483_647;
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
 /**
  * Why a String is not a CloudEvents String (control characters U+0000-U+001F and U+007F-U+009F,
  * lone surrogates, noncharacters), or undefined when it is one.
  */
 export function stringProblem(value: string): string | undefined {
+  // Nearly every attribute is printable ASCII: one regex pass (which flattens a concatenated
+  // string once) settles it; only other strings take the per-character walk.
+  if (PRINTABLE_ASCII.test(value)) return undefined;
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
     if (c >= 0x20 && c < 0x7f) continue;

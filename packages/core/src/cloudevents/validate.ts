@@ -9,9 +9,9 @@ import {
   uriProblem,
   uriReferenceProblem,
 } from './attribute-types.js';
+import { mediaTypeOf } from './data.js';
 import type { CloudEvent, CloudEventAttributeType } from './event.js';
 import { CLOUDEVENTS_RESERVED_NAMES, CLOUDEVENTS_SPEC_VERSION, SWITCHBOARD_EXTENSION_TYPES } from './event.js';
-import { parseMediaType } from './media-type.js';
 
 /** Field errors point at the attribute as the JSON format names it: `/id`, `/comexampleextension1`. */
 function pointer(name: string): string {
@@ -110,7 +110,7 @@ export function validateCloudEvent(event: unknown, options: ValidateCloudEventOp
     if (problem) errors.push({ pointer: '/source', message: `source must be a URI-reference: it ${problem}` });
   }
   checkString(errors, 'type', e.type, true);
-  if (checkString(errors, 'datacontenttype', e.datacontenttype, false) && !parseMediaType(e.datacontenttype)) {
+  if (checkString(errors, 'datacontenttype', e.datacontenttype, false) && !mediaTypeOf(e.datacontenttype)) {
     errors.push({ pointer: '/datacontenttype', message: 'datacontenttype must be an RFC 2046 media type such as application/json' });
   }
   if (checkString(errors, 'dataschema', e.dataschema, false)) {

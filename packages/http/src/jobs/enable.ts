@@ -1,4 +1,4 @@
-import type { AnyContract, JobStore } from '@switchboard/core';
+import type { AnyContract, JobRecord, JobStore } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
 import type { HttpRoute, HttpService, OperationInterceptor } from '../server/types.js';
 import { CallbackNotifier } from '../webhooks/notifier.js';
@@ -73,7 +73,10 @@ export function enableJobs<C extends AnyContract>(contract: C, options: JobsOpti
         store: options.store,
         service,
         operations: runtime.operations,
-        onFinished: (job) => runtime.notifier?.notify(options.store, job, `${service.basePath}${path}${job.id}`),
+        // Only a service that sends callbacks needs the finished job read back.
+        ...(runtime.notifier === undefined
+          ? {}
+          : { onFinished: (job: JobRecord) => runtime.notifier?.notify(options.store, job, `${service.basePath}${path}${job.id}`) }),
         ...(options.onError === undefined ? {} : { onError: options.onError }),
       }).start();
       return this;

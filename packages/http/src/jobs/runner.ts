@@ -35,6 +35,10 @@ interface Running {
   stop: (reason: StopReason) => void;
   progress: Progress | undefined;
   writingProgress: boolean;
+  /** When the handler must have finished (`performance.now()` time). */
+  readonly deadline: number;
+  /** When the lease was last renewed (`performance.now()` time). */
+  renewedAt: number;
 }
 
 const SETTLE_ATTEMPTS = 5;
@@ -61,8 +65,17 @@ export class JobRunner {
   readonly #onError: JobRunnerOptions['onError'];
   readonly #running = new Map<string, Running>();
   readonly #settling = new Set<Promise<void>>();
+  /** Slots promised to jobs being created in this process (hand-off), not yet running. */
+  #reserved = 0;
+  /** The last claim found fewer due jobs than free slots: nothing older waits in the queue. */
+  #drained = false;
   #wake: (() => void) | undefined;
   #woken = false;
+  #wakeScheduled = false;
+  /** One timer renews the leases of every running job; one more fires at the earliest deadline. */
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #deadlineAt = Number.POSITIVE_INFINITY;
   #loop: Promise<void> | undefined;
   #stopping = false;
   #purgeTimer: NodeJS.Timeout | undefined;
@@ -106,10 +119,53 @@ export class JobRunner {
     return this;
   }
 
-  /** Looks for due jobs now (a job was just submitted in this process). */
+  /**
+   * Looks for due jobs soon (a job was just submitted in this process, or one finished here). Wakes
+   * of one turn of the event loop are coalesced into one claim.
+   */
   wake(): void {
     this.#woken = true;
-    this.#wake?.();
+    if (this.#wakeScheduled) return;
+    this.#wakeScheduled = true;
+    setImmediate(() => {
+      this.#wakeScheduled = false;
+      this.#wake?.();
+    });
+  }
+
+  /**
+   * Hand-off of a job about to be created in this process: when a slot is free, the queue was
+   * found empty and the operation has no cluster-wide concurrency limit, reserves the slot and
+   * answers what `create` needs to lease the new job to this worker (`claimFor`). Every answer
+   * other than `undefined` must be followed by one `adopt` call.
+   */
+  reserve(operation: string): { readonly workerId: string; readonly leaseMs: number } | undefined {
+    if (this.#loop === undefined || this.#stopping || !this.#drained) return undefined;
+    if (!this.#operations.has(operation) || this.#perOperation[operation] !== undefined) return undefined;
+    if (this.#running.size + this.#reserved >= this.#concurrency) return undefined;
+    this.#reserved += 1;
+    return { workerId: this.workerId, leaseMs: this.#leaseMs };
+  }
+
+  /**
+   * Ends a reservation: runs the job the store leased to this worker, or frees the slot (and looks
+   * for jobs). The job starts on `setImmediate`, after the submit's answer was written.
+   */
+  adopt(claim: JobClaim | undefined): void {
+    if (claim === undefined) {
+      this.#reserved -= 1;
+      this.wake();
+      return;
+    }
+    setImmediate(() => {
+      this.#reserved -= 1;
+      if (!this.#stopping) {
+        this.#start(claim);
+        return;
+      }
+      // Shutting down: hand the job back at once instead of starting it.
+      this.#store.release?.(claim.lease).catch((error: unknown) => this.#report(error, { jobId: claim.job.id, phase: 'release' }));
+    });
   }
 
   /** Aborts the handler of a job running here at once (its cancel was requested). */
@@ -146,7 +202,7 @@ export class JobRunner {
   async #claimLoop(): Promise<void> {
     let failures = 0;
     while (!this.#stopping) {
-      const free = this.#concurrency - this.#running.size;
+      const free = this.#concurrency - this.#running.size - this.#reserved;
       let claimed = 0;
       if (free > 0) {
         this.#woken = false;
@@ -160,6 +216,7 @@ export class JobRunner {
           });
           failures = 0;
           claimed = claims.length;
+          this.#drained = claimed < free;
           for (const claim of claims) this.#start(claim);
         } catch (error) {
           failures += 1;
@@ -199,12 +256,25 @@ export class JobRunner {
         resolve();
       };
     });
-    const running: Running = { claim, controller, reason: undefined, stopped, stop, progress: undefined, writingProgress: false };
+    const now = performance.now();
+    const running: Running = {
+      claim,
+      controller,
+      reason: undefined,
+      stopped,
+      stop,
+      progress: undefined,
+      writingProgress: false,
+      deadline: now + (settings?.timeoutMs ?? Number.POSITIVE_INFINITY),
+      renewedAt: now,
+    };
     this.#running.set(job.id, running);
+    this.#scheduleTimers(running);
     publishState(job.id, job.operation, 'running');
     const settle = this.#run(running, settings).finally(() => {
       this.#running.delete(job.id);
       this.#settling.delete(settle);
+      if (this.#running.size === 0) this.#stopTimers();
       this.wake();
     });
     this.#settling.add(settle);
@@ -219,16 +289,8 @@ export class JobRunner {
       return;
     }
     const deadline = Date.now() + settings.timeoutMs;
-    const heartbeat = setInterval(() => void this.#heartbeat(running), this.#heartbeatMs);
-    const timeout = setTimeout(() => running.stop('timeout'), settings.timeoutMs);
     const context = new JobHandlerContext(job, running.controller.signal, deadline, (progress) => this.#progress(running, progress));
-    let outcome: OperationOutcome | undefined;
-    try {
-      outcome = await Promise.race([this.#service.invoke(job.operation, job.input, context), running.stopped.then(() => undefined)]);
-    } finally {
-      clearInterval(heartbeat);
-      clearTimeout(timeout);
-    }
+    const outcome = await Promise.race([this.#service.invoke(job.operation, job.input, context), running.stopped.then(() => undefined)]);
     await this.#finish(running, outcome);
   }
 
@@ -242,6 +304,15 @@ export class JobRunner {
         await this.#settle(running, () => store.fail(lease, canceledProblem()));
         return;
       case 'shutdown': {
+        // Handed back without consuming an attempt; a store without `release` counts the attempt.
+        if (store.release !== undefined) {
+          const release = store.release.bind(store);
+          await this.#settle(running, async () => {
+            const outcome = await release(lease);
+            return outcome === 'released' ? 'retrying' : outcome;
+          });
+          return;
+        }
         const problem = new SwitchboardError('SB_OVERLOADED', { detail: 'The worker shut down while the job ran' }).toProblem();
         await this.#settle(running, () => store.fail(lease, problem, { retryDelayMs: 0 }));
         return;
@@ -293,6 +364,54 @@ export class JobRunner {
     } catch (error) {
       this.#report(error, { jobId, phase: 'announce' });
     }
+  }
+
+  /** Starts the shared heartbeat timer, and moves the deadline timer earlier when this job's deadline is the first. */
+  #scheduleTimers(running: Running): void {
+    if (this.#heartbeatTimer === undefined) {
+      // Ticks twice per heartbeatMs and renews leases at least heartbeatMs / 2 old: never later than heartbeatMs.
+      const tick = Math.max(1, Math.floor(this.#heartbeatMs / 2));
+      this.#heartbeatTimer = setInterval(() => this.#renewLeases(), tick);
+    }
+    if (running.deadline < this.#deadlineAt) this.#armDeadline(running.deadline);
+  }
+
+  #armDeadline(at: number): void {
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineAt = at;
+    this.#deadlineTimer = Number.isFinite(at) ? setTimeout(() => this.#expireDeadlines(), Math.max(0, at - performance.now())) : undefined;
+  }
+
+  /** Stops the jobs past their deadline and arms the timer for the next one. */
+  #expireDeadlines(): void {
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const running of this.#running.values()) {
+      if (running.reason !== undefined) continue;
+      if (running.deadline <= now) running.stop('timeout');
+      else if (running.deadline < next) next = running.deadline;
+    }
+    this.#deadlineAt = Number.POSITIVE_INFINITY;
+    this.#deadlineTimer = undefined;
+    if (Number.isFinite(next)) this.#armDeadline(next);
+  }
+
+  #renewLeases(): void {
+    const due = performance.now() - this.#heartbeatMs / 2;
+    for (const running of this.#running.values()) {
+      if (running.reason === undefined && running.renewedAt <= due) {
+        running.renewedAt = performance.now();
+        void this.#heartbeat(running);
+      }
+    }
+  }
+
+  #stopTimers(): void {
+    clearInterval(this.#heartbeatTimer);
+    this.#heartbeatTimer = undefined;
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
+    this.#deadlineAt = Number.POSITIVE_INFINITY;
   }
 
   async #heartbeat(running: Running): Promise<void> {

@@ -37,6 +37,9 @@ export function submitInterceptor(runtime: JobsRuntime): OperationInterceptor {
     }
 
     const key = call.context.idempotencyKey;
+    // A free slot of the local worker takes the new job at once, without a claim query.
+    const runner = runtime.runner;
+    const claimFor = runner?.reserve(call.operation);
     let created: Awaited<ReturnType<typeof runtime.store.create>>;
     try {
       created = await runtime.store.create({
@@ -52,10 +55,13 @@ export function submitInterceptor(runtime: JobsRuntime): OperationInterceptor {
         ...(call.context.tracestate === undefined ? {} : { tracestate: call.context.tracestate }),
         ...(callback === undefined ? {} : { callbackUrl: callback }),
         maxQueued: settings.maxQueued,
+        ...(claimFor === undefined ? {} : { claimFor }),
       });
     } catch (error) {
+      if (claimFor !== undefined) runner?.adopt(undefined);
       throw unavailable(runtime, error);
     }
+    if (claimFor !== undefined) runner?.adopt(created.outcome === 'created' ? created.claim : undefined);
     switch (created.outcome) {
       case 'full':
         throw new SwitchboardError('SB_OVERLOADED', {
@@ -65,7 +71,7 @@ export function submitInterceptor(runtime: JobsRuntime): OperationInterceptor {
       case 'mismatch':
         throw new SwitchboardError('SB_IDEMPOTENCY_KEY_REUSED', { detail: 'This Idempotency-Key was used with another input' });
       case 'created':
-        runtime.runner?.wake();
+        if (created.claim === undefined) runtime.runner?.wake();
         break;
       case 'existing':
         break;

@@ -27,11 +27,11 @@ export function deadLetter(options: DeadLetterMiddlewareOptions): Middleware {
   const typeHeader = `${options.binding.prefix}type`;
   return (next) => async (message) => {
     const outcome = await next(message);
-    const key = `${message.group}\u0000${message.delivery.id}`;
     if (outcome.kind === 'ack') {
-      if (history.size > 0) history.delete(key);
+      if (history.size > 0) history.delete(`${message.group}\u0000${message.delivery.id}`);
       return outcome;
     }
+    const key = `${message.group}\u0000${message.delivery.id}`;
     if (outcome.kind === 'retry') {
       if (outcome.counted && outcome.error !== undefined) {
         const attempts = history.get(key) ?? [];

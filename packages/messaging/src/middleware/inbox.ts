@@ -1,7 +1,7 @@
-import type { CloudEventsBinding, ReceiptClaim, ReceiptClaimResult, ReceiptStore, ReceiptUpdate, RecordOutcome } from '@switchboard/core';
+import type { CloudEventsBinding, ProblemDetails, ReceiptState, ReceiptStore, ReceiptUpdate } from '@switchboard/core';
 import { percentDecodeHeaderValue } from '@switchboard/core';
-import { Coalescer } from '../coalescer.js';
 import type { Inbound, Middleware, Outcome } from '../pipeline.js';
+import { ReceiptWriter } from '../receipt-writer.js';
 
 export interface InboxMiddlewareOptions {
   readonly store: ReceiptStore;
@@ -18,13 +18,12 @@ export interface InboxMiddlewareOptions {
  * The inbox and the receipts. Before the handler: `claim` the (group, MessageId) — a message
  * already processed by this group is acknowledged without running, one held by another worker is
  * redelivered later. After it: record `processed` (with a result summary), `failed` (with the
- * problem and attempt) or `dead-lettered`. Claims and records of deliveries arriving in the same
- * tick are coalesced into one `claimBatch` / `record` call each.
+ * problem and attempt) or `dead-lettered`. Claims and records are batched by `ReceiptWriter`: one
+ * `claimBatch` / `record` per tick, or one `recordAndClaim` where the store has it.
  */
 export function inbox(options: InboxMiddlewareOptions): Middleware {
   const { store, binding, owner, leaseMs } = options;
-  const claims = new Coalescer<ReceiptClaim, ReceiptClaimResult>((requests) => store.claimBatch(requests));
-  const records = new Coalescer<ReceiptUpdate, RecordOutcome>((updates) => store.record(updates));
+  const writer = new ReceiptWriter(store);
   const typeHeader = `${binding.prefix}type`;
   const sourceHeader = `${binding.prefix}source`;
   const header = (message: Inbound, name: string): string | undefined => {
@@ -36,16 +35,17 @@ export function inbox(options: InboxMiddlewareOptions): Middleware {
     const delivery = message.delivery;
     const type = header(message, typeHeader);
     const source = header(message, sourceHeader);
-    const described = {
-      group: message.group,
-      messageId: delivery.id,
-      topic: delivery.topic,
-      ...(type === undefined ? {} : { type }),
-      ...(source === undefined ? {} : { source }),
-    };
     let run = message.attempt;
     if (options.dedupe) {
-      const claim = await claims.push({ ...described, owner, leaseMs });
+      const claim = await writer.claim({
+        group: message.group,
+        messageId: delivery.id,
+        owner,
+        leaseMs,
+        topic: delivery.topic,
+        type,
+        source,
+      });
       switch (claim.outcome) {
         case 'duplicate-processed':
           return { kind: 'ack', skipped: 'duplicate' };
@@ -60,31 +60,43 @@ export function inbox(options: InboxMiddlewareOptions): Middleware {
           break;
       }
     } else {
-      await records.push({ ...described, state: 'processing', attempt: run });
+      await writer.record(update(message, type, source, 'processing', run, undefined, undefined));
     }
     const outcome: Outcome = await next(message);
     switch (outcome.kind) {
       case 'ack':
-        await records.push({
-          ...described,
-          state: 'processed',
-          attempt: run,
-          ...(outcome.result === undefined ? {} : { result: outcome.result }),
-        });
+        await writer.record(update(message, type, source, 'processed', run, undefined, outcome.result));
         break;
       case 'retry':
-        if (outcome.counted)
-          await records.push({
-            ...described,
-            state: 'failed',
-            attempt: run,
-            ...(outcome.error === undefined ? {} : { error: outcome.error }),
-          });
+        if (outcome.counted) await writer.record(update(message, type, source, 'failed', run, outcome.error, undefined));
         break;
       case 'dead-letter':
-        await records.push({ ...described, state: 'dead-lettered', attempt: run, error: outcome.error });
+        await writer.record(update(message, type, source, 'dead-lettered', run, outcome.error, undefined));
         break;
     }
     return outcome;
+  };
+}
+
+/** One receipt update of this delivery, as one object of one shape (absent fields are `undefined`). */
+function update(
+  message: Inbound,
+  type: string | undefined,
+  source: string | undefined,
+  state: ReceiptState,
+  attempt: number,
+  error: ProblemDetails | undefined,
+  result: string | undefined,
+): ReceiptUpdate {
+  return {
+    group: message.group,
+    messageId: message.delivery.id,
+    state,
+    attempt,
+    topic: message.delivery.topic,
+    type,
+    source,
+    error,
+    result,
   };
 }

@@ -1,0 +1,280 @@
+import type { ConnectionOptions, Msg, NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import type {
+  Broker,
+  BrokerCapabilities,
+  Delivery,
+  DeliveryHandler,
+  Headers,
+  OutgoingMessage,
+  SubscribeOptions,
+  Subscription,
+} from '@switchboard/core';
+import { SwitchboardError } from '@switchboard/core';
+import { CoreSubscription, type DroppedDelivery } from './core-subscription.js';
+import { closedError, toBrokerError } from './errors.js';
+import { fromNatsHeaders, type ReceivedHeaders, toNatsHeaders } from './headers.js';
+import { assertGroup, assertTopic } from './names.js';
+
+export interface NatsCoreBrokerOptions {
+  /** Server URL(s), e.g. `nats://127.0.0.1:4222`. Ignored when `connection` is given. */
+  readonly servers?: string | readonly string[];
+  /** An open connection to use instead of connecting. The broker never closes a connection it did not open. */
+  readonly connection?: NatsConnection;
+  /** Extra options for the connection the broker opens (credentials, TLS, name, ...). */
+  readonly connectOptions?: Omit<ConnectionOptions, 'servers'>;
+  /** Subjects are `<subjectPrefix>.<topic>`. Default `sb-core` (apart from JetStream's `sb`, so no stream captures them). */
+  readonly subjectPrefix?: string;
+  /**
+   * When `publish` resolves. `flush` (default): once the server answered a PING sent after the
+   * message, i.e. it has read the message and routed it to the subscriptions it had at that moment.
+   * One PING serves every publish of the same event-loop turn. `none`: as soon as the client has
+   * queued the message for its socket. Neither is a delivery confirmation: none exists in core NATS.
+   */
+  readonly confirm?: 'flush' | 'none';
+  /** Largest body accepted, in bytes. Default: the server's `max_payload` minus 8 KiB kept for headers. */
+  readonly maxMessageBytes?: number;
+  /** Deliveries waiting for a free `maxInFlight` slot, per subscription, before new ones are dropped. Default 100 000. */
+  readonly maxPending?: number;
+  /** How long closing waits for running and queued handlers. Default 10 000 ms. */
+  readonly drainTimeoutMs?: number;
+  /** Told about every delivery dropped on this side (overflow, failed handler, close). */
+  readonly onDrop?: (drop: DroppedDelivery) => void;
+}
+
+const HEADER_ALLOWANCE = 8 * 1024;
+const DEFAULT_MAX_IN_FLIGHT = 64;
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/**
+ * Connects to NATS and returns an at-most-once broker on core NATS subjects: no stream, no
+ * consumer, no acknowledgement. Groups are queue groups (balanced within a group, every group gets
+ * its copy). See `docs/adapters/nats.md`.
+ */
+export async function createNatsCoreBroker(options: NatsCoreBrokerOptions): Promise<NatsCoreBroker> {
+  let connection = options.connection;
+  const owns = connection === undefined;
+  if (connection === undefined) {
+    if (options.servers === undefined)
+      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: 'createNatsCoreBroker needs `servers` or `connection`' });
+    try {
+      connection = await connect({
+        name: 'switchboard-core',
+        noAsyncTraces: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        ...options.connectOptions,
+        servers: typeof options.servers === 'string' ? options.servers : [...options.servers],
+      });
+    } catch (error) {
+      throw toBrokerError(error, 'connect');
+    }
+  }
+  return new NatsCoreBroker(connection, owns, options);
+}
+
+/** A delivery whose headers are decoded on first read (most hot paths read them once, some never). */
+class CoreDelivery implements Delivery {
+  readonly topic: string;
+  readonly body: Uint8Array;
+  readonly attempt = 1;
+  readonly #msg: Msg;
+  #parsed: ReceivedHeaders | undefined;
+
+  constructor(topic: string, msg: Msg) {
+    this.topic = topic;
+    this.#msg = msg;
+    this.body = msg.data;
+  }
+
+  #read(): ReceivedHeaders {
+    this.#parsed ??= fromNatsHeaders(this.#msg.headers);
+    return this.#parsed;
+  }
+
+  get id(): string {
+    return this.#read().id;
+  }
+
+  get headers(): Headers {
+    return this.#read().headers;
+  }
+
+  get key(): string | undefined {
+    return this.#read().key;
+  }
+
+  ack(): Promise<void> {
+    return RESOLVED;
+  }
+
+  nack(): Promise<void> {
+    return RESOLVED;
+  }
+}
+
+export class NatsCoreBroker implements Broker {
+  readonly name = 'nats-core';
+  readonly capabilities: BrokerCapabilities;
+  /** The underlying connection (for status events and diagnostics). */
+  readonly connection: NatsConnection;
+  readonly #owns: boolean;
+  readonly #prefix: string;
+  readonly #flush: boolean;
+  readonly #maxPayload: number;
+  readonly #maxPending: number;
+  readonly #drainTimeoutMs: number;
+  readonly #onDrop: ((drop: DroppedDelivery) => void) | undefined;
+  readonly #subjects = new Map<string, string>();
+  readonly #subscriptions = new Set<CoreSubscription>();
+  /** The flush shared by the publishes of the current event-loop turn. */
+  #pendingFlush: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(connection: NatsConnection, owns: boolean, options: NatsCoreBrokerOptions) {
+    this.connection = connection;
+    this.#owns = owns;
+    this.#prefix = options.subjectPrefix ?? 'sb-core';
+    this.#flush = (options.confirm ?? 'flush') === 'flush';
+    this.#maxPayload = connection.info?.max_payload ?? 1024 * 1024;
+    this.#maxPending = options.maxPending ?? 100_000;
+    this.#drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
+    this.#onDrop = options.onDrop;
+    if (!Number.isInteger(this.#maxPending) || this.#maxPending < 0) {
+      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `maxPending must be a non-negative integer, got ${this.#maxPending}` });
+    }
+    this.capabilities = {
+      delivery: 'at-most-once',
+      persistent: false,
+      multiProcess: true,
+      ordering: 'per-topic',
+      delayedRedelivery: false,
+      publishDeduplication: false,
+      maxMessageBytes: Math.min(options.maxMessageBytes ?? Number.POSITIVE_INFINITY, this.#maxPayload - HEADER_ALLOWANCE),
+    };
+  }
+
+  publish(message: OutgoingMessage): Promise<void> {
+    try {
+      this.#send(message);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#confirm();
+  }
+
+  publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
+    try {
+      for (const message of messages) this.#send(message);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return messages.length === 0 ? RESOLVED : this.#confirm();
+  }
+
+  #send(message: OutgoingMessage): void {
+    this.#assertOpen('publish');
+    if (message.body.byteLength > this.capabilities.maxMessageBytes) {
+      throw new SwitchboardError('SB_MESSAGE_TOO_LARGE', {
+        detail: `${message.body.byteLength} bytes is over the NATS limit of ${this.capabilities.maxMessageBytes} bytes`,
+      });
+    }
+    const headers = toNatsHeaders(message.id, message.headers, message.key);
+    try {
+      this.connection.publish(this.#subject(message.topic), message.body, { headers });
+    } catch (error) {
+      throw toBrokerError(error, `publish to ${message.topic}`);
+    }
+  }
+
+  /** One PING/PONG for every publish of this turn (or nothing, with `confirm: 'none'`). */
+  #confirm(): Promise<void> {
+    if (!this.#flush) return RESOLVED;
+    if (this.#pendingFlush === undefined) {
+      const flushed = new Promise<void>((resolve, reject) => {
+        queueMicrotask(() => {
+          this.#pendingFlush = undefined;
+          this.connection.flush().then(resolve, (error: unknown) => reject(toBrokerError(error, 'flush')));
+        });
+      });
+      this.#pendingFlush = flushed;
+    }
+    return this.#pendingFlush;
+  }
+
+  /** Nothing to declare: a group exists while one of its subscribers is connected. */
+  async declareGroup(topic: string, group: string): Promise<void> {
+    this.#assertOpen('declareGroup');
+    assertTopic(topic);
+    assertGroup(group);
+  }
+
+  async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
+    this.#assertOpen('subscribe');
+    const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
+      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `maxInFlight must be a positive integer, got ${maxInFlight}` });
+    }
+    // Accepted for the contract, unused: nothing is ever redelivered.
+    if (options.ackTimeoutMs !== undefined && (!Number.isFinite(options.ackTimeoutMs) || options.ackTimeoutMs <= 0)) {
+      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `ackTimeoutMs must be a positive number, got ${options.ackTimeoutMs}` });
+    }
+    assertGroup(options.group);
+    const { topic, group } = options;
+    const subject = this.#subject(topic);
+    let stop: () => Promise<void> = () => RESOLVED;
+    const subscription = new CoreSubscription({
+      topic,
+      group,
+      handler,
+      maxInFlight,
+      maxPending: this.#maxPending,
+      drainTimeoutMs: this.#drainTimeoutMs,
+      onDrop: this.#onDrop,
+      stop: () => stop(),
+      onClosed: (closed) => this.#subscriptions.delete(closed),
+    });
+    try {
+      const natsSubscription = this.connection.subscribe(subject, {
+        queue: group,
+        callback: (error, msg) => {
+          if (error === null) subscription.push(new CoreDelivery(topic, msg));
+        },
+      });
+      stop = async () => {
+        if (!natsSubscription.isClosed()) await natsSubscription.drain();
+      };
+      // Resolves once the server has registered the subscription: what is published after it is routed here.
+      await this.connection.flush();
+    } catch (error) {
+      throw toBrokerError(error, `subscribe to ${topic}`);
+    }
+    this.#subscriptions.add(subscription);
+    return subscription;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    await Promise.allSettled([...this.#subscriptions].map((subscription) => subscription.close()));
+    if (this.#owns) await this.connection.drain().catch(() => this.connection.close());
+    else await this.connection.flush().catch(() => {});
+  }
+
+  #subject(topic: string): string {
+    let subject = this.#subjects.get(topic);
+    if (subject === undefined) {
+      assertTopic(topic);
+      subject = `${this.#prefix}.${topic}`;
+      this.#subjects.set(topic, subject);
+    }
+    return subject;
+  }
+
+  #assertOpen(what: string): void {
+    if (this.#closing !== undefined || this.connection.isClosed()) throw closedError(what);
+  }
+}

@@ -1,0 +1,80 @@
+import type { CloudEventsBinding } from '@switchboard/core';
+import { cloudEventsBindings, decodeBinary, defineContract, event } from '@switchboard/core';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { Address } from '../src/addressing.js';
+import { eventsTopic, eventType } from '../src/addressing.js';
+import { buildOutgoing, type OutgoingConfig } from '../src/outgoing.js';
+
+const contract = defineContract({
+  name: 'ticker',
+  events: {
+    tick: event({ data: z.object({ seq: z.number() }) }),
+    ping: event({}),
+  },
+});
+
+function address(name: 'tick' | 'ping'): Address {
+  return { kind: 'event', contract, name, type: eventType(contract, name), topic: eventsTopic(contract) };
+}
+
+function config(binding: CloudEventsBinding): OutgoingConfig {
+  return { service: 'ticker', binding, blobs: undefined, thresholdBytes: 1024, expiresInMs: undefined };
+}
+
+const shape = { schema: contract.events.tick.data, attachments: false };
+
+describe('buildOutgoing one-pass build', () => {
+  for (const binding of [cloudEventsBindings.nats, cloudEventsBindings.amqp, cloudEventsBindings.kafka]) {
+    it(`gives later plain messages the headers of the first, full build (${binding.name} binding)`, async () => {
+      const cfg = config(binding);
+      const first = await buildOutgoing(cfg, address('tick'), shape, { seq: 1 });
+      const later = await buildOutgoing(cfg, address('tick'), shape, { seq: 2 }, { key: 'k1' });
+      expect(Object.keys(later.headers)).toEqual(Object.keys(first.headers));
+      expect(later.id).not.toBe(first.id);
+      expect(later.key).toBe('k1');
+      expect(later.topic).toBe('ticker.events');
+      const decoded = decodeBinary(later.headers, later.body, binding);
+      expect(decoded).toMatchObject({ specversion: '1.0', id: later.id, source: 'ticker', type: 'ticker.tick', data: { seq: 2 } });
+      expect(decoded.datacontenttype).toBe('application/json');
+      expect(decoded.extensions?.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      expect(Date.parse(decoded.time ?? '')).not.toBeNaN();
+    });
+  }
+
+  it('keeps the caller trace and builds payload-free events with an empty body and no content-type', async () => {
+    const cfg = config(cloudEventsBindings.redis);
+    const ping = { schema: undefined, attachments: false };
+    const parent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00';
+    await buildOutgoing(cfg, address('ping'), ping, undefined);
+    const later = await buildOutgoing(cfg, address('ping'), ping, undefined, { traceparent: parent });
+    expect(later.body.byteLength).toBe(0);
+    expect(later.headers['content-type']).toBeUndefined();
+    const decoded = decodeBinary(later.headers, later.body, cloudEventsBindings.redis);
+    expect(decoded.data).toBeUndefined();
+    expect(decoded.extensions?.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-00$/);
+  });
+
+  it('takes the full path again for a caller-chosen id, subject or tracestate', async () => {
+    const cfg = config(cloudEventsBindings.nats);
+    await buildOutgoing(cfg, address('tick'), shape, { seq: 1 });
+    const custom = await buildOutgoing(
+      cfg,
+      address('tick'),
+      shape,
+      { seq: 2 },
+      { id: 'order-7', subject: 'caf\u00e9 7', tracestate: 'a=1' },
+    );
+    expect(custom.id).toBe('order-7');
+    expect(custom.headers['ce-subject']).toBe('caf%C3%A9%207');
+    expect(custom.headers['ce-tracestate']).toBe('a=1');
+    const decoded = decodeBinary(custom.headers, custom.body, cloudEventsBindings.nats);
+    expect(decoded.subject).toBe('caf\u00e9 7');
+  });
+
+  it('still refuses data that does not match the schema after the first build', async () => {
+    const cfg = config(cloudEventsBindings.redis);
+    await buildOutgoing(cfg, address('tick'), shape, { seq: 1 });
+    await expect(buildOutgoing(cfg, address('tick'), shape, { seq: 'x' })).rejects.toMatchObject({ code: 'SB_VALIDATION' });
+  });
+});
