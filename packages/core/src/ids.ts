@@ -48,3 +48,20 @@ export function newMessageId(): string {
 export function newSecretId(): string {
   return random16().toString('base64url');
 }
+
+const hexPool = Buffer.allocUnsafe(4096);
+let hexOffset = hexPool.length;
+
+/**
+ * `bytes` random bytes as lowercase hex, cut from a pool the CSPRNG refills in one call, so hot
+ * paths (a trace id per request or message) make no system call per id. No slice is reused.
+ */
+export function randomHex(bytes: number): string {
+  if (hexOffset + bytes > hexPool.length) {
+    randomFillSync(hexPool);
+    hexOffset = 0;
+  }
+  const hex = hexPool.toString('hex', hexOffset, hexOffset + bytes);
+  hexOffset += bytes;
+  return hex;
+}

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomHex } from './ids.js';
 
 /** W3C Trace Context `traceparent` (https://www.w3.org/TR/trace-context/). */
 export interface TraceParent {
@@ -24,13 +24,28 @@ export function formatTraceparent(trace: TraceParent): string {
   return `00-${trace.traceId}-${trace.parentId}-${trace.flags}`;
 }
 
+/** A random, valid W3C trace id (32 hex digits, never all zero). */
+export function newTraceId(): string {
+  for (;;) {
+    const id = randomHex(16);
+    if (!/^0+$/.test(id)) return id;
+  }
+}
+
+/** A random, valid W3C span (parent) id (16 hex digits, never all zero). */
+export function newSpanId(): string {
+  for (;;) {
+    const id = randomHex(8);
+    if (!/^0+$/.test(id)) return id;
+  }
+}
+
 /**
  * The `traceparent` to send downstream: same trace, new span id. Starts a new sampled trace when
- * there is no valid parent.
+ * there is no valid parent. Ids come from a random pool: no system call per call.
  */
 export function childTraceparent(parent?: string | null): string {
   const parsed = parseTraceparent(parent);
-  const spanId = randomBytes(8).toString('hex');
-  if (parsed) return `00-${parsed.traceId}-${spanId}-${parsed.flags}`;
-  return `00-${randomBytes(16).toString('hex')}-${spanId}-01`;
+  if (parsed) return `00-${parsed.traceId}-${newSpanId()}-${parsed.flags}`;
+  return `00-${newTraceId()}-${newSpanId()}-01`;
 }

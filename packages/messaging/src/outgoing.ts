@@ -1,7 +1,14 @@
 import type { BlobStore, CloudEventExtensions, CloudEventsBinding, OutgoingMessage, StandardSchemaV1 } from '@switchboard/core';
-import { createCloudEvent, encodeBinary, formatDataHash, newMessageId, SwitchboardError, validate } from '@switchboard/core';
+import {
+  childTraceparent,
+  createCloudEvent,
+  encodeBinary,
+  formatDataHash,
+  newMessageId,
+  SwitchboardError,
+  validate,
+} from '@switchboard/core';
 import type { Address } from './addressing.js';
-import { outgoingTraceparent } from './trace-ids.js';
 import type { PublishOptions } from './types.js';
 
 const INT32_MAX = 2_147_483_647;
@@ -55,7 +62,7 @@ export async function buildOutgoing(
     const fast = buildPlain(config, address, data, options);
     if (fast !== undefined) return fast;
   }
-  const extensions: Record<string, string | number> = { traceparent: outgoingTraceparent(options.traceparent) };
+  const extensions: Record<string, string | number> = { traceparent: childTraceparent(options.traceparent) };
   if (options.tracestate !== undefined) extensions.tracestate = options.tracestate;
   const expiresAt = (explicit: number | undefined): number | undefined =>
     explicit ?? (config.expiresInMs === undefined ? undefined : Date.now() + config.expiresInMs);
@@ -202,7 +209,7 @@ function buildPlain(config: OutgoingConfig, address: Address, data: unknown, opt
     [names.source]: template.source,
     [names.type]: template.type,
     [names.time]: nowIso(),
-    [names.traceparent]: outgoingTraceparent(options.traceparent),
+    [names.traceparent]: childTraceparent(options.traceparent),
   };
   if (data !== undefined) headers['content-type'] = JSON_TYPE;
   return options.key === undefined

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { SwitchboardError, validate } from '@switchboard/core';
+import { childTraceparent, SwitchboardError, validate } from '@switchboard/core';
 import { requestHash } from '../idempotency/hash.js';
 import type { StoredResponse } from '../idempotency/store.js';
 import { HttpHandlerContext } from './context.js';
@@ -9,7 +9,6 @@ import type { StaticProblem } from './respond.js';
 import { JSON_TYPE, PROBLEM_TYPE, retryAfterHeader } from './respond.js';
 import type { ServiceRuntime } from './runtime.js';
 import { report } from './runtime.js';
-import { serverTraceparent } from './trace.js';
 import type { HttpAnswer, OperationOutcome } from './types.js';
 
 const kCall = Symbol('switchboard.call');
@@ -176,7 +175,7 @@ export class OperationRequest {
       operation.name,
       signal,
       deadline,
-      serverTraceparent(headers.traceparent as string | undefined),
+      childTraceparent(headers.traceparent as string | undefined),
       headers.tracestate as string | undefined,
       key,
       headers,
