@@ -10,5 +10,6 @@ export * from './ids.js';
 export * from './jobs.js';
 export * from './outbox.js';
 export * from './receipts.js';
+export * from './round-trip-batch.js';
 export * from './standard-schema.js';
 export * from './trace.js';

@@ -58,12 +58,12 @@ function formatHolds(format: string, value: string): boolean {
     case 'date-time':
       return RFC3339.test(value) && !Number.isNaN(Date.parse(value));
     default:
-      throw new Error(`format ${format} is not implemented`);
+      throw new Error(`format ${format} is not supported by this test validator`);
   }
 }
 
 function schemaErrors(schema: Schema, value: unknown, at = ''): string[] {
-  for (const keyword of Object.keys(schema)) if (!KNOWN.has(keyword)) throw new Error(`schema keyword ${keyword} is not implemented`);
+  for (const keyword of Object.keys(schema)) if (!KNOWN.has(keyword)) throw new Error(`schema keyword ${keyword} is not supported by this test validator`);
   if (schema.$ref) {
     const name = schema.$ref.replace('#/definitions/', '');
     const target = root.definitions?.[name];

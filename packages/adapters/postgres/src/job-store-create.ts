@@ -1,7 +1,6 @@
-import type { CreateJobInput, CreateJobResult } from '@switchboard/core';
+import type { CreateJobInput, CreateJobResult, ItemOutcome } from '@switchboard/core';
 import { jobStoreDefaults } from '@switchboard/core';
 import type pg from 'pg';
-import type { ItemOutcome } from './job-store-batch.js';
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
 

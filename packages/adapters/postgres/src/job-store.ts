@@ -4,6 +4,7 @@ import type {
   CreateJobInput,
   CreateJobResult,
   FailOptions,
+  ItemOutcome,
   JobCallback,
   JobClaim,
   JobCounts,
@@ -24,11 +25,11 @@ import {
   jobStoreDefaults,
   leaseExpiredProblem,
   newSecretId,
+  RoundTripBatch,
   SwitchboardError,
   storeUnavailable,
 } from '@switchboard/core';
 import pg from 'pg';
-import { type ItemOutcome, TickBatch } from './job-store-batch.js';
 import { createInTransaction, insertRows, needsTransaction, type PreparedCreate } from './job-store-create.js';
 
 export interface PostgresJobStoreOptions extends JobStoreOptions {
@@ -143,8 +144,8 @@ class PostgresJobStore implements JobStore {
   #ready: Promise<void> | undefined;
   #listener: Promise<pg.PoolClient> | undefined;
   #closed = false;
-  readonly #creates = new TickBatch<PreparedCreate, CreateJobResult>((items) => this.#flushCreates(items));
-  readonly #completes = new TickBatch<PendingComplete, SettleOutcome>((items) => this.#flushCompletes(items));
+  readonly #creates = new RoundTripBatch<PreparedCreate, CreateJobResult>((items) => this.#flushCreates(items));
+  readonly #completes = new RoundTripBatch<PendingComplete, SettleOutcome>((items) => this.#flushCompletes(items));
 
   constructor(options: PostgresJobStoreOptions) {
     const table = options.table ?? 'switchboard_jobs';

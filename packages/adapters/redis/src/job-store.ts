@@ -5,6 +5,7 @@ import type {
   CreateJobInput,
   CreateJobResult,
   FailOptions,
+  ItemOutcome,
   JobCallback,
   JobClaim,
   JobCounts,
@@ -25,11 +26,11 @@ import {
   jobStoreDefaults,
   leaseExpiredProblem,
   newSecretId,
+  RoundTripBatch,
   SwitchboardError,
   storeUnavailable,
 } from '@switchboard/core';
 import { Redis } from 'ioredis';
-import { type ItemOutcome, TickBatch } from './job-store-batch.js';
 import * as scripts from './job-store-scripts.js';
 
 interface PendingComplete {
@@ -105,7 +106,7 @@ class RedisJobStore implements JobStore {
   readonly #tombstoneMs: number;
   #subscriber: Promise<Redis> | undefined;
   #closed = false;
-  readonly #completes = new TickBatch<PendingComplete, SettleOutcome>((items) => this.#flushCompletes(items));
+  readonly #completes = new RoundTripBatch<PendingComplete, SettleOutcome>((items) => this.#flushCompletes(items));
 
   constructor(options: RedisJobStoreOptions) {
     if (options.client) {

@@ -1,5 +1,7 @@
 /** The answer of one item of a batch: its value, or the error that item alone ran into. */
-export type ItemOutcome<O> = { readonly ok: true; readonly value: O } | { readonly ok: false; readonly error: unknown };
+import type { ItemOutcome } from '@switchboard/core';
+
+export type { ItemOutcome };
 
 interface Pending<I, O> {
   readonly item: I;

@@ -8,14 +8,14 @@ interface Pending<I, O> {
 }
 
 /**
- * Group commit for a remote database: the calls that arrive while no flush runs are collected until
+ * Group commit for a remote store (PostgreSQL, Redis): the calls that arrive while no flush runs are collected until
  * `setImmediate` (after the I/O callbacks of this turn, so every request read in it joins) and go to
  * `flush` together; the calls that arrive while a flush runs wait for it and form the next batch. So
  * under load a batch carries everything that came during one round trip, and at most one flush runs
  * at a time. `flush` answers one outcome per item, in order; when it rejects, every item of the batch
  * rejects with that error.
  */
-export class TickBatch<I, O> {
+export class RoundTripBatch<I, O> {
   readonly #flush: (items: readonly I[]) => Promise<readonly ItemOutcome<O>[]>;
   #pending: Pending<I, O>[] = [];
   #scheduled = false;
