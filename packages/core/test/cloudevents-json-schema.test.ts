@@ -63,7 +63,8 @@ function formatHolds(format: string, value: string): boolean {
 }
 
 function schemaErrors(schema: Schema, value: unknown, at = ''): string[] {
-  for (const keyword of Object.keys(schema)) if (!KNOWN.has(keyword)) throw new Error(`schema keyword ${keyword} is not supported by this test validator`);
+  for (const keyword of Object.keys(schema))
+    if (!KNOWN.has(keyword)) throw new Error(`schema keyword ${keyword} is not supported by this test validator`);
   if (schema.$ref) {
     const name = schema.$ref.replace('#/definitions/', '');
     const target = root.definitions?.[name];
