@@ -8,6 +8,8 @@ import { defineConfig } from 'vitest/config';
 // 'import' by itself when it resolves an ESM import.
 const resolve = { conditions: ['switchboard-source', 'node', 'default'] };
 
+const faultTests = ['packages/**/test/**/*crash*.int.test.ts', 'packages/**/test/**/restart*.int.test.ts'];
+
 export default defineConfig({
   resolve,
   ssr: { resolve: { conditions: resolve.conditions, externalConditions: ['switchboard-source'] } },
@@ -27,12 +29,27 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['packages/**/test/**/*.int.test.ts', 'examples/*/test/**/*.int.test.ts'],
-          exclude: ['**/node_modules/**', '**/dist/**'],
+          exclude: ['**/node_modules/**', '**/dist/**', ...faultTests],
           testTimeout: 120_000,
           hookTimeout: 120_000,
           fileParallelism: true,
           maxWorkers: 2,
           sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        // Fault tier: processes SIGKILLed and servers restarted mid-stream, counting lost messages.
+        // One file at a time, so that a crash test's timing is not at the mercy of the others.
+        extends: true,
+        test: {
+          name: 'fault',
+          include: faultTests,
+          exclude: ['**/node_modules/**', '**/dist/**'],
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+          maxWorkers: 1,
+          sequence: { groupOrder: 2 },
         },
       },
     ],
