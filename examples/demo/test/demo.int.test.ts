@@ -57,28 +57,38 @@ describe('the demo (built output, separate processes)', () => {
     const child = spawn(process.execPath, [main, '--port-a', '0', '--port-b', '0', '--port-c', '0', '--data-dir', dataDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stdout = '';
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
-        if (stdout.includes('Ctrl-C stops them.')) resolve();
+    try {
+      let stdout = '';
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          if (stdout.includes('Ctrl-C stops them.')) resolve();
+        });
+        child.on('exit', (code) => reject(new Error(`demo exited early with ${String(code)}: ${stdout}`)));
       });
-      child.on('exit', (code) => reject(new Error(`demo exited early with ${String(code)}: ${stdout}`)));
-    });
-    expect(stdout).toContain('1. Synchronous HTTP');
-    const url = /ServiceB at (http:\/\/[^\s,]+)/.exec(stdout)?.[1];
-    expect(url).toBeDefined();
-    const response = await fetch(`${url}/ops/save`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'Grace Hopper' }),
-    });
-    expect(response.status).toBe(200);
-    expect(await response.json()).toMatchObject({ saved: true });
-    child.kill('SIGINT');
-    const [code] = await once(child, 'exit');
-    expect(code).toBe(0);
-    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
-    rmSync(dataDir, { recursive: true, force: true });
+      expect(stdout).toContain('1. Synchronous HTTP');
+      const url = /ServiceB at (http:\/\/[^\s,]+)/.exec(stdout)?.[1];
+      expect(url).toBeDefined();
+      const response = await fetch(`${url}/ops/save`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'Grace Hopper' }),
+      });
+      expect(response.status).toBe(200);
+      expect(await response.json()).toMatchObject({ saved: true });
+      child.kill('SIGINT');
+      const [code] = await once(child, 'exit');
+      expect(code).toBe(0);
+      await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+    } finally {
+      // Whatever failed above, the demo and its services must not outlive the test: Ctrl-C stops
+      // the services with it; SIGKILL only if it does not exit.
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGINT');
+        await Promise.race([once(child, 'exit'), new Promise((resolve) => setTimeout(resolve, 5000))]);
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
