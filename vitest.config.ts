@@ -8,7 +8,14 @@ import { defineConfig } from 'vitest/config';
 // 'import' by itself when it resolves an ESM import.
 const resolve = { conditions: ['switchboard-source', 'node', 'default'] };
 
-const faultTests = ['packages/**/test/**/*crash*.int.test.ts', 'packages/**/test/**/restart*.int.test.ts'];
+// Tests whose timing must not compete with other files: crashes and restarts, and the
+// at-most-once transports (which may drop messages by design when the machine is overloaded).
+const faultTests = [
+  'packages/**/test/**/*crash*.int.test.ts',
+  'packages/**/test/**/restart*.int.test.ts',
+  'packages/adapters/redis/test/pubsub.conformance.int.test.ts',
+  'packages/adapters/nats/test/core-conformance.int.test.ts',
+];
 
 export default defineConfig({
   resolve,
@@ -38,8 +45,8 @@ export default defineConfig({
         },
       },
       {
-        // Fault tier: processes SIGKILLed and servers restarted mid-stream, counting lost messages.
-        // One file at a time, so that a crash test's timing is not at the mercy of the others.
+        // Fault tier: processes SIGKILLed and servers restarted mid-stream, counting lost messages, and
+        // the at-most-once transports. One file at a time, so their timing is not at the mercy of others.
         extends: true,
         test: {
           name: 'fault',
