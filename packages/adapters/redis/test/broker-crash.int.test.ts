@@ -1,10 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { newMessageId, type OutgoingMessage } from '@switchboard/core';
-import { randomName } from '@switchboard/testkit';
+import { ConsumerProcesses, randomName, waitFor } from '@switchboard/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, expect, it } from 'vitest';
 import { createRedisStreamsBroker } from '../src/broker.js';
-import { ConsumerProcesses, waitUntil } from './broker-crash-harness.js';
 
 // The consumers run the built package (dist): build it first with `tsc -b packages/adapters/redis`.
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -43,12 +42,12 @@ it('loses none of 10 000 messages while the consumer process is SIGKILLed twice'
   })();
 
   for (const killAt of [2_500, 6_000]) {
-    await waitUntil(() => consumers.distinct() >= killAt, `${killAt} handled messages`, 60_000);
+    await waitFor(() => consumers.distinct() >= killAt, `${killAt} handled messages`, 60_000);
     await consumers.kill();
     await consumers.start();
   }
   await publishing;
-  await waitUntil(() => consumers.distinct() >= total, `all ${total} messages (have ${consumers.distinct()})`, 90_000);
+  await waitFor(() => consumers.distinct() >= total, `all ${total} messages (have ${consumers.distinct()})`, 90_000);
   await consumers.kill();
   await broker.close();
 

@@ -1,7 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
-/** Runs consumer processes one after another and collects the MessageIds they print. */
+/**
+ * For crash tests: runs consumer processes (a script that prints `ready`, then one MessageId per
+ * handled message) one after another, SIGKILLs them, and collects what they handled.
+ */
 export class ConsumerProcesses {
   readonly handled: string[] = [];
   #child: ChildProcess | undefined;
@@ -42,13 +45,5 @@ export class ConsumerProcesses {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     await exited;
-  }
-}
-
-export async function waitUntil(predicate: () => boolean, what: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
