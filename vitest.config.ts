@@ -15,6 +15,7 @@ const faultTests = [
   'packages/**/test/**/restart*.int.test.ts',
   'packages/adapters/redis/test/pubsub.conformance.int.test.ts',
   'packages/adapters/nats/test/core-conformance.int.test.ts',
+  'packages/adapters/mqtt/test/conformance.int.test.ts',
 ];
 
 export default defineConfig({

@@ -41,6 +41,11 @@ export async function connectBroker(url: string): Promise<Broker> {
       const { createPostgresBroker } = await import('@switchboard/postgres');
       return createPostgresBroker({ connectionString: stripParams(url), ...(prefix ? { tablePrefix: prefix } : {}) });
     }
+    case 'mqtt': {
+      // At-most-once (see docs/adapters/mqtt.md): meant as `createMessaging({ atMostOnce: { broker } })`.
+      const { createMqttBroker } = await import('@switchboard/mqtt');
+      return createMqttBroker({ url: stripParams(url), ...(prefix ? { topicPrefix: prefix } : {}) });
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 import { SwitchboardError } from '@switchboard/core';
 
-export type Engine = 'memory' | 'sqlite' | 'nats' | 'rabbitmq' | 'redis' | 'postgres';
+export type Engine = 'memory' | 'sqlite' | 'nats' | 'rabbitmq' | 'redis' | 'postgres' | 'mqtt';
 
 export interface EngineUrl {
   readonly engine: Engine;
@@ -22,6 +22,8 @@ const SCHEMES: Readonly<Record<string, Engine>> = {
   'rediss:': 'redis',
   'postgres:': 'postgres',
   'postgresql:': 'postgres',
+  'mqtt:': 'mqtt',
+  'mqtts:': 'mqtt',
 };
 
 /**
@@ -29,7 +31,7 @@ const SCHEMES: Readonly<Record<string, Engine>> = {
  * - `memory:` — in-process (tests, one process);
  * - `sqlite:<file>` (relative or absolute path; `sqlite::memory:` is refused: it cannot be shared);
  * - `nats://host:4222`, `amqp://user:pass@host:5672/vhost`, `redis://host:6379/0`,
- *   `postgres://user@host:5432/db`.
+ *   `postgres://user@host:5432/db`, `mqtt://host:1883` (`mqtts://` for TLS; at-most-once, events only).
  */
 export function parseEngineUrl(url: string): EngineUrl {
   const colon = url.indexOf(':');

@@ -15,6 +15,8 @@ describe('parseEngineUrl', () => {
     ['redis://127.0.0.1:6379/0', 'redis'],
     ['postgres://postgres@127.0.0.1:5432/test', 'postgres'],
     ['postgresql://postgres@127.0.0.1/test', 'postgres'],
+    ['mqtt://127.0.0.1:1883', 'mqtt'],
+    ['mqtts://user:pass@broker.example:8883?prefix=sb', 'mqtt'],
   ])('%s → %s', (url, engine) => {
     expect(parseEngineUrl(url).engine).toBe(engine);
   });
@@ -23,6 +25,7 @@ describe('parseEngineUrl', () => {
     expect(parseEngineUrl('sqlite:data/q.db?prefix=x')).toMatchObject({ path: 'data/q.db', params: { prefix: 'x' } });
     expect(parseEngineUrl('sqlite:///abs/q.db').path).toBe('/abs/q.db');
     expect(parseEngineUrl('redis://h:1/?prefix=p').params).toEqual({ prefix: 'p' });
+    expect(parseEngineUrl('mqtt://h:1883?prefix=app/events').params).toEqual({ prefix: 'app/events' });
   });
 
   it('refuses unknown schemes, in-memory SQLite and malformed URLs with SB_CONFIG_INVALID', () => {
