@@ -1,10 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { randomName, testMessage, waitFor } from '@switchboard/testkit';
+import { ConsumerProcesses, randomName, testMessage, waitFor } from '@switchboard/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createNatsBroker } from '../src/index.js';
-import { ConsumerProcess } from './consumer-process.js';
 
 const servers = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const streamPrefix = `SBC${Date.now().toString(36)}`;
@@ -26,35 +25,27 @@ describe('nats: consumer process killed mid-stream', () => {
     const group = randomName('workers');
     await broker.declareGroup(topic, group);
 
-    const seen = new Map<string, number>();
-    let deliveries = 0;
-    const onDelivery = (id: string) => {
-      deliveries += 1;
-      seen.set(id, (seen.get(id) ?? 0) + 1);
-    };
-    const start = async () => {
-      const consumer = new ConsumerProcess(script, [servers, streamPrefix, topic, group], onDelivery);
-      await consumer.ready;
-      return consumer;
-    };
-
+    const consumers = new ConsumerProcesses(script, [servers, streamPrefix, topic, group]);
     const messages = Array.from({ length: TOTAL }, () => testMessage(topic));
-    let consumer = await start();
+    await consumers.start();
     const publishing = (async () => {
       for (let i = 0; i < messages.length; i += 500) await broker.publishBatch(messages.slice(i, i + 500));
     })();
     const seenAtKill: number[] = [];
     for (const threshold of [TOTAL * 0.25, TOTAL * 0.6]) {
-      await waitFor(() => seen.size >= threshold, `${threshold} distinct messages`, 60_000);
-      seenAtKill.push(seen.size);
-      await consumer.kill('SIGKILL');
-      consumer = await start();
+      await waitFor(() => consumers.distinct() >= threshold, `${threshold} distinct messages`, 60_000);
+      seenAtKill.push(consumers.distinct());
+      await consumers.kill('SIGKILL');
+      await consumers.start();
     }
     await publishing;
-    await waitFor(() => seen.size >= TOTAL, `all ${TOTAL} distinct messages`, 90_000);
-    await consumer.kill('SIGTERM');
+    await waitFor(() => consumers.distinct() >= TOTAL, `all ${TOTAL} distinct messages`, 90_000);
+    await consumers.kill('SIGTERM');
     await broker.close();
 
+    const seen = new Set(consumers.handled);
+    const deliveries = consumers.handled.length;
+    await consumers.dispose();
     const missing = messages.filter((message) => !seen.has(message.id));
     expect(missing).toEqual([]);
     expect(seen.size).toBe(TOTAL);

@@ -52,10 +52,10 @@ it('loses none of 10 000 messages while the consumer process is SIGKILLed twice'
   await broker.close();
 
   const handled = new Set(consumers.handled);
+  const duplicates = consumers.duplicates();
+  await consumers.dispose();
   const lost = [...sent].filter((id) => !handled.has(id));
-  console.log(
-    `redis crash test: sent ${sent.size}, handled ${handled.size} distinct, lost ${lost.length}, duplicates ${consumers.duplicates()}`,
-  );
+  console.log(`redis crash test: sent ${sent.size}, handled ${handled.size} distinct, lost ${lost.length}, duplicates ${duplicates}`);
   expect(sent.size).toBe(total);
   expect(lost).toEqual([]);
   expect([...handled].every((id) => sent.has(id))).toBe(true);
