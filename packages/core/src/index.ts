@@ -1,3 +1,4 @@
+export * from './ack-deadlines.js';
 export * from './backoff.js';
 export * from './blobs.js';
 export * from './broker.js';

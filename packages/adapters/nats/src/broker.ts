@@ -194,6 +194,7 @@ export class NatsBroker implements Broker {
       ackTimeoutMs,
       drainTimeoutMs: this.#options.drainTimeoutMs,
       fetchExpiresMs: this.#options.fetchExpiresMs,
+      flush: this.#options.doubleAck ? undefined : () => this.connection.flush(),
       onClosed: (closed) => this.#subscriptions.delete(closed),
     });
     this.#subscriptions.add(subscription);

@@ -4,10 +4,22 @@ import { toBrokerError } from './errors.js';
 
 type State = 'pending' | 'settled' | 'expired';
 
+/** What a delivery needs from its subscription. */
+export interface DeliveryOwner {
+  /** Gives the delivery's slot back (once per delivery: on settle or on expiry). */
+  release(delivery: NatsDelivery): void;
+  /**
+   * Sends `msg`'s ack with the others of this tick (one socket write) and resolves once the server
+   * has received them (one flush round trip for all); undefined with `doubleAck`: each ack then
+   * waits for JetStream's own reply.
+   */
+  readonly batchAck: ((msg: JsMsg) => Promise<void>) | undefined;
+}
+
 /**
- * One JetStream delivery. Settling is idempotent. After `ackTimeoutMs` the delivery expires
- * locally (JetStream redelivers it on its own): its slot is freed, a late `ack` is still sent
- * (the work was done), a late `nack` is dropped (the message is already back).
+ * One JetStream delivery. Settling is idempotent. After `ackTimeoutMs` the subscription expires it
+ * locally (JetStream redelivers it on its own): its slot is freed, a late `ack` is still sent (the
+ * work was done), a late `nack` is dropped (the message is already back).
  */
 export class NatsDelivery implements Delivery {
   readonly id: string;
@@ -17,16 +29,10 @@ export class NatsDelivery implements Delivery {
   readonly key?: string;
   readonly attempt: number;
   readonly #msg: JsMsg;
-  readonly #onRelease: () => void;
-  readonly #timer: NodeJS.Timeout;
+  readonly #owner: DeliveryOwner;
   #state: State = 'pending';
 
-  constructor(
-    msg: JsMsg,
-    fields: { id: string; topic: string; headers: Headers; key: string | undefined },
-    ackTimeoutMs: number,
-    onRelease: () => void,
-  ) {
+  constructor(msg: JsMsg, fields: { id: string; topic: string; headers: Headers; key: string | undefined }, owner: DeliveryOwner) {
     this.id = fields.id;
     this.topic = fields.topic;
     this.headers = fields.headers;
@@ -34,9 +40,7 @@ export class NatsDelivery implements Delivery {
     if (fields.key !== undefined) this.key = fields.key;
     this.attempt = msg.info.deliveryCount;
     this.#msg = msg;
-    this.#onRelease = onRelease;
-    this.#timer = setTimeout(() => this.#expire(), ackTimeoutMs);
-    this.#timer.unref();
+    this.#owner = owner;
   }
 
   get settled(): boolean {
@@ -50,13 +54,21 @@ export class NatsDelivery implements Delivery {
       this.#msg.ack();
       return;
     }
-    this.#settle();
+    this.#state = 'settled';
+    const batchAck = this.#owner.batchAck;
     try {
-      await this.#msg.ackAck();
+      if (batchAck === undefined) {
+        await this.#msg.ackAck();
+      } else {
+        // A plain ack, its slot free at once; the returned promise waits for the shared flush.
+        const sent = batchAck(this.#msg);
+        this.#owner.release(this);
+        await sent;
+      }
     } catch (error) {
       throw toBrokerError(error, `ack of ${this.id}`);
     } finally {
-      this.#onRelease();
+      this.#owner.release(this);
     }
   }
 
@@ -65,22 +77,18 @@ export class NatsDelivery implements Delivery {
       this.#state = 'settled';
       return;
     }
-    this.#settle();
+    this.#state = 'settled';
     try {
       this.#msg.nak(delayMs > 0 ? Math.ceil(delayMs) : undefined);
     } finally {
-      this.#onRelease();
+      this.#owner.release(this);
     }
   }
 
-  #settle(): void {
-    this.#state = 'settled';
-    clearTimeout(this.#timer);
-  }
-
-  #expire(): void {
+  /** The local ack timeout passed: the slot is given back, JetStream will redeliver. */
+  expire(): void {
     if (this.#state !== 'pending') return;
     this.#state = 'expired';
-    this.#onRelease();
+    this.#owner.release(this);
   }
 }

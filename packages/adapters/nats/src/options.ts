@@ -40,6 +40,13 @@ export interface NatsBrokerOptions {
   readonly publishConcurrency?: number;
   /** How long `close()` waits for running handlers before releasing their deliveries. Default 10 000 ms. */
   readonly drainTimeoutMs?: number;
+  /**
+   * `false` (default): an ack is a plain JetStream ack; `ack()` resolves once the server has
+   * received it (one flush round trip shared by every ack of a tick). An ack lost with the
+   * connection means one redelivery, which the inbox absorbs. `true`: every ack waits for
+   * JetStream's own confirmation (`ackAck`), a request/reply per message, several times slower.
+   */
+  readonly doubleAck?: boolean;
   /** Lifetime of one pull request; also the longest a closing subscription waits for an open pull. Default 1 000 ms (the client's minimum). */
   readonly fetchExpiresMs?: number;
 }
@@ -58,6 +65,7 @@ export interface ResolvedNatsOptions {
   readonly publishConcurrency: number;
   readonly drainTimeoutMs: number;
   readonly fetchExpiresMs: number;
+  readonly doubleAck: boolean;
 }
 
 export function resolveOptions(options: NatsBrokerOptions): ResolvedNatsOptions {
@@ -75,5 +83,6 @@ export function resolveOptions(options: NatsBrokerOptions): ResolvedNatsOptions 
     publishConcurrency: options.publishConcurrency ?? 256,
     drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
     fetchExpiresMs: Math.max(1000, options.fetchExpiresMs ?? 1000),
+    doubleAck: options.doubleAck ?? false,
   };
 }

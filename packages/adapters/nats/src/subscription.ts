@@ -1,6 +1,7 @@
 import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import type { DeliveryHandler, Subscription } from '@switchboard/core';
-import { NatsDelivery } from './delivery.js';
+import { AckDeadlines } from '@switchboard/core';
+import { type DeliveryOwner, NatsDelivery } from './delivery.js';
 import { fromNatsHeaders } from './headers.js';
 import { idle } from './timers.js';
 
@@ -13,20 +14,28 @@ export interface NatsSubscriptionConfig {
   readonly ackTimeoutMs: number;
   readonly drainTimeoutMs: number;
   readonly fetchExpiresMs: number;
+  /** Flushes the connection (acks confirmed by one round trip); undefined: a double ack per message. */
+  readonly flush: (() => Promise<void>) | undefined;
   readonly onClosed: (subscription: NatsSubscription) => void;
 }
 
 /**
  * A pull loop on a durable consumer. It only asks JetStream for as many messages as it has free
  * slots (`maxInFlight` minus unsettled deliveries), so nothing waits in a local buffer while its
- * ack timer runs.
+ * ack timer runs; and it pulls again once at least half the slots are free, so a busy consumer
+ * pulls in large batches rather than one message per settled delivery.
  */
-export class NatsSubscription implements Subscription {
+export class NatsSubscription implements Subscription, DeliveryOwner {
   readonly topic: string;
   readonly group: string;
   readonly #config: NatsSubscriptionConfig;
   readonly #running = new Set<Promise<void>>();
   readonly #unsettled = new Set<NatsDelivery>();
+  readonly #deadlines: AckDeadlines<NatsDelivery>;
+  readonly #refillAt: number;
+  readonly batchAck: ((msg: JsMsg) => Promise<void>) | undefined;
+  #acks: JsMsg[] = [];
+  #acksSent: Promise<void> | undefined;
   #free: number;
   #wake: (() => void) | undefined;
   #stopping = false;
@@ -39,6 +48,26 @@ export class NatsSubscription implements Subscription {
     this.group = config.group;
     this.#config = config;
     this.#free = config.maxInFlight;
+    this.#refillAt = Math.max(1, Math.ceil(config.maxInFlight / 2));
+    this.#deadlines = new AckDeadlines(config.ackTimeoutMs, (delivery) => delivery.expire());
+    const flush = config.flush;
+    this.batchAck = flush && ((msg) => this.#batchAck(msg, flush));
+  }
+
+  /**
+   * The acks of one tick go out together, in one write, then one flush confirms them all. (Sent
+   * one by one from separate promise chains, each ack would be a socket write of its own.)
+   */
+  #batchAck(msg: JsMsg, flush: () => Promise<void>): Promise<void> {
+    this.#acks.push(msg);
+    this.#acksSent ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      const acks = this.#acks;
+      this.#acks = [];
+      this.#acksSent = undefined;
+      for (const ack of acks) ack.ack();
+      return flush();
+    });
+    return this.#acksSent;
   }
 
   start(): void {
@@ -48,7 +77,7 @@ export class NatsSubscription implements Subscription {
   async #run(): Promise<void> {
     let failures = 0;
     while (!this.#stopping) {
-      if (this.#free <= 0) {
+      if (this.#free < this.#refillAt) {
         await new Promise<void>((resolve) => {
           this.#wake = resolve;
         });
@@ -78,16 +107,11 @@ export class NatsSubscription implements Subscription {
     const received = fromNatsHeaders(msg.headers);
     const delivery = new NatsDelivery(
       msg,
-      {
-        id: received.id || `${msg.info.stream}:${msg.seq}`,
-        topic: this.topic,
-        headers: received.headers,
-        key: received.key,
-      },
-      this.#config.ackTimeoutMs,
-      () => this.#release(delivery),
+      { id: received.id || `${msg.info.stream}:${msg.seq}`, topic: this.topic, headers: received.headers, key: received.key },
+      this,
     );
     this.#unsettled.add(delivery);
+    this.#deadlines.add(delivery);
     const run = this.#handle(delivery).finally(() => this.#running.delete(run));
     this.#running.add(run);
   }
@@ -100,10 +124,11 @@ export class NatsSubscription implements Subscription {
     }
   }
 
-  #release(delivery: NatsDelivery): void {
+  release(delivery: NatsDelivery): void {
     if (!this.#unsettled.delete(delivery)) return;
+    this.#deadlines.delete(delivery);
     this.#free += 1;
-    this.#wake?.();
+    if (this.#free >= this.#refillAt || this.#stopping) this.#wake?.();
   }
 
   close(): Promise<void> {
@@ -120,6 +145,7 @@ export class NatsSubscription implements Subscription {
     const handlersDone = Promise.race([Promise.allSettled([...this.#running]), idle(drainTimeoutMs)]);
     await Promise.all([loopDone, handlersDone]);
     for (const delivery of [...this.#unsettled]) await delivery.nack().catch(() => {});
+    this.#deadlines.clear();
     this.#config.onClosed(this);
   }
 }

@@ -32,3 +32,17 @@ describeBrokerConformance('nats', () => createNatsBroker({ servers, streamPrefix
   publishDeduplication: true,
   maxMessageBytes: (await maxPayload()) - 8 * 1024,
 });
+
+// The same contract with every ack confirmed by JetStream itself (`doubleAck`).
+describeBrokerConformance(
+  'nats (doubleAck)',
+  () => createNatsBroker({ servers, streamPrefix, subjectPrefix: streamPrefix.toLowerCase(), doubleAck: true }),
+  {
+    persistent: true,
+    multiProcess: true,
+    ordering: 'per-topic',
+    delayedRedelivery: true,
+    publishDeduplication: true,
+    maxMessageBytes: (await maxPayload()) - 8 * 1024,
+  },
+);
