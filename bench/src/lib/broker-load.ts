@@ -77,6 +77,8 @@ export interface EngineComparison {
   readonly defaultPort: number;
   /** How the raw subject is described in the table, e.g. `raw ioredis`. */
   readonly rawLabel: string;
+  /** The engine holds the messaging layer's receipts and inbox itself (PostgreSQL, Redis): measure that too. */
+  readonly nativeStores?: boolean;
 }
 
 interface KindResult {
@@ -107,8 +109,16 @@ export async function compareEngine(ctx: ScenarioContext, options: EngineCompari
   const backlog = Math.max(2000, Math.round(50_000 * ctx.scale));
   const latencyMs = Math.max(1000, Math.round(5000 * ctx.scale));
   const results = new Map<DriverKind, KindResult>();
-  for (const kind of ['raw', 'switchboard'] as const) {
-    const subject = kind === 'raw' ? options.rawLabel : `switchboard ${engine} adapter`;
+  const subjects: Record<DriverKind, string> = {
+    raw: options.rawLabel,
+    switchboard: `switchboard ${engine} adapter`,
+    transport: 'messaging transport path',
+    full: 'messaging full path (SQLite inbox + receipts)',
+    'full-native': `messaging full path (${engine} inbox + receipts)`,
+  };
+  const kinds: DriverKind[] = ['raw', 'switchboard', 'transport', 'full', ...(options.nativeStores ? (['full-native'] as const) : [])];
+  for (const kind of kinds) {
+    const subject = subjects[kind];
     const spec: DriverSpec = { engine, kind, scope: randomName('s'), target };
     try {
       const result = await withWorkers(spec, async (producer, consumer, topics) => {
@@ -145,7 +155,14 @@ export async function compareEngine(ctx: ScenarioContext, options: EngineCompari
         return { serial, pipelined, consume: { rate: consumeRate(consumed), stats: consumed }, latency: { published, stats: handled } };
       });
       results.set(kind, result);
-      recordKind(ctx, scenario, subject, result, kind === 'switchboard' ? results.get('raw') : undefined);
+      recordKind(
+        ctx,
+        scenario,
+        subject,
+        result,
+        kind === 'raw' ? undefined : results.get('raw'),
+        kind.startsWith('full') ? results.get('transport') : undefined,
+      );
     } catch (error) {
       ctx.record({ scenario, subject, load: '-', metrics: { error: describeError(error) } });
     }
@@ -156,7 +173,19 @@ function ratio(value: number, base: number | undefined): Record<string, number> 
   return base === undefined || base === 0 ? {} : { ratioToRaw: round(value / base, 3) };
 }
 
-function recordKind(ctx: ScenarioContext, scenario: string, subject: string, r: KindResult, raw: KindResult | undefined): void {
+/** Microseconds per message more than `base` (the cost of what one path does on top of the other). */
+function added(rate: number, base: number | undefined): Record<string, number> {
+  return base === undefined || base === 0 || rate === 0 ? {} : { addedUsPerMsg: round(1e6 / rate - 1e6 / base, 1) };
+}
+
+function recordKind(
+  ctx: ScenarioContext,
+  scenario: string,
+  subject: string,
+  r: KindResult,
+  raw: KindResult | undefined,
+  transport: KindResult | undefined,
+): void {
   ctx.record({
     scenario,
     subject,
@@ -183,7 +212,13 @@ function recordKind(ctx: ScenarioContext, scenario: string, subject: string, r: 
     scenario,
     subject,
     load: `consume+ack ${IN_FLIGHT}`,
-    metrics: { msgsPerS: r.consume.rate, messages: r.consume.stats.received, ...ratio(r.consume.rate, raw?.consume.rate) },
+    metrics: {
+      msgsPerS: r.consume.rate,
+      messages: r.consume.stats.received,
+      consumerCpuUsPerMsg: round((r.consume.stats.cpuMs * 1000) / Math.max(1, r.consume.stats.received), 1),
+      ...ratio(r.consume.rate, raw?.consume.rate),
+      ...added(r.consume.rate, transport?.consume.rate),
+    },
   });
   const lost = r.latency.published.total - r.latency.stats.received;
   ctx.record({

@@ -8,6 +8,7 @@ export class ConsumeRecorder {
   #samples = new Samples();
   #received = 0;
   #startedAt = clockMs();
+  #cpu = process.cpuUsage();
   #firstAt = Number.NaN;
   #lastAt = Number.NaN;
   #waiters: { count: number; resolve: () => void; reject: (error: Error) => void }[] = [];
@@ -43,6 +44,7 @@ export class ConsumeRecorder {
     this.#samples = new Samples();
     this.#received = 0;
     this.#startedAt = clockMs();
+    this.#cpu = process.cpuUsage();
     this.#firstAt = Number.NaN;
     this.#lastAt = Number.NaN;
   }
@@ -89,7 +91,9 @@ export class ConsumeRecorder {
 
   stats(): ConsumeStats {
     const [p50, p99] = this.#samples.percentiles(50, 99);
+    const cpu = process.cpuUsage(this.#cpu);
     return {
+      cpuMs: round((cpu.user + cpu.system) / 1000, 1),
       received: this.#received,
       startedAt: this.#startedAt,
       firstAt: this.#firstAt,

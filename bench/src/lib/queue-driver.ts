@@ -3,8 +3,11 @@ import type { Broker } from '@switchboard/core';
 /** The engines the broker scenarios measure in child processes. */
 export type Engine = 'sqlite' | 'nats' | 'rabbitmq' | 'redis' | 'postgres';
 
-/** `raw`: the engine's own client used directly; `switchboard`: the Switchboard adapter (raw broker API). */
-export type DriverKind = 'raw' | 'switchboard';
+/**
+ * `raw`: the engine's own client used directly; `switchboard`: the Switchboard adapter (raw broker
+ * API); `transport`, `full`, `full-native`: the messaging layer over the adapter (see `MessagingMode`).
+ */
+export type DriverKind = 'raw' | 'switchboard' | 'transport' | 'full' | 'full-native';
 
 /** Everything a worker process needs to build the same driver as its peers. */
 export interface DriverSpec {
@@ -70,6 +73,11 @@ export class BrokerDriver implements QueueDriver {
     this.#broker = broker;
     this.#cleanup = hooks.cleanup ?? (async () => {});
     this.#dropScope = hooks.dropScope ?? (async () => {});
+  }
+
+  /** The adapter itself, for drivers that build on it (the messaging layer). */
+  get broker(): Broker {
+    return this.#broker;
   }
 
   setup(topic: string): Promise<void> {

@@ -40,6 +40,8 @@ export interface ConsumeStats {
   /** Publish→handler latency, from the time stamped in each body. */
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /** CPU time the consumer process used since the last reset (or the consume start), all threads. */
+  readonly cpuMs: number;
 }
 
 export interface MemoryStats {

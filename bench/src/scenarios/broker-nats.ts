@@ -7,7 +7,8 @@ import type { Scenario } from '../lib/scenario.js';
  */
 export const brokerNats: Scenario = {
   name: 'broker-nats',
-  description: 'JetStream: js.publish with msgID (serial, 256 in flight), durable pull consumer with ackAck; raw client vs adapter',
+  description:
+    'JetStream: js.publish with msgID (serial, 256 in flight), durable pull consumer with ackAck; raw client vs adapter vs messaging transport and full paths',
   run(ctx) {
     return compareEngine(ctx, {
       scenario: 'broker-nats',

@@ -7,7 +7,8 @@ import type { Scenario } from '../lib/scenario.js';
  */
 export const brokerPostgres: Scenario = {
   name: 'broker-postgres',
-  description: 'PostgreSQL: INSERT (serial, 256 in flight), SELECT FOR UPDATE SKIP LOCKED + DELETE; raw pg vs adapter',
+  description:
+    'PostgreSQL: INSERT (serial, 256 in flight), SELECT FOR UPDATE SKIP LOCKED + DELETE; raw pg vs adapter vs messaging transport and full paths',
   run(ctx) {
     return compareEngine(ctx, {
       scenario: 'broker-postgres',
@@ -15,6 +16,7 @@ export const brokerPostgres: Scenario = {
       target: process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
       defaultPort: 5432,
       rawLabel: 'raw pg',
+      nativeStores: true,
     });
   },
 };

@@ -7,7 +7,8 @@ import type { Scenario } from '../lib/scenario.js';
  */
 export const brokerRabbitMq: Scenario = {
   name: 'broker-rabbitmq',
-  description: 'RabbitMQ quorum queue: ConfirmChannel publish (serial, 256 in flight), prefetch + manual ack; raw amqplib vs adapter',
+  description:
+    'RabbitMQ quorum queue: ConfirmChannel publish (serial, 256 in flight), prefetch + manual ack; raw amqplib vs adapter vs messaging transport and full paths',
   run(ctx) {
     return compareEngine(ctx, {
       scenario: 'broker-rabbitmq',

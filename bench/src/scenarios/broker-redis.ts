@@ -7,7 +7,8 @@ import type { Scenario } from '../lib/scenario.js';
  */
 export const brokerRedis: Scenario = {
   name: 'broker-redis',
-  description: 'Redis Streams: XADD (serial, 256 in flight), XREADGROUP + XACK; raw ioredis vs adapter',
+  description:
+    'Redis Streams: XADD (serial, 256 in flight), XREADGROUP + XACK; raw ioredis vs adapter vs messaging transport and full paths',
   run(ctx) {
     return compareEngine(ctx, {
       scenario: 'broker-redis',
@@ -15,6 +16,7 @@ export const brokerRedis: Scenario = {
       target: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
       defaultPort: 6379,
       rawLabel: 'raw ioredis',
+      nativeStores: true,
     });
   },
 };

@@ -19,8 +19,9 @@ async function deleteStream(jsm: JetStreamManager, stream: string): Promise<void
 /**
  * The raw JetStream client doing what the adapter does: a file stream per topic (interest
  * retention, discard new, 2 min duplicate window), a durable explicit-ack pull consumer
- * (deliver new, max_ack_pending 1 024), `js.publish` with a `msgID`, and a double ack (`ackAck`)
- * per message with at most `maxInFlight` messages unsettled.
+ * (deliver new, max_ack_pending 1 024), `js.publish` with a `msgID`, and a consumer (`consume`
+ * with `max_messages = maxInFlight`) that acks each message (`ack`, as the adapter does by
+ * default; the adapter also flushes once per tick so that `ack()` can tell the ack reached the server).
  */
 export class RawNatsDriver implements QueueDriver {
   readonly #nc: NatsConnection;
@@ -91,21 +92,15 @@ export class RawNatsDriver implements QueueDriver {
   async consume(topic: string, options: ConsumeOptions, onMessage: (body: Uint8Array) => void): Promise<() => Promise<void>> {
     const consumer = await this.#js.consumers.get(this.#stream(topic), GROUP);
     const messages: ConsumerMessages = await consumer.consume({ max_messages: options.maxInFlight });
-    const window = new Window(options.maxInFlight);
     const loop = (async () => {
       for await (const msg of messages) {
-        await window.acquire();
         onMessage(msg.data);
-        msg.ackAck().then(
-          () => window.release(),
-          () => window.release(),
-        );
+        msg.ack();
       }
     })().catch((error: unknown) => options.onError?.(error));
     return async () => {
       await messages.close();
       await loop;
-      await window.drained();
     };
   }
 
@@ -121,7 +116,7 @@ export class RawNatsDriver implements QueueDriver {
 }
 
 /** The Switchboard NATS adapter with its defaults (file storage, interest retention, `noAsyncTraces`). */
-export async function createSwitchboardNatsDriver(spec: DriverSpec): Promise<QueueDriver> {
+export async function createSwitchboardNatsDriver(spec: DriverSpec): Promise<BrokerDriver> {
   const broker = await createNatsBroker({
     servers: spec.target,
     connectOptions: CONNECT,

@@ -1,6 +1,7 @@
-import { createPostgresBroker } from '@switchboard/postgres';
+import { createPostgresBroker, createPostgresReceiptStore } from '@switchboard/postgres';
 import pg from 'pg';
 import { BrokerDriver, type ConsumeOptions, type DriverSpec, nextMessageId, type QueueDriver } from '../queue-driver.js';
+import type { NativeStores } from './messaging.js';
 
 const SB_PREFIX = 'switchboard_';
 /** Fallback poll when no notification arrives, as the adapter's default `pollIntervalMs`. */
@@ -125,7 +126,7 @@ export class RawPostgresDriver implements QueueDriver {
 }
 
 /** The Switchboard PostgreSQL adapter with its defaults, in the run's own schema. */
-export function createSwitchboardPostgresDriver(spec: DriverSpec): QueueDriver {
+export function createSwitchboardPostgresDriver(spec: DriverSpec): BrokerDriver {
   const schema = schemaOf(spec);
   const broker = createPostgresBroker({ connectionString: spec.target, schema, tablePrefix: SB_PREFIX });
   const admin = () => new pg.Pool({ connectionString: spec.target, max: 1 });
@@ -149,4 +150,17 @@ export function createSwitchboardPostgresDriver(spec: DriverSpec): QueueDriver {
       }
     },
   });
+}
+
+/** Receipts and inbox of the messaging `full-native` mode in PostgreSQL, in the run's schema (dropped with it). */
+export function postgresNativeStores(spec: DriverSpec): NativeStores {
+  const schema = schemaOf(spec);
+  return {
+    receipts: () => {
+      const url = new URL(spec.target);
+      url.searchParams.set('options', `-c search_path=${schema}`);
+      return createPostgresReceiptStore({ connectionString: url.toString() });
+    },
+    drop: async () => {},
+  };
 }

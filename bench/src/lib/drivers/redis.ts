@@ -1,6 +1,7 @@
-import { createRedisStreamsBroker } from '@switchboard/redis';
+import { createRedisReceiptStore, createRedisStreamsBroker } from '@switchboard/redis';
 import { Redis } from 'ioredis';
 import { BrokerDriver, type ConsumeOptions, type DriverSpec, GROUP, nextMessageId, type QueueDriver } from '../queue-driver.js';
+import type { NativeStores } from './messaging.js';
 
 const RAW_PREFIX = 'benchraw:';
 const SB_PREFIX = 'benchsb:';
@@ -119,7 +120,7 @@ export class RawRedisDriver implements QueueDriver {
 }
 
 /** The Switchboard Redis Streams adapter with its defaults (no retention trimming, `persistent: false`). */
-export function createSwitchboardRedisDriver(spec: DriverSpec): QueueDriver {
+export function createSwitchboardRedisDriver(spec: DriverSpec): BrokerDriver {
   const broker = createRedisStreamsBroker({ url: spec.target, prefix: SB_PREFIX });
   return new BrokerDriver(broker, {
     async cleanup(topic) {
@@ -131,4 +132,25 @@ export function createSwitchboardRedisDriver(spec: DriverSpec): QueueDriver {
       }
     },
   });
+}
+
+/** Receipts and inbox of the messaging `full-native` mode in Redis, under a prefix of the run (deleted afterwards). */
+export function redisNativeStores(spec: DriverSpec): NativeStores {
+  const prefix = `${SB_PREFIX}${spec.scope}:receipts:`;
+  return {
+    receipts: () => createRedisReceiptStore({ url: spec.target, prefix }),
+    async drop() {
+      const client = new Redis(spec.target);
+      try {
+        let cursor = '0';
+        do {
+          const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+          cursor = next;
+          if (keys.length > 0) await client.del(...keys);
+        } while (cursor !== '0');
+      } finally {
+        await client.quit();
+      }
+    },
+  };
 }
