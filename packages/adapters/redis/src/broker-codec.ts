@@ -9,6 +9,17 @@ export const FIELD_HEADERS = 'headers';
 export const FIELD_BODY = 'body';
 export const FIELD_KEY = 'key';
 
+const NAME_ID = Buffer.from(FIELD_ID);
+const NAME_HEADERS = Buffer.from(FIELD_HEADERS);
+const NAME_BODY = Buffer.from(FIELD_BODY);
+const NAME_KEY = Buffer.from(FIELD_KEY);
+
+function sameBytes(a: Buffer, b: Buffer): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Header added to a delivery whose stream entry was not written by Switchboard (missing or broken fields). */
 export const TRANSPORT_ERROR_HEADER = 'sb-transport-error';
 
@@ -33,24 +44,37 @@ export interface DecodedEntry {
  * says what was wrong, so the layer above dead-letters it with its reason.
  */
 export function decodeFields(entryId: string, fields: readonly Buffer[]): DecodedEntry {
-  const values = new Map<string, Buffer>();
-  for (let i = 0; i + 1 < fields.length; i += 2) values.set(fields[i]!.toString('utf8'), fields[i + 1]!);
+  let idField: Buffer | undefined;
+  let headersField: Buffer | undefined;
+  let body: Buffer | undefined;
+  let keyField: Buffer | undefined;
+  // Field names compared as bytes: no string per name, no map per entry.
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i]!;
+    const value = fields[i + 1]!;
+    if (sameBytes(name, NAME_ID)) idField = value;
+    else if (sameBytes(name, NAME_HEADERS)) headersField = value;
+    else if (sameBytes(name, NAME_BODY)) body = value;
+    else if (sameBytes(name, NAME_KEY)) keyField = value;
+  }
   const problems: string[] = [];
-  const idValue = values.get(FIELD_ID)?.toString('utf8');
+  const idValue = idField?.toString('utf8');
   if (idValue === undefined || idValue === '') problems.push(`field "${FIELD_ID}" is missing`);
-  const body = values.get(FIELD_BODY);
   if (body === undefined) problems.push(`field "${FIELD_BODY}" is missing`);
-  const headers: Record<string, string> = {};
-  const rawHeaders = values.get(FIELD_HEADERS);
-  if (rawHeaders === undefined) {
+  let headers: Record<string, string> = {};
+  if (headersField === undefined) {
     problems.push(`field "${FIELD_HEADERS}" is missing`);
   } else {
     try {
-      const parsed: unknown = JSON.parse(rawHeaders.toString('utf8'));
+      const parsed: unknown = JSON.parse(headersField.toString('utf8'));
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new TypeError('not an object');
-      for (const [name, value] of Object.entries(parsed)) {
-        if (typeof value === 'string') headers[name] = value;
-        else problems.push(`header "${name}" is not a string`);
+      // The parsed object is kept as it is when every value is a string (the usual case).
+      headers = parsed as Record<string, string>;
+      for (const name in headers) {
+        if (typeof headers[name] !== 'string') {
+          problems.push(`header "${name}" is not a string`);
+          delete headers[name];
+        }
       }
     } catch {
       problems.push(`field "${FIELD_HEADERS}" is not a JSON object`);
@@ -61,7 +85,7 @@ export function decodeFields(entryId: string, fields: readonly Buffer[]): Decode
     id: idValue || `redis-${entryId}`,
     headers,
     body: body === undefined ? new Uint8Array(0) : new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
-    key: values.get(FIELD_KEY)?.toString('utf8'),
+    key: keyField?.toString('utf8'),
   };
 }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Delivery, DeliveryHandler, Headers, Subscription } from '@switchboard/core';
-import { backoffDelay, type SwitchboardError, sleep } from '@switchboard/core';
+import { AckDeadlines, backoffDelay, type SwitchboardError, sleep } from '@switchboard/core';
 import type { Redis } from 'ioredis';
 import type { DecodedEntry, RawEntry } from './broker-codec.js';
 import { decodeFields, parseEntries, parseReadReply } from './broker-codec.js';
@@ -37,7 +37,6 @@ class RedisDelivery implements Delivery {
   readonly entryId: string;
   /** The local ack timeout passed: its slot was given back, the engine will redeliver it. */
   expired = false;
-  timer: NodeJS.Timeout | undefined;
   #settled: Promise<void> | undefined;
   readonly #owner: RedisStreamSubscription;
 
@@ -68,10 +67,10 @@ class RedisDelivery implements Delivery {
   }
 }
 
-interface PendingAck {
-  readonly entryId: string;
-  readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
+/** The acks of one tick: one XACK, one promise for all of them. */
+interface AckBatch {
+  readonly entryIds: string[];
+  readonly done: Promise<void>;
 }
 
 const END_OF_PEL = '0-0';
@@ -93,11 +92,12 @@ export class RedisStreamSubscription implements Subscription {
   #loop: Promise<void> = Promise.resolve();
   #slots = 0;
   #wakeCapacity: (() => void) | undefined;
-  readonly #handlers = new Set<Promise<void>>();
+  #running = 0;
+  #onIdle: (() => void) | undefined;
   readonly #unsettled = new Set<RedisDelivery>();
+  readonly #deadlines: AckDeadlines<RedisDelivery>;
   readonly #settling = new Set<Promise<void>>();
-  #acks: PendingAck[] = [];
-  #ackFlushScheduled = false;
+  #acks: AckBatch | undefined;
   #nextMaintenance = 0;
   #nextReclaim = 0;
   #reclaimCursor = END_OF_PEL;
@@ -107,6 +107,7 @@ export class RedisStreamSubscription implements Subscription {
     this.#handler = handler;
     this.topic = ctx.topic;
     this.group = ctx.group;
+    this.#deadlines = new AckDeadlines(ctx.ackTimeoutMs, (delivery) => this.#expire(delivery));
   }
 
   start(): void {
@@ -236,11 +237,9 @@ export class RedisStreamSubscription implements Subscription {
     const delivery = new RedisDelivery(this, this.topic, raw.entryId, decodeFields(raw.entryId, raw.fields), attempt);
     this.#slots += 1;
     this.#unsettled.add(delivery);
-    delivery.timer = setTimeout(() => this.#expire(delivery), this.#ctx.ackTimeoutMs);
-    delivery.timer.unref();
-    const run = this.#invoke(delivery);
-    this.#handlers.add(run);
-    void run.finally(() => this.#handlers.delete(run));
+    this.#deadlines.add(delivery);
+    this.#running += 1;
+    void this.#invoke(delivery);
   }
 
   async #invoke(delivery: RedisDelivery): Promise<void> {
@@ -248,6 +247,9 @@ export class RedisStreamSubscription implements Subscription {
       await this.#handler(delivery);
     } catch {
       if (!delivery.settled) await delivery.nack(0).catch((error: unknown) => this.#ctx.report(error, 'nack after a handler failure'));
+    } finally {
+      this.#running -= 1;
+      if (this.#running === 0) this.#onIdle?.();
     }
   }
 
@@ -259,7 +261,7 @@ export class RedisStreamSubscription implements Subscription {
 
   /** Called once per delivery, by its first `ack` or `nack`. */
   settle(delivery: RedisDelivery, settlement: Settlement): Promise<void> {
-    clearTimeout(delivery.timer);
+    this.#deadlines.delete(delivery);
     this.#unsettled.delete(delivery);
     if (!delivery.expired) this.#releaseSlot();
     const done = settlement.kind === 'ack' ? this.#enqueueAck(delivery.entryId) : this.#nackEntry(delivery.entryId, settlement.delayMs);
@@ -285,29 +287,22 @@ export class RedisStreamSubscription implements Subscription {
   }
 
   #enqueueAck(entryId: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#acks.push({ entryId, resolve, reject });
-      if (this.#ackFlushScheduled) return;
-      this.#ackFlushScheduled = true;
-      setImmediate(() => this.#flushAcks());
-    });
-  }
-
-  #flushAcks(): void {
-    this.#ackFlushScheduled = false;
-    const batch = this.#acks;
-    this.#acks = [];
-    if (batch.length === 0) return;
-    const { commands, streamKey, group } = this.#ctx;
-    commands.xack(streamKey, group, ...batch.map((a) => a.entryId)).then(
-      () => {
-        for (const a of batch) a.resolve();
-      },
-      (error: unknown) => {
-        const failure = this.#ctx.toError(error, 'ack');
-        for (const a of batch) a.reject(failure);
-      },
-    );
+    if (this.#acks === undefined) {
+      const entryIds: string[] = [];
+      const done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        this.#acks = undefined;
+        const { commands, streamKey, group } = this.#ctx;
+        return commands.xack(streamKey, group, ...entryIds).then(
+          () => undefined,
+          (error: unknown) => {
+            throw this.#ctx.toError(error, 'ack');
+          },
+        );
+      });
+      this.#acks = { entryIds, done };
+    }
+    this.#acks.entryIds.push(entryId);
+    return this.#acks.done;
   }
 
   #waitForCapacity(): Promise<void> {
@@ -328,11 +323,15 @@ export class RedisStreamSubscription implements Subscription {
     this.#closing = true;
     this.#wakeCapacity?.();
     await this.#loop;
-    if (this.#handlers.size > 0) {
+    if (this.#running > 0) {
       const timeout = new AbortController();
-      await Promise.race([Promise.allSettled([...this.#handlers]), sleep(this.#ctx.drainTimeoutMs, timeout.signal).catch(() => {})]);
+      const idle = new Promise<void>((resolve) => {
+        this.#onIdle = resolve;
+      });
+      await Promise.race([idle, sleep(this.#ctx.drainTimeoutMs, timeout.signal).catch(() => {})]);
       timeout.abort();
     }
+    this.#deadlines.clear();
     // Whatever is still unsettled goes back to the group at once, for the next consumer.
     for (const delivery of [...this.#unsettled]) {
       delivery.nack(0).catch((error: unknown) => this.#ctx.report(error, 'release an unsettled delivery'));
