@@ -4,17 +4,18 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 
 type State = 'pending' | 'settled' | 'expired';
 
+/** What the deliveries of one channel share. */
 export interface DeliveryContext {
   readonly channel: Channel;
-  readonly ackTimeoutMs: number;
   /** Parks the message in a delay queue (confirmed) so it comes back after `delayMs`. */
   readonly delay: (message: ConsumeMessage, attempt: number, delayMs: number) => Promise<void>;
   readonly onRelease: (delivery: RabbitMqDelivery) => void;
 }
 
 /**
- * One AMQP delivery. Settling is idempotent. Past `ackTimeoutMs` the delivery is given back to the
- * queue (the server has no per-message ack deadline of its own), so a late `ack` or `nack` is a no-op.
+ * One AMQP delivery. Settling is idempotent. Past `ackTimeoutMs` the subscription expires it: it is
+ * given back to the queue (the server has no per-message ack deadline of its own), so a late `ack`
+ * or `nack` is a no-op.
  */
 export class RabbitMqDelivery implements Delivery {
   readonly id: string;
@@ -25,7 +26,6 @@ export class RabbitMqDelivery implements Delivery {
   readonly attempt: number;
   readonly #message: ConsumeMessage;
   readonly #context: DeliveryContext;
-  readonly #timer: NodeJS.Timeout;
   #state: State = 'pending';
 
   constructor(
@@ -41,8 +41,6 @@ export class RabbitMqDelivery implements Delivery {
     this.attempt = fields.attempt;
     this.#message = message;
     this.#context = context;
-    this.#timer = setTimeout(() => this.#expire(), context.ackTimeoutMs);
-    this.#timer.unref();
   }
 
   get settled(): boolean {
@@ -94,11 +92,11 @@ export class RabbitMqDelivery implements Delivery {
   #settle(): boolean {
     if (this.#state !== 'pending') return false;
     this.#state = 'settled';
-    clearTimeout(this.#timer);
     return true;
   }
 
-  #expire(): void {
+  /** The local ack timeout passed: the message goes back to the queue. */
+  expire(): void {
     if (this.#state !== 'pending') return;
     this.release();
     this.#state = 'expired';

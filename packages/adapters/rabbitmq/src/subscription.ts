@@ -1,6 +1,7 @@
 import type { DeliveryHandler, Subscription } from '@switchboard/core';
+import { AckDeadlines } from '@switchboard/core';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
-import { RabbitMqDelivery } from './delivery.js';
+import { type DeliveryContext, RabbitMqDelivery } from './delivery.js';
 import { fromAmqpHeaders } from './headers.js';
 import { idle } from './timers.js';
 
@@ -28,8 +29,10 @@ export class RabbitMqSubscription implements Subscription {
   readonly topic: string;
   readonly group: string;
   readonly #config: RabbitMqSubscriptionConfig;
-  readonly #running = new Set<Promise<void>>();
   readonly #unsettled = new Set<RabbitMqDelivery>();
+  readonly #deadlines: AckDeadlines<RabbitMqDelivery>;
+  #running = 0;
+  #onIdle: (() => void) | undefined;
   #channel: Channel | undefined;
   #consumerTag: string | undefined;
   #model: ChannelModel | undefined;
@@ -40,6 +43,7 @@ export class RabbitMqSubscription implements Subscription {
     this.topic = config.topic;
     this.group = config.group;
     this.#config = config;
+    this.#deadlines = new AckDeadlines(config.ackTimeoutMs, (delivery) => delivery.expire());
   }
 
   /** Opens a channel on `model` and starts consuming. */
@@ -50,9 +54,17 @@ export class RabbitMqSubscription implements Subscription {
     channel.on('error', () => {});
     channel.on('close', () => this.#onChannelClosed(channel));
     await channel.prefetch(this.#config.maxInFlight);
+    const context: DeliveryContext = {
+      channel,
+      delay: this.#config.delay,
+      onRelease: (settled) => {
+        this.#unsettled.delete(settled);
+        this.#deadlines.delete(settled);
+      },
+    };
     const { consumerTag } = await channel.consume(this.#config.queue, (message) => {
       if (message === null) this.#onCancelled(channel);
-      else this.#dispatch(channel, message);
+      else this.#dispatch(channel, context, message);
     });
     this.#channel = channel;
     this.#consumerTag = consumerTag;
@@ -90,7 +102,7 @@ export class RabbitMqSubscription implements Subscription {
     }
   }
 
-  #dispatch(channel: Channel, message: ConsumeMessage): void {
+  #dispatch(channel: Channel, context: DeliveryContext, message: ConsumeMessage): void {
     if (this.#stopping) {
       try {
         channel.nack(message, false, true);
@@ -110,16 +122,12 @@ export class RabbitMqSubscription implements Subscription {
         key: received.key,
         attempt: received.priorAttempts + redeliveries + 1,
       },
-      {
-        channel,
-        ackTimeoutMs: this.#config.ackTimeoutMs,
-        delay: this.#config.delay,
-        onRelease: (settled) => this.#unsettled.delete(settled),
-      },
+      context,
     );
     this.#unsettled.add(delivery);
-    const run = this.#handle(delivery).finally(() => this.#running.delete(run));
-    this.#running.add(run);
+    this.#deadlines.add(delivery);
+    this.#running += 1;
+    void this.#handle(delivery);
   }
 
   async #handle(delivery: RabbitMqDelivery): Promise<void> {
@@ -127,6 +135,9 @@ export class RabbitMqSubscription implements Subscription {
       await this.#config.handler(delivery);
     } catch {
       await delivery.nack().catch(() => {});
+    } finally {
+      this.#running -= 1;
+      if (this.#running === 0) this.#onIdle?.();
     }
   }
 
@@ -139,8 +150,14 @@ export class RabbitMqSubscription implements Subscription {
     this.#stopping = true;
     const channel = this.#channel;
     if (channel !== undefined && this.#consumerTag !== undefined) await channel.cancel(this.#consumerTag).catch(() => {});
-    await Promise.race([Promise.allSettled([...this.#running]), idle(this.#config.drainTimeoutMs)]);
+    if (this.#running > 0) {
+      const drained = new Promise<void>((resolve) => {
+        this.#onIdle = resolve;
+      });
+      await Promise.race([drained, idle(this.#config.drainTimeoutMs)]);
+    }
     for (const delivery of [...this.#unsettled]) delivery.release();
+    this.#deadlines.clear();
     this.#channel = undefined;
     if (channel !== undefined) await channel.close().catch(() => {});
     this.#config.onClosed(this);
