@@ -1,5 +1,5 @@
 import type { Delivery, DeliveryHandler, Headers, Subscription } from '@switchboard/core';
-import { backoffDelay, describeError, SwitchboardError, sleep } from '@switchboard/core';
+import { AckDeadlines, backoffDelay, describeError, SwitchboardError, sleep } from '@switchboard/core';
 import type { Pool } from 'pg';
 import type { BrokerTables } from './broker-sql.js';
 
@@ -40,7 +40,6 @@ class PostgresDelivery implements Delivery {
   readonly attempt: number;
   readonly seq: string;
   expired = false;
-  timer: NodeJS.Timeout | undefined;
   #settled: Promise<void> | undefined;
   readonly #owner: PostgresSubscription;
 
@@ -103,8 +102,10 @@ export class PostgresSubscription implements Subscription {
   #slots = 0;
   #woken = false;
   #wake: (() => void) | undefined;
-  readonly #handlers = new Set<Promise<void>>();
+  #running = 0;
+  #onIdle: (() => void) | undefined;
   readonly #unsettled = new Set<PostgresDelivery>();
+  readonly #deadlines: AckDeadlines<PostgresDelivery>;
   readonly #settling = new Set<Promise<void>>();
   readonly #timers = new Set<NodeJS.Timeout>();
   #pending: PendingSettlement[] = [];
@@ -116,6 +117,7 @@ export class PostgresSubscription implements Subscription {
     this.#handler = handler;
     this.topic = ctx.topic;
     this.group = ctx.group;
+    this.#deadlines = new AckDeadlines(ctx.ackTimeoutMs, (delivery) => this.#expire(delivery));
   }
 
   start(): void {
@@ -183,11 +185,9 @@ export class PostgresSubscription implements Subscription {
     }
     this.#slots += 1;
     this.#unsettled.add(delivery);
-    delivery.timer = setTimeout(() => this.#expire(delivery), this.#ctx.ackTimeoutMs);
-    delivery.timer.unref();
-    const run = this.#invoke(delivery);
-    this.#handlers.add(run);
-    void run.finally(() => this.#handlers.delete(run));
+    this.#deadlines.add(delivery);
+    this.#running += 1;
+    void this.#invoke(delivery);
   }
 
   async #invoke(delivery: PostgresDelivery): Promise<void> {
@@ -195,6 +195,9 @@ export class PostgresSubscription implements Subscription {
       await this.#handler(delivery);
     } catch {
       if (!delivery.settled) await delivery.nack(0).catch((error: unknown) => this.#ctx.report(error, 'nack after a handler failure'));
+    } finally {
+      this.#running -= 1;
+      if (this.#running === 0) this.#onIdle?.();
     }
   }
 
@@ -206,7 +209,7 @@ export class PostgresSubscription implements Subscription {
   }
 
   settle(delivery: PostgresDelivery, settlement: Settlement): Promise<void> {
-    clearTimeout(delivery.timer);
+    this.#deadlines.delete(delivery);
     this.#unsettled.delete(delivery);
     if (!delivery.expired) this.#releaseSlot();
     return this.#track(this.#enqueue(delivery, settlement.kind === 'ack' ? undefined : settlement.delayMs));
@@ -293,11 +296,15 @@ export class PostgresSubscription implements Subscription {
     this.notify();
     await this.#loop;
     for (const timer of this.#timers) clearTimeout(timer);
-    if (this.#handlers.size > 0) {
+    if (this.#running > 0) {
       const timeout = new AbortController();
-      await Promise.race([Promise.allSettled([...this.#handlers]), sleep(this.#ctx.drainTimeoutMs, timeout.signal).catch(() => {})]);
+      const idle = new Promise<void>((resolve) => {
+        this.#onIdle = resolve;
+      });
+      await Promise.race([idle, sleep(this.#ctx.drainTimeoutMs, timeout.signal).catch(() => {})]);
       timeout.abort();
     }
+    this.#deadlines.clear();
     for (const delivery of [...this.#unsettled]) {
       delivery.nack(0).catch((error: unknown) => this.#ctx.report(error, 'release an unsettled delivery'));
     }
