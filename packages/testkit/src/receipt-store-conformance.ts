@@ -290,6 +290,33 @@ export function describeReceiptStoreConformance(name: string, factory: ReceiptSt
         expect(await store.record([])).toEqual([]);
         expect(await store.claimBatch([])).toEqual([]);
       });
+
+      it('recordAndClaim (where a store has it) records first, then claims, seeing its own updates', async () => {
+        if (store.recordAndClaim === undefined) return;
+        const g = group();
+        const [done, next, again] = [newMessageId(), newMessageId(), newMessageId()];
+        await store.claimBatch([
+          { group: g, messageId: done, owner: 'w', leaseMs: LEASE },
+          { group: g, messageId: again, owner: 'w', leaseMs: LEASE },
+        ]);
+        const { outcomes, claims } = await store.recordAndClaim(
+          [
+            { group: g, messageId: done, state: 'processed', attempt: 1, result: 'ok' },
+            { group: g, messageId: again, state: 'failed', attempt: 1, error: problem('boom') },
+          ],
+          [
+            { group: g, messageId: next, owner: 'w', leaseMs: LEASE, type: 't.next' },
+            { group: g, messageId: done, owner: 'w', leaseMs: LEASE },
+            { group: g, messageId: again, owner: 'w', leaseMs: LEASE },
+          ],
+        );
+        expect(outcomes).toEqual(['updated', 'updated']);
+        expect(claims.map((c) => c.outcome)).toEqual(['claimed', 'duplicate-processed', 'claimed']);
+        expect(claims[2]?.outcome === 'claimed' && claims[2].receipt.attempts).toBe(2);
+        expect(await store.get(done, g)).toMatchObject({ state: 'processed', result: 'ok' });
+        expect(await store.get(next, g)).toMatchObject({ state: 'processing', type: 't.next', leaseOwner: 'w' });
+        expect(await store.get(again, g)).toMatchObject({ state: 'processing', attempts: 2 });
+      });
     });
 
     describe('queries', () => {

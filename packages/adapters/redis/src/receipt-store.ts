@@ -139,16 +139,7 @@ export class RedisReceiptStore implements ReceiptStore {
   }
 
   async record(updates: readonly ReceiptUpdate[]): Promise<RecordOutcome[]> {
-    return this.#batch(updates, (records, now) =>
-      updates.map((update): RecordOutcome => {
-        const key = keyOf(update);
-        const current = records.get(key);
-        const next = mergeReceipt(current, update, now);
-        if (next === undefined) return 'ignored';
-        records.set(key, next);
-        return current === undefined ? 'created' : 'updated';
-      }),
-    );
+    return this.#batch(updates, (records, now) => applyUpdates(records, updates, now));
   }
 
   async claim(request: ReceiptClaim): Promise<ReceiptClaimResult> {
@@ -157,14 +148,18 @@ export class RedisReceiptStore implements ReceiptStore {
   }
 
   async claimBatch(requests: readonly ReceiptClaim[]): Promise<ReceiptClaimResult[]> {
-    return this.#batch(requests, (records, now) =>
-      requests.map((request) => {
-        const key = keyOf(request);
-        const result = decideClaim(records.get(key), request, now);
-        if (result.outcome === 'claimed') records.set(key, result.receipt);
-        return result;
-      }),
-    );
+    return this.#batch(requests, (records, now) => applyClaims(records, requests, now));
+  }
+
+  /** `record(updates)` then `claimBatch(requests)` in one batch: one read, one compare-and-set. */
+  async recordAndClaim(
+    updates: readonly ReceiptUpdate[],
+    requests: readonly ReceiptClaim[],
+  ): Promise<{ outcomes: RecordOutcome[]; claims: ReceiptClaimResult[] }> {
+    return this.#batch([...updates, ...requests], (records, now) => ({
+      outcomes: applyUpdates(records, updates, now),
+      claims: applyClaims(records, requests, now),
+    }));
   }
 
   async extendLease(key: ReceiptKey, owner: string, leaseMs: number): Promise<boolean> {
@@ -300,8 +295,29 @@ export class RedisReceiptStore implements ReceiptStore {
   }
 }
 
+/** Map key of a record: group names cannot hold NUL, so this is unambiguous. */
 function keyOf(key: ReceiptKey): string {
-  return JSON.stringify([key.messageId, key.group]);
+  return `${key.group}\u0000${key.messageId}`;
+}
+
+function applyUpdates(records: Map<string, Receipt>, updates: readonly ReceiptUpdate[], now: number): RecordOutcome[] {
+  return updates.map((update): RecordOutcome => {
+    const key = keyOf(update);
+    const current = records.get(key);
+    const next = mergeReceipt(current, update, now);
+    if (next === undefined) return 'ignored';
+    records.set(key, next);
+    return current === undefined ? 'created' : 'updated';
+  });
+}
+
+function applyClaims(records: Map<string, Receipt>, requests: readonly ReceiptClaim[], now: number): ReceiptClaimResult[] {
+  return requests.map((request) => {
+    const key = keyOf(request);
+    const result = decideClaim(records.get(key), request, now);
+    if (result.outcome === 'claimed') records.set(key, result.receipt);
+    return result;
+  });
 }
 
 function parse(json: string): Receipt {
