@@ -8,8 +8,10 @@ export interface DeadlineEntry {
 /**
  * Many deadlines on one timer. Entries are grouped by their duration: within a group they expire
  * in the order they were added, so adding and removing is O(1) and the timer is armed for the
- * earliest head only. This replaces a `setTimeout` per handler run with one timer for all of them;
- * the timer is cleared as soon as nothing is tracked, so it never keeps a process alive on its own.
+ * earliest head only. This replaces a `setTimeout` per handler run with one timer for all of them.
+ * The timer is unref'd, so it never keeps a process alive, and it is not cleared when the last entry
+ * goes: a consumer whose handlers finish one at a time would otherwise arm and clear a timer per
+ * message. A timer that fires with nothing due just re-arms for the earliest entry left, if any.
  */
 export class Deadlines {
   readonly #groups = new Map<number, Set<DeadlineEntry>>();
@@ -44,7 +46,6 @@ export class Deadlines {
     const group = this.#groups.get(ms);
     if (group === undefined || !group.delete(entry)) return false;
     this.#size -= 1;
-    if (this.#size === 0) this.#disarm();
     return true;
   }
 
@@ -52,12 +53,7 @@ export class Deadlines {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#armedAt = at;
     this.#timer = setTimeout(this.#fire, Math.max(0, at - this.#clock()));
-  }
-
-  #disarm(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#armedAt = Number.POSITIVE_INFINITY;
+    this.#timer.unref();
   }
 
   readonly #fire = (): void => {

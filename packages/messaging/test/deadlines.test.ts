@@ -39,15 +39,33 @@ describe('Deadlines', () => {
     expect(deadlines.remove(a, 40)).toBe(false);
   });
 
-  it('clears its timer once nothing is tracked, so it never keeps the process alive', () => {
+  it('never keeps the process alive, and does not arm a timer per entry when entries come and go one at a time', () => {
+    vi.useFakeTimers();
+    const deadlines = new Deadlines();
+    const expired: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const e = entry(`e${i}`, expired);
+      deadlines.add(e, 60_000);
+      deadlines.remove(e, 60_000);
+    }
+    expect(vi.getTimerCount()).toBe(1);
+    const late = entry('late', expired);
+    deadlines.add(late, 60_000);
+    vi.advanceTimersByTime(59_999);
+    expect(expired).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(expired).toEqual(['late']);
+    vi.advanceTimersByTime(120_000);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("its timer is unref'd: it does not keep the process alive", () => {
     const deadlines = new Deadlines();
     const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-    const expired: string[] = [];
-    const e = entry('e', expired);
+    const e = entry('e', []);
     deadlines.add(e, 60_000);
-    expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).toBe(before + 1);
-    deadlines.remove(e, 60_000);
+    // Node lists only timers that keep the event loop alive.
     expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).toBe(before);
-    expect(expired).toEqual([]);
+    deadlines.remove(e, 60_000);
   });
 });
