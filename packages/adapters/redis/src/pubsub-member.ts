@@ -4,10 +4,14 @@ import { decodeFrame } from './pubsub-codec.js';
 import type { PubSubSubscription } from './pubsub-subscription.js';
 
 const RESOLVED: Promise<void> = Promise.resolve();
+/** `ack` and `nack` of every delivery: nothing to settle on pub/sub. */
+const settled = (): Promise<void> => RESOLVED;
 const JOIN = 'join:';
 const LEAVE = 'leave:';
 const HERE = 'here:';
 const WHO = 'who';
+/** How long a joining member waits to hear from the members already there before receiving. */
+const MEMBERS_WAIT_MS = 1000;
 
 /** FNV-1a: spreads nonces over the members. */
 function hash(text: string): number {
@@ -66,6 +70,8 @@ export class PubSubMember {
   #timer: NodeJS.Timeout | undefined;
   #checking = false;
   #stopped = false;
+  /** While starting: how many members to wait for, and what to call once they are known. */
+  #knowing: { readonly count: number; readonly done: () => void } | undefined;
 
   constructor(config: MemberConfig, subscription: PubSubSubscription) {
     this.#config = config;
@@ -79,8 +85,29 @@ export class PubSubMember {
     subscriber.on('messageBuffer', this.#onMessage);
     await subscriber.subscribe(groupChannel);
     const members = await commands.publish(groupChannel, `${JOIN}${id}`);
-    if (members > 1) this.#share();
+    if (members > 1) {
+      this.#share();
+      // Learn who the others are (their `here` answers) before the first message: a newcomer that
+      // knows only itself would take itself for the preferred member of every delivery, claim them
+      // all at once and leave the others nothing until it learns better.
+      await this.#know(members);
+    }
     await subscriber.subscribe(topicChannel);
+  }
+
+  /** Resolves once `count` members are known, or after MEMBERS_WAIT_MS (a member may have gone meanwhile). */
+  #know(count: number): Promise<void> {
+    if (this.#members.length >= count) return RESOLVED;
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#knowing = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, MEMBERS_WAIT_MS);
+      timer.unref();
+      this.#knowing = { count, done };
+    });
   }
 
   /** Stops receiving the topic and tells the group (so the others may stop claiming sooner). */
@@ -134,8 +161,8 @@ export class PubSubMember {
       body: frame.body,
       ...(frame.key === undefined ? {} : { key: frame.key }),
       attempt: 1,
-      ack: () => RESOLVED,
-      nack: () => RESOLVED,
+      ack: settled,
+      nack: settled,
     };
     if (!this.#shared && this.#pendingClaims === 0) {
       this.#subscription.push(delivery);
@@ -168,6 +195,7 @@ export class PubSubMember {
   #addMember(member: string): void {
     if (this.#members.includes(member)) return;
     this.#members = [...this.#members, member].sort();
+    if (this.#knowing !== undefined && this.#members.length >= this.#knowing.count) this.#knowing.done();
   }
 
   #share(): void {
