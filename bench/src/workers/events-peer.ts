@@ -33,12 +33,16 @@ export interface EmitResult {
   readonly emitted: number;
   readonly failed: number;
   readonly elapsedMs: number;
+  /** CPU time (user + system) this process spent while emitting, in microseconds. */
+  readonly cpuUs: number;
 }
 
 export interface ReceiveStats {
   readonly received: number;
   readonly firstAt: number;
   readonly lastAt: number;
+  /** CPU time (user + system) this process spent since the last reset, in microseconds. */
+  readonly cpuUs: number;
 }
 
 /** What the event carries, the same for every engine. */
@@ -56,6 +60,12 @@ const spec = JSON.parse(process.argv[2] ?? '{}') as PeerSpec;
 let received = 0;
 let firstAt = 0;
 let lastAt = 0;
+let cpuSince = process.cpuUsage();
+
+function cpuUsedSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return used.user + used.system;
+}
 
 function onTick(): void {
   const now = performance.now();
@@ -122,6 +132,7 @@ function emitFor(peer: Peer, durationMs: number, inFlight: number, padBytes: num
   let failed = 0;
   let outstanding = 0;
   const started = performance.now();
+  const cpuStart = process.cpuUsage();
   const end = started + durationMs;
   return new Promise((resolve) => {
     const settle = (ok: boolean) => {
@@ -135,7 +146,7 @@ function emitFor(peer: Peer, durationMs: number, inFlight: number, padBytes: num
     function pump(): void {
       while (outstanding < inFlight) {
         if (performance.now() >= end) {
-          if (outstanding === 0) resolve({ emitted, failed, elapsedMs: performance.now() - started });
+          if (outstanding === 0) resolve({ emitted, failed, elapsedMs: performance.now() - started, cpuUs: cpuUsedSince(cpuStart) });
           return;
         }
         outstanding++;
@@ -164,9 +175,10 @@ async function main(): Promise<void> {
           received = 0;
           firstAt = 0;
           lastAt = 0;
+          cpuSince = process.cpuUsage();
           return null;
         case 'stats':
-          return { received, firstAt, lastAt } satisfies ReceiveStats;
+          return { received, firstAt, lastAt, cpuUs: cpuUsedSince(cpuSince) } satisfies ReceiveStats;
       }
     };
     run().then(

@@ -1,7 +1,7 @@
-import type { AnyContract, BlobStore, Broker, CloudEventsBinding, Delivery, Subscription } from '@switchboard/core';
+import type { AnyContract, BlobStore, Broker, CloudEventsBinding, CloudEventsMode, Delivery, Subscription } from '@switchboard/core';
 import { channels, SwitchboardError } from '@switchboard/core';
 import { eventsTopic } from './addressing.js';
-import { bindingForBroker } from './binding.js';
+import { bindingForBroker, contentModeForBroker } from './binding.js';
 import { handlerStep } from './handler-step.js';
 import { claimCheck } from './middleware/claim-check.js';
 import { decode } from './middleware/decode.js';
@@ -17,6 +17,11 @@ export interface AtMostOnceOptions {
   readonly broker: Broker;
   /** Handlers running at once per subscription. Default: the messaging `maxInFlight`. */
   readonly maxInFlight?: number;
+  /**
+   * CloudEvents content mode of the events sent: `structured` (default; one JSON document, see
+   * `contentModeForBroker`) or `binary` (attributes in the broker's headers). Receivers read both.
+   */
+  readonly mode?: CloudEventsMode;
 }
 
 /** Whether event `name` of `contract` declares itself at-most-once. */
@@ -163,7 +168,14 @@ export function createAtMostOnceSide(options: AtMostOnceOptions, config: AtMostO
   const binding = config.binding ?? bindingForBroker(broker);
   const publisher = new Publisher(
     broker,
-    { service: config.service, binding, blobs: config.blobs[0], thresholdBytes: config.thresholdBytes, expiresInMs: config.expiresInMs },
+    {
+      service: config.service,
+      binding,
+      mode: options.mode ?? contentModeForBroker(broker),
+      blobs: config.blobs[0],
+      thresholdBytes: config.thresholdBytes,
+      expiresInMs: config.expiresInMs,
+    },
     false,
   );
   const consumer = new AtMostOnceConsumer({

@@ -1,4 +1,4 @@
-import type { Broker, CloudEventsBinding } from '@switchboard/core';
+import type { Broker, CloudEventsBinding, CloudEventsMode } from '@switchboard/core';
 import { cloudEventsBindings } from '@switchboard/core';
 
 /**
@@ -20,4 +20,15 @@ export function bindingForBroker(broker: Pick<Broker, 'name'>): CloudEventsBindi
     default:
       return cloudEventsBindings.redis;
   }
+}
+
+/**
+ * The CloudEvents content mode on a broker. At-most-once brokers (core NATS, Redis pub/sub) carry
+ * structured mode: one `application/cloudevents+json` document with `content-type` as the only
+ * header, which spares the per-attribute header encoding and parsing on a path that is all about
+ * throughput, and which is the form the NATS binding reads without headers. Every other broker
+ * carries binary mode. Receivers accept both.
+ */
+export function contentModeForBroker(broker: Pick<Broker, 'capabilities'>): CloudEventsMode {
+  return broker.capabilities.delivery === 'at-most-once' ? 'structured' : 'binary';
 }

@@ -1,8 +1,18 @@
-import type { BlobStore, CloudEventExtensions, CloudEventsBinding, OutgoingMessage, StandardSchemaV1 } from '@switchboard/core';
+import type {
+  BlobStore,
+  CloudEventExtensions,
+  CloudEventsBinding,
+  CloudEventsMode,
+  OutgoingMessage,
+  StandardSchemaV1,
+  ValidationResult,
+} from '@switchboard/core';
 import {
+  CLOUDEVENTS_JSON_MEDIA_TYPE,
+  channels,
   childTraceparent,
   createCloudEvent,
-  encodeBinary,
+  encodeCloudEvent,
   formatDataHash,
   newMessageId,
   SwitchboardError,
@@ -18,6 +28,12 @@ const OCTET_STREAM = 'application/octet-stream';
 export interface OutgoingConfig {
   readonly service: string;
   readonly binding: CloudEventsBinding;
+  /**
+   * CloudEvents content mode on the broker. `binary` (default): attributes in headers under the
+   * binding, data as the body. `structured`: one `application/cloudevents+json` document, the only
+   * header being its `content-type`.
+   */
+  readonly mode?: CloudEventsMode;
   readonly blobs: BlobStore | undefined;
   readonly thresholdBytes: number;
   readonly expiresInMs: number | undefined;
@@ -32,15 +48,33 @@ export interface OutgoingShape {
 /**
  * Builds the broker message of one send: validates the data against the contract, stores the
  * attachment (and data over the threshold) in the blob store, and encodes a CloudEvents 1.0 event
- * in binary mode. Nothing is published here.
+ * in the config's content mode. Nothing is published here.
  */
-export async function buildOutgoing(
+export function buildOutgoing(
   config: OutgoingConfig,
   address: Address,
   shape: OutgoingShape,
   data: unknown,
   options: PublishOptions = NO_OPTIONS,
 ): Promise<OutgoingMessage> {
+  try {
+    return Promise.resolve(prepareOutgoing(config, address, shape, data, options));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
+ * {@link buildOutgoing} without the promise when none is needed: a plain send whose schema
+ * validates synchronously is built in the same call. Throws what `buildOutgoing` rejects with.
+ */
+export function prepareOutgoing(
+  config: OutgoingConfig,
+  address: Address,
+  shape: OutgoingShape,
+  data: unknown,
+  options: PublishOptions = NO_OPTIONS,
+): OutgoingMessage | Promise<OutgoingMessage> {
   if (shape.schema === undefined) {
     if (data !== undefined) {
       throw new SwitchboardError('SB_VALIDATION', {
@@ -50,18 +84,54 @@ export async function buildOutgoing(
     }
   } else {
     const checked = validate(shape.schema, data);
-    const result = checked instanceof Promise ? await checked : checked;
-    if (!result.ok) {
-      throw new SwitchboardError('SB_VALIDATION', {
-        detail: `Data of ${address.kind} ${address.name} of ${address.contract.name} does not match its schema`,
-        errors: result.errors,
+    if (checked instanceof Promise) {
+      return checked.then((result) => {
+        assertValid(result, address);
+        return encode(config, address, shape, data, options);
       });
     }
+    assertValid(checked, address);
   }
+  return encode(config, address, shape, data, options);
+}
+
+function assertValid(result: ValidationResult<unknown>, address: Address): void {
+  if (!result.ok) {
+    throw new SwitchboardError('SB_VALIDATION', {
+      detail: `Data of ${address.kind} ${address.name} of ${address.contract.name} does not match its schema`,
+      errors: result.errors,
+    });
+  }
+}
+
+/** The message of validated data: in one pass from the address's template when it can, else the full CloudEvents path. */
+function encode(
+  config: OutgoingConfig,
+  address: Address,
+  shape: OutgoingShape,
+  data: unknown,
+  options: PublishOptions,
+): OutgoingMessage | Promise<OutgoingMessage> {
   if (isPlain(options)) {
-    const fast = buildPlain(config, address, data, options);
-    if (fast !== undefined) return fast;
+    const template = templates.get(config)?.get(address.type);
+    if (template !== undefined) {
+      const fast =
+        template.kind === 'structured'
+          ? buildStructured(config, template, address, data, options)
+          : buildPlain(config, template, address, data, options);
+      if (fast !== undefined) return fast;
+    }
   }
+  return buildFull(config, address, shape, data, options);
+}
+
+async function buildFull(
+  config: OutgoingConfig,
+  address: Address,
+  shape: OutgoingShape,
+  data: unknown,
+  options: PublishOptions,
+): Promise<OutgoingMessage> {
   const extensions: Record<string, string | number> = { traceparent: childTraceparent(options.traceparent) };
   if (options.tracestate !== undefined) extensions.tracestate = options.tracestate;
   const expiresAt = (explicit: number | undefined): number | undefined =>
@@ -84,9 +154,11 @@ export async function buildOutgoing(
   }
 
   let body: Uint8Array | undefined;
+  let json: string | undefined;
   let datacontenttype: string | undefined;
   if (data !== undefined) {
-    body = Buffer.from(JSON.stringify(data), 'utf8');
+    json = JSON.stringify(data);
+    body = Buffer.from(json, 'utf8');
     datacontenttype = JSON_TYPE;
     if (config.blobs !== undefined && options.attachment === undefined && body.byteLength > config.thresholdBytes) {
       // The data itself is claim-checked: `dataref` without `datamediatype`; `datacontenttype` describes it.
@@ -102,28 +174,35 @@ export async function buildOutgoing(
     ...(options.id === undefined ? {} : { id: options.id }),
     ...(options.subject === undefined ? {} : { subject: options.subject }),
     ...(datacontenttype === undefined ? {} : { datacontenttype }),
-    ...(body === undefined ? {} : { data: body }),
+    // Binary mode sends the serialised bytes; structured mode writes the same JSON as a JSON value
+    // (parsed back, so that it is exactly what JSON.stringify made of the data, as in binary mode).
+    ...(body === undefined ? {} : { data: config.mode === 'structured' ? JSON.parse(json as string) : body }),
     extensions: extensions as CloudEventExtensions,
   });
-  const encoded = encodeBinary(event, config.binding);
-  if (isPlain(options)) rememberTemplate(config, address, encoded.headers);
-  return {
+  const encoded = encodeCloudEvent(event, config.binding, config.mode ?? 'binary');
+  if (isPlain(options)) rememberTemplate(config, address, encoded.headers, event.source, event.type);
+  const message: OutgoingMessage = {
     id: event.id,
     topic: address.topic,
     headers: encoded.headers,
     body: encoded.body,
     ...(options.key === undefined ? {} : { key: options.key }),
   };
+  if (config.mode === 'structured' && channels.publish.hasSubscribers) {
+    described.set(message, { type: event.type, traceparent: extensions.traceparent as string });
+  }
+  return message;
 }
 
 const NO_OPTIONS: PublishOptions = {};
 const EMPTY_BODY = new Uint8Array(0);
 
 /**
- * The attributes every plain message of one address shares, already checked and encoded once:
- * `specversion`, `source`, `type` (and the header names under the binding's prefix).
+ * The attributes every plain binary-mode message of one address shares, already checked and
+ * encoded once: `specversion`, `source`, `type` (and the header names under the binding's prefix).
  */
-interface Template {
+interface BinaryTemplate {
+  readonly kind: 'binary';
   readonly specversion: string;
   readonly source: string;
   readonly type: string;
@@ -136,6 +215,25 @@ interface Template {
     readonly traceparent: string;
   };
 }
+
+/**
+ * The constant parts of a plain structured-mode document of one address, in the member order of
+ * the JSON format encoder: `{"specversion","id","source","type",["datacontenttype"],"time",
+ * "traceparent",["data"]}`. `source` and `type` were checked by the full build that made it.
+ */
+interface StructuredTemplate {
+  readonly kind: 'structured';
+  readonly type: string;
+  /** `{"specversion":"1.0","id":"` */
+  readonly head: string;
+  /** `","source":…,"type":…,"datacontenttype":"application/json","time":"` */
+  readonly withData: string;
+  /** The same without `datacontenttype`: a payload-free event. */
+  readonly withoutData: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+type Template = BinaryTemplate | StructuredTemplate;
 
 let isoMs = -1;
 let iso = '';
@@ -152,24 +250,45 @@ function nowIso(): string {
 
 const templates = new WeakMap<OutgoingConfig, Map<string, Template>>();
 
+/** Type and trace of structured messages built while the `publish` channel had subscribers (their headers do not say). */
+const described = new WeakMap<OutgoingMessage, { readonly type: string; readonly traceparent: string }>();
+
 /**
  * A plain send: no caller-chosen id, subject or tracestate and no attachment. Every attribute
  * of such a message is either constant per address (checked when the first one went through the
  * full CloudEvents path) or generated here in a form that needs neither validation nor
- * percent-encoding (UUIDv7 id, RFC 3339 UTC time, a hex `traceparent`).
+ * escaping (UUIDv7 id, RFC 3339 UTC time, a hex `traceparent`).
  */
 function isPlain(options: PublishOptions): boolean {
   return options.attachment === undefined && options.id === undefined && options.subject === undefined && options.tracestate === undefined;
 }
 
-/** Remembers the constant headers of `address` once a full build produced and validated them. */
-function rememberTemplate(config: OutgoingConfig, address: Address, headers: Readonly<Record<string, string>>): void {
+/** Remembers the constant parts of `address`'s messages once a full build produced and validated them. */
+function rememberTemplate(
+  config: OutgoingConfig,
+  address: Address,
+  headers: Readonly<Record<string, string>>,
+  source: string,
+  type: string,
+): void {
   let byType = templates.get(config);
   if (byType === undefined) {
     byType = new Map();
     templates.set(config, byType);
   }
   if (byType.has(address.type)) return;
+  if (config.mode === 'structured') {
+    const attributes = `","source":${JSON.stringify(source)},"type":${JSON.stringify(type)}`;
+    byType.set(address.type, {
+      kind: 'structured',
+      type,
+      head: '{"specversion":"1.0","id":"',
+      withData: `${attributes},"datacontenttype":"${JSON_TYPE}","time":"`,
+      withoutData: `${attributes},"time":"`,
+      headers: Object.freeze({ ...headers }),
+    });
+    return;
+  }
   const prefix = config.binding.prefix;
   const names = {
     specversion: `${prefix}specversion`,
@@ -180,25 +299,39 @@ function rememberTemplate(config: OutgoingConfig, address: Address, headers: Rea
     traceparent: `${prefix}traceparent`,
   };
   const specversion = headers[names.specversion];
-  const source = headers[names.source];
-  const type = headers[names.type];
-  if (specversion === undefined || source === undefined || type === undefined) return;
-  byType.set(address.type, { specversion, source, type, names });
+  const encodedSource = headers[names.source];
+  const encodedType = headers[names.type];
+  if (specversion === undefined || encodedSource === undefined || encodedType === undefined) return;
+  byType.set(address.type, { kind: 'binary', specversion, source: encodedSource, type: encodedType, names });
+}
+
+/** The JSON text of validated data, or undefined when it goes to the blob store or cannot be JSON (the full path handles both). */
+function dataJson(config: OutgoingConfig, data: unknown): string | undefined {
+  const json = JSON.stringify(data);
+  if (json === undefined) return undefined;
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: count the bytes only when the length alone cannot tell.
+  if (config.blobs !== undefined && json.length * 3 > config.thresholdBytes && Buffer.byteLength(json) > config.thresholdBytes) {
+    return undefined;
+  }
+  return json;
 }
 
 /**
- * The one-pass build of a plain message from its address's template; undefined when there is no
- * template yet or the data goes to the blob store (the full path handles both).
+ * The one-pass build of a plain binary-mode message from its address's template; undefined when
+ * the data goes to the blob store (the full path handles it).
  */
-function buildPlain(config: OutgoingConfig, address: Address, data: unknown, options: PublishOptions): OutgoingMessage | undefined {
-  const template = templates.get(config)?.get(address.type);
-  if (template === undefined) return undefined;
+function buildPlain(
+  config: OutgoingConfig,
+  template: BinaryTemplate,
+  address: Address,
+  data: unknown,
+  options: PublishOptions,
+): OutgoingMessage | undefined {
   let body: Uint8Array = EMPTY_BODY;
   if (data !== undefined) {
-    const json = JSON.stringify(data);
+    const json = dataJson(config, data);
     if (json === undefined) return undefined;
     body = Buffer.from(json, 'utf8');
-    if (config.blobs !== undefined && body.byteLength > config.thresholdBytes) return undefined;
   }
   const id = newMessageId();
   const names = template.names;
@@ -215,6 +348,64 @@ function buildPlain(config: OutgoingConfig, address: Address, data: unknown, opt
   return options.key === undefined
     ? { id, topic: address.topic, headers, body }
     : { id, topic: address.topic, headers, body, key: options.key };
+}
+
+/**
+ * The one-pass build of a plain structured-mode message: the JSON format document as the full
+ * path writes it (same members, same order), concatenated around the data's own JSON text, with
+ * the shared `content-type` header. Undefined when the data goes to the blob store.
+ */
+function buildStructured(
+  config: OutgoingConfig,
+  template: StructuredTemplate,
+  address: Address,
+  data: unknown,
+  options: PublishOptions,
+): OutgoingMessage | undefined {
+  const id = newMessageId();
+  const traceparent = childTraceparent(options.traceparent);
+  let document: string;
+  if (data === undefined) {
+    document = `${template.head}${id}${template.withoutData}${nowIso()}","traceparent":"${traceparent}"}`;
+  } else {
+    const json = dataJson(config, data);
+    if (json === undefined) return undefined;
+    document = `${template.head}${id}${template.withData}${nowIso()}","traceparent":"${traceparent}","data":${json}}`;
+  }
+  const body = Buffer.from(document, 'utf8');
+  const message: OutgoingMessage =
+    options.key === undefined
+      ? { id, topic: address.topic, headers: template.headers, body }
+      : { id, topic: address.topic, headers: template.headers, body, key: options.key };
+  if (channels.publish.hasSubscribers) described.set(message, { type: template.type, traceparent });
+  return message;
+}
+
+/** CloudEvents `type` and `traceparent` of a message built here, for the `publish` diagnostics channel. */
+export function describeOutgoing(
+  message: OutgoingMessage,
+  binding: CloudEventsBinding,
+): { readonly type: string | undefined; readonly traceparent: string | undefined } {
+  const known = described.get(message);
+  if (known !== undefined) return known;
+  const type = message.headers[`${binding.prefix}type`];
+  if (type !== undefined) return { type, traceparent: message.headers[`${binding.prefix}traceparent`] };
+  if (message.headers['content-type']?.startsWith(CLOUDEVENTS_JSON_MEDIA_TYPE)) {
+    // Built before the channel had subscribers: read the document.
+    try {
+      const document = JSON.parse(Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength).toString('utf8')) as {
+        type?: unknown;
+        traceparent?: unknown;
+      };
+      return {
+        type: typeof document.type === 'string' ? document.type : undefined,
+        traceparent: typeof document.traceparent === 'string' ? document.traceparent : undefined,
+      };
+    } catch {
+      // Not ours to judge here.
+    }
+  }
+  return { type: undefined, traceparent: undefined };
 }
 
 function requireBlobs(config: OutgoingConfig): BlobStore {

@@ -10,7 +10,7 @@ import type {
 } from '@switchboard/core';
 import { channels, SwitchboardError } from '@switchboard/core';
 import { type Address, eventsTopic, eventType, messagesTopic, messageType, operationType } from './addressing.js';
-import { buildOutgoing, type OutgoingConfig, type OutgoingShape } from './outgoing.js';
+import { buildOutgoing, describeOutgoing, type OutgoingConfig, type OutgoingShape, prepareOutgoing } from './outgoing.js';
 import type { EmitArgs, PublishOptions, Sent } from './types.js';
 
 /** One item of `sendBatch`. */
@@ -80,13 +80,37 @@ export class Publisher {
   }
 
   /** Emits event `name` of `contract` (this service's own contract): payload-free, or with its declared data and attachment. */
-  async emit<C extends AnyContract, K extends EventName<C>>(contract: C, name: K, ...args: EmitArgs<C, K>): Promise<Sent> {
+  emit<C extends AnyContract, K extends EventName<C>>(contract: C, name: K, ...args: EmitArgs<C, K>): Promise<Sent> {
     const [data, options] = args as [unknown, PublishOptions | undefined];
-    const message = await this.#event(contract, name, data, options);
-    await this.#broker.publish(message);
-    if (channels.publish.hasSubscribers) this.#report([message]);
-    return { messageId: message.id };
+    const target = eventTarget(contract, name);
+    if (target === undefined) return Promise.reject(unknownEntry('event', contract, name));
+    // Built in this call when it can be (a plain send, synchronous validation): no promise until the broker's.
+    let message: OutgoingMessage | Promise<OutgoingMessage>;
+    try {
+      message = prepareOutgoing(this.#config, target.address, target.shape, data, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return message instanceof Promise ? message.then(this.#publishEvent) : this.#publishEvent(message);
   }
+
+  readonly #publishEvent = (message: OutgoingMessage): Promise<Sent> => {
+    const sent: Sent = { messageId: message.id };
+    let published: Promise<void>;
+    try {
+      published = this.#broker.publish(message);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (channels.publish.hasSubscribers) {
+      return published.then(() => {
+        this.#report([message]);
+        return sent;
+      });
+    }
+    // Only the id outlives the publish: the body can go as soon as the broker let go of it.
+    return published.then(() => sent);
+  };
 
   /** Sends many messages to one contract's service, published pipelined (one broker batch). */
   async sendBatch<C extends AnyContract>(contract: C, messages: readonly BatchMessage<C>[]): Promise<Sent[]> {
@@ -124,12 +148,8 @@ export class Publisher {
   /** Tells the `publish` diagnostics channel about published messages. */
   #report(messages: readonly OutgoingMessage[]): void {
     for (const m of messages) {
-      channels.publish.publish({
-        messageId: m.id,
-        topic: m.topic,
-        type: m.headers[`${this.#config.binding.prefix}type`],
-        traceparent: m.headers[`${this.#config.binding.prefix}traceparent`],
-      });
+      const { type, traceparent } = describeOutgoing(m, this.#config.binding);
+      channels.publish.publish({ messageId: m.id, topic: m.topic, type, traceparent });
     }
   }
 

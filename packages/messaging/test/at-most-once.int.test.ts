@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { Broker } from '@switchboard/core';
-import { defineContract, event, isSwitchboardError } from '@switchboard/core';
+import type { Broker, Delivery } from '@switchboard/core';
+import { decodeStructured, defineContract, event, isSwitchboardError } from '@switchboard/core';
 import { createMemoryBroker, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
 import { createMessaging, type Messaging } from '@switchboard/messaging';
 import { createNatsCoreBroker } from '@switchboard/nats';
@@ -100,6 +100,42 @@ describe.each(engines)('at-most-once events over $name', ({ open }) => {
     await waitFor(() => received.filter((r) => r.messageId === order.messageId).length === 2, 'the reliable event in both');
     const groups = (await receipts.getAll(order.messageId)).map((r) => r.group);
     expect(groups.sort()).toEqual(['audit', 'pricing']);
+  });
+
+  it('sends each event as one structured-mode CloudEvent, which a plain subscriber of the broker can read', async () => {
+    const ticker = emitterContract();
+    const { fast, service } = await setup();
+    const raw: Delivery[] = [];
+    const observer = await fast.subscribe({ topic: `${ticker.name}.events`, group: 'raw-observer' }, async (delivery) => {
+      raw.push(delivery);
+    });
+    const emitter = service(ticker.name);
+    const parent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    // The first send of a type takes the full path, the next ones the one-pass build: both must read the same.
+    const sent = [
+      await emitter.emit(ticker, 'price.changed', { symbol: 'ACME', price: 42.5 }, { subject: 'ACME' }),
+      await emitter.emit(ticker, 'price.changed', { symbol: 'ACME', price: 43 }),
+      await emitter.emit(ticker, 'price.changed', { symbol: 'ACME', price: 44 }, { traceparent: parent }),
+    ];
+    await waitFor(() => raw.length >= 3, 'the plain subscriber to see every event');
+    await observer.close();
+    for (const [i, seen] of raw.entries()) {
+      expect(seen.id).toBe(sent[i]?.messageId);
+      expect(Object.keys(seen.headers)).toEqual(['content-type']);
+      const envelope = decodeStructured(seen.body, seen.headers['content-type']);
+      expect(envelope).toMatchObject({
+        specversion: '1.0',
+        id: sent[i]?.messageId,
+        source: ticker.name,
+        type: `${ticker.name}.price.changed`,
+        datacontenttype: 'application/json',
+        data: { symbol: 'ACME', price: [42.5, 43, 44][i] },
+      });
+      expect(Date.parse(envelope.time ?? '')).not.toBeNaN();
+      expect(envelope.extensions?.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    }
+    expect(decodeStructured(raw[0]!.body).subject).toBe('ACME');
+    expect(decodeStructured(raw[2]!.body).extensions?.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-/);
   });
 
   it('balances within a service and fans out across services; emitBatch splits the two paths', async () => {

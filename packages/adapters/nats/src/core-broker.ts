@@ -11,9 +11,10 @@ import type {
   Subscription,
 } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
+import { coreHeaders, readCoreHeaders } from './core-headers.js';
 import { CoreSubscription, type DroppedDelivery } from './core-subscription.js';
 import { closedError, toBrokerError } from './errors.js';
-import { fromNatsHeaders, type ReceivedHeaders, toNatsHeaders } from './headers.js';
+import type { ReceivedHeaders } from './headers.js';
 import { assertGroup, assertTopic } from './names.js';
 
 export interface NatsCoreBrokerOptions {
@@ -88,7 +89,7 @@ class CoreDelivery implements Delivery {
   }
 
   #read(): ReceivedHeaders {
-    this.#parsed ??= fromNatsHeaders(this.#msg.headers);
+    this.#parsed ??= readCoreHeaders(this.#msg);
     return this.#parsed;
   }
 
@@ -179,7 +180,7 @@ export class NatsCoreBroker implements Broker {
         detail: `${message.body.byteLength} bytes is over the NATS limit of ${this.capabilities.maxMessageBytes} bytes`,
       });
     }
-    const headers = toNatsHeaders(message.id, message.headers, message.key);
+    const headers = coreHeaders(message.id, message.headers, message.key);
     try {
       this.connection.publish(this.#subject(message.topic), message.body, { headers });
     } catch (error) {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
 import { describeError, SwitchboardError } from '@switchboard/core';
 import type { RedisOptions } from 'ioredis';
@@ -44,6 +44,20 @@ const MIB = 1024 * 1024;
 const REDIS_MAX_BULK = 512 * MIB;
 const DEFAULT_MAX_IN_FLIGHT = 64;
 const NAME = /^[^\s{}]{1,200}$/;
+/** PUBLISHes many messages in one command: `ARGV` is channel, frame, channel, frame, ... */
+const PUBLISH_MANY = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return #ARGV / 2";
+const PUBLISH_MANY_SHA = createHash('sha1').update(PUBLISH_MANY).digest('hex');
+/** Messages per PUBLISH_MANY call: keeps each script short (it holds the server while it runs). */
+const MESSAGES_PER_SCRIPT = 256;
+
+/** The publishes of one event-loop turn that go out in one command, and the promise they share. */
+interface PublishChunk {
+  /** channel, frame, channel, frame, ... */
+  readonly args: (string | Buffer)[];
+  readonly done: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
 
 function positiveInteger(value: number | undefined, name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
@@ -57,6 +71,12 @@ function checkName(kind: string, value: string): void {
   if (typeof value !== 'string' || !NAME.test(value)) {
     throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `${kind} "${value}" must be 1 to 200 characters without spaces or braces` });
   }
+}
+
+/** A server that does not let this client run scripts (ACL, scripting disabled or unknown). */
+function isScriptRefused(error: unknown): boolean {
+  const message = String((error as Error)?.message);
+  return message.startsWith('NOPERM') || message.startsWith('ERR unknown command') || /script.*(disabled|not allowed)/i.test(message);
 }
 
 function toBrokerError(error: unknown, action: string): SwitchboardError {
@@ -91,6 +111,11 @@ export class RedisPubSubBroker implements Broker {
   readonly #subscriptions = new Set<PubSubSubscription>();
   #nonce = 0;
   #closed: Promise<void> | undefined;
+  /** Publishes waiting for the end of this event-loop turn, in order; the last one still takes more. */
+  #chunks: PublishChunk[] = [];
+  #chunk: PublishChunk | undefined;
+  /** False once the server refused scripts: publishes are then pipelined PUBLISHes. */
+  #scripts = true;
 
   constructor(options: RedisPubSubBrokerOptions = {}) {
     const maxMessageBytes = positiveInteger(options.maxMessageBytes, 'maxMessageBytes', MIB, REDIS_MAX_BULK);
@@ -121,14 +146,69 @@ export class RedisPubSubBroker implements Broker {
     }
   }
 
-  async publish(message: OutgoingMessage): Promise<void> {
-    this.#assertOpen();
-    const frame = this.#frame(message);
+  /**
+   * Resolves on the server's reply. The publishes of one event-loop turn leave together: up to
+   * 256 of them in one script call that PUBLISHes each in order (one command instead of one per
+   * message), a single one as a plain PUBLISH. They share the outcome of that call.
+   */
+  publish(message: OutgoingMessage): Promise<void> {
+    let frame: Buffer;
     try {
-      await this.#commands.publish(this.#channel(message.topic), frame);
+      this.#assertOpen();
+      frame = this.#frame(message);
     } catch (error) {
-      throw toBrokerError(error, `publish to ${message.topic}`);
+      return Promise.reject(error);
     }
+    let chunk = this.#chunk;
+    if (chunk === undefined || chunk.args.length >= 2 * MESSAGES_PER_SCRIPT) {
+      let resolve!: () => void;
+      let reject!: (error: unknown) => void;
+      const done = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      chunk = { args: [], done, resolve, reject };
+      this.#chunk = chunk;
+      if (this.#chunks.push(chunk) === 1) setImmediate(this.#flushChunks);
+    }
+    chunk.args.push(this.#channel(message.topic), frame);
+    return chunk.done;
+  }
+
+  readonly #flushChunks = (): void => {
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    this.#chunk = undefined;
+    for (const chunk of chunks)
+      this.#sendChunk(chunk).then(chunk.resolve, (error: unknown) => chunk.reject(toBrokerError(error, 'publish')));
+  };
+
+  async #sendChunk(chunk: PublishChunk): Promise<void> {
+    const { args } = chunk;
+    if (args.length === 2) {
+      await this.#commands.publish(args[0] as string, args[1] as Buffer);
+      return;
+    }
+    if (this.#scripts) {
+      try {
+        await this.#commands.evalsha(PUBLISH_MANY_SHA, 0, ...args);
+        return;
+      } catch (error) {
+        if (!String((error as Error)?.message).startsWith('NOSCRIPT')) {
+          if (!isScriptRefused(error)) throw error;
+          // Scripts are not allowed here (ACL, disabled): nothing of this call went out; plain PUBLISHes from now on.
+          this.#scripts = false;
+        } else {
+          await this.#commands.eval(PUBLISH_MANY, 0, ...args);
+          return;
+        }
+      }
+    }
+    const pipeline = this.#commands.pipeline();
+    for (let i = 0; i < args.length; i += 2) pipeline.publish(args[i] as string, args[i + 1] as Buffer);
+    const results = await pipeline.exec();
+    const failed = results?.find(([error]) => error !== null);
+    if (results === null || failed !== undefined) throw failed?.[0] ?? new Error('pipeline aborted');
   }
 
   /** One pipeline (one round trip); not a transaction: after a connection failure, a prefix may have gone out. */
@@ -220,6 +300,10 @@ export class RedisPubSubBroker implements Broker {
   }
 
   async #close(): Promise<void> {
+    // Publishes accepted before close still go out.
+    const waiting = this.#chunks.map((chunk) => chunk.done.catch(() => {}));
+    if (waiting.length > 0) this.#flushChunks();
+    await Promise.all(waiting);
     await Promise.allSettled([...this.#subscriptions].map((subscription) => subscription.close()));
     if (this.#ownsClient) await this.#commands.quit().catch(() => this.#commands.disconnect());
   }

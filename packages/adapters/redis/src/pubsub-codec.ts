@@ -19,10 +19,23 @@ export interface DecodedFrame {
   readonly body: Uint8Array;
 }
 
+/** The JSON of frozen headers objects (a template-built message shares one): written once. */
+const headersJson = new WeakMap<Headers, string>();
+
+function jsonOfHeaders(headers: Headers): string {
+  if (!Object.isFrozen(headers)) return JSON.stringify(headers);
+  let json = headersJson.get(headers);
+  if (json === undefined) {
+    json = JSON.stringify(headers);
+    headersJson.set(headers, json);
+  }
+  return json;
+}
+
 export function encodeFrame(message: OutgoingMessage, nonce: string): Buffer {
-  const meta: { i: string; n: string; h: Headers; k?: string } = { i: message.id, n: nonce, h: message.headers };
-  if (message.key !== undefined) meta.k = message.key;
-  const json = JSON.stringify(meta);
+  // The members of `{ i, n, h, k? }` in that order, as JSON.stringify would write them.
+  let json = `{"i":${JSON.stringify(message.id)},"n":${JSON.stringify(nonce)},"h":${jsonOfHeaders(message.headers)}`;
+  json += message.key === undefined ? '}' : `,"k":${JSON.stringify(message.key)}}`;
   const metaBytes = Buffer.byteLength(json);
   const frame = Buffer.allocUnsafe(PREFIX_BYTES + metaBytes + message.body.byteLength);
   frame[0] = MAGIC_0;

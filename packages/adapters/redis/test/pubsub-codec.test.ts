@@ -1,0 +1,39 @@
+import type { OutgoingMessage } from '@switchboard/core';
+import { describe, expect, it } from 'vitest';
+import { decodeFrame, encodeFrame } from '../src/pubsub-codec.js';
+
+function message(overrides: Partial<OutgoingMessage> = {}): OutgoingMessage {
+  return {
+    id: 'm-1',
+    topic: 't',
+    headers: { 'content-type': 'application/json', 'ce-note': 'caf\u00e9 "quoted"' },
+    body: new TextEncoder().encode('{"a":1}'),
+    ...overrides,
+  };
+}
+
+describe('Redis pub/sub frames', () => {
+  it('round-trips id, nonce, headers, key and body, frozen headers or not', () => {
+    const frozen = Object.freeze({ 'content-type': 'application/cloudevents+json; charset=utf-8' });
+    const cases = [message(), message({ key: 'k \u00e9' }), message({ headers: frozen }), message({ headers: frozen, id: 'id "2"' })];
+    for (const m of cases) {
+      for (let round = 0; round < 2; round++) {
+        const frame = encodeFrame(m, 'n1');
+        const decoded = decodeFrame(frame);
+        expect(decoded).toEqual({ id: m.id, nonce: 'n1', headers: m.headers, key: m.key, body: expect.anything() });
+        expect(Buffer.from(decoded!.body).toString()).toBe('{"a":1}');
+      }
+    }
+  });
+
+  it('writes the metadata as JSON.stringify would', () => {
+    const m = message({ key: 'k' });
+    const frame = encodeFrame(m, 'n2');
+    const length = frame.readUInt32BE(3);
+    expect(frame.toString('utf8', 7, 7 + length)).toBe(JSON.stringify({ i: m.id, n: 'n2', h: m.headers, k: 'k' }));
+  });
+
+  it('refuses bytes that are not a frame', () => {
+    expect(decodeFrame(Buffer.from('hello'))).toBeUndefined();
+  });
+});
