@@ -1,8 +1,10 @@
 import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import type { Msg } from '@nats-io/nats-core';
 import type { DeliveryHandler, Subscription } from '@switchboard/core';
 import { AckDeadlines } from '@switchboard/core';
+import { readCoreHeaders } from './core-headers.js';
 import { type DeliveryOwner, NatsDelivery } from './delivery.js';
-import { fromNatsHeaders } from './headers.js';
+import { fromNatsHeaders, type ReceivedHeaders } from './headers.js';
 import { idle } from './timers.js';
 
 export interface NatsSubscriptionConfig {
@@ -17,6 +19,15 @@ export interface NatsSubscriptionConfig {
   /** Flushes the connection (acks confirmed by one round trip); undefined: a double ack per message. */
   readonly flush: (() => Promise<void>) | undefined;
   readonly onClosed: (subscription: NatsSubscription) => void;
+}
+
+/**
+ * The headers of a JetStream message, read from the received bytes of the core message it wraps
+ * (one pass, no client header object) where the client exposes it, through `msg.headers` otherwise.
+ */
+function readHeaders(msg: JsMsg): ReceivedHeaders {
+  const inner = (msg as unknown as { readonly msg?: Msg }).msg;
+  return inner === undefined ? fromNatsHeaders(msg.headers) : readCoreHeaders(inner);
 }
 
 /**
@@ -104,7 +115,7 @@ export class NatsSubscription implements Subscription, DeliveryOwner {
 
   #dispatch(msg: JsMsg): void {
     this.#free -= 1;
-    const received = fromNatsHeaders(msg.headers);
+    const received = readHeaders(msg);
     const delivery = new NatsDelivery(
       msg,
       { id: received.id || `${msg.info.stream}:${msg.seq}`, topic: this.topic, headers: received.headers, key: received.key },
