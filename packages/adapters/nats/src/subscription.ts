@@ -21,6 +21,9 @@ export interface NatsSubscriptionConfig {
   readonly onClosed: (subscription: NatsSubscription) => void;
 }
 
+/** Longest a free slot waits for others before it is pulled for on its own. */
+const TOP_UP_MS = 5;
+
 /**
  * The headers of a JetStream message, read from the received bytes of the core message it wraps
  * (one pass, no client header object) where the client exposes it, through `msg.headers` otherwise.
@@ -89,11 +92,17 @@ export class NatsSubscription implements Subscription, DeliveryOwner {
     let failures = 0;
     while (!this.#stopping) {
       if (this.#free < this.#refillAt) {
+        // Wait for half the slots to be free, but leave free slots idle no longer than TOP_UP_MS
+        // (deliveries held unsettled must not keep the others from being pulled).
         await new Promise<void>((resolve) => {
-          this.#wake = resolve;
+          const timer = this.#free > 0 ? setTimeout(() => this.#wake?.(), TOP_UP_MS) : undefined;
+          this.#wake = () => {
+            clearTimeout(timer);
+            this.#wake = undefined;
+            resolve();
+          };
         });
-        this.#wake = undefined;
-        continue;
+        if (this.#free <= 0) continue;
       }
       try {
         const batch = await this.#config.consumer.fetch({ max_messages: this.#free, expires: this.#config.fetchExpiresMs });
@@ -139,7 +148,8 @@ export class NatsSubscription implements Subscription, DeliveryOwner {
     if (!this.#unsettled.delete(delivery)) return;
     this.#deadlines.delete(delivery);
     this.#free += 1;
-    if (this.#free >= this.#refillAt || this.#stopping) this.#wake?.();
+    // The first free slot starts the top-up wait; half the slots free pull at once.
+    if (this.#free >= this.#refillAt || this.#free === 1 || this.#stopping) this.#wake?.();
   }
 
   close(): Promise<void> {
