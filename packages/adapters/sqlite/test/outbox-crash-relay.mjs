@@ -18,7 +18,11 @@ const broker = {
     await sqliteBroker.publishBatch(messages);
     confirmed++;
     writeSync(1, `confirmed ${messages.map((m) => m.id).join(',')}\n`);
-    if (confirmed === Number(hangAfter)) await new Promise(() => {});
+    if (confirmed === Number(hangAfter)) {
+      // Hang here, alive (a pending promise alone would let the process exit), until SIGKILLed.
+      setInterval(() => {}, 1000);
+      await new Promise(() => {});
+    }
   },
   declareGroup: (topic, group) => sqliteBroker.declareGroup(topic, group),
   subscribe: (options, handler) => sqliteBroker.subscribe(options, handler),
