@@ -93,16 +93,7 @@ export class PostgresReceiptStore implements ReceiptStore {
 
   async record(updates: readonly ReceiptUpdate[]): Promise<RecordOutcome[]> {
     if (updates.length === 0) return this.#none([]);
-    return this.#batch(updates, (records, now) =>
-      updates.map((update): RecordOutcome => {
-        const key = keyOf(update);
-        const current = records.get(key);
-        const next = mergeReceipt(current, update, now);
-        if (next === undefined) return 'ignored';
-        records.set(key, next);
-        return current === undefined ? 'created' : 'updated';
-      }),
-    );
+    return this.#batch(updates, (records, now) => applyUpdates(records, updates, now));
   }
 
   async claim(request: ReceiptClaim): Promise<ReceiptClaimResult> {
@@ -112,14 +103,19 @@ export class PostgresReceiptStore implements ReceiptStore {
 
   async claimBatch(requests: readonly ReceiptClaim[]): Promise<ReceiptClaimResult[]> {
     if (requests.length === 0) return this.#none([]);
-    return this.#batch(requests, (records, now) =>
-      requests.map((request) => {
-        const key = keyOf(request);
-        const result = decideClaim(records.get(key), request, now);
-        if (result.outcome === 'claimed') records.set(key, result.receipt);
-        return result;
-      }),
-    );
+    return this.#batch(requests, (records, now) => applyClaims(records, requests, now));
+  }
+
+  /** `record(updates)` then `claimBatch(requests)` in one transaction: one lock, one read, one write, one commit. */
+  async recordAndClaim(
+    updates: readonly ReceiptUpdate[],
+    requests: readonly ReceiptClaim[],
+  ): Promise<{ outcomes: RecordOutcome[]; claims: ReceiptClaimResult[] }> {
+    if (updates.length === 0 && requests.length === 0) return this.#none({ outcomes: [], claims: [] });
+    return this.#batch([...updates, ...requests], (records, now) => ({
+      outcomes: applyUpdates(records, updates, now),
+      claims: applyClaims(records, requests, now),
+    }));
   }
 
   async extendLease(key: ReceiptKey, owner: string, leaseMs: number): Promise<boolean> {
@@ -273,6 +269,26 @@ export class PostgresReceiptStore implements ReceiptStore {
 
 function keyOf(key: ReceiptKey): string {
   return JSON.stringify([key.messageId, key.group]);
+}
+
+function applyUpdates(records: Map<string, Receipt>, updates: readonly ReceiptUpdate[], now: number): RecordOutcome[] {
+  return updates.map((update): RecordOutcome => {
+    const key = keyOf(update);
+    const current = records.get(key);
+    const next = mergeReceipt(current, update, now);
+    if (next === undefined) return 'ignored';
+    records.set(key, next);
+    return current === undefined ? 'created' : 'updated';
+  });
+}
+
+function applyClaims(records: Map<string, Receipt>, requests: readonly ReceiptClaim[], now: number): ReceiptClaimResult[] {
+  return requests.map((request) => {
+    const key = keyOf(request);
+    const result = decideClaim(records.get(key), request, now);
+    if (result.outcome === 'claimed') records.set(key, result.receipt);
+    return result;
+  });
 }
 
 function fromRow(row: ReceiptRow): Receipt {
