@@ -5,14 +5,33 @@ import { parseArgs } from 'node:util';
 import type { BenchRow, Scenario } from './lib/scenario.js';
 import { scenarios } from './scenarios/index.js';
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    out: { type: 'string', default: '.bench-results/latest.json' },
-    quick: { type: 'boolean', default: false },
-    list: { type: 'boolean', default: false },
-  },
-});
+const USAGE = `usage: npm run bench -- [scenario ...] [--quick] [--list] [--out file.json]
+  no scenario: all of them; --list names them; --quick: short smoke run (a fifth of the load);
+  --out: where the JSON goes (default .bench-results/latest.json)`;
+
+let parsed: ReturnType<typeof parse>;
+function parse() {
+  return parseArgs({
+    allowPositionals: true,
+    options: {
+      out: { type: 'string', default: '.bench-results/latest.json' },
+      quick: { type: 'boolean', default: false },
+      list: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+}
+try {
+  parsed = parse();
+} catch (error) {
+  console.error(`${(error as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+const { values, positionals } = parsed;
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 if (values.list) {
   for (const scenario of scenarios) console.log(`${scenario.name.padEnd(24)} ${scenario.description}`);
