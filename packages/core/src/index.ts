@@ -10,6 +10,7 @@ export * from './errors.js';
 export * from './ids.js';
 export * from './jobs.js';
 export * from './outbox.js';
+export * from './push-subscription.js';
 export * from './receipts.js';
 export * from './round-trip-batch.js';
 export * from './standard-schema.js';

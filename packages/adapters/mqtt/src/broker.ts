@@ -429,7 +429,7 @@ export class MqttBroker implements Broker {
         await client.unsubscribeAsync(filter).catch(() => {});
         await client.endAsync().catch(() => client.end(true));
       },
-      onClosed: (closed) => this.#subscriptions.delete(closed),
+      onClosed: (closed) => this.#subscriptions.delete(closed as MqttSubscription),
     });
     client.on('message', (_topic, payload, packet) => {
       subscription.push(new MqttDelivery(topic, payload, packet.properties?.userProperties));

@@ -1,141 +1,23 @@
-import type { Delivery, DeliveryHandler, Subscription } from '@switchboard/core';
+import { PushSubscription, type PushSubscriptionConfig } from '@switchboard/core';
 import type { MqttClient } from 'mqtt';
-import { idle } from './timers.js';
 
-/** Why an at-most-once delivery was dropped without reaching (or finishing in) a handler. */
-export type DropReason =
-  /** More than `maxPending` deliveries were waiting for a free `maxInFlight` slot. */
-  | 'overflow'
-  /** The handler rejected: nothing is redelivered on an at-most-once transport. */
-  | 'handler-failed'
-  /** The subscription closed (after its drain timeout) with the delivery still waiting. */
-  | 'closed';
+export type { DroppedDelivery, DropReason } from '@switchboard/core';
 
-export interface DroppedDelivery {
-  readonly topic: string;
-  readonly group: string;
-  readonly id: string;
-  readonly reason: DropReason;
-  readonly error?: unknown;
-}
-
-export interface MqttSubscriptionConfig {
+export interface MqttSubscriptionConfig extends PushSubscriptionConfig {
   /** The subscription's own connection. */
   readonly client: MqttClient;
-  readonly topic: string;
-  readonly group: string;
-  readonly handler: DeliveryHandler;
-  readonly maxInFlight: number;
-  readonly maxPending: number;
-  readonly drainTimeoutMs: number;
-  readonly onDrop: ((drop: DroppedDelivery) => void) | undefined;
-  /** Stops the server from sending more (unsubscribe); resolves once it has. */
-  readonly stop: () => Promise<void>;
-  readonly onClosed: (subscription: MqttSubscription) => void;
 }
 
 /**
- * The local side of an at-most-once subscription: at most `maxInFlight` handlers run at once, the
- * rest wait in a FIFO of at most `maxPending` deliveries (an older one is never overtaken). A
- * delivery holds its slot while its handler runs; `ack` and `nack` are no-ops.
+ * One group member: a shared subscription on a connection of its own, feeding the shared
+ * at-most-once subscription logic (`maxInFlight`, a bounded FIFO, drops told to `onDrop`).
  */
-export class MqttSubscription implements Subscription {
-  readonly topic: string;
-  readonly group: string;
+export class MqttSubscription extends PushSubscription {
   /** The subscription's own connection (for events and diagnostics). */
   readonly client: MqttClient;
-  readonly #config: MqttSubscriptionConfig;
-  #queue: Delivery[] = [];
-  #head = 0;
-  #running = 0;
-  #idle: (() => void) | undefined;
-  #closing: Promise<void> | undefined;
-  #stopped = false;
 
   constructor(config: MqttSubscriptionConfig) {
-    this.topic = config.topic;
-    this.group = config.group;
+    super(config);
     this.client = config.client;
-    this.#config = config;
-  }
-
-  /** Hands a delivery to the handler, or queues it while every slot is taken. */
-  push(delivery: Delivery): void {
-    if (this.#stopped) {
-      this.#drop(delivery, 'closed');
-      return;
-    }
-    if (this.#running < this.#config.maxInFlight) {
-      this.#run(delivery);
-      return;
-    }
-    if (this.#queue.length - this.#head >= this.#config.maxPending) {
-      this.#drop(delivery, 'overflow');
-      return;
-    }
-    this.#queue.push(delivery);
-  }
-
-  #run(delivery: Delivery): void {
-    this.#running++;
-    let pending: Promise<void>;
-    try {
-      pending = this.#config.handler(delivery);
-    } catch (error) {
-      pending = Promise.reject(error);
-    }
-    pending.then(this.#done, (error: unknown) => {
-      this.#drop(delivery, 'handler-failed', error);
-      this.#done();
-    });
-  }
-
-  readonly #done = (): void => {
-    this.#running--;
-    if (this.#head < this.#queue.length) {
-      const next = this.#queue[this.#head]!;
-      this.#queue[this.#head++] = undefined as unknown as Delivery;
-      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#head);
-        this.#head = 0;
-      }
-      this.#run(next);
-      return;
-    }
-    if (this.#running === 0) this.#idle?.();
-  };
-
-  #drop(delivery: Delivery, reason: DropReason, error?: unknown): void {
-    const onDrop = this.#config.onDrop;
-    if (onDrop === undefined) return;
-    try {
-      onDrop({ topic: this.topic, group: this.group, id: delivery.id, reason, ...(error === undefined ? {} : { error }) });
-    } catch {
-      // A failing drop observer must not break the subscription.
-    }
-  }
-
-  /**
-   * Stops receiving, lets the running handlers and the queued deliveries finish (up to the drain
-   * timeout), then drops what is left: an at-most-once transport has nothing to release them to.
-   */
-  close(): Promise<void> {
-    this.#closing ??= this.#close();
-    return this.#closing;
-  }
-
-  async #close(): Promise<void> {
-    await this.#config.stop().catch(() => {});
-    if (this.#running > 0) {
-      const drained = new Promise<void>((resolve) => {
-        this.#idle = resolve;
-      });
-      await Promise.race([drained, idle(this.#config.drainTimeoutMs)]);
-    }
-    this.#stopped = true;
-    for (let i = this.#head; i < this.#queue.length; i++) this.#drop(this.#queue[i]!, 'closed');
-    this.#queue = [];
-    this.#head = 0;
-    this.#config.onClosed(this);
   }
 }

@@ -10,9 +10,8 @@ import type {
   SubscribeOptions,
   Subscription,
 } from '@switchboard/core';
-import { SwitchboardError } from '@switchboard/core';
+import { type DroppedDelivery, PushSubscription, SwitchboardError } from '@switchboard/core';
 import { coreHeaders, readCoreHeaders } from './core-headers.js';
-import { CoreSubscription, type DroppedDelivery } from './core-subscription.js';
 import { closedError, toBrokerError } from './errors.js';
 import type { ReceivedHeaders } from './headers.js';
 import { assertGroup, assertTopic } from './names.js';
@@ -127,7 +126,7 @@ export class NatsCoreBroker implements Broker {
   readonly #drainTimeoutMs: number;
   readonly #onDrop: ((drop: DroppedDelivery) => void) | undefined;
   readonly #subjects = new Map<string, string>();
-  readonly #subscriptions = new Set<CoreSubscription>();
+  readonly #subscriptions = new Set<PushSubscription>();
   /** The flush shared by the publishes of the current event-loop turn. */
   #pendingFlush: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
@@ -224,7 +223,7 @@ export class NatsCoreBroker implements Broker {
     const { topic, group } = options;
     const subject = this.#subject(topic);
     let stop: () => Promise<void> = () => RESOLVED;
-    const subscription = new CoreSubscription({
+    const subscription = new PushSubscription({
       topic,
       group,
       handler,

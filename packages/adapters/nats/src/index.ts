@@ -1,5 +1,5 @@
+export type { DroppedDelivery, DropReason } from '@switchboard/core';
 export type { NatsBroker } from './broker.js';
 export { createNatsBroker } from './broker.js';
 export * from './core-broker.js';
-export type { DroppedDelivery, DropReason } from './core-subscription.js';
 export type { NatsBrokerOptions } from './options.js';

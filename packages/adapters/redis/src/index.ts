@@ -1,6 +1,6 @@
+export type { DroppedDelivery, DropReason } from '@switchboard/core';
 export * from './broker.js';
 export * from './dead-letter-store.js';
 export * from './job-store.js';
 export * from './pubsub-broker.js';
-export type { DroppedDelivery, DropReason } from './pubsub-subscription.js';
 export * from './receipt-store.js';

@@ -1,11 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { describeError, SwitchboardError } from '@switchboard/core';
+import { type DroppedDelivery, describeError, PushSubscription, SwitchboardError } from '@switchboard/core';
 import type { RedisOptions } from 'ioredis';
 import { Redis } from 'ioredis';
 import { encodeFrame, frameOverhead, frameOverheadBound } from './pubsub-codec.js';
 import { PubSubMember } from './pubsub-member.js';
-import { type DroppedDelivery, PubSubSubscription } from './pubsub-subscription.js';
 
 export interface RedisPubSubBrokerOptions {
   /** Connection URL. Ignored when `client` is given. Default `redis://127.0.0.1:6379`. */
@@ -108,7 +107,7 @@ export class RedisPubSubBroker implements Broker {
   readonly #maxPending: number;
   readonly #drainTimeoutMs: number;
   readonly #nonceBase = randomBytes(6).toString('base64url');
-  readonly #subscriptions = new Set<PubSubSubscription>();
+  readonly #subscriptions = new Set<PushSubscription>();
   #nonce = 0;
   #closed: Promise<void> | undefined;
   /** Publishes waiting for the end of this event-loop turn, in order; the last one still takes more. */
@@ -253,7 +252,7 @@ export class RedisPubSubBroker implements Broker {
       : this.#commands.duplicate();
     subscriber.on('error', (error: unknown) => this.#report(error, 'keep a subscription connected'));
     let member: PubSubMember | undefined;
-    const subscription = new PubSubSubscription({
+    const subscription = new PushSubscription({
       topic,
       group,
       handler,

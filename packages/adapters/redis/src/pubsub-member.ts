@@ -1,7 +1,6 @@
-import type { Delivery } from '@switchboard/core';
+import type { Delivery, PushSubscription } from '@switchboard/core';
 import type { Redis } from 'ioredis';
 import { decodeFrame } from './pubsub-codec.js';
-import type { PubSubSubscription } from './pubsub-subscription.js';
 
 const RESOLVED: Promise<void> = Promise.resolve();
 /** `ack` and `nack` of every delivery: nothing to settle on pub/sub. */
@@ -60,7 +59,7 @@ export interface MemberConfig {
  */
 export class PubSubMember {
   readonly #config: MemberConfig;
-  readonly #subscription: PubSubSubscription;
+  readonly #subscription: PushSubscription;
   #shared = false;
   /** Known members of the group, this one included, sorted. */
   #members: string[];
@@ -73,7 +72,7 @@ export class PubSubMember {
   /** While starting: how many members to wait for, and what to call once they are known. */
   #knowing: { readonly count: number; readonly done: () => void } | undefined;
 
-  constructor(config: MemberConfig, subscription: PubSubSubscription) {
+  constructor(config: MemberConfig, subscription: PushSubscription) {
     this.#config = config;
     this.#subscription = subscription;
     this.#members = [config.id];

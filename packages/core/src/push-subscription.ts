@@ -1,6 +1,6 @@
-import type { Delivery, DeliveryHandler, Subscription } from '@switchboard/core';
+import type { Delivery, DeliveryHandler, Subscription } from './broker.js';
 
-/** Why an at-most-once delivery was dropped without reaching (or finishing in) a handler. */
+/** Why an at-most-once delivery was dropped (the transport says which of these it can report) without reaching (or finishing in) a handler. */
 export type DropReason =
   /** More than `maxPending` deliveries were waiting for a free `maxInFlight` slot. */
   | 'overflow'
@@ -21,7 +21,7 @@ export interface DroppedDelivery {
   readonly error?: unknown;
 }
 
-export interface PubSubSubscriptionConfig {
+export interface PushSubscriptionConfig {
   readonly topic: string;
   readonly group: string;
   readonly handler: DeliveryHandler;
@@ -31,18 +31,20 @@ export interface PubSubSubscriptionConfig {
   readonly onDrop: ((drop: DroppedDelivery) => void) | undefined;
   /** Stops the server from sending more (unsubscribe); resolves once it has. */
   readonly stop: () => Promise<void>;
-  readonly onClosed: (subscription: PubSubSubscription) => void;
+  readonly onClosed: (subscription: PushSubscription) => void;
 }
 
 /**
- * The local side of an at-most-once subscription: at most `maxInFlight` handlers run at once, the
- * rest wait in a FIFO of at most `maxPending` deliveries (an older one is never overtaken). A
- * delivery holds its slot while its handler runs; `ack` and `nack` are no-ops.
+ * The local side of an at-most-once subscription, shared by the push transports (core NATS, Redis
+ * pub/sub, MQTT): the adapter `push`es what the server sends; at most `maxInFlight` handlers run at
+ * once, the rest wait in a FIFO of at most `maxPending` deliveries (an older one is never
+ * overtaken). A delivery holds its slot while its handler runs; `ack` and `nack` are no-ops.
+ * Whatever is dropped (overflow, a failed handler, close) is told to `onDrop`.
  */
-export class PubSubSubscription implements Subscription {
+export class PushSubscription implements Subscription {
   readonly topic: string;
   readonly group: string;
-  readonly #config: PubSubSubscriptionConfig;
+  readonly #config: PushSubscriptionConfig;
   #queue: Delivery[] = [];
   #head = 0;
   #running = 0;
@@ -50,7 +52,7 @@ export class PubSubSubscription implements Subscription {
   #closing: Promise<void> | undefined;
   #stopped = false;
 
-  constructor(config: PubSubSubscriptionConfig) {
+  constructor(config: PushSubscriptionConfig) {
     this.topic = config.topic;
     this.group = config.group;
     this.#config = config;
