@@ -1,4 +1,4 @@
-import type { Delivery, DeliveryHandler, Subscription } from './broker.js';
+import type { Delivery, DeliveryHandler, Headers, Subscription } from './broker.js';
 
 /** Why an at-most-once delivery was dropped (the transport says which of these it can report) without reaching (or finishing in) a handler. */
 export type DropReason =
@@ -146,4 +146,56 @@ export class PushSubscription implements Subscription {
 
 function idle(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** What a push transport reads from a received message's headers. */
+export interface ReceivedFields {
+  readonly id: string;
+  readonly headers: Headers;
+  readonly key: string | undefined;
+}
+
+const SETTLED: Promise<void> = Promise.resolve();
+
+/**
+ * A delivery of an at-most-once push transport: its MessageId, headers and key are read from the
+ * transport's headers on first use (many hot paths read them once, some never); `attempt` is
+ * always 1 and `ack` / `nack` are no-ops, since nothing is ever redelivered.
+ */
+export abstract class AtMostOnceDelivery implements Delivery {
+  readonly topic: string;
+  readonly body: Uint8Array;
+  readonly attempt = 1;
+  #fields: ReceivedFields | undefined;
+
+  constructor(topic: string, body: Uint8Array) {
+    this.topic = topic;
+    this.body = body;
+  }
+
+  /** Reads the fields from the transport's own headers (called at most once). */
+  protected abstract readFields(): ReceivedFields;
+
+  get id(): string {
+    this.#fields ??= this.readFields();
+    return this.#fields.id;
+  }
+
+  get headers(): Headers {
+    this.#fields ??= this.readFields();
+    return this.#fields.headers;
+  }
+
+  get key(): string | undefined {
+    this.#fields ??= this.readFields();
+    return this.#fields.key;
+  }
+
+  ack(): Promise<void> {
+    return SETTLED;
+  }
+
+  nack(): Promise<void> {
+    return SETTLED;
+  }
 }

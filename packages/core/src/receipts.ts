@@ -299,6 +299,42 @@ export function reopenReceipt(current: Receipt, now: number): Receipt | undefine
   return { ...current, state: 'received', updatedAt: Math.max(now, current.updatedAt) };
 }
 
+/**
+ * `mergeReceipt` for a batch, in order, over records a store has read into `records` (keyed by
+ * `keyOf`): changed records are set back into the map, and each update's outcome is returned.
+ * Stores that read a batch, decide in memory and write the changes (Redis, PostgreSQL) share it.
+ */
+export function applyReceiptUpdates(
+  records: Map<string, Receipt>,
+  updates: readonly ReceiptUpdate[],
+  now: number,
+  keyOf: (key: ReceiptKey) => string,
+): RecordOutcome[] {
+  return updates.map((update): RecordOutcome => {
+    const key = keyOf(update);
+    const current = records.get(key);
+    const next = mergeReceipt(current, update, now);
+    if (next === undefined) return 'ignored';
+    records.set(key, next);
+    return current === undefined ? 'created' : 'updated';
+  });
+}
+
+/** `decideClaim` for a batch, in order, over `records` as {@link applyReceiptUpdates} does. */
+export function applyReceiptClaims(
+  records: Map<string, Receipt>,
+  requests: readonly ReceiptClaim[],
+  now: number,
+  keyOf: (key: ReceiptKey) => string,
+): ReceiptClaimResult[] {
+  return requests.map((request) => {
+    const key = keyOf(request);
+    const result = decideClaim(records.get(key), request, now);
+    if (result.outcome === 'claimed') records.set(key, result.receipt);
+    return result;
+  });
+}
+
 /** Page size rule shared by the stores' `list` methods. */
 export function listPageLimit(limit: number | undefined): number {
   if (limit === undefined) return 100;

@@ -1,15 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type {
-  Broker,
-  BrokerCapabilities,
-  Delivery,
-  DeliveryHandler,
-  Headers,
-  OutgoingMessage,
-  SubscribeOptions,
-  Subscription,
-} from '@switchboard/core';
-import { describeError, isSwitchboardError, SwitchboardError } from '@switchboard/core';
+import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
+import { AtMostOnceDelivery, describeError, isSwitchboardError, SwitchboardError } from '@switchboard/core';
 import type { IClientOptions, IClientPublishOptions, IConnackPacket, MqttClient } from 'mqtt';
 import { connect } from 'mqtt';
 import {
@@ -55,7 +46,6 @@ export const MQTT_MAX_PACKET_BYTES = 268_435_455;
 /** Kept for the topic, the user properties and the packet's own fields (a quarter of a smaller maximum packet size). */
 const HEADER_ALLOWANCE = 64 * 1024;
 const DEFAULT_MAX_IN_FLIGHT = 64;
-const RESOLVED: Promise<void> = Promise.resolve();
 /** MQTT 5 reason codes that mean the packet was too large for the server. */
 const NUL = String.fromCharCode(0);
 const TOO_LARGE_CODES = new Set([0x95]);
@@ -179,44 +169,17 @@ export async function createMqttBroker(options: MqttBrokerOptions = {}): Promise
   }
 }
 
-/** A delivery whose user properties are decoded on first read. */
-class MqttDelivery implements Delivery {
-  readonly topic: string;
-  readonly body: Uint8Array;
-  readonly attempt = 1;
+/** An MQTT delivery: its user properties are decoded on first use. */
+class MqttDelivery extends AtMostOnceDelivery {
   readonly #source: IncomingUserProperties;
-  #parsed: ReceivedProperties | undefined;
 
   constructor(topic: string, body: Uint8Array, source: IncomingUserProperties) {
-    this.topic = topic;
-    this.body = body;
+    super(topic, body);
     this.#source = source;
   }
 
-  #read(): ReceivedProperties {
-    this.#parsed ??= fromUserProperties(this.#source);
-    return this.#parsed;
-  }
-
-  get id(): string {
-    return this.#read().id;
-  }
-
-  get headers(): Headers {
-    return this.#read().headers;
-  }
-
-  get key(): string | undefined {
-    return this.#read().key;
-  }
-
-  /** The PUBACK went out when the message arrived: there is nothing left to settle. */
-  ack(): Promise<void> {
-    return RESOLVED;
-  }
-
-  nack(): Promise<void> {
-    return RESOLVED;
+  protected readFields(): ReceivedProperties {
+    return fromUserProperties(this.#source);
   }
 }
 

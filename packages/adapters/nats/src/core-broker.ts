@@ -1,16 +1,7 @@
 import type { ConnectionOptions, Msg, NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import type {
-  Broker,
-  BrokerCapabilities,
-  Delivery,
-  DeliveryHandler,
-  Headers,
-  OutgoingMessage,
-  SubscribeOptions,
-  Subscription,
-} from '@switchboard/core';
-import { type DroppedDelivery, PushSubscription, SwitchboardError } from '@switchboard/core';
+import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
+import { AtMostOnceDelivery, type DroppedDelivery, PushSubscription, SwitchboardError } from '@switchboard/core';
 import { coreHeaders, readCoreHeaders } from './core-headers.js';
 import { closedError, toBrokerError } from './errors.js';
 import type { ReceivedHeaders } from './headers.js';
@@ -73,43 +64,17 @@ export async function createNatsCoreBroker(options: NatsCoreBrokerOptions): Prom
   return new NatsCoreBroker(connection, owns, options);
 }
 
-/** A delivery whose headers are decoded on first read (most hot paths read them once, some never). */
-class CoreDelivery implements Delivery {
-  readonly topic: string;
-  readonly body: Uint8Array;
-  readonly attempt = 1;
+/** A core NATS delivery: its headers are read from the message's bytes on first use. */
+class CoreDelivery extends AtMostOnceDelivery {
   readonly #msg: Msg;
-  #parsed: ReceivedHeaders | undefined;
 
   constructor(topic: string, msg: Msg) {
-    this.topic = topic;
+    super(topic, msg.data);
     this.#msg = msg;
-    this.body = msg.data;
   }
 
-  #read(): ReceivedHeaders {
-    this.#parsed ??= readCoreHeaders(this.#msg);
-    return this.#parsed;
-  }
-
-  get id(): string {
-    return this.#read().id;
-  }
-
-  get headers(): Headers {
-    return this.#read().headers;
-  }
-
-  get key(): string | undefined {
-    return this.#read().key;
-  }
-
-  ack(): Promise<void> {
-    return RESOLVED;
-  }
-
-  nack(): Promise<void> {
-    return RESOLVED;
+  protected readFields(): ReceivedHeaders {
+    return readCoreHeaders(this.#msg);
   }
 }
 

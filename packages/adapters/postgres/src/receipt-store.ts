@@ -1,10 +1,10 @@
 import {
-  decideClaim,
+  applyReceiptClaims,
+  applyReceiptUpdates,
   decodeListCursor,
   encodeListCursor,
   type ListPage,
   listPageLimit,
-  mergeReceipt,
   type ProblemDetails,
   type Receipt,
   type ReceiptClaim,
@@ -93,7 +93,7 @@ export class PostgresReceiptStore implements ReceiptStore {
 
   async record(updates: readonly ReceiptUpdate[]): Promise<RecordOutcome[]> {
     if (updates.length === 0) return this.#none([]);
-    return this.#batch(updates, (records, now) => applyUpdates(records, updates, now));
+    return this.#batch(updates, (records, now) => applyReceiptUpdates(records, updates, now, keyOf));
   }
 
   async claim(request: ReceiptClaim): Promise<ReceiptClaimResult> {
@@ -103,7 +103,7 @@ export class PostgresReceiptStore implements ReceiptStore {
 
   async claimBatch(requests: readonly ReceiptClaim[]): Promise<ReceiptClaimResult[]> {
     if (requests.length === 0) return this.#none([]);
-    return this.#batch(requests, (records, now) => applyClaims(records, requests, now));
+    return this.#batch(requests, (records, now) => applyReceiptClaims(records, requests, now, keyOf));
   }
 
   /** `record(updates)` then `claimBatch(requests)` in one transaction: one lock, one read, one write, one commit. */
@@ -113,8 +113,8 @@ export class PostgresReceiptStore implements ReceiptStore {
   ): Promise<{ outcomes: RecordOutcome[]; claims: ReceiptClaimResult[] }> {
     if (updates.length === 0 && requests.length === 0) return this.#none({ outcomes: [], claims: [] });
     return this.#batch([...updates, ...requests], (records, now) => ({
-      outcomes: applyUpdates(records, updates, now),
-      claims: applyClaims(records, requests, now),
+      outcomes: applyReceiptUpdates(records, updates, now, keyOf),
+      claims: applyReceiptClaims(records, requests, now, keyOf),
     }));
   }
 
@@ -269,26 +269,6 @@ export class PostgresReceiptStore implements ReceiptStore {
 
 function keyOf(key: ReceiptKey): string {
   return JSON.stringify([key.messageId, key.group]);
-}
-
-function applyUpdates(records: Map<string, Receipt>, updates: readonly ReceiptUpdate[], now: number): RecordOutcome[] {
-  return updates.map((update): RecordOutcome => {
-    const key = keyOf(update);
-    const current = records.get(key);
-    const next = mergeReceipt(current, update, now);
-    if (next === undefined) return 'ignored';
-    records.set(key, next);
-    return current === undefined ? 'created' : 'updated';
-  });
-}
-
-function applyClaims(records: Map<string, Receipt>, requests: readonly ReceiptClaim[], now: number): ReceiptClaimResult[] {
-  return requests.map((request) => {
-    const key = keyOf(request);
-    const result = decideClaim(records.get(key), request, now);
-    if (result.outcome === 'claimed') records.set(key, result.receipt);
-    return result;
-  });
 }
 
 function fromRow(row: ReceiptRow): Receipt {

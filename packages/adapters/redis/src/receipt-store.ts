@@ -1,10 +1,10 @@
 import {
-  decideClaim,
+  applyReceiptClaims,
+  applyReceiptUpdates,
   decodeListCursor,
   encodeListCursor,
   type ListPage,
   listPageLimit,
-  mergeReceipt,
   type Receipt,
   type ReceiptClaim,
   type ReceiptClaimResult,
@@ -139,7 +139,7 @@ export class RedisReceiptStore implements ReceiptStore {
   }
 
   async record(updates: readonly ReceiptUpdate[]): Promise<RecordOutcome[]> {
-    return this.#batch(updates, (records, now) => applyUpdates(records, updates, now));
+    return this.#batch(updates, (records, now) => applyReceiptUpdates(records, updates, now, keyOf));
   }
 
   async claim(request: ReceiptClaim): Promise<ReceiptClaimResult> {
@@ -148,7 +148,7 @@ export class RedisReceiptStore implements ReceiptStore {
   }
 
   async claimBatch(requests: readonly ReceiptClaim[]): Promise<ReceiptClaimResult[]> {
-    return this.#batch(requests, (records, now) => applyClaims(records, requests, now));
+    return this.#batch(requests, (records, now) => applyReceiptClaims(records, requests, now, keyOf));
   }
 
   /** `record(updates)` then `claimBatch(requests)` in one batch: one read, one compare-and-set. */
@@ -157,8 +157,8 @@ export class RedisReceiptStore implements ReceiptStore {
     requests: readonly ReceiptClaim[],
   ): Promise<{ outcomes: RecordOutcome[]; claims: ReceiptClaimResult[] }> {
     return this.#batch([...updates, ...requests], (records, now) => ({
-      outcomes: applyUpdates(records, updates, now),
-      claims: applyClaims(records, requests, now),
+      outcomes: applyReceiptUpdates(records, updates, now, keyOf),
+      claims: applyReceiptClaims(records, requests, now, keyOf),
     }));
   }
 
@@ -298,26 +298,6 @@ export class RedisReceiptStore implements ReceiptStore {
 /** Map key of a record: group names cannot hold NUL, so this is unambiguous. */
 function keyOf(key: ReceiptKey): string {
   return `${key.group}\u0000${key.messageId}`;
-}
-
-function applyUpdates(records: Map<string, Receipt>, updates: readonly ReceiptUpdate[], now: number): RecordOutcome[] {
-  return updates.map((update): RecordOutcome => {
-    const key = keyOf(update);
-    const current = records.get(key);
-    const next = mergeReceipt(current, update, now);
-    if (next === undefined) return 'ignored';
-    records.set(key, next);
-    return current === undefined ? 'created' : 'updated';
-  });
-}
-
-function applyClaims(records: Map<string, Receipt>, requests: readonly ReceiptClaim[], now: number): ReceiptClaimResult[] {
-  return requests.map((request) => {
-    const key = keyOf(request);
-    const result = decideClaim(records.get(key), request, now);
-    if (result.outcome === 'claimed') records.set(key, result.receipt);
-    return result;
-  });
 }
 
 function parse(json: string): Receipt {
