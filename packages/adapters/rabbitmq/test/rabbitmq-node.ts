@@ -2,9 +2,9 @@ import type { ChildProcess } from 'node:child_process';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { accepting, freePort } from '@switchboard/testkit';
 
 /** The server start script of a Debian/Ubuntu package; elsewhere `rabbitmq-server` on the PATH. */
 const PACKAGED_SCRIPT = '/usr/lib/rabbitmq/bin/rabbitmq-server';
@@ -12,28 +12,6 @@ const SERVER_SCRIPT = process.env.RABBITMQ_SERVER_BIN ?? (existsSync(PACKAGED_SC
 /** Erlang refuses to run a RabbitMQ node as root; as root the node runs as this account. */
 const SERVICE_USER = process.env.RABBITMQ_SERVICE_USER ?? 'rabbitmq';
 const BOOT_TIMEOUT_MS = 60_000;
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-function accepting(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 function alive(pid: number): boolean {
   try {
