@@ -25,3 +25,21 @@ export class Window {
     if (this.#running > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
 }
+
+/** Runs `run` for every item, at most `limit` at once; resolves when all settled, rejects with the first failure. */
+export async function forEachWindowed<T>(items: Iterable<T>, limit: number, run: (item: T) => Promise<unknown>): Promise<void> {
+  const window = new Window(limit);
+  let failure: unknown;
+  for (const item of items) {
+    await window.acquire();
+    run(item).then(
+      () => window.release(),
+      (error: unknown) => {
+        failure ??= error;
+        window.release();
+      },
+    );
+  }
+  await window.drained();
+  if (failure !== undefined) throw failure;
+}

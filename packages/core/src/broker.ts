@@ -1,3 +1,5 @@
+import { SwitchboardError } from './errors.js';
+
 /**
  * The broker contract: the only thing a messaging engine has to implement. Everything above it
  * (contracts, envelopes, retries, dead letters, inbox, receipts, claim check, outbox) is built on
@@ -57,6 +59,28 @@ export interface SubscribeOptions {
   readonly maxInFlight?: number;
   /** How long a delivery may stay unsettled before it is redelivered. Default 30 000 ms. */
   readonly ackTimeoutMs?: number;
+}
+
+/** `maxInFlight` when a subscription does not say (see `SubscribeOptions`). */
+export const DEFAULT_MAX_IN_FLIGHT = 64;
+/** `ackTimeoutMs` when a subscription does not say (see `SubscribeOptions`). */
+export const DEFAULT_ACK_TIMEOUT_MS = 30_000;
+
+/**
+ * `SubscribeOptions` checked, with the defaults filled in: `maxInFlight` a positive integer,
+ * `ackTimeoutMs` a positive number; anything else is `SB_CONFIG_INVALID`. (At-most-once brokers
+ * check `ackTimeoutMs` too, though nothing is redelivered: the contract is the same everywhere.)
+ */
+export function resolveSubscribeOptions(options: SubscribeOptions): { maxInFlight: number; ackTimeoutMs: number } {
+  const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  const ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
+    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `maxInFlight must be a positive integer, got ${maxInFlight}` });
+  }
+  if (!Number.isFinite(ackTimeoutMs) || ackTimeoutMs <= 0) {
+    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `ackTimeoutMs must be a positive number, got ${ackTimeoutMs}` });
+  }
+  return { maxInFlight, ackTimeoutMs };
 }
 
 export interface Subscription {

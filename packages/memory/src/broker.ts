@@ -8,7 +8,7 @@ import type {
   SubscribeOptions,
   Subscription,
 } from '@switchboard/core';
-import { SwitchboardError } from '@switchboard/core';
+import { resolveSubscribeOptions, SwitchboardError } from '@switchboard/core';
 
 export interface MemoryBrokerOptions {
   /** Largest body accepted, in bytes. Default 16 MiB. */
@@ -17,8 +17,6 @@ export interface MemoryBrokerOptions {
   readonly drainTimeoutMs?: number;
 }
 
-const DEFAULT_MAX_IN_FLIGHT = 64;
-const DEFAULT_ACK_TIMEOUT_MS = 30_000;
 /** Deliveries handed out per dispatch turn before yielding to the event loop. */
 const DISPATCH_TURN = 2048;
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -36,19 +34,6 @@ interface StoredMessage {
 interface Entry {
   readonly message: StoredMessage;
   attempt: number;
-}
-
-/** Checks `SubscribeOptions` and fills the defaults. */
-function resolveSubscribeOptions(options: SubscribeOptions): { maxInFlight: number; ackTimeoutMs: number } {
-  const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-  const ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
-  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
-    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `maxInFlight must be a positive integer, got ${maxInFlight}` });
-  }
-  if (!Number.isFinite(ackTimeoutMs) || ackTimeoutMs <= 0) {
-    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `ackTimeoutMs must be a positive number, got ${ackTimeoutMs}` });
-  }
-  return { maxInFlight, ackTimeoutMs };
 }
 
 /** A FIFO of entries that can also take entries back at the front (nacks), without per-item allocation. */

@@ -5,7 +5,7 @@ import { nanos } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { createNatsBroker } from '@switchboard/nats';
 import { BrokerDriver, type ConsumeOptions, type DriverSpec, GROUP, nextMessageId, type QueueDriver } from '../queue-driver.js';
-import { Window } from '../window.js';
+import { forEachWindowed } from '../window.js';
 
 /** Connection settings of both drivers: the adapter sets `noAsyncTraces: true`, so the raw client does too. */
 const CONNECT = { noAsyncTraces: true } as const;
@@ -72,21 +72,8 @@ export class RawNatsDriver implements QueueDriver {
     await this.#js.publish(this.#subject(topic), body, { msgID: nextMessageId() });
   }
 
-  async publishBatch(topic: string, bodies: readonly Buffer[]): Promise<void> {
-    const window = new Window(256);
-    let failure: unknown;
-    for (const body of bodies) {
-      await window.acquire();
-      this.publish(topic, body).then(
-        () => window.release(),
-        (error: unknown) => {
-          failure ??= error;
-          window.release();
-        },
-      );
-    }
-    await window.drained();
-    if (failure !== undefined) throw failure;
+  publishBatch(topic: string, bodies: readonly Buffer[]): Promise<void> {
+    return forEachWindowed(bodies, 256, (body) => this.publish(topic, body));
   }
 
   async consume(topic: string, options: ConsumeOptions, onMessage: (body: Uint8Array) => void): Promise<() => Promise<void>> {

@@ -2,7 +2,7 @@ import { createRabbitMqBroker } from '@switchboard/rabbitmq';
 import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
 import { connect } from 'amqplib';
 import { BrokerDriver, type ConsumeOptions, type DriverSpec, GROUP, nextMessageId, type QueueDriver } from '../queue-driver.js';
-import { Window } from '../window.js';
+import { forEachWindowed } from '../window.js';
 
 const RAW_PREFIX = 'benchraw.';
 const SB_PREFIX = 'benchsb.';
@@ -57,21 +57,8 @@ export class RawRabbitMqDriver implements QueueDriver {
     });
   }
 
-  async publishBatch(topic: string, bodies: readonly Buffer[]): Promise<void> {
-    const window = new Window(512);
-    let failure: unknown;
-    for (const body of bodies) {
-      await window.acquire();
-      this.publish(topic, body).then(
-        () => window.release(),
-        (error: unknown) => {
-          failure ??= error;
-          window.release();
-        },
-      );
-    }
-    await window.drained();
-    if (failure !== undefined) throw failure;
+  publishBatch(topic: string, bodies: readonly Buffer[]): Promise<void> {
+    return forEachWindowed(bodies, 512, (body) => this.publish(topic, body));
   }
 
   async consume(topic: string, options: ConsumeOptions, onMessage: (body: Uint8Array) => void): Promise<() => Promise<void>> {

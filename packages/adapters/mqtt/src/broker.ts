@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { AtMostOnceDelivery, describeError, isSwitchboardError, SwitchboardError } from '@switchboard/core';
+import { AtMostOnceDelivery, describeError, isSwitchboardError, resolveSubscribeOptions, SwitchboardError } from '@switchboard/core';
 import type { IClientOptions, IClientPublishOptions, IConnackPacket, MqttClient } from 'mqtt';
 import { connect } from 'mqtt';
 import {
@@ -45,7 +45,6 @@ export interface MqttBrokerOptions {
 export const MQTT_MAX_PACKET_BYTES = 268_435_455;
 /** Kept for the topic, the user properties and the packet's own fields (a quarter of a smaller maximum packet size). */
 const HEADER_ALLOWANCE = 64 * 1024;
-const DEFAULT_MAX_IN_FLIGHT = 64;
 /** MQTT 5 reason codes that mean the packet was too large for the server. */
 const NUL = String.fromCharCode(0);
 const TOO_LARGE_CODES = new Set([0x95]);
@@ -363,14 +362,8 @@ export class MqttBroker implements Broker {
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
     this.#assertOpen('subscribe');
-    const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `maxInFlight must be a positive integer, got ${maxInFlight}` });
-    }
-    // Accepted for the contract, unused: nothing is ever redelivered.
-    if (options.ackTimeoutMs !== undefined && (!Number.isFinite(options.ackTimeoutMs) || options.ackTimeoutMs <= 0)) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `ackTimeoutMs must be a positive number, got ${options.ackTimeoutMs}` });
-    }
+    // ackTimeoutMs is checked for the contract, unused: nothing is ever redelivered.
+    const { maxInFlight } = resolveSubscribeOptions(options);
     const { topic, group } = options;
     const mqttTopic = this.#topic(topic);
     checkGroup(group);

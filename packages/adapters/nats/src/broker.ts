@@ -11,9 +11,9 @@ import {
 } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
 import { nanos } from '@nats-io/nats-core';
-import { connect } from '@nats-io/transport-node';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { SwitchboardError } from '@switchboard/core';
+import { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_MAX_IN_FLIGHT, resolveSubscribeOptions, SwitchboardError } from '@switchboard/core';
+import { openConnection } from './connection.js';
 import { closedError, isTransient, toBrokerError } from './errors.js';
 import { toNatsHeaders } from './headers.js';
 import type { TopicNames } from './names.js';
@@ -25,8 +25,6 @@ import { idle } from './timers.js';
 
 /** Room kept in `max_payload` for headers (CloudEvents attributes, trace context, MessageId). */
 const HEADER_ALLOWANCE = 8 * 1024;
-const DEFAULT_MAX_IN_FLIGHT = 64;
-const DEFAULT_ACK_TIMEOUT_MS = 30_000;
 /** JetStream API error codes. */
 const STREAM_NOT_FOUND = 10059;
 const CONSUMER_NOT_FOUND = 10014;
@@ -49,24 +47,7 @@ function apiCode(error: unknown): number | undefined {
  * per consumer group. See `docs/adapters/nats.md`.
  */
 export async function createNatsBroker(options: NatsBrokerOptions): Promise<NatsBroker> {
-  let connection = options.connection;
-  const owns = connection === undefined;
-  if (connection === undefined) {
-    if (options.servers === undefined)
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: 'createNatsBroker needs `servers` or `connection`' });
-    try {
-      connection = await connect({
-        name: 'switchboard',
-        noAsyncTraces: true,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 250,
-        ...options.connectOptions,
-        servers: typeof options.servers === 'string' ? options.servers : [...options.servers],
-      });
-    } catch (error) {
-      throw toBrokerError(error, 'connect');
-    }
-  }
+  const { connection, owns } = await openConnection(options, 'switchboard', 'createNatsBroker');
   try {
     const manager = await jetstreamManager(connection);
     return new NatsBroker(connection, owns, manager, options);
@@ -169,14 +150,7 @@ export class NatsBroker implements Broker {
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
     this.#assertOpen('subscribe');
-    const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    const ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
-    if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `maxInFlight must be a positive integer, got ${maxInFlight}` });
-    }
-    if (!Number.isFinite(ackTimeoutMs) || ackTimeoutMs <= 0) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `ackTimeoutMs must be a positive number, got ${ackTimeoutMs}` });
-    }
+    const { maxInFlight, ackTimeoutMs } = resolveSubscribeOptions(options);
     const { stream, durable } = await this.#ensureConsumer(options.topic, options.group, maxInFlight, ackTimeoutMs, true);
     let consumer: Awaited<ReturnType<JetStreamClient['consumers']['get']>>;
     try {

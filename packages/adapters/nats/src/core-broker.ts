@@ -1,19 +1,13 @@
-import type { ConnectionOptions, Msg, NatsConnection } from '@nats-io/nats-core';
-import { connect } from '@nats-io/transport-node';
+import type { Msg, NatsConnection } from '@nats-io/nats-core';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { AtMostOnceDelivery, type DroppedDelivery, PushSubscription, SwitchboardError } from '@switchboard/core';
+import { AtMostOnceDelivery, type DroppedDelivery, PushSubscription, resolveSubscribeOptions, SwitchboardError } from '@switchboard/core';
+import { type ConnectionSource, openConnection } from './connection.js';
 import { coreHeaders, readCoreHeaders } from './core-headers.js';
 import { closedError, toBrokerError } from './errors.js';
 import type { ReceivedHeaders } from './headers.js';
 import { assertGroup, assertTopic } from './names.js';
 
-export interface NatsCoreBrokerOptions {
-  /** Server URL(s), e.g. `nats://127.0.0.1:4222`. Ignored when `connection` is given. */
-  readonly servers?: string | readonly string[];
-  /** An open connection to use instead of connecting. The broker never closes a connection it did not open. */
-  readonly connection?: NatsConnection;
-  /** Extra options for the connection the broker opens (credentials, TLS, name, ...). */
-  readonly connectOptions?: Omit<ConnectionOptions, 'servers'>;
+export interface NatsCoreBrokerOptions extends ConnectionSource {
   /** Subjects are `<subjectPrefix>.<topic>`. Default `sb-core` (apart from JetStream's `sb`, so no stream captures them). */
   readonly subjectPrefix?: string;
   /**
@@ -34,7 +28,6 @@ export interface NatsCoreBrokerOptions {
 }
 
 const HEADER_ALLOWANCE = 8 * 1024;
-const DEFAULT_MAX_IN_FLIGHT = 64;
 const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
@@ -43,24 +36,7 @@ const RESOLVED: Promise<void> = Promise.resolve();
  * its copy). See `docs/adapters/nats.md`.
  */
 export async function createNatsCoreBroker(options: NatsCoreBrokerOptions): Promise<NatsCoreBroker> {
-  let connection = options.connection;
-  const owns = connection === undefined;
-  if (connection === undefined) {
-    if (options.servers === undefined)
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: 'createNatsCoreBroker needs `servers` or `connection`' });
-    try {
-      connection = await connect({
-        name: 'switchboard-core',
-        noAsyncTraces: true,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 250,
-        ...options.connectOptions,
-        servers: typeof options.servers === 'string' ? options.servers : [...options.servers],
-      });
-    } catch (error) {
-      throw toBrokerError(error, 'connect');
-    }
-  }
+  const { connection, owns } = await openConnection(options, 'switchboard-core', 'createNatsCoreBroker');
   return new NatsCoreBroker(connection, owns, options);
 }
 
@@ -176,14 +152,8 @@ export class NatsCoreBroker implements Broker {
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
     this.#assertOpen('subscribe');
-    const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `maxInFlight must be a positive integer, got ${maxInFlight}` });
-    }
-    // Accepted for the contract, unused: nothing is ever redelivered.
-    if (options.ackTimeoutMs !== undefined && (!Number.isFinite(options.ackTimeoutMs) || options.ackTimeoutMs <= 0)) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `ackTimeoutMs must be a positive number, got ${options.ackTimeoutMs}` });
-    }
+    // ackTimeoutMs is checked for the contract, unused: nothing is ever redelivered.
+    const { maxInFlight } = resolveSubscribeOptions(options);
     assertGroup(options.group);
     const { topic, group } = options;
     const subject = this.#subject(topic);

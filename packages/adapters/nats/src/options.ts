@@ -1,12 +1,6 @@
-import type { ConnectionOptions, NatsConnection } from '@nats-io/nats-core';
+import type { ConnectionSource } from './connection.js';
 
-export interface NatsBrokerOptions {
-  /** Server URL(s), e.g. `nats://127.0.0.1:4222`. Ignored when `connection` is given. */
-  readonly servers?: string | readonly string[];
-  /** An open connection to use instead of connecting. The broker never closes a connection it did not open. */
-  readonly connection?: NatsConnection;
-  /** Extra options for the connection the broker opens (credentials, TLS, name, ...). */
-  readonly connectOptions?: Omit<ConnectionOptions, 'servers'>;
+export interface NatsBrokerOptions extends ConnectionSource {
   /** Stream names are `<streamPrefix>_<topic>`. Default `SB`. */
   readonly streamPrefix?: string;
   /** Subjects are `<subjectPrefix>.<topic>`. Default `sb`. */

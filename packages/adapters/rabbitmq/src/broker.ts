@@ -1,5 +1,5 @@
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { SwitchboardError } from '@switchboard/core';
+import { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_MAX_IN_FLIGHT, SwitchboardError } from '@switchboard/core';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options, RecoveringChannelModel } from 'amqplib';
 import { connect } from 'amqplib';
 import { closedError, isTooLarge, toBrokerError } from './errors.js';
@@ -10,8 +10,6 @@ import { resolveOptions } from './options.js';
 import { RabbitMqSubscription } from './subscription.js';
 import { idle } from './timers.js';
 
-const DEFAULT_MAX_IN_FLIGHT = 64;
-const DEFAULT_ACK_TIMEOUT_MS = 30_000;
 /** Unused delay queues disappear this long after their last declaration (plus their TTL). */
 const DELAY_QUEUE_IDLE_MS = 15 * 60_000;
 /** A delay queue is declared again when its last declaration is older than this. */

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { type DroppedDelivery, describeError, PushSubscription, SwitchboardError } from '@switchboard/core';
+import { type DroppedDelivery, describeError, PushSubscription, resolveSubscribeOptions, SwitchboardError } from '@switchboard/core';
 import type { RedisOptions } from 'ioredis';
 import { Redis } from 'ioredis';
 import { encodeFrame, frameOverhead, frameOverheadBound } from './pubsub-codec.js';
@@ -41,7 +41,6 @@ export interface RedisPubSubBrokerOptions {
 
 const MIB = 1024 * 1024;
 const REDIS_MAX_BULK = 512 * MIB;
-const DEFAULT_MAX_IN_FLIGHT = 64;
 const NAME = /^[^\s{}]{1,200}$/;
 /** PUBLISHes many messages in one command: `ARGV` is channel, frame, channel, frame, ... */
 const PUBLISH_MANY = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return #ARGV / 2";
@@ -239,14 +238,8 @@ export class RedisPubSubBroker implements Broker {
     const { topic, group } = options;
     checkName('topic', topic);
     checkName('group', group);
-    const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `maxInFlight must be a positive integer, got ${maxInFlight}` });
-    }
-    // Accepted for the contract, unused: nothing is ever redelivered.
-    if (options.ackTimeoutMs !== undefined && (!Number.isFinite(options.ackTimeoutMs) || options.ackTimeoutMs <= 0)) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `ackTimeoutMs must be a positive number, got ${options.ackTimeoutMs}` });
-    }
+    // ackTimeoutMs is checked for the contract, unused: nothing is ever redelivered.
+    const { maxInFlight } = resolveSubscribeOptions(options);
     const subscriber = this.#ownsClient
       ? new Redis(this.#options.url ?? 'redis://127.0.0.1:6379', { ...this.#options.redisOptions })
       : this.#commands.duplicate();

@@ -10,7 +10,7 @@ import type {
   SubscribeOptions,
   Subscription,
 } from '@switchboard/core';
-import { SwitchboardError } from '@switchboard/core';
+import { resolveSubscribeOptions, SwitchboardError } from '@switchboard/core';
 import type Database from 'better-sqlite3';
 import { type BrokerStatements, type ClaimedRow, prepareBrokerSchema } from './broker-schema.js';
 import { type OpenDatabaseOptions, openDatabase } from './database.js';
@@ -34,8 +34,6 @@ export interface SqliteBrokerOptions extends OpenDatabaseOptions {
   readonly notifyInProcess?: boolean;
 }
 
-const DEFAULT_MAX_IN_FLIGHT = 64;
-const DEFAULT_ACK_TIMEOUT_MS = 30_000;
 const EMPTY_HEADERS: Headers = Object.freeze({});
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -81,15 +79,9 @@ function parseHeaders(text: string): Headers {
   return text === '{}' ? EMPTY_HEADERS : (JSON.parse(text) as Headers);
 }
 
-function resolveSubscribeOptions(options: SubscribeOptions): { maxInFlight: number; ackTimeoutMs: number } {
-  const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-  const ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
-  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
-    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `maxInFlight must be a positive integer, got ${maxInFlight}` });
-  }
-  if (!Number.isFinite(ackTimeoutMs) || ackTimeoutMs <= 0) {
-    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `ackTimeoutMs must be a positive number, got ${ackTimeoutMs}` });
-  }
+/** The shared checks and defaults, with the ack timeout in whole milliseconds (SQLite stores integers). */
+function subscribeLimits(options: SubscribeOptions): { maxInFlight: number; ackTimeoutMs: number } {
+  const { maxInFlight, ackTimeoutMs } = resolveSubscribeOptions(options);
   return { maxInFlight, ackTimeoutMs: Math.ceil(ackTimeoutMs) };
 }
 
@@ -344,7 +336,7 @@ class SqliteBroker implements Broker {
   }
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
-    const limits = resolveSubscribeOptions(options);
+    const limits = subscribeLimits(options);
     const gid = this.#groupId(options.topic, options.group);
     const subscription = new SqliteSubscription(this, options.topic, options.group, gid, limits, handler);
     this.#subscriptions.add(subscription);
