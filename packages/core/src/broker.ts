@@ -1,3 +1,4 @@
+import type { CloudEventsBinding } from './cloudevents/event.js';
 import { SwitchboardError } from './errors.js';
 
 /**
@@ -25,7 +26,12 @@ import { SwitchboardError } from './errors.js';
 export type Headers = Readonly<Record<string, string>>;
 
 export interface OutgoingMessage {
-  /** The MessageId. Engines that deduplicate publishes use it (e.g. `Nats-Msg-Id`). */
+  /**
+   * The transport id: what engines that deduplicate publishes use (`Nats-Msg-Id`, the AMQP
+   * `message-id` property, SQS `MessageDeduplicationId`). It is the CloudEvent `id` on a first
+   * publish and differs on a replay (`<id>~r<n>`), so the engine does not drop a replay as a
+   * duplicate. It is never the MessageId a consumer sees: that is the CloudEvent `id` inside.
+   */
   readonly id: string;
   readonly topic: string;
   /** Transport headers; CloudEvents attributes travel here in binary mode. */
@@ -36,6 +42,11 @@ export interface OutgoingMessage {
 }
 
 export interface Delivery {
+  /**
+   * The transport id of the message (`OutgoingMessage.id` as published, or the engine's own id for
+   * a message a foreign producer sent without one; possibly `''`). A hint only: the MessageId is the
+   * CloudEvent `id` the messaging layer decodes from the headers and body.
+   */
   readonly id: string;
   readonly topic: string;
   readonly headers: Headers;
@@ -71,14 +82,20 @@ export const DEFAULT_ACK_TIMEOUT_MS = 30_000;
  * `ackTimeoutMs` a positive number; anything else is `SB_CONFIG_INVALID`. (At-most-once brokers
  * check `ackTimeoutMs` too, though nothing is redelivered: the contract is the same everywhere.)
  */
-export function resolveSubscribeOptions(options: SubscribeOptions): { maxInFlight: number; ackTimeoutMs: number } {
+export function resolveSubscribeOptions(
+  options: SubscribeOptions,
+  limits: { readonly maxInFlight?: number; readonly integerAckTimeout?: boolean } = {},
+): { maxInFlight: number; ackTimeoutMs: number } {
   const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
   const ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
-  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
-    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `maxInFlight must be a positive integer, got ${maxInFlight}` });
+  const most = limits.maxInFlight;
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1 || (most !== undefined && maxInFlight > most)) {
+    const range = most === undefined ? 'a positive integer' : `an integer from 1 to ${most}`;
+    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `maxInFlight must be ${range}, got ${maxInFlight}` });
   }
-  if (!Number.isFinite(ackTimeoutMs) || ackTimeoutMs <= 0) {
-    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `ackTimeoutMs must be a positive number, got ${ackTimeoutMs}` });
+  if (!Number.isFinite(ackTimeoutMs) || ackTimeoutMs <= 0 || (limits.integerAckTimeout === true && !Number.isInteger(ackTimeoutMs))) {
+    const kind = limits.integerAckTimeout === true ? 'a positive integer' : 'a positive number';
+    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `ackTimeoutMs must be ${kind}, got ${ackTimeoutMs}` });
   }
   return { maxInFlight, ackTimeoutMs };
 }
@@ -126,9 +143,15 @@ export interface BrokerCapabilities {
 }
 
 export interface Broker {
-  /** Short engine name, e.g. `memory`, `sqlite`, `nats`. */
+  /** Short engine name, e.g. `memory`, `sqlite`, `nats`. For messages to people; nothing branches on it. */
   readonly name: string;
   readonly capabilities: BrokerCapabilities;
+  /**
+   * How CloudEvents travel on this engine (its CloudEvents protocol binding, or Switchboard's plain
+   * layout where none exists), as data: the messaging layer encodes and decodes every message
+   * through it. See `cloudEventsBindings` in `@switchboard/core` and `docs/brokers.md`.
+   */
+  readonly binding: CloudEventsBinding;
   publish(message: OutgoingMessage): Promise<void>;
   /** Publishes several messages, pipelined or in one transaction; resolves when all are confirmed. */
   publishBatch(messages: readonly OutgoingMessage[]): Promise<void>;

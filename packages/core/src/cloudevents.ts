@@ -1,27 +1,18 @@
 /** CloudEvents 1.0: the envelope of every message and event, its validation and its codecs. */
 export type { DataHash } from './cloudevents/attribute-types.js';
-export {
-  formatDataHash,
-  isExtensionName,
-  parseDataHash,
-  timestampProblem,
-  uriProblem,
-  uriReferenceProblem,
-} from './cloudevents/attribute-types.js';
+export { formatDataHash, parseDataHash } from './cloudevents/attribute-types.js';
 export type { HeadersInput } from './cloudevents/binary.js';
 export { decodeBinary, encodeBinary } from './cloudevents/binary.js';
-export type { CloudEventsMode } from './cloudevents/codec.js';
 export { decodeCloudEvent, detectCloudEventsMode, encodeCloudEvent } from './cloudevents/codec.js';
 export type { CreateCloudEventInput } from './cloudevents/create.js';
 export { createCloudEvent } from './cloudevents/create.js';
-export type { DataKind } from './cloudevents/data.js';
-export { dataKind } from './cloudevents/data.js';
 export type {
   CloudEvent,
   CloudEventAttributeType,
   CloudEventAttributeValue,
   CloudEventExtensions,
   CloudEventsBinding,
+  CloudEventsMode,
   DecodeOptions,
   EncodedCloudEvent,
 } from './cloudevents/event.js';
@@ -33,12 +24,11 @@ export {
   CLOUDEVENTS_SPEC_VERSION,
   cloudEventsBindings,
   SWITCHBOARD_EXTENSION_TYPES,
+  withMode,
 } from './cloudevents/event.js';
-export { percentDecodeHeaderValue, percentEncodeHeaderValue } from './cloudevents/header-value.js';
 export type { CloudEventToHttpOptions, HeadersLike, HttpCloudEvents } from './cloudevents/http.js';
 export { cloudEventFromHttp, cloudEventToHttp } from './cloudevents/http.js';
-export type { MediaType } from './cloudevents/media-type.js';
-export { parseMediaType } from './cloudevents/media-type.js';
+export { CLOUDEVENT_ID_MAX_BYTES, CLOUDEVENT_SOURCE_MAX_BYTES, identityProblems } from './cloudevents/identity.js';
 export type { JsonCloudEvent } from './cloudevents/structured.js';
 export {
   decodeBatch,

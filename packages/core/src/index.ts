@@ -1,17 +1,91 @@
-export * from './ack-deadlines.js';
-export * from './backoff.js';
-export * from './blobs.js';
-export * from './broker.js';
+/**
+ * `@switchboard/core`: what users of Switchboard import — contracts, the error registry, the
+ * CloudEvents envelope and its codecs, and the interfaces every pattern is built on (broker, job,
+ * receipt, dead-letter, blob and outbox stores). The helpers adapters and sibling packages share
+ * live in `@switchboard/core/kit`.
+ */
+export type { BackoffOptions } from './backoff.js';
+export { backoffDelay } from './backoff.js';
+export type { BlobInfo, BlobObject, BlobPutOptions, BlobSource, BlobStore } from './blobs.js';
+export type {
+  Broker,
+  BrokerCapabilities,
+  Delivery,
+  DeliveryGuarantee,
+  DeliveryHandler,
+  Headers,
+  Ordering,
+  OutgoingMessage,
+  SubscribeOptions,
+  Subscription,
+} from './broker.js';
+export { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_MAX_IN_FLIGHT } from './broker.js';
 export * from './cloudevents.js';
 export * from './contract.js';
-export * from './dead-letters.js';
+export type {
+  DeadLetter,
+  DeadLetterAttempt,
+  DeadLetterFilter,
+  DeadLetterListOptions,
+  DeadLetterReason,
+  DeadLetterStatus,
+  DeadLetterStore,
+  DeadLetterSummary,
+  DeadLetterTakeOptions,
+  NewDeadLetter,
+} from './dead-letters.js';
 export * from './diagnostics.js';
-export * from './errors.js';
-export * from './ids.js';
-export * from './jobs.js';
-export * from './outbox.js';
-export * from './push-subscription.js';
-export * from './receipts.js';
-export * from './round-trip-batch.js';
-export * from './standard-schema.js';
-export * from './trace.js';
+export type { ErrorCode, ErrorEntry, ProblemDetails, SwitchboardErrorOptions } from './errors.js';
+export {
+  errorFromProblem,
+  errorRegistry,
+  isSwitchboardError,
+  OperationError,
+  operationProblemType,
+  PermanentError,
+  problemType,
+  RetryLaterError,
+  SwitchboardError,
+} from './errors.js';
+export { newMessageId } from './ids.js';
+export type {
+  CancelResult,
+  ClaimOptions,
+  CreateJobInput,
+  CreateJobResult,
+  FailOptions,
+  FinishedJobStatus,
+  JobCallback,
+  JobClaim,
+  JobCounts,
+  JobLease,
+  JobLookup,
+  JobRecord,
+  JobStatus,
+  JobStore,
+  JobStoreOptions,
+  LeaseState,
+  ReleaseOutcome,
+  SettleOutcome,
+} from './jobs.js';
+export { isFinishedStatus } from './jobs.js';
+export type { OutboxClaimOptions, OutboxEntry, OutboxRelay, OutboxRelayOptions, OutboxStore } from './outbox.js';
+export { createOutboxRelay } from './outbox.js';
+export type {
+  ListPage,
+  Receipt,
+  ReceiptClaim,
+  ReceiptClaimOutcome,
+  ReceiptClaimResult,
+  ReceiptKey,
+  ReceiptListFilter,
+  ReceiptPurgeOptions,
+  ReceiptState,
+  ReceiptStore,
+  ReceiptUpdate,
+  RecordOutcome,
+} from './receipts.js';
+export { isFinalReceiptState, receiptStates } from './receipts.js';
+export type { FieldError, InferInput, InferOutput, StandardSchemaV1, ValidationResult } from './standard-schema.js';
+export type { TraceParent } from './trace.js';
+export { formatTraceparent, parseTraceparent } from './trace.js';

@@ -16,13 +16,11 @@ import {
   formatDataHash,
   isSwitchboardError,
   parseDataHash,
-  parseMediaType,
-  percentDecodeHeaderValue,
-  percentEncodeHeaderValue,
   type SwitchboardError,
   toJsonCloudEvent,
   validateCloudEvent,
 } from '@switchboard/core';
+import { parseMediaType, percentDecodeHeaderValue, percentEncodeHeaderValue } from '@switchboard/core/kit';
 import { describe, expect, it } from 'vitest';
 
 const base = { specversion: '1.0', id: 'id-1', source: '/orders', type: 'com.example.order.placed' } as const;

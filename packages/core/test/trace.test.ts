@@ -1,4 +1,5 @@
-import { childTraceparent, newSpanId, newTraceId, parseTraceparent, randomHex } from '@switchboard/core';
+import { parseTraceparent } from '@switchboard/core';
+import { childTraceparent, newSpanId, newTraceId, randomHex } from '@switchboard/core/kit';
 import { describe, expect, it } from 'vitest';
 
 describe('trace context', () => {

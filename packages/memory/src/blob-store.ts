@@ -1,20 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import {
-  assertBlobKey,
-  type BlobInfo,
-  type BlobObject,
-  type BlobPutOptions,
-  type BlobSource,
-  type BlobStore,
-  blobChunks,
-  blobUri,
-  missingBlob,
-  parseBlobUri,
-  refuseDataref,
-  SwitchboardError,
-  withLaterExpiry,
-} from '@switchboard/core';
+import { type BlobInfo, type BlobObject, type BlobPutOptions, type BlobSource, type BlobStore, SwitchboardError } from '@switchboard/core';
+import { assertBlobKey, blobChunks, blobUri, missingBlob, parseBlobUri, refuseDataref, withLaterExpiry } from '@switchboard/core/kit';
 
 export interface MemoryBlobStoreOptions {
   /** Name used in URIs (`blob://<name>/sha256/<hex>`). Default `memory`. */

@@ -8,7 +8,8 @@ import type {
   SubscribeOptions,
   Subscription,
 } from '@switchboard/core';
-import { resolveSubscribeOptions, SwitchboardError } from '@switchboard/core';
+import { type CloudEventsBinding, cloudEventsBindings, SwitchboardError } from '@switchboard/core';
+import { resolveSubscribeOptions } from '@switchboard/core/kit';
 
 export interface MemoryBrokerOptions {
   /** Largest body accepted, in bytes. Default 16 MiB. */
@@ -333,6 +334,7 @@ class MemorySubscription implements Subscription {
 
 class MemoryBroker implements Broker {
   readonly name = 'memory';
+  readonly binding: CloudEventsBinding = cloudEventsBindings.plain;
   readonly capabilities: BrokerCapabilities;
   readonly #topics = new Map<string, Map<string, Group>>();
   readonly #subscriptions = new Set<MemorySubscription>();

@@ -5,16 +5,12 @@ import {
   type DeadLetterStore,
   type DeadLetterSummary,
   type DeadLetterTakeOptions,
-  deadLetterStatusAt,
-  decodeListCursor,
-  encodeListCursor,
   type ListPage,
-  listPageLimit,
-  mergeAttempts,
   type NewDeadLetter,
   newMessageId,
   SwitchboardError,
 } from '@switchboard/core';
+import { deadLetterStatusAt, decodeListCursor, encodeListCursor, listPageLimit, mergeAttempts } from '@switchboard/core/kit';
 
 export interface MemoryDeadLetterStoreOptions {
   /** Clock in epoch ms. Default `Date.now`. */

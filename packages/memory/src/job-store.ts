@@ -18,15 +18,8 @@ import type {
   ReleaseOutcome,
   SettleOutcome,
 } from '@switchboard/core';
-import {
-  canceledProblem,
-  isFinishedStatus,
-  JobWaiters,
-  jobStoreDefaults,
-  leaseExpiredProblem,
-  newSecretId,
-  SwitchboardError,
-} from '@switchboard/core';
+import { isFinishedStatus, SwitchboardError } from '@switchboard/core';
+import { canceledProblem, JobWaiters, jobStoreDefaults, leaseExpiredProblem, newSecretId } from '@switchboard/core/kit';
 
 /** A job as the memory store keeps it: JSON members as text, so readers never share objects with the store. */
 interface Row {

@@ -1,10 +1,5 @@
 import {
-  decideClaim,
-  decodeListCursor,
-  encodeListCursor,
   type ListPage,
-  listPageLimit,
-  mergeReceipt,
   type Receipt,
   type ReceiptClaim,
   type ReceiptClaimResult,
@@ -14,9 +9,9 @@ import {
   type ReceiptStore,
   type ReceiptUpdate,
   type RecordOutcome,
-  reopenReceipt,
   SwitchboardError,
 } from '@switchboard/core';
+import { decideClaim, decodeListCursor, encodeListCursor, listPageLimit, mergeReceipt, reopenReceipt } from '@switchboard/core/kit';
 
 export interface MemoryReceiptStoreOptions {
   /** Clock in epoch ms; tests pass a controllable one. Default `Date.now`. */

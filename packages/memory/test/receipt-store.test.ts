@@ -1,4 +1,5 @@
-import { decideClaim, mergeReceipt, newMessageId, type ReceiptStore, type ReceiptUpdate } from '@switchboard/core';
+import { newMessageId, type ReceiptStore, type ReceiptUpdate } from '@switchboard/core';
+import { decideClaim, mergeReceipt } from '@switchboard/core/kit';
 import { createMemoryReceiptStore } from '@switchboard/memory';
 import { describeReceiptStoreConformance, type TestClock, testClock } from '@switchboard/testkit';
 import { describe, expect, it } from 'vitest';

@@ -4,22 +4,17 @@ import { type FileHandle, link, mkdir, open, readdir, readFile, rename, stat, un
 import { basename, join, resolve as resolvePath } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { type BlobInfo, type BlobObject, type BlobPutOptions, type BlobSource, type BlobStore, SwitchboardError } from '@switchboard/core';
 import {
   assertBlobKey,
-  type BlobInfo,
-  type BlobObject,
-  type BlobPutOptions,
-  type BlobSource,
-  type BlobStore,
   blobChunks,
   blobUri,
   isBlobKey,
   missingBlob,
   parseBlobUri,
   refuseDataref,
-  SwitchboardError,
   withLaterExpiry,
-} from '@switchboard/core';
+} from '@switchboard/core/kit';
 
 export interface FsBlobStoreOptions {
   /** Directory holding the blobs; created when missing. Several processes may share it. */

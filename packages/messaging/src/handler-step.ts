@@ -1,5 +1,6 @@
 import type { AnyContract, OperationDefinition, ProblemDetails } from '@switchboard/core';
-import { OperationError, operationProblemType, SwitchboardError, validate } from '@switchboard/core';
+import { OperationError, operationProblemType, SwitchboardError } from '@switchboard/core';
+import { validate } from '@switchboard/core/kit';
 import { DeliveryContext } from './context.js';
 import { OperationFailure } from './middleware/retry.js';
 import type { Step } from './pipeline.js';

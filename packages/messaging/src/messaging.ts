@@ -17,7 +17,8 @@ import type {
   OperationName,
   ReceiptStore,
 } from '@switchboard/core';
-import { newSecretId, SwitchboardError } from '@switchboard/core';
+import { SwitchboardError } from '@switchboard/core';
+import { newSecretId } from '@switchboard/core/kit';
 import type { HttpRoute } from '@switchboard/http';
 import { type AtMostOnceOptions, createAtMostOnceSide, emitBatchSplit, isAtMostOnceEvent } from './at-most-once.js';
 import { bindingForBroker } from './binding.js';

@@ -10,14 +10,13 @@ import type {
 import {
   CLOUDEVENTS_JSON_MEDIA_TYPE,
   channels,
-  childTraceparent,
   createCloudEvent,
   encodeCloudEvent,
   formatDataHash,
   newMessageId,
   SwitchboardError,
-  validate,
 } from '@switchboard/core';
+import { childTraceparent, validate } from '@switchboard/core/kit';
 import type { Address } from './addressing.js';
 import type { PublishOptions } from './types.js';
 

@@ -1,5 +1,6 @@
 import type { Broker, DeadLetterFilter, DeadLetterStore, ReceiptStore } from '@switchboard/core';
-import { newSecretId, SwitchboardError } from '@switchboard/core';
+import { SwitchboardError } from '@switchboard/core';
+import { newSecretId } from '@switchboard/core/kit';
 
 /** Which dead letters to replay: one entry, several, every pending entry matching a filter, or all. */
 export type ReplaySelector =

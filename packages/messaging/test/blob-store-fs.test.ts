@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { readAllBytes } from '@switchboard/core';
+import { readAllBytes } from '@switchboard/core/kit';
 import { createFsBlobStore } from '@switchboard/messaging';
 import { describeBlobStoreConformance, testClock } from '@switchboard/testkit';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { blobUri, createCloudEvent, encodeBinary, formatDataHash, readAllBytes } from '@switchboard/core';
+import { createCloudEvent, encodeBinary, formatDataHash } from '@switchboard/core';
+import { blobUri, readAllBytes } from '@switchboard/core/kit';
 import { bindingForBroker, eventsTopic } from '@switchboard/messaging';
 import { describe, expect, it } from 'vitest';
 import { type Engine, engines, serviceA, serviceB } from './harness.js';

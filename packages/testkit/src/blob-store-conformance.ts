@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { type BlobStore, isSwitchboardError, readAllBytes, verifyBlobStream } from '@switchboard/core';
+import { type BlobStore, isSwitchboardError } from '@switchboard/core';
+import { readAllBytes, verifyBlobStream } from '@switchboard/core/kit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type TestClock, testClock } from './store-clock.js';
 

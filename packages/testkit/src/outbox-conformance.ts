@@ -1,6 +1,8 @@
 import {
   type Broker,
   type BrokerCapabilities,
+  type CloudEventsBinding,
+  cloudEventsBindings,
   createOutboxRelay,
   isSwitchboardError,
   type OutboxRelay,
@@ -37,6 +39,7 @@ export type OutboxFactory = (options: { readonly clock: () => number }) => Outbo
  */
 export class PublishRecordingBroker implements Broker {
   readonly name = 'recording';
+  readonly binding: CloudEventsBinding = cloudEventsBindings.plain;
   readonly capabilities: BrokerCapabilities = {
     persistent: false,
     multiProcess: false,

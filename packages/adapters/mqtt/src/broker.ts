@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { AtMostOnceDelivery, describeError, isSwitchboardError, resolveSubscribeOptions, SwitchboardError } from '@switchboard/core';
+import { type CloudEventsBinding, cloudEventsBindings, isSwitchboardError, SwitchboardError } from '@switchboard/core';
+import { AtMostOnceDelivery, describeError, resolveSubscribeOptions } from '@switchboard/core/kit';
 import type { IClientOptions, IClientPublishOptions, IConnackPacket, MqttClient } from 'mqtt';
 import { connect } from 'mqtt';
 import {
@@ -204,6 +205,7 @@ interface PreparedPublish {
  */
 export class MqttBroker implements Broker {
   readonly name = 'mqtt';
+  readonly binding: CloudEventsBinding = cloudEventsBindings.mqtt;
   readonly capabilities: BrokerCapabilities;
   /** The publishing connection (for events and diagnostics). */
   readonly client: MqttClient;

@@ -1,7 +1,7 @@
-import { PushSubscription, type PushSubscriptionConfig } from '@switchboard/core';
+import { PushSubscription, type PushSubscriptionConfig } from '@switchboard/core/kit';
 import type { MqttClient } from 'mqtt';
 
-export type { DroppedDelivery, DropReason } from '@switchboard/core';
+export type { DroppedDelivery, DropReason } from '@switchboard/core/kit';
 
 export interface MqttSubscriptionConfig extends PushSubscriptionConfig {
   /** The subscription's own connection. */

@@ -12,7 +12,14 @@ import {
 import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
 import { nanos } from '@nats-io/nats-core';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_MAX_IN_FLIGHT, resolveSubscribeOptions, SwitchboardError } from '@switchboard/core';
+import {
+  type CloudEventsBinding,
+  cloudEventsBindings,
+  DEFAULT_ACK_TIMEOUT_MS,
+  DEFAULT_MAX_IN_FLIGHT,
+  SwitchboardError,
+} from '@switchboard/core';
+import { resolveSubscribeOptions } from '@switchboard/core/kit';
 import { openConnection } from './connection.js';
 import { closedError, isTransient, toBrokerError } from './errors.js';
 import { toNatsHeaders } from './headers.js';
@@ -59,6 +66,7 @@ export async function createNatsBroker(options: NatsBrokerOptions): Promise<Nats
 
 export class NatsBroker implements Broker {
   readonly name = 'nats';
+  readonly binding: CloudEventsBinding = cloudEventsBindings.nats;
   readonly capabilities: BrokerCapabilities;
   /** The underlying connection (for status events and diagnostics). */
   readonly connection: NatsConnection;

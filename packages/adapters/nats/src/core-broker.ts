@@ -1,6 +1,7 @@
 import type { Msg, NatsConnection } from '@nats-io/nats-core';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { AtMostOnceDelivery, type DroppedDelivery, PushSubscription, resolveSubscribeOptions, SwitchboardError } from '@switchboard/core';
+import { type CloudEventsBinding, cloudEventsBindings, SwitchboardError, withMode } from '@switchboard/core';
+import { AtMostOnceDelivery, type DroppedDelivery, PushSubscription, resolveSubscribeOptions } from '@switchboard/core/kit';
 import { type ConnectionSource, openConnection } from './connection.js';
 import { coreHeaders, readCoreHeaders } from './core-headers.js';
 import { closedError, toBrokerError } from './errors.js';
@@ -56,6 +57,7 @@ class CoreDelivery extends AtMostOnceDelivery {
 
 export class NatsCoreBroker implements Broker {
   readonly name = 'nats-core';
+  readonly binding: CloudEventsBinding = withMode(cloudEventsBindings.nats, 'structured');
   readonly capabilities: BrokerCapabilities;
   /** The underlying connection (for status events and diagnostics). */
   readonly connection: NatsConnection;

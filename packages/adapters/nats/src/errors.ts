@@ -1,4 +1,5 @@
-import { describeError, isSwitchboardError, SwitchboardError } from '@switchboard/core';
+import { isSwitchboardError, SwitchboardError } from '@switchboard/core';
+import { describeError } from '@switchboard/core/kit';
 
 /** Maps whatever the NATS client threw to a registry error. */
 export function toBrokerError(error: unknown, action: string): SwitchboardError {

@@ -1,4 +1,4 @@
-export type { DroppedDelivery, DropReason } from '@switchboard/core';
+export type { DroppedDelivery, DropReason } from '@switchboard/core/kit';
 export type { NatsBroker } from './broker.js';
 export { createNatsBroker } from './broker.js';
 export type { ConnectionSource } from './connection.js';

@@ -1,7 +1,7 @@
 import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import type { Msg } from '@nats-io/nats-core';
 import type { DeliveryHandler, Subscription } from '@switchboard/core';
-import { AckDeadlines } from '@switchboard/core';
+import { AckDeadlines } from '@switchboard/core/kit';
 import { readCoreHeaders } from './core-headers.js';
 import { type DeliveryOwner, NatsDelivery } from './delivery.js';
 import { fromNatsHeaders, type ReceivedHeaders } from './headers.js';

@@ -1,4 +1,5 @@
-import { backoffDelay, sleep } from '@switchboard/core';
+import { backoffDelay } from '@switchboard/core';
+import { sleep } from '@switchboard/core/kit';
 import type { Notification, Pool, PoolClient } from 'pg';
 
 /**

@@ -1,5 +1,6 @@
 import type { Delivery, DeliveryHandler, Headers, Subscription } from '@switchboard/core';
-import { AckDeadlines, backoffDelay, describeError, SwitchboardError, sleep } from '@switchboard/core';
+import { backoffDelay, SwitchboardError } from '@switchboard/core';
+import { AckDeadlines, describeError, sleep } from '@switchboard/core/kit';
 import type { Pool } from 'pg';
 import type { BrokerTables } from './broker-sql.js';
 

@@ -1,5 +1,5 @@
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { SwitchboardError } from '@switchboard/core';
+import { type CloudEventsBinding, cloudEventsBindings, SwitchboardError } from '@switchboard/core';
 import type { Pool, PoolConfig } from 'pg';
 import pg from 'pg';
 import { NotificationListener } from './broker-listener.js';
@@ -72,6 +72,7 @@ function checkName(kind: string, value: string): void {
  */
 export class PostgresBroker implements Broker {
   readonly name = 'postgres';
+  readonly binding: CloudEventsBinding = cloudEventsBindings.plain;
   readonly capabilities: BrokerCapabilities;
   readonly #pool: Pool;
   readonly #ownsPool: boolean;

@@ -8,15 +8,12 @@ import {
   type DeadLetterStore,
   type DeadLetterSummary,
   type DeadLetterTakeOptions,
-  decodeListCursor,
-  encodeListCursor,
   type Headers,
   type ListPage,
-  listPageLimit,
-  mergeAttempts,
   type NewDeadLetter,
   newMessageId,
 } from '@switchboard/core';
+import { decodeListCursor, encodeListCursor, listPageLimit, mergeAttempts } from '@switchboard/core/kit';
 import { lockKeys, optionalNumber, PostgresStoreConnection, type PostgresStoreOptions } from './store-connection.js';
 
 export interface PostgresDeadLetterStoreOptions extends PostgresStoreOptions {

@@ -1,5 +1,6 @@
-import type { CreateJobInput, CreateJobResult, ItemOutcome } from '@switchboard/core';
-import { jobStoreDefaults } from '@switchboard/core';
+import type { CreateJobInput, CreateJobResult } from '@switchboard/core';
+import type { ItemOutcome } from '@switchboard/core/kit';
+import { jobStoreDefaults } from '@switchboard/core/kit';
 import type pg from 'pg';
 
 type Queryable = Pick<pg.PoolClient, 'query'>;

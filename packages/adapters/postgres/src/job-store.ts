@@ -4,7 +4,6 @@ import type {
   CreateJobInput,
   CreateJobResult,
   FailOptions,
-  ItemOutcome,
   JobCallback,
   JobClaim,
   JobCounts,
@@ -19,6 +18,8 @@ import type {
   ReleaseOutcome,
   SettleOutcome,
 } from '@switchboard/core';
+import { SwitchboardError } from '@switchboard/core';
+import type { ItemOutcome } from '@switchboard/core/kit';
 import {
   canceledProblem,
   JobWaiters,
@@ -26,9 +27,8 @@ import {
   leaseExpiredProblem,
   newSecretId,
   RoundTripBatch,
-  SwitchboardError,
   storeUnavailable,
-} from '@switchboard/core';
+} from '@switchboard/core/kit';
 import pg from 'pg';
 import { createInTransaction, insertRows, needsTransaction, type PreparedCreate } from './job-store-create.js';
 

@@ -1,11 +1,5 @@
-import {
-  assertOutboxMessage,
-  type Headers,
-  type OutboxClaimOptions,
-  type OutboxEntry,
-  type OutboxStore,
-  type OutgoingMessage,
-} from '@switchboard/core';
+import type { Headers, OutboxClaimOptions, OutboxEntry, OutboxStore, OutgoingMessage } from '@switchboard/core';
+import { assertOutboxMessage } from '@switchboard/core/kit';
 import type pg from 'pg';
 import { PostgresStoreConnection, type PostgresStoreOptions, type Queryable } from './store-connection.js';
 

@@ -1,23 +1,25 @@
+import type {
+  ListPage,
+  ProblemDetails,
+  Receipt,
+  ReceiptClaim,
+  ReceiptClaimResult,
+  ReceiptKey,
+  ReceiptListFilter,
+  ReceiptPurgeOptions,
+  ReceiptState,
+  ReceiptStore,
+  ReceiptUpdate,
+  RecordOutcome,
+} from '@switchboard/core';
 import {
   applyReceiptClaims,
   applyReceiptUpdates,
   decodeListCursor,
   encodeListCursor,
-  type ListPage,
   listPageLimit,
-  type ProblemDetails,
-  type Receipt,
-  type ReceiptClaim,
-  type ReceiptClaimResult,
-  type ReceiptKey,
-  type ReceiptListFilter,
-  type ReceiptPurgeOptions,
-  type ReceiptState,
-  type ReceiptStore,
-  type ReceiptUpdate,
-  type RecordOutcome,
   reopenReceipt,
-} from '@switchboard/core';
+} from '@switchboard/core/kit';
 import { lockKeys, optionalNumber, PostgresStoreConnection, type PostgresStoreOptions, type Queryable } from './store-connection.js';
 
 export interface PostgresReceiptStoreOptions extends PostgresStoreOptions {

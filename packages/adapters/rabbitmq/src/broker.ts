@@ -1,5 +1,11 @@
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_MAX_IN_FLIGHT, SwitchboardError } from '@switchboard/core';
+import {
+  type CloudEventsBinding,
+  cloudEventsBindings,
+  DEFAULT_ACK_TIMEOUT_MS,
+  DEFAULT_MAX_IN_FLIGHT,
+  SwitchboardError,
+} from '@switchboard/core';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options, RecoveringChannelModel } from 'amqplib';
 import { connect } from 'amqplib';
 import { closedError, isTooLarge, toBrokerError } from './errors.js';
@@ -54,6 +60,7 @@ export async function createRabbitMqBroker(options: RabbitMqBrokerOptions): Prom
 
 export class RabbitMqBroker implements Broker {
   readonly name = 'rabbitmq';
+  readonly binding: CloudEventsBinding = cloudEventsBindings.amqp;
   readonly capabilities: BrokerCapabilities;
   readonly #options: ResolvedRabbitMqOptions;
   readonly #groups = new Map<string, GroupTopology>();

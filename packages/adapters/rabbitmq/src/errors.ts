@@ -1,4 +1,5 @@
-import { describeError, isSwitchboardError, SwitchboardError } from '@switchboard/core';
+import { isSwitchboardError, SwitchboardError } from '@switchboard/core';
+import { describeError } from '@switchboard/core/kit';
 
 export function isTooLarge(error: unknown): boolean {
   return /larger than configured max size|max_message_size|Encoded field table|frame size/i.test(describeError(error));

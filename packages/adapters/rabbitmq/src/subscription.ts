@@ -1,5 +1,5 @@
 import type { DeliveryHandler, Subscription } from '@switchboard/core';
-import { AckDeadlines } from '@switchboard/core';
+import { AckDeadlines } from '@switchboard/core/kit';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { type DeliveryContext, RabbitMqDelivery } from './delivery.js';
 import { fromAmqpHeaders } from './headers.js';

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Delivery, DeliveryHandler, Headers, Subscription } from '@switchboard/core';
-import { AckDeadlines, backoffDelay, type SwitchboardError, sleep } from '@switchboard/core';
+import { backoffDelay, type SwitchboardError } from '@switchboard/core';
+import { AckDeadlines, sleep } from '@switchboard/core/kit';
 import type { Redis } from 'ioredis';
 import type { DecodedEntry, RawEntry } from './broker-codec.js';
 import { decodeFields, parseEntries, parseReadReply } from './broker-codec.js';

@@ -1,5 +1,6 @@
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { describeError, SwitchboardError } from '@switchboard/core';
+import { type CloudEventsBinding, cloudEventsBindings, SwitchboardError } from '@switchboard/core';
+import { describeError } from '@switchboard/core/kit';
 import type { RedisOptions } from 'ioredis';
 import { Redis } from 'ioredis';
 import { encodeFields } from './broker-codec.js';
@@ -76,6 +77,7 @@ function toBrokerError(error: unknown, action: string): SwitchboardError {
  */
 export class RedisStreamsBroker implements Broker {
   readonly name = 'redis-streams';
+  readonly binding: CloudEventsBinding = cloudEventsBindings.plain;
   readonly capabilities: BrokerCapabilities;
   readonly #commands: Redis;
   readonly #ownsClient: boolean;

@@ -8,15 +8,12 @@ import {
   type DeadLetterStore,
   type DeadLetterSummary,
   type DeadLetterTakeOptions,
-  decodeListCursor,
-  encodeListCursor,
   type Headers,
   type ListPage,
-  listPageLimit,
-  mergeAttempts,
   type NewDeadLetter,
   newMessageId,
 } from '@switchboard/core';
+import { decodeListCursor, encodeListCursor, listPageLimit, mergeAttempts } from '@switchboard/core/kit';
 import { lexTime, maxLexStart, RedisStoreClient, type RedisStoreOptions, Script, type ScriptArg } from './store-client.js';
 
 export type RedisDeadLetterStoreOptions = RedisStoreOptions;

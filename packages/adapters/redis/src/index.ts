@@ -1,4 +1,4 @@
-export type { DroppedDelivery, DropReason } from '@switchboard/core';
+export type { DroppedDelivery, DropReason } from '@switchboard/core/kit';
 export * from './broker.js';
 export * from './dead-letter-store.js';
 export * from './job-store.js';

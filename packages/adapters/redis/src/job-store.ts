@@ -5,7 +5,6 @@ import type {
   CreateJobInput,
   CreateJobResult,
   FailOptions,
-  ItemOutcome,
   JobCallback,
   JobClaim,
   JobCounts,
@@ -20,6 +19,8 @@ import type {
   ReleaseOutcome,
   SettleOutcome,
 } from '@switchboard/core';
+import { SwitchboardError } from '@switchboard/core';
+import type { ItemOutcome } from '@switchboard/core/kit';
 import {
   canceledProblem,
   JobWaiters,
@@ -27,9 +28,8 @@ import {
   leaseExpiredProblem,
   newSecretId,
   RoundTripBatch,
-  SwitchboardError,
   storeUnavailable,
-} from '@switchboard/core';
+} from '@switchboard/core/kit';
 import { Redis } from 'ioredis';
 import * as scripts from './job-store-scripts.js';
 

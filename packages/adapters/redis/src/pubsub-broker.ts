@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { type DroppedDelivery, describeError, PushSubscription, resolveSubscribeOptions, SwitchboardError } from '@switchboard/core';
+import { type CloudEventsBinding, cloudEventsBindings, SwitchboardError, withMode } from '@switchboard/core';
+import { type DroppedDelivery, describeError, PushSubscription, resolveSubscribeOptions } from '@switchboard/core/kit';
 import type { RedisOptions } from 'ioredis';
 import { Redis } from 'ioredis';
 import { encodeFrame, frameOverhead, frameOverheadBound } from './pubsub-codec.js';
@@ -95,6 +96,7 @@ export function createRedisPubSubBroker(options: RedisPubSubBrokerOptions = {}):
  */
 export class RedisPubSubBroker implements Broker {
   readonly name = 'redis-pubsub';
+  readonly binding: CloudEventsBinding = withMode(cloudEventsBindings.plain, 'structured');
   readonly capabilities: BrokerCapabilities;
   readonly #commands: Redis;
   readonly #ownsClient: boolean;

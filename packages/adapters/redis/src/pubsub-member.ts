@@ -1,4 +1,5 @@
-import type { Delivery, PushSubscription } from '@switchboard/core';
+import type { Delivery } from '@switchboard/core';
+import type { PushSubscription } from '@switchboard/core/kit';
 import type { Redis } from 'ioredis';
 import { decodeFrame } from './pubsub-codec.js';
 

@@ -1,10 +1,5 @@
 import {
-  applyReceiptClaims,
-  applyReceiptUpdates,
-  decodeListCursor,
-  encodeListCursor,
   type ListPage,
-  listPageLimit,
   type Receipt,
   type ReceiptClaim,
   type ReceiptClaimResult,
@@ -14,9 +9,16 @@ import {
   type ReceiptStore,
   type ReceiptUpdate,
   type RecordOutcome,
-  reopenReceipt,
   SwitchboardError,
 } from '@switchboard/core';
+import {
+  applyReceiptClaims,
+  applyReceiptUpdates,
+  decodeListCursor,
+  encodeListCursor,
+  listPageLimit,
+  reopenReceipt,
+} from '@switchboard/core/kit';
 import { lexTime, maxLexStart, RedisStoreClient, type RedisStoreOptions, Script, type ScriptArg } from './store-client.js';
 
 export type RedisReceiptStoreOptions = RedisStoreOptions;

@@ -10,7 +10,8 @@ import type {
   SubscribeOptions,
   Subscription,
 } from '@switchboard/core';
-import { resolveSubscribeOptions, SwitchboardError } from '@switchboard/core';
+import { type CloudEventsBinding, cloudEventsBindings, SwitchboardError } from '@switchboard/core';
+import { resolveSubscribeOptions } from '@switchboard/core/kit';
 import type Database from 'better-sqlite3';
 import { type BrokerStatements, type ClaimedRow, prepareBrokerSchema } from './broker-schema.js';
 import { type OpenDatabaseOptions, openDatabase } from './database.js';
@@ -225,6 +226,7 @@ class SqliteSubscription implements Subscription {
 
 class SqliteBroker implements Broker {
   readonly name = 'sqlite';
+  readonly binding: CloudEventsBinding = cloudEventsBindings.plain;
   readonly capabilities: BrokerCapabilities;
   readonly drainTimeoutMs: number;
   readonly #file: string;

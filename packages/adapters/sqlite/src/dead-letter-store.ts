@@ -8,15 +8,12 @@ import {
   type DeadLetterStore,
   type DeadLetterSummary,
   type DeadLetterTakeOptions,
-  decodeListCursor,
-  encodeListCursor,
   type Headers,
   type ListPage,
-  listPageLimit,
-  mergeAttempts,
   type NewDeadLetter,
   newMessageId,
 } from '@switchboard/core';
+import { decodeListCursor, encodeListCursor, listPageLimit, mergeAttempts } from '@switchboard/core/kit';
 import type BetterSqlite3 from 'better-sqlite3';
 import { openStoreDatabase, runStoreCall, type StoreDatabaseOptions, tableName } from './store-database.js';
 

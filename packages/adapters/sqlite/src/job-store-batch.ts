@@ -1,5 +1,5 @@
 /** The answer of one item of a batch: its value, or the error that item alone ran into. */
-import type { ItemOutcome } from '@switchboard/core';
+import type { ItemOutcome } from '@switchboard/core/kit';
 
 export type { ItemOutcome };
 

@@ -18,15 +18,8 @@ import type {
   ReleaseOutcome,
   SettleOutcome,
 } from '@switchboard/core';
-import {
-  canceledProblem,
-  JobWaiters,
-  jobStoreDefaults,
-  leaseExpiredProblem,
-  newSecretId,
-  SwitchboardError,
-  storeUnavailable,
-} from '@switchboard/core';
+import { SwitchboardError } from '@switchboard/core';
+import { canceledProblem, JobWaiters, jobStoreDefaults, leaseExpiredProblem, newSecretId, storeUnavailable } from '@switchboard/core/kit';
 import Database from 'better-sqlite3';
 import type { ItemOutcome } from './job-store-batch.js';
 import { TickBatch } from './job-store-batch.js';

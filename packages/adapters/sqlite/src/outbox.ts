@@ -1,5 +1,4 @@
 import {
-  assertOutboxMessage,
   type Headers,
   type OutboxClaimOptions,
   type OutboxEntry,
@@ -7,6 +6,7 @@ import {
   type OutgoingMessage,
   SwitchboardError,
 } from '@switchboard/core';
+import { assertOutboxMessage } from '@switchboard/core/kit';
 import type BetterSqlite3 from 'better-sqlite3';
 import { openStoreDatabase, runStoreCall, type StoreDatabaseOptions, tableName } from './store-database.js';
 

@@ -1,23 +1,18 @@
-import {
-  decideClaim,
-  decodeListCursor,
-  encodeListCursor,
-  type ListPage,
-  listPageLimit,
-  mergeReceipt,
-  type ProblemDetails,
-  type Receipt,
-  type ReceiptClaim,
-  type ReceiptClaimResult,
-  type ReceiptKey,
-  type ReceiptListFilter,
-  type ReceiptPurgeOptions,
-  type ReceiptState,
-  type ReceiptStore,
-  type ReceiptUpdate,
-  type RecordOutcome,
-  reopenReceipt,
+import type {
+  ListPage,
+  ProblemDetails,
+  Receipt,
+  ReceiptClaim,
+  ReceiptClaimResult,
+  ReceiptKey,
+  ReceiptListFilter,
+  ReceiptPurgeOptions,
+  ReceiptState,
+  ReceiptStore,
+  ReceiptUpdate,
+  RecordOutcome,
 } from '@switchboard/core';
+import { decideClaim, decodeListCursor, encodeListCursor, listPageLimit, mergeReceipt, reopenReceipt } from '@switchboard/core/kit';
 import type BetterSqlite3 from 'better-sqlite3';
 import { openStoreDatabase, runStoreCall, type StoreDatabaseOptions, tableName } from './store-database.js';
 

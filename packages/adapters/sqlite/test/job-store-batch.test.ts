@@ -1,4 +1,4 @@
-import { newSecretId } from '@switchboard/core';
+import { newSecretId } from '@switchboard/core/kit';
 import { describe, expect, it } from 'vitest';
 import type { ItemOutcome } from '../src/job-store-batch.js';
 import { TickBatch } from '../src/job-store-batch.js';

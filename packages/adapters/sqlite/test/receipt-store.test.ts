@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decideClaim, mergeReceipt, newMessageId, type ReceiptStore, type ReceiptUpdate } from '@switchboard/core';
+import { newMessageId, type ReceiptStore, type ReceiptUpdate } from '@switchboard/core';
+import { decideClaim, mergeReceipt } from '@switchboard/core/kit';
 import { createSqliteReceiptStore } from '@switchboard/sqlite';
 import { describeReceiptStoreConformance, type TestClock, testClock } from '@switchboard/testkit';
 import Database from 'better-sqlite3';

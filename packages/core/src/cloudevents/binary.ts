@@ -21,14 +21,15 @@ const CONTENT_TYPE = 'content-type';
 
 /**
  * Binary content mode: attributes become `<prefix><name>` headers, data becomes the body and
- * `datacontenttype` the `content-type` header. Bytes are sent untouched (zero-copy). An event whose
- * data is a JSON value without `datacontenttype` is sent with `content-type: application/json`.
- * Throws `SB_NOT_CLOUDEVENT` for an invalid event or data its media type cannot carry.
+ * `datacontenttype` the `content-type` header (or the `<prefix>datacontenttype` attribute header
+ * where the binding says so, NATS). Bytes are sent untouched (zero-copy). An event whose data is a
+ * JSON value without `datacontenttype` is sent as `application/json`. Throws `SB_NOT_CLOUDEVENT`
+ * for an invalid event or data its media type cannot carry.
  */
 export function encodeBinary(event: CloudEvent, binding: CloudEventsBinding): EncodedCloudEvent {
   assertCloudEvent(event);
   const { prefix } = binding;
-  const encode = binding.percentEncode ? percentEncodeHeaderValue : identity;
+  const encode = binding.values === 'percent' ? percentEncodeHeaderValue : identity;
   const headers: Record<string, string> = {
     [`${prefix}specversion`]: event.specversion,
     [`${prefix}id`]: encode(event.id),
@@ -47,8 +48,11 @@ export function encodeBinary(event: CloudEvent, binding: CloudEventsBinding): En
   }
   const body = dataToBytes(event.data, event.datacontenttype);
   if (!(body instanceof Uint8Array)) throw notCloudEvent([body]);
-  if (event.datacontenttype !== undefined) headers[CONTENT_TYPE] = encode(event.datacontenttype);
-  else if (event.data !== undefined && !(event.data instanceof Uint8Array)) headers[CONTENT_TYPE] = 'application/json';
+  const contentType =
+    event.datacontenttype ?? (event.data !== undefined && !(event.data instanceof Uint8Array) ? 'application/json' : undefined);
+  if (contentType !== undefined) {
+    headers[binding.dataContentType === 'attribute' ? `${prefix}datacontenttype` : CONTENT_TYPE] = encode(contentType);
+  }
   return { headers, body };
 }
 
@@ -81,11 +85,38 @@ export function getHeader(headers: HeadersInput, name: string): string | undefin
   return undefined;
 }
 
-/** True when the headers carry at least one `<prefix>*` attribute header. */
-export function hasBinaryAttributes(headers: HeadersInput, binding: CloudEventsBinding): boolean {
-  const prefix = binding.prefix.toLowerCase();
-  for (const key of Object.keys(headers)) if (startsWithIgnoreCase(key, prefix)) return true;
+/** Lower-case attribute names: what an unprefixed header must look like to be read as an attribute (MQTT 5). */
+const ATTRIBUTE_NAME = /^[a-z0-9]+$/;
+
+/**
+ * The read prefix (lower case) the message's attribute headers use, or undefined when it has none:
+ * the first of the binding's `readPrefixes` that carries `specversion`, else the first one that
+ * carries any attribute.
+ */
+export function attributePrefix(headers: HeadersInput, binding: CloudEventsBinding): string | undefined {
+  const prefixes = binding.readPrefixes;
+  if (prefixes.length === 1) {
+    const only = prefixes[0]!.toLowerCase();
+    return carriesAttributes(headers, only) ? only : undefined;
+  }
+  let any: string | undefined;
+  for (const prefix of prefixes) {
+    const lower = prefix.toLowerCase();
+    if (getHeader(headers, `${lower}specversion`) !== undefined) return lower;
+    if (any === undefined && carriesAttributes(headers, lower)) any = lower;
+  }
+  return any;
+}
+
+function carriesAttributes(headers: HeadersInput, lowerPrefix: string): boolean {
+  if (lowerPrefix === '') return getHeader(headers, 'specversion') !== undefined;
+  for (const key of Object.keys(headers)) if (startsWithIgnoreCase(key, lowerPrefix)) return true;
   return false;
+}
+
+/** True when the headers carry at least one attribute header under one of the binding's prefixes. */
+export function hasBinaryAttributes(headers: HeadersInput, binding: CloudEventsBinding): boolean {
+  return attributePrefix(headers, binding) !== undefined;
 }
 
 /** Restores a typed extension from its string form; leaves the string when it does not parse (validation reports it). */
@@ -103,9 +134,11 @@ function restore(value: string, type: CloudEventAttributeType | undefined): Clou
 }
 
 /**
- * Reads a binary-mode message. Attribute headers are matched by prefix case-insensitively, values
- * percent-decoded when the binding says so, known extension types restored, and the body turned
- * into data by `content-type` (see {@link CloudEvent.data}). Throws `SB_NOT_CLOUDEVENT` with field
+ * Reads a binary-mode message. Attribute headers are matched by the binding's read prefixes
+ * (case-insensitively; one prefix per message), values decoded as the binding says, known
+ * extension types restored, and the body turned into data by the data's media type (see
+ * {@link CloudEvent.data}): `content-type`, or `<prefix>datacontenttype` where the content type is
+ * absent (NATS writes it there; MQTT 5 may repeat it). Throws `SB_NOT_CLOUDEVENT` with field
  * errors, or `SB_MALFORMED_JSON` when a JSON body does not parse.
  */
 export function decodeBinary(
@@ -114,8 +147,9 @@ export function decodeBinary(
   binding: CloudEventsBinding,
   options: DecodeOptions = {},
 ): CloudEvent {
-  const prefix = binding.prefix.toLowerCase();
-  const decode = binding.percentEncode ? percentDecodeHeaderValue : identity;
+  const prefix = attributePrefix(headers, binding) ?? binding.prefix.toLowerCase();
+  const unprefixed = prefix === '';
+  const decode = binding.values === 'percent' ? percentDecodeHeaderValue : identity;
   const types = options.extensionTypes;
   const errors: FieldError[] = [];
   // Locals, then one object literal: keeps the event's shape stable and its construction cheap.
@@ -127,16 +161,18 @@ export function decodeBinary(
   let time: string | undefined;
   let dataschema: string | undefined;
   let contentType: string | undefined;
+  let attributeContentType: string | undefined;
   let extensions: Record<string, CloudEventAttributeValue> | undefined;
   for (const key of Object.keys(headers)) {
-    const isAttribute = startsWithIgnoreCase(key, prefix);
-    if (!isAttribute && !(key.length === CONTENT_TYPE.length && key.toLowerCase() === CONTENT_TYPE)) continue;
+    const isContentType = key.length === CONTENT_TYPE.length && key.toLowerCase() === CONTENT_TYPE;
+    const isAttribute = !isContentType && (unprefixed ? ATTRIBUTE_NAME.test(key) : startsWithIgnoreCase(key, prefix));
+    if (!isAttribute && !isContentType) continue;
     const raw = headerString(headers[key]);
     if (raw === undefined) continue;
     const value = decode(raw);
     const name = isAttribute ? key.slice(prefix.length).toLowerCase() : CONTENT_TYPE;
     if (value === undefined) {
-      errors.push({ pointer: `/${isAttribute ? name : 'datacontenttype'}`, message: `header ${key} has a malformed percent-encoding` });
+      errors.push({ pointer: `/${isAttribute ? name : 'datacontenttype'}`, message: `header ${key} has a malformed encoding` });
       continue;
     }
     switch (name) {
@@ -165,12 +201,11 @@ export function decodeBinary(
         dataschema = value;
         break;
       case 'datacontenttype':
+        attributeContentType = value;
+        break;
       case 'data':
       case 'data_base64':
-        errors.push({
-          pointer: `/${name}`,
-          message: `header ${key} is not allowed in binary mode (datacontenttype travels as content-type, data as the body)`,
-        });
+        errors.push({ pointer: `/${name}`, message: `header ${key} is not allowed in binary mode (data travels as the body)` });
         break;
       default: {
         extensions ??= {};
@@ -178,21 +213,43 @@ export function decodeBinary(
       }
     }
   }
+  const dataContentType = pickContentType(binding, contentType, attributeContentType, errors);
   const event: Record<string, unknown> = { specversion, id, source, type };
-  if (contentType !== undefined) event.datacontenttype = contentType;
+  if (dataContentType !== undefined) event.datacontenttype = dataContentType;
   if (dataschema !== undefined) event.dataschema = dataschema;
   if (subject !== undefined) event.subject = subject;
   if (time !== undefined) event.time = time;
   if (extensions !== undefined) event.extensions = extensions;
   const validation = validateDecoded(event, errors, types);
   if (validation.length > 0) throw notCloudEvent(validation);
-  const data = bytesToData(body, contentType, options.rawData === true);
+  const data = bytesToData(body, dataContentType, options.rawData === true);
   if (!data.ok) {
     if (data.json) throw new SwitchboardError('SB_MALFORMED_JSON', { detail: data.error.message, errors: [data.error] });
     throw notCloudEvent([data.error]);
   }
   if (data.data !== undefined) event.data = data.data;
   return event as unknown as CloudEvent;
+}
+
+/**
+ * `datacontenttype` from the transport's content type and the `<prefix>datacontenttype` header:
+ * the one the binding names wins, the other fills in when it is absent; both present and different
+ * is an error.
+ */
+function pickContentType(
+  binding: CloudEventsBinding,
+  contentType: string | undefined,
+  attribute: string | undefined,
+  errors: FieldError[],
+): string | undefined {
+  if (attribute === undefined) return contentType;
+  if (contentType === undefined || contentType === attribute) return attribute;
+  if (binding.dataContentType === 'attribute') return attribute;
+  errors.push({
+    pointer: '/datacontenttype',
+    message: `the ${binding.prefix}datacontenttype header (${attribute}) contradicts the content type (${contentType})`,
+  });
+  return contentType;
 }
 
 /** Validation errors of a decoded candidate, after the header errors already found (one error per field). */

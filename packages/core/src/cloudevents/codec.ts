@@ -2,16 +2,13 @@ import { SwitchboardError } from '../errors.js';
 import type { HeadersInput } from './binary.js';
 import { decodeBinary, encodeBinary, getHeader, hasBinaryAttributes } from './binary.js';
 import { mediaTypeOf } from './data.js';
-import type { CloudEvent, CloudEventsBinding, DecodeOptions, EncodedCloudEvent } from './event.js';
+import type { CloudEvent, CloudEventsBinding, CloudEventsMode, DecodeOptions, EncodedCloudEvent } from './event.js';
 import { CLOUDEVENTS_JSON_MEDIA_TYPE } from './event.js';
 import { decodeStructured, encodeStructured } from './structured.js';
 import { notCloudEvent } from './validate.js';
 
-/** Content modes for a single event. Batched mode exists for HTTP only (see `cloudEventFromHttp`). */
-export type CloudEventsMode = 'binary' | 'structured';
-
-/** Encodes an event for a transport: binary mode where it has headers (the default), else structured. */
-export function encodeCloudEvent(event: CloudEvent, binding: CloudEventsBinding, mode: CloudEventsMode = 'binary'): EncodedCloudEvent {
+/** Encodes an event for a transport in the binding's content mode (or `mode`, when given). */
+export function encodeCloudEvent(event: CloudEvent, binding: CloudEventsBinding, mode: CloudEventsMode = binding.mode): EncodedCloudEvent {
   return mode === 'binary' ? encodeBinary(event, binding) : encodeStructured(event);
 }
 
@@ -29,11 +26,12 @@ export function detectCloudEventsMode(headers: HeadersInput, binding: CloudEvent
     }
   }
   if (hasBinaryAttributes(headers, binding)) return 'binary';
+  if (binding.impliedStructured && contentType === undefined) return 'structured';
   throw notCloudEvent(
     [
       {
         pointer: '/specversion',
-        message: `no ${binding.prefix}specversion header and the content type is not ${CLOUDEVENTS_JSON_MEDIA_TYPE}`,
+        message: `no ${binding.prefix || 'specversion'}${binding.prefix ? 'specversion ' : ' '}header and the content type is not ${CLOUDEVENTS_JSON_MEDIA_TYPE}`,
       },
     ],
     'the message is neither a binary-mode nor a structured-mode CloudEvent',

@@ -89,30 +89,121 @@ export const SWITCHBOARD_EXTENSION_TYPES: Readonly<Record<string, CloudEventAttr
 export const CLOUDEVENTS_JSON_MEDIA_TYPE = 'application/cloudevents+json';
 export const CLOUDEVENTS_BATCH_JSON_MEDIA_TYPE = 'application/cloudevents-batch+json';
 
+/** Content modes for a single event. Batched mode exists for HTTP only (see `cloudEventFromHttp`). */
+export type CloudEventsMode = 'binary' | 'structured';
+
 /**
- * How attributes travel as headers on one transport (binary content mode). Values are always
- * strings: Integer as decimal, Boolean as `true`/`false`, Binary as base64.
+ * How CloudEvents travel on one transport: the protocol binding written as data. Every adapter
+ * declares one (`Broker.binding`), and the messaging layer encodes and decodes through it without
+ * ever naming an engine.
+ *
+ * Headers are the transport's metadata as a string map. Adapters map their native properties to
+ * it: the key `content-type` is always the transport's content type (an HTTP or NATS header, the
+ * AMQP `content-type` property, the MQTT 5 Content Type property), and natively typed values
+ * (AMQP) arrive in their canonical string form (Integer decimal, Boolean `true`/`false`, Binary
+ * base64, Timestamp RFC 3339).
  */
 export interface CloudEventsBinding {
   readonly name: string;
-  /** Prefix of attribute headers, e.g. `ce-`. Matched case-insensitively on read. */
+  /** The content mode written. Receivers accept both modes. */
+  readonly mode: CloudEventsMode;
+  /** Prefix of attribute headers written in binary mode, e.g. `ce-`; `''` keeps the attribute names unchanged (MQTT 5). */
   readonly prefix: string;
-  /** Percent-encode header values (space, `"`, `%` and everything outside printable ASCII) and decode them on read. */
-  readonly percentEncode: boolean;
+  /**
+   * Prefixes accepted on read, matched case-insensitively. A message uses one of them for all its
+   * attributes: the one that carries `specversion` (or, lacking it, the first one seen).
+   */
+  readonly readPrefixes: readonly string[];
+  /**
+   * Attribute header values. `percent`: percent-encoded on write (space, `"`, `%` and everything
+   * outside printable ASCII); on read first unescaped as an RFC 7230 quoted-string, then
+   * percent-decoded once (HTTP, NATS). `raw`: written and read as they are.
+   */
+  readonly values: 'percent' | 'raw';
+  /**
+   * Where `datacontenttype` travels in binary mode: the transport's `content-type` (HTTP, AMQP,
+   * MQTT, Kafka), or as the attribute header `<prefix>datacontenttype` (NATS). Read from either.
+   */
+  readonly dataContentType: 'content-type' | 'attribute';
+  /**
+   * A message with neither attribute headers nor a content type is read as a structured JSON event
+   * (what MQTT 3.1.1 and NATS before 2.2 send, and a hand-written message on engines without a
+   * binding).
+   */
+  readonly impliedStructured: boolean;
 }
 
 /**
- * Bindings by transport. HTTP, Kafka and AMQP follow their CloudEvents protocol bindings; NATS
- * follows the NATS binding's `ce-` prefix with HTTP-style values (its headers are MIME-like text);
- * Redis has no official binding, Switchboard uses `ce-` with raw values (stream fields take any string).
+ * The protocol bindings. HTTP, Kafka, AMQP, MQTT and NATS follow their CloudEvents protocol
+ * bindings (cloudevents/spec `cloudevents/bindings/`); `plain` is Switchboard's documented layout for
+ * engines that have none (Redis Streams, PostgreSQL, SQLite, memory): `ce-` attribute fields with
+ * raw values and a `content-type` field, or a structured document (see `docs/brokers.md`).
+ *
+ * AMQP is the AMQP 1.0 binding as RabbitMQ maps AMQP 1.0 application-properties to AMQP 0-9-1
+ * headers: `cloudEvents_` is written (the JMS-friendly separator the binding prefers), and
+ * `cloudEvents:` and the RabbitMQ working draft's `ce-` are read as well.
  */
 export const cloudEventsBindings = {
-  http: { name: 'http', prefix: 'ce-', percentEncode: true },
-  kafka: { name: 'kafka', prefix: 'ce_', percentEncode: false },
-  amqp: { name: 'amqp', prefix: 'cloudEvents:', percentEncode: false },
-  nats: { name: 'nats', prefix: 'ce-', percentEncode: true },
-  redis: { name: 'redis', prefix: 'ce-', percentEncode: false },
+  http: {
+    name: 'http',
+    mode: 'binary',
+    prefix: 'ce-',
+    readPrefixes: ['ce-'],
+    values: 'percent',
+    dataContentType: 'content-type',
+    impliedStructured: false,
+  },
+  kafka: {
+    name: 'kafka',
+    mode: 'binary',
+    prefix: 'ce_',
+    readPrefixes: ['ce_'],
+    values: 'raw',
+    dataContentType: 'content-type',
+    impliedStructured: false,
+  },
+  amqp: {
+    name: 'amqp',
+    mode: 'binary',
+    prefix: 'cloudEvents_',
+    readPrefixes: ['cloudEvents_', 'cloudEvents:', 'ce-'],
+    values: 'raw',
+    dataContentType: 'content-type',
+    impliedStructured: false,
+  },
+  mqtt: {
+    name: 'mqtt',
+    mode: 'structured',
+    prefix: '',
+    readPrefixes: [''],
+    values: 'raw',
+    dataContentType: 'content-type',
+    impliedStructured: true,
+  },
+  nats: {
+    name: 'nats',
+    mode: 'binary',
+    prefix: 'ce-',
+    readPrefixes: ['ce-'],
+    values: 'percent',
+    dataContentType: 'attribute',
+    impliedStructured: true,
+  },
+  plain: {
+    name: 'plain',
+    mode: 'binary',
+    prefix: 'ce-',
+    readPrefixes: ['ce-'],
+    values: 'raw',
+    dataContentType: 'content-type',
+    impliedStructured: true,
+  },
 } as const satisfies Record<string, CloudEventsBinding>;
+
+/** `binding` writing `mode` instead of its own (e.g. core NATS sends structured events). */
+export function withMode(binding: CloudEventsBinding, mode: CloudEventsMode): CloudEventsBinding {
+  return binding.mode === mode ? binding : { ...binding, mode };
+}
 
 /** Headers and body of one encoded event, ready for a broker's `OutgoingMessage` or an HTTP request. */
 export interface EncodedCloudEvent {

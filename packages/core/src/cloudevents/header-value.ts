@@ -24,14 +24,40 @@ export function percentEncodeHeaderValue(value: string): string {
   return out;
 }
 
-/** Decodes percent-encoded UTF-8 in a header value; undefined when the encoding is malformed. */
+/**
+ * Reads an attribute header value as the HTTP and NATS bindings require: first unescaped as an
+ * RFC 7230 quoted-string when the whole value is one (backslash escapes processed), then one round
+ * of percent-decoding. Undefined when the percent-encoding is malformed or not valid UTF-8
+ * (overlong forms included) or the quoted-string is unterminated.
+ */
 export function percentDecodeHeaderValue(value: string): string | undefined {
+  if (value.charCodeAt(0) === 0x22) {
+    const unquoted = unquote(value);
+    if (unquoted === undefined) return undefined;
+    value = unquoted;
+  }
   if (value.indexOf('%') === -1) return value;
   try {
     return decodeURIComponent(value);
   } catch {
     return undefined;
   }
+}
+
+/** The content of an RFC 7230 quoted-string (`"…"` with `\\` escapes); undefined when it is not one whole. */
+function unquote(value: string): string | undefined {
+  let out = '';
+  for (let i = 1; i < value.length; i++) {
+    const c = value[i]!;
+    if (c === '\\') {
+      i++;
+      if (i >= value.length) return undefined;
+      out += value[i];
+    } else if (c === '"') {
+      return i === value.length - 1 ? out : undefined;
+    } else out += c;
+  }
+  return undefined;
 }
 
 /** The string form of an attribute value (CloudEvents type system canonical string encodings). */

@@ -1,9 +1,8 @@
 import type { HeadersInput } from './binary.js';
 import { decodeBinary, encodeBinary, getHeader } from './binary.js';
-import type { CloudEventsMode } from './codec.js';
 import { detectCloudEventsMode } from './codec.js';
 import { utf8Bytes } from './data.js';
-import type { CloudEvent, DecodeOptions, EncodedCloudEvent } from './event.js';
+import type { CloudEvent, CloudEventsMode, DecodeOptions, EncodedCloudEvent } from './event.js';
 import { cloudEventsBindings } from './event.js';
 import { decodeBatch, decodeStructured, encodeStructured } from './structured.js';
 

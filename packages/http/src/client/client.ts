@@ -1,5 +1,6 @@
 import type { AnyContract, CallInput, CallOutput, OperationDefinition, OperationErrorCode, OperationName } from '@switchboard/core';
-import { channels, newMessageId, SwitchboardError, sleep, validate } from '@switchboard/core';
+import { channels, newMessageId, SwitchboardError } from '@switchboard/core';
+import { sleep, validate } from '@switchboard/core/kit';
 import type { Dispatcher } from 'undici';
 import { Pool } from 'undici';
 import type { BreakerState } from './breaker.js';

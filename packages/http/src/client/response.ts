@@ -1,5 +1,6 @@
 import type { ErrorDeclaration, FieldError, OperationDefinition, ProblemDetails } from '@switchboard/core';
-import { errorFromProblem, errorRegistry, OperationError, parseRetryAfter, SwitchboardError, validate } from '@switchboard/core';
+import { errorFromProblem, errorRegistry, OperationError, SwitchboardError } from '@switchboard/core';
+import { parseRetryAfter, validate } from '@switchboard/core/kit';
 import type { Dispatcher } from 'undici';
 import type { Failure } from './failure.js';
 import { failure } from './failure.js';

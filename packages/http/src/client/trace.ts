@@ -1,4 +1,5 @@
-import { newSpanId, newTraceId, parseTraceparent } from '@switchboard/core';
+import { parseTraceparent } from '@switchboard/core';
+import { newSpanId, newTraceId } from '@switchboard/core/kit';
 
 /** The trace a call belongs to: the caller's, or a new sampled one. */
 export interface Trace {

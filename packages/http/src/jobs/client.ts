@@ -1,5 +1,6 @@
 import type { AnyContract, CallInput, CallOutput, OperationDefinition, OperationName, ProblemDetails } from '@switchboard/core';
-import { backoffDelay, newMessageId, OperationError, parseRetryAfter, SwitchboardError, sleep, validate } from '@switchboard/core';
+import { backoffDelay, newMessageId, OperationError, SwitchboardError } from '@switchboard/core';
+import { parseRetryAfter, sleep, validate } from '@switchboard/core/kit';
 import type { Dispatcher } from 'undici';
 import { Agent } from 'undici';
 import { transportFailure } from '../client/failure.js';

@@ -1,5 +1,5 @@
 import type { HandlerContext, Invocation, JobRecord, Progress } from '@switchboard/core';
-import { childTraceparent } from '@switchboard/core';
+import { childTraceparent } from '@switchboard/core/kit';
 
 /** The `HandlerContext` of a handler run as a job: `via: 'job'`, the job id, progress reporting. */
 export class JobHandlerContext implements HandlerContext {

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { BackoffOptions, JobClaim, JobRecord, JobStore, ProblemDetails, Progress, SettleOutcome } from '@switchboard/core';
-import { backoffDelay, canceledProblem, channels, newSecretId, SwitchboardError } from '@switchboard/core';
+import { backoffDelay, channels, SwitchboardError } from '@switchboard/core';
+import { canceledProblem, newSecretId } from '@switchboard/core/kit';
 import type { HttpService, OperationOutcome } from '../server/types.js';
 import { JobHandlerContext } from './context.js';
 import type { ResolvedOperation } from './options.js';

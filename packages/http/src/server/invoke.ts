@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { HandlerContext, OperationDefinition, ProblemDetails, StandardSchemaV1 } from '@switchboard/core';
-import { channels, OperationError, operationProblemType, SwitchboardError, validate } from '@switchboard/core';
+import { channels, OperationError, operationProblemType, SwitchboardError } from '@switchboard/core';
+import { validate } from '@switchboard/core/kit';
 import type { OperationOutcome } from './types.js';
 
 type AnyHandler = (input: unknown, context: HandlerContext) => unknown;

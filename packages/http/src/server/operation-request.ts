@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { childTraceparent, SwitchboardError, validate } from '@switchboard/core';
+import { SwitchboardError } from '@switchboard/core';
+import { childTraceparent, validate } from '@switchboard/core/kit';
 import { requestHash } from '../idempotency/hash.js';
 import type { StoredResponse } from '../idempotency/store.js';
 import { HttpHandlerContext } from './context.js';

@@ -1,5 +1,6 @@
 import type { BackoffOptions, JobCallback, JobRecord, JobStore } from '@switchboard/core';
-import { backoffDelay, describeError, isFinishedStatus, SwitchboardError } from '@switchboard/core';
+import { backoffDelay, isFinishedStatus, SwitchboardError } from '@switchboard/core';
+import { describeError } from '@switchboard/core/kit';
 import type { Dispatcher } from 'undici';
 import { Agent } from 'undici';
 import { statusDocument } from '../jobs/document.js';

@@ -1,15 +1,7 @@
 import { Readable } from 'node:stream';
 import type { BlobStore, CloudEvent } from '@switchboard/core';
-import {
-  dataKind,
-  isSwitchboardError,
-  missingBlob,
-  parseDataHash,
-  readAllBytes,
-  refuseDataref,
-  SwitchboardError,
-  verifyBlobStream,
-} from '@switchboard/core';
+import { isSwitchboardError, parseDataHash, SwitchboardError } from '@switchboard/core';
+import { dataKind, missingBlob, readAllBytes, refuseDataref, verifyBlobStream } from '@switchboard/core/kit';
 import type { Middleware } from '../pipeline.js';
 import type { AttachmentInfo } from '../types.js';
 

@@ -1,5 +1,5 @@
 import type { CloudEventsBinding, ProblemDetails, ReceiptState, ReceiptStore, ReceiptUpdate } from '@switchboard/core';
-import { percentDecodeHeaderValue } from '@switchboard/core';
+import { percentDecodeHeaderValue } from '@switchboard/core/kit';
 import type { Inbound, Middleware, Outcome } from '../pipeline.js';
 import { ReceiptWriter } from '../receipt-writer.js';
 

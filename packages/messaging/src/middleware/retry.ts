@@ -1,5 +1,6 @@
 import type { BackoffOptions, DeadLetterReason, ProblemDetails } from '@switchboard/core';
-import { backoffDelay, describeError, isSwitchboardError, PermanentError, RetryLaterError, SwitchboardError } from '@switchboard/core';
+import { backoffDelay, isSwitchboardError, PermanentError, RetryLaterError, SwitchboardError } from '@switchboard/core';
+import { describeError } from '@switchboard/core/kit';
 import type { Middleware, Outcome } from '../pipeline.js';
 
 /** An operation's declared error, carried with its problem document and whether retrying can help. */

@@ -1,4 +1,5 @@
-import { SwitchboardError, validate } from '@switchboard/core';
+import { SwitchboardError } from '@switchboard/core';
+import { validate } from '@switchboard/core/kit';
 import type { Middleware } from '../pipeline.js';
 
 /**
