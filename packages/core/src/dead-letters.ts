@@ -15,7 +15,7 @@ import type { ListPage } from './receipts.js';
  *    are then taken again. The lease is the only protection: a replayer that publishes after its
  *    lease ran out can duplicate a publish, which the receivers' inbox absorbs.
  *
- * `add` is idempotent per (group, MessageId) while the entry is not `replayed` (a consumer that
+ * `add` is idempotent per (group, source, MessageId) while the entry is not `replayed` (a consumer that
  * crashes between `add` and ack adds the same message again): the existing entry is returned and its
  * attempt history extended with attempts it did not have. After a replay, a new failure adds a new
  * entry.
@@ -37,6 +37,10 @@ export type DeadLetterReason =
   | 'unknown-type'
   /** The claim-checked attachment is missing or does not match its hash. */
   | 'claim-check'
+  /** A store refused the message for good (a permanent store error, e.g. a value it cannot hold). */
+  | 'store'
+  /** The message's signature is missing or does not verify. */
+  | 'signature'
   | (string & {});
 
 export type DeadLetterStatus =
@@ -56,7 +60,13 @@ export interface DeadLetterAttempt {
 
 /** What the messaging layer hands to `add`. */
 export interface NewDeadLetter {
+  /**
+   * The CloudEvent `id`. For bytes that are not a CloudEvent: the transport id, or (lacking one) a
+   * `sha256:` digest of the headers and body, so a redelivery adds to the same entry.
+   */
   readonly messageId: string;
+  /** The CloudEvent `source`; `''` for bytes that are not a CloudEvent. */
+  readonly source: string;
   readonly topic: string;
   readonly group: string;
   /** CloudEvents `type`, when the message could be parsed. */
@@ -79,6 +89,8 @@ export interface DeadLetterSummary {
   /** The store's id of this entry (not the MessageId). */
   readonly id: string;
   readonly messageId: string;
+  /** CloudEvent `source` (`''` for bytes that are not a CloudEvent). */
+  readonly source: string;
   readonly topic: string;
   readonly group: string;
   readonly type?: string;
@@ -109,6 +121,7 @@ export interface DeadLetterFilter {
   readonly type?: string;
   readonly reason?: DeadLetterReason;
   readonly messageId?: string;
+  readonly source?: string;
   /** Matched against the effective status (a `replaying` entry whose lease ran out counts as `pending`). */
   readonly status?: DeadLetterStatus;
   /** Inclusive lower bound on `deadLetteredAt`. */
@@ -138,7 +151,7 @@ export interface DeadLetterTakeOptions extends Omit<DeadLetterFilter, 'status'> 
  * many workers and processes (where the engine is shared).
  */
 export interface DeadLetterStore {
-  /** Adds an entry (idempotent per group + MessageId while not replayed; see above). */
+  /** Adds an entry (idempotent per group + source + MessageId while not replayed; see above). */
   add(entry: NewDeadLetter): Promise<DeadLetter>;
   /** Adds many entries in one transaction / round trip, in order. */
   addBatch(entries: readonly NewDeadLetter[]): Promise<DeadLetter[]>;

@@ -3,7 +3,9 @@ import { type ProblemDetails, SwitchboardError } from './errors.js';
 /**
  * Receipts and the inbox: what a consumer group did with each MessageId it received.
  *
- * One record per (consumer group, MessageId). The same record answers two questions:
+ * One record per (consumer group, event source, MessageId): an event's identity is its CloudEvents
+ * `source` + `id` (two sources may use the same id), so the MessageId alone never names a record.
+ * The same record answers two questions:
  * - the sender's "did my message arrive and what became of it?" (`get`, `getAll`, `list`), and
  * - the consumer's "have I already handled this message?" before running a handler (`claim`).
  *
@@ -58,12 +60,12 @@ export function isFinalReceiptState(state: ReceiptState): boolean {
 
 export interface Receipt {
   readonly group: string;
+  /** CloudEvents `source` of the event: with `messageId`, its identity. */
+  readonly source: string;
   readonly messageId: string;
   readonly state: ReceiptState;
   /** CloudEvents `type`, when known. */
   readonly type?: string;
-  /** CloudEvents `source`, when known. */
-  readonly source?: string;
   /** Topic the message arrived on, when known. */
   readonly topic?: string;
   /** Handler runs started so far (1 during the first run). 0 while only `received`. */
@@ -84,8 +86,10 @@ export interface Receipt {
   readonly leaseUntil?: number;
 }
 
+/** What names one receipt: the consumer group and the event's identity (CloudEvents `source` + `id`). */
 export interface ReceiptKey {
   readonly group: string;
+  readonly source: string;
   readonly messageId: string;
 }
 
@@ -98,7 +102,6 @@ export interface ReceiptUpdate extends ReceiptKey {
    */
   readonly attempt?: number;
   readonly type?: string;
-  readonly source?: string;
   readonly topic?: string;
   /** For `failed` and `dead-lettered`. */
   readonly error?: ProblemDetails;
@@ -115,7 +118,6 @@ export interface ReceiptClaim extends ReceiptKey {
   /** How long the claim holds; after it a redelivery may claim the message again. */
   readonly leaseMs: number;
   readonly type?: string;
-  readonly source?: string;
   readonly topic?: string;
 }
 
@@ -136,6 +138,7 @@ export type RecordOutcome = 'created' | 'updated' | 'ignored';
 
 export interface ReceiptListFilter {
   readonly group?: string;
+  readonly source?: string;
   readonly state?: ReceiptState;
   readonly type?: string;
   readonly topic?: string;
@@ -194,11 +197,14 @@ export interface ReceiptStore {
    * delivery can be claimed. Other states are left alone. Returns how many were reopened.
    */
   reopen(keys: readonly ReceiptKey[]): Promise<number>;
-  /** The receipt of one group, or `undefined` if that group never received the MessageId. */
-  get(messageId: string, group: string): Promise<Receipt | undefined>;
-  /** The receipts of every group that received the MessageId (empty when none did), by group name. */
-  getAll(messageId: string): Promise<Receipt[]>;
-  /** Receipts ordered by `receivedAt` (then group, MessageId), filtered and paged. */
+  /** The receipt of one group for one event, or `undefined` if that group never received it. */
+  get(key: ReceiptKey): Promise<Receipt | undefined>;
+  /**
+   * The receipts of every group that received the MessageId from `source` (empty when none did),
+   * by group name; without `source`, those of every source that used that id (by source, then group).
+   */
+  getAll(messageId: string, source?: string): Promise<Receipt[]>;
+  /** Receipts ordered by `receivedAt` (then group, source, MessageId), filtered and paged. */
   list(filter?: ReceiptListFilter): Promise<ListPage<Receipt>>;
   /** Deletes records last updated before `olderThan` (epoch ms). Returns how many were deleted. */
   purge(olderThan: number, options?: ReceiptPurgeOptions): Promise<number>;
@@ -225,6 +231,7 @@ export function mergeReceipt(current: Receipt | undefined, update: ReceiptUpdate
     return build(
       {
         group: update.group,
+        source: update.source,
         messageId: update.messageId,
         state: update.state,
         attempts: attempt,
@@ -248,13 +255,11 @@ export function mergeReceipt(current: Receipt | undefined, update: ReceiptUpdate
 function build(base: Receipt, update: ReceiptUpdate, at: number): Receipt {
   const { leaseOwner: _owner, leaseUntil: _until, error: previousError, result: _result, processedAt: _processedAt, ...rest } = base;
   const type = update.type ?? base.type;
-  const source = update.source ?? base.source;
   const topic = update.topic ?? base.topic;
   const error = update.state === 'processed' ? undefined : (update.error ?? previousError);
   return {
     ...rest,
     ...(type === undefined ? {} : { type }),
-    ...(source === undefined ? {} : { source }),
     ...(topic === undefined ? {} : { topic }),
     updatedAt: Math.max(at, base.updatedAt),
     ...(update.state === 'processed' ? { processedAt: at } : {}),
@@ -279,11 +284,11 @@ export function decideClaim(current: Receipt | undefined, request: ReceiptClaim,
     current,
     {
       group: request.group,
+      source: request.source,
       messageId: request.messageId,
       state: 'processing',
       attempt: (current?.attempts ?? 0) + 1,
       ...(request.type === undefined ? {} : { type: request.type }),
-      ...(request.source === undefined ? {} : { source: request.source }),
       ...(request.topic === undefined ? {} : { topic: request.topic }),
     },
     now,

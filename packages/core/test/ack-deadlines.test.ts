@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AckDeadlines } from '../src/index.js';
+import { AckDeadlines } from '../src/kit.js';
 
 describe('AckDeadlines', () => {
   beforeEach(() => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type Delivery, type DroppedDelivery, PushSubscription } from '../src/index.js';
+import type { Delivery } from '../src/index.js';
+import { type DroppedDelivery, PushSubscription } from '../src/kit.js';
 
 function delivery(id: string): Delivery {
   return { id, topic: 't', headers: {}, body: new Uint8Array(0), attempt: 1, ack: async () => {}, nack: async () => {} };

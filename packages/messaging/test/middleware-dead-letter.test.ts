@@ -18,7 +18,7 @@ describe('dead-letter middleware', () => {
       },
     });
     let outcome: Outcome = { kind: 'retry', delayMs: 1, error: problem('first'), counted: true };
-    const step = deadLetter({ store, binding: cloudEventsBindings.redis })(async () => outcome);
+    const step = deadLetter({ store, binding: cloudEventsBindings.plain })(async () => outcome);
     const body = new Uint8Array([1, 2, 3]);
     const first = inbound({ attempt: 1 }, { body, key: 'k1' });
     await step(first);
@@ -45,7 +45,7 @@ describe('dead-letter middleware', () => {
   it('forgets the history of a message that finally succeeded', async () => {
     const memory = createMemoryDeadLetterStore();
     let outcome: Outcome = { kind: 'retry', delayMs: 1, error: problem('once'), counted: true };
-    const step = deadLetter({ store: memory, binding: cloudEventsBindings.redis })(async () => outcome);
+    const step = deadLetter({ store: memory, binding: cloudEventsBindings.plain })(async () => outcome);
     const message = inbound();
     await step(message);
     outcome = { kind: 'ack' };

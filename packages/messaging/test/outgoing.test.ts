@@ -43,14 +43,14 @@ describe('buildOutgoing one-pass build', () => {
   }
 
   it('keeps the caller trace and builds payload-free events with an empty body and no content-type', async () => {
-    const cfg = config(cloudEventsBindings.redis);
+    const cfg = config(cloudEventsBindings.plain);
     const ping = { schema: undefined, attachments: false };
     const parent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00';
     await buildOutgoing(cfg, address('ping'), ping, undefined);
     const later = await buildOutgoing(cfg, address('ping'), ping, undefined, { traceparent: parent });
     expect(later.body.byteLength).toBe(0);
     expect(later.headers['content-type']).toBeUndefined();
-    const decoded = decodeBinary(later.headers, later.body, cloudEventsBindings.redis);
+    const decoded = decodeBinary(later.headers, later.body, cloudEventsBindings.plain);
     expect(decoded.data).toBeUndefined();
     expect(decoded.extensions?.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-00$/);
   });
@@ -73,7 +73,7 @@ describe('buildOutgoing one-pass build', () => {
   });
 
   it('still refuses data that does not match the schema after the first build', async () => {
-    const cfg = config(cloudEventsBindings.redis);
+    const cfg = config(cloudEventsBindings.plain);
     await buildOutgoing(cfg, address('tick'), shape, { seq: 1 });
     await expect(buildOutgoing(cfg, address('tick'), shape, { seq: 'x' })).rejects.toMatchObject({ code: 'SB_VALIDATION' });
   });

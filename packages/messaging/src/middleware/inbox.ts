@@ -28,7 +28,7 @@ export function inbox(options: InboxMiddlewareOptions): Middleware {
   const sourceHeader = `${binding.prefix}source`;
   const header = (message: Inbound, name: string): string | undefined => {
     const raw = message.delivery.headers[name];
-    if (raw === undefined || !binding.percentEncode) return raw;
+    if (raw === undefined || binding.values !== 'percent') return raw;
     return percentDecodeHeaderValue(raw) ?? raw;
   };
   return (next) => async (message) => {
