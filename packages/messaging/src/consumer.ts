@@ -1,15 +1,28 @@
 import { setMaxListeners } from 'node:events';
-import type { Broker, CloudEvent, CloudEventsBinding, Delivery, Subscription } from '@switchboard/core';
-import { backoffDelay, channels, encodeBinary } from '@switchboard/core';
+import type { Broker, CloudEvent, Delivery, DeliveryGuarantee, Headers, Subscription } from '@switchboard/core';
+import { backoffDelay, channels, encodeCloudEvent, isSwitchboardError } from '@switchboard/core';
+import { checkIdentity, decodeDelivery, undecodableId } from './decode.js';
+import type { DeadLetterWriter } from './middleware/dead-letter.js';
+import { classify } from './middleware/retry.js';
 import { InboundMessage, type InboundVia, type Outcome, type Step } from './pipeline.js';
-import type { RouteTable } from './routes.js';
 
 export interface ConsumerConfig {
   readonly broker: Broker;
   readonly group: string;
-  readonly binding: CloudEventsBinding;
-  readonly routes: RouteTable;
+  /**
+   * The delivery policy. `at-least-once`: the group is declared, every delivery is settled by its
+   * outcome (ack, nack with a delay, ack after a dead letter was stored), and a pipeline that itself
+   * fails (a store down) nacks with backoff — the message is never lost. `at-most-once`: nothing is
+   * declared or settled (the engine keeps nothing to settle); whatever fails is dropped and told to
+   * the `switchboard:message:settle` channel as `dropped`.
+   */
+  readonly guarantee: DeliveryGuarantee;
+  /** The topics to subscribe to, asked at `start`. */
+  readonly topics: () => readonly string[];
+  /** Everything after decoding: inbox, dead letters, retries, claim check, validation, the handler. */
   readonly pipeline: Step;
+  /** Where bytes that are not a CloudEvent go (at-least-once); undefined: they are dropped. */
+  readonly deadLetters: DeadLetterWriter | undefined;
   readonly maxInFlight: number;
   readonly ackTimeoutMs: number;
 }
@@ -17,12 +30,13 @@ export interface ConsumerConfig {
 const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
- * One consumer group's subscriptions. Every delivery runs through the pipeline and is settled by
- * its outcome: `ack`, `nack(delay)` for a retry, `ack` after a dead letter was stored. A pipeline
- * that itself fails (a store down) nacks with backoff: the message is never lost.
+ * One consumer group's subscriptions on one broker: the one track every message takes. Each
+ * delivery is decoded once (its CloudEvent read through the broker's binding), then runs the
+ * pipeline, then is settled as the delivery policy says.
  */
 export class Consumer {
   readonly #config: ConsumerConfig;
+  readonly #atLeastOnce: boolean;
   readonly #subscriptions: Subscription[] = [];
   readonly #closing = new AbortController();
   #started: Promise<void> | undefined;
@@ -30,6 +44,7 @@ export class Consumer {
 
   constructor(config: ConsumerConfig) {
     this.#config = config;
+    this.#atLeastOnce = config.guarantee === 'at-least-once';
     // Every running handler listens to it (through its own timeout signal).
     setMaxListeners(0, this.#closing.signal);
   }
@@ -38,73 +53,124 @@ export class Consumer {
     return this.#started !== undefined;
   }
 
-  /** Subscribes to every topic the registered handlers need (declaring the group first). */
+  /** Subscribes to every topic the registered handlers need (declaring the group first where messages are kept). */
   start(): Promise<void> {
     this.#started ??= this.#start();
     return this.#started;
   }
 
   async #start(): Promise<void> {
-    const { broker, group, routes, maxInFlight, ackTimeoutMs } = this.#config;
-    routes.freeze();
-    const topics = routes.topics();
-    await Promise.all(topics.map((topic) => broker.declareGroup(topic, group)));
+    const { broker, group, maxInFlight, ackTimeoutMs } = this.#config;
+    const topics = this.#config.topics();
+    if (this.#atLeastOnce) await Promise.all(topics.map((topic) => broker.declareGroup(topic, group)));
     for (const topic of topics) {
       this.#subscriptions.push(await broker.subscribe({ topic, group, maxInFlight, ackTimeoutMs }, this.#onDelivery));
     }
   }
 
-  readonly #onDelivery = async (delivery: Delivery): Promise<void> => {
-    const outcome = await this.#run(delivery, 'broker');
-    switch (outcome.kind) {
-      case 'ack':
-      case 'dead-letter':
-        return delivery.ack();
-      case 'retry':
-        return delivery.nack(outcome.delayMs);
+  readonly #onDelivery = (delivery: Delivery): Promise<void> => {
+    let event: CloudEvent;
+    try {
+      event = decodeDelivery(delivery, this.#config.broker.binding);
+    } catch (error) {
+      return this.#undecodable(delivery, error);
     }
+    const run = this.#run(delivery, event, 'broker');
+    if (!this.#atLeastOnce) return run.then(done, done);
+    return run.then((outcome) => {
+      switch (outcome.kind) {
+        case 'ack':
+        case 'dead-letter':
+          return delivery.ack();
+        case 'retry':
+          return delivery.nack(outcome.delayMs);
+      }
+    });
   };
 
-  async #run(delivery: Delivery, via: InboundVia): Promise<Outcome> {
-    const message = new InboundMessage(delivery, this.#config.group, via, this.#closing.signal);
+  /** Bytes that are not a CloudEvent (or whose identity is over its limits): a dead letter with the raw bytes, never a retry. */
+  async #undecodable(delivery: Delivery, error: unknown): Promise<void> {
+    const { group } = this.#config;
+    const verdict = classify(error);
+    const reason = verdict.permanent ? verdict.reason : 'not-cloudevent';
+    if (channels.settle.hasSubscribers) {
+      const outcome = this.#atLeastOnce ? 'dead-letter' : 'dropped';
+      channels.settle.publish({ messageId: delivery.id, topic: delivery.topic, type: undefined, outcome, error });
+    }
+    if (!this.#atLeastOnce) return;
+    const subject = { group, delivery, messageId: undecodableId(delivery), source: '', type: undefined, attempt: delivery.attempt };
+    try {
+      await this.#config.deadLetters?.write(subject, reason, verdict.problem);
+    } catch {
+      // The dead-letter store is down: the message comes back later and is tried again.
+      return delivery.nack(backoffDelay(delivery.attempt));
+    }
+    return delivery.ack();
+  }
+
+  async #run(delivery: Delivery, event: CloudEvent, via: InboundVia): Promise<Outcome> {
+    const { group } = this.#config;
+    const message = new InboundMessage(delivery, event, group, via, this.#closing.signal);
     if (channels.deliver.hasSubscribers) {
-      channels.deliver.publish({ messageId: delivery.id, topic: delivery.topic, attempt: delivery.attempt, group: message.group });
+      channels.deliver.publish({ messageId: event.id, source: event.source, topic: delivery.topic, attempt: delivery.attempt, group });
     }
     let outcome: Outcome;
     try {
       outcome = await this.#config.pipeline(message);
     } catch (error) {
-      // The pipeline's own machinery failed (a store unreachable): try again later.
-      outcome = { kind: 'retry', delayMs: backoffDelay(delivery.attempt), counted: false };
+      outcome = await this.#machineryFailed(message, error);
       if (channels.settle.hasSubscribers) {
-        channels.settle.publish({ messageId: delivery.id, topic: delivery.topic, type: message.event?.type, outcome: 'retry', error });
+        const kind = this.#atLeastOnce ? outcome.kind : 'dropped';
+        channels.settle.publish({ messageId: event.id, topic: delivery.topic, type: event.type, outcome: kind, error });
       }
       return outcome;
     }
     if (channels.settle.hasSubscribers) {
-      channels.settle.publish({ messageId: delivery.id, topic: delivery.topic, type: message.event?.type, outcome: outcome.kind });
+      channels.settle.publish({ messageId: event.id, topic: delivery.topic, type: event.type, outcome: outcome.kind });
     }
     return outcome;
   }
 
   /**
-   * Runs an event received outside the broker (the CloudEvents HTTP endpoint) through the same
-   * pipeline. It is re-encoded in the broker's binding, so a dead letter can be replayed through the broker.
+   * The pipeline's own machinery failed (a store refused or was unreachable). A permanent refusal
+   * (`retryable: false`, e.g. a value the store cannot hold) is a dead letter with reason `store`:
+   * retrying cannot help. Anything else is tried again later; the message is never lost.
    */
-  receive(event: CloudEvent): Promise<Outcome> {
-    const { binding, routes, group } = this.#config;
-    const encoded = encodeBinary(event, binding);
-    const topic = routes.topicOf(event.type) ?? `${group}.unrouted`;
-    const delivery: Delivery = {
-      id: event.id,
-      topic,
-      headers: encoded.headers,
-      body: encoded.body,
-      attempt: 1,
-      ack: () => RESOLVED,
-      nack: () => RESOLVED,
-    };
-    return this.#run(delivery, 'http');
+  async #machineryFailed(message: InboundMessage, error: unknown): Promise<Outcome> {
+    const delivery = message.delivery;
+    if (this.#atLeastOnce && isSwitchboardError(error) && !error.retryable && this.#config.deadLetters !== undefined) {
+      const problem = error.toProblem();
+      const { event } = message;
+      const subject = {
+        group: message.group,
+        delivery,
+        messageId: event.id,
+        source: event.source,
+        type: event.type,
+        attempt: message.attempt,
+      };
+      try {
+        await this.#config.deadLetters.write(subject, 'store', problem);
+        return { kind: 'dead-letter', reason: 'store', error: problem };
+      } catch {
+        // Fall through: try again later.
+      }
+    }
+    return { kind: 'retry', delayMs: backoffDelay(delivery.attempt), counted: false };
+  }
+
+  /**
+   * Runs an event received outside the broker (the CloudEvents HTTP endpoint) through the same
+   * pipeline, without encoding or decoding it again. Should it be dead-lettered, its headers and
+   * body are encoded in the broker's binding then, so the dead letter can be replayed through the broker.
+   */
+  receive(event: CloudEvent, topic: string): Promise<Outcome> {
+    try {
+      checkIdentity(event);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#run(new HttpDelivery(event, topic, this.#config.broker), event, 'http');
   }
 
   /** Stops taking deliveries; in-flight ones finish (or are released by the broker after its drain timeout). */
@@ -116,5 +182,44 @@ export class Consumer {
   async #close(): Promise<void> {
     await Promise.all(this.#subscriptions.splice(0).map((subscription) => subscription.close()));
     this.#closing.abort();
+  }
+}
+
+function done(): Promise<void> {
+  return RESOLVED;
+}
+
+/** A delivery made of an event received over HTTP: nothing to settle, its bytes encoded only if something asks for them. */
+class HttpDelivery implements Delivery {
+  readonly id: string;
+  readonly topic: string;
+  readonly attempt = 1;
+  readonly #event: CloudEvent;
+  readonly #broker: Broker;
+  #encoded: { readonly headers: Headers; readonly body: Uint8Array } | undefined;
+
+  constructor(event: CloudEvent, topic: string, broker: Broker) {
+    this.id = event.id;
+    this.topic = topic;
+    this.#event = event;
+    this.#broker = broker;
+  }
+
+  get headers(): Headers {
+    this.#encoded ??= encodeCloudEvent(this.#event, this.#broker.binding);
+    return this.#encoded.headers;
+  }
+
+  get body(): Uint8Array {
+    this.#encoded ??= encodeCloudEvent(this.#event, this.#broker.binding);
+    return this.#encoded.body;
+  }
+
+  ack(): Promise<void> {
+    return RESOLVED;
+  }
+
+  nack(): Promise<void> {
+    return RESOLVED;
   }
 }

@@ -1,6 +1,5 @@
 export * from './addressing.js';
 export type { AtMostOnceOptions } from './at-most-once.js';
-export { bindingForBroker, contentModeForBroker } from './binding.js';
 export * from './blob-store-fs.js';
 export { Coalescer } from './coalescer.js';
 export * from './housekeeping.js';

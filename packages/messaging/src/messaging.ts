@@ -4,7 +4,6 @@ import type {
   Broker,
   CallInput,
   CloudEvent,
-  CloudEventsBinding,
   DeadLetter,
   DeadLetterListOptions,
   DeadLetterStore,
@@ -17,24 +16,24 @@ import type {
   OperationName,
   ReceiptStore,
 } from '@switchboard/core';
-import { SwitchboardError } from '@switchboard/core';
+import { SwitchboardError, withMode } from '@switchboard/core';
 import { newSecretId } from '@switchboard/core/kit';
 import type { HttpRoute } from '@switchboard/http';
-import { type AtMostOnceOptions, createAtMostOnceSide, emitBatchSplit, isAtMostOnceEvent } from './at-most-once.js';
-import { bindingForBroker } from './binding.js';
+import { eventsTopic } from './addressing.js';
+import { type AtMostOnceOptions, checkAtMostOnceBroker, checkMainBroker, hasAtMostOnceEvents, onlyAtMostOnce } from './at-most-once.js';
 import { Consumer } from './consumer.js';
 import { handlerStep } from './handler-step.js';
 import { cloudEventsRoute } from './http-events.js';
 import { receiptsRoute } from './http-receipts.js';
 import { claimCheck } from './middleware/claim-check.js';
-import { deadLetter } from './middleware/dead-letter.js';
-import { decode } from './middleware/decode.js';
+import { DeadLetterWriter, deadLetter } from './middleware/dead-letter.js';
 import { inbox } from './middleware/inbox.js';
 import { retry } from './middleware/retry.js';
+import { route } from './middleware/route.js';
 import { timeout } from './middleware/timeout.js';
 import { validateData } from './middleware/validate.js';
 import { compose, type Middleware, type Outcome } from './pipeline.js';
-import { type BatchEvent, type BatchMessage, Publisher } from './publisher.js';
+import { type BatchEvent, type BatchMessage, type Lane, Publisher } from './publisher.js';
 import { createReceipts, type Receipts } from './receipts.js';
 import { type ReplayOptions, type ReplayResult, type ReplaySelector, replayDeadLetters } from './replay.js';
 import { RouteTable } from './routes.js';
@@ -79,8 +78,6 @@ export interface MessagingOptions {
   readonly maxInFlight?: number;
   /** Broker redelivery timeout. Default `handlerTimeoutMs` + 10 000 ms. */
   readonly ackTimeoutMs?: number;
-  /** Header binding of CloudEvents on the broker. Default: by broker (`bindingForBroker`). */
-  readonly binding?: CloudEventsBinding;
   /** Extra middlewares, run around the handler (inside retries, timeout and validation). */
   readonly middleware?: readonly Middleware[];
   /** Longest `result` summary kept in a receipt, in characters. Default 4096. */
@@ -91,7 +88,7 @@ export interface MessagingOptions {
    */
   readonly declareReceiverGroups?: boolean;
   /**
-   * A second, at-most-once broker (core NATS, Redis pub/sub) for events declared
+   * A second, at-most-once broker (core NATS, Redis pub/sub, MQTT) for events declared
    * `delivery: 'at-most-once'`: they are emitted and received through it, bypassing the inbox,
    * receipts, retries and dead letters. Without it such events travel the reliable path like the others.
    */
@@ -145,8 +142,10 @@ export interface Messaging {
 
 /**
  * One service's messaging: typed senders from contracts, and a consumer (group = the service
- * name) with the reliability pipeline, outer to inner:
- * inbox/receipts → dead letter → retry → decode → claim check → validate → timeout → [middleware] → handler.
+ * name) with the reliability pipeline. Each delivery is decoded once, then, outer to inner:
+ * inbox/receipts → dead letter → retry → route → claim check → validate → timeout → [middleware] → handler.
+ * Events declared at-most-once travel a second broker when `atMostOnce` is given, on the same track
+ * with the at-most-once delivery policy: route → claim check → validate → handler, nothing kept.
  */
 export function createMessaging(options: MessagingOptions): Messaging {
   const { broker, service } = options;
@@ -156,8 +155,9 @@ export function createMessaging(options: MessagingOptions): Messaging {
       detail: '`deadLetters` is required: a DeadLetterStore, or false to drop dead letters',
     });
   }
+  checkMainBroker(broker);
+  if (options.atMostOnce !== undefined) checkAtMostOnceBroker(options.atMostOnce.broker);
   const group = options.group ?? service;
-  const binding = options.binding ?? bindingForBroker(broker);
   const blobs =
     options.blobs === undefined
       ? []
@@ -165,43 +165,37 @@ export function createMessaging(options: MessagingOptions): Messaging {
         ? [...(options.blobs as readonly BlobStore[])]
         : [options.blobs as BlobStore];
   const handlerTimeoutMs = options.handlerTimeoutMs ?? 30_000;
+  const resultLimit = options.resultLimit ?? 4096;
+  const maxInFlight = options.maxInFlight ?? 64;
   const deadLetterStore = options.deadLetters === false ? undefined : options.deadLetters;
   const receiptStore = options.receipts;
+  const claimCheckConfig = {
+    blobs: blobs[0],
+    thresholdBytes: options.claimCheck?.thresholdBytes ?? 256 * 1024,
+    expiresInMs: options.claimCheck?.expiresInMs,
+  };
 
-  const publisher = new Publisher(
+  const reliable: Lane = {
     broker,
-    {
-      service,
-      binding,
-      blobs: blobs[0],
-      thresholdBytes: options.claimCheck?.thresholdBytes ?? 256 * 1024,
-      expiresInMs: options.claimCheck?.expiresInMs,
-    },
-    options.declareReceiverGroups ?? true,
-  );
+    config: { service, binding: broker.binding, ...claimCheckConfig },
+    declareReceivers: options.declareReceiverGroups ?? true,
+  };
+  const fastBroker = options.atMostOnce?.broker;
+  const fastBinding =
+    fastBroker === undefined ? undefined : withMode(fastBroker.binding, options.atMostOnce?.mode ?? fastBroker.binding.mode);
+  const fast: Lane | undefined =
+    fastBroker === undefined || fastBinding === undefined
+      ? undefined
+      : { broker: fastBroker, config: { service, binding: fastBinding, ...claimCheckConfig }, declareReceivers: false };
+  const publisher = new Publisher(reliable, fast);
 
   const routes = new RouteTable();
-  const fast =
-    options.atMostOnce === undefined
-      ? undefined
-      : createAtMostOnceSide(options.atMostOnce, {
-          service,
-          group,
-          binding: options.binding,
-          routes,
-          blobs,
-          thresholdBytes: options.claimCheck?.thresholdBytes ?? 256 * 1024,
-          expiresInMs: options.claimCheck?.expiresInMs,
-          handlerTimeoutMs,
-          resultLimit: options.resultLimit ?? 4096,
-          maxInFlight: options.maxInFlight ?? 64,
-        });
+  const deadLetters = new DeadLetterWriter({ store: deadLetterStore });
   const middlewares: Middleware[] = [];
   if (receiptStore !== undefined) {
     middlewares.push(
       inbox({
         store: receiptStore,
-        binding,
         dedupe: options.inbox ?? true,
         owner: `${group}-${newSecretId()}`,
         leaseMs: options.inboxLeaseMs ?? handlerTimeoutMs + 5_000,
@@ -209,27 +203,45 @@ export function createMessaging(options: MessagingOptions): Messaging {
     );
   }
   middlewares.push(
-    deadLetter({ store: deadLetterStore, binding }),
+    deadLetter(deadLetters),
     retry({
       maxAttempts: options.retry?.maxAttempts ?? 5,
       ...(options.retry?.backoff === undefined ? {} : { backoff: options.retry.backoff }),
     }),
-    decode(binding, routes),
+    route(routes),
     claimCheck(blobs),
     validateData(),
     timeout(handlerTimeoutMs),
     ...(options.middleware ?? []),
   );
-  const pipeline = compose(middlewares, handlerStep(handlerTimeoutMs, options.resultLimit ?? 4096));
+  const handler = handlerStep(handlerTimeoutMs, resultLimit);
   const consumer = new Consumer({
     broker,
     group,
-    binding,
-    routes,
-    pipeline,
-    maxInFlight: options.maxInFlight ?? 64,
+    guarantee: 'at-least-once',
+    topics: () => {
+      routes.freeze();
+      return routes.topics();
+    },
+    pipeline: compose(middlewares, handler),
+    deadLetters,
+    maxInFlight,
     ackTimeoutMs: options.ackTimeoutMs ?? handlerTimeoutMs + 10_000,
   });
+  const fastTopics = new Set<string>();
+  const fastConsumer =
+    fastBroker === undefined
+      ? undefined
+      : new Consumer({
+          broker: fastBroker,
+          group,
+          guarantee: 'at-most-once',
+          topics: () => [...fastTopics],
+          pipeline: compose([route(routes), onlyAtMostOnce(), claimCheck(blobs), validateData()], handler),
+          deadLetters: undefined,
+          maxInFlight: options.atMostOnce?.maxInFlight ?? maxInFlight,
+          ackTimeoutMs: options.ackTimeoutMs ?? handlerTimeoutMs + 10_000,
+        });
 
   const receipts: Receipts =
     receiptStore === undefined
@@ -245,17 +257,16 @@ export function createMessaging(options: MessagingOptions): Messaging {
   };
   const replay = (selector: ReplaySelector, replayOptions?: ReplayOptions): Promise<ReplayResult> =>
     replayDeadLetters({ broker, deadLetters: requireDeadLetters(), receipts: receiptStore }, selector, replayOptions);
+  const receive = (event: CloudEvent): Promise<Outcome> => consumer.receive(event, routes.topicOf(event.type) ?? `${group}.unrouted`);
 
   const messaging: Messaging = {
     service,
     group,
     send: (contract, name, data, sendOptions) => publisher.send(contract, name, data, sendOptions),
     invoke: (contract, name, input, sendOptions) => publisher.invoke(contract, name, input, sendOptions),
-    emit: (contract, name, ...args) =>
-      (fast !== undefined && isAtMostOnceEvent(contract, name) ? fast.publisher : publisher).emit(contract, name, ...args),
+    emit: (contract, name, ...args) => publisher.emit(contract, name, ...args),
     sendBatch: (contract, messages) => publisher.sendBatch(contract, messages),
-    emitBatch: (contract, events) =>
-      fast === undefined ? publisher.emitBatch(contract, events) : emitBatchSplit(publisher, fast.publisher, contract, events),
+    emitBatch: (contract, events) => publisher.emitBatch(contract, events),
     handle(contract, name, handler) {
       routes.message(contract, name, handler as (data: unknown, context: never) => unknown);
       return this;
@@ -266,16 +277,16 @@ export function createMessaging(options: MessagingOptions): Messaging {
     },
     on(contract, pattern, handler) {
       routes.event(contract, pattern, handler as (data: unknown, context: never) => unknown);
-      fast?.consumer.track(contract);
+      if (fastConsumer !== undefined && hasAtMostOnceEvents(contract)) fastTopics.add(eventsTopic(contract));
       return this;
     },
     start: async () => {
-      await Promise.all([consumer.start(), fast?.consumer.start()]);
+      await Promise.all([consumer.start(), fastConsumer?.start()]);
     },
     close: async () => {
-      await Promise.all([consumer.close(), fast?.consumer.close()]);
+      await Promise.all([consumer.close(), fastConsumer?.close()]);
     },
-    receive: (event) => consumer.receive(event),
+    receive,
     receipts,
     deadLetters: {
       list: (listOptions) => requireDeadLetters().list(listOptions),
@@ -287,12 +298,7 @@ export function createMessaging(options: MessagingOptions): Messaging {
       const out: HttpRoute[] = [];
       if (receiptStore !== undefined)
         out.push(receiptsRoute(receipts, routeOptions.receiptsPath === undefined ? {} : { path: routeOptions.receiptsPath }));
-      out.push(
-        cloudEventsRoute(
-          (event) => consumer.receive(event),
-          routeOptions.eventsPath === undefined ? {} : { path: routeOptions.eventsPath },
-        ),
-      );
+      out.push(cloudEventsRoute(receive, routeOptions.eventsPath === undefined ? {} : { path: routeOptions.eventsPath }));
       return out;
     },
   };

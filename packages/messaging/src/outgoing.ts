@@ -1,18 +1,18 @@
 import type {
   BlobStore,
+  CloudEvent,
   CloudEventExtensions,
   CloudEventsBinding,
-  CloudEventsMode,
   OutgoingMessage,
   StandardSchemaV1,
   ValidationResult,
 } from '@switchboard/core';
 import {
-  CLOUDEVENTS_JSON_MEDIA_TYPE,
   channels,
   createCloudEvent,
   encodeCloudEvent,
   formatDataHash,
+  identityProblems,
   newMessageId,
   SwitchboardError,
 } from '@switchboard/core';
@@ -25,14 +25,10 @@ const JSON_TYPE = 'application/json';
 const OCTET_STREAM = 'application/octet-stream';
 
 export interface OutgoingConfig {
+  /** The CloudEvents `source` of everything sent (the service name). */
   readonly service: string;
+  /** The broker's binding: how attributes travel, and in which content mode. */
   readonly binding: CloudEventsBinding;
-  /**
-   * CloudEvents content mode on the broker. `binary` (default): attributes in headers under the
-   * binding, data as the body. `structured`: one `application/cloudevents+json` document, the only
-   * header being its `content-type`.
-   */
-  readonly mode?: CloudEventsMode;
   readonly blobs: BlobStore | undefined;
   readonly thresholdBytes: number;
   readonly expiresInMs: number | undefined;
@@ -44,28 +40,14 @@ export interface OutgoingShape {
   readonly attachments: boolean;
 }
 
+const NO_OPTIONS: PublishOptions = {};
+
 /**
  * Builds the broker message of one send: validates the data against the contract, stores the
  * attachment (and data over the threshold) in the blob store, and encodes a CloudEvents 1.0 event
- * in the config's content mode. Nothing is published here.
- */
-export function buildOutgoing(
-  config: OutgoingConfig,
-  address: Address,
-  shape: OutgoingShape,
-  data: unknown,
-  options: PublishOptions = NO_OPTIONS,
-): Promise<OutgoingMessage> {
-  try {
-    return Promise.resolve(prepareOutgoing(config, address, shape, data, options));
-  } catch (error) {
-    return Promise.reject(error);
-  }
-}
-
-/**
- * {@link buildOutgoing} without the promise when none is needed: a plain send whose schema
- * validates synchronously is built in the same call. Throws what `buildOutgoing` rejects with.
+ * through the broker's binding. Nothing is published here. Without a promise when none is needed:
+ * a plain send whose schema validates synchronously is built in the same call. Throws (or rejects
+ * with) `SB_VALIDATION` for data or options the contract or the envelope does not take.
  */
 export function prepareOutgoing(
   config: OutgoingConfig,
@@ -94,6 +76,21 @@ export function prepareOutgoing(
   return encode(config, address, shape, data, options);
 }
 
+/** {@link prepareOutgoing}, always as a promise. */
+export function buildOutgoing(
+  config: OutgoingConfig,
+  address: Address,
+  shape: OutgoingShape,
+  data: unknown,
+  options?: PublishOptions,
+): Promise<OutgoingMessage> {
+  try {
+    return Promise.resolve(prepareOutgoing(config, address, shape, data, options));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
 function assertValid(result: ValidationResult<unknown>, address: Address): void {
   if (!result.ok) {
     throw new SwitchboardError('SB_VALIDATION', {
@@ -103,7 +100,16 @@ function assertValid(result: ValidationResult<unknown>, address: Address): void 
   }
 }
 
-/** The message of validated data: in one pass from the address's template when it can, else the full CloudEvents path. */
+/**
+ * A plain send: no caller-chosen id, subject or tracestate and no attachment. Every attribute of
+ * such a message is either constant per address or generated here in a form that needs no
+ * validation and no escaping (UUIDv7 id, RFC 3339 UTC time, a hex `traceparent`), so it can be
+ * built from the address's {@link Template}.
+ */
+function isPlain(options: PublishOptions): boolean {
+  return options.attachment === undefined && options.id === undefined && options.subject === undefined && options.tracestate === undefined;
+}
+
 function encode(
   config: OutgoingConfig,
   address: Address,
@@ -112,26 +118,46 @@ function encode(
   options: PublishOptions,
 ): OutgoingMessage | Promise<OutgoingMessage> {
   if (isPlain(options)) {
-    const template = templates.get(config)?.get(address.type);
+    let json: string | undefined;
+    if (data !== undefined) {
+      json = JSON.stringify(data);
+      // Data the blob store takes, or that JSON cannot hold: the full path deals with it.
+      if (json === undefined || overThreshold(config, json)) return encodeFull(config, address, shape, data, options);
+    }
+    const template = templateFor(config, address, json !== undefined);
     if (template !== undefined) {
-      const fast =
-        template.kind === 'structured'
-          ? buildStructured(config, template, address, data, options)
-          : buildPlain(config, template, address, data, options);
-      if (fast !== undefined) return fast;
+      const traceparent = childTraceparent(options.traceparent);
+      const built = template.build(newMessageId(), nowIso(), traceparent, json);
+      const message: OutgoingMessage =
+        options.key === undefined
+          ? { id: built.id, topic: address.topic, headers: built.headers, body: built.body }
+          : { id: built.id, topic: address.topic, headers: built.headers, body: built.body, key: options.key };
+      if (channels.publish.hasSubscribers) described.set(message, { type: address.type, traceparent });
+      return message;
     }
   }
-  return buildFull(config, address, shape, data, options);
+  return encodeFull(config, address, shape, data, options);
 }
 
-async function buildFull(
+function overThreshold(config: OutgoingConfig, json: string): boolean {
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: count the bytes only when the length alone cannot tell.
+  return config.blobs !== undefined && json.length * 3 > config.thresholdBytes && Buffer.byteLength(json) > config.thresholdBytes;
+}
+
+/** Everything else: the CloudEvent is built and validated in full, attachments stored, then encoded by the codec. */
+async function encodeFull(
   config: OutgoingConfig,
   address: Address,
   shape: OutgoingShape,
   data: unknown,
   options: PublishOptions,
 ): Promise<OutgoingMessage> {
-  const extensions: Record<string, string | number> = { traceparent: childTraceparent(options.traceparent) };
+  if (options.id !== undefined) {
+    const problems = identityProblems({ id: options.id, source: config.service });
+    if (problems.length > 0) throw new SwitchboardError('SB_VALIDATION', { detail: 'the MessageId is too long', errors: problems });
+  }
+  const traceparent = childTraceparent(options.traceparent);
+  const extensions: Record<string, string | number> = { traceparent };
   if (options.tracestate !== undefined) extensions.tracestate = options.tracestate;
   const expiresAt = (explicit: number | undefined): number | undefined =>
     explicit ?? (config.expiresInMs === undefined ? undefined : Date.now() + config.expiresInMs);
@@ -152,34 +178,27 @@ async function buildFull(
     extensions.datamediatype = info.mediaType;
   }
 
-  let body: Uint8Array | undefined;
   let json: string | undefined;
-  let datacontenttype: string | undefined;
   if (data !== undefined) {
     json = JSON.stringify(data);
-    body = Buffer.from(json, 'utf8');
-    datacontenttype = JSON_TYPE;
-    if (config.blobs !== undefined && options.attachment === undefined && body.byteLength > config.thresholdBytes) {
+    if (json === undefined) {
+      throw new SwitchboardError('SB_VALIDATION', {
+        detail: `Data of ${address.kind} ${address.name} of ${address.contract.name} cannot be written as JSON`,
+      });
+    }
+    if (options.attachment === undefined && config.blobs !== undefined && overThreshold(config, json)) {
       // The data itself is claim-checked: `dataref` without `datamediatype`; `datacontenttype` describes it.
       const expires = expiresAt(undefined);
-      const info = await config.blobs.put(body, { mediaType: JSON_TYPE, ...(expires === undefined ? {} : { expiresAt: expires }) });
+      const info = await config.blobs.put(Buffer.from(json, 'utf8'), {
+        mediaType: JSON_TYPE,
+        ...(expires === undefined ? {} : { expiresAt: expires }),
+      });
       Object.assign(extensions, claimExtensions(info.uri, info.sha256, info.size, expires));
-      body = undefined;
+      json = undefined;
     }
   }
-  const event = createCloudEvent({
-    type: address.type,
-    source: config.service,
-    ...(options.id === undefined ? {} : { id: options.id }),
-    ...(options.subject === undefined ? {} : { subject: options.subject }),
-    ...(datacontenttype === undefined ? {} : { datacontenttype }),
-    // Binary mode sends the serialised bytes; structured mode writes the same JSON as a JSON value
-    // (parsed back, so that it is exactly what JSON.stringify made of the data, as in binary mode).
-    ...(body === undefined ? {} : { data: config.mode === 'structured' ? JSON.parse(json as string) : body }),
-    extensions: extensions as CloudEventExtensions,
-  });
-  const encoded = encodeCloudEvent(event, config.binding, config.mode ?? 'binary');
-  if (isPlain(options)) rememberTemplate(config, address, encoded.headers, event.source, event.type);
+  const event = envelope(config, address, json, extensions as CloudEventExtensions, options);
+  const encoded = encodeCloudEvent(event, config.binding);
   const message: OutgoingMessage = {
     id: event.id,
     topic: address.topic,
@@ -187,52 +206,165 @@ async function buildFull(
     body: encoded.body,
     ...(options.key === undefined ? {} : { key: options.key }),
   };
-  if (config.mode === 'structured' && channels.publish.hasSubscribers) {
-    described.set(message, { type: event.type, traceparent: extensions.traceparent as string });
-  }
+  if (channels.publish.hasSubscribers) described.set(message, { type: address.type, traceparent });
   return message;
 }
 
-const NO_OPTIONS: PublishOptions = {};
-const EMPTY_BODY = new Uint8Array(0);
+/**
+ * The CloudEvent of one send. JSON data is held as the bytes `JSON.stringify` made of it in binary
+ * mode (sent as they are) and as the JSON value parsed back from those bytes in structured mode
+ * (written by the JSON format encoder), so both modes carry exactly the same JSON text.
+ */
+function envelope(
+  config: OutgoingConfig,
+  address: Address,
+  json: string | undefined,
+  extensions: CloudEventExtensions,
+  options: { readonly id?: string; readonly subject?: string; readonly time?: string },
+): CloudEvent {
+  return createCloudEvent({
+    type: address.type,
+    source: config.service,
+    ...(options.id === undefined ? {} : { id: options.id }),
+    ...(options.time === undefined ? {} : { time: options.time }),
+    ...(options.subject === undefined ? {} : { subject: options.subject }),
+    ...(json === undefined
+      ? {}
+      : { datacontenttype: JSON_TYPE, data: config.binding.mode === 'structured' ? JSON.parse(json) : Buffer.from(json, 'utf8') }),
+    extensions,
+  });
+}
+
+// --- Templates: the codec's output for one address, with the per-message values cut out.
+
+/** Values no real id, time or traceparent takes; each must occur exactly once in a template's output. */
+const SLOT_ID = 'sb0template0id0c5e1f8a';
+const SLOT_TIME = '1970-01-01T00:00:00.713Z';
+const SLOT_TRACEPARENT = '00-7e3a0c5e1f8a2b4d6c9e0f1a2b3c4d5e-0f1e2d3c4b5a6978-01';
+const SLOT_DATA = 'sb0template0data0c5e1f8a';
+
+type SlotName = 'id' | 'time' | 'traceparent' | 'data';
+
+interface Built {
+  readonly id: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+}
 
 /**
- * The attributes every plain binary-mode message of one address shares, already checked and
- * encoded once: `specversion`, `source`, `type` (and the header names under the binding's prefix).
+ * What the codec writes for every plain send of one address (with or without data), computed once by
+ * encoding an event whose per-message attributes are placeholders, then cut at the placeholders.
+ * Filling the cuts with a message's id, time, traceparent and data JSON gives byte for byte what the
+ * codec gives for that message (the values need no escaping in any binding; a test checks it for
+ * every binding and content mode). Undefined when a placeholder does not occur exactly once (a
+ * source or type containing it): that address always takes the full path.
  */
-interface BinaryTemplate {
-  readonly kind: 'binary';
-  readonly specversion: string;
-  readonly source: string;
-  readonly type: string;
-  readonly names: {
-    readonly specversion: string;
-    readonly id: string;
-    readonly source: string;
-    readonly type: string;
-    readonly time: string;
-    readonly traceparent: string;
+interface Template {
+  build(id: string, time: string, traceparent: string, json: string | undefined): Built;
+}
+
+const templates = new WeakMap<OutgoingConfig, Map<string, Template | null>>();
+
+function templateFor(config: OutgoingConfig, address: Address, withData: boolean): Template | undefined {
+  let byAddress = templates.get(config);
+  if (byAddress === undefined) {
+    byAddress = new Map();
+    templates.set(config, byAddress);
+  }
+  const key = withData ? `${address.type}\u0000${address.topic}\u0000d` : `${address.type}\u0000${address.topic}`;
+  let template = byAddress.get(key);
+  if (template === undefined) {
+    template = makeTemplate(config, address, withData) ?? null;
+    byAddress.set(key, template);
+  }
+  return template ?? undefined;
+}
+
+function makeTemplate(config: OutgoingConfig, address: Address, withData: boolean): Template | undefined {
+  let event: CloudEvent;
+  try {
+    event = createCloudEvent({
+      type: address.type,
+      source: config.service,
+      id: SLOT_ID,
+      time: SLOT_TIME,
+      ...(withData
+        ? {
+            datacontenttype: JSON_TYPE,
+            data: config.binding.mode === 'structured' ? SLOT_DATA : Buffer.from(JSON.stringify(SLOT_DATA), 'utf8'),
+          }
+        : {}),
+      extensions: { traceparent: SLOT_TRACEPARENT },
+    });
+  } catch {
+    return undefined;
+  }
+  const encoded = encodeCloudEvent(event, config.binding);
+  return config.binding.mode === 'structured'
+    ? structuredTemplate(encoded.headers, encoded.body, withData)
+    : binaryTemplate(encoded.headers);
+}
+
+function binaryTemplate(headers: Readonly<Record<string, string>>): Template | undefined {
+  const names = Object.keys(headers);
+  const fixed = names.map((name) => headers[name]!);
+  const slots: (SlotName | undefined)[] = fixed.map((value) =>
+    value === SLOT_ID ? 'id' : value === SLOT_TIME ? 'time' : value === SLOT_TRACEPARENT ? 'traceparent' : undefined,
+  );
+  if (slots.filter((s) => s === 'id').length !== 1 || slots.filter((s) => s === 'time').length !== 1) return undefined;
+  if (slots.filter((s) => s === 'traceparent').length !== 1) return undefined;
+  const count = names.length;
+  return {
+    build(id, time, traceparent, json) {
+      const out: Record<string, string> = {};
+      for (let i = 0; i < count; i++) {
+        const slot = slots[i];
+        out[names[i]!] = slot === undefined ? fixed[i]! : slot === 'id' ? id : slot === 'time' ? time : traceparent;
+      }
+      return { id, headers: out, body: json === undefined ? EMPTY_BODY : Buffer.from(json, 'utf8') };
+    },
   };
 }
 
-/**
- * The constant parts of a plain structured-mode document of one address, in the member order of
- * the JSON format encoder: `{"specversion","id","source","type",["datacontenttype"],"time",
- * "traceparent",["data"]}`. `source` and `type` were checked by the full build that made it.
- */
-interface StructuredTemplate {
-  readonly kind: 'structured';
-  readonly type: string;
-  /** `{"specversion":"1.0","id":"` */
-  readonly head: string;
-  /** `","source":…,"type":…,"datacontenttype":"application/json","time":"` */
-  readonly withData: string;
-  /** The same without `datacontenttype`: a payload-free event. */
-  readonly withoutData: string;
-  readonly headers: Readonly<Record<string, string>>;
+function structuredTemplate(headers: Readonly<Record<string, string>>, body: Uint8Array, withData: boolean): Template | undefined {
+  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  const wanted: [SlotName, string][] = [
+    ['id', JSON.stringify(SLOT_ID)],
+    ['time', JSON.stringify(SLOT_TIME)],
+    ['traceparent', JSON.stringify(SLOT_TRACEPARENT)],
+  ];
+  if (withData) wanted.push(['data', JSON.stringify(SLOT_DATA)]);
+  const found: { slot: SlotName; at: number; length: number }[] = [];
+  for (const [slot, literal] of wanted) {
+    const at = text.indexOf(literal);
+    if (at === -1 || text.indexOf(literal, at + 1) !== -1) return undefined;
+    found.push({ slot, at, length: literal.length });
+  }
+  found.sort((a, b) => a.at - b.at);
+  const parts: string[] = [];
+  let from = 0;
+  for (const cut of found) {
+    parts.push(text.slice(from, cut.at));
+    from = cut.at + cut.length;
+  }
+  parts.push(text.slice(from));
+  const order = found.map((cut) => cut.slot);
+  const shared = Object.freeze({ ...headers });
+  return {
+    build(id, time, traceparent, json) {
+      let out = parts[0]!;
+      for (let i = 0; i < order.length; i++) {
+        const slot = order[i];
+        // Strings need no escaping: ids, times and traceparents are plain ASCII without quotes or backslashes.
+        out += slot === 'data' ? json : slot === 'id' ? `"${id}"` : slot === 'time' ? `"${time}"` : `"${traceparent}"`;
+        out += parts[i + 1]!;
+      }
+      return { id, headers: shared, body: Buffer.from(out, 'utf8') };
+    },
+  };
 }
 
-type Template = BinaryTemplate | StructuredTemplate;
+const EMPTY_BODY = new Uint8Array(0);
 
 let isoMs = -1;
 let iso = '';
@@ -247,164 +379,15 @@ function nowIso(): string {
   return iso;
 }
 
-const templates = new WeakMap<OutgoingConfig, Map<string, Template>>();
-
-/** Type and trace of structured messages built while the `publish` channel had subscribers (their headers do not say). */
+/** Type and trace of messages built while the `publish` channel had subscribers. */
 const described = new WeakMap<OutgoingMessage, { readonly type: string; readonly traceparent: string }>();
 
-/**
- * A plain send: no caller-chosen id, subject or tracestate and no attachment. Every attribute
- * of such a message is either constant per address (checked when the first one went through the
- * full CloudEvents path) or generated here in a form that needs neither validation nor
- * escaping (UUIDv7 id, RFC 3339 UTC time, a hex `traceparent`).
- */
-function isPlain(options: PublishOptions): boolean {
-  return options.attachment === undefined && options.id === undefined && options.subject === undefined && options.tracestate === undefined;
-}
-
-/** Remembers the constant parts of `address`'s messages once a full build produced and validated them. */
-function rememberTemplate(
-  config: OutgoingConfig,
-  address: Address,
-  headers: Readonly<Record<string, string>>,
-  source: string,
-  type: string,
-): void {
-  let byType = templates.get(config);
-  if (byType === undefined) {
-    byType = new Map();
-    templates.set(config, byType);
-  }
-  if (byType.has(address.type)) return;
-  if (config.mode === 'structured') {
-    const attributes = `","source":${JSON.stringify(source)},"type":${JSON.stringify(type)}`;
-    byType.set(address.type, {
-      kind: 'structured',
-      type,
-      head: '{"specversion":"1.0","id":"',
-      withData: `${attributes},"datacontenttype":"${JSON_TYPE}","time":"`,
-      withoutData: `${attributes},"time":"`,
-      headers: Object.freeze({ ...headers }),
-    });
-    return;
-  }
-  const prefix = config.binding.prefix;
-  const names = {
-    specversion: `${prefix}specversion`,
-    id: `${prefix}id`,
-    source: `${prefix}source`,
-    type: `${prefix}type`,
-    time: `${prefix}time`,
-    traceparent: `${prefix}traceparent`,
-  };
-  const specversion = headers[names.specversion];
-  const encodedSource = headers[names.source];
-  const encodedType = headers[names.type];
-  if (specversion === undefined || encodedSource === undefined || encodedType === undefined) return;
-  byType.set(address.type, { kind: 'binary', specversion, source: encodedSource, type: encodedType, names });
-}
-
-/** The JSON text of validated data, or undefined when it goes to the blob store or cannot be JSON (the full path handles both). */
-function dataJson(config: OutgoingConfig, data: unknown): string | undefined {
-  const json = JSON.stringify(data);
-  if (json === undefined) return undefined;
-  // A UTF-16 code unit is at most 3 UTF-8 bytes: count the bytes only when the length alone cannot tell.
-  if (config.blobs !== undefined && json.length * 3 > config.thresholdBytes && Buffer.byteLength(json) > config.thresholdBytes) {
-    return undefined;
-  }
-  return json;
-}
-
-/**
- * The one-pass build of a plain binary-mode message from its address's template; undefined when
- * the data goes to the blob store (the full path handles it).
- */
-function buildPlain(
-  config: OutgoingConfig,
-  template: BinaryTemplate,
-  address: Address,
-  data: unknown,
-  options: PublishOptions,
-): OutgoingMessage | undefined {
-  let body: Uint8Array = EMPTY_BODY;
-  if (data !== undefined) {
-    const json = dataJson(config, data);
-    if (json === undefined) return undefined;
-    body = Buffer.from(json, 'utf8');
-  }
-  const id = newMessageId();
-  const names = template.names;
-  // Same header order as `encodeBinary`: specversion, id, source, type, time, extensions, content-type.
-  const headers: Record<string, string> = {
-    [names.specversion]: template.specversion,
-    [names.id]: id,
-    [names.source]: template.source,
-    [names.type]: template.type,
-    [names.time]: nowIso(),
-    [names.traceparent]: childTraceparent(options.traceparent),
-  };
-  if (data !== undefined) headers['content-type'] = JSON_TYPE;
-  return options.key === undefined
-    ? { id, topic: address.topic, headers, body }
-    : { id, topic: address.topic, headers, body, key: options.key };
-}
-
-/**
- * The one-pass build of a plain structured-mode message: the JSON format document as the full
- * path writes it (same members, same order), concatenated around the data's own JSON text, with
- * the shared `content-type` header. Undefined when the data goes to the blob store.
- */
-function buildStructured(
-  config: OutgoingConfig,
-  template: StructuredTemplate,
-  address: Address,
-  data: unknown,
-  options: PublishOptions,
-): OutgoingMessage | undefined {
-  const id = newMessageId();
-  const traceparent = childTraceparent(options.traceparent);
-  let document: string;
-  if (data === undefined) {
-    document = `${template.head}${id}${template.withoutData}${nowIso()}","traceparent":"${traceparent}"}`;
-  } else {
-    const json = dataJson(config, data);
-    if (json === undefined) return undefined;
-    document = `${template.head}${id}${template.withData}${nowIso()}","traceparent":"${traceparent}","data":${json}}`;
-  }
-  const body = Buffer.from(document, 'utf8');
-  const message: OutgoingMessage =
-    options.key === undefined
-      ? { id, topic: address.topic, headers: template.headers, body }
-      : { id, topic: address.topic, headers: template.headers, body, key: options.key };
-  if (channels.publish.hasSubscribers) described.set(message, { type: template.type, traceparent });
-  return message;
-}
-
-/** CloudEvents `type` and `traceparent` of a message built here, for the `publish` diagnostics channel. */
-export function describeOutgoing(
-  message: OutgoingMessage,
-  binding: CloudEventsBinding,
-): { readonly type: string | undefined; readonly traceparent: string | undefined } {
-  const known = described.get(message);
-  if (known !== undefined) return known;
-  const type = message.headers[`${binding.prefix}type`];
-  if (type !== undefined) return { type, traceparent: message.headers[`${binding.prefix}traceparent`] };
-  if (message.headers['content-type']?.startsWith(CLOUDEVENTS_JSON_MEDIA_TYPE)) {
-    // Built before the channel had subscribers: read the document.
-    try {
-      const document = JSON.parse(Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength).toString('utf8')) as {
-        type?: unknown;
-        traceparent?: unknown;
-      };
-      return {
-        type: typeof document.type === 'string' ? document.type : undefined,
-        traceparent: typeof document.traceparent === 'string' ? document.traceparent : undefined,
-      };
-    } catch {
-      // Not ours to judge here.
-    }
-  }
-  return { type: undefined, traceparent: undefined };
+/** CloudEvents `type` and `traceparent` of a message built here (for the `publish` diagnostics channel). */
+export function describeOutgoing(message: OutgoingMessage): {
+  readonly type: string | undefined;
+  readonly traceparent: string | undefined;
+} {
+  return described.get(message) ?? { type: undefined, traceparent: undefined };
 }
 
 function requireBlobs(config: OutgoingConfig): BlobStore {
@@ -419,4 +402,24 @@ function claimExtensions(uri: string, sha256: string, size: number, expiresAt: n
   if (size <= INT32_MAX) out.datasize = size;
   if (expiresAt !== undefined) out.dataexpires = new Date(expiresAt).toISOString();
   return out;
+}
+
+/**
+ * Test seam: the message the full codec path builds for a plain send with the given id, time and
+ * traceparent, next to what the address's template builds, so a test can compare them byte for byte.
+ */
+export function encodePlainBothWays(
+  config: OutgoingConfig,
+  address: Address,
+  data: unknown,
+  values: { readonly id: string; readonly time: string; readonly traceparent: string },
+): { readonly full: Built; readonly template: Built | undefined } {
+  const json = data === undefined ? undefined : JSON.stringify(data);
+  const event = envelope(config, address, json, { traceparent: values.traceparent }, { id: values.id, time: values.time });
+  const encoded = encodeCloudEvent(event, config.binding);
+  const template = templateFor(config, address, json !== undefined);
+  return {
+    full: { id: event.id, headers: encoded.headers, body: encoded.body },
+    template: template?.build(values.id, values.time, values.traceparent, json),
+  };
 }

@@ -6,18 +6,22 @@ import type { AttachmentInfo } from './types.js';
 /** Where a delivery came from: a broker subscription, or the CloudEvents HTTP endpoint. */
 export type InboundVia = 'broker' | 'http';
 
-/** One delivery travelling through the consumer pipeline. Middlewares fill it in, outer to inner. */
+/**
+ * One delivery travelling through the consumer pipeline, its CloudEvent decoded once (by the
+ * consumer, before the pipeline): the inbox, receipts, middleware and handler all read `event`.
+ * Middlewares fill in the rest, outer to inner.
+ */
 export interface Inbound {
   readonly delivery: Delivery;
+  /** The CloudEvent: its `source` + `id` are the message's identity, `id` its MessageId. */
+  readonly event: CloudEvent;
   readonly group: string;
   readonly via: InboundVia;
   /** Attempt number used for retry decisions (the broker's, or the inbox's for HTTP). */
   attempt: number;
   /** Aborted when the consumer closes; the timeout middleware replaces it with a per-run signal. */
   signal: AbortSignal;
-  /** Set by `decode`. */
-  event?: CloudEvent;
-  /** Set by `decode`. */
+  /** Set by `route`. */
   route?: Route;
   /** The data to validate and hand over (the event's, or the claim-checked data fetched by `claimCheck`). */
   data?: unknown;
@@ -34,10 +38,10 @@ export interface Inbound {
  */
 export class InboundMessage implements Inbound {
   readonly delivery: Delivery;
+  readonly event: CloudEvent;
   readonly group: string;
   readonly via: InboundVia;
   attempt: number;
-  event?: CloudEvent;
   route?: Route;
   data?: unknown;
   attachment?: { readonly info: AttachmentInfo; open(): Readable };
@@ -45,8 +49,9 @@ export class InboundMessage implements Inbound {
   #signal: AbortSignal | undefined;
   #signalSource: { readonly signal: AbortSignal } | undefined;
 
-  constructor(delivery: Delivery, group: string, via: InboundVia, signal: AbortSignal) {
+  constructor(delivery: Delivery, event: CloudEvent, group: string, via: InboundVia, signal: AbortSignal) {
     this.delivery = delivery;
+    this.event = event;
     this.group = group;
     this.via = via;
     this.attempt = delivery.attempt;

@@ -10,7 +10,7 @@ import type {
 } from '@switchboard/core';
 import { channels, SwitchboardError } from '@switchboard/core';
 import { type Address, eventsTopic, eventType, messagesTopic, messageType, operationType } from './addressing.js';
-import { buildOutgoing, describeOutgoing, type OutgoingConfig, type OutgoingShape, prepareOutgoing } from './outgoing.js';
+import { describeOutgoing, type OutgoingConfig, type OutgoingShape, prepareOutgoing } from './outgoing.js';
 import type { EmitArgs, PublishOptions, Sent } from './types.js';
 
 /** One item of `sendBatch`. */
@@ -27,196 +27,245 @@ export interface BatchEvent<C extends AnyContract, K extends EventName<C> = Even
   readonly options?: PublishOptions;
 }
 
+/** A broker and how messages are built for it. */
+export interface Lane {
+  readonly broker: Broker;
+  readonly config: OutgoingConfig;
+  /**
+   * Declare the receiver's default group before the first send to it, so nothing sent before it
+   * first subscribes is lost (at-least-once brokers only: an at-most-once one keeps nothing).
+   */
+  readonly declareReceivers: boolean;
+}
+
+/** Where one contract entry goes and what it accepts, computed once per contract and name. */
+export interface Target {
+  readonly address: Address;
+  readonly shape: OutgoingShape;
+  /** Events declared `delivery: 'at-most-once'` travel the fast lane when there is one. */
+  readonly atMostOnce: boolean;
+  /** For messages and operations: the receiver's default group (its contract name), declared before the first send. */
+  readonly receiverGroup: string | undefined;
+}
+
+type Kind = Address['kind'];
+
 /**
- * The publishing side. Every method validates against the contract, builds a CloudEvents 1.0
- * event and resolves only once the broker confirmed it (publisher confirm, PubAck, commit).
+ * The publishing side: one path for `send`, `invoke` and `emit` (and their batches). A target is
+ * looked up (validated against the contract once), the message is built by `prepareOutgoing`
+ * (schema, claim check, CloudEvents through the broker's binding), the receiver's group is declared
+ * where the lane says so, and the broker's confirm is awaited (publisher confirm, PubAck, commit).
  */
 export class Publisher {
-  readonly #broker: Broker;
-  readonly #config: OutgoingConfig;
-  readonly #declareReceiverGroups: boolean;
+  readonly #reliable: Lane;
+  readonly #fast: Lane | undefined;
   readonly #declared = new Map<string, Promise<void>>();
 
-  constructor(broker: Broker, config: OutgoingConfig, declareReceiverGroups: boolean) {
-    this.#broker = broker;
-    this.#config = config;
-    this.#declareReceiverGroups = declareReceiverGroups;
+  constructor(reliable: Lane, fast: Lane | undefined) {
+    this.#reliable = reliable;
+    this.#fast = fast;
   }
 
-  /** Sends message `name` of `contract` to the service that owns the contract. */
-  async send<C extends AnyContract, K extends MessageName<C>>(
+  send<C extends AnyContract, K extends MessageName<C>>(
     contract: C,
     name: K,
     data: MessageInput<C, K>,
     options?: PublishOptions,
   ): Promise<Sent> {
-    const message = await this.#message(contract, name, data, options);
-    await this.#publish([message], contract);
-    return { messageId: message.id };
+    return this.#one('message', contract, name, data, options);
   }
 
   /**
    * Invokes operation `name` of `contract` through the broker. The receiving service runs the
    * same `Handlers<C>` it serves over HTTP; the result or error lands in its receipt.
    */
-  async invoke<C extends AnyContract, K extends OperationName<C>>(
+  invoke<C extends AnyContract, K extends OperationName<C>>(
     contract: C,
     name: K,
     input: CallInput<C, K>,
     options?: PublishOptions,
   ): Promise<Sent> {
-    const definition = contract.operations[name];
-    if (definition === undefined) throw unknownEntry('operation', contract, name);
-    const address: Address = {
-      kind: 'operation',
-      contract,
-      name,
-      type: operationType(contract, name),
-      topic: messagesTopic(contract),
-    };
-    const message = await buildOutgoing(this.#config, address, { schema: definition.input, attachments: true }, input, options);
-    await this.#publish([message], contract);
-    return { messageId: message.id };
+    return this.#one('operation', contract, name, input, options);
   }
 
   /** Emits event `name` of `contract` (this service's own contract): payload-free, or with its declared data and attachment. */
   emit<C extends AnyContract, K extends EventName<C>>(contract: C, name: K, ...args: EmitArgs<C, K>): Promise<Sent> {
     const [data, options] = args as [unknown, PublishOptions | undefined];
-    const target = eventTarget(contract, name);
-    if (target === undefined) return Promise.reject(unknownEntry('event', contract, name));
-    // Built in this call when it can be (a plain send, synchronous validation): no promise until the broker's.
-    let message: OutgoingMessage | Promise<OutgoingMessage>;
-    try {
-      message = prepareOutgoing(this.#config, target.address, target.shape, data, options);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return message instanceof Promise ? message.then(this.#publishEvent) : this.#publishEvent(message);
+    return this.#one('event', contract, name, data, options);
   }
 
-  readonly #publishEvent = (message: OutgoingMessage): Promise<Sent> => {
-    const sent: Sent = { messageId: message.id };
-    let published: Promise<void>;
+  sendBatch<C extends AnyContract>(contract: C, messages: readonly BatchMessage<C>[]): Promise<Sent[]> {
+    return this.#batch('message', contract, messages);
+  }
+
+  emitBatch<C extends AnyContract>(contract: C, events: readonly BatchEvent<C>[]): Promise<Sent[]> {
+    return this.#batch('event', contract, events);
+  }
+
+  /** The message `send`/`invoke`/`emit` would publish, built but not published (the outbox enqueues it). */
+  build(
+    kind: Kind,
+    contract: AnyContract,
+    name: string,
+    data: unknown,
+    options?: PublishOptions,
+  ): Promise<{ message: OutgoingMessage; receiverGroup: string | undefined }> {
     try {
-      published = this.#broker.publish(message);
+      const target = targetOf(kind, contract, name);
+      const lane = this.#reliable;
+      const built = prepareOutgoing(lane.config, target.address, target.shape, data, options);
+      const wrap = (message: OutgoingMessage) => ({ message, receiverGroup: target.receiverGroup });
+      return built instanceof Promise ? built.then(wrap) : Promise.resolve(wrap(built));
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  #lane(target: Target): Lane {
+    return target.atMostOnce && this.#fast !== undefined ? this.#fast : this.#reliable;
+  }
+
+  /** One message: built in this call when it can be (a plain send, synchronous validation), so no promise waits but the broker's. */
+  #one(kind: Kind, contract: AnyContract, name: string, data: unknown, options: PublishOptions | undefined): Promise<Sent> {
+    let target: Target;
+    let built: OutgoingMessage | Promise<OutgoingMessage>;
+    let lane: Lane;
+    try {
+      target = targetOf(kind, contract, name);
+      lane = this.#lane(target);
+      built = prepareOutgoing(lane.config, target.address, target.shape, data, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const declared = this.#declare(lane, target);
+    if (built instanceof Promise || declared !== undefined) {
+      return Promise.all([built, declared]).then(([message]) => this.#publish(lane, message));
+    }
+    return this.#publish(lane, built);
+  }
+
+  #publish(lane: Lane, message: OutgoingMessage): Promise<Sent> {
+    let published: Promise<void>;
+    try {
+      published = lane.broker.publish(message);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Only the id outlives the publish: the body can go as soon as the broker let go of it.
+    const sent: Sent = { messageId: message.id };
     if (channels.publish.hasSubscribers) {
       return published.then(() => {
-        this.#report([message]);
+        report(message);
         return sent;
       });
     }
-    // Only the id outlives the publish: the body can go as soon as the broker let go of it.
     return published.then(() => sent);
-  };
-
-  /** Sends many messages to one contract's service, published pipelined (one broker batch). */
-  async sendBatch<C extends AnyContract>(contract: C, messages: readonly BatchMessage<C>[]): Promise<Sent[]> {
-    const built = await Promise.all(messages.map((m) => this.#message(contract, m.name, m.data, m.options)));
-    await this.#publish(built, contract);
-    return built.map((m) => ({ messageId: m.id }));
   }
 
-  /** Emits many events of one contract, published pipelined (one broker batch). */
-  async emitBatch<C extends AnyContract>(contract: C, events: readonly BatchEvent<C>[]): Promise<Sent[]> {
-    const built = await Promise.all(events.map((e) => this.#event(contract, e.name, e.data, e.options)));
-    await this.#publish(built);
-    return built.map((m) => ({ messageId: m.id }));
+  async #batch(
+    kind: Kind,
+    contract: AnyContract,
+    items: readonly { readonly name: string; readonly data?: unknown; readonly options?: PublishOptions | undefined }[],
+  ): Promise<Sent[]> {
+    const targets = items.map((item) => targetOf(kind, contract, item.name));
+    const lanes = targets.map((target) => this.#lane(target));
+    const messages = await Promise.all(
+      items.map((item, i) => prepareOutgoing(lanes[i]!.config, targets[i]!.address, targets[i]!.shape, item.data, item.options)),
+    );
+    await Promise.all(targets.map((target, i) => this.#declare(lanes[i]!, target)));
+    // One broker batch per lane, in input order within each.
+    const byLane = new Map<Lane, OutgoingMessage[]>();
+    messages.forEach((message, i) => {
+      const lane = lanes[i]!;
+      const list = byLane.get(lane);
+      if (list === undefined) byLane.set(lane, [message]);
+      else list.push(message);
+    });
+    await Promise.all(
+      [...byLane].map(([lane, list]) => (list.length === 1 ? lane.broker.publish(list[0]!) : lane.broker.publishBatch(list))),
+    );
+    if (channels.publish.hasSubscribers) for (const message of messages) report(message);
+    return messages.map((message) => ({ messageId: message.id }));
   }
 
-  #message(contract: AnyContract, name: string, data: unknown, options: PublishOptions | undefined): Promise<OutgoingMessage> {
-    const target = messageTarget(contract, name);
-    if (target === undefined) return Promise.reject(unknownEntry('message', contract, name));
-    return buildOutgoing(this.#config, target.address, target.shape, data, options);
-  }
-
-  #event(contract: AnyContract, name: string, data: unknown, options: PublishOptions | undefined): Promise<OutgoingMessage> {
-    const target = eventTarget(contract, name);
-    if (target === undefined) return Promise.reject(unknownEntry('event', contract, name));
-    return buildOutgoing(this.#config, target.address, target.shape, data, options);
-  }
-
-  async #publish(messages: readonly OutgoingMessage[], receiver?: AnyContract): Promise<void> {
-    if (receiver !== undefined && this.#declareReceiverGroups) await this.#declare(receiver);
-    if (messages.length === 1) await this.#broker.publish(messages[0]!);
-    else if (messages.length > 1) await this.#broker.publishBatch(messages);
-    if (channels.publish.hasSubscribers) this.#report(messages);
-  }
-
-  /** Tells the `publish` diagnostics channel about published messages. */
-  #report(messages: readonly OutgoingMessage[]): void {
-    for (const m of messages) {
-      const { type, traceparent } = describeOutgoing(m, this.#config.binding);
-      channels.publish.publish({ messageId: m.id, topic: m.topic, type, traceparent });
-    }
-  }
-
-  /**
-   * Declares the receiving service's default group (its contract name) on first use, so messages
-   * sent before the receiver first subscribed are kept for it.
-   */
-  #declare(contract: AnyContract): Promise<void> {
-    const topic = messagesTopic(contract);
-    let declared = this.#declared.get(topic);
+  /** Declares the receiver's default group on first use; undefined once declared (or when nothing is to declare). */
+  #declare(lane: Lane, target: Target): Promise<void> | undefined {
+    if (!lane.declareReceivers || target.receiverGroup === undefined) return undefined;
+    const key = `${target.address.topic}\u0000${target.receiverGroup}`;
+    let declared = this.#declared.get(key);
     if (declared === undefined) {
-      declared = this.#broker.declareGroup(topic, contract.name);
-      declared.catch(() => this.#declared.delete(topic));
-      this.#declared.set(topic, declared);
+      const pending = lane.broker.declareGroup(target.address.topic, target.receiverGroup);
+      declared = pending.then(() => {
+        // From now on, sends to this receiver need no promise of their own.
+        this.#declared.set(key, DONE);
+      });
+      declared.catch(() => this.#declared.delete(key));
+      this.#declared.set(key, declared);
+      return declared;
     }
-    return declared;
+    return declared === DONE ? undefined : declared;
   }
 }
 
-/** The address and shape of one contract entry, computed once per contract and name. */
-interface Target {
-  readonly address: Address;
-  readonly shape: OutgoingShape;
+const DONE: Promise<void> = Promise.resolve();
+
+/** Tells the `publish` diagnostics channel about a published message. */
+function report(message: OutgoingMessage): void {
+  const { type, traceparent } = describeOutgoing(message);
+  channels.publish.publish({ messageId: message.id, topic: message.topic, type, traceparent });
 }
 
-const eventTargets = new WeakMap<AnyContract, Map<string, Target>>();
-const messageTargets = new WeakMap<AnyContract, Map<string, Target>>();
+const targets = new WeakMap<AnyContract, Map<string, Target>>();
 
-function targetsOf(cache: WeakMap<AnyContract, Map<string, Target>>, contract: AnyContract): Map<string, Target> {
-  let targets = cache.get(contract);
-  if (targets === undefined) {
-    targets = new Map();
-    cache.set(contract, targets);
+/** The target of entry `name` of kind `kind`; `SB_UNKNOWN_TYPE` when the contract has no such entry. */
+export function targetOf(kind: Kind, contract: AnyContract, name: string): Target {
+  let byName = targets.get(contract);
+  if (byName === undefined) {
+    byName = new Map();
+    targets.set(contract, byName);
   }
-  return targets;
-}
-
-function eventTarget(contract: AnyContract, name: string): Target | undefined {
-  const targets = targetsOf(eventTargets, contract);
-  let target = targets.get(name);
+  const key = `${kind}\u0000${name}`;
+  let target = byName.get(key);
   if (target === undefined) {
-    if (!Object.hasOwn(contract.events, name)) return undefined;
-    const definition = contract.events[name];
-    if (definition === undefined) return undefined;
-    target = {
-      address: { kind: 'event', contract, name, type: eventType(contract, name), topic: eventsTopic(contract) },
-      shape: { schema: definition.data, attachments: definition.attachment },
-    };
-    targets.set(name, target);
+    target = makeTarget(kind, contract, name);
+    byName.set(key, target);
   }
   return target;
 }
 
-function messageTarget(contract: AnyContract, name: string): Target | undefined {
-  const targets = targetsOf(messageTargets, contract);
-  let target = targets.get(name);
-  if (target === undefined) {
-    if (!Object.hasOwn(contract.messages, name)) return undefined;
-    const definition = contract.messages[name];
-    if (definition === undefined) return undefined;
-    target = {
-      address: { kind: 'message', contract, name, type: messageType(contract, name), topic: messagesTopic(contract) },
-      shape: { schema: definition.schema, attachments: true },
-    };
-    targets.set(name, target);
+function makeTarget(kind: Kind, contract: AnyContract, name: string): Target {
+  switch (kind) {
+    case 'event': {
+      const definition = Object.hasOwn(contract.events, name) ? contract.events[name] : undefined;
+      if (definition === undefined) throw unknownEntry(kind, contract, name);
+      return {
+        address: { kind, contract, name, type: eventType(contract, name), topic: eventsTopic(contract) },
+        shape: { schema: definition.data, attachments: definition.attachment },
+        atMostOnce: definition.delivery === 'at-most-once',
+        receiverGroup: undefined,
+      };
+    }
+    case 'message': {
+      const definition = Object.hasOwn(contract.messages, name) ? contract.messages[name] : undefined;
+      if (definition === undefined) throw unknownEntry(kind, contract, name);
+      return {
+        address: { kind, contract, name, type: messageType(contract, name), topic: messagesTopic(contract) },
+        shape: { schema: definition.schema, attachments: true },
+        atMostOnce: false,
+        receiverGroup: contract.name,
+      };
+    }
+    case 'operation': {
+      const definition = Object.hasOwn(contract.operations, name) ? contract.operations[name] : undefined;
+      if (definition === undefined) throw unknownEntry(kind, contract, name);
+      return {
+        address: { kind, contract, name, type: operationType(contract, name), topic: messagesTopic(contract) },
+        shape: { schema: definition.input, attachments: true },
+        atMostOnce: false,
+        receiverGroup: contract.name,
+      };
+    }
   }
-  return target;
 }
 
 function unknownEntry(kind: string, contract: AnyContract, name: string): SwitchboardError {

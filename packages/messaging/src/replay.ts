@@ -1,6 +1,6 @@
 import type { Broker, DeadLetterFilter, DeadLetterStore, ReceiptStore } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
-import { newSecretId } from '@switchboard/core/kit';
+import { newSecretId, randomHex } from '@switchboard/core/kit';
 
 /** Which dead letters to replay: one entry, several, every pending entry matching a filter, or all. */
 export type ReplaySelector =
@@ -29,9 +29,11 @@ export interface ReplayDeps {
 }
 
 /**
- * Republishes dead letters through the broker, byte for byte (same MessageId, headers, body and
- * key, to the same topic): `take` (reserve under a lease) → `reopen` the group's receipt → publish
- * → `markReplayed`. On a publish failure the entries are released and the error is thrown. Other
+ * Republishes dead letters through the broker, byte for byte (same CloudEvent, so the same
+ * MessageId; same headers, body and key, to the same topic) as a **new broker message**: its
+ * transport id is `<MessageId>~r<replay>.<random>`, so an engine that deduplicates publishes by
+ * transport id (JetStream's `Nats-Msg-Id`, SQS FIFO) does not drop the replay as a duplicate of the
+ * original. `take` (reserve under a lease) → `reopen` the group's receipt → publish → `markReplayed`. On a publish failure the entries are released and the error is thrown. Other
  * groups of the topic receive the message again too; their inbox acknowledges it without running.
  */
 export async function replayDeadLetters(deps: ReplayDeps, selector: ReplaySelector, options: ReplayOptions = {}): Promise<ReplayResult> {
@@ -47,10 +49,12 @@ export async function replayDeadLetters(deps: ReplayDeps, selector: ReplaySelect
     if (taken.length === 0) break;
     const takenIds = taken.map((entry) => entry.id);
     try {
-      if (deps.receipts !== undefined) await deps.receipts.reopen(taken.map((e) => ({ group: e.group, messageId: e.messageId })));
+      if (deps.receipts !== undefined) {
+        await deps.receipts.reopen(taken.map((e) => ({ group: e.group, source: e.source, messageId: e.messageId })));
+      }
       await deps.broker.publishBatch(
         taken.map((entry) => ({
-          id: entry.messageId,
+          id: replayTransportId(entry.messageId, entry.replayCount + 1),
           topic: entry.topic,
           headers: entry.headers,
           body: entry.body,
@@ -75,4 +79,9 @@ export async function replayDeadLetters(deps: ReplayDeps, selector: ReplaySelect
 function withoutAll(selector: Omit<DeadLetterFilter, 'status'> & { readonly all?: true }): Omit<DeadLetterFilter, 'status'> {
   const { all: _all, ...filter } = selector;
   return filter;
+}
+
+/** The transport id of a replay: the MessageId, the replay's number and a random part (two replayers never collide). */
+export function replayTransportId(messageId: string, replay: number): string {
+  return `${messageId}~r${replay}.${randomHex(4)}`;
 }

@@ -1,7 +1,7 @@
-import { cloudEventsBindings, type DeadLetterStore } from '@switchboard/core';
+import type { DeadLetterStore } from '@switchboard/core';
 import { createMemoryDeadLetterStore } from '@switchboard/memory';
 import { describe, expect, it } from 'vitest';
-import { deadLetter } from '../src/middleware/dead-letter.js';
+import { DeadLetterWriter, deadLetter } from '../src/middleware/dead-letter.js';
 import type { Outcome } from '../src/pipeline.js';
 import { inbound } from './unit-helpers.js';
 
@@ -18,7 +18,7 @@ describe('dead-letter middleware', () => {
       },
     });
     let outcome: Outcome = { kind: 'retry', delayMs: 1, error: problem('first'), counted: true };
-    const step = deadLetter({ store, binding: cloudEventsBindings.plain })(async () => outcome);
+    const step = deadLetter(new DeadLetterWriter({ store }))(async () => outcome);
     const body = new Uint8Array([1, 2, 3]);
     const first = inbound({ attempt: 1 }, { body, key: 'k1' });
     await step(first);
@@ -45,7 +45,7 @@ describe('dead-letter middleware', () => {
   it('forgets the history of a message that finally succeeded', async () => {
     const memory = createMemoryDeadLetterStore();
     let outcome: Outcome = { kind: 'retry', delayMs: 1, error: problem('once'), counted: true };
-    const step = deadLetter({ store: memory, binding: cloudEventsBindings.plain })(async () => outcome);
+    const step = deadLetter(new DeadLetterWriter({ store: memory }))(async () => outcome);
     const message = inbound();
     await step(message);
     outcome = { kind: 'ack' };

@@ -1,4 +1,4 @@
-import { cloudEventsBindings, newMessageId, type ReceiptStore } from '@switchboard/core';
+import { newMessageId, type ReceiptStore } from '@switchboard/core';
 import { createMemoryReceiptStore } from '@switchboard/memory';
 import { describe, expect, it } from 'vitest';
 import { inbox } from '../src/middleware/inbox.js';
@@ -26,7 +26,7 @@ describe('inbox middleware', () => {
     const memory = createMemoryReceiptStore();
     const { store, calls } = counting(memory);
     let runs = 0;
-    const step = inbox({ store, binding: cloudEventsBindings.plain, dedupe: true, owner: 'w1', leaseMs: 1000 })(async () => {
+    const step = inbox({ store, dedupe: true, owner: 'w1', leaseMs: 1000 })(async () => {
       runs++;
       return { kind: 'ack', result: '"done"' };
     });
@@ -35,7 +35,7 @@ describe('inbox middleware', () => {
     expect(outcomes.every((o) => o.kind === 'ack')).toBe(true);
     expect(calls).toEqual({ claimBatch: 1, record: 1 });
     expect(runs).toBe(50);
-    expect(await memory.get(ids[0]!, 'service-b')).toMatchObject({
+    expect(await memory.get({ group: 'service-b', source: 'service-a', messageId: ids[0]! })).toMatchObject({
       state: 'processed',
       result: '"done"',
       type: 'service-b.name.submitted',
@@ -48,7 +48,7 @@ describe('inbox middleware', () => {
   it('records failed and dead-lettered outcomes with the run number, and defers a message another worker holds', async () => {
     const store = createMemoryReceiptStore();
     const problem = { type: 'urn:x', title: 'x', status: 500, code: 'SB_HANDLER_FAILED' };
-    const failing = inbox({ store, binding: cloudEventsBindings.plain, dedupe: true, owner: 'w1', leaseMs: 1000 })(async () => ({
+    const failing = inbox({ store, dedupe: true, owner: 'w1', leaseMs: 1000 })(async () => ({
       kind: 'retry',
       delayMs: 5,
       error: problem,
@@ -59,7 +59,7 @@ describe('inbox middleware', () => {
     expect(await store.get(id, 'service-b')).toMatchObject({ state: 'failed', attempts: 1, error: problem });
     await store.claim({ group: 'service-b', messageId: id, owner: 'other', leaseMs: 10_000 });
     expect(await failing(inbound({}, { id, attempt: 2 }))).toMatchObject({ kind: 'retry', counted: false });
-    const dead = inbox({ store, binding: cloudEventsBindings.plain, dedupe: true, owner: 'w1', leaseMs: 1000 })(async () => ({
+    const dead = inbox({ store, dedupe: true, owner: 'w1', leaseMs: 1000 })(async () => ({
       kind: 'dead-letter',
       reason: 'permanent',
       error: problem,

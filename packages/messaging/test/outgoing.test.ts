@@ -1,10 +1,20 @@
 import type { CloudEventsBinding } from '@switchboard/core';
-import { cloudEventsBindings, decodeBinary, decodeCloudEvent, decodeStructured, defineContract, event } from '@switchboard/core';
+import {
+  channels,
+  cloudEventsBindings,
+  decodeBinary,
+  decodeCloudEvent,
+  decodeStructured,
+  defineContract,
+  event,
+  withMode,
+} from '@switchboard/core';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { Address } from '../src/addressing.js';
 import { eventsTopic, eventType } from '../src/addressing.js';
-import { buildOutgoing, describeOutgoing, type OutgoingConfig } from '../src/outgoing.js';
+import { buildOutgoing, describeOutgoing, encodePlainBothWays, type OutgoingConfig } from '../src/outgoing.js';
 
 const contract = defineContract({
   name: 'ticker',
@@ -25,12 +35,13 @@ function config(binding: CloudEventsBinding): OutgoingConfig {
 const shape = { schema: contract.events.tick.data, attachments: false };
 
 describe('buildOutgoing one-pass build', () => {
-  for (const binding of [cloudEventsBindings.nats, cloudEventsBindings.amqp, cloudEventsBindings.kafka]) {
+  for (const binding of [cloudEventsBindings.nats, cloudEventsBindings.amqp, cloudEventsBindings.kafka, cloudEventsBindings.http]) {
     it(`gives later plain messages the headers of the first, full build (${binding.name} binding)`, async () => {
       const cfg = config(binding);
       const first = await buildOutgoing(cfg, address('tick'), shape, { seq: 1 });
       const later = await buildOutgoing(cfg, address('tick'), shape, { seq: 2 }, { key: 'k1' });
       expect(Object.keys(later.headers)).toEqual(Object.keys(first.headers));
+      expect(first.headers[`${binding.prefix}type`]).toBe('ticker.tick');
       expect(later.id).not.toBe(first.id);
       expect(later.key).toBe('k1');
       expect(later.topic).toBe('ticker.events');
@@ -80,7 +91,7 @@ describe('buildOutgoing one-pass build', () => {
 });
 
 describe('buildOutgoing in structured mode', () => {
-  const structured = (): OutgoingConfig => ({ ...config(cloudEventsBindings.nats), mode: 'structured' });
+  const structured = (): OutgoingConfig => config(withMode(cloudEventsBindings.nats, 'structured'));
   const ping = { schema: undefined, attachments: false };
 
   it('writes one application/cloudevents+json document, the one-pass build member for member like the full one', async () => {
@@ -125,15 +136,117 @@ describe('buildOutgoing in structured mode', () => {
     await expect(buildOutgoing(cfg, address('ping'), ping, { seq: 1 })).rejects.toMatchObject({ code: 'SB_VALIDATION' });
   });
 
-  it('tells the publish channel the type and trace of structured messages', async () => {
+  it('tells the publish channel the type and trace of the messages it builds while observed', async () => {
     const cfg = structured();
-    const built = [
-      await buildOutgoing(cfg, address('tick'), shape, { seq: 1 }),
-      await buildOutgoing(cfg, address('tick'), shape, { seq: 2 }),
-    ];
-    for (const message of built) {
-      const decoded = decodeStructured(message.body, message.headers['content-type']);
-      expect(describeOutgoing(message, cfg.binding)).toEqual({ type: 'ticker.tick', traceparent: decoded.extensions?.traceparent });
+    const listener = () => {};
+    channels.publish.subscribe(listener);
+    try {
+      const built = [
+        await buildOutgoing(cfg, address('tick'), shape, { seq: 1 }),
+        await buildOutgoing(cfg, address('tick'), shape, { seq: 2 }),
+        await buildOutgoing(cfg, address('tick'), shape, { seq: 3 }, { subject: 's' }),
+      ];
+      for (const message of built) {
+        const decoded = decodeStructured(message.body, message.headers['content-type']);
+        expect(describeOutgoing(message)).toEqual({ type: 'ticker.tick', traceparent: decoded.extensions?.traceparent });
+      }
+    } finally {
+      channels.publish.unsubscribe(listener);
+    }
+  });
+});
+
+describe('the template fast path is the codec, byte for byte', () => {
+  const allBindings: CloudEventsBinding[] = Object.values(cloudEventsBindings).flatMap((binding) => [
+    withMode(binding, 'binary'),
+    withMode(binding, 'structured'),
+  ]);
+  const hex = (length: number) => fc.stringMatching(new RegExp(`^[0-9a-f]{${length}}$`));
+  const values = fc.record({
+    id: fc.uuid(),
+    time: fc
+      .date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true })
+      .map((d) => d.toISOString()),
+    traceparent: fc.tuple(hex(32), hex(16), fc.constantFrom('00', '01')).map(([t, s, f]) => `00-${t}-${s}-${f}`),
+  });
+  // Sources with what a binding must escape or keep: percent-encodings (NATS and HTTP encode the "%"), sub-delims, a scheme.
+  const token = fc.constantFrom(
+    'a',
+    'Z',
+    '0',
+    '-',
+    '.',
+    '/',
+    '%20',
+    '%C3%A9',
+    '%F0%9F%98%80',
+    '~',
+    '_',
+    '!',
+    '$',
+    '&',
+    "'",
+    '(',
+    ')',
+    '*',
+    '+',
+    ',',
+    ';',
+    '=',
+    '@',
+    '?',
+  );
+  const text = fc
+    .tuple(fc.constantFrom('', 'urn:x/', 'https://h.example/', '/'), fc.array(token, { minLength: 1, maxLength: 10 }))
+    .map(([head, tokens]) => `${head}s${tokens.join('')}`);
+  const contractName = fc.stringMatching(/^[a-z][a-z0-9-]{0,10}(\.[a-z0-9][a-z0-9-]{0,5})?$/);
+
+  it('for every binding and content mode, every source and type, with and without JSON data', () => {
+    let compared = 0;
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...allBindings),
+        text,
+        contractName,
+        fc.option(fc.jsonValue(), { nil: undefined }),
+        values,
+        (binding, source, name, data, v) => {
+          const c = defineContract({ name, events: { e: event({ data: z.unknown() }) } });
+          const a: Address = { kind: 'event', contract: c, name: 'e', type: eventType(c, 'e'), topic: eventsTopic(c) };
+          const cfg = config(binding);
+          let both: ReturnType<typeof encodePlainBothWays>;
+          try {
+            both = encodePlainBothWays({ ...cfg, service: source }, a, data, v);
+          } catch (error) {
+            // A source the envelope refuses (not a URI-reference) is refused by the full path: no template either.
+            expect((error as { code?: string }).code).toBe('SB_NOT_CLOUDEVENT');
+            return;
+          }
+          if (both.template === undefined) return;
+          compared += 1;
+          expect(Object.entries(both.template.headers)).toEqual(Object.entries(both.full.headers));
+          expect(Buffer.from(both.template.body).equals(Buffer.from(both.full.body))).toBe(true);
+        },
+      ),
+      { numRuns: 400, seed: 20261201 },
+    );
+    // Most generated sources are valid URI-references: the comparison really ran, not only the early returns.
+    expect(compared).toBeGreaterThan(200);
+  });
+
+  it('has a template for ordinary addresses in every binding (the fast path is taken)', () => {
+    for (const binding of allBindings) {
+      const both = encodePlainBothWays(
+        config(binding),
+        address('tick'),
+        { seq: 1 },
+        {
+          id: '0190a8e2-6c1f-7000-8000-000000000001',
+          time: '2026-12-01T10:00:00.123Z',
+          traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+        },
+      );
+      expect(both.template).toBeDefined();
     }
   });
 });

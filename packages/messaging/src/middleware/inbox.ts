@@ -1,11 +1,9 @@
-import type { CloudEventsBinding, ProblemDetails, ReceiptState, ReceiptStore, ReceiptUpdate } from '@switchboard/core';
-import { percentDecodeHeaderValue } from '@switchboard/core/kit';
+import type { ProblemDetails, ReceiptState, ReceiptStore, ReceiptUpdate } from '@switchboard/core';
 import type { Inbound, Middleware, Outcome } from '../pipeline.js';
 import { ReceiptWriter } from '../receipt-writer.js';
 
 export interface InboxMiddlewareOptions {
   readonly store: ReceiptStore;
-  readonly binding: CloudEventsBinding;
   /** Claim before running (deduplication). `false`: receipts are recorded, duplicates are not stopped. */
   readonly dedupe: boolean;
   /** Identifies this consumer in claim leases. */
@@ -15,36 +13,28 @@ export interface InboxMiddlewareOptions {
 }
 
 /**
- * The inbox and the receipts. Before the handler: `claim` the (group, MessageId) — a message
- * already processed by this group is acknowledged without running, one held by another worker is
- * redelivered later. After it: record `processed` (with a result summary), `failed` (with the
- * problem and attempt) or `dead-lettered`. Claims and records are batched by `ReceiptWriter`: one
- * `claimBatch` / `record` per tick, or one `recordAndClaim` where the store has it.
+ * The inbox and the receipts, keyed by (group, CloudEvents `source`, `id`): the event's identity,
+ * never a transport id. Before the handler: `claim` it — an event already processed by this group
+ * is acknowledged without running, one held by another worker is redelivered later. After it:
+ * record `processed` (with a result summary), `failed` (with the problem and attempt) or
+ * `dead-lettered`. Claims and records are batched by `ReceiptWriter`: one `claimBatch` / `record`
+ * per tick, or one `recordAndClaim` where the store has it.
  */
 export function inbox(options: InboxMiddlewareOptions): Middleware {
-  const { store, binding, owner, leaseMs } = options;
+  const { store, owner, leaseMs } = options;
   const writer = new ReceiptWriter(store);
-  const typeHeader = `${binding.prefix}type`;
-  const sourceHeader = `${binding.prefix}source`;
-  const header = (message: Inbound, name: string): string | undefined => {
-    const raw = message.delivery.headers[name];
-    if (raw === undefined || binding.values !== 'percent') return raw;
-    return percentDecodeHeaderValue(raw) ?? raw;
-  };
   return (next) => async (message) => {
-    const delivery = message.delivery;
-    const type = header(message, typeHeader);
-    const source = header(message, sourceHeader);
+    const { event, delivery } = message;
     let run = message.attempt;
     if (options.dedupe) {
       const claim = await writer.claim({
         group: message.group,
-        messageId: delivery.id,
+        source: event.source,
+        messageId: event.id,
         owner,
         leaseMs,
         topic: delivery.topic,
-        type,
-        source,
+        type: event.type,
       });
       switch (claim.outcome) {
         case 'duplicate-processed':
@@ -60,18 +50,18 @@ export function inbox(options: InboxMiddlewareOptions): Middleware {
           break;
       }
     } else {
-      await writer.record(update(message, type, source, 'processing', run, undefined, undefined));
+      await writer.record(update(message, 'processing', run, undefined, undefined));
     }
     const outcome: Outcome = await next(message);
     switch (outcome.kind) {
       case 'ack':
-        await writer.record(update(message, type, source, 'processed', run, undefined, outcome.result));
+        await writer.record(update(message, 'processed', run, undefined, outcome.result));
         break;
       case 'retry':
-        if (outcome.counted) await writer.record(update(message, type, source, 'failed', run, outcome.error, undefined));
+        if (outcome.counted) await writer.record(update(message, 'failed', run, outcome.error, undefined));
         break;
       case 'dead-letter':
-        await writer.record(update(message, type, source, 'dead-lettered', run, outcome.error, undefined));
+        await writer.record(update(message, 'dead-lettered', run, outcome.error, undefined));
         break;
     }
     return outcome;
@@ -81,8 +71,6 @@ export function inbox(options: InboxMiddlewareOptions): Middleware {
 /** One receipt update of this delivery, as one object of one shape (absent fields are `undefined`). */
 function update(
   message: Inbound,
-  type: string | undefined,
-  source: string | undefined,
   state: ReceiptState,
   attempt: number,
   error: ProblemDetails | undefined,
@@ -90,12 +78,12 @@ function update(
 ): ReceiptUpdate {
   return {
     group: message.group,
-    messageId: message.delivery.id,
+    source: message.event.source,
+    messageId: message.event.id,
     state,
     attempt,
     topic: message.delivery.topic,
-    type,
-    source,
+    type: message.event.type,
     error,
     result,
   };

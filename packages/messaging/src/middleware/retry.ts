@@ -26,6 +26,7 @@ const REASONS: Readonly<Record<string, DeadLetterReason>> = {
   SB_CLAIM_CHECK_HASH_MISMATCH: 'claim-check',
   SB_DATAREF_REFUSED: 'claim-check',
   SB_PERMANENT: 'permanent',
+  SB_STORE_REFUSED: 'store',
 };
 
 export type Classification =
