@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { engineGuarantee } from '@switchboard/connect';
 import { createClient } from '@switchboard/http';
 import { type Pattern, type PatternReport, serviceA } from './contracts.js';
 import { type ServiceProcess, startService } from './processes.js';
@@ -61,6 +62,14 @@ async function stopAll(): Promise<void> {
 }
 
 async function main(): Promise<boolean> {
+  if (values.broker !== undefined && engineGuarantee(values.broker) === 'at-most-once') {
+    throw new Error(
+      `--broker ${values.broker} names an at-most-once engine: it keeps nothing for a service that is down and never ` +
+        'redelivers, so the demo cannot send its messages through it. Use an at-least-once broker (sqlite:, nats://, ' +
+        "amqp://, redis://, postgres://); MQTT carries events declared delivery: 'at-most-once' through the atMostOnce option " +
+        'of createMessaging (see docs/adapters/mqtt.md).',
+    );
+  }
   say('Starting ServiceB, ServiceC and ServiceA as separate processes (embedded defaults: SQLite + files)...');
   const b = await startService('service-b', script('service-b'), env(values['port-b'], 4002), { echo: !json });
   started.push(b);

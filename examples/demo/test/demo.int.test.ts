@@ -52,6 +52,14 @@ describe('the demo (built output, separate processes)', () => {
     expect(picture.seenByB).toMatchObject({ sha256: picture.sha256, png: true });
   });
 
+  it('refuses an at-most-once engine as its broker before starting anything, naming the at-most-once option', async () => {
+    const { code, stdout, stderr } = await run(['--once', '--json', '--broker', 'mqtt://127.0.0.1:1883']);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toContain('at-most-once engine');
+    expect(stderr).toContain('atMostOnce');
+  });
+
   it('interactive mode keeps the services up and stops them cleanly on Ctrl-C', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'switchboard-demo-test-'));
     const child = spawn(process.execPath, [main, '--port-a', '0', '--port-b', '0', '--port-c', '0', '--data-dir', dataDir], {

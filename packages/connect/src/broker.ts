@@ -1,5 +1,14 @@
-import type { Broker } from '@switchboard/core';
+import type { Broker, DeliveryGuarantee } from '@switchboard/core';
 import { parseEngineUrl } from './engine-url.js';
+
+/**
+ * What the engine an URL names promises, known without connecting: `at-most-once` for MQTT (see
+ * `docs/adapters/mqtt.md`), `at-least-once` for every other engine. `createMessaging` refuses an
+ * at-most-once broker as its main broker; a launcher can refuse the URL before starting anything.
+ */
+export function engineGuarantee(url: string): DeliveryGuarantee {
+  return parseEngineUrl(url).engine === 'mqtt' ? 'at-most-once' : 'at-least-once';
+}
 
 /**
  * Opens the broker an engine URL names. Each engine's package is loaded only when it is used, so

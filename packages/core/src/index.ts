@@ -69,7 +69,7 @@ export type {
   SettleOutcome,
 } from './jobs.js';
 export { isFinishedStatus } from './jobs.js';
-export type { OutboxClaimOptions, OutboxEntry, OutboxRelay, OutboxRelayOptions, OutboxStore } from './outbox.js';
+export type { OutboxClaimOptions, OutboxEntry, OutboxMessage, OutboxRelay, OutboxRelayOptions, OutboxStore } from './outbox.js';
 export { createOutboxRelay } from './outbox.js';
 export type {
   ListPage,

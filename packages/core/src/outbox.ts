@@ -11,6 +11,8 @@ import { newSecretId } from './ids.js';
  * ## What a relay promises, stated exactly
  * - **Atomic with the application's data.** A message exists in the outbox if and only if the
  *   application's transaction that enqueued it committed. A rolled-back transaction publishes nothing.
+ * - **Nothing lost before the receiver first starts.** An entry that names its `receiverGroup` has
+ *   that group declared on the broker before it is published, as `send` declares it.
  * - **At least once, with the same MessageId.** An entry is marked sent only after
  *   `broker.publishBatch` resolved (the broker confirmed). A relay that dies, or whose publish fails,
  *   leaves its entries unsent; they are published again — unchanged: same MessageId, topic, headers,
@@ -27,12 +29,23 @@ import { newSecretId } from './ids.js';
  *   keeps that order for consumers is the broker's `capabilities.ordering`.
  */
 
+/**
+ * A message for the outbox: what a broker publishes, plus the receiving service's default group
+ * when it is a message or operation addressed to one. The relay declares that group before it
+ * publishes (as `send` does), so a message enqueued before the receiver ever started is kept for
+ * it. Build it with `messaging.prepareSend` / `prepareInvoke` / `prepareEmit`: typed from the
+ * contract, through the same encoder as `send`.
+ */
+export interface OutboxMessage extends OutgoingMessage {
+  readonly receiverGroup?: string;
+}
+
 /** One stored outgoing message. */
 export interface OutboxEntry {
   /** Position in the outbox: insertion order (commit order of the enqueuing transactions). */
   readonly seq: number;
   /** The message exactly as enqueued. */
-  readonly message: OutgoingMessage;
+  readonly message: OutboxMessage;
   /** How many times the entry was claimed, this claim included. */
   readonly attempts: number;
   /** When it was enqueued (the store's clock). */
@@ -169,12 +182,26 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       idle = wakeable;
     });
 
+  /** Receiver groups this relay already declared on the broker, by topic and group. */
+  const declared = new Set<string>();
+  async function declareReceivers(entries: readonly OutboxEntry[]): Promise<void> {
+    for (const { message } of entries) {
+      const group = message.receiverGroup;
+      if (group === undefined) continue;
+      const key = `${message.topic}\u0000${group}`;
+      if (declared.has(key)) continue;
+      await broker.declareGroup(message.topic, group);
+      declared.add(key);
+    }
+  }
+
   async function runOnce(): Promise<number> {
     const entries = await store.claim({ owner, limit: batchSize, leaseMs });
     if (entries.length === 0) return 0;
     const seqs = entries.map((entry) => entry.seq);
     try {
-      await broker.publishBatch(entries.map((entry) => entry.message));
+      await declareReceivers(entries);
+      await broker.publishBatch(entries.map(({ message }) => toOutgoing(message)));
     } catch (error) {
       // Not confirmed: give the entries back so they are published (first) on the next claim.
       await store.release(seqs, owner).catch(() => undefined);
@@ -236,11 +263,18 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   };
 }
 
+/** The broker message of an outbox message (without the relay's `receiverGroup`). */
+function toOutgoing(message: OutboxMessage): OutgoingMessage {
+  if (message.receiverGroup === undefined) return message;
+  const { receiverGroup: _group, ...outgoing } = message;
+  return outgoing;
+}
+
 /**
  * Checks a message before it is enqueued, so a bad message fails the application's transaction
  * rather than the relay later. Throws `SB_BAD_REQUEST`.
  */
-export function assertOutboxMessage(message: OutgoingMessage): void {
+export function assertOutboxMessage(message: OutboxMessage): void {
   const fail = (detail: string) => {
     throw new SwitchboardError('SB_BAD_REQUEST', { detail: `outbox message ${String(message?.id)}: ${detail}` });
   };
@@ -249,6 +283,9 @@ export function assertOutboxMessage(message: OutgoingMessage): void {
   if (typeof message.topic !== 'string' || message.topic === '') fail('`topic` must be a non-empty string');
   if (!(message.body instanceof Uint8Array)) fail('`body` must be a Uint8Array');
   if (message.key !== undefined && typeof message.key !== 'string') fail('`key` must be a string');
+  if (message.receiverGroup !== undefined && (typeof message.receiverGroup !== 'string' || message.receiverGroup === '')) {
+    fail('`receiverGroup` must be a non-empty string');
+  }
   if (typeof message.headers !== 'object' || message.headers === null) fail('`headers` must be an object');
   for (const [name, value] of Object.entries(message.headers)) {
     if (typeof value !== 'string') fail(`header ${name} must be a string`);

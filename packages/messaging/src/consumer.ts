@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { Broker, CloudEvent, Delivery, DeliveryGuarantee, Headers, Subscription } from '@switchboard/core';
-import { backoffDelay, channels, encodeCloudEvent, isSwitchboardError } from '@switchboard/core';
+import { backoffDelay, channels, encodeCloudEvent, isSwitchboardError, SwitchboardError } from '@switchboard/core';
 import { checkIdentity, decodeDelivery, undecodableId } from './decode.js';
 import type { DeadLetterWriter } from './middleware/dead-letter.js';
 import { classify } from './middleware/retry.js';
@@ -156,7 +156,9 @@ export class Consumer {
         // Fall through: try again later.
       }
     }
-    return { kind: 'retry', delayMs: backoffDelay(delivery.attempt), counted: false };
+    // Said over HTTP (503 + Retry-After): a store's own problem (unavailable, full), never an internal message.
+    const problem = isSwitchboardError(error) ? error.toProblem() : new SwitchboardError('SB_STORE_UNAVAILABLE').toProblem();
+    return { kind: 'retry', delayMs: backoffDelay(delivery.attempt), error: problem, counted: false };
   }
 
   /**

@@ -12,14 +12,30 @@ export interface EventResult {
   readonly error?: ProblemDetails;
 }
 
+/**
+ * What the sender of an event may be told of a failure: the problem's type, title, status and code,
+ * and its detail only when Switchboard wrote it (validation, claim check, store) — never the message
+ * of a handler's own exception (`SB_HANDLER_FAILED`), which can carry internal names and URLs.
+ */
+function outward(problem: ProblemDetails): ProblemDetails {
+  if (problem.code !== 'SB_HANDLER_FAILED') return problem;
+  const { detail: _detail, ...rest } = problem;
+  return { ...rest, detail: 'the handler failed; the event will be retried' };
+}
+
 function toResult(id: string, outcome: Outcome): EventResult {
   switch (outcome.kind) {
     case 'ack':
       return { id, status: outcome.skipped === undefined ? 'processed' : 'duplicate' };
     case 'retry':
-      return { id, status: 'retry', retryAfterMs: outcome.delayMs, ...(outcome.error === undefined ? {} : { error: outcome.error }) };
+      return {
+        id,
+        status: 'retry',
+        retryAfterMs: outcome.delayMs,
+        ...(outcome.error === undefined ? {} : { error: outward(outcome.error) }),
+      };
     case 'dead-letter':
-      return { id, status: 'dead-lettered', error: outcome.error };
+      return { id, status: 'dead-lettered', error: outward(outcome.error) };
   }
 }
 

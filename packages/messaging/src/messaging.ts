@@ -14,6 +14,8 @@ import type {
   MessageInput,
   MessageName,
   OperationName,
+  OutboxMessage,
+  OutgoingMessage,
   ReceiptStore,
 } from '@switchboard/core';
 import { SwitchboardError, withMode } from '@switchboard/core';
@@ -121,6 +123,23 @@ export interface Messaging {
   emit<C extends AnyContract, K extends EventName<C>>(contract: C, name: K, ...args: EmitArgs<C, K>): Promise<Sent>;
   sendBatch<C extends AnyContract>(contract: C, messages: readonly BatchMessage<C>[]): Promise<Sent[]>;
   emitBatch<C extends AnyContract>(contract: C, events: readonly BatchEvent<C>[]): Promise<Sent[]>;
+  // --- the transactional outbox: the same messages, built (validated, claim-checked, encoded) but not published
+  /** What `send` would publish, for `outbox.enqueue` inside the application's transaction. Its relay declares the receiver's group. */
+  prepareSend<C extends AnyContract, K extends MessageName<C>>(
+    contract: C,
+    name: K,
+    data: MessageInput<C, K>,
+    options?: PublishOptions,
+  ): Promise<OutboxMessage>;
+  /** What `invoke` would publish, for the outbox. */
+  prepareInvoke<C extends AnyContract, K extends OperationName<C>>(
+    contract: C,
+    name: K,
+    input: CallInput<C, K>,
+    options?: PublishOptions,
+  ): Promise<OutboxMessage>;
+  /** What `emit` would publish (on the reliable broker), for the outbox. */
+  prepareEmit<C extends AnyContract, K extends EventName<C>>(contract: C, name: K, ...args: EmitArgs<C, K>): Promise<OutboxMessage>;
   // --- consuming
   handle<C extends AnyContract, K extends MessageName<C>>(contract: C, name: K, handler: MessageHandler<C, K>): this;
   serve<C extends AnyContract>(contract: C, handlers: Handlers<C>): this;
@@ -267,6 +286,12 @@ export function createMessaging(options: MessagingOptions): Messaging {
     emit: (contract, name, ...args) => publisher.emit(contract, name, ...args),
     sendBatch: (contract, messages) => publisher.sendBatch(contract, messages),
     emitBatch: (contract, events) => publisher.emitBatch(contract, events),
+    prepareSend: (contract, name, data, sendOptions) => prepared(publisher.build('message', contract, name, data, sendOptions)),
+    prepareInvoke: (contract, name, input, sendOptions) => prepared(publisher.build('operation', contract, name, input, sendOptions)),
+    prepareEmit: (contract, name, ...args) => {
+      const [data, emitOptions] = args as [unknown, PublishOptions | undefined];
+      return prepared(publisher.build('event', contract, name, data, emitOptions));
+    },
     handle(contract, name, handler) {
       routes.message(contract, name, handler as (data: unknown, context: never) => unknown);
       return this;
@@ -303,4 +328,10 @@ export function createMessaging(options: MessagingOptions): Messaging {
     },
   };
   return messaging;
+}
+
+/** The outbox form of a built message: the message itself, and the receiver group its relay declares. */
+async function prepared(built: Promise<{ message: OutgoingMessage; receiverGroup: string | undefined }>): Promise<OutboxMessage> {
+  const { message, receiverGroup } = await built;
+  return receiverGroup === undefined ? message : { ...message, receiverGroup };
 }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createCloudEvent, encodeBinary, formatDataHash } from '@switchboard/core';
 import { blobUri, readAllBytes } from '@switchboard/core/kit';
-import { bindingForBroker, eventsTopic } from '@switchboard/messaging';
+import { eventsTopic } from '@switchboard/messaging';
 import { describe, expect, it } from 'vitest';
 import { type Engine, engines, serviceA, serviceB } from './harness.js';
 
@@ -9,7 +9,7 @@ const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes)
 
 async function publishPictureEvent(engine: Engine, extensions: Record<string, string | number>): Promise<string> {
   const event = createCloudEvent({ type: 'service-a.picture.processed', source: 'service-a', extensions });
-  await engine.broker.publish({ id: event.id, topic: eventsTopic(serviceA), ...encodeBinary(event, bindingForBroker(engine.broker)) });
+  await engine.broker.publish({ id: event.id, topic: eventsTopic(serviceA), ...encodeBinary(event, engine.broker.binding) });
   return event.id;
 }
 

@@ -6,7 +6,7 @@ import type { Broker } from '@switchboard/core';
 import { OperationError } from '@switchboard/core';
 import { readAllBytes } from '@switchboard/core/kit';
 import { createMemoryBlobStore, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
-import { bindingForBroker, createMessaging, type Messaging, type MessagingOptions } from '@switchboard/messaging';
+import { createMessaging, type Messaging, type MessagingOptions } from '@switchboard/messaging';
 import { createNatsBroker } from '@switchboard/nats';
 import { createRabbitMqBroker } from '@switchboard/rabbitmq';
 import { createRedisStreamsBroker } from '@switchboard/redis';
@@ -259,7 +259,7 @@ describe.each(engines)('messaging on %s', (_name, factory) => {
       await until(async () => (await deadLetters.list({ messageId })).items.length === 1, 'the dead letter', 10_000);
       const [summary] = (await deadLetters.list({ messageId })).items;
       const entry = await deadLetters.get(summary!.id);
-      const prefix = bindingForBroker(broker).prefix;
+      const prefix = broker.binding.prefix;
       expect(entry).toMatchObject({
         reason: 'max-attempts',
         group: 'service-b',

@@ -1,5 +1,5 @@
 import { createCloudEvent, encodeBinary, newMessageId, PermanentError, RetryLaterError } from '@switchboard/core';
-import { bindingForBroker, messagesTopic } from '@switchboard/messaging';
+import { messagesTopic } from '@switchboard/messaging';
 import { describe, expect, it } from 'vitest';
 import { engines, serviceB, until } from './harness.js';
 
@@ -77,7 +77,7 @@ describe.each(engines)('reliability on %s', (_name, factory) => {
       await b.start();
       // A sender that skipped validation (another language, an older version).
       const event = createCloudEvent({ type: 'service-b.name.submitted', source: 'rogue', data: { name: 42 } });
-      const encoded = encodeBinary(event, bindingForBroker(engine.broker));
+      const encoded = encodeBinary(event, engine.broker.binding);
       await engine.broker.publish({ id: event.id, topic: messagesTopic(serviceB), ...encoded });
       const receipt = await b.receipts.wait(event.id);
       expect(receipt?.groups[0]).toMatchObject({ state: 'dead-lettered', attempts: 1, error: { code: 'SB_MESSAGE_INVALID' } });
@@ -101,7 +101,7 @@ describe.each(engines)('reliability on %s', (_name, factory) => {
       await engine.broker.publish({
         id: unknown.id,
         topic: messagesTopic(serviceB),
-        ...encodeBinary(unknown, bindingForBroker(engine.broker)),
+        ...encodeBinary(unknown, engine.broker.binding),
       });
       const rawId = newMessageId();
       const raw = new Uint8Array([0xff, 0x00, 0x10, 0x80, 0x7b]);

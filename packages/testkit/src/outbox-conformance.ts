@@ -5,6 +5,7 @@ import {
   cloudEventsBindings,
   createOutboxRelay,
   isSwitchboardError,
+  type OutboxMessage,
   type OutboxRelay,
   type OutboxStore,
   type OutgoingMessage,
@@ -24,7 +25,7 @@ export interface OutboxHarness {
    * the engine's transactional `enqueue`, then commits — or rolls back when `rollback` is set, or
    * when `enqueue` throws (the error is rethrown).
    */
-  transact(tag: string, messages: readonly OutgoingMessage[], options?: { readonly rollback?: boolean }): Promise<void>;
+  transact(tag: string, messages: readonly OutboxMessage[], options?: { readonly rollback?: boolean }): Promise<void>;
   /** Tags of the application rows that committed, in insertion order. */
   appRows(): Promise<string[]>;
   /** Removes what the harness created. The suite closes the stores itself. */
@@ -50,6 +51,8 @@ export class PublishRecordingBroker implements Broker {
   };
   /** Confirmed batches, in the order `publishBatch` was called. */
   readonly batches: OutgoingMessage[][] = [];
+  /** What happened, in order: `declare <topic> <group>` and `publish <id>` lines. */
+  readonly log: string[] = [];
   /** Calls that were rejected. */
   rejected = 0;
   #failures = 0;
@@ -75,9 +78,12 @@ export class PublishRecordingBroker implements Broker {
       throw new SwitchboardError('SB_BROKER_UNAVAILABLE', { detail: 'recording broker told to fail' });
     }
     this.batches.push(messages.map((m) => ({ ...m, headers: { ...m.headers }, body: m.body.slice() })));
+    for (const m of messages) this.log.push(`publish ${m.id}`);
   }
 
-  async declareGroup(): Promise<void> {}
+  async declareGroup(topic: string, group: string): Promise<void> {
+    this.log.push(`declare ${topic} ${group}`);
+  }
 
   subscribe(): never {
     throw new SwitchboardError('SB_CONFIG_INVALID', { detail: 'the recording broker does not deliver' });
@@ -302,6 +308,17 @@ export function describeOutboxConformance(name: string, factory: OutboxFactory):
       expect(await other.markSent(seqs, 'live-relay')).toBe(0);
       expect(await store.claim({ owner: 'anyone', limit: 10, leaseMs: 1000 })).toEqual([]);
       expect(await store.pendingCount()).toBe(0);
+    });
+
+    it("declares a message's receiver group before publishing it (once per relay), and publishes it without the field", async () => {
+      const topic = randomName('receiver');
+      const first = { ...message(topic, 1), receiverGroup: 'service-b' };
+      const second = { ...message(topic, 2), receiverGroup: 'service-b' };
+      const plain = message(topic, 3);
+      await harness.transact('receivers', [first, second, plain]);
+      expect(await drain(relay())).toBe(3);
+      expect(broker.log).toEqual([`declare ${topic} service-b`, `publish ${first.id}`, `publish ${second.id}`, `publish ${plain.id}`]);
+      for (const published of broker.published) expect(published).not.toHaveProperty('receiverGroup');
     });
 
     it('purges sent entries older than the cutoff and keeps unsent ones', async () => {

@@ -1,4 +1,4 @@
-import type { Headers, OutboxClaimOptions, OutboxEntry, OutboxStore, OutgoingMessage } from '@switchboard/core';
+import type { Headers, OutboxClaimOptions, OutboxEntry, OutboxMessage, OutboxStore } from '@switchboard/core';
 import { assertOutboxMessage } from '@switchboard/core/kit';
 import type pg from 'pg';
 import { PostgresStoreConnection, type PostgresStoreOptions, type Queryable } from './store-connection.js';
@@ -17,6 +17,7 @@ interface OutboxRow {
   headers: string;
   body: Buffer;
   msg_key: string | null;
+  receiver_group: string | null;
   created_at: string;
   attempts: number;
   lease_owner: string | null;
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS ${t} (
   headers TEXT NOT NULL,
   body BYTEA NOT NULL,
   msg_key TEXT,
+  receiver_group TEXT,
   created_at BIGINT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
   lease_owner TEXT,
@@ -62,7 +64,7 @@ CREATE INDEX IF NOT EXISTS ${t}_sent ON ${t} (sent_at) WHERE sent_at IS NOT NULL
  * any hosts never claim the same entry while its lease holds.
  *
  * Schema (`<table>`, created on first use under an advisory lock, or by `ready()`): `seq` BIGSERIAL
- * (insertion order), the message (`id`, `topic`, `headers` JSON text, `body` BYTEA, `msg_key`),
+ * (insertion order), the message (`id`, `topic`, `headers` JSON text, `body` BYTEA, `msg_key`, `receiver_group`),
  * `created_at`, `attempts`, `lease_owner`, `lease_until`, `sent_at`; a partial index over unsent
  * entries and one over sent entries for `purgeSent`.
  */
@@ -97,7 +99,7 @@ export class PostgresOutbox implements OutboxStore {
    * inserted when one is invalid. A failing insert rejects with `SB_STORE_UNAVAILABLE` and, as any
    * failed statement does, aborts the application's transaction. Returns the `seq`s.
    */
-  async enqueue(client: Queryable, messages: readonly OutgoingMessage[]): Promise<number[]> {
+  async enqueue(client: Queryable, messages: readonly OutboxMessage[]): Promise<number[]> {
     this.#db.assertOpen();
     for (const message of messages) assertOutboxMessage(message);
     if (messages.length === 0) return [];
@@ -105,9 +107,10 @@ export class PostgresOutbox implements OutboxStore {
     try {
       const { rows } = await client.query<{ seqs: string[] }>(
         `WITH ins AS (
-           INSERT INTO ${this.#t} (id, topic, headers, body, msg_key, created_at)
-           SELECT id, topic, headers, body, msg_key, $6 FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[])
-             WITH ORDINALITY AS u(id, topic, headers, body, msg_key, n) ORDER BY n
+           INSERT INTO ${this.#t} (id, topic, headers, body, msg_key, receiver_group, created_at)
+           SELECT id, topic, headers, body, msg_key, receiver_group, $6
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $8::text[])
+             WITH ORDINALITY AS u(id, topic, headers, body, msg_key, receiver_group, n) ORDER BY n
            RETURNING seq)
          SELECT array_agg(seq ORDER BY seq)::text[] AS seqs, pg_notify($7, '') FROM ins`,
         [
@@ -118,6 +121,7 @@ export class PostgresOutbox implements OutboxStore {
           messages.map((m) => m.key ?? null),
           this.#clock(),
           this.#t,
+          messages.map((m) => m.receiverGroup ?? null),
         ],
       );
       return (rows[0]?.seqs ?? []).map(Number);
@@ -144,7 +148,7 @@ export class PostgresOutbox implements OutboxStore {
       if (seqs.length === 0) return [];
       const claimed = await client.query<OutboxRow>(
         `UPDATE ${t} SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 WHERE seq = ANY($3::bigint[])
-         RETURNING seq, id, topic, headers, body, msg_key, created_at, attempts, lease_owner, lease_until`,
+         RETURNING seq, id, topic, headers, body, msg_key, receiver_group, created_at, attempts, lease_owner, lease_until`,
         [options.owner, now + options.leaseMs, seqs],
       );
       return claimed.rows.map(toEntry).sort((a, b) => a.seq - b.seq);
@@ -272,12 +276,13 @@ export class PostgresOutbox implements OutboxStore {
 }
 
 function toEntry(row: OutboxRow): OutboxEntry {
-  const message: OutgoingMessage = {
+  const message: OutboxMessage = {
     id: row.id,
     topic: row.topic,
     headers: JSON.parse(row.headers) as Headers,
     body: new Uint8Array(row.body),
     ...(row.msg_key === null ? {} : { key: row.msg_key }),
+    ...(row.receiver_group === null ? {} : { receiverGroup: row.receiver_group }),
   };
   return { seq: Number(row.seq), message, attempts: row.attempts, createdAt: Number(row.created_at) };
 }

@@ -2,8 +2,8 @@ import {
   type Headers,
   type OutboxClaimOptions,
   type OutboxEntry,
+  type OutboxMessage,
   type OutboxStore,
-  type OutgoingMessage,
   SwitchboardError,
 } from '@switchboard/core';
 import { assertOutboxMessage } from '@switchboard/core/kit';
@@ -22,6 +22,7 @@ interface OutboxRow {
   headers: string;
   body: Buffer;
   msg_key: string | null;
+  receiver_group: string | null;
   created_at: number;
   attempts: number;
   lease_owner: string | null;
@@ -45,7 +46,7 @@ const PURGE_CHUNK = 1000;
  * in this process or others sharing the file — never claim the same entry while its lease holds.
  *
  * Schema (`<prefix>outbox`): `seq` INTEGER PRIMARY KEY AUTOINCREMENT (insertion order, never
- * reused), the message (`id`, `topic`, `headers` JSON, `body` BLOB, `msg_key`), `created_at`,
+ * reused), the message (`id`, `topic`, `headers` JSON, `body` BLOB, `msg_key`, `receiver_group`), `created_at`,
  * `attempts`, `lease_owner`, `lease_until`, `sent_at`; a partial index over unsent entries.
  */
 export class SqliteOutbox implements OutboxStore {
@@ -54,8 +55,8 @@ export class SqliteOutbox implements OutboxStore {
   readonly #clock: () => number;
   readonly #table: string;
   readonly #listeners = new Set<() => void>();
-  readonly #insert: BetterSqlite3.Statement<[string, string, string, Buffer, string | null, number]>;
-  readonly #enqueueTx: BetterSqlite3.Transaction<(messages: readonly OutgoingMessage[]) => number[]>;
+  readonly #insert: BetterSqlite3.Statement<[string, string, string, Buffer, string | null, string | null, number]>;
+  readonly #enqueueTx: BetterSqlite3.Transaction<(messages: readonly OutboxMessage[]) => number[]>;
   readonly #claimTx: BetterSqlite3.Transaction<(options: OutboxClaimOptions) => OutboxEntry[]>;
   readonly #markSentTx: BetterSqlite3.Transaction<(seqs: readonly number[], owner: string) => number>;
   readonly #releaseTx: BetterSqlite3.Transaction<(seqs: readonly number[], owner: string) => number>;
@@ -79,6 +80,7 @@ export class SqliteOutbox implements OutboxStore {
         headers TEXT NOT NULL,
         body BLOB NOT NULL,
         msg_key TEXT,
+        receiver_group TEXT,
         created_at INTEGER NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0,
         lease_owner TEXT,
@@ -88,9 +90,11 @@ export class SqliteOutbox implements OutboxStore {
       CREATE INDEX IF NOT EXISTS ${t}_unsent ON ${t} (seq) WHERE sent_at IS NULL;
       CREATE INDEX IF NOT EXISTS ${t}_sent ON ${t} (sent_at) WHERE sent_at IS NOT NULL;
     `);
-    this.#insert = db.prepare(`INSERT INTO ${t} (id, topic, headers, body, msg_key, created_at) VALUES (?, ?, ?, ?, ?, ?)`);
+    this.#insert = db.prepare(
+      `INSERT INTO ${t} (id, topic, headers, body, msg_key, receiver_group, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
     const selectHead = db.prepare<[number], OutboxRow>(
-      `SELECT seq, id, topic, headers, body, msg_key, created_at, attempts, lease_owner, lease_until FROM ${t}
+      `SELECT seq, id, topic, headers, body, msg_key, receiver_group, created_at, attempts, lease_owner, lease_until FROM ${t}
        WHERE sent_at IS NULL ORDER BY seq LIMIT ?`,
     );
     const lease = db.prepare<[string, number, number]>(
@@ -105,11 +109,12 @@ export class SqliteOutbox implements OutboxStore {
     this.#purge = db.prepare(`DELETE FROM ${t} WHERE seq IN (SELECT seq FROM ${t} WHERE sent_at < ? LIMIT ${PURGE_CHUNK})`);
     this.#pending = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM ${t} WHERE sent_at IS NULL`);
 
-    this.#enqueueTx = db.transaction((messages: readonly OutgoingMessage[]) => {
+    this.#enqueueTx = db.transaction((messages: readonly OutboxMessage[]) => {
       const now = this.#clock();
       return messages.map((message) => {
         const body = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
-        const info = this.#insert.run(message.id, message.topic, JSON.stringify(message.headers), body, message.key ?? null, now);
+        const headers = JSON.stringify(message.headers);
+        const info = this.#insert.run(message.id, message.topic, headers, body, message.key ?? null, message.receiverGroup ?? null, now);
         return Number(info.lastInsertRowid);
       });
     });
@@ -144,7 +149,7 @@ export class SqliteOutbox implements OutboxStore {
    * the application's writes commit. Outside a transaction it commits them at once. Every message
    * is checked first (`SB_BAD_REQUEST`); nothing is stored when one is invalid. Returns the `seq`s.
    */
-  enqueue(messages: readonly OutgoingMessage[]): number[] {
+  enqueue(messages: readonly OutboxMessage[]): number[] {
     this.#open();
     for (const message of messages) assertOutboxMessage(message);
     if (messages.length === 0) return [];
@@ -216,12 +221,13 @@ export class SqliteOutbox implements OutboxStore {
 
 function toEntry(row: OutboxRow): OutboxEntry {
   const headers = JSON.parse(row.headers) as Headers;
-  const message: OutgoingMessage = {
+  const message: OutboxMessage = {
     id: row.id,
     topic: row.topic,
     headers,
     body: new Uint8Array(row.body),
     ...(row.msg_key === null ? {} : { key: row.msg_key }),
+    ...(row.receiver_group === null ? {} : { receiverGroup: row.receiver_group }),
   };
   return { seq: row.seq, message, attempts: row.attempts + 1, createdAt: row.created_at };
 }
