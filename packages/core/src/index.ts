@@ -86,6 +86,16 @@ export type {
   RecordOutcome,
 } from './receipts.js';
 export { isFinalReceiptState, receiptStates } from './receipts.js';
+export type {
+  MessageSigner,
+  MessageVerifier,
+  SignatureProblem,
+  SigningAlgorithm,
+  SigningKey,
+  TrustedSources,
+  VerificationKey,
+} from './signing.js';
+export { canonicalEvent, createSigner, createVerifier, dataDigest, SIGNATURE_ATTRIBUTE, signEvent } from './signing.js';
 export type { FieldError, InferInput, InferOutput, StandardSchemaV1, ValidationResult } from './standard-schema.js';
 export type { TraceParent } from './trace.js';
 export { formatTraceparent, parseTraceparent } from './trace.js';

@@ -1,0 +1,198 @@
+import { createHash, createHmac, createPrivateKey, createPublicKey, type KeyObject, sign, timingSafeEqual, verify } from 'node:crypto';
+import type { CloudEvent } from './cloudevents/event.js';
+import { attributeToString } from './cloudevents/header-value.js';
+import { SwitchboardError } from './errors.js';
+
+/**
+ * Signed messages. A sender signs each CloudEvent it publishes with one of its keys; a receiver
+ * verifies the signature before anything else looks at the event (before the inbox), with the keys
+ * allowed to publish under the event's `source`. An unsigned or wrongly signed event is a dead letter
+ * with reason `signature`, so a forged event can neither run a handler nor squat a MessageId.
+ *
+ * The signature travels in the CloudEvents extension attribute {@link SIGNATURE_ATTRIBUTE}:
+ * `<algorithm>;<key id>;<signature, base64url>`, over the canonical form of the event
+ * ({@link canonicalEvent}): every context attribute and extension but the signature itself, sorted
+ * by name, each value in its canonical string form, then the SHA-256 of the data. Algorithms:
+ * `hs256` (HMAC-SHA256, a secret shared by sender and receiver) and `ed25519` (the sender keeps the
+ * private key; receivers need only the public key: for teams that cannot share secrets). Keys are
+ * named by id, so a key can be rotated: sign with the new one while receivers accept both.
+ */
+
+/** The extension attribute carrying the signature. */
+export const SIGNATURE_ATTRIBUTE = 'sbsignature';
+
+export type SigningAlgorithm = 'hs256' | 'ed25519';
+
+/** A key to sign with. */
+export type SigningKey =
+  | { readonly id: string; readonly algorithm: 'hs256'; readonly secret: string | Uint8Array }
+  /** `privateKey`: a `KeyObject`, a PEM string, or a JWK (`{ kty: 'OKP', crv: 'Ed25519', d, x }`). */
+  | { readonly id: string; readonly algorithm: 'ed25519'; readonly privateKey: KeyObject | string | JsonWebKey };
+
+/** A key to verify with. */
+export type VerificationKey =
+  | { readonly id: string; readonly algorithm: 'hs256'; readonly secret: string | Uint8Array }
+  /** `publicKey`: a `KeyObject`, a PEM string, or a JWK (`{ kty: 'OKP', crv: 'Ed25519', x }`). */
+  | { readonly id: string; readonly algorithm: 'ed25519'; readonly publicKey: KeyObject | string | JsonWebKey };
+
+/**
+ * Which keys may sign under which `source`: the binding of a source to its keys. A source that is
+ * not listed cannot publish at all (every event from it fails verification).
+ */
+export type TrustedSources = Readonly<Record<string, readonly VerificationKey[]>>;
+
+const KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The canonical form of an event that a signature covers (without its own signature attribute). */
+export function canonicalEvent(event: CloudEvent): string {
+  const attributes: [string, string][] = [
+    ['specversion', event.specversion],
+    ['id', event.id],
+    ['source', event.source],
+    ['type', event.type],
+  ];
+  if (event.datacontenttype !== undefined) attributes.push(['datacontenttype', event.datacontenttype]);
+  if (event.dataschema !== undefined) attributes.push(['dataschema', event.dataschema]);
+  if (event.subject !== undefined) attributes.push(['subject', event.subject]);
+  if (event.time !== undefined) attributes.push(['time', event.time]);
+  const extensions = event.extensions;
+  if (extensions !== undefined) {
+    for (const name of Object.keys(extensions)) {
+      const value = extensions[name];
+      if (value !== undefined && name !== SIGNATURE_ATTRIBUTE) attributes.push([name, attributeToString(value)]);
+    }
+  }
+  attributes.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  let out = 'sbsig1\n';
+  for (const [name, value] of attributes) out += `${name}=${JSON.stringify(value)}\n`;
+  return `${out}data=${dataDigest(event.data)}\n`;
+}
+
+/**
+ * SHA-256 (hex) of the data as it is carried: the bytes of binary data, the UTF-8 of text, the JSON
+ * text `JSON.stringify` writes of a JSON value (so the digest survives a hop between binary and
+ * structured mode, which parse and write the same JSON), `-` for no data.
+ */
+export function dataDigest(data: unknown): string {
+  if (data === undefined) return '-';
+  const hash = createHash('sha256');
+  if (data instanceof Uint8Array) hash.update(data);
+  else if (typeof data === 'string') hash.update(data, 'utf8');
+  else hash.update(JSON.stringify(data) ?? 'null', 'utf8');
+  return hash.digest('hex');
+}
+
+/** Signs with one key; its `sign` returns the attribute value for a canonical form. */
+export interface MessageSigner {
+  readonly keyId: string;
+  sign(canonical: string): string;
+}
+
+/** A signer for `key`; `SB_CONFIG_INVALID` for a malformed key. */
+export function createSigner(key: SigningKey): MessageSigner {
+  if (!KEY_ID.test(key.id)) throw config(`signing key id ${JSON.stringify(key.id)} must be 1-64 of A-Z a-z 0-9 . _ -`);
+  if (key.algorithm === 'hs256') {
+    const secret = secretBytes(key.secret, key.id);
+    const prefix = `hs256;${key.id};`;
+    return { keyId: key.id, sign: (canonical) => prefix + createHmac('sha256', secret).update(canonical, 'utf8').digest('base64url') };
+  }
+  const privateKey = asKey(key.privateKey, 'private', key.id);
+  const prefix = `ed25519;${key.id};`;
+  return { keyId: key.id, sign: (canonical) => prefix + sign(null, Buffer.from(canonical, 'utf8'), privateKey).toString('base64url') };
+}
+
+/** Signs `event`: the same event with its signature attribute set. */
+export function signEvent(event: CloudEvent, signer: MessageSigner): CloudEvent {
+  const { [SIGNATURE_ATTRIBUTE]: _old, ...others } = event.extensions ?? {};
+  const unsigned: CloudEvent = { ...event, extensions: others };
+  return { ...event, extensions: { ...others, [SIGNATURE_ATTRIBUTE]: signer.sign(canonicalEvent(unsigned)) } };
+}
+
+/** Why an event fails verification: `missing`, `malformed`, `untrusted-source`, `unknown-key`, `mismatch`. */
+export type SignatureProblem = 'missing' | 'malformed' | 'untrusted-source' | 'unknown-key' | 'mismatch';
+
+interface PreparedKey {
+  readonly algorithm: SigningAlgorithm;
+  readonly secret?: Buffer;
+  readonly publicKey?: KeyObject;
+}
+
+/** Verifies events against the keys each source may sign with. */
+export interface MessageVerifier {
+  /** `undefined` when the event carries a valid signature by a key its source is bound to; else why not. */
+  check(event: CloudEvent): SignatureProblem | undefined;
+}
+
+/** A verifier for `trusted` (keys prepared once). `SB_CONFIG_INVALID` for a malformed key. */
+export function createVerifier(trusted: TrustedSources): MessageVerifier {
+  const bySource = new Map<string, Map<string, PreparedKey>>();
+  for (const [source, keys] of Object.entries(trusted)) {
+    const prepared = new Map<string, PreparedKey>();
+    for (const key of keys) {
+      if (!KEY_ID.test(key.id)) throw config(`verification key id ${JSON.stringify(key.id)} of ${source} is malformed`);
+      prepared.set(
+        key.id,
+        key.algorithm === 'hs256'
+          ? { algorithm: 'hs256', secret: secretBytes(key.secret, key.id) }
+          : { algorithm: 'ed25519', publicKey: asKey(key.publicKey, 'public', key.id) },
+      );
+    }
+    bySource.set(source, prepared);
+  }
+  return {
+    check(event) {
+      const value = event.extensions?.[SIGNATURE_ATTRIBUTE];
+      if (value === undefined) return 'missing';
+      if (typeof value !== 'string') return 'malformed';
+      const first = value.indexOf(';');
+      const second = value.indexOf(';', first + 1);
+      if (first < 1 || second < 0) return 'malformed';
+      const algorithm = value.slice(0, first);
+      const keyId = value.slice(first + 1, second);
+      const signature = Buffer.from(value.slice(second + 1), 'base64url');
+      const keys = bySource.get(event.source);
+      if (keys === undefined) return 'untrusted-source';
+      const key = keys.get(keyId);
+      if (key === undefined) return 'unknown-key';
+      if (key.algorithm !== algorithm) return 'mismatch';
+      const canonical = Buffer.from(canonicalEvent(event), 'utf8');
+      if (key.algorithm === 'hs256') {
+        const expected = createHmac('sha256', key.secret!).update(canonical).digest();
+        return signature.length === expected.length && timingSafeEqual(signature, expected) ? undefined : 'mismatch';
+      }
+      try {
+        return verify(null, canonical, key.publicKey!, signature) ? undefined : 'mismatch';
+      } catch {
+        return 'mismatch';
+      }
+    },
+  };
+}
+
+function secretBytes(secret: string | Uint8Array, id: string): Buffer {
+  const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
+  if (bytes.length < 32) throw config(`the secret of key ${id} must be at least 32 bytes (HMAC-SHA256 wants 256 bits)`);
+  return bytes;
+}
+
+function asKey(key: KeyObject | string | JsonWebKey, kind: 'private' | 'public', id: string): KeyObject {
+  let object: KeyObject;
+  try {
+    if (typeof key === 'string') object = kind === 'private' ? createPrivateKey(key) : createPublicKey(key);
+    else if ('type' in key && typeof (key as KeyObject).export === 'function') object = key as KeyObject;
+    else
+      object =
+        kind === 'private'
+          ? createPrivateKey({ key: key as JsonWebKey, format: 'jwk' })
+          : createPublicKey({ key: key as JsonWebKey, format: 'jwk' });
+  } catch (cause) {
+    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `key ${id} is not a valid Ed25519 ${kind} key`, cause });
+  }
+  if (object.asymmetricKeyType !== 'ed25519') throw config(`key ${id} must be an Ed25519 key, got ${object.asymmetricKeyType}`);
+  if (kind === 'private' && object.type !== 'private') throw config(`key ${id} must be a private key`);
+  return kind === 'public' && object.type === 'private' ? createPublicKey(object) : object;
+}
+
+function config(detail: string): SwitchboardError {
+  return new SwitchboardError('SB_CONFIG_INVALID', { detail });
+}
