@@ -455,9 +455,11 @@ class Translator {
 
   #numberEquality(info: AttributeInfo, literal: CesqlValue, reversed: boolean, truth: boolean): Translation {
     if (typeof literal !== 'number' || Math.abs(literal) > SNS_LIMITS.numberMagnitude) return everything(false);
-    // `5 = attr` compares as the attribute's own type: a String attribute '05' does not equal 5.
-    const exact = !reversed;
-    return single(info.key, truth ? [rangeFor('=', literal)] : rangesExcept([literal]), exact);
+    if (!reversed) return single(info.key, truth ? [rangeFor('=', literal)] : rangesExcept([literal]), true);
+    // `5 = attr` compares as the attribute's own type: a String 'x' is then unequal to 5, and SNS
+    // cannot match String values of a Number key, so only the true side narrows (a String '05' is
+    // unequal to 5 but travels as the Number 5: a superset).
+    return truth ? single(info.key, [rangeFor('=', literal)], false) : everything(false);
   }
 
   #like(operand: Expression, pattern: string, polarity: boolean): Translation {
@@ -507,7 +509,14 @@ class Translator {
     if (info.type === 'Number') {
       if (!values.every((v) => typeof v === 'number' && Math.abs(v) <= SNS_LIMITS.numberMagnitude)) return everything(false);
       const numbers = values as number[];
-      return single(info.key, polarity ? numbers.map((n) => rangeFor('=', n)) : rangesExcept(numbers), true);
+      // IN casts the set to the attribute's own type: as for `5 = attr`, only the true side narrows.
+      return polarity
+        ? single(
+            info.key,
+            numbers.map((n) => rangeFor('=', n)),
+            false,
+          )
+        : everything(false);
     }
     const texts: string[] = [];
     for (const value of values) {
