@@ -23,7 +23,8 @@ export interface CompiledFilter {
   /**
    * The subscription filter verdict (section 1.2): true only when the value is the Boolean `true`
    * and evaluation met no error. A missing attribute, a failed cast, a division by zero or a
-   * non-Boolean result all mean no match. Allocates nothing on the happy path.
+   * non-Boolean result all mean no match. Comparisons, LIKE, IN and EXISTS allocate nothing when no
+   * error occurs (function calls build their argument list).
    */
   matches(event: CloudEvent): boolean;
 }
