@@ -199,6 +199,13 @@ export const errorRegistry = {
     description: 'The `dataref` points outside the configured blob stores; it is not fetched.',
   },
   SB_CONFIG_INVALID: { status: 500, title: 'Invalid configuration', retryable: false, description: 'A configuration value is invalid.' },
+  SB_FILTER_INVALID: {
+    status: 400,
+    title: 'Invalid filter expression',
+    retryable: false,
+    description:
+      'A CloudEvents SQL filter does not parse, or calls an unknown function or with the wrong number of arguments; `offset`, `line` and `column` say where.',
+  },
   SB_CLOSED: { status: 503, title: 'Closed', retryable: false, description: 'The client, broker or store was closed.' },
 } as const satisfies Record<string, ErrorEntry>;
 
