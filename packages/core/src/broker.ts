@@ -70,6 +70,12 @@ export interface SubscribeOptions {
   readonly maxInFlight?: number;
   /** How long a delivery may stay unsettled before it is redelivered. Default 30 000 ms. */
   readonly ackTimeoutMs?: number;
+  /**
+   * A CloudEvents SQL (CESQL v1) expression of what the group's handlers take. An engine that can
+   * filter on the server (SNS filter policies) may push down what it can express exactly or as a
+   * superset; engines that cannot ignore it. The consumer evaluates the full filter regardless.
+   */
+  readonly filter?: string;
 }
 
 /** `maxInFlight` when a subscription does not say (see `SubscribeOptions`). */

@@ -25,6 +25,13 @@ export interface ConsumerConfig {
   readonly deadLetters: DeadLetterWriter | undefined;
   readonly maxInFlight: number;
   readonly ackTimeoutMs: number;
+  /**
+   * Whether the handler the event would reach takes it (its CloudEvents SQL filter); a refused event
+   * is acknowledged without running anything and counted, never dead-lettered.
+   */
+  readonly admit?: (topic: string, event: CloudEvent) => boolean;
+  /** The filter each topic's subscription hands to the engine (`SubscribeOptions.filter`). */
+  readonly filterOf?: (topic: string) => string | undefined;
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -41,6 +48,7 @@ export class Consumer {
   readonly #closing = new AbortController();
   #started: Promise<void> | undefined;
   #closed: Promise<void> | undefined;
+  #filtered = 0;
 
   constructor(config: ConsumerConfig) {
     this.#config = config;
@@ -51,6 +59,11 @@ export class Consumer {
 
   get started(): boolean {
     return this.#started !== undefined;
+  }
+
+  /** Events acknowledged without running because their handler's filter did not match them. */
+  get filtered(): number {
+    return this.#filtered;
   }
 
   /** Subscribes to every topic the registered handlers need (declaring the group first where messages are kept). */
@@ -64,7 +77,10 @@ export class Consumer {
     const topics = this.#config.topics();
     if (this.#atLeastOnce) await Promise.all(topics.map((topic) => broker.declareGroup(topic, group)));
     for (const topic of topics) {
-      this.#subscriptions.push(await broker.subscribe({ topic, group, maxInFlight, ackTimeoutMs }, this.#onDelivery));
+      const filter = this.#config.filterOf?.(topic);
+      const options =
+        filter === undefined ? { topic, group, maxInFlight, ackTimeoutMs } : { topic, group, maxInFlight, ackTimeoutMs, filter };
+      this.#subscriptions.push(await broker.subscribe(options, this.#onDelivery));
     }
   }
 
@@ -75,6 +91,8 @@ export class Consumer {
     } catch (error) {
       return this.#undecodable(delivery, error);
     }
+    const admit = this.#config.admit;
+    if (admit !== undefined && !admit(delivery.topic, event)) return this.#skip(delivery, event);
     const run = this.#run(delivery, event, 'broker');
     if (!this.#atLeastOnce) return run.then(done, done);
     return run.then((outcome) => {
@@ -87,6 +105,15 @@ export class Consumer {
       }
     });
   };
+
+  /** Filtered out: acknowledged, counted, told to the settle channel as `filtered`. */
+  #skip(delivery: Delivery, event: CloudEvent): Promise<void> {
+    this.#filtered += 1;
+    if (channels.settle.hasSubscribers) {
+      channels.settle.publish({ messageId: event.id, topic: delivery.topic, type: event.type, outcome: 'filtered' });
+    }
+    return this.#atLeastOnce ? delivery.ack() : RESOLVED;
+  }
 
   /** Bytes that are not a CloudEvent (or whose identity is over its limits): a dead letter with the raw bytes, never a retry. */
   async #undecodable(delivery: Delivery, error: unknown): Promise<void> {
@@ -171,6 +198,10 @@ export class Consumer {
       checkIdentity(event);
     } catch (error) {
       return Promise.reject(error);
+    }
+    if (this.#config.admit !== undefined && !this.#config.admit(topic, event)) {
+      this.#filtered += 1;
+      return Promise.resolve({ kind: 'ack', skipped: 'filtered' });
     }
     return this.#run(new HttpDelivery(event, topic, this.#config.broker), event, 'http');
   }

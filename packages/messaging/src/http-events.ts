@@ -7,7 +7,7 @@ import type { Outcome } from './pipeline.js';
 /** What became of one event received over HTTP. */
 export interface EventResult {
   readonly id: string;
-  readonly status: 'processed' | 'duplicate' | 'retry' | 'dead-lettered';
+  readonly status: 'processed' | 'duplicate' | 'filtered' | 'retry' | 'dead-lettered';
   readonly retryAfterMs?: number;
   readonly error?: ProblemDetails;
 }
@@ -26,7 +26,7 @@ function outward(problem: ProblemDetails): ProblemDetails {
 function toResult(id: string, outcome: Outcome): EventResult {
   switch (outcome.kind) {
     case 'ack':
-      return { id, status: outcome.skipped === undefined ? 'processed' : 'duplicate' };
+      return { id, status: outcome.skipped === undefined ? 'processed' : outcome.skipped === 'filtered' ? 'filtered' : 'duplicate' };
     case 'retry':
       return {
         id,
@@ -67,6 +67,7 @@ export function cloudEventsRoute(receive: (event: CloudEvent) => Promise<Outcome
       switch (result.status) {
         case 'processed':
         case 'duplicate':
+        case 'filtered':
           res.writeHead(204).end();
           return;
         case 'retry': {

@@ -1,3 +1,4 @@
+import { compileFilter } from '@switchboard/cesql';
 import type {
   AnyContract,
   BlobStore,
@@ -143,7 +144,21 @@ export interface Messaging {
   // --- consuming
   handle<C extends AnyContract, K extends MessageName<C>>(contract: C, name: K, handler: MessageHandler<C, K>): this;
   serve<C extends AnyContract>(contract: C, handlers: Handlers<C>): this;
-  on<C extends AnyContract, P extends EventName<C> | EventPattern>(contract: C, pattern: P, handler: EventHandler<C, P>): this;
+  /**
+   * Handles event `pattern` of `contract`. With `filter`, a CloudEvents SQL (CESQL v1) expression
+   * over the event's attributes (`subject LIKE 'orders/%' AND priority > 2`), parsed once here
+   * (`SB_FILTER_INVALID` with the position when it does not parse or calls an unknown function):
+   * events it does not match are acknowledged without running the handler and counted in
+   * `filtered`, never dead-lettered. See `docs/filters.md`.
+   */
+  on<C extends AnyContract, P extends EventName<C> | EventPattern>(
+    contract: C,
+    pattern: P,
+    handler: EventHandler<C, P>,
+    options?: { readonly filter?: string },
+  ): this;
+  /** Events acknowledged without running because their handler's filter did not match. */
+  readonly filtered: number;
   /** Subscribes (declaring the group) to every topic the handlers need. */
   start(): Promise<void>;
   /** Stops taking deliveries, lets in-flight ones finish (the broker releases what is left). Does not close the broker or stores. */
@@ -244,6 +259,8 @@ export function createMessaging(options: MessagingOptions): Messaging {
     },
     pipeline: compose(middlewares, handler),
     deadLetters,
+    admit: (topic, event) => routes.admits(topic, event),
+    filterOf: (topic) => routes.filterOf(topic),
     maxInFlight,
     ackTimeoutMs: options.ackTimeoutMs ?? handlerTimeoutMs + 10_000,
   });
@@ -258,6 +275,8 @@ export function createMessaging(options: MessagingOptions): Messaging {
           topics: () => [...fastTopics],
           pipeline: compose([route(routes), onlyAtMostOnce(), claimCheck(blobs), validateData()], handler),
           deadLetters: undefined,
+          admit: (topic, event) => routes.admits(topic, event),
+          filterOf: (topic) => routes.filterOf(topic),
           maxInFlight: options.atMostOnce?.maxInFlight ?? maxInFlight,
           ackTimeoutMs: options.ackTimeoutMs ?? handlerTimeoutMs + 10_000,
         });
@@ -281,6 +300,9 @@ export function createMessaging(options: MessagingOptions): Messaging {
   const messaging: Messaging = {
     service,
     group,
+    get filtered() {
+      return consumer.filtered + (fastConsumer?.filtered ?? 0);
+    },
     send: (contract, name, data, sendOptions) => publisher.send(contract, name, data, sendOptions),
     invoke: (contract, name, input, sendOptions) => publisher.invoke(contract, name, input, sendOptions),
     emit: (contract, name, ...args) => publisher.emit(contract, name, ...args),
@@ -300,8 +322,9 @@ export function createMessaging(options: MessagingOptions): Messaging {
       routes.operations(contract, handlers as unknown as Handlers<AnyContract>);
       return this;
     },
-    on(contract, pattern, handler) {
-      routes.event(contract, pattern, handler as (data: unknown, context: never) => unknown);
+    on(contract, pattern, handler, onOptions) {
+      const filter = onOptions?.filter === undefined ? undefined : compileFilter(onOptions.filter);
+      routes.event(contract, pattern, handler as (data: unknown, context: never) => unknown, filter);
       if (fastConsumer !== undefined && hasAtMostOnceEvents(contract)) fastTopics.add(eventsTopic(contract));
       return this;
     },

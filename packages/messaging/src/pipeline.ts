@@ -77,7 +77,7 @@ export class InboundMessage implements Inbound {
 
 /** What becomes of a delivery. `settle` turns it into ack / nack(delay). */
 export type Outcome =
-  | { readonly kind: 'ack'; readonly result?: string; readonly skipped?: 'duplicate' | 'dead-lettered' }
+  | { readonly kind: 'ack'; readonly result?: string; readonly skipped?: 'duplicate' | 'dead-lettered' | 'filtered' }
   /** Redeliver after `delayMs`; `counted` is false when no handler run was spent (inbox: another worker holds it). */
   | { readonly kind: 'retry'; readonly delayMs: number; readonly error?: ProblemDetails; readonly counted: boolean }
   | { readonly kind: 'dead-letter'; readonly reason: DeadLetterReason; readonly error: ProblemDetails };

@@ -1,4 +1,5 @@
-import type { AnyContract, HandlerContext, Handlers, StandardSchemaV1 } from '@switchboard/core';
+import type { CompiledFilter } from '@switchboard/cesql';
+import type { AnyContract, CloudEvent, HandlerContext, Handlers, StandardSchemaV1 } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
 import { type Address, addressesOf, type EntryKind, eventsTopic, eventType } from './addressing.js';
 import type { MessageContext } from './types.js';
@@ -18,6 +19,8 @@ export interface Route {
   /** Handler time limit from the contract (operations' `timeoutMs`). */
   readonly timeoutMs?: number;
   readonly invoke: RouteInvoker;
+  /** A CloudEvents SQL filter: events it does not match are acknowledged without running the handler. */
+  readonly filter?: CompiledFilter;
 }
 
 interface Wildcard {
@@ -26,6 +29,7 @@ interface Wildcard {
   /** Type prefix, e.g. `service-a.picture.` (or `service-a.` for `*`). */
   readonly prefix: string;
   readonly invoke: RouteInvoker;
+  readonly filter?: CompiledFilter;
 }
 
 type AnyHandler = (data: unknown, context: never) => unknown;
@@ -71,22 +75,58 @@ export class RouteTable {
     }
   }
 
-  event(contract: AnyContract, pattern: string, handler: AnyHandler): void {
+  event(contract: AnyContract, pattern: string, handler: AnyHandler, filter?: CompiledFilter): void {
     this.#assertOpen();
     this.#index(contract);
     const invoke: RouteInvoker = async (data, context) => handler(data, context as never);
+    const filtered = filter === undefined ? {} : { filter };
     if (pattern === '*' || pattern.endsWith('.*')) {
       const prefix = pattern === '*' ? `${contract.name}.` : eventType(contract, pattern.slice(0, -1));
       const topic = eventsTopic(contract);
       if (this.#wildcards.some((w) => w.topic === topic && w.prefix === prefix))
         throw config(`${pattern} of ${contract.name} is already handled`);
-      this.#wildcards.push({ contract, topic, prefix, invoke });
+      this.#wildcards.push({ contract, topic, prefix, invoke, ...filtered });
       this.#wildcards.sort((a, b) => b.prefix.length - a.prefix.length);
       this.#topics.add(topic);
       return;
     }
     const address = this.#address(contract, 'event', pattern);
-    this.#add({ ...address, schema: contract.events[pattern]?.data, invoke });
+    this.#add({ ...address, schema: contract.events[pattern]?.data, invoke, ...filtered });
+  }
+
+  /**
+   * Whether the handler an event would reach takes it: false only when its route has a filter the
+   * event does not match (a type without a route is admitted: the pipeline dead-letters it).
+   */
+  admits(topic: string, event: CloudEvent): boolean {
+    const route = this.match(topic, event.type);
+    return route?.filter === undefined || route.filter.matches(event);
+  }
+
+  /**
+   * The CloudEvents SQL expression of everything a topic's handlers take, for engines that can filter
+   * on the server (`SubscribeOptions.filter`); undefined when no handler of the topic has a filter
+   * (then the server need not filter at all).
+   */
+  filterOf(topic: string): string | undefined {
+    const exact = [...this.#exact.values()].filter((r) => r.topic === topic && r.kind === 'event');
+    const wildcards = this.#wildcards.filter((w) => w.topic === topic);
+    if (![...exact, ...wildcards].some((r) => r.filter !== undefined)) return undefined;
+    if ([...this.#exact.values()].some((r) => r.topic === topic && r.kind !== 'event')) return undefined;
+    // An exact registration wins over a wildcard, a longer wildcard over a shorter one: each term
+    // leaves out the types a more specific route takes, so the expression is exactly the routing.
+    const terms = [
+      ...exact.map((r) => and(`type = ${quote(r.type)}`, r.filter)),
+      ...wildcards.map((w) => {
+        const exceptExact = exact.filter((r) => r.type.startsWith(w.prefix)).map((r) => quote(r.type));
+        const exceptLonger = wildcards.filter((o) => o.prefix.length > w.prefix.length && o.prefix.startsWith(w.prefix));
+        let test = `type LIKE ${quote(`${escapeLike(w.prefix)}%`)}`;
+        if (exceptExact.length > 0) test += ` AND NOT (type IN (${exceptExact.join(', ')}))`;
+        for (const longer of exceptLonger) test += ` AND NOT (type LIKE ${quote(`${escapeLike(longer.prefix)}%`)})`;
+        return and(test, w.filter);
+      }),
+    ];
+    return terms.length === 1 ? terms[0] : terms.map((t) => `(${t})`).join(' OR ');
   }
 
   /** The route for a `type` arriving on `topic`, or undefined. */
@@ -98,7 +138,12 @@ export class RouteTable {
     if (address === undefined || address.kind !== 'event') return undefined;
     for (const wildcard of this.#wildcards) {
       if (wildcard.topic === topic && type.startsWith(wildcard.prefix)) {
-        const route: Route = { ...address, schema: address.contract.events[address.name]?.data, invoke: wildcard.invoke };
+        const route: Route = {
+          ...address,
+          schema: address.contract.events[address.name]?.data,
+          invoke: wildcard.invoke,
+          ...(wildcard.filter === undefined ? {} : { filter: wildcard.filter }),
+        };
         this.#exact.set(key, route);
         return route;
       }
@@ -141,6 +186,20 @@ export class RouteTable {
   #assertOpen(): void {
     if (this.#frozen) throw config('handlers must be registered before start()');
   }
+}
+
+function and(typeTest: string, filter: CompiledFilter | undefined): string {
+  return filter === undefined ? typeTest : `${typeTest} AND (${filter.expression})`;
+}
+
+/** A CESQL string literal. */
+function quote(value: string): string {
+  return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+}
+
+/** `value` as a LIKE pattern matching itself (CESQL escapes `%`, `_` and `\\` with a backslash). */
+function escapeLike(value: string): string {
+  return value.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
 function config(detail: string): SwitchboardError {
