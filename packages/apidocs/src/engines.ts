@@ -125,7 +125,8 @@ export function engineFromUrl(url: string, options: { readonly id?: string; read
   let pathname: string | undefined;
   if (target.engine === 'sqlite') {
     host = 'localhost';
-    pathname = `/${target.path ?? ''}`;
+    const file = target.path ?? '';
+    pathname = file.startsWith('/') ? file : `/${file}`;
   } else if (target.engine === 'memory') {
     host = 'in-process';
   } else {
