@@ -1,5 +1,5 @@
 /**
- * The `switchboard` command, run as users run it: the built `dist/bin.js` in a child process.
+ * The `switchboard` command, run as users run it: its `bin` (which loads the built `dist/`) in a child process.
  * `npm test` builds first (`tsc -b`); run `npm run build` before this file alone.
  */
 import { spawnSync } from 'node:child_process';
@@ -11,7 +11,8 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..', '..', '..');
-const bin = join(root, 'packages', 'cli', 'dist', 'bin.js');
+const bin = join(root, 'packages', 'cli', 'bin', 'switchboard.js');
+const built = join(root, 'packages', 'cli', 'dist', 'bin.js');
 const demo = join(root, 'examples', 'demo', 'dist', 'contracts.js');
 const odd = join(import.meta.dirname, 'fixtures', 'odd-contract.mjs');
 
@@ -44,7 +45,7 @@ function problem(stderr: string): Record<string, unknown> {
 
 describe('switchboard (the built CLI)', () => {
   it('is built', () => {
-    expect(existsSync(bin), `${bin} is missing: run npm run build`).toBe(true);
+    expect(existsSync(built), `${built} is missing: run npm run build`).toBe(true);
     expect(existsSync(demo), `${demo} is missing: run npm run build`).toBe(true);
   });
 
