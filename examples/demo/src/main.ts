@@ -115,6 +115,7 @@ async function main(): Promise<boolean> {
     say('Both services keep running. Try them yourself:');
     say(`  curl -s -X POST ${b.url}/ops/save -H 'content-type: application/json' -d '{"name":"Grace Hopper"}'`);
     say(`  curl -s -X POST ${a.url}/ops/process -H 'content-type: application/json' -d '{"name":"Grace","pattern":"sync-http"}'`);
+    say(`  curl -s ${b.url}/openapi.json   # B's API documents, generated from its contract (also /asyncapi.json)`);
     say('Ctrl-C stops them.');
   }
   return allOk;

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { apiDocumentRoutes, engineFromUrl } from '@switchboard/apidocs';
 import { implement, OperationError } from '@switchboard/core';
 import { createHttpService, enableJobs } from '@switchboard/http';
 import { createSqliteJobStore } from '@switchboard/sqlite';
@@ -67,12 +68,23 @@ await messaging.start();
 // Asynchronous HTTP: `analyze` runs as a durable job (SQLite store) when the caller asks for it
 // with `Prefer: respond-async`; `save` stays a plain synchronous call.
 const jobStore = createSqliteJobStore({ path: join(config.dataDir, 'service-b-jobs.db') });
-const jobs = enableJobs(serviceB, { store: jobStore, operations: { save: false, analyze: { concurrency: 4 } } });
+const jobOperations = { save: false, analyze: { concurrency: 4 } };
+const jobs = enableJobs(serviceB, { store: jobStore, operations: jobOperations });
+
+// B serves its own API documents: GET /openapi.json and GET /asyncapi.json.
+const documents = apiDocumentRoutes(serviceB, {
+  openapi: { jobs: { operations: jobOperations }, receipts: true, events: { accepts: [serviceA] } },
+  asyncapi: {
+    contracts: [serviceB, serviceA],
+    engines: [engineFromUrl(config.broker)],
+    services: [{ name: 'service-b', serves: [serviceB], subscribes: [serviceA] }],
+  },
+});
 
 const http = createHttpService({
   contract: serviceB,
   handlers,
-  routes: [...messaging.routes(), ...jobs.routes],
+  routes: [...messaging.routes(), ...jobs.routes, ...documents],
   interceptors: jobs.interceptors,
 });
 jobs.start(http);

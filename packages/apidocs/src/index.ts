@@ -1,0 +1,13 @@
+export type { AsyncApiOptions, AsyncApiService, ContractSelection } from './asyncapi.js';
+export { ASYNCAPI_VERSION, DEFAULT_ENGINE_URL, generateAsyncApi } from './asyncapi.js';
+export type { DocumentWarning } from './components.js';
+export type { AsyncApiEngine, CloudEventsBindingData } from './engines.js';
+export { engineForBroker, engineFromUrl } from './engines.js';
+export type { JsonObject } from './json.js';
+export type { GeneratedDocument, OpenApiAuth, OpenApiOptions, OpenApiService } from './openapi.js';
+export { generateOpenApi, OPENAPI_VERSION } from './openapi.js';
+export type { JobsDescription } from './options.js';
+export type { ApiDocumentRoutesOptions } from './routes.js';
+export { ASYNCAPI_PATH, apiDocumentRoutes, OPENAPI_PATH } from './routes.js';
+export type { ConvertedSchema, SchemaIo, SchemaTarget } from './schema.js';
+export { convertSchema, fallbackSchema } from './schema.js';
