@@ -1,4 +1,4 @@
-import type { AnyContract, EventDelivery, StandardSchemaV1 } from '@switchboard/core';
+import type { AnyContract, CloudEventsBinding, EventDelivery, StandardSchemaV1 } from '@switchboard/core';
 import { CLOUDEVENTS_JSON_MEDIA_TYPE, SwitchboardError } from '@switchboard/core';
 import { addressesOf } from '@switchboard/messaging';
 import { componentName, SchemaComponents } from './components.js';
@@ -143,7 +143,7 @@ export async function generateAsyncApi(
 
   const schemas = new SchemaComponents('draft-07');
   const bindingKey = (engine: AsyncApiEngine) =>
-    `${engine.cloudEvents.mode}\u0000${engine.cloudEvents.prefix}\u0000${engine.cloudEvents.percentEncode}`;
+    `${engine.cloudEvents.mode}\u0000${engine.cloudEvents.prefix}\u0000${engine.cloudEvents.values}\u0000${engine.cloudEvents.dataContentType}`;
   const perEngineMessages = new Set(engines.map(bindingKey)).size > 1;
   const perEngineChannels = engines.length > 1;
   const hasAtMostOnceEngine = engines.some((engine) => engine.delivery === 'at-most-once');
@@ -247,7 +247,7 @@ export async function generateAsyncApi(
         engine.description ??
         `${engine.broker}: ${engine.delivery}. CloudEvents in ${binding.mode} content mode${
           binding.mode === 'binary'
-            ? `, attributes as \`${binding.prefix}<name>\`${binding.carrier === undefined ? '' : ` in ${binding.carrier}`}${binding.percentEncode ? ', values percent-encoded' : ''}`
+            ? `, attributes as \`${binding.prefix}<name>\`${binding.carrier === undefined ? '' : ` in ${binding.carrier}`}${binding.values === 'percent' ? ', values percent-encoded' : ''}`
             : ''
         }.`,
       'x-switchboard-broker': engine.broker,
@@ -312,7 +312,7 @@ async function messageObject(schemas: SchemaComponents, entry: Entry, engine: As
       properties: { type: { const: entry.type }, ...(data === undefined ? {} : { data }) },
     };
   } else {
-    message.headers = binaryHeaders(entry, binding.prefix, binding.percentEncode, data !== undefined);
+    message.headers = binaryHeaders(entry, binding, data !== undefined);
     if (data !== undefined) {
       message.contentType = 'application/json';
       message.payload = data;
@@ -348,8 +348,9 @@ function messageDescription(entry: Entry, mode: 'binary' | 'structured'): string
 }
 
 /** The CloudEvents attributes as headers of one binding (binary content mode). */
-function binaryHeaders(entry: Entry, prefix: string, percentEncode: boolean, hasData: boolean): JsonObject {
-  const encoded = percentEncode ? ' (percent-encoded)' : '';
+function binaryHeaders(entry: Entry, binding: CloudEventsBinding, hasData: boolean): JsonObject {
+  const { prefix } = binding;
+  const encoded = binding.values === 'percent' ? ' (percent-encoded)' : '';
   const text = (description: string, extra: JsonObject = {}): JsonObject => ({
     type: 'string',
     description: `${description}${encoded}`,
@@ -372,7 +373,10 @@ function binaryHeaders(entry: Entry, prefix: string, percentEncode: boolean, has
     properties[`${prefix}dataexpires`] = text('Claim check: RFC 3339 time after which the referenced bytes may be deleted.');
   }
   if (entry.attachment) properties[`${prefix}datamediatype`] = text('Claim check: media type of the attachment.');
-  if (hasData) properties['content-type'] = { type: 'string', const: 'application/json', description: 'The `datacontenttype`.' };
+  if (hasData) {
+    const name = binding.dataContentType === 'attribute' ? `${prefix}datacontenttype` : 'content-type';
+    properties[name] = { type: 'string', const: 'application/json', description: 'The `datacontenttype`.' };
+  }
   return {
     type: 'object',
     properties,

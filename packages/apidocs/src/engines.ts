@@ -1,21 +1,14 @@
 import { parseEngineUrl } from '@switchboard/connect';
-import type { Broker, DeliveryGuarantee } from '@switchboard/core';
-import { SwitchboardError } from '@switchboard/core';
-import { bindingForBroker, contentModeForBroker } from '@switchboard/messaging';
+import type { Broker, CloudEventsBinding, DeliveryGuarantee } from '@switchboard/core';
+import { cloudEventsBindings, SwitchboardError } from '@switchboard/core';
 
 /**
- * How CloudEvents travel on one engine: the data an engine's binding is described by. `mode`
- * `binary` puts every attribute in a header named `prefix + attribute` (values percent-encoded
- * when `percentEncode`) and the data in the body; `structured` sends one
- * `application/cloudevents+json` document.
+ * How CloudEvents travel on one engine: the broker's own binding data (`Broker.binding`: content
+ * mode, attribute prefix and the prefixes read, value encoding, where `datacontenttype` goes),
+ * plus where the attributes travel in the engine's words.
  */
-export interface CloudEventsBindingData {
-  /** The CloudEvents protocol binding followed: `amqp`, `nats`, `kafka`, `mqtt`, `http`, or `redis` (Switchboard's layout where no binding exists). */
-  readonly name: string;
-  readonly mode: 'binary' | 'structured';
-  readonly prefix: string;
-  readonly percentEncode: boolean;
-  /** Where the attributes travel, in the engine's words (`headers`, `application properties`, `MQTT 5 user properties`, `stream fields`...). */
+export interface CloudEventsBindingData extends CloudEventsBinding {
+  /** Where the attributes travel (`headers`, `application properties`, `MQTT 5 user properties`, `stream fields`...). */
   readonly carrier?: string;
 }
 
@@ -63,14 +56,12 @@ const CARRIERS: Readonly<Record<string, string>> = {
   memory: 'in-process message headers',
 };
 
-const AT_MOST_ONCE = new Set(['nats-core', 'redis-pubsub', 'mqtt']);
-
 /**
- * The engine description of a broker, from the same functions the messaging layer uses to pick
- * the binding and the content mode (`bindingForBroker`, `contentModeForBroker`).
+ * The engine description of a broker, from its own binding data (`broker.binding`, exactly what the
+ * messaging layer encodes and decodes through) and its delivery guarantee.
  */
 export function engineForBroker(
-  broker: Pick<Broker, 'name'> & Partial<Pick<Broker, 'capabilities'>>,
+  broker: Pick<Broker, 'name' | 'binding'> & { readonly capabilities?: Pick<Broker['capabilities'], 'delivery'> },
   location: {
     readonly host: string;
     readonly id?: string;
@@ -79,10 +70,7 @@ export function engineForBroker(
     readonly description?: string;
   },
 ): AsyncApiEngine {
-  const delivery: DeliveryGuarantee = broker.capabilities?.delivery ?? (AT_MOST_ONCE.has(broker.name) ? 'at-most-once' : 'at-least-once');
-  const binding = bindingForBroker(broker);
-  // Content mode follows the delivery guarantee alone.
-  const mode = contentModeForBroker({ capabilities: { ...broker.capabilities, delivery } as Broker['capabilities'] });
+  const delivery: DeliveryGuarantee = broker.capabilities?.delivery ?? 'at-least-once';
   const carrier = CARRIERS[broker.name];
   return {
     id: location.id ?? broker.name,
@@ -92,24 +80,19 @@ export function engineForBroker(
     ...(location.pathname === undefined ? {} : { pathname: location.pathname }),
     ...(location.description === undefined ? {} : { description: location.description }),
     delivery,
-    cloudEvents: {
-      name: broker.name === 'mqtt' ? 'mqtt' : binding.name,
-      mode,
-      prefix: binding.prefix,
-      percentEncode: binding.percentEncode,
-      ...(carrier === undefined ? {} : { carrier }),
-    },
+    cloudEvents: { ...broker.binding, ...(carrier === undefined ? {} : { carrier }) },
   };
 }
 
-const BROKER_OF_ENGINE: Readonly<Record<string, string>> = {
-  memory: 'memory',
-  sqlite: 'sqlite',
-  nats: 'nats',
-  rabbitmq: 'rabbitmq',
-  redis: 'redis-streams',
-  postgres: 'postgres',
-  mqtt: 'mqtt',
+/** What the adapter behind each engine URL declares (its `name`, `binding` and guarantee), known without connecting. */
+const BROKER_OF_ENGINE: Readonly<Record<string, Pick<Broker, 'name' | 'binding'> & { capabilities: { delivery: DeliveryGuarantee } }>> = {
+  memory: { name: 'memory', binding: cloudEventsBindings.plain, capabilities: { delivery: 'at-least-once' } },
+  sqlite: { name: 'sqlite', binding: cloudEventsBindings.plain, capabilities: { delivery: 'at-least-once' } },
+  nats: { name: 'nats', binding: cloudEventsBindings.nats, capabilities: { delivery: 'at-least-once' } },
+  rabbitmq: { name: 'rabbitmq', binding: cloudEventsBindings.amqp, capabilities: { delivery: 'at-least-once' } },
+  redis: { name: 'redis-streams', binding: cloudEventsBindings.plain, capabilities: { delivery: 'at-least-once' } },
+  postgres: { name: 'postgres', binding: cloudEventsBindings.plain, capabilities: { delivery: 'at-least-once' } },
+  mqtt: { name: 'mqtt', binding: cloudEventsBindings.mqtt, capabilities: { delivery: 'at-most-once' } },
 };
 
 /**
@@ -137,14 +120,11 @@ export function engineFromUrl(url: string, options: { readonly id?: string; read
   const scheme = url.slice(0, url.indexOf(':')).toLowerCase();
   const secure = scheme === 'amqps' || scheme === 'rediss' || scheme === 'mqtts';
   const protocol = secure ? (scheme === 'mqtts' ? 'secure-mqtt' : scheme) : undefined;
-  return engineForBroker(
-    { name: broker },
-    {
-      host,
-      ...(options.id === undefined ? {} : { id: options.id }),
-      ...(protocol === undefined ? {} : { protocol }),
-      ...(pathname === undefined ? {} : { pathname }),
-      ...(options.description === undefined ? {} : { description: options.description }),
-    },
-  );
+  return engineForBroker(broker, {
+    host,
+    ...(options.id === undefined ? {} : { id: options.id }),
+    ...(protocol === undefined ? {} : { protocol }),
+    ...(pathname === undefined ? {} : { pathname }),
+    ...(options.description === undefined ? {} : { description: options.description }),
+  });
 }

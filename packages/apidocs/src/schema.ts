@@ -1,5 +1,5 @@
 import type { StandardSchemaV1 } from '@switchboard/core';
-import { describeError } from '@switchboard/core';
+import { describeError } from '@switchboard/core/kit';
 import type { JsonObject } from './json.js';
 import { isJsonObject } from './json.js';
 

@@ -45,14 +45,14 @@ describe('generateAsyncApi', () => {
         host: '127.0.0.1:5672',
         protocol: 'amqp',
         'x-switchboard-delivery': 'at-least-once',
-        'x-cloudevents': { name: 'amqp', mode: 'binary', prefix: 'cloudEvents:', percentEncode: false },
+        'x-cloudevents': { name: 'amqp', mode: 'binary', prefix: 'cloudEvents_', values: 'raw', dataContentType: 'content-type' },
       },
     });
     const picture = message(document, 'service-a.picture.uploaded');
-    expect(picture.headers.required).toEqual(['cloudEvents:specversion', 'cloudEvents:id', 'cloudEvents:source', 'cloudEvents:type']);
-    expect(picture.headers.properties['cloudEvents:type']).toEqual({ type: 'string', const: 'service-a.picture.uploaded' });
+    expect(picture.headers.required).toEqual(['cloudEvents_specversion', 'cloudEvents_id', 'cloudEvents_source', 'cloudEvents_type']);
+    expect(picture.headers.properties.cloudEvents_type).toEqual({ type: 'string', const: 'service-a.picture.uploaded' });
     expect(Object.keys(picture.headers.properties)).toEqual(
-      expect.arrayContaining(['cloudEvents:dataref', 'cloudEvents:datahash', 'cloudEvents:datamediatype', 'content-type']),
+      expect.arrayContaining(['cloudEvents_dataref', 'cloudEvents_datahash', 'cloudEvents_datamediatype', 'content-type']),
     );
     expect(picture.payload).toEqual({ $ref: '#/components/schemas/service-a.picture.uploaded.Event' });
     expect(picture.contentType).toBe('application/json');

@@ -1,4 +1,14 @@
-import { createHash, createHmac, createPrivateKey, createPublicKey, type KeyObject, sign, timingSafeEqual, verify } from 'node:crypto';
+import {
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  type JsonWebKey,
+  type KeyObject,
+  sign,
+  timingSafeEqual,
+  verify,
+} from 'node:crypto';
 import type { CloudEvent } from './cloudevents/event.js';
 import { attributeToString } from './cloudevents/header-value.js';
 import { SwitchboardError } from './errors.js';
