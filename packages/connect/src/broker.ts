@@ -27,7 +27,7 @@ export async function connectBroker(url: string): Promise<Broker> {
     }
     case 'rabbitmq': {
       const { createRabbitMqBroker } = await import('@switchboard/rabbitmq');
-      return createRabbitMqBroker({ url: stripParams(url), ...(prefix ? { exchangePrefix: prefix } : {}) });
+      return createRabbitMqBroker({ url: stripParams(url), ...(prefix ? { prefix } : {}) });
     }
     case 'redis': {
       const { createRedisStreamsBroker } = await import('@switchboard/redis');

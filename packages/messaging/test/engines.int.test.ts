@@ -100,7 +100,7 @@ const engines: readonly [string, () => Promise<RealEngine>][] = [
     async () => {
       const prefix = `sbm-${randomBytes(4).toString('hex')}.`;
       const { broker, topics, queues } = tracked(
-        await createRabbitMqBroker({ url: RABBITMQ_URL, exchangePrefix: prefix, drainTimeoutMs: 500 }),
+        await createRabbitMqBroker({ url: RABBITMQ_URL, prefix, drainTimeoutMs: 500 }),
       );
       return {
         broker,
