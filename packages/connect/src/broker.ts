@@ -19,11 +19,7 @@ export async function connectBroker(url: string): Promise<Broker> {
     }
     case 'nats': {
       const { createNatsBroker } = await import('@switchboard/nats');
-      const servers = new URL(url);
-      return createNatsBroker({
-        servers: `${servers.hostname}:${servers.port || '4222'}`,
-        ...(prefix ? { streamPrefix: prefix, subjectPrefix: prefix } : {}),
-      });
+      return createNatsBroker({ url: stripParams(url), ...(prefix ? { prefix } : {}) });
     }
     case 'rabbitmq': {
       const { createRabbitMqBroker } = await import('@switchboard/rabbitmq');

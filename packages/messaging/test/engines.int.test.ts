@@ -76,11 +76,10 @@ const engines: readonly [string, () => Promise<RealEngine>][] = [
   [
     'nats',
     async () => {
-      const prefix = `SBM${randomBytes(4).toString('hex')}`;
+      const prefix = `sbm${randomBytes(4).toString('hex')}`;
       const broker = await createNatsBroker({
-        servers: NATS_URL,
-        streamPrefix: prefix,
-        subjectPrefix: prefix.toLowerCase(),
+        url: NATS_URL,
+        prefix,
         drainTimeoutMs: 500,
       });
       return {
@@ -99,9 +98,7 @@ const engines: readonly [string, () => Promise<RealEngine>][] = [
     'rabbitmq',
     async () => {
       const prefix = `sbm-${randomBytes(4).toString('hex')}.`;
-      const { broker, topics, queues } = tracked(
-        await createRabbitMqBroker({ url: RABBITMQ_URL, prefix, drainTimeoutMs: 500 }),
-      );
+      const { broker, topics, queues } = tracked(await createRabbitMqBroker({ url: RABBITMQ_URL, prefix, drainTimeoutMs: 500 }));
       return {
         broker,
         async cleanup() {

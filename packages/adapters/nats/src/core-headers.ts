@@ -2,7 +2,7 @@ import type { Msg, MsgHdrs } from '@nats-io/nats-core';
 import { canonicalMIMEHeaderKey, type Match, MsgHdrsImpl } from '@nats-io/nats-core';
 import { MsgImpl } from '@nats-io/nats-core/internal';
 import type { Headers } from '@switchboard/core';
-import { ENCODED_HEADER, fromNatsHeaders, KEY_HEADER, MSG_ID_HEADER, type ReceivedHeaders, toNatsHeaders } from './headers.js';
+import { ENCODED_HEADER, fromNatsHeaders, KEY_HEADER, MSG_ID_HEADER, type ReceivedHeaders, toNatsHeaders } from './binding.js';
 
 /**
  * The header block of core NATS messages, without the client's per-header work on the hot path.

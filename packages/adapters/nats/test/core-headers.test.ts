@@ -2,8 +2,8 @@ import type { Msg } from '@nats-io/nats-core';
 import { MsgHdrsImpl } from '@nats-io/nats-core';
 import { MsgImpl } from '@nats-io/nats-core/internal';
 import { describe, expect, it } from 'vitest';
+import { fromNatsHeaders, MSG_ID_HEADER, toNatsHeaders } from '../src/binding.js';
 import { coreHeaders, readCoreHeaders } from '../src/core-headers.js';
-import { fromNatsHeaders, MSG_ID_HEADER, toNatsHeaders } from '../src/headers.js';
 
 const text = (headers: unknown) => new TextDecoder().decode((headers as MsgHdrsImpl).encode());
 

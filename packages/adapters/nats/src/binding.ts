@@ -2,10 +2,26 @@ import type { MsgHdrs } from '@nats-io/nats-core';
 import { canonicalMIMEHeaderKey, MsgHdrsImpl } from '@nats-io/nats-core';
 import type { Headers } from '@switchboard/core';
 
+/**
+ * The wire mapping of the NATS adapters (JetStream and core NATS): `OutgoingMessage` / `Delivery`
+ * headers to and from NATS headers, under the CloudEvents NATS binding.
+ *
+ * - The CloudEvents attributes arrive already mapped by the binding (`ce-<name>` headers with
+ *   percent-encoded values, `ce-datacontenttype` in binary mode, `content-type:
+ *   application/cloudevents+json` in structured mode) and travel as they are; received headers are
+ *   handed up as they are too (the codec unquotes and percent-decodes them and matches names
+ *   case-insensitively), so a `Ce-Id: "a b"` from an older producer reads as well.
+ * - The transport id is `Nats-Msg-Id` (JetStream's publish deduplication). A message without one
+ *   is handled like any other.
+ * - The adapter's own metadata travels in `x-sb-*` headers (the ordering key; the names of other
+ *   headers whose values had to be escaped because NATS trims them or refuses line breaks), taken
+ *   out on receive.
+ */
+
 /** Header that carries the ordering key. */
-export const KEY_HEADER = 'Switchboard-Key';
+export const KEY_HEADER = 'x-sb-key';
 /** Names of headers whose values were percent-encoded because NATS would alter them. */
-export const ENCODED_HEADER = 'Switchboard-Encoded';
+export const ENCODED_HEADER = 'x-sb-encoded';
 /** Set by JetStream from the `msgID` publish option. */
 export const MSG_ID_HEADER = 'Nats-Msg-Id';
 
@@ -67,7 +83,7 @@ export function toNatsHeaders(id: string, source: Headers, key: string | undefin
     }
   }
   if (encoded.length > 0) record[ENCODED_HEADER] = [encoded.map(encodeURIComponent).join(',')];
-  record[MSG_ID_HEADER] = [needsEncoding(id) ? clientValue(MSG_ID_HEADER, id) : id];
+  if (id !== '') record[MSG_ID_HEADER] = [needsEncoding(id) ? clientValue(MSG_ID_HEADER, id) : id];
   return MsgHdrsImpl.fromRecord(record);
 }
 
