@@ -40,7 +40,7 @@ export async function connectBroker(url: string): Promise<Broker> {
     case 'mqtt': {
       // At-most-once (see docs/adapters/mqtt.md): meant as `createMessaging({ atMostOnce: { broker } })`.
       const { createMqttBroker } = await import('@switchboard/mqtt');
-      return createMqttBroker({ url: stripParams(url), ...(prefix ? { topicPrefix: prefix } : {}) });
+      return createMqttBroker({ url: stripParams(url), ...(prefix ? { prefix } : {}) });
     }
   }
 }
