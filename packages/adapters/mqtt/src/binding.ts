@@ -126,7 +126,8 @@ export function toMqttProperties(id: string, source: Headers, key: string | unde
     if (needsEscape(name) || needsEscape(value)) {
       outName = escapeValue(name);
       outValue = escapeValue(value);
-      (escaped ??= []).push(encodeURIComponent(outName));
+      escaped ??= [];
+      escaped.push(encodeURIComponent(outName));
     }
     checkLength(`${what} name`, outName);
     checkLength(what, outValue);
