@@ -25,7 +25,8 @@ export const ENCODED_HEADER = 'x-sb-encoded';
 /** Set by JetStream from the `msgID` publish option. */
 export const MSG_ID_HEADER = 'Nats-Msg-Id';
 
-const RESERVED = new Set([KEY_HEADER, ENCODED_HEADER, MSG_ID_HEADER]);
+/** Names of the adapter's own headers: never taken from the caller's headers, never handed up. */
+export const OWN_PREFIX = 'x-sb-';
 
 /** True for a printable ASCII character other than space: never trimmed, never a line break. */
 function isPlainEdge(c: number): boolean {
@@ -63,7 +64,7 @@ export function toNatsHeaders(id: string, source: Headers, key: string | undefin
   const record: Record<string, string[]> = {};
   const encoded: string[] = [];
   for (const name in source) {
-    if (RESERVED.has(name)) continue;
+    if (name === MSG_ID_HEADER || name.startsWith(OWN_PREFIX)) continue;
     const value = source[name];
     if (value === undefined) continue;
     checkName(name);
@@ -129,7 +130,7 @@ export function fromNatsHeaders(source: MsgHdrs | undefined): ReceivedHeaders {
     if (name === ENCODED_HEADER) continue;
     const value = encoded?.has(name) ? decodeURIComponent(raw) : raw;
     if (name === KEY_HEADER) key = value;
-    else headers[name] = value;
+    else if (!name.startsWith(OWN_PREFIX)) headers[name] = value;
   }
   return { id, key, headers };
 }
