@@ -306,7 +306,9 @@ describe('publish: what the adapter sends, read with the raw client and decoded 
     expect(packet.properties?.userProperties).toEqual({ 'x-sb-id': event.id });
     const message = sdkMessage(packet);
     expect(MQTT.isEvent(message)).toBe(true);
-    const sdk = MQTT.toEvent(message, true) as SdkCloudEvent;
+    // Strict mode (the second parameter, missing from the SDK's `Deserializer` type) throws unless `isEvent` holds.
+    const toEventStrict = MQTT.toEvent as unknown as (message: unknown, strict: boolean) => SdkCloudEvent;
+    const sdk = toEventStrict(message, true);
     expect(sdk.id).toBe(event.id);
     expect(sdk.source).toBe('/services/orders');
     expect(sdk.type).toBe('com.example.order.placed');

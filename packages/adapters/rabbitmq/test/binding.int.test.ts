@@ -9,7 +9,7 @@ import {
   type OutgoingMessage,
 } from '@switchboard/core';
 import { DeliveryRecorder, randomName } from '@switchboard/testkit';
-import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import { connect } from 'amqplib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRabbitMqBroker, type RabbitMqBroker } from '../src/index.js';
@@ -321,7 +321,7 @@ describe('receive: what other producers send, read through subscribe and the cor
  * - §3.1.3.2: values in the canonical string form (or the native AMQP type) — what we send must be
  *   strings here, since the adapter writes canonical strings.
  */
-function strictRead(message: ConsumeMessage): { mode: 'binary' | 'structured'; attributes: Record<string, unknown>; data: Buffer } {
+function strictRead(message: Message): { mode: 'binary' | 'structured'; attributes: Record<string, unknown>; data: Buffer } {
   const contentType: unknown = message.properties.contentType;
   const headers = (message.properties.headers ?? {}) as Record<string, unknown>;
   if (typeof contentType === 'string' && contentType.toLowerCase().startsWith('application/cloudevents')) {
@@ -349,7 +349,7 @@ function strictRead(message: ConsumeMessage): { mode: 'binary' | 'structured'; a
 }
 
 /** Publishes `event` through the adapter (encoded by the codec for its binding) and reads it back with raw amqplib. */
-async function publishAndRead(event: CloudEvent, options: { mode?: 'binary' | 'structured'; key?: string } = {}): Promise<ConsumeMessage> {
+async function publishAndRead(event: CloudEvent, options: { mode?: 'binary' | 'structured'; key?: string } = {}): Promise<Message> {
   const topic = randomName('bind');
   const queue = `${prefix}raw-${randomName('q')}`;
   rawQueues.push(queue);
@@ -367,7 +367,7 @@ async function publishAndRead(event: CloudEvent, options: { mode?: 'binary' | 's
   await broker.publish(message);
   for (let tries = 0; tries < 200; tries++) {
     const got = await rawAdmin.get(queue, { noAck: true });
-    if (got !== false) return got as ConsumeMessage;
+    if (got !== false) return got;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   throw new Error('the published message did not arrive in the raw queue');
