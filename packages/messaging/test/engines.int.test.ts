@@ -88,7 +88,7 @@ const engines: readonly [string, () => Promise<RealEngine>][] = [
           await broker.close();
           const nc = await connectNats({ servers: NATS_URL });
           const jsm = await jetstreamManager(nc);
-          for await (const name of jsm.streams.names()) if (name.startsWith(`${prefix}_`)) await jsm.streams.delete(name);
+          for await (const name of jsm.streams.names()) if (name.startsWith(`${prefix.toUpperCase()}_`)) await jsm.streams.delete(name);
           await nc.close();
         },
       };

@@ -110,5 +110,5 @@ export async function createSwitchboardNatsDriver(spec: DriverSpec): Promise<Bro
     prefix: SB_PREFIX,
   });
   const jsm = await jetstreamManager(broker.connection);
-  return new BrokerDriver(broker, { cleanup: (topic) => deleteStream(jsm, `${SB_PREFIX}_${topic}`) });
+  return new BrokerDriver(broker, { cleanup: (topic) => deleteStream(jsm, `${SB_PREFIX.toUpperCase()}_${topic}`) });
 }

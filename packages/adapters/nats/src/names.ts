@@ -43,8 +43,16 @@ export function assertPrefix(prefix: string): void {
   }
 }
 
-/** A topic's stream `<prefix>_<topic>` (as safe tokens) and subject `<prefix>.<topic>`. */
+/**
+ * A topic's subject `<prefix>.<topic>` and stream `<PREFIX>_<topic>`: the prefix upper-cased (so
+ * the default `sb` keeps the streams `SB_<topic>` it always had), both as safe tokens.
+ */
 export function topicNames(prefix: string, topic: string): TopicNames {
   assertTopic(topic);
-  return { stream: `${safeToken(prefix)}_${safeToken(topic)}`, subject: `${prefix}.${topic}` };
+  return { stream: `${streamPrefix(prefix)}_${safeToken(topic)}`, subject: `${prefix}.${topic}` };
+}
+
+/** The stream-name part of a prefix: upper case, as a safe token. */
+export function streamPrefix(prefix: string): string {
+  return safeToken(prefix.toUpperCase());
 }

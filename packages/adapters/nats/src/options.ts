@@ -4,7 +4,8 @@ import { assertPrefix } from './names.js';
 export interface NatsBrokerOptions extends ConnectionSource {
   /**
    * Namespace of every name the broker creates: subjects `<prefix>.<topic>`, streams
-   * `<prefix>_<topic>` (unsafe characters replaced, see `docs/adapters/nats.md`). Default `sb`.
+   * `<PREFIX>_<topic>` (upper case, unsafe characters replaced; see `docs/adapters/nats.md`).
+   * Default `sb` (streams `SB_<topic>`).
    */
   readonly prefix?: string;
   /** `file` (default) survives a server restart; `memory` does not. */

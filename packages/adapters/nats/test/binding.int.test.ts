@@ -56,7 +56,7 @@ afterAll(async () => {
   await js.close();
   await core.close();
   const jsm = await jetstreamManager(nc);
-  for await (const name of jsm.streams.names()) if (name.startsWith(`${prefix}_`)) await jsm.streams.delete(name);
+  for await (const name of jsm.streams.names()) if (name.startsWith(`${prefix.toUpperCase()}_`)) await jsm.streams.delete(name);
   await nc.close();
 });
 
@@ -204,7 +204,7 @@ describe.each(engines)('receive ($name): what other producers send, read through
     expect(deliveries[2]!.id).toBe('transport-3');
     if (engine.name === 'JetStream') {
       // Without Nats-Msg-Id the transport id is the stream position, a hint only.
-      expect(deliveries[0]!.id).toMatch(/^sbb[0-9a-f]+_bind-[0-9a-f]+:\d+$/);
+      expect(deliveries[0]!.id).toMatch(/^SBB[0-9A-F]+_bind-[0-9a-f]+:\d+$/);
       expect(deliveries[1]!.id).not.toBe(deliveries[0]!.id);
     } else {
       expect(deliveries.slice(0, 2).map((d) => d.id)).toEqual(['', '']);

@@ -14,7 +14,7 @@ const TOTAL = 10_000;
 afterAll(async () => {
   const nc = await connect({ servers: url });
   const jsm = await jetstreamManager(nc);
-  for await (const name of jsm.streams.names()) if (name.startsWith(`${prefix}_`)) await jsm.streams.delete(name);
+  for await (const name of jsm.streams.names()) if (name.startsWith(`${prefix.toUpperCase()}_`)) await jsm.streams.delete(name);
   await nc.close();
 });
 

@@ -12,7 +12,7 @@ const options = { url, prefix };
 afterAll(async () => {
   const nc = await connect({ servers: url });
   const jsm = await jetstreamManager(nc);
-  for await (const name of jsm.streams.names()) if (name.startsWith(`${prefix}_`)) await jsm.streams.delete(name);
+  for await (const name of jsm.streams.names()) if (name.startsWith(`${prefix.toUpperCase()}_`)) await jsm.streams.delete(name);
   await nc.close();
 });
 
@@ -52,7 +52,7 @@ describe('nats: message size limit', () => {
     await broker.declareGroup(topic, randomName('g'));
     const nc = await connect({ servers: url });
     const jsm = await jetstreamManager(nc);
-    const stream = `${prefix}_${topic}`;
+    const stream = `${prefix.toUpperCase()}_${topic}`;
     const info = await jsm.streams.info(stream);
     await jsm.streams.update(stream, { ...info.config, max_msg_size: 1024 });
     const error = await broker.publish(testMessage(topic, { body: new Uint8Array(4096) })).catch((e: unknown) => e);
