@@ -100,7 +100,7 @@ async function switchboardPeer(): Promise<Peer> {
   });
   const fast: Broker =
     spec.engine === 'switchboard-nats-core'
-      ? await createNatsCoreBroker({ servers: spec.natsUrl })
+      ? await createNatsCoreBroker({ url: spec.natsUrl })
       : createRedisPubSubBroker({ url: spec.redisUrl });
   const reliable = createMemoryBroker();
   const messaging = createMessaging({

@@ -28,15 +28,11 @@ export async function connectBroker(url: string): Promise<Broker> {
     }
     case 'nats': {
       const { createNatsBroker } = await import('@switchboard/nats');
-      const servers = new URL(url);
-      return createNatsBroker({
-        servers: `${servers.hostname}:${servers.port || '4222'}`,
-        ...(prefix ? { streamPrefix: prefix, subjectPrefix: prefix } : {}),
-      });
+      return createNatsBroker({ url: stripParams(url), ...(prefix ? { prefix } : {}) });
     }
     case 'rabbitmq': {
       const { createRabbitMqBroker } = await import('@switchboard/rabbitmq');
-      return createRabbitMqBroker({ url: stripParams(url), ...(prefix ? { exchangePrefix: prefix } : {}) });
+      return createRabbitMqBroker({ url: stripParams(url), ...(prefix ? { prefix } : {}) });
     }
     case 'redis': {
       const { createRedisStreamsBroker } = await import('@switchboard/redis');
@@ -53,7 +49,7 @@ export async function connectBroker(url: string): Promise<Broker> {
     case 'mqtt': {
       // At-most-once (see docs/adapters/mqtt.md): meant as `createMessaging({ atMostOnce: { broker } })`.
       const { createMqttBroker } = await import('@switchboard/mqtt');
-      return createMqttBroker({ url: stripParams(url), ...(prefix ? { topicPrefix: prefix } : {}) });
+      return createMqttBroker({ url: stripParams(url), ...(prefix ? { prefix } : {}) });
     }
   }
 }

@@ -6,8 +6,8 @@ const suffix = randomBytes(4).toString('hex');
 
 /** One URL per real engine on this machine; each must move a message end to end. */
 const engines: [string, string][] = [
-  ['nats', 'nats://127.0.0.1:4222'],
-  ['rabbitmq', 'amqp://guest:guest@127.0.0.1:5672'],
+  ['nats', `nats://127.0.0.1:4222?prefix=sbconnect${suffix}`],
+  ['rabbitmq', `amqp://guest:guest@127.0.0.1:5672?prefix=sbconnect-${suffix}.`],
   ['redis', `redis://127.0.0.1:6379/?prefix=sbconnect-${suffix}:`],
   ['postgres', `postgres://postgres@127.0.0.1:5432/test?prefix=sbconnect_${suffix}_`],
 ];

@@ -22,7 +22,7 @@ it('connectBroker(mqtt://...?prefix=) opens the at-most-once MQTT broker under t
   const prefix = `sbconnect-${suffix}`;
   const broker = await connectBroker(`mqtt://127.0.0.1:1883?prefix=${prefix}`);
   // A broker opened directly with the same prefix shares the topics; the default prefix does not.
-  const samePrefix = await createMqttBroker({ url: 'mqtt://127.0.0.1:1883', topicPrefix: prefix });
+  const samePrefix = await createMqttBroker({ url: 'mqtt://127.0.0.1:1883', prefix: prefix });
   try {
     expect(broker.name).toBe('mqtt');
     expect(broker.capabilities.delivery).toBe('at-most-once');

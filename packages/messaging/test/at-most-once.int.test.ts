@@ -32,7 +32,7 @@ interface Received {
 }
 
 const engines: { name: string; open(): Promise<Broker> }[] = [
-  { name: 'nats-core', open: () => createNatsCoreBroker({ servers: natsUrl, subjectPrefix: `sbt-msg-${randomBytes(3).toString('hex')}` }) },
+  { name: 'nats-core', open: () => createNatsCoreBroker({ url: natsUrl, prefix: `sbt-msg-${randomBytes(3).toString('hex')}` }) },
   {
     name: 'redis-pubsub',
     open: async () => createRedisPubSubBroker({ url: redisUrl, prefix: `sbt-msg-${randomBytes(3).toString('hex')}:` }),

@@ -76,11 +76,10 @@ const engines: readonly [string, () => Promise<RealEngine>][] = [
   [
     'nats',
     async () => {
-      const prefix = `SBM${randomBytes(4).toString('hex')}`;
+      const prefix = `sbm${randomBytes(4).toString('hex')}`;
       const broker = await createNatsBroker({
-        servers: NATS_URL,
-        streamPrefix: prefix,
-        subjectPrefix: prefix.toLowerCase(),
+        url: NATS_URL,
+        prefix,
         drainTimeoutMs: 500,
       });
       return {
@@ -89,7 +88,7 @@ const engines: readonly [string, () => Promise<RealEngine>][] = [
           await broker.close();
           const nc = await connectNats({ servers: NATS_URL });
           const jsm = await jetstreamManager(nc);
-          for await (const name of jsm.streams.names()) if (name.startsWith(`${prefix}_`)) await jsm.streams.delete(name);
+          for await (const name of jsm.streams.names()) if (name.startsWith(`${prefix.toUpperCase()}_`)) await jsm.streams.delete(name);
           await nc.close();
         },
       };
@@ -99,9 +98,7 @@ const engines: readonly [string, () => Promise<RealEngine>][] = [
     'rabbitmq',
     async () => {
       const prefix = `sbm-${randomBytes(4).toString('hex')}.`;
-      const { broker, topics, queues } = tracked(
-        await createRabbitMqBroker({ url: RABBITMQ_URL, exchangePrefix: prefix, drainTimeoutMs: 500 }),
-      );
+      const { broker, topics, queues } = tracked(await createRabbitMqBroker({ url: RABBITMQ_URL, prefix, drainTimeoutMs: 500 }));
       return {
         broker,
         async cleanup() {

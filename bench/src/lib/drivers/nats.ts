@@ -9,7 +9,7 @@ import { forEachWindowed } from '../window.js';
 
 /** Connection settings of both drivers: the adapter sets `noAsyncTraces: true`, so the raw client does too. */
 const CONNECT = { noAsyncTraces: true } as const;
-const SB_STREAM_PREFIX = 'BENCHSB';
+const SB_PREFIX = 'benchsb';
 const RAW_STREAM_PREFIX = 'BENCHRAW';
 
 async function deleteStream(jsm: JetStreamManager, stream: string): Promise<void> {
@@ -105,11 +105,10 @@ export class RawNatsDriver implements QueueDriver {
 /** The Switchboard NATS adapter with its defaults (file storage, interest retention, `noAsyncTraces`). */
 export async function createSwitchboardNatsDriver(spec: DriverSpec): Promise<BrokerDriver> {
   const broker = await createNatsBroker({
-    servers: spec.target,
+    url: spec.target,
     connectOptions: CONNECT,
-    streamPrefix: SB_STREAM_PREFIX,
-    subjectPrefix: 'benchsb',
+    prefix: SB_PREFIX,
   });
   const jsm = await jetstreamManager(broker.connection);
-  return new BrokerDriver(broker, { cleanup: (topic) => deleteStream(jsm, `${SB_STREAM_PREFIX}_${topic}`) });
+  return new BrokerDriver(broker, { cleanup: (topic) => deleteStream(jsm, `${SB_PREFIX.toUpperCase()}_${topic}`) });
 }

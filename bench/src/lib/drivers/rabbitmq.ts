@@ -90,7 +90,7 @@ export class RawRabbitMqDriver implements QueueDriver {
 
 /** The Switchboard RabbitMQ adapter with its defaults (quorum queues, confirms). */
 export async function createSwitchboardRabbitMqDriver(spec: DriverSpec): Promise<BrokerDriver> {
-  const broker = await createRabbitMqBroker({ url: spec.target, exchangePrefix: SB_PREFIX });
+  const broker = await createRabbitMqBroker({ url: spec.target, prefix: SB_PREFIX });
   return new BrokerDriver(broker, {
     async cleanup(topic) {
       const model = await connect(spec.target);

@@ -1,63 +1,25 @@
 import { randomBytes } from 'node:crypto';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { type CloudEventsBinding, cloudEventsBindings, isSwitchboardError, SwitchboardError } from '@switchboard/core';
-import { AtMostOnceDelivery, describeError, resolveSubscribeOptions } from '@switchboard/core/kit';
-import type { IClientOptions, IClientPublishOptions, IConnackPacket, MqttClient } from 'mqtt';
+import { type CloudEventsBinding, cloudEventsBindings, SwitchboardError } from '@switchboard/core';
+import { assertMessageSize, brokerErrors, resolveSubscribeOptions } from '@switchboard/core/kit';
+import type { IClientPublishOptions, IConnackPacket, MqttClient } from 'mqtt';
 import { connect } from 'mqtt';
-import {
-  fromUserProperties,
-  type IncomingUserProperties,
-  type ReceivedProperties,
-  toUserProperties,
-  userPropertiesBytes,
-} from './properties.js';
-import { type DroppedDelivery, MqttSubscription } from './subscription.js';
-
-export interface MqttBrokerOptions {
-  /** Server URL, `mqtt://host:1883` or `mqtts://host:8883`. Default `mqtt://127.0.0.1:1883`. */
-  readonly url?: string;
-  /**
-   * Extra mqtt.js options for every connection the broker opens (credentials, TLS, keepalive, ...).
-   * The protocol version (5), the clean start and the client id are the broker's own.
-   */
-  readonly clientOptions?: Omit<IClientOptions, 'protocolVersion' | 'clean' | 'clientId'>;
-  /** MQTT topics are `<topicPrefix>/<topic>`. Default `sb`. */
-  readonly topicPrefix?: string;
-  /** Largest body accepted, in bytes. Default: the server's maximum packet size minus 64 KiB kept for topic and properties. */
-  readonly maxMessageBytes?: number;
-  /** Deliveries waiting for a free `maxInFlight` slot, per subscription, before new ones are dropped. Default 100 000. */
-  readonly maxPending?: number;
-  /** How long closing waits for running and queued handlers. Default 10 000 ms. */
-  readonly drainTimeoutMs?: number;
-  /**
-   * How long a publish waits for its PUBACK (across reconnects) before `SB_BROKER_UNAVAILABLE`.
-   * Default 15 000 ms.
-   */
-  readonly publishTimeoutMs?: number;
-  /** How long the first connection of the broker or of a subscription may take. Default 10 000 ms. */
-  readonly connectTimeoutMs?: number;
-  /** Told about every delivery dropped on this side (overflow, failed handler, close). */
-  readonly onDrop?: (drop: DroppedDelivery) => void;
-  /** Receives errors of connections after they were opened (they reconnect by themselves, nothing is thrown). */
-  readonly onError?: (error: SwitchboardError) => void;
-}
+import { propertiesBytes, toMqttProperties } from './binding.js';
+import { MqttDelivery } from './delivery.js';
+import { type MqttBrokerOptions, positiveInteger } from './options.js';
+import { MqttSubscription } from './subscription.js';
 
 /** The largest packet MQTT can frame (the Remaining Length field's maximum). */
 export const MQTT_MAX_PACKET_BYTES = 268_435_455;
 /** Kept for the topic, the user properties and the packet's own fields (a quarter of a smaller maximum packet size). */
 const HEADER_ALLOWANCE = 64 * 1024;
-/** MQTT 5 reason codes that mean the packet was too large for the server. */
 const NUL = String.fromCharCode(0);
-const TOO_LARGE_CODES = new Set([0x95]);
 
-function toBrokerError(error: unknown, action: string): SwitchboardError {
-  if (isSwitchboardError(error)) return error;
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'number' && TOO_LARGE_CODES.has(code)) {
-    return new SwitchboardError('SB_MESSAGE_TOO_LARGE', { detail: `${action}: ${describeError(error)}`, cause: error });
-  }
-  return new SwitchboardError('SB_BROKER_UNAVAILABLE', { detail: `MQTT could not ${action}: ${describeError(error)}`, cause: error });
-}
+/** MQTT 5 reason code 0x95: the packet was too large for the server. */
+const { toBrokerError, closedError } = brokerErrors({
+  engine: 'MQTT',
+  tooLarge: (error) => (error as { code?: unknown } | null)?.code === 0x95,
+});
 
 function checkTopic(topic: string): void {
   if (typeof topic !== 'string' || topic.length === 0 || /[+#]/.test(topic) || topic.includes(NUL)) {
@@ -73,14 +35,6 @@ function checkGroup(group: string): void {
       detail: `group ${JSON.stringify(group)} is not a valid MQTT share name (non-empty, no '/', '+', '#' or spaces)`,
     });
   }
-}
-
-function positiveInteger(value: number | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `${name} must be a positive integer, got ${value}` });
-  }
-  return value;
 }
 
 function clientId(): string {
@@ -169,20 +123,6 @@ export async function createMqttBroker(options: MqttBrokerOptions = {}): Promise
   }
 }
 
-/** An MQTT delivery: its user properties are decoded on first use. */
-class MqttDelivery extends AtMostOnceDelivery {
-  readonly #source: IncomingUserProperties;
-
-  constructor(topic: string, body: Uint8Array, source: IncomingUserProperties) {
-    super(topic, body);
-    this.#source = source;
-  }
-
-  protected readFields(): ReceivedProperties {
-    return fromUserProperties(this.#source);
-  }
-}
-
 type PublishCallback = (error?: Error | null) => void;
 
 interface PendingPublish {
@@ -227,10 +167,10 @@ export class MqttBroker implements Broker {
     this.client = client;
     this.#url = url;
     this.#options = options;
-    this.#prefix = options.topicPrefix ?? 'sb';
+    this.#prefix = options.prefix ?? 'sb';
     if (/[+#]/.test(this.#prefix) || this.#prefix.includes(NUL) || this.#prefix.startsWith('$')) {
       throw new SwitchboardError('SB_CONFIG_INVALID', {
-        detail: `topicPrefix ${JSON.stringify(this.#prefix)} may not contain '+', '#' or NUL, nor start with '$'`,
+        detail: `prefix ${JSON.stringify(this.#prefix)} may not contain '+', '#' or NUL, nor start with '$'`,
       });
     }
     this.#maxPending = positiveInteger(options.maxPending, 'maxPending', 100_000);
@@ -338,21 +278,14 @@ export class MqttBroker implements Broker {
 
   #prepare(message: OutgoingMessage): PreparedPublish {
     const bytes = message.body.byteLength;
-    const limit = this.capabilities.maxMessageBytes;
-    if (bytes > limit) {
-      throw new SwitchboardError('SB_MESSAGE_TOO_LARGE', { detail: `${bytes} bytes is over the MQTT limit of ${limit} bytes` });
-    }
+    assertMessageSize(bytes, this.capabilities.maxMessageBytes);
     const topic = this.#topic(message.topic);
-    const userProperties = toUserProperties(message.id, message.headers, message.key);
+    const properties = toMqttProperties(message.id, message.headers, message.key);
     // Fixed header (at most 5), topic (2 + length), packet id (2), properties length (at most 4).
-    const packetBytes = 13 + Buffer.byteLength(topic) + userPropertiesBytes(userProperties) + bytes;
-    if (packetBytes > this.#maxPacketBytes) {
-      throw new SwitchboardError('SB_MESSAGE_TOO_LARGE', {
-        detail: `the packet would be ${packetBytes} bytes (body and headers), over the server's maximum of ${this.#maxPacketBytes}`,
-      });
-    }
+    const packetBytes = 13 + Buffer.byteLength(topic) + propertiesBytes(properties) + bytes;
+    assertMessageSize(packetBytes, this.#maxPacketBytes, "the packet (body and headers, against the server's maximum packet size)");
     const body = Buffer.from(message.body.buffer, message.body.byteOffset, bytes);
-    return { topic, body, options: { qos: 1, properties: { userProperties } } };
+    return { topic, body, options: { qos: 1, properties } };
   }
 
   /** Nothing to declare: a shared subscription exists while one of its members is connected. */
@@ -390,7 +323,7 @@ export class MqttBroker implements Broker {
       onClosed: (closed) => this.#subscriptions.delete(closed as MqttSubscription),
     });
     client.on('message', (_topic, payload, packet) => {
-      subscription.push(new MqttDelivery(topic, payload, packet.properties?.userProperties));
+      subscription.push(new MqttDelivery(topic, payload, packet.properties));
     });
     try {
       const granted = await client.subscribeAsync(filter, { qos: 1 });
@@ -426,7 +359,7 @@ export class MqttBroker implements Broker {
       checkTopic(topic);
       if (this.#prefix === '' && topic.startsWith('$')) {
         throw new SwitchboardError('SB_CONFIG_INVALID', {
-          detail: `topic ${JSON.stringify(topic)} may not start with '$' without a topicPrefix`,
+          detail: `topic ${JSON.stringify(topic)} may not start with '$' without a prefix`,
         });
       }
       mqttTopic = this.#prefix === '' ? topic : `${this.#prefix}/${topic}`;
@@ -441,8 +374,4 @@ export class MqttBroker implements Broker {
   #assertOpen(what: string): void {
     if (this.#closing !== undefined) throw closedError(what);
   }
-}
-
-function closedError(what: string): SwitchboardError {
-  return new SwitchboardError('SB_CLOSED', { detail: `the MQTT broker is closed (${what})` });
 }

@@ -8,7 +8,7 @@ import { createMqttBroker, type MqttBroker, type MqttBrokerOptions } from '../sr
 import { PrivateMosquitto } from './mosquitto-server.js';
 
 const url = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883';
-const topicPrefix = `sbt-mqtt-${randomBytes(4).toString('hex')}`;
+const prefix = `sbt-mqtt-${randomBytes(4).toString('hex')}`;
 
 /** Resolves on the client's next CONNACK. */
 function connected(client: MqttClient): Promise<void> {
@@ -17,7 +17,7 @@ function connected(client: MqttClient): Promise<void> {
 
 const opened: MqttBroker[] = [];
 async function open(options: MqttBrokerOptions = {}): Promise<MqttBroker> {
-  const broker = await createMqttBroker({ url, topicPrefix, ...options });
+  const broker = await createMqttBroker({ url, prefix, ...options });
   opened.push(broker);
   return broker;
 }
@@ -228,7 +228,7 @@ describe('options', () => {
     }
     const publishError = await broker.publish(testMessage('a/#')).catch((e: unknown) => e);
     expect(isSwitchboardError(publishError, 'SB_CONFIG_INVALID')).toBe(true);
-    const prefixError = await createMqttBroker({ url, topicPrefix: '$SYS' }).catch((e: unknown) => e);
+    const prefixError = await createMqttBroker({ url, prefix: '$SYS' }).catch((e: unknown) => e);
     expect(isSwitchboardError(prefixError, 'SB_CONFIG_INVALID')).toBe(true);
   });
 });

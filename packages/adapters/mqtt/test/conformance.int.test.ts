@@ -4,9 +4,9 @@ import { createMqttBroker, MQTT_MAX_PACKET_BYTES } from '../src/index.js';
 
 const url = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 // A private topic prefix per run: no other test sees these topics.
-const topicPrefix = `sbt-mqtt-${randomBytes(4).toString('hex')}`;
+const prefix = `sbt-mqtt-${randomBytes(4).toString('hex')}`;
 
-describeBrokerConformance('mqtt (at-most-once)', () => createMqttBroker({ url, topicPrefix }), {
+describeBrokerConformance('mqtt (at-most-once)', () => createMqttBroker({ url, prefix }), {
   delivery: 'at-most-once',
   persistent: false,
   multiProcess: true,

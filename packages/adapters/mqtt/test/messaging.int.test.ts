@@ -30,7 +30,7 @@ it('an at-most-once event over MQTT reaches two services, balanced between the t
       'price.changed': event({ data: z.object({ symbol: z.string(), price: z.number() }), delivery: 'at-most-once' }),
     },
   });
-  const fast = await createMqttBroker({ url, topicPrefix: `sbt-msg-${randomBytes(3).toString('hex')}` });
+  const fast = await createMqttBroker({ url, prefix: `sbt-msg-${randomBytes(3).toString('hex')}` });
   const reliable = createMemoryBroker();
   closers.push(
     () => reliable.close(),

@@ -19,16 +19,23 @@ import {
   DEFAULT_MAX_IN_FLIGHT,
   SwitchboardError,
 } from '@switchboard/core';
-import { resolveSubscribeOptions } from '@switchboard/core/kit';
-import { openConnection } from './connection.js';
-import { closedError, isTransient, toBrokerError } from './errors.js';
-import { toNatsHeaders } from './headers.js';
+import { assertMessageSize, idle, resolveSubscribeOptions } from '@switchboard/core/kit';
+import { toNatsHeaders } from './binding.js';
+import { natsErrors, openConnection } from './connection.js';
 import type { TopicNames } from './names.js';
 import { assertGroup, safeToken, topicNames } from './names.js';
 import type { NatsBrokerOptions, ResolvedNatsOptions } from './options.js';
 import { resolveOptions } from './options.js';
 import { NatsSubscription } from './subscription.js';
-import { idle } from './timers.js';
+
+const { toBrokerError, closedError } = natsErrors;
+
+/** Errors worth retrying inside the publish deadline (timeouts, no responders, reconnects). */
+function isTransient(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (['TimeoutError', 'NoRespondersError', 'RequestError', 'ConnectionError'].includes(error.name)) return true;
+  return /timeout|no responders|disconnect|connection/i.test(error.message);
+}
 
 /** Room kept in `max_payload` for headers (CloudEvents attributes, trace context, MessageId). */
 const HEADER_ALLOWANCE = 8 * 1024;
@@ -99,18 +106,13 @@ export class NatsBroker implements Broker {
 
   async publish(message: OutgoingMessage): Promise<void> {
     this.#assertOpen('publish');
-    if (message.body.byteLength > this.capabilities.maxMessageBytes) {
-      throw new SwitchboardError('SB_MESSAGE_TOO_LARGE', {
-        detail: `${message.body.byteLength} bytes is over the NATS limit of ${this.capabilities.maxMessageBytes} bytes`,
-      });
-    }
+    assertMessageSize(message.body.byteLength, this.capabilities.maxMessageBytes);
     const headers = toNatsHeaders(message.id, message.headers, message.key);
-    const size = message.body.byteLength + headerBytes(headers);
-    if (size > this.#maxPayload) {
-      throw new SwitchboardError('SB_MESSAGE_TOO_LARGE', {
-        detail: `${size} bytes with headers is over the server's max_payload of ${this.#maxPayload} bytes`,
-      });
-    }
+    assertMessageSize(
+      message.body.byteLength + headerBytes(headers),
+      this.#maxPayload,
+      "the message with its headers (the server's max_payload)",
+    );
     const deadline = Date.now() + this.#options.publishTimeoutMs;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -202,7 +204,7 @@ export class NatsBroker implements Broker {
   #ensureStream(topic: string): Promise<TopicNames> {
     let pending = this.#streams.get(topic);
     if (pending === undefined) {
-      pending = this.#createStream(topicNames(this.#options.streamPrefix, this.#options.subjectPrefix, topic));
+      pending = this.#createStream(topicNames(this.#options.prefix, topic));
       this.#streams.set(topic, pending);
       pending.catch(() => this.#streams.delete(topic));
     }

@@ -1,16 +1,23 @@
 import type { Msg, NatsConnection } from '@nats-io/nats-core';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
 import { type CloudEventsBinding, cloudEventsBindings, SwitchboardError, withMode } from '@switchboard/core';
-import { AtMostOnceDelivery, type DroppedDelivery, PushSubscription, resolveSubscribeOptions } from '@switchboard/core/kit';
-import { type ConnectionSource, openConnection } from './connection.js';
+import {
+  AtMostOnceDelivery,
+  assertMessageSize,
+  type DroppedDelivery,
+  PushSubscription,
+  resolveSubscribeOptions,
+} from '@switchboard/core/kit';
+import type { ReceivedHeaders } from './binding.js';
+import { type ConnectionSource, natsErrors, openConnection } from './connection.js';
 import { coreHeaders, readCoreHeaders } from './core-headers.js';
-import { closedError, toBrokerError } from './errors.js';
-import type { ReceivedHeaders } from './headers.js';
-import { assertGroup, assertTopic } from './names.js';
+import { assertGroup, assertPrefix, assertTopic } from './names.js';
+
+const { toBrokerError, closedError } = natsErrors;
 
 export interface NatsCoreBrokerOptions extends ConnectionSource {
-  /** Subjects are `<subjectPrefix>.<topic>`. Default `sb-core` (apart from JetStream's `sb`, so no stream captures them). */
-  readonly subjectPrefix?: string;
+  /** Namespace of the subjects: `<prefix>.<topic>`. Default `sb-core` (apart from JetStream's `sb`, so no stream captures them). */
+  readonly prefix?: string;
   /**
    * When `publish` resolves. `flush` (default): once the server answered a PING sent after the
    * message, i.e. it has read the message and routed it to the subscriptions it had at that moment.
@@ -77,7 +84,8 @@ export class NatsCoreBroker implements Broker {
   constructor(connection: NatsConnection, owns: boolean, options: NatsCoreBrokerOptions) {
     this.connection = connection;
     this.#owns = owns;
-    this.#prefix = options.subjectPrefix ?? 'sb-core';
+    this.#prefix = options.prefix ?? 'sb-core';
+    assertPrefix(this.#prefix);
     this.#flush = (options.confirm ?? 'flush') === 'flush';
     this.#maxPayload = connection.info?.max_payload ?? 1024 * 1024;
     this.#maxPending = options.maxPending ?? 100_000;
@@ -117,11 +125,7 @@ export class NatsCoreBroker implements Broker {
 
   #send(message: OutgoingMessage): void {
     this.#assertOpen('publish');
-    if (message.body.byteLength > this.capabilities.maxMessageBytes) {
-      throw new SwitchboardError('SB_MESSAGE_TOO_LARGE', {
-        detail: `${message.body.byteLength} bytes is over the NATS limit of ${this.capabilities.maxMessageBytes} bytes`,
-      });
-    }
+    assertMessageSize(message.body.byteLength, this.capabilities.maxMessageBytes);
     const headers = coreHeaders(message.id, message.headers, message.key);
     try {
       this.connection.publish(this.#subject(message.topic), message.body, { headers });

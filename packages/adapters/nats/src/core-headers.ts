@@ -2,7 +2,7 @@ import type { Msg, MsgHdrs } from '@nats-io/nats-core';
 import { canonicalMIMEHeaderKey, type Match, MsgHdrsImpl } from '@nats-io/nats-core';
 import { MsgImpl } from '@nats-io/nats-core/internal';
 import type { Headers } from '@switchboard/core';
-import { ENCODED_HEADER, fromNatsHeaders, KEY_HEADER, MSG_ID_HEADER, type ReceivedHeaders, toNatsHeaders } from './headers.js';
+import { ENCODED_HEADER, fromNatsHeaders, KEY_HEADER, MSG_ID_HEADER, OWN_PREFIX, type ReceivedHeaders, toNatsHeaders } from './binding.js';
 
 /**
  * The header block of core NATS messages, without the client's per-header work on the hot path.
@@ -208,7 +208,7 @@ export function readCoreHeaders(msg: Msg): ReceivedHeaders {
         } else if (name === ENCODED_HEADER) {
           if (!seenEncoded) encodedList = value;
           seenEncoded = true;
-        } else if (!Object.hasOwn(headers, name)) {
+        } else if (!Object.hasOwn(headers, name) && (name === KEY_HEADER || !name.startsWith(OWN_PREFIX))) {
           headers[name] = value;
         }
       }

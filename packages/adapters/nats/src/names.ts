@@ -34,7 +34,25 @@ export interface TopicNames {
   readonly subject: string;
 }
 
-export function topicNames(streamPrefix: string, subjectPrefix: string, topic: string): TopicNames {
+/** The broker's `prefix` is the first subject token(s) of every subject: the same rule as a topic. */
+export function assertPrefix(prefix: string): void {
+  if (prefix.length === 0 || /[\s*>]/.test(prefix) || prefix.split('.').some((token) => token.length === 0)) {
+    throw new SwitchboardError('SB_CONFIG_INVALID', {
+      detail: `prefix ${JSON.stringify(prefix)} is not a valid NATS subject prefix (no spaces, '*', '>' or empty tokens)`,
+    });
+  }
+}
+
+/**
+ * A topic's subject `<prefix>.<topic>` and stream `<PREFIX>_<topic>`: the prefix upper-cased (so
+ * the default `sb` keeps the streams `SB_<topic>` it always had), both as safe tokens.
+ */
+export function topicNames(prefix: string, topic: string): TopicNames {
   assertTopic(topic);
-  return { stream: `${streamPrefix}_${safeToken(topic)}`, subject: `${subjectPrefix}.${topic}` };
+  return { stream: `${streamPrefix(prefix)}_${safeToken(topic)}`, subject: `${prefix}.${topic}` };
+}
+
+/** The stream-name part of a prefix: upper case, as a safe token. */
+export function streamPrefix(prefix: string): string {
+  return safeToken(prefix.toUpperCase());
 }

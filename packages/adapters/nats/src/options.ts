@@ -1,10 +1,13 @@
 import type { ConnectionSource } from './connection.js';
+import { assertPrefix } from './names.js';
 
 export interface NatsBrokerOptions extends ConnectionSource {
-  /** Stream names are `<streamPrefix>_<topic>`. Default `SB`. */
-  readonly streamPrefix?: string;
-  /** Subjects are `<subjectPrefix>.<topic>`. Default `sb`. */
-  readonly subjectPrefix?: string;
+  /**
+   * Namespace of every name the broker creates: subjects `<prefix>.<topic>`, streams
+   * `<PREFIX>_<topic>` (upper case, unsafe characters replaced; see `docs/adapters/nats.md`).
+   * Default `sb` (streams `SB_<topic>`).
+   */
+  readonly prefix?: string;
   /** `file` (default) survives a server restart; `memory` does not. */
   readonly storage?: 'file' | 'memory';
   /** Stream replicas in a cluster (1, 3 or 5). Default 1. */
@@ -46,8 +49,7 @@ export interface NatsBrokerOptions extends ConnectionSource {
 }
 
 export interface ResolvedNatsOptions {
-  readonly streamPrefix: string;
-  readonly subjectPrefix: string;
+  readonly prefix: string;
   readonly storage: 'file' | 'memory';
   readonly replicas: number;
   readonly retention: 'interest' | 'limits';
@@ -63,9 +65,9 @@ export interface ResolvedNatsOptions {
 }
 
 export function resolveOptions(options: NatsBrokerOptions): ResolvedNatsOptions {
+  assertPrefix(options.prefix ?? 'sb');
   return {
-    streamPrefix: options.streamPrefix ?? 'SB',
-    subjectPrefix: options.subjectPrefix ?? 'sb',
+    prefix: options.prefix ?? 'sb',
     storage: options.storage ?? 'file',
     replicas: options.replicas ?? 1,
     retention: options.retention ?? 'interest',

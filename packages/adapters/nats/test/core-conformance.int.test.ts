@@ -3,18 +3,18 @@ import { connect } from '@nats-io/transport-node';
 import { describeBrokerConformance } from '@switchboard/testkit';
 import { createNatsCoreBroker } from '../src/index.js';
 
-const servers = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const url = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 // A private subject prefix per run: no other test or stream sees these subjects.
-const subjectPrefix = `sbt-core-${randomBytes(4).toString('hex')}`;
+const prefix = `sbt-core-${randomBytes(4).toString('hex')}`;
 
 async function maxPayload(): Promise<number> {
-  const nc = await connect({ servers });
+  const nc = await connect({ servers: url });
   const value = nc.info?.max_payload ?? 0;
   await nc.close();
   return value;
 }
 
-describeBrokerConformance('nats-core (at-most-once)', () => createNatsCoreBroker({ servers, subjectPrefix }), {
+describeBrokerConformance('nats-core (at-most-once)', () => createNatsCoreBroker({ url, prefix }), {
   delivery: 'at-most-once',
   persistent: false,
   multiProcess: true,

@@ -1,9 +1,10 @@
 import type { Msg } from '@nats-io/nats-core';
 import { MsgHdrsImpl } from '@nats-io/nats-core';
 import { MsgImpl } from '@nats-io/nats-core/internal';
+import { cloudEventsBindings, decodeCloudEvent } from '@switchboard/core';
 import { describe, expect, it } from 'vitest';
+import { fromNatsHeaders, MSG_ID_HEADER, toNatsHeaders } from '../src/binding.js';
 import { coreHeaders, readCoreHeaders } from '../src/core-headers.js';
-import { fromNatsHeaders, MSG_ID_HEADER, toNatsHeaders } from '../src/headers.js';
 
 const text = (headers: unknown) => new TextDecoder().decode((headers as MsgHdrsImpl).encode());
 
@@ -70,6 +71,51 @@ describe('core NATS headers', () => {
     }
     const bare = new MsgImpl({ subject: new TextEncoder().encode('s'), sid: 1, hdr: -1, size: 2 }, body, {} as never);
     expect(readCoreHeaders(bare)).toEqual({ id: '', key: undefined, headers: {} });
+  });
+
+  it('reads the forms other producers send (Ce- casing, quoted strings, lower-case hex) exactly as fromNatsHeaders, for the codec to decode', () => {
+    const body = new TextEncoder().encode('{"a":1}');
+    const block = new TextEncoder().encode(
+      [
+        'NATS/1.0',
+        'CE-SPECVERSION: 1.0',
+        'Ce-Id: "id with \\"quotes\\" and space"',
+        'Ce-Source: /foreign',
+        'ce-type: com.example.someevent',
+        'Ce-Subject: "Euro %e2%82%ac \\"x\\" 100%25"',
+        'ce-datacontenttype: application/json',
+        'x-sb-key: k-1',
+        'x-sb-future: dropped',
+        '',
+        '',
+      ].join('\r\n'),
+    );
+    const read = readCoreHeaders(received(block, body));
+    expect(read).toEqual(fromNatsHeaders(MsgHdrsImpl.decode(block)));
+    expect(read.key).toBe('k-1');
+    expect(Object.keys(read.headers)).not.toContain('x-sb-future');
+    const event = decodeCloudEvent(read.headers, body, cloudEventsBindings.nats);
+    expect(event).toMatchObject({
+      specversion: '1.0',
+      id: 'id with "quotes" and space',
+      source: '/foreign',
+      subject: 'Euro € "x" 100%',
+      datacontenttype: 'application/json',
+      data: { a: 1 },
+    });
+  });
+
+  it('reads a message without headers as no headers, which the NATS binding reads as a structured event (pre-2.2)', () => {
+    const body = new TextEncoder().encode(JSON.stringify({ specversion: '1.0', id: 'old-1', source: '/old', type: 't' }));
+    const bare = new MsgImpl({ subject: new TextEncoder().encode('s'), sid: 1, hdr: -1, size: body.byteLength }, body, {} as never);
+    const read = readCoreHeaders(bare);
+    expect(read).toEqual({ id: '', key: undefined, headers: {} });
+    expect(decodeCloudEvent(read.headers, bare.data, cloudEventsBindings.nats)).toEqual({
+      specversion: '1.0',
+      id: 'old-1',
+      source: '/old',
+      type: 't',
+    });
   });
 
   it('refuses a received header name NATS cannot carry, with the client error', () => {

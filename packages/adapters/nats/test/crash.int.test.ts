@@ -5,27 +5,27 @@ import { ConsumerProcesses, randomName, testMessage, waitFor } from '@switchboar
 import { afterAll, describe, expect, it } from 'vitest';
 import { createNatsBroker } from '../src/index.js';
 
-const servers = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-const streamPrefix = `SBC${Date.now().toString(36)}`;
+const url = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const prefix = `sbc${Date.now().toString(36)}`;
 // The child runs the built package (`tsc -b packages/adapters/nats`).
 const script = fileURLToPath(new URL('./fixtures/consumer.mjs', import.meta.url));
 const TOTAL = 10_000;
 
 afterAll(async () => {
-  const nc = await connect({ servers });
+  const nc = await connect({ servers: url });
   const jsm = await jetstreamManager(nc);
-  for await (const name of jsm.streams.names()) if (name.startsWith(`${streamPrefix}_`)) await jsm.streams.delete(name);
+  for await (const name of jsm.streams.names()) if (name.startsWith(`${prefix.toUpperCase()}_`)) await jsm.streams.delete(name);
   await nc.close();
 });
 
 describe('nats: consumer process killed mid-stream', () => {
   it(`loses none of ${TOTAL} messages while the consumer is SIGKILLed twice`, { timeout: 180_000 }, async () => {
-    const broker = await createNatsBroker({ servers, streamPrefix, subjectPrefix: streamPrefix.toLowerCase() });
+    const broker = await createNatsBroker({ url, prefix });
     const topic = randomName('crash');
     const group = randomName('workers');
     await broker.declareGroup(topic, group);
 
-    const consumers = new ConsumerProcesses(script, [servers, streamPrefix, topic, group]);
+    const consumers = new ConsumerProcesses(script, [url, prefix, topic, group]);
     const messages = Array.from({ length: TOTAL }, () => testMessage(topic));
     await consumers.start();
     const publishing = (async () => {

@@ -5,14 +5,14 @@ import { DeliveryRecorder, randomName, testMessage } from '@switchboard/testkit'
 import { afterAll, describe, expect, it } from 'vitest';
 import { createNatsBroker } from '../src/index.js';
 
-const servers = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-const streamPrefix = `SBL${Date.now().toString(36)}`;
-const options = { servers, streamPrefix, subjectPrefix: streamPrefix.toLowerCase() };
+const url = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const prefix = `sbl${Date.now().toString(36)}`;
+const options = { url, prefix };
 
 afterAll(async () => {
-  const nc = await connect({ servers });
+  const nc = await connect({ servers: url });
   const jsm = await jetstreamManager(nc);
-  for await (const name of jsm.streams.names()) if (name.startsWith(`${streamPrefix}_`)) await jsm.streams.delete(name);
+  for await (const name of jsm.streams.names()) if (name.startsWith(`${prefix.toUpperCase()}_`)) await jsm.streams.delete(name);
   await nc.close();
 });
 
@@ -50,9 +50,9 @@ describe('nats: message size limit', () => {
     const broker = await createNatsBroker(options);
     const topic = randomName('size');
     await broker.declareGroup(topic, randomName('g'));
-    const nc = await connect({ servers });
+    const nc = await connect({ servers: url });
     const jsm = await jetstreamManager(nc);
-    const stream = `${streamPrefix}_${topic}`;
+    const stream = `${prefix.toUpperCase()}_${topic}`;
     const info = await jsm.streams.info(stream);
     await jsm.streams.update(stream, { ...info.config, max_msg_size: 1024 });
     const error = await broker.publish(testMessage(topic, { body: new Uint8Array(4096) })).catch((e: unknown) => e);

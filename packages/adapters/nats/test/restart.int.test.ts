@@ -12,8 +12,8 @@ afterAll(() => server.dispose());
 
 describe('nats: server restarted mid-stream', () => {
   it('publisher and consumer reconnect and no acknowledged message is lost', { timeout: 60_000 }, async () => {
-    const publisher = await createNatsBroker({ servers: server.url, publishTimeoutMs: 20_000 });
-    const consumer = await createNatsBroker({ servers: server.url });
+    const publisher = await createNatsBroker({ url: server.url, publishTimeoutMs: 20_000 });
+    const consumer = await createNatsBroker({ url: server.url });
     const topic = randomName('restart');
     const group = randomName('workers');
     const seen = new Map<string, number>();

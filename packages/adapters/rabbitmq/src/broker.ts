@@ -1,20 +1,20 @@
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import {
-  type CloudEventsBinding,
-  cloudEventsBindings,
-  DEFAULT_ACK_TIMEOUT_MS,
-  DEFAULT_MAX_IN_FLIGHT,
-  SwitchboardError,
-} from '@switchboard/core';
+import { type CloudEventsBinding, cloudEventsBindings, SwitchboardError } from '@switchboard/core';
+import { assertMessageSize, brokerErrors, describeError, idle, resolveSubscribeOptions } from '@switchboard/core/kit';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options, RecoveringChannelModel } from 'amqplib';
 import { connect } from 'amqplib';
-import { closedError, isTooLarge, toBrokerError } from './errors.js';
-import { ATTEMPT_HEADER, toAmqpHeaders } from './headers.js';
+import { ATTEMPT_HEADER, copyProperties, SERVER_HEADERS, toAmqpProperties } from './binding.js';
 import { assertGroup, assertTopic, delayBucket, delayQueueName, exchangeName, groupQueueName } from './names.js';
 import type { RabbitMqBrokerOptions, ResolvedRabbitMqOptions } from './options.js';
-import { resolveOptions } from './options.js';
+import { MAX_PREFETCH, resolveOptions } from './options.js';
 import { RabbitMqSubscription } from './subscription.js';
-import { idle } from './timers.js';
+
+/** A refusal for size: the server's `max_message_size`, amqplib's 64 KiB header table, a frame too large. */
+function isTooLarge(error: unknown): boolean {
+  return /larger than configured max size|max_message_size|Encoded field table|frame size/i.test(describeError(error));
+}
+
+const { toBrokerError, closedError } = brokerErrors({ engine: 'RabbitMQ', tooLarge: isTooLarge });
 
 /** Unused delay queues disappear this long after their last declaration (plus their TTL). */
 const DELAY_QUEUE_IDLE_MS = 15 * 60_000;
@@ -104,7 +104,7 @@ export class RabbitMqBroker implements Broker {
       await this.#connection.waitForConnect();
     } catch (error) {
       await this.#connection?.close().catch(() => {});
-      throw toBrokerError(error, `connect to RabbitMQ`);
+      throw toBrokerError(error, 'connect');
     }
   }
 
@@ -141,14 +141,14 @@ export class RabbitMqBroker implements Broker {
     });
     channel.on('return', (message: Message) => {
       const id = message.properties.messageId;
-      if (typeof id === 'string') link.returned.add(id);
+      if (typeof id === 'string' && id !== '') link.returned.add(id);
     });
     link.publisher = channel;
     return channel;
   }
 
   async #declareExchange(link: Link, topic: string): Promise<string> {
-    const exchange = exchangeName(this.#options.exchangePrefix, topic);
+    const exchange = exchangeName(this.#options.prefix, topic);
     if (link.exchanges.has(exchange)) return exchange;
     const admin = await this.#adminChannel(link);
     await admin.assertExchange(exchange, 'topic', { durable: true });
@@ -178,19 +178,10 @@ export class RabbitMqBroker implements Broker {
   async publish(message: OutgoingMessage): Promise<void> {
     if (this.#closing !== undefined) throw closedError('publish');
     assertTopic(message.topic);
-    if (message.body.byteLength > this.capabilities.maxMessageBytes) {
-      throw new SwitchboardError('SB_MESSAGE_TOO_LARGE', {
-        detail: `${message.body.byteLength} bytes is over the limit of ${this.capabilities.maxMessageBytes} bytes`,
-      });
-    }
+    assertMessageSize(message.body.byteLength, this.capabilities.maxMessageBytes);
     this.#topics.add(message.topic);
     const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
-    const properties: Options.Publish = {
-      persistent: true,
-      mandatory: true,
-      messageId: message.id,
-      headers: toAmqpHeaders(message.headers, message.key),
-    };
+    const properties = toAmqpProperties(message);
     const deadline = Date.now() + this.#options.publishTimeoutMs;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -216,7 +207,7 @@ export class RabbitMqBroker implements Broker {
       try {
         channel.publish(exchange, routingKey, content, properties, (error: unknown) => {
           const id = properties.messageId;
-          const returned = id !== undefined && link.returned.delete(id);
+          const returned = id !== undefined && id !== '' && link.returned.delete(id);
           if (error) reject(error instanceof Error ? error : new Error(String(error)));
           else resolve(!returned);
         });
@@ -251,7 +242,7 @@ export class RabbitMqBroker implements Broker {
     if (this.#closing !== undefined) throw closedError(what);
     assertTopic(topic);
     assertGroup(group);
-    const topology: GroupTopology = { topic, queue: groupQueueName(this.#options.exchangePrefix, topic, group) };
+    const topology: GroupTopology = { topic, queue: groupQueueName(this.#options.prefix, topic, group) };
     this.#topics.add(topic);
     this.#groups.set(topology.queue, topology);
     const deadline = Date.now() + this.#options.publishTimeoutMs;
@@ -269,14 +260,7 @@ export class RabbitMqBroker implements Broker {
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
     if (this.#closing !== undefined) throw closedError('subscribe');
-    const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    const ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
-    if (!Number.isInteger(maxInFlight) || maxInFlight < 1 || maxInFlight > 65_535) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `maxInFlight must be an integer from 1 to 65535, got ${maxInFlight}` });
-    }
-    if (!Number.isFinite(ackTimeoutMs) || ackTimeoutMs <= 0) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `ackTimeoutMs must be a positive number, got ${ackTimeoutMs}` });
-    }
+    const { maxInFlight, ackTimeoutMs } = resolveSubscribeOptions(options, { maxInFlight: MAX_PREFETCH });
     const topology = await this.#declareGroup(options.topic, options.group, 'subscribe');
     const subscription = new RabbitMqSubscription({
       topic: options.topic,
@@ -336,16 +320,9 @@ export class RabbitMqBroker implements Broker {
     }
     const { properties } = message;
     const headers = { ...(properties.headers as Record<string, unknown> | undefined) };
-    for (const name of ['x-death', 'x-delivery-count', 'x-first-death-exchange', 'x-first-death-queue', 'x-first-death-reason']) {
-      delete headers[name];
-    }
+    for (const name of SERVER_HEADERS) delete headers[name];
     headers[ATTEMPT_HEADER] = String(attempt);
-    const routed = await this.#confirm(link, '', queue, message.content, {
-      persistent: true,
-      mandatory: true,
-      messageId: properties.messageId as string | undefined,
-      headers,
-    });
+    const routed = await this.#confirm(link, '', queue, message.content, copyProperties(properties, headers));
     if (!routed) throw new SwitchboardError('SB_BROKER_UNAVAILABLE', { detail: `delay queue ${queue} is missing` });
   }
 

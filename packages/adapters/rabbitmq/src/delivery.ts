@@ -1,105 +1,82 @@
-import type { Delivery, Headers } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
+import { TrackedDelivery } from '@switchboard/core/kit';
 import type { Channel, ConsumeMessage } from 'amqplib';
+import { fromAmqpProperties } from './binding.js';
 
-type State = 'pending' | 'settled' | 'expired';
-
-/** What the deliveries of one channel share. */
+/** What the deliveries of one channel share (one object per channel, not per delivery). */
 export interface DeliveryContext {
   readonly channel: Channel;
+  readonly topic: string;
   /** Parks the message in a delay queue (confirmed) so it comes back after `delayMs`. */
   readonly delay: (message: ConsumeMessage, attempt: number, delayMs: number) => Promise<void>;
-  readonly onRelease: (delivery: RabbitMqDelivery) => void;
 }
 
+const RESOLVED: Promise<void> = Promise.resolve();
+
 /**
- * One AMQP delivery. Settling is idempotent. Past `ackTimeoutMs` the subscription expires it: it is
- * given back to the queue (the server has no per-message ack deadline of its own), so a late `ack`
- * or `nack` is a no-op.
+ * One AMQP delivery, its bookkeeping kept by the subscription's `DeliveryTracker`. RabbitMQ has
+ * no per-message ack deadline of its own, so at `ackTimeoutMs` the delivery is given back to the
+ * queue here (`onExpired`), and a late `ack` or `nack` is a no-op.
  */
-export class RabbitMqDelivery implements Delivery {
-  readonly id: string;
-  readonly topic: string;
-  readonly headers: Headers;
-  readonly body: Uint8Array;
-  readonly key?: string;
-  readonly attempt: number;
+export class RabbitMqDelivery extends TrackedDelivery {
+  readonly context: DeliveryContext;
   readonly #message: ConsumeMessage;
-  readonly #context: DeliveryContext;
-  #state: State = 'pending';
 
-  constructor(
-    message: ConsumeMessage,
-    fields: { id: string; topic: string; headers: Headers; key: string | undefined; attempt: number },
-    context: DeliveryContext,
-  ) {
-    this.id = fields.id;
-    this.topic = fields.topic;
-    this.headers = fields.headers;
-    this.body = new Uint8Array(message.content.buffer, message.content.byteOffset, message.content.byteLength);
-    if (fields.key !== undefined) this.key = fields.key;
-    this.attempt = fields.attempt;
+  constructor(message: ConsumeMessage, context: DeliveryContext) {
+    const received = fromAmqpProperties(message.properties);
+    const redeliveries = Math.max(received.deliveryCount ?? 0, message.fields.redelivered ? 1 : 0);
+    const content = message.content;
+    super({
+      id: received.id,
+      topic: context.topic,
+      headers: received.headers,
+      body: new Uint8Array(content.buffer, content.byteOffset, content.byteLength),
+      key: received.key,
+      attempt: received.priorAttempts + redeliveries + 1,
+    });
+    this.context = context;
     this.#message = message;
-    this.#context = context;
   }
 
-  get settled(): boolean {
-    return this.#state !== 'pending';
-  }
-
-  async ack(): Promise<void> {
-    if (!this.#settle()) return;
+  protected settleAck(): Promise<void> {
     try {
-      this.#context.channel.ack(this.#message);
+      this.context.channel.ack(this.#message);
+      return RESOLVED;
     } catch (error) {
-      throw unavailable(error, `ack of ${this.id}`);
-    } finally {
-      this.#context.onRelease(this);
+      return Promise.reject(unavailable(error, `ack of ${this.id || 'a message'}`));
     }
   }
 
-  async nack(delayMs = 0): Promise<void> {
-    if (!this.#settle()) return;
-    try {
-      if (delayMs > 0) {
-        try {
-          await this.#context.delay(this.#message, this.attempt, delayMs);
-          this.#context.channel.ack(this.#message);
-          return;
-        } catch {
-          // The delay queue could not take it: fall back to an immediate requeue rather than lose it.
-        }
+  protected async settleNack(delayMs: number): Promise<void> {
+    if (delayMs > 0) {
+      try {
+        await this.context.delay(this.#message, this.attempt, delayMs);
+        this.context.channel.ack(this.#message);
+        return;
+      } catch {
+        // The delay queue could not take it: fall back to an immediate requeue rather than lose it.
       }
-      this.#context.channel.nack(this.#message, false, true);
-    } catch (error) {
-      throw unavailable(error, `nack of ${this.id}`);
-    } finally {
-      this.#context.onRelease(this);
     }
-  }
-
-  /** Gives the message back without running the handler's settlement (close, timeout). */
-  release(): void {
-    if (!this.#settle()) return;
     try {
-      this.#context.channel.nack(this.#message, false, true);
-    } catch {
-      // Channel already gone: the server has requeued the message itself.
+      this.context.channel.nack(this.#message, false, true);
+    } catch (error) {
+      throw unavailable(error, `nack of ${this.id || 'a message'}`);
     }
-    this.#context.onRelease(this);
   }
 
-  #settle(): boolean {
-    if (this.#state !== 'pending') return false;
-    this.#state = 'settled';
-    return true;
+  /** Requeues at once; on a channel already gone the server has requeued the message itself. */
+  protected override giveBack(): Promise<void> {
+    try {
+      this.context.channel.nack(this.#message, false, true);
+    } catch {
+      // Channel closed: requeued by the server.
+    }
+    return RESOLVED;
   }
 
   /** The local ack timeout passed: the message goes back to the queue. */
-  expire(): void {
-    if (this.#state !== 'pending') return;
-    this.release();
-    this.#state = 'expired';
+  protected override onExpired(): void {
+    void this.giveBack();
   }
 }
 

@@ -1,8 +1,8 @@
 export interface RabbitMqBrokerOptions {
   /** AMQP URL, e.g. `amqp://user:pass@host:5672/vhost`. */
   readonly url: string;
-  /** Exchange names are `<exchangePrefix><topic>`, queue names `<exchangePrefix><topic>@<group>`. Default `switchboard.`. */
-  readonly exchangePrefix?: string;
+  /** Namespace of every name the broker creates: exchanges `<prefix><topic>`, queues `<prefix><topic>@<group>`. Default `switchboard.`. */
+  readonly prefix?: string;
   /** Group queue type. `quorum` (default, replicated, counts deliveries) or `classic`. */
   readonly queueType?: 'quorum' | 'classic';
   /** Largest body accepted, in bytes; keep it at or below the server's `max_message_size`. Default 128 MiB (the server default). */
@@ -21,9 +21,12 @@ export interface RabbitMqBrokerOptions {
   readonly heartbeatSeconds?: number;
 }
 
+/** The RabbitMQ limit on a channel's prefetch count (a 16-bit field): the largest `maxInFlight`. */
+export const MAX_PREFETCH = 65_535;
+
 export interface ResolvedRabbitMqOptions {
   readonly url: string;
-  readonly exchangePrefix: string;
+  readonly prefix: string;
   readonly queueType: 'quorum' | 'classic';
   readonly maxMessageBytes: number;
   readonly publishTimeoutMs: number;
@@ -37,7 +40,7 @@ export interface ResolvedRabbitMqOptions {
 export function resolveOptions(options: RabbitMqBrokerOptions): ResolvedRabbitMqOptions {
   return {
     url: options.url,
-    exchangePrefix: options.exchangePrefix ?? 'switchboard.',
+    prefix: options.prefix ?? 'switchboard.',
     queueType: options.queueType ?? 'quorum',
     maxMessageBytes: options.maxMessageBytes ?? 128 * 1024 * 1024,
     publishTimeoutMs: options.publishTimeoutMs ?? 15_000,

@@ -1,9 +1,7 @@
 import type { DeliveryHandler, Subscription } from '@switchboard/core';
-import { AckDeadlines } from '@switchboard/core/kit';
+import { DeliveryTracker, idle } from '@switchboard/core/kit';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { type DeliveryContext, RabbitMqDelivery } from './delivery.js';
-import { fromAmqpHeaders } from './headers.js';
-import { idle } from './timers.js';
 
 export interface RabbitMqSubscriptionConfig {
   readonly topic: string;
@@ -23,16 +21,14 @@ export interface RabbitMqSubscriptionConfig {
 
 /**
  * A consumer on the group's queue, on its own channel with `prefetch = maxInFlight`, so the server
- * never has more unacknowledged deliveries out than that. Re-attached on every reconnect.
+ * never has more unacknowledged deliveries out than that. The deliveries' bookkeeping (slots, ack
+ * deadlines, handler runs, drain) is the kit's `DeliveryTracker`. Re-attached on every reconnect.
  */
 export class RabbitMqSubscription implements Subscription {
   readonly topic: string;
   readonly group: string;
   readonly #config: RabbitMqSubscriptionConfig;
-  readonly #unsettled = new Set<RabbitMqDelivery>();
-  readonly #deadlines: AckDeadlines<RabbitMqDelivery>;
-  #running = 0;
-  #onIdle: (() => void) | undefined;
+  readonly #tracker: DeliveryTracker<RabbitMqDelivery>;
   #channel: Channel | undefined;
   #consumerTag: string | undefined;
   #model: ChannelModel | undefined;
@@ -43,7 +39,7 @@ export class RabbitMqSubscription implements Subscription {
     this.topic = config.topic;
     this.group = config.group;
     this.#config = config;
-    this.#deadlines = new AckDeadlines(config.ackTimeoutMs, (delivery) => delivery.expire());
+    this.#tracker = new DeliveryTracker({ maxInFlight: config.maxInFlight, ackTimeoutMs: config.ackTimeoutMs, handler: config.handler });
   }
 
   /** Opens a channel on `model` and starts consuming. */
@@ -54,17 +50,10 @@ export class RabbitMqSubscription implements Subscription {
     channel.on('error', () => {});
     channel.on('close', () => this.#onChannelClosed(channel));
     await channel.prefetch(this.#config.maxInFlight);
-    const context: DeliveryContext = {
-      channel,
-      delay: this.#config.delay,
-      onRelease: (settled) => {
-        this.#unsettled.delete(settled);
-        this.#deadlines.delete(settled);
-      },
-    };
+    const context: DeliveryContext = { channel, topic: this.topic, delay: this.#config.delay };
     const { consumerTag } = await channel.consume(this.#config.queue, (message) => {
       if (message === null) this.#onCancelled(channel);
-      else this.#dispatch(channel, context, message);
+      else this.#dispatch(context, message);
     });
     this.#channel = channel;
     this.#consumerTag = consumerTag;
@@ -74,7 +63,7 @@ export class RabbitMqSubscription implements Subscription {
     if (this.#channel !== channel) return;
     this.#channel = undefined;
     // The server requeued every unacked delivery of that channel; settling them now would fail.
-    for (const delivery of [...this.#unsettled]) delivery.release();
+    for (const delivery of this.#tracker.deliveries()) if (delivery.context.channel === channel) void delivery.release();
     void this.#reattach();
   }
 
@@ -102,43 +91,16 @@ export class RabbitMqSubscription implements Subscription {
     }
   }
 
-  #dispatch(channel: Channel, context: DeliveryContext, message: ConsumeMessage): void {
-    if (this.#stopping) {
+  #dispatch(context: DeliveryContext, message: ConsumeMessage): void {
+    if (this.#tracker.closing) {
       try {
-        channel.nack(message, false, true);
+        context.channel.nack(message, false, true);
       } catch {
         // Channel gone: requeued by the server.
       }
       return;
     }
-    const received = fromAmqpHeaders(message.properties.headers as Record<string, unknown> | undefined);
-    const redeliveries = Math.max(received.deliveryCount ?? 0, message.fields.redelivered ? 1 : 0);
-    const delivery = new RabbitMqDelivery(
-      message,
-      {
-        id: typeof message.properties.messageId === 'string' ? message.properties.messageId : '',
-        topic: this.topic,
-        headers: received.headers,
-        key: received.key,
-        attempt: received.priorAttempts + redeliveries + 1,
-      },
-      context,
-    );
-    this.#unsettled.add(delivery);
-    this.#deadlines.add(delivery);
-    this.#running += 1;
-    void this.#handle(delivery);
-  }
-
-  async #handle(delivery: RabbitMqDelivery): Promise<void> {
-    try {
-      await this.#config.handler(delivery);
-    } catch {
-      await delivery.nack().catch(() => {});
-    } finally {
-      this.#running -= 1;
-      if (this.#running === 0) this.#onIdle?.();
-    }
+    this.#tracker.dispatch(new RabbitMqDelivery(message, context));
   }
 
   close(): Promise<void> {
@@ -150,14 +112,7 @@ export class RabbitMqSubscription implements Subscription {
     this.#stopping = true;
     const channel = this.#channel;
     if (channel !== undefined && this.#consumerTag !== undefined) await channel.cancel(this.#consumerTag).catch(() => {});
-    if (this.#running > 0) {
-      const drained = new Promise<void>((resolve) => {
-        this.#onIdle = resolve;
-      });
-      await Promise.race([drained, idle(this.#config.drainTimeoutMs)]);
-    }
-    for (const delivery of [...this.#unsettled]) delivery.release();
-    this.#deadlines.clear();
+    await this.#tracker.close(this.#config.drainTimeoutMs);
     this.#channel = undefined;
     if (channel !== undefined) await channel.close().catch(() => {});
     this.#config.onClosed(this);

@@ -6,8 +6,8 @@ import { createRabbitMqBroker } from '../src/index.js';
 import { TopologyTracker } from './topology.js';
 
 const url = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const exchangePrefix = `sbc-${randomBytes(4).toString('hex')}.`;
-const tracker = new TopologyTracker(url, exchangePrefix);
+const prefix = `sbc-${randomBytes(4).toString('hex')}.`;
+const tracker = new TopologyTracker(url, prefix);
 // The child runs the built package (`tsc -b packages/adapters/rabbitmq`).
 const script = fileURLToPath(new URL('./fixtures/consumer.mjs', import.meta.url));
 const TOTAL = 10_000;
@@ -16,12 +16,12 @@ afterAll(() => tracker.cleanup());
 
 describe('rabbitmq: consumer process killed mid-stream', () => {
   it(`loses none of ${TOTAL} messages while the consumer is SIGKILLed twice`, { timeout: 180_000 }, async () => {
-    const broker = tracker.track(await createRabbitMqBroker({ url, exchangePrefix }));
+    const broker = tracker.track(await createRabbitMqBroker({ url, prefix }));
     const topic = randomName('crash');
     const group = randomName('workers');
     await broker.declareGroup(topic, group);
 
-    const consumers = new ConsumerProcesses(script, [url, exchangePrefix, topic, group]);
+    const consumers = new ConsumerProcesses(script, [url, prefix, topic, group]);
     const messages = Array.from({ length: TOTAL }, () => testMessage(topic));
     await consumers.start();
     const publishing = (async () => {

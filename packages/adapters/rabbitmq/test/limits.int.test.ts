@@ -6,15 +6,15 @@ import { createRabbitMqBroker } from '../src/index.js';
 import { TopologyTracker } from './topology.js';
 
 const url = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const exchangePrefix = `sbl-${randomBytes(4).toString('hex')}.`;
-const tracker = new TopologyTracker(url, exchangePrefix);
+const prefix = `sbl-${randomBytes(4).toString('hex')}.`;
+const tracker = new TopologyTracker(url, prefix);
 
 afterAll(() => tracker.cleanup());
 
 describe('rabbitmq: message size limit', () => {
   it('takes a body of exactly maxMessageBytes and refuses one byte more with SB_MESSAGE_TOO_LARGE', async () => {
     const limit = 512 * 1024;
-    const broker = tracker.track(await createRabbitMqBroker({ url, exchangePrefix, maxMessageBytes: limit }));
+    const broker = tracker.track(await createRabbitMqBroker({ url, prefix, maxMessageBytes: limit }));
     expect(broker.capabilities.maxMessageBytes).toBe(limit);
     const topic = randomName('size');
     const recorder = new DeliveryRecorder();
@@ -29,7 +29,7 @@ describe('rabbitmq: message size limit', () => {
   });
 
   it('refuses headers over the 64 KiB AMQP table limit with SB_MESSAGE_TOO_LARGE and keeps publishing afterwards', async () => {
-    const broker = tracker.track(await createRabbitMqBroker({ url, exchangePrefix }));
+    const broker = tracker.track(await createRabbitMqBroker({ url, prefix }));
     const topic = randomName('size');
     const recorder = new DeliveryRecorder();
     await broker.subscribe({ topic, group: randomName('g') }, recorder.handler);

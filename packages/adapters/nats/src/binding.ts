@@ -2,14 +2,31 @@ import type { MsgHdrs } from '@nats-io/nats-core';
 import { canonicalMIMEHeaderKey, MsgHdrsImpl } from '@nats-io/nats-core';
 import type { Headers } from '@switchboard/core';
 
+/**
+ * The wire mapping of the NATS adapters (JetStream and core NATS): `OutgoingMessage` / `Delivery`
+ * headers to and from NATS headers, under the CloudEvents NATS binding.
+ *
+ * - The CloudEvents attributes arrive already mapped by the binding (`ce-<name>` headers with
+ *   percent-encoded values, `ce-datacontenttype` in binary mode, `content-type:
+ *   application/cloudevents+json` in structured mode) and travel as they are; received headers are
+ *   handed up as they are too (the codec unquotes and percent-decodes them and matches names
+ *   case-insensitively), so a `Ce-Id: "a b"` from an older producer reads as well.
+ * - The transport id is `Nats-Msg-Id` (JetStream's publish deduplication). A message without one
+ *   is handled like any other.
+ * - The adapter's own metadata travels in `x-sb-*` headers (the ordering key; the names of other
+ *   headers whose values had to be escaped because NATS trims them or refuses line breaks), taken
+ *   out on receive.
+ */
+
 /** Header that carries the ordering key. */
-export const KEY_HEADER = 'Switchboard-Key';
+export const KEY_HEADER = 'x-sb-key';
 /** Names of headers whose values were percent-encoded because NATS would alter them. */
-export const ENCODED_HEADER = 'Switchboard-Encoded';
+export const ENCODED_HEADER = 'x-sb-encoded';
 /** Set by JetStream from the `msgID` publish option. */
 export const MSG_ID_HEADER = 'Nats-Msg-Id';
 
-const RESERVED = new Set([KEY_HEADER, ENCODED_HEADER, MSG_ID_HEADER]);
+/** Names of the adapter's own headers: never taken from the caller's headers, never handed up. */
+export const OWN_PREFIX = 'x-sb-';
 
 /** True for a printable ASCII character other than space: never trimmed, never a line break. */
 function isPlainEdge(c: number): boolean {
@@ -47,7 +64,7 @@ export function toNatsHeaders(id: string, source: Headers, key: string | undefin
   const record: Record<string, string[]> = {};
   const encoded: string[] = [];
   for (const name in source) {
-    if (RESERVED.has(name)) continue;
+    if (name === MSG_ID_HEADER || name.startsWith(OWN_PREFIX)) continue;
     const value = source[name];
     if (value === undefined) continue;
     checkName(name);
@@ -67,7 +84,7 @@ export function toNatsHeaders(id: string, source: Headers, key: string | undefin
     }
   }
   if (encoded.length > 0) record[ENCODED_HEADER] = [encoded.map(encodeURIComponent).join(',')];
-  record[MSG_ID_HEADER] = [needsEncoding(id) ? clientValue(MSG_ID_HEADER, id) : id];
+  if (id !== '') record[MSG_ID_HEADER] = [needsEncoding(id) ? clientValue(MSG_ID_HEADER, id) : id];
   return MsgHdrsImpl.fromRecord(record);
 }
 
@@ -113,7 +130,7 @@ export function fromNatsHeaders(source: MsgHdrs | undefined): ReceivedHeaders {
     if (name === ENCODED_HEADER) continue;
     const value = encoded?.has(name) ? decodeURIComponent(raw) : raw;
     if (name === KEY_HEADER) key = value;
-    else headers[name] = value;
+    else if (!name.startsWith(OWN_PREFIX)) headers[name] = value;
   }
   return { id, key, headers };
 }

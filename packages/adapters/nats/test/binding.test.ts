@@ -1,6 +1,6 @@
 import { MsgHdrsImpl, headers as natsHeaders } from '@nats-io/nats-core';
 import { describe, expect, it } from 'vitest';
-import { ENCODED_HEADER, fromNatsHeaders, KEY_HEADER, MSG_ID_HEADER, toNatsHeaders } from '../src/headers.js';
+import { ENCODED_HEADER, fromNatsHeaders, KEY_HEADER, MSG_ID_HEADER, toNatsHeaders } from '../src/binding.js';
 
 describe('NATS headers', () => {
   it('round-trips values NATS would trim or refuse, the key and the id', () => {
@@ -8,7 +8,7 @@ describe('NATS headers', () => {
     const out = toNatsHeaders('msg-1', source, ' key ');
     expect(out.get(MSG_ID_HEADER)).toBe('msg-1');
     expect(out.get('ce-plain')).toBe('caf\u00e9');
-    expect(out.get(ENCODED_HEADER).split(',').sort()).toEqual(['Switchboard-Key', 'ce-note', 'ce-subject']);
+    expect(out.get(ENCODED_HEADER).split(',').sort()).toEqual(['ce-note', 'ce-subject', 'x-sb-key']);
     const back = fromNatsHeaders(MsgHdrsImpl.decode((out as MsgHdrsImpl).encode()));
     expect(back).toEqual({ id: 'msg-1', key: ' key ', headers: source });
   });
