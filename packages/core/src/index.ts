@@ -1,5 +1,6 @@
 export * from './ack-deadlines.js';
 export * from './backoff.js';
+export * from './blob-events.js';
 export * from './blobs.js';
 export * from './broker.js';
 export * from './cloudevents.js';
