@@ -1,8 +1,8 @@
 import { PrivatePostgresServer } from '@switchboard/testkit';
 import pg from 'pg';
-import { PgoutputPlugin } from 'pg-logical-replication';
+import { type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodePgoutput, type PgoutputMessage, parseLsn } from '../src/index.js';
+import { decodePgoutput, type PgoutputMessage, parseLsn, type RelationMessage, type TupleValue } from '../src/index.js';
 
 // The decoder against what PostgreSQL itself writes (pg_logical_slot_peek_binary_changes returns the
 // exact pgoutput bytes a replication connection receives), cross-checked message by message with an
@@ -24,20 +24,25 @@ afterAll(async () => {
 const lsnOf = (text: string | null) => (text === null ? null : parseLsn(text));
 
 /** Their decoded message and ours say the same. */
-function expectSame(ours: PgoutputMessage, theirs: any, relations: Map<number, any>): void {
-  expect(ours.tag).toBe(theirs.tag);
+function expectSame(ours: PgoutputMessage, message: Pgoutput.Message, relations: Map<number, RelationMessage>): void {
+  expect(ours.tag).toBe(message.tag);
   switch (ours.tag) {
-    case 'begin':
+    case 'begin': {
+      const theirs = message as Pgoutput.MessageBegin;
       expect(ours.finalLsn).toBe(lsnOf(theirs.commitLsn));
       expect(ours.xid).toBe(theirs.xid);
-      expect(ours.commitTimeMs).toBe(Number(theirs.commitTime / 1000n));
+      expect(ours.commitTimeMs).toBe(Number((theirs.commitTime as bigint) / 1000n));
       return;
-    case 'commit':
+    }
+    case 'commit': {
+      const theirs = message as Pgoutput.MessageCommit;
       expect(ours.commitLsn).toBe(lsnOf(theirs.commitLsn));
       expect(ours.endLsn).toBe(lsnOf(theirs.commitEndLsn));
-      expect(ours.commitTimeMs).toBe(Number(theirs.commitTime / 1000n));
+      expect(ours.commitTimeMs).toBe(Number((theirs.commitTime as bigint) / 1000n));
       return;
-    case 'relation':
+    }
+    case 'relation': {
+      const theirs = message as Pgoutput.MessageRelation;
       relations.set(ours.relationId, ours);
       expect(ours).toMatchObject({
         relationId: theirs.relationOid,
@@ -46,39 +51,48 @@ function expectSame(ours: PgoutputMessage, theirs: any, relations: Map<number, a
         replicaIdentity: theirs.replicaIdentity,
       });
       expect(ours.columns.map((c) => [c.name, c.typeOid, c.typeModifier, c.key])).toEqual(
-        theirs.columns.map((c: any) => [c.name, c.typeOid, c.typeMod, (c.flags & 1) === 1]),
+        theirs.columns.map((c) => [c.name, c.typeOid, c.typeMod, (c.flags & 1) === 1]),
       );
       return;
+    }
     case 'insert':
     case 'update':
     case 'delete': {
+      const theirs = message as Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete;
       const relation = relations.get(ours.relationId);
+      if (relation === undefined) throw new Error('a change before its relation');
       expect(relation.name).toBe(theirs.relation.name);
-      // Their values went through pg's type parsers; ours are the text PostgreSQL sent.
-      // (They fill an unchanged TOASTed value from the old row, as the change source does; the decoder leaves it undefined.)
-      const parsed = (values: (string | null | undefined)[] | undefined, keyOnly = false, fallback?: (string | null | undefined)[]) => {
+      // Their values went through pg's type parsers; ours are the text PostgreSQL sent. (They fill an
+      // unchanged TOASTed value from the old row, as the change source does; the decoder leaves it undefined.)
+      const parsed = (values: TupleValue[] | undefined, keyOnly = false, fallback?: TupleValue[]) => {
         if (values === undefined) return null;
         const out: Record<string, unknown> = {};
-        relation.columns.forEach((c: any, i: number) => {
+        relation.columns.forEach((c, i) => {
           if (keyOnly && !c.key) return;
           const v = values[i] === undefined ? fallback?.[i] : values[i];
           out[c.name] = v === null || v === undefined ? (keyOnly ? undefined : v) : pg.types.getTypeParser(c.typeOid)(v);
         });
         return out;
       };
-      if (ours.tag !== 'delete') expect(parsed(ours.new, false, ours.tag === 'update' ? ours.old : undefined)).toEqual({ ...theirs.new });
+      if (ours.tag !== 'delete') {
+        expect(parsed(ours.new, false, ours.tag === 'update' ? ours.old : undefined)).toEqual({
+          ...(theirs as Pgoutput.MessageInsert).new,
+        });
+      }
       if (ours.tag !== 'insert') {
-        expect(parsed(ours.key, true)).toEqual(theirs.key === null ? null : { ...theirs.key });
-        if (ours.tag === 'delete' || ours.old !== undefined)
-          expect(parsed(ours.old)).toEqual(theirs.old === null ? null : { ...theirs.old });
+        const { key, old } = theirs as Pgoutput.MessageDelete;
+        expect(parsed(ours.key, true)).toEqual(key === null ? null : { ...key });
+        if (ours.tag === 'delete' || ours.old !== undefined) expect(parsed(ours.old)).toEqual(old === null ? null : { ...old });
       }
       return;
     }
-    case 'truncate':
-      expect(ours.relationIds).toEqual(theirs.relations.map((r: any) => r.relationOid));
+    case 'truncate': {
+      const theirs = message as Pgoutput.MessageTruncate;
+      expect(ours.relationIds).toEqual(theirs.relations.map((r) => r.relationOid));
       expect(ours.cascade).toBe(theirs.cascade);
       expect(ours.restartIdentity).toBe(theirs.restartIdentity);
       return;
+    }
     default:
       return;
   }
@@ -114,7 +128,7 @@ describe('pgoutput decoder on real server output', () => {
       `SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes('peek', NULL, NULL, 'proto_version', '1', 'publication_names', 'peek_pub')`,
     );
     const theirs = new PgoutputPlugin({ protoVersion: 1, publicationNames: ['peek_pub'] });
-    const relations = new Map<number, any>();
+    const relations = new Map<number, RelationMessage>();
     const tags: string[] = [];
     for (const row of changes.rows) {
       const ours = decodePgoutput(row.data);

@@ -25,12 +25,10 @@ afterAll(async () => {
 
 const Order = z.object({ id: z.number(), status: z.string() });
 
-function shop(table: string, extra: Partial<Parameters<typeof changes>[1]> = {}) {
+function shop(table: string) {
   return defineContract({
     name: 'shop',
-    changes: [
-      changes(table, { columns: Order, key: 'id', insert: 'order.created', update: 'order.updated', delete: 'order.deleted', ...extra }),
-    ],
+    changes: [changes(table, { columns: Order, key: 'id', insert: 'order.created', update: 'order.updated', delete: 'order.deleted' })],
   });
 }
 
