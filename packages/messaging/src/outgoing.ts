@@ -137,6 +137,21 @@ async function buildFull(
   const expiresAt = (explicit: number | undefined): number | undefined =>
     explicit ?? (config.expiresInMs === undefined ? undefined : Date.now() + config.expiresInMs);
 
+  if (options.attachment !== undefined && options.attachmentBlob !== undefined) {
+    throw new SwitchboardError('SB_CONFIG_INVALID', {
+      detail: 'pass `attachment` (bytes to store) or `attachmentBlob` (a stored blob), not both',
+    });
+  }
+  if (options.attachmentBlob !== undefined) {
+    if (!shape.attachments) {
+      throw new SwitchboardError('SB_VALIDATION', {
+        detail: `${address.kind} ${address.name} of ${address.contract.name} does not declare an attachment`,
+      });
+    }
+    const info = options.attachmentBlob;
+    Object.assign(extensions, claimExtensions(info.uri, info.sha256, info.size, info.expiresAt));
+    extensions.datamediatype = info.mediaType;
+  }
   if (options.attachment !== undefined) {
     if (!shape.attachments) {
       throw new SwitchboardError('SB_VALIDATION', {
@@ -160,7 +175,12 @@ async function buildFull(
     json = JSON.stringify(data);
     body = Buffer.from(json, 'utf8');
     datacontenttype = JSON_TYPE;
-    if (config.blobs !== undefined && options.attachment === undefined && body.byteLength > config.thresholdBytes) {
+    if (
+      config.blobs !== undefined &&
+      options.attachment === undefined &&
+      options.attachmentBlob === undefined &&
+      body.byteLength > config.thresholdBytes
+    ) {
       // The data itself is claim-checked: `dataref` without `datamediatype`; `datacontenttype` describes it.
       const expires = expiresAt(undefined);
       const info = await config.blobs.put(body, { mediaType: JSON_TYPE, ...(expires === undefined ? {} : { expiresAt: expires }) });
@@ -254,13 +274,19 @@ const templates = new WeakMap<OutgoingConfig, Map<string, Template>>();
 const described = new WeakMap<OutgoingMessage, { readonly type: string; readonly traceparent: string }>();
 
 /**
- * A plain send: no caller-chosen id, subject or tracestate and no attachment. Every attribute
+ * A plain send: no caller-chosen id, subject or tracestate and no attachment (stored or by reference). Every attribute
  * of such a message is either constant per address (checked when the first one went through the
  * full CloudEvents path) or generated here in a form that needs neither validation nor
  * escaping (UUIDv7 id, RFC 3339 UTC time, a hex `traceparent`).
  */
 function isPlain(options: PublishOptions): boolean {
-  return options.attachment === undefined && options.id === undefined && options.subject === undefined && options.tracestate === undefined;
+  return (
+    options.attachment === undefined &&
+    options.attachmentBlob === undefined &&
+    options.id === undefined &&
+    options.subject === undefined &&
+    options.tracestate === undefined
+  );
 }
 
 /** Remembers the constant parts of `address`'s messages once a full build produced and validated them. */
