@@ -5,6 +5,7 @@ import { brokerNats } from './broker-nats.js';
 import { brokerPostgres } from './broker-postgres.js';
 import { brokerRabbitMq } from './broker-rabbitmq.js';
 import { brokerRedis } from './broker-redis.js';
+import { changeEvents } from './change-events.js';
 import { eventsAtMostOnce } from './events-at-most-once.js';
 import { messaging } from './messaging.js';
 import { sqliteBacklog } from './sqlite-backlog.js';
@@ -24,4 +25,5 @@ export const scenarios: Scenario[] = [
   brokerPostgres,
   messaging,
   eventsAtMostOnce,
+  changeEvents,
 ];

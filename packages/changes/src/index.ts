@@ -1,4 +1,4 @@
-export { CHANGE_ID_NAMESPACE, changeId } from './ids.js';
+export { CHANGE_ID_NAMESPACE, ChangeIds, changeId } from './ids.js';
 export { formatLsn, parseLsn } from './lsn.js';
 export type { PgoutputMessage, RelationColumn, RelationMessage, ReplicaIdentity, TupleValue } from './pgoutput.js';
 export { decodePgoutput, PgoutputProtocolError } from './pgoutput.js';

@@ -17,8 +17,3 @@ export function parseLsn(text: string): bigint {
 export function formatLsn(lsn: bigint): string {
   return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
 }
-
-/** The LSN as 16 upper-case hex digits (fixed width, so ids built from it sort in WAL order). */
-export function lsnHex(lsn: bigint): string {
-  return lsn.toString(16).toUpperCase().padStart(16, '0');
-}

@@ -28,7 +28,7 @@ import {
   type Messaging,
 } from '@switchboard/messaging';
 import pg from 'pg';
-import { changeId } from './ids.js';
+import { ChangeIds } from './ids.js';
 import { formatLsn, parseLsn } from './lsn.js';
 import { decodePgoutput, type PgoutputMessage, type RelationMessage, type TupleValue } from './pgoutput.js';
 import { quoteIdentifier, quoteLiteral, REPLICATION_SESSION_OPTIONS, ReplicationStream } from './replication.js';
@@ -138,9 +138,9 @@ export interface ChangeSource {
  * Every insert, update and delete of a table the contract declares with `changes(...)` becomes one
  * event of the contract, published through the messaging layer (`emitBatch`, with the contract's
  * validation, the broker's CloudEvents binding and the claim check): `source` is
- * `/postgres/<database>/<schema>.<table>`, `subject` the row key, `id` a UUIDv5 of the server's
- * system identifier, the table, the commit LSN and the change's position in its transaction (see
- * `changeId`), so reading a change again gives it the same id and the receivers' inbox absorbs it.
+ * `/postgres/<database>/<schema>.<table>`, `subject` the row key, `id` a UUID made of the commit
+ * LSN, the change's position in its transaction and a tag of the server and table (see
+ * `ChangeIds`), so reading a change again gives it the same id and the receivers' inbox absorbs it.
  *
  * The slot's confirmed position moves past a transaction only once every change of it (and of
  * every transaction before it) is confirmed by the broker or stored as a dead letter, so a crash
@@ -150,6 +150,9 @@ export interface ChangeSource {
 export function createPostgresChangeSource(options: PostgresChangeSourceOptions): ChangeSource {
   return new PostgresChangeSource(options);
 }
+
+/** Confirmed positions are sent at most this often while batches are confirmed (and always at close and on request). */
+const STATUS_EVERY_MS = 50;
 
 const DEFAULTS = { maxPending: 4096, batchSize: 512, statusIntervalMs: 10_000, maxLagBytes: 2 ** 30, lagCheckIntervalMs: 30_000 };
 
@@ -161,6 +164,8 @@ interface TablePlan {
   readonly messaging: Messaging;
   /** Columns sent (those of the `columns` schema, when the validator describes them); undefined: all. */
   readonly project: ReadonlySet<string> | undefined;
+  /** The table's id maker, once the server's system identifier is known. */
+  ids?: ChangeIds;
 }
 
 /** A relation as the stream announced it, mapped to its table plan. */
@@ -509,7 +514,8 @@ class PostgresChangeSource implements ChangeSource {
   }
 
   id(table: TablePlan, commitLsn: bigint, position: number): string {
-    return changeId(this.#systemId, table.qualified, commitLsn, position);
+    table.ids ??= new ChangeIds(this.#systemId, table.qualified);
+    return table.ids.id(commitLsn, position);
   }
 
   /** Publishes the changes of a batch, table by table (in parallel; each table's in order); retries until done or closed. */
@@ -626,6 +632,8 @@ class Session {
   #inFlight = 0;
   #transaction: { readonly commitLsn: bigint; readonly positions: Map<TablePlan, number> } | undefined;
   #wake: (() => void) | undefined;
+  #lastStatusAt = 0;
+  #statusTimer: NodeJS.Timeout | undefined;
   #ended = false;
   #error: Error | undefined;
   readonly #abort = new AbortController();
@@ -664,7 +672,24 @@ class Session {
   }
 
   sendStatus(lsn: bigint, reply = false): void {
-    if (!this.#ended) this.#stream?.sendStatus(lsn, reply);
+    if (this.#ended) return;
+    this.#lastStatusAt = Date.now();
+    this.#stream?.sendStatus(lsn, reply);
+  }
+
+  /** Sends the confirmed position now, or at most STATUS_EVERY_MS after the last one (one update for many batches). */
+  #statusSoon(): void {
+    if (this.#statusTimer !== undefined) return;
+    const wait = this.#lastStatusAt + STATUS_EVERY_MS - Date.now();
+    if (wait <= 0) {
+      this.sendStatus(this.#source.confirmed);
+      return;
+    }
+    this.#statusTimer = setTimeout(() => {
+      this.#statusTimer = undefined;
+      this.sendStatus(this.#source.confirmed);
+    }, wait);
+    this.#statusTimer.unref();
   }
 
   /** Closing: no more reading; the batch in flight finishes (its retries stop), the position is sent, the connection ends. */
@@ -675,7 +700,9 @@ class Session {
     await this.done;
     this.sendStatus(this.#source.confirmed);
     this.#stream?.stop();
-    await Promise.race([this.#streamEnded, sleep(5000)]);
+    const timeout = new AbortController();
+    await Promise.race([this.#streamEnded, sleep(5000, timeout.signal).catch(() => {})]);
+    timeout.abort();
     await this.#client.end().catch(() => {});
   }
 
@@ -818,6 +845,8 @@ class Session {
             this.#wake = resolve;
           });
           this.#wake = undefined;
+          // Let the socket reads already waiting be decoded first: one batch for all of them.
+          await new Promise((resolve) => setImmediate(resolve));
           continue;
         }
         const batch = this.#take();
@@ -829,7 +858,7 @@ class Session {
         if (!published) break;
         let checkpoint: bigint | undefined;
         for (const item of batch) if (item.kind === 'checkpoint') checkpoint = item.lsn;
-        if (checkpoint !== undefined && source.confirm(checkpoint)) this.sendStatus(checkpoint);
+        if (checkpoint !== undefined && source.confirm(checkpoint)) this.#statusSoon();
         if (this.#stream?.paused && this.pending <= source.maxPending / 2 && !this.#abort.signal.aborted) this.#stream.resume();
       }
     } catch (error) {
@@ -844,6 +873,7 @@ class Session {
     if (error !== undefined && this.#error === undefined && !this.#ended) this.#error = error;
     if (this.#ended) return;
     this.#ended = true;
+    clearTimeout(this.#statusTimer);
     this.#endedStream();
     this.#abort.abort();
     this.#queue.length = 0;
