@@ -6,8 +6,8 @@
  * two-phase and binary messages are never requested and are refused.
  */
 
-/** Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
-const POSTGRES_EPOCH_US = 946_684_800_000_000n;
+/** Milliseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
+const POSTGRES_EPOCH_MS = 946_684_800_000;
 
 /** One column value: its text form, `null` for SQL NULL, `undefined` for an unchanged TOASTed value not sent. */
 export type TupleValue = string | null | undefined;
@@ -195,9 +195,10 @@ class Reader {
 
   timestampMs(): number {
     this.#need(8);
-    const us = this.#b.readBigInt64BE(this.#p);
+    // Microseconds since 2000-01-01 stay below 2^53 for 285 years: a Number holds them exactly.
+    const us = this.#b.readInt32BE(this.#p) * 2 ** 32 + this.#b.readUInt32BE(this.#p + 4);
     this.#p += 8;
-    return Number((us + POSTGRES_EPOCH_US) / 1000n);
+    return Math.floor(us / 1000) + POSTGRES_EPOCH_MS;
   }
 
   cstring(): string {

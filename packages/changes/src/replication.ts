@@ -10,7 +10,7 @@ import type pg from 'pg';
  * the walsender waits.
  */
 
-/** Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
+/** Milliseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 const POSTGRES_EPOCH_MS = 946_684_800_000;
 
 export interface ReplicationHandlers {
