@@ -398,7 +398,13 @@ class PostgresChangeSource implements ChangeSource {
           return;
         }
         try {
-          this.#session = await this.#openSession();
+          const reopened = await this.#openSession();
+          if (this.#signal.aborted) {
+            // Closed while reconnecting: this session is not wanted any more.
+            await reopened.stop();
+            return;
+          }
+          this.#session = reopened;
           this.#counters.reconnects += 1;
           break;
         } catch (reconnectError) {
@@ -661,7 +667,15 @@ class Session {
 
   async start(sql: string): Promise<void> {
     const stream = new ReplicationStream(sql, {
-      data: (_walStart, payload, offset) => this.#data(payload, offset),
+      data: (_walStart, payload, offset) => {
+        try {
+          this.#data(payload, offset);
+        } catch (error) {
+          // Never into the driver's socket handler: the session ends and the next one reads again from the slot.
+          this.#end(error as Error);
+          this.#client.end().catch(() => {});
+        }
+      },
       keepalive: (walEnd, reply) => this.#keepalive(walEnd, reply),
       end: (error) => this.#end(error),
     });
