@@ -6,6 +6,7 @@ import { brokerPostgres } from './broker-postgres.js';
 import { brokerRabbitMq } from './broker-rabbitmq.js';
 import { brokerRedis } from './broker-redis.js';
 import { cesqlFilter } from './cesql-filter.js';
+import { changeEvents } from './change-events.js';
 import { eventsAtMostOnce } from './events-at-most-once.js';
 import { messaging } from './messaging.js';
 import { sqliteBacklog } from './sqlite-backlog.js';
@@ -26,4 +27,5 @@ export const scenarios: Scenario[] = [
   messaging,
   eventsAtMostOnce,
   cesqlFilter,
+  changeEvents,
 ];

@@ -75,9 +75,66 @@ export interface Contract<
   readonly version: string;
   readonly operations: Ops;
   readonly messages: Msgs;
+  /** Every event, those declared by `changes` included. */
   readonly events: Evts;
+  /** Tables whose committed row changes are published as the contract's events (see `changes`). */
+  readonly changes: readonly ChangeDefinition[];
   readonly description?: string;
 }
+
+/** What happened to a row. */
+export type ChangeOperation = 'insert' | 'update' | 'delete';
+
+/**
+ * A table whose committed row changes become events of the contract: `insert` and `update` events
+ * carry the row (typed by `columns`), `delete` events the row's key (typed by the `key` columns of
+ * `columns`). A change source (e.g. `@switchboard/changes` on PostgreSQL logical replication) reads
+ * the declarations and publishes the events; receivers subscribe to them like any other event.
+ */
+export interface ChangeDefinition<
+  S extends StandardSchemaV1 = StandardSchemaV1,
+  K extends string = string,
+  I extends string = string,
+  U extends string = string,
+  D extends string = string,
+> {
+  readonly kind: 'changes';
+  /** The table as declared: `orders` or `sales.orders`. */
+  readonly table: string;
+  /** Its schema (namespace): the part before the dot, else `public`. */
+  readonly schema: string;
+  /** Its name without the schema. */
+  readonly name: string;
+  /** Standard Schema of one row (column name → value), as the change source delivers it. */
+  readonly columns: S;
+  /** The columns that identify a row: the events' `subject` and ordering key. */
+  readonly key: readonly K[];
+  /** Event name per operation; an operation without one is not published. */
+  readonly events: { readonly insert?: I; readonly update?: U; readonly delete?: D };
+  readonly description?: string;
+}
+
+/** The key columns of a row schema, as a Standard Schema of their own (the data of `delete` events). */
+export type KeySchema<S extends StandardSchemaV1, K extends string> = StandardSchemaV1<
+  Pick<InferInput<S>, K & keyof InferInput<S>>,
+  Pick<InferOutput<S>, K & keyof InferOutput<S>>
+>;
+
+/** The events a `changes` declaration adds to its contract. */
+export type ChangeEvents<C> =
+  C extends ChangeDefinition<infer S, infer K, infer I, infer U, infer D>
+    ? { readonly [P in I | U]: EventDefinition<S> } & { readonly [P in D]: EventDefinition<KeySchema<S, K>> }
+    : never;
+
+type UnionToIntersection<U> = (U extends unknown ? (arg: U) => void : never) extends (arg: infer I) => void ? I : never;
+
+/** The events of every `changes` declaration of a contract, merged. */
+export type ChangeEventsOf<Chs extends readonly object[]> = [Chs[number]] extends [never]
+  ? Record<never, never>
+  : UnionToIntersection<ChangeEvents<Chs[number]>>;
+
+/** Column names of a row schema. */
+export type ColumnName<S extends StandardSchemaV1> = keyof InferOutput<S> & string;
 
 const NAME = /^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)*$/;
 const OPERATION_NAME = /^[a-zA-Z][a-zA-Z0-9_-]*$/;
@@ -140,30 +197,161 @@ export function event(
   };
 }
 
+const TABLE = /^[^.\s"]+(\.[^.\s"]+)?$/;
+
+/**
+ * Declares that committed changes of `table` (`orders`, or schema-qualified `sales.orders`, as the
+ * catalog spells them) become events of the contract:
+ *
+ * ```ts
+ * changes('orders', {
+ *   columns: z.object({ id: z.number(), total: z.string(), status: z.string() }),
+ *   key: 'id',
+ *   insert: 'order.created', // data: the new row
+ *   update: 'order.updated', // data: the row after the update
+ *   delete: 'order.deleted', // data: { id }
+ * })
+ * ```
+ *
+ * Pass the result in `defineContract({ changes: [...] })`; the events are added to the contract's
+ * `events`, typed from `columns`. `key` names the columns that identify a row (the primary key, or
+ * the replica identity): they become the events' `subject` and ordering key, and a `delete` carries
+ * them only.
+ */
+export function changes<
+  S extends StandardSchemaV1,
+  const K extends ColumnName<S>,
+  const I extends string = never,
+  const U extends string = never,
+  const D extends string = never,
+>(
+  table: string,
+  definition: {
+    columns: S;
+    key: K | readonly K[];
+    insert?: I;
+    update?: U;
+    delete?: D;
+    description?: string;
+  },
+): ChangeDefinition<S, K, I, U, D> {
+  if (typeof table !== 'string' || !TABLE.test(table)) {
+    throw new TypeError(`Invalid table "${table}" in changes(): give "table" or "schema.table" as the catalog spells them`);
+  }
+  const key = (typeof definition.key === 'string' ? [definition.key] : [...(definition.key as readonly K[])]) as K[];
+  if (key.length === 0 || key.some((column) => typeof column !== 'string' || column === '')) {
+    throw new TypeError(`changes('${table}'): \`key\` must name at least one column`);
+  }
+  if (new Set(key).size !== key.length) throw new TypeError(`changes('${table}'): \`key\` names a column twice`);
+  if (typeof definition.columns?.['~standard']?.validate !== 'function') {
+    throw new TypeError(`changes('${table}'): \`columns\` must be a Standard Schema of the row`);
+  }
+  const events: { insert?: I; update?: U; delete?: D } = {};
+  for (const operation of ['insert', 'update', 'delete'] as const) {
+    const name = definition[operation];
+    if (name === undefined) continue;
+    assertName('event', name, NAME);
+    (events as Record<ChangeOperation, string>)[operation] = name;
+  }
+  if (Object.keys(events).length === 0) {
+    throw new TypeError(`changes('${table}'): name the event of at least one of insert, update, delete`);
+  }
+  const dot = table.indexOf('.');
+  return {
+    kind: 'changes',
+    table,
+    schema: dot === -1 ? 'public' : table.slice(0, dot),
+    name: dot === -1 ? table : table.slice(dot + 1),
+    columns: definition.columns,
+    key,
+    events,
+    ...(definition.description === undefined ? {} : { description: definition.description }),
+  };
+}
+
+/**
+ * A Standard Schema of the key columns of a row: an object with a string, number or boolean for
+ * each key column (the data of a `delete` event). Other members are dropped.
+ */
+export function keySchema<S extends StandardSchemaV1, K extends string>(key: readonly K[]): KeySchema<S, K> {
+  return {
+    '~standard': {
+      version: 1,
+      vendor: 'switchboard',
+      validate(value: unknown) {
+        if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+          return { issues: [{ message: 'expected an object with the key columns', path: [] }] };
+        }
+        const out: Record<string, unknown> = {};
+        const issues: StandardSchemaV1.Issue[] = [];
+        for (const column of key) {
+          const v = (value as Record<string, unknown>)[column];
+          if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[column] = v;
+          else issues.push({ message: 'key column missing or not a string, number or boolean', path: [column] });
+        }
+        return issues.length > 0 ? { issues } : { value: out as never };
+      },
+    },
+  };
+}
+
+/** The event definitions a `changes` declaration adds to its contract. */
+function changeEvents(definition: ChangeDefinition): Record<string, EventDefinition> {
+  const out: Record<string, EventDefinition> = {};
+  const { insert, update, delete: remove } = definition.events;
+  const row = event({ data: definition.columns, description: `a row of ${definition.table}` });
+  if (insert !== undefined) out[insert] = { ...row, description: `a row inserted into ${definition.table}` };
+  if (update !== undefined) out[update] = { ...row, description: `a row of ${definition.table} after an update` };
+  if (remove !== undefined) {
+    out[remove] = event({ data: keySchema(definition.key), description: `the key of a row deleted from ${definition.table}` });
+  }
+  return out;
+}
+
 export function defineContract<
   const N extends string,
   Ops extends Operations = Record<never, never>,
   Msgs extends Messages = Record<never, never>,
   Evts extends Events = Record<never, never>,
+  // Not `readonly ChangeDefinition[]`: that contextual type would widen the declarations' event names to `string`.
+  const Chs extends readonly object[] = [],
 >(definition: {
   name: N;
   version?: string;
   operations?: Ops;
   messages?: Msgs;
   events?: Evts;
+  /** Tables whose row changes become events (`changes('orders', {...})`); their events join `events`. */
+  changes?: Chs;
   description?: string;
-}): Contract<N, Ops, Msgs, Evts> {
+}): Contract<N, Ops, Msgs, Evts & ChangeEventsOf<Chs>> {
   assertName('contract', definition.name, NAME);
   for (const name of Object.keys(definition.operations ?? {})) assertName('operation', name, OPERATION_NAME);
   for (const name of Object.keys(definition.messages ?? {})) assertName('message', name, NAME);
   for (const name of Object.keys(definition.events ?? {})) assertName('event', name, NAME);
+  const events: Record<string, EventDefinition> = { ...(definition.events ?? {}) };
+  const tables = new Set<string>();
+  const declarations = (definition.changes ?? []) as readonly ChangeDefinition[];
+  for (const declaration of declarations) {
+    if (declaration?.kind !== 'changes') throw new TypeError('`changes` takes declarations made with changes()');
+    const table = `${declaration.schema}.${declaration.name}`;
+    if (tables.has(table)) throw new TypeError(`Table ${table} is declared twice in the changes of contract ${definition.name}`);
+    tables.add(table);
+    for (const [name, entry] of Object.entries(changeEvents(declaration))) {
+      if (Object.hasOwn(events, name)) {
+        throw new TypeError(`Event ${name} of contract ${definition.name} is declared twice (in events or changes)`);
+      }
+      events[name] = entry;
+    }
+  }
   return {
     kind: 'contract',
     name: definition.name,
     version: definition.version ?? '1',
     operations: (definition.operations ?? {}) as Ops,
     messages: (definition.messages ?? {}) as Msgs,
-    events: (definition.events ?? {}) as Evts,
+    events: events as Evts & ChangeEventsOf<Chs>,
+    changes: [...declarations],
     ...(definition.description === undefined ? {} : { description: definition.description }),
   };
 }

@@ -22,6 +22,12 @@ export const channels = {
   deliver: diagnosticsChannel.channel('switchboard:message:deliver'),
   /** `{ messageId, topic, type, outcome, error? }` when a delivery is settled. */
   settle: diagnosticsChannel.channel('switchboard:message:settle'),
+  /**
+   * `{ source, slot, lagBytes, maxLagBytes, confirmedLsn, currentLsn, exceeded }` when a change
+   * source's replication slot lags more than its bound (`exceeded: true`, at every check while it
+   * does) and once when it is back under it (`exceeded: false`).
+   */
+  changeLag: diagnosticsChannel.channel('switchboard:changes:lag'),
 } as const;
 
 export type ChannelName = keyof typeof channels;

@@ -198,6 +198,13 @@ export const errorRegistry = {
     retryable: false,
     description: 'The `dataref` points outside the configured blob stores; it is not fetched.',
   },
+  SB_CHANGES_SETUP: {
+    status: 500,
+    title: 'Change source not set up',
+    retryable: false,
+    description:
+      'The database is not ready for a change source (`wal_level`, publication, replication slot, privileges, a table or column); `problems` lists each one with the SQL that fixes it.',
+  },
   SB_CONFIG_INVALID: { status: 500, title: 'Invalid configuration', retryable: false, description: 'A configuration value is invalid.' },
   SB_FILTER_INVALID: {
     status: 400,

@@ -6,6 +6,7 @@
  */
 export type { BackoffOptions } from './backoff.js';
 export { backoffDelay } from './backoff.js';
+export * from './blob-events.js';
 export type { BlobInfo, BlobObject, BlobPutOptions, BlobSource, BlobStore } from './blobs.js';
 export type {
   Broker,

@@ -89,3 +89,32 @@ export function validate<S extends StandardSchemaV1>(
 export async function validateAsync<S extends StandardSchemaV1>(schema: S, value: unknown): Promise<ValidationResult<InferOutput<S>>> {
   return validate(schema, value);
 }
+
+/**
+ * The Standard JSON Schema extension (https://standardschema.dev): validators that can describe
+ * their input and output as JSON Schema put a `jsonSchema` member next to `validate`.
+ */
+interface StandardJsonSchemaProps {
+  readonly jsonSchema?: {
+    readonly input?: (options: { readonly target: string }) => unknown;
+  };
+}
+
+/**
+ * The top-level property names of an object schema, read from its Standard JSON Schema description
+ * (zod 4.2 or newer, arktype, and any validator that offers it); `undefined` when the validator
+ * does not describe itself or the schema is not an object with `properties`.
+ */
+export function schemaPropertyNames(schema: StandardSchemaV1): string[] | undefined {
+  const describe = (schema['~standard'] as StandardSchemaV1.Props & StandardJsonSchemaProps).jsonSchema?.input;
+  if (typeof describe !== 'function') return undefined;
+  let json: unknown;
+  try {
+    json = describe({ target: 'draft-2020-12' });
+  } catch {
+    return undefined;
+  }
+  const properties = (json as { properties?: unknown } | null)?.properties;
+  if (typeof properties !== 'object' || properties === null || Array.isArray(properties)) return undefined;
+  return Object.keys(properties);
+}

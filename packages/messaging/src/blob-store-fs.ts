@@ -52,6 +52,9 @@ const PUT_ATTEMPTS = 3;
  * deleting, and `put` checks its result after writing, so a concurrent `put` of the same bytes
  * that extends the expiry keeps the blob; an extremely narrow window remains in which such a put can
  * lose its metadata, after which the blob reads as missing (`SB_CLAIM_CHECK_MISSING`) rather than wrong.
+ *
+ * Wrapped with `withUploadEvents`, every `put` also emits a `blob.created` event (the upload, with the
+ * bytes by claim check) that any service can react to.
  */
 export class FsBlobStore implements BlobStore {
   readonly name: string;

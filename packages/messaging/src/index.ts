@@ -17,3 +17,5 @@ export { fetchReceipt } from './receipt-client.js';
 export type { GroupReceipt, ReceiptDocument, Receipts } from './receipts.js';
 export type { ReplayOptions, ReplayResult, ReplaySelector } from './replay.js';
 export type * from './types.js';
+export type { UploadEventsOptions, Uploaded, UploadingBlobStore, UploadPutOptions } from './upload-events.js';
+export { withUploadEvents } from './upload-events.js';

@@ -107,7 +107,13 @@ function assertValid(result: ValidationResult<unknown>, address: Address): void 
  * built from the address's {@link Template}.
  */
 function isPlain(options: PublishOptions): boolean {
-  return options.attachment === undefined && options.id === undefined && options.subject === undefined && options.tracestate === undefined;
+  return (
+    options.attachment === undefined &&
+    options.attachmentBlob === undefined &&
+    options.id === undefined &&
+    options.subject === undefined &&
+    options.tracestate === undefined
+  );
 }
 
 function encode(
@@ -162,6 +168,21 @@ async function encodeFull(
   const expiresAt = (explicit: number | undefined): number | undefined =>
     explicit ?? (config.expiresInMs === undefined ? undefined : Date.now() + config.expiresInMs);
 
+  if (options.attachment !== undefined && options.attachmentBlob !== undefined) {
+    throw new SwitchboardError('SB_CONFIG_INVALID', {
+      detail: 'pass `attachment` (bytes to store) or `attachmentBlob` (a stored blob), not both',
+    });
+  }
+  if (options.attachmentBlob !== undefined) {
+    if (!shape.attachments) {
+      throw new SwitchboardError('SB_VALIDATION', {
+        detail: `${address.kind} ${address.name} of ${address.contract.name} does not declare an attachment`,
+      });
+    }
+    const info = options.attachmentBlob;
+    Object.assign(extensions, claimExtensions(info.uri, info.sha256, info.size, info.expiresAt));
+    extensions.datamediatype = info.mediaType;
+  }
   if (options.attachment !== undefined) {
     if (!shape.attachments) {
       throw new SwitchboardError('SB_VALIDATION', {
@@ -186,7 +207,7 @@ async function encodeFull(
         detail: `Data of ${address.kind} ${address.name} of ${address.contract.name} cannot be written as JSON`,
       });
     }
-    if (options.attachment === undefined && config.blobs !== undefined && overThreshold(config, json)) {
+    if (options.attachment === undefined && options.attachmentBlob === undefined && config.blobs !== undefined && overThreshold(config, json)) {
       // The data itself is claim-checked: `dataref` without `datamediatype`; `datacontenttype` describes it.
       const expires = expiresAt(undefined);
       const info = await config.blobs.put(Buffer.from(json, 'utf8'), {

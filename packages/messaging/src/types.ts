@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type {
   AnyContract,
   BackoffOptions,
+  BlobInfo,
   BlobSource,
   CloudEvent,
   EventData,
@@ -24,6 +25,12 @@ export interface AttachmentOptions {
   readonly attachmentType?: string;
   /** When the stored attachment may be deleted (epoch ms). Default: `claimCheck.expiresInMs` from now, or never. */
   readonly attachmentExpiresAt?: number;
+  /**
+   * A blob already stored (what `BlobStore.put` answered), attached by reference: the event carries
+   * its `dataref`, hash, size and media type, and nothing is stored again. Receivers must have the
+   * store among their `blobs`. Not together with `attachment`.
+   */
+  readonly attachmentBlob?: BlobInfo;
 }
 
 export interface PublishOptions extends AttachmentOptions {

@@ -6,5 +6,6 @@ export * from './dead-letter-store-conformance.js';
 export * from './job-store-conformance.js';
 export * from './outbox-conformance.js';
 export * from './ports.js';
+export * from './postgres-server.js';
 export * from './receipt-store-conformance.js';
 export * from './store-clock.js';

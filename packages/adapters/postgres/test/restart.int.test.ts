@@ -1,9 +1,8 @@
 import type { Delivery, OutgoingMessage, SwitchboardError } from '@switchboard/core';
-import { delay, randomName, testMessage, waitFor } from '@switchboard/testkit';
+import { delay, PrivatePostgresServer, randomName, type StopMode, testMessage, waitFor } from '@switchboard/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresBroker } from '../src/index.js';
-import { PrivatePostgresServer, type StopMode } from './postgres-server.js';
 
 // A server of its own (its own port, data directory and socket directory): the shared one is never touched.
 const server = new PrivatePostgresServer();

@@ -1,10 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '@switchboard/testkit';
-import pg from 'pg';
+import { freePort } from './ports.js';
 
 /** Where the server binaries are: the newest Debian/Ubuntu cluster version, else the PATH. */
 function binDir(): string {
@@ -35,13 +34,24 @@ const SIGNALS: Record<StopMode, NodeJS.Signals> = { fast: 'SIGINT', immediate: '
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+export interface PrivatePostgresServerOptions {
+  /**
+   * Server settings passed as `-c name=value`, e.g. `{ wal_level: 'logical' }` for logical
+   * replication (the shared server runs with `replica`; a test that needs `logical` starts its own).
+   */
+  readonly settings?: Readonly<Record<string, string | number>>;
+}
+
 /**
  * A private PostgreSQL server on a free loopback port, with its data directory and socket in a
  * fresh temporary directory (trust auth, `fsync` on), so a test can stop, crash and restart it
- * without touching any other server. Restarting keeps the data directory.
+ * without touching any other server. Restarting keeps the data directory. As root, the server runs
+ * as the `postgres` account (`POSTGRES_SERVICE_USER`); the binaries are the newest cluster version
+ * under `/usr/lib/postgresql` or `POSTGRES_BIN_DIR`.
  */
 export class PrivatePostgresServer {
   readonly dir = mkdtempSync(join(tmpdir(), 'sb-postgres-'));
+  readonly #settings: readonly string[];
   port = 0;
   /** Attempts the last `start()` needed (more than one after a crash whose backends were still exiting). */
   startAttempts = 0;
@@ -50,8 +60,18 @@ export class PrivatePostgresServer {
   readonly #asRoot = process.getuid?.() === 0;
   readonly #killOnExit = () => this.#signalServer(this.#child, 'SIGKILL');
 
+  constructor(options: PrivatePostgresServerOptions = {}) {
+    this.#settings = Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]);
+  }
+
+  /** Connection URL of the `postgres` database as the `postgres` superuser (trust auth). */
   get url(): string {
     return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
+  }
+
+  /** Connection URL of another database or role on this server. */
+  urlFor(options: { readonly database?: string; readonly user?: string }): string {
+    return `postgres://${encodeURIComponent(options.user ?? 'postgres')}@127.0.0.1:${this.port}/${encodeURIComponent(options.database ?? 'postgres')}`;
   }
 
   get #dataDir(): string {
@@ -117,6 +137,7 @@ export class PrivatePostgresServer {
       'fsync=on',
       '-c',
       'synchronous_commit=on',
+      ...this.#settings,
     ]);
     this.#output = '';
     const child = spawn(command, args, { cwd: this.dir, env: this.#environment(), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -135,17 +156,10 @@ export class PrivatePostgresServer {
     });
     let lastError = '';
     while (exited === undefined && Date.now() <= deadline) {
-      const probe = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 2000 });
-      probe.on('error', () => {});
-      try {
-        await probe.connect();
-        await probe.query('SELECT 1');
-        return undefined;
-      } catch (error) {
-        lastError = error instanceof Error ? error.message : String(error);
-      } finally {
-        await probe.end().catch(() => {});
-      }
+      // `pg_isready` answers 0 once the server accepts connections (after any crash recovery).
+      const probe = await this.#isReady();
+      if (probe === undefined) return undefined;
+      lastError = probe;
       await pause(50);
     }
     if (exited !== undefined) {
@@ -153,6 +167,18 @@ export class PrivatePostgresServer {
       return exited;
     }
     return `not answering: ${lastError}`;
+  }
+
+  /** Undefined when the server accepts connections, else what `pg_isready` said. */
+  #isReady(): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      execFile(
+        binary('pg_isready'),
+        ['-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres', '-d', 'postgres', '-t', '2'],
+        { env: this.#environment() },
+        (error, stdout) => resolve(error === null ? undefined : stdout.trim() || error.message),
+      );
+    });
   }
 
   /**
