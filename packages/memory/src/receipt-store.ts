@@ -26,16 +26,14 @@ export interface MemoryReceiptStoreOptions {
   readonly clock?: () => number;
 }
 
-/** The records of one MessageId: source → group → receipt. */
-type BySource = Map<string, Map<string, Receipt>>;
-
 /**
- * Reference `ReceiptStore` for one process: per MessageId, a map per source of the records by
- * group. Every method runs synchronously inside one call, so batches are atomic with respect to
+ * Reference `ReceiptStore` for one process: per MessageId, the list of its records (one per group
+ * and source; a handful at most, so a scan beats a map per source and per group, which would cost
+ * two map allocations per first claim on the hot path). Every method runs synchronously inside one call, so batches are atomic with respect to
  * other callers. A batch with a key over the identity limits is refused whole, before any write.
  */
 export class MemoryReceiptStore implements ReceiptStore {
-  readonly #records = new Map<string, BySource>();
+  readonly #records = new Map<string, Receipt[]>();
   readonly #clock: () => number;
   #closed = false;
 
@@ -106,10 +104,10 @@ export class MemoryReceiptStore implements ReceiptStore {
 
   async getAll(messageId: string, source?: string): Promise<Receipt[]> {
     this.#open();
-    const sources = this.#records.get(messageId);
-    if (sources === undefined) return [];
-    if (source !== undefined) return byGroup(sources.get(source));
-    return [...sources.keys()].sort(compareText).flatMap((s) => byGroup(sources.get(s)));
+    const records = this.#records.get(messageId);
+    if (records === undefined) return [];
+    const chosen = source === undefined ? [...records] : records.filter((r) => r.source === source);
+    return chosen.sort((a, b) => compareText(a.source, b.source) || compareText(a.group, b.group));
   }
 
   async list(filter: ReceiptListFilter = {}): Promise<ListPage<Receipt>> {
@@ -138,17 +136,11 @@ export class MemoryReceiptStore implements ReceiptStore {
     this.#open();
     const states = options.states === undefined ? undefined : new Set(options.states);
     let count = 0;
-    for (const [messageId, sources] of this.#records) {
-      for (const [source, groups] of sources) {
-        for (const [group, receipt] of groups) {
-          if (receipt.updatedAt < olderThan && (states === undefined || states.has(receipt.state))) {
-            groups.delete(group);
-            count++;
-          }
-        }
-        if (groups.size === 0) sources.delete(source);
-      }
-      if (sources.size === 0) this.#records.delete(messageId);
+    for (const [messageId, records] of this.#records) {
+      const kept = records.filter((r) => !(r.updatedAt < olderThan && (states === undefined || states.has(r.state))));
+      count += records.length - kept.length;
+      if (kept.length === 0) this.#records.delete(messageId);
+      else if (kept.length < records.length) this.#records.set(messageId, kept);
     }
     return count;
   }
@@ -181,25 +173,33 @@ export class MemoryReceiptStore implements ReceiptStore {
   }
 
   #get(key: ReceiptKey): Receipt | undefined {
-    return this.#records.get(key.messageId)?.get(key.source)?.get(key.group);
+    const records = this.#records.get(key.messageId);
+    if (records === undefined) return undefined;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i] as Receipt;
+      if (r.group === key.group && r.source === key.source) return r;
+    }
+    return undefined;
   }
 
   #set(receipt: Receipt): void {
-    let sources = this.#records.get(receipt.messageId);
-    if (sources === undefined) {
-      sources = new Map();
-      this.#records.set(receipt.messageId, sources);
+    const records = this.#records.get(receipt.messageId);
+    if (records === undefined) {
+      this.#records.set(receipt.messageId, [receipt]);
+      return;
     }
-    let groups = sources.get(receipt.source);
-    if (groups === undefined) {
-      groups = new Map();
-      sources.set(receipt.source, groups);
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i] as Receipt;
+      if (r.group === receipt.group && r.source === receipt.source) {
+        records[i] = receipt;
+        return;
+      }
     }
-    groups.set(receipt.group, receipt);
+    records.push(receipt);
   }
 
   *#each(): Generator<Receipt> {
-    for (const sources of this.#records.values()) for (const groups of sources.values()) yield* groups.values();
+    for (const records of this.#records.values()) yield* records;
   }
 
   #open(): void {
@@ -264,10 +264,6 @@ function sortKey(receipt: Receipt): SortKey {
 
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function byGroup(groups: Map<string, Receipt> | undefined): Receipt[] {
-  return groups === undefined ? [] : [...groups.values()].sort((a, b) => compareText(a.group, b.group));
 }
 
 /** Refuses the whole batch, before any write, when one key is over the identity limits. */
