@@ -18,8 +18,11 @@ const serviceBUrl = requireEnv('SERVICE_B_URL');
 const serviceCUrl = requireEnv('SERVICE_C_URL');
 const b = createClient(serviceB, { baseUrl: serviceBUrl, timeoutMs: 10_000 });
 const bJobs = createJobsClient(serviceB, { baseUrl: serviceBUrl });
-const { messaging, close } = await openMessaging('service-a', config);
-const receiptWait = { wait: { timeoutMs: 15_000 } };
+const service = 'service-a';
+const { messaging, close } = await openMessaging(service, config);
+// A's messages carry its service name as their CloudEvents source; with the MessageId it names the
+// event, so A asks for the receipt of its own message (another sender may use the same id).
+const receiptWait = { source: service, wait: { timeoutMs: 15_000 } };
 
 type Report = Omit<PatternReport, 'pattern' | 'durationMs'>;
 

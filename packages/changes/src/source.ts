@@ -20,7 +20,6 @@ import {
 } from '@switchboard/core';
 import {
   type BatchEvent,
-  bindingForBroker,
   type ClaimCheckOptions,
   createMessaging,
   eventsTopic,
@@ -595,7 +594,7 @@ class PostgresChangeSource implements ChangeSource {
       datacontenttype: 'application/json',
       data: Buffer.from(JSON.stringify(change.data), 'utf8'),
     });
-    const encoded = encodeCloudEvent(event, bindingForBroker(this.#options.broker), 'binary');
+    const encoded = encodeCloudEvent(event, this.#options.broker.binding);
     const problem = new SwitchboardError('SB_MESSAGE_INVALID', { detail, errors }).toProblem();
     const entry: NewDeadLetter = {
       messageId: change.id,

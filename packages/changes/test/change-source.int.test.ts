@@ -2,7 +2,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { AnyContract, Broker, CloudEvent, OutgoingMessage } from '@switchboard/core';
 import { changes, decodeCloudEvent, defineContract } from '@switchboard/core';
 import { createMemoryBlobStore, createMemoryBroker, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
-import { bindingForBroker, createMessaging, type Messaging } from '@switchboard/messaging';
+import { createMessaging, type Messaging } from '@switchboard/messaging';
 import { delay, PrivatePostgresServer, randomName, waitFor } from '@switchboard/testkit';
 import pg from 'pg';
 import { type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
@@ -296,7 +296,7 @@ describe('PostgreSQL change source', () => {
     expect(entry?.attempts[0]?.error.code).toBe('SB_MESSAGE_INVALID');
     // The dead letter is the event that would have been published: a CloudEvent with the row.
     const stored = await deadLetters.get(entry?.id ?? '');
-    const event = decodeCloudEvent(stored?.headers ?? {}, stored?.body ?? new Uint8Array(), bindingForBroker(broker));
+    const event = decodeCloudEvent(stored?.headers ?? {}, stored?.body ?? new Uint8Array(), broker.binding);
     expect(event).toMatchObject({ id: entry?.messageId, subject: '2', source: `/postgres/postgres/public.${f.table}` });
     expect(event.datacontenttype).toBe('application/json');
     expect(event.data).toMatchObject({ id: 2, status: 'lost' });

@@ -111,6 +111,13 @@ export const errorRegistry = {
     retryable: true,
     description: 'The job, receipt or idempotency store could not be reached; nothing was half-created.',
   },
+  SB_STORE_REFUSED: {
+    status: 500,
+    title: 'Store refused the value',
+    retryable: false,
+    description:
+      'A store cannot hold a value of this request (an id or source over its limit, a value too long or with bytes the engine refuses, a constraint); nothing was written and retrying cannot help, so a message is dead-lettered with reason `store`.',
+  },
   SB_DEADLINE_EXCEEDED: {
     status: 504,
     title: 'Deadline exceeded',

@@ -7,7 +7,8 @@
  *   deadlines, handler runs, drain) for at-least-once engines; `PushSubscription` +
  *   `AtMostOnceDelivery` for at-most-once push transports; `resolveSubscribeOptions`.
  * - Errors and timing: `brokerErrors`, `assertMessageSize`, `idle`, `sleep`, `describeError`.
- * - Stores: the receipt, dead-letter, job, blob and outbox rules every store applies the same way.
+ * - Stores: the receipt, dead-letter, job, blob and outbox rules every store applies the same way, and
+ *   the refusal of values a store cannot hold (`assertStorableIdentity`, `storeRefused`).
  */
 export { AckDeadlines } from './ack-deadlines.js';
 export { parseRetryAfter, sleep } from './backoff.js';
@@ -57,4 +58,5 @@ export {
 export type { ItemOutcome } from './round-trip-batch.js';
 export { RoundTripBatch } from './round-trip-batch.js';
 export { issuePointer, validate, validateAsync } from './standard-schema.js';
+export { assertStorableIdentity, storeRefused } from './store-errors.js';
 export { childTraceparent, newSpanId, newTraceId } from './trace.js';

@@ -10,7 +10,14 @@ import {
   newMessageId,
   SwitchboardError,
 } from '@switchboard/core';
-import { deadLetterStatusAt, decodeListCursor, encodeListCursor, listPageLimit, mergeAttempts } from '@switchboard/core/kit';
+import {
+  assertStorableIdentity,
+  deadLetterStatusAt,
+  decodeListCursor,
+  encodeListCursor,
+  listPageLimit,
+  mergeAttempts,
+} from '@switchboard/core/kit';
 
 export interface MemoryDeadLetterStoreOptions {
   /** Clock in epoch ms. Default `Date.now`. */
@@ -20,7 +27,7 @@ export interface MemoryDeadLetterStoreOptions {
 /** Reference `DeadLetterStore` for one process. Bodies are copied in and out, so callers cannot alter them. */
 export class MemoryDeadLetterStore implements DeadLetterStore {
   readonly #entries = new Map<string, DeadLetter>();
-  /** (group, MessageId) → id of the entry not yet replayed, for the idempotent `add`. */
+  /** (group, source, MessageId) → id of the entry not yet replayed, for the idempotent `add`. */
   readonly #active = new Map<string, string>();
   readonly #clock: () => number;
   #closed = false;
@@ -31,11 +38,13 @@ export class MemoryDeadLetterStore implements DeadLetterStore {
 
   async add(entry: NewDeadLetter): Promise<DeadLetter> {
     this.#open();
+    assertStorableIdentity('dead-letter', entry);
     return copy(this.#add(entry));
   }
 
   async addBatch(entries: readonly NewDeadLetter[]): Promise<DeadLetter[]> {
     this.#open();
+    for (const entry of entries) assertStorableIdentity('dead-letter', entry);
     return entries.map((entry) => copy(this.#add(entry)));
   }
 
@@ -147,6 +156,7 @@ export class MemoryDeadLetterStore implements DeadLetterStore {
     const stored: DeadLetter = {
       id: newMessageId(),
       messageId: entry.messageId,
+      source: entry.source,
       topic: entry.topic,
       group: entry.group,
       ...(entry.type === undefined ? {} : { type: entry.type }),
@@ -186,8 +196,8 @@ export class MemoryDeadLetterStore implements DeadLetterStore {
   }
 }
 
-function activeKey(entry: { readonly group: string; readonly messageId: string }): string {
-  return `${entry.group}\u0000${entry.messageId}`;
+function activeKey(entry: { readonly group: string; readonly source: string; readonly messageId: string }): string {
+  return JSON.stringify([entry.group, entry.source, entry.messageId]);
 }
 
 function matches_(entry: DeadLetter, filter: DeadLetterFilter, now: number): boolean {
@@ -196,6 +206,7 @@ function matches_(entry: DeadLetter, filter: DeadLetterFilter, now: number): boo
   if (filter.type !== undefined && entry.type !== filter.type) return false;
   if (filter.reason !== undefined && entry.reason !== filter.reason) return false;
   if (filter.messageId !== undefined && entry.messageId !== filter.messageId) return false;
+  if (filter.source !== undefined && entry.source !== filter.source) return false;
   if (filter.from !== undefined && entry.deadLetteredAt < filter.from) return false;
   if (filter.to !== undefined && entry.deadLetteredAt >= filter.to) return false;
   if (filter.status !== undefined && deadLetterStatusAt(entry, now) !== filter.status) return false;

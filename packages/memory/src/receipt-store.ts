@@ -11,7 +11,15 @@ import {
   type RecordOutcome,
   SwitchboardError,
 } from '@switchboard/core';
-import { decideClaim, decodeListCursor, encodeListCursor, listPageLimit, mergeReceipt, reopenReceipt } from '@switchboard/core/kit';
+import {
+  assertStorableIdentity,
+  decideClaim,
+  decodeListCursor,
+  encodeListCursor,
+  listPageLimit,
+  mergeReceipt,
+  reopenReceipt,
+} from '@switchboard/core/kit';
 
 export interface MemoryReceiptStoreOptions {
   /** Clock in epoch ms; tests pass a controllable one. Default `Date.now`. */
@@ -19,11 +27,13 @@ export interface MemoryReceiptStoreOptions {
 }
 
 /**
- * Reference `ReceiptStore` for one process: a map per MessageId. Every method runs synchronously
- * inside one call, so batches are atomic with respect to other callers.
+ * Reference `ReceiptStore` for one process: per MessageId, the list of its records (one per group
+ * and source; a handful at most, so a scan beats a map per source and per group, which would cost
+ * two map allocations per first claim on the hot path). Every method runs synchronously inside one call, so batches are atomic with respect to
+ * other callers. A batch with a key over the identity limits is refused whole, before any write.
  */
 export class MemoryReceiptStore implements ReceiptStore {
-  readonly #records = new Map<string, Map<string, Receipt>>();
+  readonly #records = new Map<string, Receipt[]>();
   readonly #clock: () => number;
   #closed = false;
 
@@ -33,16 +43,19 @@ export class MemoryReceiptStore implements ReceiptStore {
 
   async record(updates: readonly ReceiptUpdate[]): Promise<RecordOutcome[]> {
     this.#open();
+    assertKeys(updates);
     return this.#record(updates, this.#clock());
   }
 
   async claim(request: ReceiptClaim): Promise<ReceiptClaimResult> {
     this.#open();
+    assertStorableIdentity('receipt', request);
     return this.#claim(request, this.#clock());
   }
 
   async claimBatch(requests: readonly ReceiptClaim[]): Promise<ReceiptClaimResult[]> {
     this.#open();
+    assertKeys(requests);
     const now = this.#clock();
     return requests.map((request) => this.#claim(request, now));
   }
@@ -53,6 +66,8 @@ export class MemoryReceiptStore implements ReceiptStore {
     requests: readonly ReceiptClaim[],
   ): Promise<{ outcomes: RecordOutcome[]; claims: ReceiptClaimResult[] }> {
     this.#open();
+    assertKeys(updates);
+    assertKeys(requests);
     const now = this.#clock();
     const outcomes = this.#record(updates, now);
     return { outcomes, claims: requests.map((request) => this.#claim(request, now)) };
@@ -60,7 +75,7 @@ export class MemoryReceiptStore implements ReceiptStore {
 
   async extendLease(key: ReceiptKey, owner: string, leaseMs: number): Promise<boolean> {
     this.#open();
-    const current = this.#get(key.messageId, key.group);
+    const current = this.#get(key);
     if (current === undefined || current.state !== 'processing' || current.leaseOwner !== owner) return false;
     const now = this.#clock();
     this.#set({ ...current, leaseUntil: now + leaseMs, updatedAt: Math.max(now, current.updatedAt) });
@@ -72,7 +87,7 @@ export class MemoryReceiptStore implements ReceiptStore {
     const now = this.#clock();
     let count = 0;
     for (const key of keys) {
-      const current = this.#get(key.messageId, key.group);
+      const current = this.#get(key);
       const next = current === undefined ? undefined : reopenReceipt(current, now);
       if (next !== undefined) {
         this.#set(next);
@@ -82,34 +97,34 @@ export class MemoryReceiptStore implements ReceiptStore {
     return count;
   }
 
-  async get(messageId: string, group: string): Promise<Receipt | undefined> {
+  async get(key: ReceiptKey): Promise<Receipt | undefined> {
     this.#open();
-    return this.#get(messageId, group);
+    return this.#get(key);
   }
 
-  async getAll(messageId: string): Promise<Receipt[]> {
+  async getAll(messageId: string, source?: string): Promise<Receipt[]> {
     this.#open();
-    const groups = this.#records.get(messageId);
-    if (groups === undefined) return [];
-    return [...groups.values()].sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
+    const records = this.#records.get(messageId);
+    if (records === undefined) return [];
+    const chosen = source === undefined ? [...records] : records.filter((r) => r.source === source);
+    return chosen.sort((a, b) => compareText(a.source, b.source) || compareText(a.group, b.group));
   }
 
   async list(filter: ReceiptListFilter = {}): Promise<ListPage<Receipt>> {
     this.#open();
     const limit = listPageLimit(filter.limit);
-    const after = filter.cursor === undefined ? undefined : decodeListCursor(filter.cursor, 3);
+    const after = filter.cursor === undefined ? undefined : decodeListCursor(filter.cursor, 4);
     const matches: Receipt[] = [];
-    for (const groups of this.#records.values()) {
-      for (const receipt of groups.values()) {
-        if (filter.group !== undefined && receipt.group !== filter.group) continue;
-        if (filter.state !== undefined && receipt.state !== filter.state) continue;
-        if (filter.type !== undefined && receipt.type !== filter.type) continue;
-        if (filter.topic !== undefined && receipt.topic !== filter.topic) continue;
-        if (filter.receivedFrom !== undefined && receipt.receivedAt < filter.receivedFrom) continue;
-        if (filter.receivedTo !== undefined && receipt.receivedAt >= filter.receivedTo) continue;
-        if (after !== undefined && compareKey(sortKey(receipt), after) <= 0) continue;
-        matches.push(receipt);
-      }
+    for (const receipt of this.#each()) {
+      if (filter.group !== undefined && receipt.group !== filter.group) continue;
+      if (filter.source !== undefined && receipt.source !== filter.source) continue;
+      if (filter.state !== undefined && receipt.state !== filter.state) continue;
+      if (filter.type !== undefined && receipt.type !== filter.type) continue;
+      if (filter.topic !== undefined && receipt.topic !== filter.topic) continue;
+      if (filter.receivedFrom !== undefined && receipt.receivedAt < filter.receivedFrom) continue;
+      if (filter.receivedTo !== undefined && receipt.receivedAt >= filter.receivedTo) continue;
+      if (after !== undefined && compareKey(sortKey(receipt), after) <= 0) continue;
+      matches.push(receipt);
     }
     matches.sort((a, b) => compareKey(sortKey(a), sortKey(b)));
     const items = matches.slice(0, limit);
@@ -121,14 +136,11 @@ export class MemoryReceiptStore implements ReceiptStore {
     this.#open();
     const states = options.states === undefined ? undefined : new Set(options.states);
     let count = 0;
-    for (const [messageId, groups] of this.#records) {
-      for (const [group, receipt] of groups) {
-        if (receipt.updatedAt < olderThan && (states === undefined || states.has(receipt.state))) {
-          groups.delete(group);
-          count++;
-        }
-      }
-      if (groups.size === 0) this.#records.delete(messageId);
+    for (const [messageId, records] of this.#records) {
+      const kept = records.filter((r) => !(r.updatedAt < olderThan && (states === undefined || states.has(r.state))));
+      count += records.length - kept.length;
+      if (kept.length === 0) this.#records.delete(messageId);
+      else if (kept.length < records.length) this.#records.set(messageId, kept);
     }
     return count;
   }
@@ -139,7 +151,7 @@ export class MemoryReceiptStore implements ReceiptStore {
 
   #record(updates: readonly ReceiptUpdate[], now: number): RecordOutcome[] {
     return updates.map((update) => {
-      const current = this.#get(update.messageId, update.group);
+      const current = this.#get(update);
       const next =
         update.state === 'processed' && current !== undefined ? processedReceipt(current, update, now) : mergeReceipt(current, update, now);
       if (next === undefined) return 'ignored';
@@ -149,7 +161,7 @@ export class MemoryReceiptStore implements ReceiptStore {
   }
 
   #claim(request: ReceiptClaim, now: number): ReceiptClaimResult {
-    const current = this.#get(request.messageId, request.group);
+    const current = this.#get(request);
     if (current === undefined) {
       const receipt = firstClaim(request, now);
       this.#set(receipt);
@@ -160,17 +172,34 @@ export class MemoryReceiptStore implements ReceiptStore {
     return result;
   }
 
-  #get(messageId: string, group: string): Receipt | undefined {
-    return this.#records.get(messageId)?.get(group);
+  #get(key: ReceiptKey): Receipt | undefined {
+    const records = this.#records.get(key.messageId);
+    if (records === undefined) return undefined;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i] as Receipt;
+      if (r.group === key.group && r.source === key.source) return r;
+    }
+    return undefined;
   }
 
   #set(receipt: Receipt): void {
-    let groups = this.#records.get(receipt.messageId);
-    if (groups === undefined) {
-      groups = new Map();
-      this.#records.set(receipt.messageId, groups);
+    const records = this.#records.get(receipt.messageId);
+    if (records === undefined) {
+      this.#records.set(receipt.messageId, [receipt]);
+      return;
     }
-    groups.set(receipt.group, receipt);
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i] as Receipt;
+      if (r.group === receipt.group && r.source === receipt.source) {
+        records[i] = receipt;
+        return;
+      }
+    }
+    records.push(receipt);
+  }
+
+  *#each(): Generator<Receipt> {
+    for (const records of this.#records.values()) yield* records;
   }
 
   #open(): void {
@@ -187,6 +216,7 @@ type MutableReceipt = { -readonly [K in keyof Receipt]: Receipt[K] };
 function firstClaim(request: ReceiptClaim, now: number): Receipt {
   const receipt: MutableReceipt = {
     group: request.group,
+    source: request.source,
     messageId: request.messageId,
     state: 'processing',
     attempts: 1,
@@ -194,7 +224,6 @@ function firstClaim(request: ReceiptClaim, now: number): Receipt {
     updatedAt: now,
   };
   if (request.type !== undefined) receipt.type = request.type;
-  if (request.source !== undefined) receipt.source = request.source;
   if (request.topic !== undefined) receipt.topic = request.topic;
   receipt.leaseOwner = request.owner;
   receipt.leaseUntil = now + request.leaseMs;
@@ -204,13 +233,14 @@ function firstClaim(request: ReceiptClaim, now: number): Receipt {
 /**
  * `mergeReceipt(current, update, now)` for a `processed` update of an existing record, built
  * directly: ignored over `processed`; otherwise the highest attempt, `receivedAt` kept, known
- * type/source/topic kept, error and lease cleared, `processedAt` and the result set.
+ * type/topic kept, error and lease cleared, `processedAt` and the result set.
  */
 function processedReceipt(current: Receipt, update: ReceiptUpdate, now: number): Receipt | undefined {
   if (current.state === 'processed') return undefined;
   const at = update.at ?? now;
   const receipt: MutableReceipt = {
     group: current.group,
+    source: current.source,
     messageId: current.messageId,
     state: 'processed',
     attempts: Math.max(current.attempts, update.attempt ?? 1, 1),
@@ -219,10 +249,8 @@ function processedReceipt(current: Receipt, update: ReceiptUpdate, now: number):
     processedAt: at,
   };
   const type = update.type ?? current.type;
-  const source = update.source ?? current.source;
   const topic = update.topic ?? current.topic;
   if (type !== undefined) receipt.type = type;
-  if (source !== undefined) receipt.source = source;
   if (topic !== undefined) receipt.topic = topic;
   if (update.result !== undefined) receipt.result = update.result;
   return receipt;
@@ -231,7 +259,16 @@ function processedReceipt(current: Receipt, update: ReceiptUpdate, now: number):
 type SortKey = readonly (string | number)[];
 
 function sortKey(receipt: Receipt): SortKey {
-  return [receipt.receivedAt, receipt.group, receipt.messageId];
+  return [receipt.receivedAt, receipt.group, receipt.source, receipt.messageId];
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Refuses the whole batch, before any write, when one key is over the identity limits. */
+function assertKeys(keys: readonly ReceiptKey[]): void {
+  for (let i = 0; i < keys.length; i++) assertStorableIdentity('receipt', keys[i] as ReceiptKey);
 }
 
 function compareKey(a: SortKey, b: SortKey): number {

@@ -16,28 +16,31 @@ describe('MemoryReceiptStore', () => {
 /** The stores build first claims and `processed` marks without the general merge: they must equal the core rules. */
 async function expectCoreRules(store: ReceiptStore, clock: TestClock): Promise<void> {
   const problem = { type: 'urn:x', title: 'x', status: 500, code: 'SB_HANDLER_FAILED', detail: 'boom' };
-  const request = { group: 'g', messageId: newMessageId(), owner: 'w', leaseMs: 1000, type: 't', source: 's', topic: 'q' };
+  const request = { group: 'g', source: 's', messageId: newMessageId(), owner: 'w', leaseMs: 1000, type: 't', topic: 'q' };
   expect(await store.claim(request)).toStrictEqual(decideClaim(undefined, request, clock.now()));
-  const bare = { group: 'g', messageId: newMessageId(), owner: 'w', leaseMs: 500 };
+  const bare = { group: 'g', source: 's', messageId: newMessageId(), owner: 'w', leaseMs: 500 };
   expect(await store.claim(bare)).toStrictEqual(decideClaim(undefined, bare, clock.now()));
 
-  const cases: { before: Omit<ReceiptUpdate, 'group' | 'messageId'>[]; update: Omit<ReceiptUpdate, 'group' | 'messageId'> }[] = [
+  const cases: {
+    before: Omit<ReceiptUpdate, 'group' | 'source' | 'messageId'>[];
+    update: Omit<ReceiptUpdate, 'group' | 'source' | 'messageId'>;
+  }[] = [
     { before: [], update: { state: 'processed', attempt: 2, result: 'r', type: 't' } },
     { before: [], update: { state: 'processed' } },
-    { before: [{ state: 'processing', attempt: 1, type: 't', source: 's' }], update: { state: 'processed', attempt: 1, result: '{}' } },
+    { before: [{ state: 'processing', attempt: 1, type: 't' }], update: { state: 'processed', attempt: 1, result: '{}' } },
     { before: [{ state: 'processing', attempt: 3 }], update: { state: 'processed', attempt: 1, type: 'other', topic: 'q' } },
     { before: [{ state: 'failed', attempt: 2, error: problem }], update: { state: 'processed', at: 1 } },
     { before: [{ state: 'dead-lettered', attempt: 1, error: problem, topic: 'q' }], update: { state: 'processed', attempt: 4 } },
     { before: [{ state: 'processed', attempt: 1, result: 'first' }], update: { state: 'processed', attempt: 2, result: 'second' } },
   ];
   for (const { before, update } of cases) {
-    const key = { group: 'g', messageId: newMessageId() };
+    const key = { group: 'g', source: 's', messageId: newMessageId() };
     await store.record(before.map((b) => ({ ...key, ...b })));
     clock.advance(7);
-    const current = await store.get(key.messageId, key.group);
+    const current = await store.get(key);
     const expected = mergeReceipt(current, { ...key, ...update }, clock.now());
     const outcome = expected === undefined ? 'ignored' : current === undefined ? 'created' : 'updated';
     expect(await store.record([{ ...key, ...update }])).toEqual([outcome]);
-    expect(await store.get(key.messageId, key.group)).toStrictEqual(expected ?? current);
+    expect(await store.get(key)).toStrictEqual(expected ?? current);
   }
 }

@@ -7,10 +7,13 @@ import type { Receipts } from './receipts.js';
 const MAX_WAIT_SECONDS = 30;
 
 /**
- * `GET {base}/receipts/{messageId}` on the receiving service's HTTP server (an extra route of
- * `createHttpService`). 200 with the `ReceiptDocument`; 404 `SB_RECEIPT_NOT_FOUND` when no group
- * ever received the MessageId. `?wait=N` (seconds, at most 30) long-polls until every group
- * reached a final state (or `&group=` did).
+ * `GET {base}/receipts/{messageId}?source=S` on the receiving service's HTTP server (an extra route
+ * of `createHttpService`). An event's identity is its source + id, so `source` names the event:
+ * 200 with its `ReceiptDocument`; 404 `SB_RECEIPT_NOT_FOUND` when no group ever received it.
+ * Without `source`: the event of the one source that used the MessageId, or 409 `SB_CONFLICT`
+ * when several did (the detail says to pass `?source=`; the other sources are not named). An empty
+ * `source` is 400. `?wait=N` (seconds, at most 30) long-polls until every group reached a final
+ * state (or `&group=` did).
  */
 export function receiptsRoute(receipts: Receipts, options: { readonly path?: string } = {}): HttpRoute {
   const base = options.path ?? '/receipts/';
@@ -30,15 +33,23 @@ export function receiptsRoute(receipts: Receipts, options: { readonly path?: str
       const query = new URLSearchParams(context.query);
       const waitSeconds = Number(query.get('wait') ?? '0');
       const group = query.get('group') ?? undefined;
+      const source = query.get('source') ?? undefined;
+      if (source === '') throw new SwitchboardError('SB_BAD_REQUEST', { detail: 'source must be a non-empty CloudEvents source' });
+      const bySource = source === undefined ? {} : { source };
       const document =
         Number.isFinite(waitSeconds) && waitSeconds > 0
           ? await receipts.wait(messageId, {
+              ...bySource,
               timeoutMs: Math.min(waitSeconds, MAX_WAIT_SECONDS) * 1000,
               ...(group === undefined ? {} : { group }),
               signal: context.service.signal,
             })
-          : await receipts.get(messageId);
-      if (document === undefined) throw new SwitchboardError('SB_RECEIPT_NOT_FOUND', { detail: `no receipt for ${messageId}` });
+          : await receipts.get(messageId, bySource);
+      if (document === undefined) {
+        throw new SwitchboardError('SB_RECEIPT_NOT_FOUND', {
+          detail: source === undefined ? `no receipt for ${messageId}` : `no receipt for ${messageId} from ${source}`,
+        });
+      }
       sendJson(res, 200, document, { 'cache-control': 'no-store' });
     },
   };

@@ -14,7 +14,8 @@ export type { Inbound, InboundVia, Middleware, Outcome, Step } from './pipeline.
 export type { BatchEvent, BatchMessage } from './publisher.js';
 export type { FetchReceiptOptions } from './receipt-client.js';
 export { fetchReceipt } from './receipt-client.js';
-export type { GroupReceipt, ReceiptDocument, Receipts } from './receipts.js';
+export type { GroupReceipt, ReceiptDocument, ReceiptQuery, Receipts } from './receipts.js';
+export { createReceipts } from './receipts.js';
 export type { ReplayOptions, ReplayResult, ReplaySelector } from './replay.js';
 export type * from './types.js';
 export type { UploadEventsOptions, Uploaded, UploadingBlobStore, UploadPutOptions } from './upload-events.js';

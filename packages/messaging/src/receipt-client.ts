@@ -3,6 +3,12 @@ import { type Dispatcher, request } from 'undici';
 import type { ReceiptDocument } from './receipts.js';
 
 export interface FetchReceiptOptions {
+  /**
+   * The CloudEvents `source` the message was sent with — the sender's own service name. With the
+   * MessageId it names the event; without it the receiver answers only while a single source used
+   * the id, and `SB_CONFLICT` (409) once several did.
+   */
+  readonly source?: string;
   /** Path of the receipts route under the service's base URL. Default `/receipts/`. */
   readonly path?: string;
   /**
@@ -18,9 +24,11 @@ export interface FetchReceiptOptions {
 
 /**
  * The sender's side of receipts: asks the receiving service (`baseUrl`, where its HTTP server is
- * mounted) what became of `messageId`. Returns the `ReceiptDocument`, or `undefined` when the
- * receiver never received it (404 `SB_RECEIPT_NOT_FOUND`; with `wait`, still not after the timeout).
- * Other failures throw the `SwitchboardError` of the problem answered.
+ * mounted) what became of `messageId` sent from `source` (`GET {path}{messageId}?source=`).
+ * Returns the `ReceiptDocument`, or `undefined` when the receiver never received it (404
+ * `SB_RECEIPT_NOT_FOUND`; with `wait`, still not after the timeout). Other failures throw the
+ * `SwitchboardError` of the problem answered (e.g. `SB_CONFLICT` for an id several sources used,
+ * asked without `source`).
  */
 export async function fetchReceipt(
   baseUrl: string,
@@ -36,6 +44,7 @@ export async function fetchReceipt(
     const remaining = deadline - Date.now();
     const seconds = wait === undefined ? 0 : Math.max(0, Math.min(wait.pollSeconds ?? 5, Math.floor(remaining / 1000)));
     const query = new URLSearchParams();
+    if (options.source !== undefined) query.set('source', options.source);
     if (seconds > 0) query.set('wait', String(seconds));
     if (wait?.group !== undefined) query.set('group', wait.group);
     const target = query.size > 0 ? `${url}?${query}` : url;

@@ -1,4 +1,5 @@
 import type { ReceiptClaim, ReceiptClaimResult, ReceiptStore, ReceiptUpdate, RecordOutcome } from '@switchboard/core';
+import { isSwitchboardError } from '@switchboard/core';
 
 interface Pending<I, O> {
   items: I[];
@@ -17,6 +18,11 @@ function pending<I, O>(): Pending<I, O> {
  * so that they travel with the next tick's claims in one transaction: a steady stream of messages
  * then costs one receipt-store transaction per batch instead of two. While one write is running the
  * next one collects, so a slow store gets bigger batches instead of more round trips.
+ *
+ * A store refuses a batch as a whole, writing none of it, when one item holds a value it cannot hold
+ * (`SB_STORE_REFUSED`). The writer then writes that batch's items one at a time, in order, so only
+ * the messages whose own values were refused fail; the others of the batch are not dead-lettered for
+ * a neighbour's fault.
  */
 export class ReceiptWriter {
   readonly #store: ReceiptStore;
@@ -93,6 +99,10 @@ export class ReceiptWriter {
         this.#done();
       },
       (error: unknown) => {
+        if (isSwitchboardError(error, 'SB_STORE_REFUSED') && records.items.length + claims.items.length > 1) {
+          void this.#oneByOne(records, claims).finally(() => this.#done());
+          return;
+        }
         for (const reject of records.rejects) reject(error);
         for (const reject of claims.rejects) reject(error);
         this.#done();
@@ -110,6 +120,26 @@ export class ReceiptWriter {
     const outcomes = updates.length === 0 ? [] : await store.record(updates);
     const claims = requests.length === 0 ? [] : await store.claimBatch(requests);
     return { outcomes, claims };
+  }
+
+  /** A refused batch again, item by item and in the same order (updates, then claims). */
+  async #oneByOne(records: Pending<ReceiptUpdate, RecordOutcome>, claims: Pending<ReceiptClaim, ReceiptClaimResult>): Promise<void> {
+    for (let i = 0; i < records.items.length; i++) {
+      try {
+        const [outcome] = await this.#store.record([records.items[i] as ReceiptUpdate]);
+        records.resolves[i]!(outcome as RecordOutcome);
+      } catch (error) {
+        records.rejects[i]!(error);
+      }
+    }
+    for (let i = 0; i < claims.items.length; i++) {
+      try {
+        const [result] = await this.#store.claimBatch([claims.items[i] as ReceiptClaim]);
+        claims.resolves[i]!(result as ReceiptClaimResult);
+      } catch (error) {
+        claims.rejects[i]!(error);
+      }
+    }
   }
 
   #done(): void {

@@ -96,7 +96,8 @@ describe('messaging on SQLite under process crashes', () => {
         'processed receipts',
         10_000,
       );
-      for (const sent of ids.slice(0, 50)) expect((await receipts.get(sent.messageId, 'service-b'))?.state).toBe('processed');
+      for (const sent of ids.slice(0, 50))
+        expect((await receipts.get({ group: 'service-b', source: 'service-a', messageId: sent.messageId }))?.state).toBe('processed');
       await receipts.close();
     } finally {
       db.close();

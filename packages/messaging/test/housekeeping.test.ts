@@ -10,9 +10,10 @@ describe('housekeeping', () => {
     const deadLetters = createMemoryDeadLetterStore({ clock });
     const blobs = createMemoryBlobStore({ clock });
 
-    await receipts.record([{ group: 'g', messageId: 'old', state: 'processed', attempt: 1 }]);
+    await receipts.record([{ group: 'g', source: '/s', messageId: 'old', state: 'processed', attempt: 1 }]);
     const pending = await deadLetters.add({
       messageId: 'm1',
+      source: '/s',
       topic: 't',
       group: 'g',
       headers: {},
@@ -22,6 +23,7 @@ describe('housekeeping', () => {
     });
     const replayed = await deadLetters.add({
       messageId: 'm2',
+      source: '/s',
       topic: 't',
       group: 'g',
       headers: {},
@@ -34,7 +36,7 @@ describe('housekeeping', () => {
     const blob = await blobs.put(new Uint8Array([1, 2, 3]), { mediaType: 'application/octet-stream', expiresAt: now + 500 });
 
     now += 2 * 24 * 60 * 60 * 1000;
-    await receipts.record([{ group: 'g', messageId: 'new', state: 'received' }]);
+    await receipts.record([{ group: 'g', source: '/s', messageId: 'new', state: 'received' }]);
 
     const housekeeping = startHousekeeping({
       receipts,
@@ -48,8 +50,8 @@ describe('housekeeping', () => {
     await housekeeping.stop();
 
     expect(report).toEqual({ receipts: 1, deadLetters: 1, blobs: 1 });
-    expect(await receipts.get('old', 'g')).toBeUndefined();
-    expect(await receipts.get('new', 'g')).toBeDefined();
+    expect(await receipts.get({ group: 'g', source: '/s', messageId: 'old' })).toBeUndefined();
+    expect(await receipts.get({ group: 'g', source: '/s', messageId: 'new' })).toBeDefined();
     expect(await deadLetters.get(pending.id)).toBeDefined();
     expect(await deadLetters.get(replayed.id)).toBeUndefined();
     expect(await blobs.has(blob.key)).toBe(false);

@@ -28,8 +28,8 @@ function logging(combined: boolean): { store: ReceiptStore; calls: Call[] } {
   return { store, calls };
 }
 
-const claim = (messageId: string) => ({ group: 'g', messageId, owner: 'w', leaseMs: 1000 });
-const processed = (messageId: string) => ({ group: 'g', messageId, state: 'processed' as const, attempt: 1 });
+const claim = (messageId: string) => ({ group: 'g', source: '/s', messageId, owner: 'w', leaseMs: 1000 });
+const processed = (messageId: string) => ({ group: 'g', source: '/s', messageId, state: 'processed' as const, attempt: 1 });
 
 describe('ReceiptWriter', () => {
   it('writes the processed marks of one batch with the claims of the next, in one call', async () => {
@@ -76,5 +76,31 @@ describe('ReceiptWriter', () => {
     await expect(Promise.all([writer.claim(claim(newMessageId())), writer.claim(claim(newMessageId()))])).rejects.toThrow('store down');
     fail = false;
     expect((await writer.claim(claim(newMessageId()))).outcome).toBe('claimed');
+  });
+
+  it('fails only the items a store refuses when it refuses a batch as a whole, and writes the others', async () => {
+    const { store, calls } = logging(true);
+    const writer = new ReceiptWriter(store);
+    const done = newMessageId();
+    await writer.claim(claim(done));
+    const tooLong = 'x'.repeat(600);
+    const marks = [writer.record(processed(done)), writer.record(processed(tooLong))];
+    const fresh = newMessageId();
+    const claims = [writer.claim(claim(fresh)), writer.claim(claim(tooLong)), writer.claim(claim(done))];
+    const settled = await Promise.allSettled([...marks, ...claims]);
+    expect(
+      settled.map((r) => (r.status === 'fulfilled' ? (typeof r.value === 'string' ? r.value : r.value.outcome) : r.reason.code)),
+    ).toEqual(['updated', 'SB_STORE_REFUSED', 'claimed', 'SB_STORE_REFUSED', 'duplicate-processed']);
+    expect(calls).toEqual([
+      ['claimBatch', 1],
+      ['recordAndClaim', 2, 3],
+      ['record', 1],
+      ['record', 1],
+      ['claimBatch', 1],
+      ['claimBatch', 1],
+      ['claimBatch', 1],
+    ]);
+    // The neighbour of a refused item was written: its record now holds the claim.
+    expect((await store.claimBatch([claim(fresh)]))[0]?.outcome).toBe('in-progress');
   });
 });

@@ -1,5 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { type DeadLetterStore, isSwitchboardError, type NewDeadLetter, newMessageId, type ProblemDetails } from '@switchboard/core';
+import {
+  CLOUDEVENT_ID_MAX_BYTES,
+  CLOUDEVENT_SOURCE_MAX_BYTES,
+  type DeadLetterStore,
+  isSwitchboardError,
+  type NewDeadLetter,
+  newMessageId,
+  type ProblemDetails,
+} from '@switchboard/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type TestClock, testClock } from './store-clock.js';
 
@@ -14,6 +22,29 @@ export type DeadLetterStoreFactory = (options: {
   readonly clock: () => number;
 }) => DeadLetterStoreHarness | Promise<DeadLetterStoreHarness>;
 
+/** What an engine declares about itself; cases that do not apply are not defined. */
+export interface DeadLetterStoreFeatures {
+  /**
+   * Values this engine cannot hold although they are within the identity limits (a NUL byte on
+   * PostgreSQL, a NUL in a Redis group or source). Each is laid over a valid entry and must be
+   * refused with `SB_STORE_REFUSED`, the whole batch unwritten.
+   */
+  readonly unholdable?: readonly { readonly label: string; readonly entry: Partial<NewDeadLetter> }[];
+}
+
+const SOURCE = '/sources/a';
+const OTHER = '/sources/b';
+
+/** A string of exactly `bytes` UTF-8 bytes (two-byte characters), plus `extra` ASCII bytes. */
+function utf8Of(prefix: string, bytes: number, extra = 0): string {
+  const rest = bytes - Buffer.byteLength(prefix);
+  return `${prefix}${'é'.repeat(Math.floor(rest / 2))}${rest % 2 === 1 ? 'x' : ''}${'x'.repeat(extra)}`;
+}
+
+function isRefused(error: unknown): boolean {
+  return isSwitchboardError(error, 'SB_STORE_REFUSED') && error.retryable === false;
+}
+
 function problem(detail: string): ProblemDetails {
   return { type: 'urn:switchboard:error:handler-failed', title: 'Handler failed', status: 500, code: 'SB_HANDLER_FAILED', detail };
 }
@@ -25,6 +56,7 @@ function name(prefix: string): string {
 function letter(overrides: Partial<NewDeadLetter> = {}): NewDeadLetter {
   return {
     messageId: newMessageId(),
+    source: SOURCE,
     topic: 'orders',
     group: 'billing',
     type: 'order.placed',
@@ -41,7 +73,11 @@ function letter(overrides: Partial<NewDeadLetter> = {}): NewDeadLetter {
 }
 
 /** The behaviour every `DeadLetterStore` must have. */
-export function describeDeadLetterStoreConformance(label: string, factory: DeadLetterStoreFactory): void {
+export function describeDeadLetterStoreConformance(
+  label: string,
+  factory: DeadLetterStoreFactory,
+  features: DeadLetterStoreFeatures = {},
+): void {
   describe(`DeadLetterStore conformance: ${label}`, () => {
     let clock: TestClock;
     let harness: DeadLetterStoreHarness;
@@ -82,7 +118,7 @@ export function describeDeadLetterStoreConformance(label: string, factory: DeadL
       expect(got?.headers).toEqual(headers);
       expect(got?.attempts.map((a) => a.attempt)).toEqual([1, 2]);
       expect(got?.attempts[0]?.error).toEqual(problem('first'));
-      expect(got).toMatchObject({ topic: 'orders', group: 'billing', type: 'order.placed', detail: 'failed 3 times' });
+      expect(got).toMatchObject({ source: SOURCE, topic: 'orders', group: 'billing', type: 'order.placed', detail: 'failed 3 times' });
       body[0] = 42;
       expect((await store.get(added.id))?.body[0]).toBe(0);
     });
@@ -92,7 +128,7 @@ export function describeDeadLetterStoreConformance(label: string, factory: DeadL
       expect(await store.remove([newMessageId()])).toBe(0);
     });
 
-    it('adds the same (group, MessageId) once, merging attempts; another group gets its own entry', async () => {
+    it('adds the same (group, source, MessageId) once, merging attempts; another group gets its own entry', async () => {
       const messageId = newMessageId();
       const first = await store.add(letter({ messageId }));
       const again = await store.add(letter({ messageId, attempts: [{ attempt: 3, at: 3, error: problem('three') }] }));
@@ -102,6 +138,82 @@ export function describeDeadLetterStoreConformance(label: string, factory: DeadL
       expect(other.id).not.toBe(first.id);
       expect((await store.list({ messageId })).items).toHaveLength(2);
     });
+
+    it('keeps the same MessageId from two sources as two entries, each added idempotently', async () => {
+      const messageId = newMessageId();
+      const a = await store.add(letter({ messageId }));
+      const b = await store.add(letter({ messageId, source: OTHER, attempts: [{ attempt: 1, at: 1, error: problem('b one') }] }));
+      expect(b.id).not.toBe(a.id);
+      expect(b).toMatchObject({ messageId, source: OTHER });
+      const [againA, againB] = await store.addBatch([
+        letter({ messageId, attempts: [{ attempt: 3, at: 3, error: problem('a three') }] }),
+        letter({ messageId, source: OTHER, attempts: [{ attempt: 2, at: 2, error: problem('b two') }] }),
+      ]);
+      expect(againA?.id).toBe(a.id);
+      expect(againA?.attempts.map((x) => x.attempt)).toEqual([1, 2, 3]);
+      expect(againB?.id).toBe(b.id);
+      expect(againB?.attempts.map((x) => x.error.detail)).toEqual(['b one', 'b two']);
+
+      const listed = (await store.list({ messageId })).items;
+      expect(listed.map((e) => [e.id, e.source])).toEqual([
+        [a.id, SOURCE],
+        [b.id, OTHER],
+      ]);
+      expect((await store.list({ messageId, source: OTHER })).items.map((e) => e.id)).toEqual([b.id]);
+      expect((await store.get(b.id))?.source).toBe(OTHER);
+
+      // Replaying one source's entry leaves the other's active: a new failure of the first is a new entry.
+      await store.take({ ids: [a.id], owner: 'r', leaseMs: 1000 });
+      expect(await store.markReplayed([a.id], 'r')).toBe(1);
+      const third = await store.add(letter({ messageId }));
+      expect([third.id === a.id, third.id === b.id]).toEqual([false, false]);
+      expect((await store.add(letter({ messageId, source: OTHER }))).id).toBe(b.id);
+      expect((await store.take({ messageId, source: OTHER, owner: 'r2', leaseMs: 1000 })).map((e) => e.id)).toEqual([b.id]);
+    });
+
+    it('keeps bytes that are not a CloudEvent under the empty source', async () => {
+      const topic = name('raw');
+      const raw = await store.add(letter({ topic, source: '', messageId: `sha256:${'ab'.repeat(32)}`, reason: 'not-cloudevent' }));
+      expect(raw.source).toBe('');
+      expect((await store.add(letter({ topic, source: '', messageId: raw.messageId, reason: 'not-cloudevent' }))).id).toBe(raw.id);
+      await store.add(letter({ topic, messageId: raw.messageId }));
+      expect((await store.list({ topic, source: '' })).items.map((e) => e.id)).toEqual([raw.id]);
+      expect((await store.list({ topic })).items).toHaveLength(2);
+    });
+
+    it('holds an id and a source of exactly the identity limits, and refuses longer ones with SB_STORE_REFUSED, writing nothing of the batch', async () => {
+      const topic = name('limits');
+      const atLimit = letter({
+        topic,
+        messageId: utf8Of(`${newMessageId()}-`, CLOUDEVENT_ID_MAX_BYTES),
+        source: utf8Of('urn:test:', CLOUDEVENT_SOURCE_MAX_BYTES),
+      });
+      const held = await store.add(atLimit);
+      expect((await store.get(held.id))?.messageId).toBe(atLimit.messageId);
+      expect((await store.add(atLimit)).id).toBe(held.id);
+
+      const longId = letter({ topic, messageId: utf8Of('', CLOUDEVENT_ID_MAX_BYTES, 1) });
+      const longSource = letter({ topic, source: utf8Of('urn:test:', CLOUDEVENT_SOURCE_MAX_BYTES, 1) });
+      const one = await store.add(longId).catch((e: unknown) => e);
+      expect(isRefused(one)).toBe(true);
+      expect(one).toMatchObject({ errors: [expect.objectContaining({ pointer: '/id' })] });
+      const batch = await store.addBatch([letter({ topic }), longSource]).catch((e: unknown) => e);
+      expect(isRefused(batch)).toBe(true);
+      expect(batch).toMatchObject({ errors: [expect.objectContaining({ pointer: '/source' })] });
+      expect((await store.list({ topic })).items.map((e) => e.id)).toEqual([held.id]);
+    });
+
+    if ((features.unholdable ?? []).length > 0) {
+      it(`refuses values the engine cannot hold with the permanent SB_STORE_REFUSED: ${(features.unholdable ?? []).map((u) => u.label).join('; ')}`, async () => {
+        for (const { label, entry } of features.unholdable ?? []) {
+          const topic = name('unholdable');
+          const error = await store.addBatch([letter({ topic }), letter({ topic, ...entry })]).catch((e: unknown) => e);
+          expect({ label, refused: isRefused(error) }).toEqual({ label, refused: true });
+          expect({ label, written: (await store.list({ topic })).items }).toEqual({ label, written: [] });
+          expect((await store.add(letter({ topic }))).topic).toBe(topic);
+        }
+      });
+    }
 
     it('adds a batch in order', async () => {
       const topic = name('batch');

@@ -13,8 +13,8 @@ import {
   type NewDeadLetter,
   newMessageId,
 } from '@switchboard/core';
-import { decodeListCursor, encodeListCursor, listPageLimit, mergeAttempts } from '@switchboard/core/kit';
-import { lockKeys, optionalNumber, PostgresStoreConnection, type PostgresStoreOptions } from './store-connection.js';
+import { assertStorableIdentity, decodeListCursor, encodeListCursor, listPageLimit, mergeAttempts } from '@switchboard/core/kit';
+import { lockKeys, optionalNumber, PostgresStoreConnection, type PostgresStoreOptions, type TableLayoutCheck } from './store-connection.js';
 
 export interface PostgresDeadLetterStoreOptions extends PostgresStoreOptions {
   /** Table name (lower-case letters, digits, `_`). Default `switchboard_dead_letters`. */
@@ -24,6 +24,7 @@ export interface PostgresDeadLetterStoreOptions extends PostgresStoreOptions {
 interface SummaryRow {
   id: string;
   message_id: string;
+  source: string;
   topic: string;
   grp: string;
   type: string | null;
@@ -46,13 +47,14 @@ interface FullRow extends SummaryRow {
 }
 
 const SUMMARY_COLUMNS =
-  'id, message_id, topic, grp, type, msg_key, reason, detail, attempts, dead_lettered_at, status, replay_count, replayed_at, replay_owner, replay_lease_until, size';
+  'id, message_id, source, topic, grp, type, msg_key, reason, detail, attempts, dead_lettered_at, status, replay_count, replayed_at, replay_owner, replay_lease_until, size';
 
 function schema(t: string): string {
   return `
 CREATE TABLE IF NOT EXISTS ${t} (
   id TEXT COLLATE "C" PRIMARY KEY,
   message_id TEXT NOT NULL,
+  source TEXT NOT NULL,
   topic TEXT NOT NULL,
   grp TEXT NOT NULL,
   type TEXT,
@@ -71,19 +73,27 @@ CREATE TABLE IF NOT EXISTS ${t} (
   replay_lease_until BIGINT
 );
 CREATE INDEX IF NOT EXISTS ${t}_order ON ${t} (dead_lettered_at, id);
-CREATE UNIQUE INDEX IF NOT EXISTS ${t}_active ON ${t} (grp, message_id) WHERE status <> 'replayed';`;
+CREATE UNIQUE INDEX IF NOT EXISTS ${t}_active ON ${t} (grp, source, message_id) WHERE status <> 'replayed';`;
 }
+
+/** A table of an earlier layout has no `source` column. */
+const LAYOUT: TableLayoutCheck = {
+  sql: `SELECT to_regclass($1) IS NULL OR EXISTS (
+      SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'source' AND NOT attisdropped) AS ok`,
+  expected: 'a source column and the unique index (grp, source, message_id)',
+};
 
 /**
  * `DeadLetterStore` on PostgreSQL. `addBatch` is one transaction (advisory locks on the batch's
- * (group, MessageId) keys, one read of their live entries, `mergeAttempts` from core, one multi-row
+ * (group, source, MessageId) keys, one read of their live entries, `mergeAttempts` from core, one multi-row
  * insert and one multi-row update); `take` is one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP
  * LOCKED)`, so concurrent replayers on any hosts never take the same live entry.
  *
  * Schema (`<table>`): primary key id (UUIDv7, byte-order collation); `body` BYTEA with the exact
  * bytes; `headers` and `attempts` as JSON text (kept verbatim); index (dead_lettered_at, id) for
- * ordering and paging; a partial unique index on (grp, message_id) over entries not yet replayed,
- * which backs the idempotent `add`.
+ * ordering and paging; a partial unique index on (grp, source, message_id) over entries not yet
+ * replayed, which backs the idempotent `add`. Ids and sources over the identity limits are refused
+ * before the transaction; values the server refuses fail the batch with `SB_STORE_REFUSED`.
  */
 export class PostgresDeadLetterStore implements DeadLetterStore {
   readonly #db: PostgresStoreConnection;
@@ -91,7 +101,7 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
   readonly #t: string;
 
   constructor(options: PostgresDeadLetterStoreOptions) {
-    this.#db = new PostgresStoreConnection('dead-letter', options, options.table ?? 'switchboard_dead_letters', schema);
+    this.#db = new PostgresStoreConnection('dead-letter', options, options.table ?? 'switchboard_dead_letters', schema, LAYOUT);
     this.#clock = options.clock ?? Date.now;
     this.#t = this.#db.table;
   }
@@ -104,24 +114,25 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
   async addBatch(entries: readonly NewDeadLetter[]): Promise<DeadLetter[]> {
     this.#db.assertOpen();
     if (entries.length === 0) return [];
+    for (const entry of entries) assertStorableIdentity('dead-letter', entry);
     const t = this.#t;
     return this.#db.transaction(async (client) => {
       const now = this.#clock();
       await lockKeys(
         client,
         t,
-        entries.map((e) => activeKey(e.group, e.messageId)),
+        entries.map((e) => activeKey(e.group, e.source, e.messageId)),
       );
       const { rows } = await client.query<FullRow>(
-        `SELECT d.* FROM ${t} d JOIN unnest($1::text[], $2::text[]) AS k(grp, message_id)
-           ON d.grp = k.grp AND d.message_id = k.message_id WHERE d.status <> 'replayed'`,
-        [entries.map((e) => e.group), entries.map((e) => e.messageId)],
+        `SELECT d.* FROM ${t} d JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(grp, source, message_id)
+           ON d.grp = k.grp AND d.source = k.source AND d.message_id = k.message_id WHERE d.status <> 'replayed'`,
+        [entries.map((e) => e.group), entries.map((e) => e.source), entries.map((e) => e.messageId)],
       );
-      const active = new Map(rows.map((row) => [activeKey(row.grp, row.message_id), row]));
+      const active = new Map(rows.map((row) => [activeKey(row.grp, row.source, row.message_id), row]));
       const inserted = new Map<string, FullRow>();
       const updated = new Map<string, FullRow>();
       const results = entries.map((entry) => {
-        const key = activeKey(entry.group, entry.messageId);
+        const key = activeKey(entry.group, entry.source, entry.messageId);
         const existing = active.get(key);
         if (existing !== undefined) {
           const attempts = JSON.stringify(mergeAttempts(JSON.parse(existing.attempts) as DeadLetterAttempt[], entry.attempts));
@@ -138,12 +149,13 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
       if (inserted.size > 0) {
         const list = [...inserted.values()];
         await client.query(
-          `INSERT INTO ${t} (id, message_id, topic, grp, type, msg_key, reason, detail, attempts, headers, body, size, dead_lettered_at, status)
+          `INSERT INTO ${t} (id, message_id, source, topic, grp, type, msg_key, reason, detail, attempts, headers, body, size, dead_lettered_at, status)
            SELECT u.*, 'pending' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-             $9::text[], $10::text[], $11::bytea[], $12::int[], $13::bigint[]) AS u`,
+             $9::text[], $10::text[], $11::text[], $12::bytea[], $13::int[], $14::bigint[]) AS u`,
           [
             list.map((r) => r.id),
             list.map((r) => r.message_id),
+            list.map((r) => r.source),
             list.map((r) => r.topic),
             list.map((r) => r.grp),
             list.map((r) => r.type),
@@ -248,14 +260,15 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
   }
 }
 
-function activeKey(group: string, messageId: string): string {
-  return JSON.stringify([group, messageId]);
+function activeKey(group: string, source: string, messageId: string): string {
+  return JSON.stringify([group, source, messageId]);
 }
 
 function newRow(entry: NewDeadLetter, now: number): FullRow {
   return {
     id: newMessageId(),
     message_id: entry.messageId,
+    source: entry.source,
     topic: entry.topic,
     grp: entry.group,
     type: entry.type ?? null,
@@ -287,6 +300,7 @@ function filterSql(filter: DeadLetterFilter, now: number): { where: string[]; pa
   if (filter.type !== undefined) add((n) => `type = $${n}`, filter.type);
   if (filter.reason !== undefined) add((n) => `reason = $${n}`, filter.reason);
   if (filter.messageId !== undefined) add((n) => `message_id = $${n}`, filter.messageId);
+  if (filter.source !== undefined) add((n) => `source = $${n}`, filter.source);
   if (filter.from !== undefined) add((n) => `dead_lettered_at >= $${n}`, filter.from);
   if (filter.to !== undefined) add((n) => `dead_lettered_at < $${n}`, filter.to);
   switch (filter.status) {
@@ -318,6 +332,7 @@ function summaryFromRow(row: SummaryRow, now: number): DeadLetterSummary {
   return {
     id: row.id,
     messageId: row.message_id,
+    source: row.source,
     topic: row.topic,
     group: row.grp,
     ...(row.type === null ? {} : { type: row.type }),

@@ -126,7 +126,7 @@ export class PostgresOutbox implements OutboxStore {
       );
       return (rows[0]?.seqs ?? []).map(Number);
     } catch (error) {
-      throw this.#db.unavailable(error);
+      throw this.#db.failure(error);
     }
   }
 

@@ -16,16 +16,26 @@ function randomTable(): string {
   return `sbt_dlq_${randomBytes(5).toString('hex')}`;
 }
 
-describeDeadLetterStoreConformance('postgres', ({ clock }) => {
-  const table = randomTable();
-  return {
-    store: createPostgresDeadLetterStore({ connectionString, table, clock }),
-    second: createPostgresDeadLetterStore({ connectionString, table, clock }),
-    async teardown() {
-      await admin.query(`DROP TABLE IF EXISTS ${table}`);
-    },
-  };
-});
+describeDeadLetterStoreConformance(
+  'postgres',
+  ({ clock }) => {
+    const table = randomTable();
+    return {
+      store: createPostgresDeadLetterStore({ connectionString, table, clock }),
+      second: createPostgresDeadLetterStore({ connectionString, table, clock }),
+      async teardown() {
+        await admin.query(`DROP TABLE IF EXISTS ${table}`);
+      },
+    };
+  },
+  {
+    unholdable: [
+      { label: 'a NUL in the MessageId (22021)', entry: { messageId: 'a\u0000b' } },
+      { label: 'a NUL in the source (22021)', entry: { source: '/s\u0000' } },
+      { label: 'a group too long for an index row (54000)', entry: { group: randomBytes(6000).toString('base64') } },
+    ],
+  },
+);
 
 describe('PostgresDeadLetterStore', () => {
   it('adds the same message concurrently from two connections as one entry', async () => {
@@ -34,6 +44,7 @@ describe('PostgresDeadLetterStore', () => {
     const messageId = newMessageId();
     const entry = (attempt: number) => ({
       messageId,
+      source: '/s',
       topic: 't',
       group: 'g',
       headers: {},
@@ -47,6 +58,16 @@ describe('PostgresDeadLetterStore', () => {
     expect(got?.attempts.map((x) => x.attempt)).toEqual([1, 2, 3, 4]);
     await a.close();
     await b.close();
+    await admin.query(`DROP TABLE IF EXISTS ${table}`);
+  });
+
+  it('refuses a table of the earlier layout (no source column) with SB_CONFIG_INVALID', async () => {
+    const table = randomTable();
+    await admin.query(`CREATE TABLE ${table} (id TEXT PRIMARY KEY, message_id TEXT NOT NULL, grp TEXT NOT NULL)`);
+    const store = createPostgresDeadLetterStore({ connectionString, table });
+    const error = await store.list().catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'SB_CONFIG_INVALID' });
+    await store.close();
     await admin.query(`DROP TABLE IF EXISTS ${table}`);
   });
 

@@ -78,13 +78,14 @@ describe('PostgresOutbox', () => {
     await admin.query(`DROP TABLE IF EXISTS ${table}`);
   });
 
-  it('surfaces a failing insert as SB_STORE_UNAVAILABLE', async () => {
+  it('surfaces an insert the server refuses for good (a CHECK violation) as SB_STORE_REFUSED, not retryable', async () => {
     const table = randomTable();
     const outbox = createPostgresOutbox({ connectionString, table });
     await outbox.ready();
     await admin.query(`ALTER TABLE ${table} ADD CONSTRAINT small CHECK (length(topic) < 5)`);
     const error = await outbox.enqueue(admin, [testMessage('a-long-topic')]).catch((e: unknown) => e);
-    expect(isSwitchboardError(error, 'SB_STORE_UNAVAILABLE')).toBe(true);
+    expect(isSwitchboardError(error, 'SB_STORE_REFUSED')).toBe(true);
+    expect(error).toMatchObject({ retryable: false });
     expect(await outbox.pendingCount()).toBe(0);
     await outbox.close();
     await admin.query(`DROP TABLE IF EXISTS ${table}`);

@@ -13,18 +13,28 @@ import {
   type NewDeadLetter,
   newMessageId,
 } from '@switchboard/core';
-import { decodeListCursor, encodeListCursor, listPageLimit, mergeAttempts } from '@switchboard/core/kit';
-import { lexTime, maxLexStart, RedisStoreClient, type RedisStoreOptions, Script, type ScriptArg } from './store-client.js';
+import { assertStorableIdentity, decodeListCursor, encodeListCursor, listPageLimit, mergeAttempts } from '@switchboard/core/kit';
+import {
+  assertNoNul,
+  lexTime,
+  maxLexStart,
+  optionalFilter,
+  RedisStoreClient,
+  type RedisStoreOptions,
+  Script,
+  type ScriptArg,
+} from './store-client.js';
 
 export type RedisDeadLetterStoreOptions = RedisStoreOptions;
 
 /*
  * Keys (after the prefix):
- *   e:<id>      hash: the entry (messageId, topic, group, type, key, reason, detail, headers JSON,
- *               body bytes, size, at, status, replayCount, replayedAt, owner, until, m)
+ *   e:<id>      hash: the entry (messageId, source, topic, group, type, key, reason, detail, headers
+ *               JSON, body bytes, size, at, status, replayCount, replayedAt, owner, until, m)
  *   a:<id>      hash: attempt number → attempt JSON (HSETNX merges attempts idempotently)
  *   order       sorted set (all scores 0) of `<deadLetteredAt, 16 digits>\0<id>`: list order and paging
- *   active      hash: `<group>\0<messageId>` → id of the entry not yet replayed (idempotent add)
+ *   active      hash: `<group>\0<source>\0<messageId>` → id of the entry not yet replayed (idempotent add);
+ *               groups and sources hold no NUL (refused on add), so the field is unambiguous
  */
 
 /** The summary fields, in the order scripts return them. */
@@ -43,6 +53,7 @@ const SUMMARY = [
   'owner',
   'until',
   'size',
+  'source',
 ] as const;
 
 const COMMON = `
@@ -55,11 +66,12 @@ local function fetch(ids)
   end
   return out
 end
--- filter: {topic, group, type, reason, messageId, status, from, to} ('' = any); v: HMGET of SUMMARY
+-- filter: {topic, group, type, reason, messageId, status, from, to, '=' .. source} ('' = any); v: HMGET of SUMMARY
 local function matches(v, f, now)
   if not v[1] then return false end
   if (f[1] ~= '' and v[2] ~= f[1]) or (f[2] ~= '' and v[3] ~= f[2]) or (f[3] ~= '' and v[4] ~= f[3]) then return false end
   if (f[4] ~= '' and v[6] ~= f[4]) or (f[5] ~= '' and v[1] ~= f[5]) then return false end
+  if f[9] ~= '' and v[15] ~= string.sub(f[9], 2) then return false end
   local at = tonumber(v[8])
   if (f[7] ~= '' and at < tonumber(f[7])) or (f[8] ~= '' and at >= tonumber(f[8])) then return false end
   if f[6] ~= '' then
@@ -69,16 +81,16 @@ local function matches(v, f, now)
   end
   return true
 end
-local function unactivate(id, grp, mid)
-  local ak = grp .. '\\0' .. mid
+local function unactivate(id, grp, src, mid)
+  local ak = grp .. '\\0' .. src .. '\\0' .. mid
   if redis.call('HGET', p .. 'active', ak) == id then redis.call('HDEL', p .. 'active', ak) end
 end
 local function delete(id)
-  local v = redis.call('HMGET', p .. 'e:' .. id, 'm', 'group', 'messageId')
+  local v = redis.call('HMGET', p .. 'e:' .. id, 'm', 'group', 'source', 'messageId')
   if not v[1] then return 0 end
   redis.call('DEL', p .. 'e:' .. id, p .. 'a:' .. id)
   redis.call('ZREM', p .. 'order', v[1])
-  unactivate(id, v[2], v[3])
+  unactivate(id, v[2], v[3], v[4])
   return 1
 end
 `;
@@ -118,11 +130,11 @@ end
 return fetch(ids)
 `);
 
-/** ARGV: prefix, now, lex min, lex max, how many, filter (8 values). Answers {id, summary values, attempts} in order. */
+/** ARGV: prefix, now, lex min, lex max, how many, filter (9 values). Answers {id, summary values, attempts} in order. */
 const LIST = new Script(`${COMMON}
 local now = tonumber(ARGV[2])
 local min, max, want = ARGV[3], ARGV[4], tonumber(ARGV[5])
-local f = {ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]}
+local f = {ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]}
 local out = {}
 while true do
   local members = redis.call('ZRANGEBYLEX', p .. 'order', min, max, 'LIMIT', 0, 256)
@@ -139,12 +151,12 @@ while true do
 end
 `);
 
-/** ARGV: prefix, now, owner, lease until, limit, lex min, lex max, filter (8 values, status 'pending'), id count, ids…. */
+/** ARGV: prefix, now, owner, lease until, limit, lex min, lex max, filter (9 values, status 'pending'), id count, ids…. */
 const TAKE = new Script(`${COMMON}
 local now, owner, untill, limit = tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
 local min, max = ARGV[6], ARGV[7]
-local f = {ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]}
-local nids = tonumber(ARGV[16])
+local f = {ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16]}
+local nids = tonumber(ARGV[17])
 local taken = {}
 local function try(id)
   local v = redis.call('HMGET', p .. 'e:' .. id, unpack(SUMMARY))
@@ -156,7 +168,7 @@ local function try(id)
 end
 if nids > 0 then
   local ranked = {}
-  for i = 17, 16 + nids do
+  for i = 18, 17 + nids do
     local m = redis.call('HGET', p .. 'e:' .. ARGV[i], 'm')
     if m then
       local rank = redis.call('ZRANK', p .. 'order', m)
@@ -193,12 +205,12 @@ const MARK_REPLAYED = new Script(`${COMMON}
 local count = 0
 for i = 4, #ARGV do
   local key = p .. 'e:' .. ARGV[i]
-  local v = redis.call('HMGET', key, 'status', 'owner', 'group', 'messageId')
+  local v = redis.call('HMGET', key, 'status', 'owner', 'group', 'source', 'messageId')
   if v[1] == 'replaying' and v[2] == ARGV[3] then
     redis.call('HSET', key, 'status', 'replayed', 'replayedAt', ARGV[2])
     redis.call('HINCRBY', key, 'replayCount', 1)
     redis.call('HDEL', key, 'owner', 'until')
-    unactivate(ARGV[i], v[3], v[4])
+    unactivate(ARGV[i], v[3], v[4], v[5])
     count = count + 1
   end
 end
@@ -253,7 +265,8 @@ type Listed = [string, (string | null)[], string[]][];
  * server): `addBatch` merges attempts with `HSETNX` per attempt number (the rule of core's
  * `mergeAttempts`), `take` leases entries in order so concurrent replayers never take the same live
  * entry. Bodies are stored as raw bytes. `list` and `take` with filters scan the time-ordered index
- * from the first possible position.
+ * from the first possible position. Ids and sources over the identity limits, and groups or sources
+ * holding a NUL (which the `active` field cannot hold), are refused with `SB_STORE_REFUSED`.
  *
  * Durability is Redis's own: entries survive a restart only as far as AOF/RDB persistence is
  * configured.
@@ -277,6 +290,11 @@ export class RedisDeadLetterStore implements DeadLetterStore {
   async addBatch(entries: readonly NewDeadLetter[]): Promise<DeadLetter[]> {
     this.#redis.assertOpen();
     if (entries.length === 0) return [];
+    for (const entry of entries) {
+      assertStorableIdentity('dead-letter', entry);
+      assertNoNul('dead-letter', entry.group, 'group');
+      assertNoNul('dead-letter', entry.source, 'source');
+    }
     const now = this.#clock();
     const args: ScriptArg[] = [this.#p, entries.length];
     for (const entry of entries) {
@@ -285,6 +303,8 @@ export class RedisDeadLetterStore implements DeadLetterStore {
       const fields: ScriptArg[] = [
         'messageId',
         entry.messageId,
+        'source',
+        entry.source,
         'topic',
         entry.topic,
         'group',
@@ -307,7 +327,13 @@ export class RedisDeadLetterStore implements DeadLetterStore {
       if (entry.type !== undefined) fields.push('type', entry.type);
       if (entry.key !== undefined) fields.push('key', entry.key);
       if (entry.detail !== undefined) fields.push('detail', entry.detail);
-      args.push(id, `${entry.group}\u0000${entry.messageId}`, `${lexTime(at)}\u0000${id}`, fields.length / 2, ...fields);
+      args.push(
+        id,
+        `${entry.group}\u0000${entry.source}\u0000${entry.messageId}`,
+        `${lexTime(at)}\u0000${id}`,
+        fields.length / 2,
+        ...fields,
+      );
       args.push(entry.attempts.length);
       for (const attempt of entry.attempts) args.push(attempt.attempt, JSON.stringify(attempt));
     }
@@ -415,6 +441,7 @@ function filterArgs(filter: DeadLetterFilter): string[] {
     filter.status ?? '',
     filter.from === undefined ? '' : String(filter.from),
     filter.to === undefined ? '' : String(filter.to),
+    optionalFilter(filter.source),
   ];
 }
 
@@ -438,6 +465,7 @@ function summaryOf(id: string, values: readonly (string | null)[], attempts: rea
   return {
     id,
     messageId: field('messageId') ?? '',
+    source: field('source') ?? '',
     topic: field('topic') ?? '',
     group: field('group') ?? '',
     ...(type === null ? {} : { type }),

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { SwitchboardError } from '@switchboard/core';
+import { storeRefused } from '@switchboard/core/kit';
 import { Redis } from 'ioredis';
 
 /** Connection options shared by the Redis receipt and dead-letter stores. */
@@ -54,8 +55,40 @@ function isNoScript(error: unknown): boolean {
 }
 
 /**
- * The client, key prefix and error mapping behind one Redis store. Every failure of the server or
- * the connection surfaces as `SB_STORE_UNAVAILABLE`; calls after `close()` fail with `SB_CLOSED`.
+ * Server replies that refuse a value for good: a bulk string over `proto-max-bulk-len` (512 MB by
+ * default; the server answers a protocol error and drops the connection) or a string that would grow
+ * past it. The same command fails the same way on every try.
+ */
+const REFUSED = /^ERR (Protocol error: invalid bulk length|string exceeds maximum allowed size)/;
+
+/**
+ * `SB_STORE_REFUSED` for a reply that refuses a value for good (see `REFUSED`), else
+ * `SB_STORE_UNAVAILABLE`: connection failures, timeouts, `LOADING`, `BUSY`, `OOM`, `READONLY`,
+ * a key of the wrong type under the store's prefix (the store's problem, not a message's).
+ * Switchboard's own errors pass.
+ */
+export function redisStoreError(kind: string, error: unknown): SwitchboardError {
+  if (error instanceof SwitchboardError) return error;
+  if (error instanceof Error && REFUSED.test(error.message)) {
+    return storeRefused(`the Redis ${kind} store refused a value (${error.message.slice(4)})`, { cause: error });
+  }
+  return new SwitchboardError('SB_STORE_UNAVAILABLE', { detail: `the Redis ${kind} store failed`, cause: error });
+}
+
+/** Refuses a group or source holding a NUL: the stores' key layouts use NUL as the separator. */
+export function assertNoNul(kind: string, value: string, what: string): void {
+  if (value.includes('\u0000')) throw storeRefused(`the Redis ${kind} store cannot hold a NUL character in a ${what}`);
+}
+
+/** A script argument for an optional exact-match filter: `''` for none, else `=` and the value (so `''` itself can be matched). */
+export function optionalFilter(value: string | undefined): string {
+  return value === undefined ? '' : `=${value}`;
+}
+
+/**
+ * The client, key prefix and error mapping behind one Redis store. Failures of the server or the
+ * connection surface as `SB_STORE_UNAVAILABLE`, values the server refuses as `SB_STORE_REFUSED`
+ * (see `redisStoreError`); calls after `close()` fail with `SB_CLOSED`.
  */
 export class RedisStoreClient {
   readonly client: Redis;
@@ -85,14 +118,18 @@ export class RedisStoreClient {
     if (this.#closed) throw new SwitchboardError('SB_CLOSED', { detail: `the Redis ${this.#kind} store was closed` });
   }
 
+  /** The registry error for a failure of this store (see `redisStoreError`). */
+  failure(error: unknown): SwitchboardError {
+    return redisStoreError(this.#kind, error);
+  }
+
   /** Runs a call against the server, mapping its failures. */
   async call<T>(work: (client: Redis) => Promise<T>): Promise<T> {
     this.assertOpen();
     try {
       return await work(this.client);
     } catch (error) {
-      if (error instanceof SwitchboardError) throw error;
-      throw new SwitchboardError('SB_STORE_UNAVAILABLE', { detail: `the Redis ${this.#kind} store failed`, cause: error });
+      throw this.failure(error);
     }
   }
 

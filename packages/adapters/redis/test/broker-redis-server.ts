@@ -33,7 +33,8 @@ async function waitForPing(url: string): Promise<void> {
   }
 }
 
-export async function startPrivateRedis(): Promise<PrivateRedis> {
+/** `extraArgs` are appended to the server's command line (e.g. `['--proto-max-bulk-len', '1mb']`). */
+export async function startPrivateRedis(extraArgs: readonly string[] = []): Promise<PrivateRedis> {
   // redis-server cannot listen on port 0 and report it, so a free port is picked first.
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'sb-redis-'));
@@ -42,7 +43,21 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   const start = async () => {
     child = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--dir',
+        dir,
+        ...extraArgs,
+      ],
       { stdio: 'ignore' },
     );
     await waitForPing(url);

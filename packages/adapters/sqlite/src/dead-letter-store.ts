@@ -13,9 +13,9 @@ import {
   type NewDeadLetter,
   newMessageId,
 } from '@switchboard/core';
-import { decodeListCursor, encodeListCursor, listPageLimit, mergeAttempts } from '@switchboard/core/kit';
+import { assertStorableIdentity, decodeListCursor, encodeListCursor, listPageLimit, mergeAttempts } from '@switchboard/core/kit';
 import type BetterSqlite3 from 'better-sqlite3';
-import { openStoreDatabase, runStoreCall, type StoreDatabaseOptions, tableName } from './store-database.js';
+import { assertTableLayout, openStoreDatabase, runStoreCall, type StoreDatabaseOptions, tableName } from './store-database.js';
 
 export interface SqliteDeadLetterStoreOptions extends StoreDatabaseOptions {
   /** Clock in epoch ms. Default `Date.now`. */
@@ -25,6 +25,7 @@ export interface SqliteDeadLetterStoreOptions extends StoreDatabaseOptions {
 interface SummaryRow {
   id: string;
   message_id: string;
+  source: string;
   topic: string;
   grp: string;
   type: string | null;
@@ -47,7 +48,7 @@ interface FullRow extends SummaryRow {
 }
 
 const SUMMARY_COLUMNS =
-  'id, message_id, topic, grp, type, msg_key, reason, detail, attempts, dead_lettered_at, status, replay_count, replayed_at, replay_owner, replay_lease_until, size';
+  'id, message_id, source, topic, grp, type, msg_key, reason, detail, attempts, dead_lettered_at, status, replay_count, replayed_at, replay_owner, replay_lease_until, size';
 
 /**
  * `DeadLetterStore` on SQLite (WAL). Several processes may share the file; `take` claims entries in
@@ -55,7 +56,8 @@ const SUMMARY_COLUMNS =
  *
  * Schema (`<prefix>dead_letters`): primary key id (UUIDv7); body as BLOB, headers and attempts as
  * JSON text; index (dead_lettered_at, id) for ordering and paging; a partial unique index on
- * (grp, message_id) over entries not yet replayed, which makes `add` idempotent.
+ * (grp, source, message_id) over entries not yet replayed, which makes `add` idempotent per event
+ * and group.
  */
 export class SqliteDeadLetterStore implements DeadLetterStore {
   readonly #db: BetterSqlite3.Database;
@@ -63,7 +65,7 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
   readonly #clock: () => number;
   readonly #table: string;
   readonly #statements = new Map<string, BetterSqlite3.Statement<unknown[], FullRow>>();
-  readonly #findActive: BetterSqlite3.Statement<[string, string], FullRow>;
+  readonly #findActive: BetterSqlite3.Statement<[string, string, string], FullRow>;
   readonly #insert: BetterSqlite3.Statement<FullRow>;
   readonly #setAttempts: BetterSqlite3.Statement<[string, string]>;
   readonly #getById: BetterSqlite3.Statement<[string], FullRow>;
@@ -78,10 +80,12 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
     this.#clock = options.clock ?? Date.now;
     this.#table = tableName(options.tablePrefix, 'dead_letters');
     const t = this.#table;
+    assertTableLayout(db, t, { columns: ['source'] });
     db.exec(`
       CREATE TABLE IF NOT EXISTS ${t} (
         id TEXT PRIMARY KEY,
         message_id TEXT NOT NULL,
+        source TEXT NOT NULL,
         topic TEXT NOT NULL,
         grp TEXT NOT NULL,
         type TEXT,
@@ -100,15 +104,15 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
         replay_lease_until INTEGER
       );
       CREATE INDEX IF NOT EXISTS ${t}_order ON ${t} (dead_lettered_at, id);
-      CREATE UNIQUE INDEX IF NOT EXISTS ${t}_active ON ${t} (grp, message_id) WHERE status <> 'replayed';
+      CREATE UNIQUE INDEX IF NOT EXISTS ${t}_active ON ${t} (grp, source, message_id) WHERE status <> 'replayed';
     `);
-    this.#findActive = db.prepare<[string, string], FullRow>(
-      `SELECT * FROM ${t} WHERE grp = ? AND message_id = ? AND status <> 'replayed'`,
+    this.#findActive = db.prepare<[string, string, string], FullRow>(
+      `SELECT * FROM ${t} WHERE grp = ? AND source = ? AND message_id = ? AND status <> 'replayed'`,
     );
     this.#getById = db.prepare<[string], FullRow>(`SELECT * FROM ${t} WHERE id = ?`);
     this.#insert = db.prepare<FullRow>(`
-      INSERT INTO ${t} (id, message_id, topic, grp, type, msg_key, reason, detail, attempts, headers, body, size, dead_lettered_at, status, replay_count, replayed_at, replay_owner, replay_lease_until)
-      VALUES (@id, @message_id, @topic, @grp, @type, @msg_key, @reason, @detail, @attempts, @headers, @body, @size, @dead_lettered_at, @status, @replay_count, @replayed_at, @replay_owner, @replay_lease_until)
+      INSERT INTO ${t} (id, message_id, source, topic, grp, type, msg_key, reason, detail, attempts, headers, body, size, dead_lettered_at, status, replay_count, replayed_at, replay_owner, replay_lease_until)
+      VALUES (@id, @message_id, @source, @topic, @grp, @type, @msg_key, @reason, @detail, @attempts, @headers, @body, @size, @dead_lettered_at, @status, @replay_count, @replayed_at, @replay_owner, @replay_lease_until)
     `);
     this.#setAttempts = db.prepare<[string, string]>(`UPDATE ${t} SET attempts = ? WHERE id = ?`);
     this.#addTx = db.transaction((entries: readonly NewDeadLetter[]) => entries.map((entry) => this.#addOne(entry)));
@@ -139,11 +143,13 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
   }
 
   async add(entry: NewDeadLetter): Promise<DeadLetter> {
+    assertStorableIdentity('dead-letter', entry);
     const [added] = runStoreCall('dead-letter', () => this.#addTx.immediate([entry]));
     return added as DeadLetter;
   }
 
   async addBatch(entries: readonly NewDeadLetter[]): Promise<DeadLetter[]> {
+    for (const entry of entries) assertStorableIdentity('dead-letter', entry);
     return runStoreCall('dead-letter', () => this.#addTx.immediate(entries));
   }
 
@@ -212,7 +218,7 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
 
   #addOne(entry: NewDeadLetter): DeadLetter {
     const now = this.#clock();
-    const existing = this.#findActive.get(entry.group, entry.messageId);
+    const existing = this.#findActive.get(entry.group, entry.source, entry.messageId);
     if (existing !== undefined) {
       const attempts = mergeAttempts(JSON.parse(existing.attempts) as DeadLetterAttempt[], entry.attempts);
       const json = JSON.stringify(attempts);
@@ -222,6 +228,7 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
     const row: FullRow = {
       id: newMessageId(),
       message_id: entry.messageId,
+      source: entry.source,
       topic: entry.topic,
       grp: entry.group,
       type: entry.type ?? null,
@@ -265,6 +272,7 @@ function filterSql(filter: DeadLetterFilter, now: number): { where: string[]; pa
   if (filter.type !== undefined) add('type = ?', filter.type);
   if (filter.reason !== undefined) add('reason = ?', filter.reason);
   if (filter.messageId !== undefined) add('message_id = ?', filter.messageId);
+  if (filter.source !== undefined) add('source = ?', filter.source);
   if (filter.from !== undefined) add('dead_lettered_at >= ?', filter.from);
   if (filter.to !== undefined) add('dead_lettered_at < ?', filter.to);
   switch (filter.status) {
@@ -289,6 +297,7 @@ function summaryFromRow(row: SummaryRow, now: number): DeadLetterSummary {
   return {
     id: row.id,
     messageId: row.message_id,
+    source: row.source,
     topic: row.topic,
     group: row.grp,
     ...(row.type === null ? {} : { type: row.type }),

@@ -12,9 +12,17 @@ import type {
   ReceiptUpdate,
   RecordOutcome,
 } from '@switchboard/core';
-import { decideClaim, decodeListCursor, encodeListCursor, listPageLimit, mergeReceipt, reopenReceipt } from '@switchboard/core/kit';
+import {
+  assertStorableIdentity,
+  decideClaim,
+  decodeListCursor,
+  encodeListCursor,
+  listPageLimit,
+  mergeReceipt,
+  reopenReceipt,
+} from '@switchboard/core/kit';
 import type BetterSqlite3 from 'better-sqlite3';
-import { openStoreDatabase, runStoreCall, type StoreDatabaseOptions, tableName } from './store-database.js';
+import { assertTableLayout, openStoreDatabase, runStoreCall, type StoreDatabaseOptions, tableName } from './store-database.js';
 
 export interface SqliteReceiptStoreOptions extends StoreDatabaseOptions {
   /** Clock in epoch ms. Default `Date.now`. */
@@ -23,10 +31,10 @@ export interface SqliteReceiptStoreOptions extends StoreDatabaseOptions {
 
 interface ReceiptRow {
   message_id: string;
+  source: string;
   grp: string;
   state: ReceiptState;
   type: string | null;
-  source: string | null;
   topic: string | null;
   attempts: number;
   received_at: number;
@@ -41,10 +49,10 @@ interface ReceiptRow {
 /** A full row as positional parameters, in column order (positional binding is cheaper than named). */
 type RowValues = [
   messageId: string,
+  source: string,
   group: string,
   state: ReceiptState,
   type: string | null,
-  source: string | null,
   topic: string | null,
   attempts: number,
   receivedAt: number,
@@ -56,11 +64,12 @@ type RowValues = [
   leaseUntil: number | null,
 ];
 
-/** Parameters of the `processed` fast path: type, source, topic, attempt, at (updated), at (processed), result, message_id, grp. */
-type ProcessedValues = [string | null, string | null, string | null, number, number, number, string | null, string, string];
+/** Parameters of the `processed` fast path: type, topic, attempt, at (updated), at (processed), result, message_id, source, grp. */
+type ProcessedValues = [string | null, string | null, number, number, number, string | null, string, string, string];
 
 const COLUMNS =
-  'message_id, grp, state, type, source, topic, attempts, received_at, updated_at, processed_at, error, result, lease_owner, lease_until';
+  'message_id, source, grp, state, type, topic, attempts, received_at, updated_at, processed_at, error, result, lease_owner, lease_until';
+const KEY = 'message_id, source, grp';
 const PLACEHOLDERS = '?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?';
 
 const PURGE_CHUNK = 1000;
@@ -69,9 +78,11 @@ const PURGE_CHUNK = 1000;
  * `ReceiptStore` on SQLite (WAL). Several processes may share the file. Every batch runs in one
  * `BEGIN IMMEDIATE` transaction with prepared statements.
  *
- * Schema (`<prefix>receipts`, WITHOUT ROWID): primary key (message_id, grp); indexes on
- * (received_at, grp, message_id) for `list` and (updated_at) for `purge`. `error` is the problem
- * document as JSON text.
+ * Schema (`<prefix>receipts`, WITHOUT ROWID): primary key (message_id, source, grp) — an event's
+ * identity is (source, id), and `getAll(messageId, source?)` is a prefix scan of the key; indexes on
+ * (received_at, grp, source, message_id) for `list` and (updated_at) for `purge`. `error` is the
+ * problem document as JSON text. A key over the identity limits is refused (`SB_STORE_REFUSED`)
+ * before the batch's transaction starts.
  *
  * To commit a handler's writes and the `processed` mark together, open the store on the
  * application's database handle and call `recordSync` inside the application's own transaction.
@@ -81,8 +92,9 @@ export class SqliteReceiptStore implements ReceiptStore {
   readonly #ownsDatabase: boolean;
   readonly #clock: () => number;
   readonly #table: string;
-  readonly #select: BetterSqlite3.Statement<[string, string], ReceiptRow>;
+  readonly #select: BetterSqlite3.Statement<[string, string, string], ReceiptRow>;
   readonly #selectAll: BetterSqlite3.Statement<[string], ReceiptRow>;
+  readonly #selectBySource: BetterSqlite3.Statement<[string, string], ReceiptRow>;
   readonly #upsert: BetterSqlite3.Statement<RowValues>;
   readonly #insertNew: BetterSqlite3.Statement<RowValues>;
   readonly #markProcessed: BetterSqlite3.Statement<ProcessedValues>;
@@ -102,13 +114,14 @@ export class SqliteReceiptStore implements ReceiptStore {
     this.#clock = options.clock ?? Date.now;
     this.#table = tableName(options.tablePrefix, 'receipts');
     const t = this.#table;
+    assertTableLayout(db, t, { primaryKey: ['message_id', 'source', 'grp'] });
     db.exec(`
       CREATE TABLE IF NOT EXISTS ${t} (
         message_id TEXT NOT NULL,
+        source TEXT NOT NULL,
         grp TEXT NOT NULL,
         state TEXT NOT NULL,
         type TEXT,
-        source TEXT,
         topic TEXT,
         attempts INTEGER NOT NULL,
         received_at INTEGER NOT NULL,
@@ -118,33 +131,32 @@ export class SqliteReceiptStore implements ReceiptStore {
         result TEXT,
         lease_owner TEXT,
         lease_until INTEGER,
-        PRIMARY KEY (message_id, grp)
+        PRIMARY KEY (message_id, source, grp)
       ) WITHOUT ROWID;
-      CREATE INDEX IF NOT EXISTS ${t}_received ON ${t} (received_at, grp, message_id);
+      CREATE INDEX IF NOT EXISTS ${t}_received ON ${t} (received_at, grp, source, message_id);
       CREATE INDEX IF NOT EXISTS ${t}_updated ON ${t} (updated_at);
     `);
-    this.#select = db.prepare<[string, string], ReceiptRow>(`SELECT * FROM ${t} WHERE message_id = ? AND grp = ?`);
-    this.#selectAll = db.prepare<[string], ReceiptRow>(`SELECT * FROM ${t} WHERE message_id = ? ORDER BY grp`);
+    this.#select = db.prepare<[string, string, string], ReceiptRow>(`SELECT * FROM ${t} WHERE message_id = ? AND source = ? AND grp = ?`);
+    this.#selectAll = db.prepare<[string], ReceiptRow>(`SELECT * FROM ${t} WHERE message_id = ? ORDER BY source, grp`);
+    this.#selectBySource = db.prepare<[string, string], ReceiptRow>(`SELECT * FROM ${t} WHERE message_id = ? AND source = ? ORDER BY grp`);
     this.#upsert = db.prepare<RowValues>(`
       INSERT INTO ${t} (${COLUMNS}) VALUES (${PLACEHOLDERS})
-      ON CONFLICT (message_id, grp) DO UPDATE SET
-        state = excluded.state, type = excluded.type, source = excluded.source, topic = excluded.topic,
+      ON CONFLICT (${KEY}) DO UPDATE SET
+        state = excluded.state, type = excluded.type, topic = excluded.topic,
         attempts = excluded.attempts, updated_at = excluded.updated_at, processed_at = excluded.processed_at,
         error = excluded.error, result = excluded.result, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until
     `);
     // The common cases in one statement each, without reading the row first:
     // - a record that does not exist yet (a first claim, a first `received`): insert it, or nothing;
-    this.#insertNew = db.prepare<RowValues>(
-      `INSERT INTO ${t} (${COLUMNS}) VALUES (${PLACEHOLDERS}) ON CONFLICT (message_id, grp) DO NOTHING`,
-    );
+    this.#insertNew = db.prepare<RowValues>(`INSERT INTO ${t} (${COLUMNS}) VALUES (${PLACEHOLDERS}) ON CONFLICT (${KEY}) DO NOTHING`);
     // - `processed` over an existing record: `mergeReceipt` for a processed update, in SQL. It applies
-    //   to every state but `processed`, keeps `received_at` and the known type/source/topic, takes
-    //   the highest attempt, clears the error and the lease, and sets the result and `processed_at`.
+    //   to every state but `processed`, keeps `received_at` and the known type/topic, takes the
+    //   highest attempt, clears the error and the lease, and sets the result and `processed_at`.
     this.#markProcessed = db.prepare<ProcessedValues>(`
-      UPDATE ${t} SET state = 'processed', type = coalesce(?, type), source = coalesce(?, source), topic = coalesce(?, topic),
+      UPDATE ${t} SET state = 'processed', type = coalesce(?, type), topic = coalesce(?, topic),
         attempts = max(attempts, ?), updated_at = max(updated_at, ?), processed_at = ?, error = NULL, result = ?,
         lease_owner = NULL, lease_until = NULL
-      WHERE message_id = ? AND grp = ? AND state <> 'processed'
+      WHERE message_id = ? AND source = ? AND grp = ? AND state <> 'processed'
     `);
     this.#recordTx = db.transaction((updates: readonly ReceiptUpdate[]) => {
       const now = this.#clock();
@@ -170,7 +182,7 @@ export class SqliteReceiptStore implements ReceiptStore {
       const now = this.#clock();
       let count = 0;
       for (const key of keys) {
-        const current = this.#read(key.messageId, key.group);
+        const current = this.#read(key);
         const next = current === undefined ? undefined : reopenReceipt(current, now);
         if (next !== undefined) {
           this.#upsert.run(...toValues(next));
@@ -180,7 +192,7 @@ export class SqliteReceiptStore implements ReceiptStore {
       return count;
     });
     this.#extendTx = db.transaction((key: ReceiptKey, owner: string, leaseMs: number) => {
-      const current = this.#read(key.messageId, key.group);
+      const current = this.#read(key);
       if (current === undefined || current.state !== 'processing' || current.leaseOwner !== owner) return false;
       const now = this.#clock();
       this.#upsert.run(...toValues({ ...current, leaseUntil: now + leaseMs, updatedAt: Math.max(now, current.updatedAt) }));
@@ -194,11 +206,13 @@ export class SqliteReceiptStore implements ReceiptStore {
    * handler's own writes.
    */
   recordSync(updates: readonly ReceiptUpdate[]): RecordOutcome[] {
+    assertKeys(updates);
     return runStoreCall('receipt', () => this.#recordTx.immediate(updates));
   }
 
   /** `claimBatch`, synchronously (joins an open transaction on the same handle). */
   claimBatchSync(requests: readonly ReceiptClaim[]): ReceiptClaimResult[] {
+    assertKeys(requests);
     return runStoreCall('receipt', () => this.#claimTx.immediate(requests));
   }
 
@@ -220,6 +234,8 @@ export class SqliteReceiptStore implements ReceiptStore {
     updates: readonly ReceiptUpdate[],
     requests: readonly ReceiptClaim[],
   ): Promise<{ outcomes: RecordOutcome[]; claims: ReceiptClaimResult[] }> {
+    assertKeys(updates);
+    assertKeys(requests);
     return runStoreCall('receipt', () => this.#recordAndClaimTx.immediate(updates, requests));
   }
 
@@ -231,17 +247,19 @@ export class SqliteReceiptStore implements ReceiptStore {
     return runStoreCall('receipt', () => this.#reopenTx.immediate(keys));
   }
 
-  async get(messageId: string, group: string): Promise<Receipt | undefined> {
-    return runStoreCall('receipt', () => this.#read(messageId, group));
+  async get(key: ReceiptKey): Promise<Receipt | undefined> {
+    return runStoreCall('receipt', () => this.#read(key));
   }
 
-  async getAll(messageId: string): Promise<Receipt[]> {
-    return runStoreCall('receipt', () => this.#selectAll.all(messageId).map(fromRow));
+  async getAll(messageId: string, source?: string): Promise<Receipt[]> {
+    return runStoreCall('receipt', () =>
+      (source === undefined ? this.#selectAll.all(messageId) : this.#selectBySource.all(messageId, source)).map(fromRow),
+    );
   }
 
   async list(filter: ReceiptListFilter = {}): Promise<ListPage<Receipt>> {
     const limit = listPageLimit(filter.limit);
-    const after = filter.cursor === undefined ? undefined : decodeListCursor(filter.cursor, 3);
+    const after = filter.cursor === undefined ? undefined : decodeListCursor(filter.cursor, 4);
     const where: string[] = [];
     const params: unknown[] = [];
     const add = (clause: string, value: unknown) => {
@@ -249,16 +267,17 @@ export class SqliteReceiptStore implements ReceiptStore {
       params.push(value);
     };
     if (filter.group !== undefined) add('grp = ?', filter.group);
+    if (filter.source !== undefined) add('source = ?', filter.source);
     if (filter.state !== undefined) add('state = ?', filter.state);
     if (filter.type !== undefined) add('type = ?', filter.type);
     if (filter.topic !== undefined) add('topic = ?', filter.topic);
     if (filter.receivedFrom !== undefined) add('received_at >= ?', filter.receivedFrom);
     if (filter.receivedTo !== undefined) add('received_at < ?', filter.receivedTo);
     if (after !== undefined) {
-      where.push('(received_at, grp, message_id) > (?, ?, ?)');
+      where.push('(received_at, grp, source, message_id) > (?, ?, ?, ?)');
       params.push(...after);
     }
-    const sql = `SELECT * FROM ${this.#table}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY received_at, grp, message_id LIMIT ?`;
+    const sql = `SELECT * FROM ${this.#table}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY received_at, grp, source, message_id LIMIT ?`;
     params.push(limit + 1);
     return runStoreCall('receipt', () => {
       let statement = this.#listStatements.get(sql);
@@ -270,7 +289,7 @@ export class SqliteReceiptStore implements ReceiptStore {
       const items = rows.slice(0, limit).map(fromRow);
       const last = items.at(-1);
       return rows.length > limit && last !== undefined
-        ? { items, nextCursor: encodeListCursor([last.receivedAt, last.group, last.messageId]) }
+        ? { items, nextCursor: encodeListCursor([last.receivedAt, last.group, last.source, last.messageId]) }
         : { items };
     });
   }
@@ -282,7 +301,7 @@ export class SqliteReceiptStore implements ReceiptStore {
     const t = this.#table;
     const statement = runStoreCall('receipt', () =>
       this.#db.prepare(
-        `DELETE FROM ${t} WHERE (message_id, grp) IN (SELECT message_id, grp FROM ${t} WHERE updated_at < ?${stateClause} LIMIT ${PURGE_CHUNK})`,
+        `DELETE FROM ${t} WHERE (${KEY}) IN (SELECT ${KEY} FROM ${t} WHERE updated_at < ?${stateClause} LIMIT ${PURGE_CHUNK})`,
       ),
     );
     let total = 0;
@@ -304,7 +323,7 @@ export class SqliteReceiptStore implements ReceiptStore {
     // A MessageId this group never saw (the usual case) is claimed by inserting its record.
     const fresh = firstClaim(request, now);
     if (this.#insertNew.run(...toValues(fresh)).changes === 1) return { outcome: 'claimed', receipt: fresh };
-    const result = decideClaim(this.#read(request.messageId, request.group), request, now);
+    const result = decideClaim(this.#read(request), request, now);
     if (result.outcome === 'claimed') this.#upsert.run(...toValues(result.receipt));
     return result;
   }
@@ -315,13 +334,13 @@ export class SqliteReceiptStore implements ReceiptStore {
       const at = update.at ?? now;
       const changed = this.#markProcessed.run(
         update.type ?? null,
-        update.source ?? null,
         update.topic ?? null,
         Math.max(update.attempt ?? 1, 1),
         at,
         at,
         update.result ?? null,
         update.messageId,
+        update.source,
         update.group,
       ).changes;
       if (changed === 1) return 'updated';
@@ -331,15 +350,15 @@ export class SqliteReceiptStore implements ReceiptStore {
     if (update.state === 'received' || update.state === 'processing') {
       if (this.#insertNew.run(...toValues(mergeReceipt(undefined, update, now)!)).changes === 1) return 'created';
     }
-    const current = this.#read(update.messageId, update.group);
+    const current = this.#read(update);
     const next = mergeReceipt(current, update, now);
     if (next === undefined) return 'ignored';
     this.#upsert.run(...toValues(next));
     return current === undefined ? 'created' : 'updated';
   }
 
-  #read(messageId: string, group: string): Receipt | undefined {
-    const row = this.#select.get(messageId, group);
+  #read(key: ReceiptKey): Receipt | undefined {
+    const row = this.#select.get(key.messageId, key.source, key.group);
     return row === undefined ? undefined : fromRow(row);
   }
 }
@@ -351,9 +370,16 @@ export class SqliteReceiptStore implements ReceiptStore {
 function firstClaim(request: ReceiptClaim, now: number): Receipt {
   const receipt: {
     -readonly [K in keyof Receipt]: Receipt[K];
-  } = { group: request.group, messageId: request.messageId, state: 'processing', attempts: 1, receivedAt: now, updatedAt: now };
+  } = {
+    group: request.group,
+    source: request.source,
+    messageId: request.messageId,
+    state: 'processing',
+    attempts: 1,
+    receivedAt: now,
+    updatedAt: now,
+  };
   if (request.type !== undefined) receipt.type = request.type;
-  if (request.source !== undefined) receipt.source = request.source;
   if (request.topic !== undefined) receipt.topic = request.topic;
   receipt.leaseOwner = request.owner;
   receipt.leaseUntil = now + request.leaseMs;
@@ -363,10 +389,10 @@ function firstClaim(request: ReceiptClaim, now: number): Receipt {
 function toValues(receipt: Receipt): RowValues {
   return [
     receipt.messageId,
+    receipt.source,
     receipt.group,
     receipt.state,
     receipt.type ?? null,
-    receipt.source ?? null,
     receipt.topic ?? null,
     receipt.attempts,
     receipt.receivedAt,
@@ -382,10 +408,10 @@ function toValues(receipt: Receipt): RowValues {
 function fromRow(row: ReceiptRow): Receipt {
   return {
     group: row.grp,
+    source: row.source,
     messageId: row.message_id,
     state: row.state,
     ...(row.type === null ? {} : { type: row.type }),
-    ...(row.source === null ? {} : { source: row.source }),
     ...(row.topic === null ? {} : { topic: row.topic }),
     attempts: row.attempts,
     receivedAt: row.received_at,
@@ -396,6 +422,11 @@ function fromRow(row: ReceiptRow): Receipt {
     ...(row.lease_owner === null ? {} : { leaseOwner: row.lease_owner }),
     ...(row.lease_until === null ? {} : { leaseUntil: row.lease_until }),
   };
+}
+
+/** Refuses the whole batch, before its transaction, when one key is over the identity limits. */
+function assertKeys(keys: readonly ReceiptKey[]): void {
+  for (let i = 0; i < keys.length; i++) assertStorableIdentity('receipt', keys[i] as ReceiptKey);
 }
 
 export function createSqliteReceiptStore(options: SqliteReceiptStoreOptions): SqliteReceiptStore {

@@ -1,4 +1,5 @@
 import { SwitchboardError } from '@switchboard/core';
+import { storeRefused } from '@switchboard/core/kit';
 import type Database from 'better-sqlite3';
 import { type OpenDatabaseOptions, openDatabase } from './database.js';
 
@@ -34,11 +35,14 @@ export function tableName(prefix: string | undefined, name: string): string {
 }
 
 const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL|PROTOCOL|READONLY)/;
+/** Values the engine refuses for good: a constraint (CHECK, NOT NULL, UNIQUE, a trigger's RAISE), a string or blob over the length limit, a type mismatch. */
+const REFUSED = /^SQLITE_(CONSTRAINT|TOOBIG|MISMATCH)/;
 
 /**
  * Runs a store call, turning engine failures into registry errors: lock timeouts and I/O errors
  * become `SB_STORE_UNAVAILABLE` (retryable; the transaction was rolled back, nothing half-written),
- * a closed handle becomes `SB_CLOSED`.
+ * values the engine refuses become `SB_STORE_REFUSED` (retrying cannot help; the transaction was
+ * rolled back), a closed handle becomes `SB_CLOSED`.
  */
 export function runStoreCall<T>(store: string, call: () => T): T {
   try {
@@ -49,9 +53,36 @@ export function runStoreCall<T>(store: string, call: () => T): T {
     if (typeof code === 'string' && UNAVAILABLE.test(code)) {
       throw new SwitchboardError('SB_STORE_UNAVAILABLE', { detail: `${store} store: ${code}`, cause: error });
     }
+    if (typeof code === 'string' && REFUSED.test(code))
+      throw storeRefused(`the SQLite ${store} store refused a value (${code})`, { cause: error });
     if (error instanceof TypeError && /not open/i.test(error.message)) {
       throw new SwitchboardError('SB_CLOSED', { detail: `${store} store closed`, cause: error });
     }
     throw error;
   }
+}
+
+/**
+ * Fails with `SB_CONFIG_INVALID` when `table` exists with the primary key of an earlier layout
+ * (the stores change their tables in place; there is no migration): `expected` lists the primary
+ * key columns in order, or, for a table keyed by a surrogate id, the columns it must have.
+ */
+export function assertTableLayout(
+  db: Database.Database,
+  table: string,
+  expected: { readonly primaryKey?: readonly string[]; readonly columns?: readonly string[] },
+): void {
+  const columns = db.prepare<[string], { name: string; pk: number }>('SELECT name, pk FROM pragma_table_info(?)').all(table);
+  if (columns.length === 0) return;
+  const primaryKey = columns
+    .filter((c) => c.pk > 0)
+    .sort((a, b) => a.pk - b.pk)
+    .map((c) => c.name);
+  const names = new Set(columns.map((c) => c.name));
+  const keyMatches = expected.primaryKey === undefined || primaryKey.join(',') === expected.primaryKey.join(',');
+  const columnsMatch = (expected.columns ?? []).every((name) => names.has(name));
+  if (keyMatches && columnsMatch) return;
+  throw new SwitchboardError('SB_CONFIG_INVALID', {
+    detail: `table ${table} has the layout of an earlier version (primary key ${primaryKey.join(', ')}); this version keys it by (group, source, MessageId) and does not migrate: drop the table or use another tablePrefix`,
+  });
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { newMessageId } from '@switchboard/core';
 import { createSqliteDeadLetterStore } from '@switchboard/sqlite';
 import { describeDeadLetterStoreConformance } from '@switchboard/testkit';
+import Database from 'better-sqlite3';
 import { expect, it } from 'vitest';
 
 describeDeadLetterStoreConformance('sqlite', ({ clock }) => {
@@ -26,6 +27,7 @@ it('SqliteDeadLetterStore keeps entries and bytes across reopen', async () => {
     const first = createSqliteDeadLetterStore({ path });
     const added = await first.add({
       messageId: newMessageId(),
+      source: '',
       topic: 't',
       group: 'g',
       headers: { a: 'b' },
@@ -42,4 +44,34 @@ it('SqliteDeadLetterStore keeps entries and bytes across reopen', async () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+it('SqliteDeadLetterStore refuses a table of the earlier layout (no source column) with SB_CONFIG_INVALID', () => {
+  const db = new Database(':memory:');
+  db.exec('CREATE TABLE sb_dead_letters (id TEXT PRIMARY KEY, message_id TEXT NOT NULL, grp TEXT NOT NULL)');
+  expect(() => createSqliteDeadLetterStore({ database: db })).toThrow(expect.objectContaining({ code: 'SB_CONFIG_INVALID' }));
+  db.close();
+});
+
+it('SqliteDeadLetterStore reports a constraint the engine enforces as SB_STORE_REFUSED and rolls the batch back', async () => {
+  const db = new Database(':memory:');
+  const store = createSqliteDeadLetterStore({ database: db });
+  db.exec(
+    `CREATE TRIGGER small_topic BEFORE INSERT ON sb_dead_letters WHEN length(NEW.topic) > 8 BEGIN SELECT RAISE(ABORT, 'topic too long'); END`,
+  );
+  const entry = (topic: string) => ({
+    messageId: newMessageId(),
+    source: '/s',
+    topic,
+    group: 'g',
+    headers: {},
+    body: new Uint8Array(),
+    reason: 'max-attempts',
+    attempts: [],
+  });
+  await expect(store.addBatch([entry('ok'), entry('much-too-long')])).rejects.toMatchObject({ code: 'SB_STORE_REFUSED', retryable: false });
+  expect((await store.list()).items).toEqual([]);
+  expect((await store.add(entry('ok'))).topic).toBe('ok');
+  await store.close();
+  db.close();
 });

@@ -7,6 +7,7 @@ import { createSqliteReceiptStore } from '@switchboard/sqlite';
 import { describeReceiptStoreConformance, type TestClock, testClock } from '@switchboard/testkit';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runStoreCall } from '../src/store-database.js';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'sb-receipts-'));
@@ -36,13 +37,13 @@ describe('SqliteReceiptStore', () => {
     const path = join(dir, 'store.db');
     const id = newMessageId();
     const first = createSqliteReceiptStore({ path });
-    await first.record([{ group: 'g', messageId: id, state: 'processed', attempt: 1, result: 'ok' }]);
+    await first.record([{ group: 'g', source: 's', messageId: id, state: 'processed', attempt: 1, result: 'ok' }]);
     await first.close();
     const db = new Database(path);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
     const second = createSqliteReceiptStore({ path });
-    expect(await second.get(id, 'g')).toMatchObject({ state: 'processed', result: 'ok' });
+    expect(await second.get({ group: 'g', source: 's', messageId: id })).toMatchObject({ state: 'processed', result: 'ok' });
     await second.close();
   });
 
@@ -52,23 +53,23 @@ describe('SqliteReceiptStore', () => {
     const clock = testClock();
     const store = createSqliteReceiptStore({ database: db, clock: clock.now });
     const [ok, failing] = [newMessageId(), newMessageId()];
-    for (const id of [ok, failing]) await store.claim({ group: 'g', messageId: id, owner: 'w', leaseMs: 1000 });
+    for (const id of [ok, failing]) await store.claim({ group: 'g', source: 's', messageId: id, owner: 'w', leaseMs: 1000 });
 
     db.transaction(() => {
       db.prepare('INSERT INTO orders (id) VALUES (?)').run(ok);
-      store.recordSync([{ group: 'g', messageId: ok, state: 'processed', attempt: 1 }]);
+      store.recordSync([{ group: 'g', source: 's', messageId: ok, state: 'processed', attempt: 1 }]);
     })();
     expect(() =>
       db.transaction(() => {
         db.prepare('INSERT INTO orders (id) VALUES (?)').run(failing);
-        store.recordSync([{ group: 'g', messageId: failing, state: 'processed', attempt: 1 }]);
+        store.recordSync([{ group: 'g', source: 's', messageId: failing, state: 'processed', attempt: 1 }]);
         throw new Error('handler failed after its writes');
       })(),
     ).toThrow('handler failed');
 
     expect(db.prepare('SELECT id FROM orders').pluck().all()).toEqual([ok]);
-    expect((await store.get(ok, 'g'))?.state).toBe('processed');
-    expect((await store.get(failing, 'g'))?.state).toBe('processing');
+    expect((await store.get({ group: 'g', source: 's', messageId: ok }))?.state).toBe('processed');
+    expect((await store.get({ group: 'g', source: 's', messageId: failing }))?.state).toBe('processing');
     await store.close();
     expect(db.open).toBe(true);
     db.close();
@@ -84,17 +85,17 @@ describe('SqliteReceiptStore', () => {
     const clock = testClock();
     const store = createSqliteReceiptStore({ database: new Database(':memory:'), clock: clock.now });
     const [done, fresh] = [newMessageId(), newMessageId()];
-    await store.claim({ group: 'g', messageId: done, owner: 'w', leaseMs: 1000 });
+    await store.claim({ group: 'g', source: 's', messageId: done, owner: 'w', leaseMs: 1000 });
     const result = await store.recordAndClaim(
-      [{ group: 'g', messageId: done, state: 'processed', attempt: 1, result: 'ok' }],
+      [{ group: 'g', source: 's', messageId: done, state: 'processed', attempt: 1, result: 'ok' }],
       [
-        { group: 'g', messageId: done, owner: 'w', leaseMs: 1000 },
-        { group: 'g', messageId: fresh, owner: 'w', leaseMs: 1000 },
+        { group: 'g', source: 's', messageId: done, owner: 'w', leaseMs: 1000 },
+        { group: 'g', source: 's', messageId: fresh, owner: 'w', leaseMs: 1000 },
       ],
     );
     expect(result.outcomes).toEqual(['updated']);
     expect(result.claims.map((claim) => claim.outcome)).toEqual(['duplicate-processed', 'claimed']);
-    expect(await store.get(done, 'g')).toMatchObject({ state: 'processed', result: 'ok' });
+    expect(await store.get({ group: 'g', source: 's', messageId: done })).toMatchObject({ state: 'processed', result: 'ok' });
   });
 
   it('uses a table prefix and refuses one that is not an identifier', () => {
@@ -107,6 +108,50 @@ describe('SqliteReceiptStore', () => {
     db.close();
   });
 
+  it('refuses a table of the earlier layout (keyed by message_id, grp) with SB_CONFIG_INVALID instead of failing every write', () => {
+    const db = new Database(':memory:');
+    db.exec(
+      'CREATE TABLE sb_receipts (message_id TEXT NOT NULL, grp TEXT NOT NULL, source TEXT, PRIMARY KEY (message_id, grp)) WITHOUT ROWID',
+    );
+    expect(() => createSqliteReceiptStore({ database: db })).toThrow(
+      expect.objectContaining({ code: 'SB_CONFIG_INVALID', detail: expect.stringContaining('sb_receipts') }),
+    );
+    db.close();
+  });
+
+  it('reports a value the engine refuses (a constraint) as SB_STORE_REFUSED, not retryable, and rolls the batch back', async () => {
+    const db = new Database(':memory:');
+    const store = createSqliteReceiptStore({ database: db });
+    db.exec(
+      `CREATE TRIGGER small_type BEFORE INSERT ON sb_receipts WHEN length(NEW.type) > 8 BEGIN SELECT RAISE(ABORT, 'type too long'); END`,
+    );
+    const [ok, bad] = [newMessageId(), newMessageId()];
+    const error = await store
+      .record([
+        { group: 'g', source: 's', messageId: ok, state: 'received', type: 'short' },
+        { group: 'g', source: 's', messageId: bad, state: 'received', type: 'far-too-long' },
+      ])
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'SB_STORE_REFUSED', retryable: false, status: 500 });
+    expect(await store.get({ group: 'g', source: 's', messageId: ok })).toBeUndefined();
+    expect(await store.record([{ group: 'g', source: 's', messageId: ok, state: 'received', type: 'short' }])).toEqual(['created']);
+    await store.close();
+    db.close();
+  });
+
+  it('maps SQLite result codes: constraint, too big and mismatch are refused; busy, locked and I/O are unavailable', () => {
+    const fail = (code: string) => () =>
+      runStoreCall('receipt', () => {
+        throw Object.assign(new Error(code), { code });
+      });
+    for (const code of ['SQLITE_CONSTRAINT_CHECK', 'SQLITE_CONSTRAINT_NOTNULL', 'SQLITE_TOOBIG', 'SQLITE_MISMATCH']) {
+      expect(fail(code)).toThrow(expect.objectContaining({ code: 'SB_STORE_REFUSED', retryable: false }));
+    }
+    for (const code of ['SQLITE_BUSY', 'SQLITE_LOCKED_SHAREDCACHE', 'SQLITE_IOERR_WRITE', 'SQLITE_FULL']) {
+      expect(fail(code)).toThrow(expect.objectContaining({ code: 'SB_STORE_UNAVAILABLE', retryable: true }));
+    }
+  });
+
   it('reports a write lock held too long by another process as SB_STORE_UNAVAILABLE', async () => {
     const dir = tempDir();
     dirs.push(dir);
@@ -114,13 +159,13 @@ describe('SqliteReceiptStore', () => {
     const store = createSqliteReceiptStore({ path, busyTimeoutMs: 20 });
     const other = new Database(path);
     other.exec('BEGIN IMMEDIATE');
-    await expect(store.record([{ group: 'g', messageId: newMessageId(), state: 'received' }])).rejects.toMatchObject({
+    await expect(store.record([{ group: 'g', source: 's', messageId: newMessageId(), state: 'received' }])).rejects.toMatchObject({
       code: 'SB_STORE_UNAVAILABLE',
       retryable: true,
     });
     other.exec('ROLLBACK');
     other.close();
-    expect(await store.record([{ group: 'g', messageId: newMessageId(), state: 'received' }])).toEqual(['created']);
+    expect(await store.record([{ group: 'g', source: 's', messageId: newMessageId(), state: 'received' }])).toEqual(['created']);
     await store.close();
   });
 });
@@ -128,28 +173,31 @@ describe('SqliteReceiptStore', () => {
 /** The stores build first claims and `processed` marks without the general merge: they must equal the core rules. */
 async function expectCoreRules(store: ReceiptStore, clock: TestClock): Promise<void> {
   const problem = { type: 'urn:x', title: 'x', status: 500, code: 'SB_HANDLER_FAILED', detail: 'boom' };
-  const request = { group: 'g', messageId: newMessageId(), owner: 'w', leaseMs: 1000, type: 't', source: 's', topic: 'q' };
+  const request = { group: 'g', source: 's', messageId: newMessageId(), owner: 'w', leaseMs: 1000, type: 't', topic: 'q' };
   expect(await store.claim(request)).toStrictEqual(decideClaim(undefined, request, clock.now()));
-  const bare = { group: 'g', messageId: newMessageId(), owner: 'w', leaseMs: 500 };
+  const bare = { group: 'g', source: 's', messageId: newMessageId(), owner: 'w', leaseMs: 500 };
   expect(await store.claim(bare)).toStrictEqual(decideClaim(undefined, bare, clock.now()));
 
-  const cases: { before: Omit<ReceiptUpdate, 'group' | 'messageId'>[]; update: Omit<ReceiptUpdate, 'group' | 'messageId'> }[] = [
+  const cases: {
+    before: Omit<ReceiptUpdate, 'group' | 'source' | 'messageId'>[];
+    update: Omit<ReceiptUpdate, 'group' | 'source' | 'messageId'>;
+  }[] = [
     { before: [], update: { state: 'processed', attempt: 2, result: 'r', type: 't' } },
     { before: [], update: { state: 'processed' } },
-    { before: [{ state: 'processing', attempt: 1, type: 't', source: 's' }], update: { state: 'processed', attempt: 1, result: '{}' } },
+    { before: [{ state: 'processing', attempt: 1, type: 't' }], update: { state: 'processed', attempt: 1, result: '{}' } },
     { before: [{ state: 'processing', attempt: 3 }], update: { state: 'processed', attempt: 1, type: 'other', topic: 'q' } },
     { before: [{ state: 'failed', attempt: 2, error: problem }], update: { state: 'processed', at: 1 } },
     { before: [{ state: 'dead-lettered', attempt: 1, error: problem, topic: 'q' }], update: { state: 'processed', attempt: 4 } },
     { before: [{ state: 'processed', attempt: 1, result: 'first' }], update: { state: 'processed', attempt: 2, result: 'second' } },
   ];
   for (const { before, update } of cases) {
-    const key = { group: 'g', messageId: newMessageId() };
+    const key = { group: 'g', source: 's', messageId: newMessageId() };
     await store.record(before.map((b) => ({ ...key, ...b })));
     clock.advance(7);
-    const current = await store.get(key.messageId, key.group);
+    const current = await store.get(key);
     const expected = mergeReceipt(current, { ...key, ...update }, clock.now());
     const outcome = expected === undefined ? 'ignored' : current === undefined ? 'created' : 'updated';
     expect(await store.record([{ ...key, ...update }])).toEqual([outcome]);
-    expect(await store.get(key.messageId, key.group)).toStrictEqual(expected ?? current);
+    expect(await store.get(key)).toStrictEqual(expected ?? current);
   }
 }
