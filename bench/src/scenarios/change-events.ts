@@ -130,7 +130,7 @@ async function burst(ctx: ScenarioContext, server: PrivatePostgresServer, db: pg
     return;
   }
   const prefix = randomName('CHG');
-  const nats = await createNatsBroker({ servers: NATS_URL, streamPrefix: prefix, subjectPrefix: prefix.toLowerCase() });
+  const nats = await createNatsBroker({ url: NATS_URL, prefix: prefix.toLowerCase() });
   const topic = eventsTopic(contractFor('burst'));
   try {
     // A declared group, so JetStream keeps the events as it would for a receiver.

@@ -1,5 +1,6 @@
 import type { AnyContract, ChangeDefinition, ChangeOperation } from '@switchboard/core';
-import { SwitchboardError, schemaPropertyNames } from '@switchboard/core';
+import { SwitchboardError } from '@switchboard/core';
+import { schemaPropertyNames } from '@switchboard/core/kit';
 import pg from 'pg';
 import { quoteIdentifier, quoteLiteral } from './replication.js';
 import type { TypeInfo } from './values.js';

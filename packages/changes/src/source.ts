@@ -8,24 +8,9 @@ import type {
   DeadLetterStore,
   NewDeadLetter,
 } from '@switchboard/core';
-import {
-  backoffDelay,
-  channels,
-  createCloudEvent,
-  encodeCloudEvent,
-  isSwitchboardError,
-  SwitchboardError,
-  schemaPropertyNames,
-  sleep,
-} from '@switchboard/core';
-import {
-  type BatchEvent,
-  type ClaimCheckOptions,
-  createMessaging,
-  eventsTopic,
-  eventType,
-  type Messaging,
-} from '@switchboard/messaging';
+import { backoffDelay, channels, createCloudEvent, encodeCloudEvent, isSwitchboardError, SwitchboardError } from '@switchboard/core';
+import { schemaPropertyNames, sleep } from '@switchboard/core/kit';
+import { type BatchEvent, type ClaimCheckOptions, createMessaging, eventsTopic, eventType, type Messaging } from '@switchboard/messaging';
 import pg from 'pg';
 import { ChangeIds } from './ids.js';
 import { formatLsn, parseLsn } from './lsn.js';
@@ -598,6 +583,7 @@ class PostgresChangeSource implements ChangeSource {
     const problem = new SwitchboardError('SB_MESSAGE_INVALID', { detail, errors }).toProblem();
     const entry: NewDeadLetter = {
       messageId: change.id,
+      source: change.table.source,
       topic: eventsTopic(this.#contract),
       group: this.#group,
       type,

@@ -81,6 +81,7 @@ it('a change source SIGKILLed mid-stream: restarted, it loses nothing, and the r
   const deliveries = new Map<string, number>();
   const counting: Broker = {
     name: inner.name,
+    binding: inner.binding,
     capabilities: inner.capabilities,
     publish: (m) => inner.publish(m),
     publishBatch: (m) => inner.publishBatch(m),

@@ -159,6 +159,7 @@ function gatedBroker(inner: Broker, delayMs = 0) {
   };
   const broker: Broker = {
     name: inner.name,
+    binding: inner.binding,
     capabilities: inner.capabilities,
     publish: async (message: OutgoingMessage) => {
       await wait();

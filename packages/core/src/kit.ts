@@ -57,6 +57,6 @@ export {
 } from './receipts.js';
 export type { ItemOutcome } from './round-trip-batch.js';
 export { RoundTripBatch } from './round-trip-batch.js';
-export { issuePointer, validate, validateAsync } from './standard-schema.js';
+export { issuePointer, schemaPropertyNames, validate, validateAsync } from './standard-schema.js';
 export { assertStorableIdentity, storeRefused } from './store-errors.js';
 export { childTraceparent, newSpanId, newTraceId } from './trace.js';

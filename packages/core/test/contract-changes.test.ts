@@ -1,5 +1,6 @@
 import type { EventData, EventInput, EventName } from '@switchboard/core';
-import { changes, defineContract, event, keySchema, validate } from '@switchboard/core';
+import { changes, defineContract, event, keySchema } from '@switchboard/core';
+import { validate } from '@switchboard/core/kit';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { CloudEvent, CloudEventsBinding, Delivery } from '@switchboard/core';
-import { decodeCloudEvent, identityProblems, SwitchboardError } from '@switchboard/core';
+import { CLOUDEVENT_ID_MAX_BYTES, decodeCloudEvent, identityProblems, SwitchboardError } from '@switchboard/core';
 
 /**
  * Reads the CloudEvent of a delivery, once, in whichever mode and form the binding allows. Throws
@@ -29,7 +29,7 @@ export function checkIdentity(event: CloudEvent): void {
  * the same entry.
  */
 export function undecodableId(delivery: Delivery): string {
-  if (delivery.id !== '' && delivery.id.length <= 512) return delivery.id;
+  if (delivery.id !== '' && Buffer.byteLength(delivery.id, 'utf8') <= CLOUDEVENT_ID_MAX_BYTES) return delivery.id;
   const hash = createHash('sha256');
   for (const name of Object.keys(delivery.headers).sort()) hash.update(`${name}:${delivery.headers[name]}\n`);
   hash.update(delivery.body);

@@ -207,7 +207,12 @@ async function encodeFull(
         detail: `Data of ${address.kind} ${address.name} of ${address.contract.name} cannot be written as JSON`,
       });
     }
-    if (options.attachment === undefined && options.attachmentBlob === undefined && config.blobs !== undefined && overThreshold(config, json)) {
+    if (
+      options.attachment === undefined &&
+      options.attachmentBlob === undefined &&
+      config.blobs !== undefined &&
+      overThreshold(config, json)
+    ) {
       // The data itself is claim-checked: `dataref` without `datamediatype`; `datacontenttype` describes it.
       const expires = expiresAt(undefined);
       const info = await config.blobs.put(Buffer.from(json, 'utf8'), {

@@ -48,6 +48,7 @@ function tracked(broker: Broker): { broker: Broker; topics: Set<string>; queues:
   const queues = new Set<string>();
   const proxy: Broker = {
     name: broker.name,
+    binding: broker.binding,
     capabilities: broker.capabilities,
     publish: (message) => {
       topics.add(message.topic);

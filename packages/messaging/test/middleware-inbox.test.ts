@@ -56,8 +56,12 @@ describe('inbox middleware', () => {
     }));
     const id = newMessageId();
     await failing(inbound({}, { id }));
-    expect(await store.get(id, 'service-b')).toMatchObject({ state: 'failed', attempts: 1, error: problem });
-    await store.claim({ group: 'service-b', messageId: id, owner: 'other', leaseMs: 10_000 });
+    expect(await store.get({ group: 'service-b', source: 'service-a', messageId: id })).toMatchObject({
+      state: 'failed',
+      attempts: 1,
+      error: problem,
+    });
+    await store.claim({ group: 'service-b', source: 'service-a', messageId: id, owner: 'other', leaseMs: 10_000 });
     expect(await failing(inbound({}, { id, attempt: 2 }))).toMatchObject({ kind: 'retry', counted: false });
     const dead = inbox({ store, dedupe: true, owner: 'w1', leaseMs: 1000 })(async () => ({
       kind: 'dead-letter',
@@ -66,7 +70,10 @@ describe('inbox middleware', () => {
     }));
     const other = newMessageId();
     await dead(inbound({}, { id: other }));
-    expect(await store.get(other, 'service-b')).toMatchObject({ state: 'dead-lettered', attempts: 1 });
+    expect(await store.get({ group: 'service-b', source: 'service-a', messageId: other })).toMatchObject({
+      state: 'dead-lettered',
+      attempts: 1,
+    });
     expect(await dead(inbound({}, { id: other, attempt: 2 }))).toEqual({ kind: 'ack', skipped: 'dead-lettered' });
   });
 });

@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { BlobInfo, Broker, OutgoingMessage } from '@switchboard/core';
-import { blobCreated, decodeCloudEvent, defineContract, event, formatDataHash, isSwitchboardError, readAllBytes } from '@switchboard/core';
+import { blobCreated, decodeCloudEvent, defineContract, event, formatDataHash, isSwitchboardError } from '@switchboard/core';
+import { readAllBytes } from '@switchboard/core/kit';
 import { createMemoryBroker, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
-import { type AttachmentInfo, bindingForBroker, createFsBlobStore, createMessaging, withUploadEvents } from '@switchboard/messaging';
+import { type AttachmentInfo, createFsBlobStore, createMessaging, withUploadEvents } from '@switchboard/messaging';
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
 
 const gallery = defineContract({
@@ -30,6 +31,7 @@ function recording(inner: Broker) {
   const published: OutgoingMessage[] = [];
   const broker: Broker = {
     name: inner.name,
+    binding: inner.binding,
     capabilities: inner.capabilities,
     publish: async (message) => {
       await inner.publish(message);
@@ -92,7 +94,7 @@ describe('upload events: a put into the blob store announces "a file was uploade
     }
     // On the wire: one CloudEvent with the claim-check extensions and the BlobInfo as data; the bytes went to the store only.
     expect(published).toHaveLength(1);
-    const wire = decodeCloudEvent(published[0]?.headers ?? {}, published[0]?.body ?? new Uint8Array(), bindingForBroker(broker));
+    const wire = decodeCloudEvent(published[0]?.headers ?? {}, published[0]?.body ?? new Uint8Array(), broker.binding);
     expect(wire).toMatchObject({ id: messageId, type: 'gallery.blob.created', source: 'gallery', subject: 'users/42/avatar', data: info });
     expect(wire.extensions).toMatchObject({
       dataref: info.uri,
