@@ -8,6 +8,9 @@ import type { HttpService, OperationInterceptor } from './types.js';
 /** Problems whose body never changes, serialised once per service. */
 export interface StaticProblems {
   readonly malformedJson: StaticProblem;
+  readonly notUtf8: StaticProblem;
+  readonly jsonTooDeep: StaticProblem;
+  readonly notSerializable: StaticProblem;
   readonly unsupportedMediaType: StaticProblem;
   readonly bodyTooLarge: StaticProblem;
   readonly requestTimeout: StaticProblem;
@@ -24,11 +27,14 @@ export interface StaticProblems {
   readonly notFound: StaticProblem;
 }
 
-export function buildStaticProblems(bodyLimit: number, retryAfterSeconds: number): StaticProblems {
+export function buildStaticProblems(bodyLimit: number, retryAfterSeconds: number, maxJsonDepth: number): StaticProblems {
   const retryAfter = { 'retry-after': String(retryAfterSeconds) };
   const close = { connection: 'close' };
   return {
     malformedJson: staticProblem('SB_MALFORMED_JSON', 'The request body is not valid JSON'),
+    notUtf8: staticProblem('SB_MALFORMED_JSON', 'The request body is not valid UTF-8'),
+    jsonTooDeep: staticProblem('SB_JSON_TOO_DEEP', `The JSON body nests deeper than ${maxJsonDepth} levels`),
+    notSerializable: staticProblem('SB_RESULT_NOT_SERIALIZABLE', 'The result cannot be sent as JSON'),
     unsupportedMediaType: staticProblem('SB_UNSUPPORTED_MEDIA_TYPE', 'Send the input as application/json'),
     bodyTooLarge: staticProblem('SB_BODY_TOO_LARGE', `The body is larger than ${bodyLimit} bytes`, close),
     requestTimeout: staticProblem('SB_REQUEST_TIMEOUT', 'The request body did not arrive in time', close),
@@ -60,6 +66,10 @@ export interface ServiceRuntime {
   readonly contractName: string;
   readonly bodyLimit: number;
   readonly bodyTimeoutMs: number;
+  /** Bytes of a body nobody reads (or over the limit) read and dropped before the connection is given up. */
+  readonly drainLimit: number;
+  readonly drainTimeoutMs: number;
+  readonly maxJsonDepth: number;
   readonly maxInFlight: number;
   readonly idempotency: IdempotencyRuntime | undefined;
   readonly principal: ((req: IncomingMessage) => string | undefined) | undefined;
