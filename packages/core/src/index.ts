@@ -7,6 +7,7 @@ export * from './contract.js';
 export * from './dead-letters.js';
 export * from './diagnostics.js';
 export * from './errors.js';
+export * from './idempotency.js';
 export * from './ids.js';
 export * from './jobs.js';
 export * from './outbox.js';

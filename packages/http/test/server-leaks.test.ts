@@ -1,9 +1,9 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Handlers, JobStore } from '@switchboard/core';
+import type { Handlers, IdempotencyStore, JobStore } from '@switchboard/core';
 import { defineContract, OperationError, operation, SwitchboardError } from '@switchboard/core';
-import type { HttpRoute, HttpService, IdempotencyStore } from '@switchboard/http';
-import { createClient, createHttpService, enableJobs, MemoryIdempotencyStore } from '@switchboard/http';
+import type { HttpRoute, HttpService } from '@switchboard/http';
+import { createClient, createHttpService, enableJobs } from '@switchboard/http';
 import { createMemoryJobStore } from '@switchboard/memory';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

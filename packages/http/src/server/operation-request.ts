@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { childTraceparent, SwitchboardError, validate } from '@switchboard/core';
+import type { IdempotencyLock, StoredResponse } from '@switchboard/core';
+import { childTraceparent, idempotencyScope, SwitchboardError, validate } from '@switchboard/core';
 import { requestHash } from '../idempotency/hash.js';
-import type { StoredResponse } from '../idempotency/store.js';
 import { HttpHandlerContext } from './context.js';
 import type { CompiledOperation } from './invoke.js';
 import { invokeOperation, outcomeOfError } from './invoke.js';
@@ -19,7 +19,7 @@ const REPLAYED = { 'idempotent-replayed': 'true' } as const;
 const DIGITS = /^\d{1,15}$/;
 
 /** What the idempotency phase decided: run the call (owning the key, or without one), or it was answered. */
-type Claim = { readonly key: string; readonly scope: string } | undefined | typeof ANSWERED;
+type Claim = IdempotencyLock | undefined | typeof ANSWERED;
 const ANSWERED = Symbol('answered');
 
 /**
@@ -205,14 +205,13 @@ export class OperationRequest {
       this.sendStatic(problems.badKey);
       return ANSWERED;
     }
-    const scope = `${operation.name}:${this.principal ?? ''}`;
+    const scope = idempotencyScope(operation.name, this.principal);
     let begun: Awaited<ReturnType<typeof idempotency.store.begin>>;
     try {
       begun = await idempotency.store.begin({
         scope,
         key,
         requestHash: requestHash(body),
-        ttlMs: idempotency.ttlMs,
         lockMs: idempotency.lockMs,
       });
     } catch (error) {
@@ -230,8 +229,11 @@ export class OperationRequest {
       case 'in-progress':
         this.sendStatic(problems.keyInProgress);
         return ANSWERED;
+      case 'full':
+        this.sendStatic(problems.storeFull);
+        return ANSWERED;
       case 'started':
-        return { key, scope };
+        return { scope, key, token: begun.token };
     }
   }
 
@@ -354,7 +356,7 @@ export class OperationRequest {
       return;
     }
     try {
-      await idempotency.store.complete(claim.scope, claim.key, answer, idempotency.ttlMs);
+      await idempotency.store.complete(claim, answer, idempotency.ttlMs);
     } catch (error) {
       report(this.runtime, error, this.operation.name, answer.status);
     }
@@ -399,9 +401,9 @@ export class OperationRequest {
   }
 }
 
-async function abandon(request: OperationRequest, claim: { readonly scope: string; readonly key: string }): Promise<void> {
+async function abandon(request: OperationRequest, claim: IdempotencyLock): Promise<void> {
   try {
-    await request.runtime.idempotency?.store.abandon(claim.scope, claim.key);
+    await request.runtime.idempotency?.store.abandon(claim);
   } catch (error) {
     report(request.runtime, error, request.operation.name, 503);
   }

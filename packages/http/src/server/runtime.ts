@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
+import type { IdempotencyStore } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
-import type { IdempotencyStore } from '../idempotency/store.js';
 import type { StaticProblem } from './respond.js';
 import { staticProblem } from './respond.js';
 import type { HttpService, OperationInterceptor } from './types.js';
@@ -22,6 +22,7 @@ export interface StaticProblems {
   readonly badKey: StaticProblem;
   readonly badTimeout: StaticProblem;
   readonly storeUnavailable: StaticProblem;
+  readonly storeFull: StaticProblem;
   readonly internal: StaticProblem;
   readonly unknownOperation: StaticProblem;
   readonly notFound: StaticProblem;
@@ -46,6 +47,7 @@ export function buildStaticProblems(bodyLimit: number, retryAfterSeconds: number
     badKey: staticProblem('SB_BAD_REQUEST', 'Idempotency-Key must be 1 to 255 characters'),
     badTimeout: staticProblem('SB_BAD_REQUEST', 'Switchboard-Timeout-Ms must be a non-negative integer'),
     storeUnavailable: staticProblem('SB_STORE_UNAVAILABLE', 'The idempotency store could not be reached', retryAfter),
+    storeFull: staticProblem('SB_IDEMPOTENCY_STORE_FULL', 'Too many requests with an Idempotency-Key are in progress', retryAfter),
     internal: staticProblem('SB_INTERNAL'),
     unknownOperation: staticProblem('SB_UNKNOWN_OPERATION'),
     notFound: staticProblem('SB_NOT_FOUND'),

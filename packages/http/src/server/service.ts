@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AnyContract, HandlerContext } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
-import { MemoryIdempotencyStore } from '../idempotency/memory.js';
+import { MemoryIdempotencyStore } from '@switchboard/memory';
 import { readBody } from './body.js';
 import { isJsonContentType } from './content-type.js';
 import { boundUnreadBody, DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT_MS } from './drain.js';

@@ -1,6 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AnyContract, HandlerContext, Handlers, OperationDefinition, ProblemDetails } from '@switchboard/core';
-import type { IdempotencyStore } from '../idempotency/store.js';
+import type { AnyContract, HandlerContext, Handlers, IdempotencyStore, OperationDefinition, ProblemDetails } from '@switchboard/core';
 
 export interface HttpServiceOptions<C extends AnyContract> {
   readonly contract: C;
@@ -39,7 +38,11 @@ export interface HttpServiceOptions<C extends AnyContract> {
   readonly maxConnections?: number;
   /** `Retry-After` (seconds) on 503 answers (overload, shutdown). Default 1. */
   readonly retryAfterSeconds?: number;
-  /** `Idempotency-Key` support. Default: an in-memory store (one process). `false` ignores the header. */
+  /**
+   * `Idempotency-Key` support. Default: a `MemoryIdempotencyStore` (one process, bounded); give a
+   * SQLite, PostgreSQL or Redis store to keep keys across restarts and share them between
+   * instances. `false` ignores the header.
+   */
   readonly idempotency?: IdempotencyOptions | false;
   /**
    * The caller's identity, for `ctx.principal` and the idempotency scope. Authentication itself
@@ -58,7 +61,7 @@ export interface HttpServiceOptions<C extends AnyContract> {
 }
 
 export interface IdempotencyOptions {
-  /** Default: a new `MemoryIdempotencyStore`. */
+  /** Default: a new `MemoryIdempotencyStore` from `@switchboard/memory`, closed with the service. */
   readonly store?: IdempotencyStore;
   /** How long an answer is replayed. Default 24 h. */
   readonly ttlMs?: number;
