@@ -42,8 +42,8 @@ const EVICT_BATCH = 64;
  * processes.
  *
  * Schema: `<prefix>idempotency` (WITHOUT ROWID, primary key (scope, key); indexes on `expires_at`
- * and, for completed records, `completed_at`, the eviction order) and `<prefix>idempotency_totals`,
- * one row counting records and bytes, kept exact in the same transactions, so the bounds cost no scan.
+ * and, for completed records, `seq`, the completion order that eviction follows) and `<prefix>idempotency_totals`,
+ * one row counting records, bytes and completions, kept exact in the same transactions, so the bounds cost no scan.
  */
 export class SqliteIdempotencyStore implements IdempotencyStore {
   readonly #db: BetterSqlite3.Database;
@@ -57,6 +57,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
   readonly #delete: BetterSqlite3.Statement<[string, string]>;
   readonly #totals: BetterSqlite3.Statement<[], Totals>;
   readonly #adjust: BetterSqlite3.Statement<[number, number]>;
+  readonly #nextSeq: BetterSqlite3.Statement<[]>;
   readonly #expired: BetterSqlite3.Statement<[number, number], { scope: string; key: string; bytes: number }>;
   readonly #oldestDone: BetterSqlite3.Statement<[number], { scope: string; key: string; bytes: number }>;
   readonly #beginTx: BetterSqlite3.Transaction<(request: IdempotencyBegin, token: string) => IdempotencyBeginResult>;
@@ -86,25 +87,30 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
         bytes INTEGER NOT NULL,
         expires_at INTEGER NOT NULL,
         completed_at INTEGER,
+        seq INTEGER,
         PRIMARY KEY (scope, key)
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS ${t}_expires ON ${t} (expires_at);
-      CREATE INDEX IF NOT EXISTS ${t}_completed ON ${t} (completed_at) WHERE done = 1;
-      CREATE TABLE IF NOT EXISTS ${t}_totals (id INTEGER PRIMARY KEY CHECK (id = 1), entries INTEGER NOT NULL, bytes INTEGER NOT NULL);
-      INSERT OR IGNORE INTO ${t}_totals (id, entries, bytes) VALUES (1, 0, 0);
+      CREATE INDEX IF NOT EXISTS ${t}_completed ON ${t} (seq) WHERE done = 1;
+      CREATE TABLE IF NOT EXISTS ${t}_totals (
+        id INTEGER PRIMARY KEY CHECK (id = 1), entries INTEGER NOT NULL, bytes INTEGER NOT NULL, seq INTEGER NOT NULL
+      );
+      INSERT OR IGNORE INTO ${t}_totals (id, entries, bytes, seq) VALUES (1, 0, 0, 0);
     `);
     this.#select = db.prepare(
       `SELECT request_hash, token, done, status, headers, body, bytes, expires_at FROM ${t} WHERE scope = ? AND key = ?`,
     );
     this.#insert = db.prepare(`INSERT INTO ${t} (scope, key, request_hash, token, bytes, expires_at) VALUES (?, ?, ?, ?, ?, ?)`);
     this.#insertDone = db.prepare(
-      `INSERT INTO ${t} (scope, key, request_hash, token, done, status, headers, body, bytes, expires_at, completed_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO ${t} (scope, key, request_hash, token, done, status, headers, body, bytes, expires_at, completed_at, seq)
+       VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, (SELECT seq + 1 FROM ${t}_totals WHERE id = 1))`,
     );
     this.#delete = db.prepare(`DELETE FROM ${t} WHERE scope = ? AND key = ?`);
     this.#totals = db.prepare(`SELECT entries, bytes FROM ${t}_totals WHERE id = 1`);
     this.#adjust = db.prepare(`UPDATE ${t}_totals SET entries = entries + ?, bytes = bytes + ? WHERE id = 1`);
+    this.#nextSeq = db.prepare(`UPDATE ${t}_totals SET seq = seq + 1 WHERE id = 1`);
     this.#expired = db.prepare(`SELECT scope, key, bytes FROM ${t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?`);
-    this.#oldestDone = db.prepare(`SELECT scope, key, bytes FROM ${t} WHERE done = 1 ORDER BY completed_at LIMIT ?`);
+    this.#oldestDone = db.prepare(`SELECT scope, key, bytes FROM ${t} WHERE done = 1 ORDER BY seq LIMIT ?`);
     this.#beginTx = db.transaction((request, token) => this.#begin(request, token));
     this.#completeTx = db.transaction((lock, response, ttlMs) => this.#completeOne(lock, response, ttlMs));
     this.#abandonTx = db.transaction((lock) => {
