@@ -58,7 +58,7 @@ INSERT INTO ${t}_totals (shard, entries, bytes) SELECT s, 0, 0 FROM generate_ser
 }
 
 function shardOf(scope: string, key: string): number {
-  return createHash('sha1').update(scope).update('\u0000').update(key).digest()[0] as number % SHARDS;
+  return (createHash('sha1').update(scope).update('\u0000').update(key).digest()[0] as number) % SHARDS;
 }
 
 /**
@@ -127,7 +127,19 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
            INSERT INTO ${this.#t} (scope, key, request_hash, token, done, status, headers, body, bytes, shard, expires_at, completed_at)
            VALUES ($1, $2, $3, $4, true, $5, $6, $7, $8, $9, $10, $11))
          UPDATE ${this.#t}_totals SET entries = entries + 1, bytes = bytes + $8 WHERE shard = $9`,
-        [lock.scope, lock.key, row.request_hash, lock.token, response.status, JSON.stringify(response.headers), response.body, bytes, shard, now + ttlMs, now],
+        [
+          lock.scope,
+          lock.key,
+          row.request_hash,
+          lock.token,
+          response.status,
+          JSON.stringify(response.headers),
+          response.body,
+          bytes,
+          shard,
+          now + ttlMs,
+          now,
+        ],
       );
     });
   }
