@@ -1,0 +1,11 @@
+export type { TokenProvider } from './auth.js';
+export { AuthError, auth } from './auth.js';
+export { breaker } from './breaker.js';
+export { classify } from './classify.js';
+export { deadline } from './deadline.js';
+export type { AttemptObserver, AttemptResult, CallPolicy, RetryPlan, Verdict } from './policy.js';
+export { CircuitOpenError, CutError } from './policy.js';
+export { RetryPauseClosed, retry } from './retry.js';
+export { tracing } from './tracing.js';
+export type { Transport, TransportOptions } from './transport.js';
+export { createTransport } from './transport.js';
