@@ -130,7 +130,7 @@ describe('job submits and monitors', () => {
       text += chunk;
     });
     socket.on('error', () => {});
-    const closed = once(socket, 'close');
+    const closed = new Promise((resolve) => socket.once('close', resolve));
     socket.write('GET /jobs/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\nxxxx');
     const timer = setInterval(() => socket.writable && socket.write('xxxxxxxxxx'), 50);
     await closed;
