@@ -14,6 +14,7 @@ export function auth(provider: TokenProvider): Dispatcher.DispatcherComposeInter
   return (dispatch) => (opts, handler) => {
     provider().then(
       (token) => {
+        // A copy: the token must not stay on a header record a retry or the caller reuses.
         dispatch(token === undefined ? opts : { ...opts, headers: { ...headersOf(opts), authorization: `Bearer ${token}` } }, handler);
       },
       (error: unknown) => failFast(handler, new AuthError(error)),

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { ForwardHandler } from './forward.js';
 import type { AttemptState, CallPolicy, Verdict } from './policy.js';
-import { attemptOf, policyOf } from './policy.js';
+import { policyOf } from './policy.js';
 
 /** Error answers are read whole (up to this) before the retry and breaker decide; longer ones stream. */
 const MAX_BUFFERED = 1024 * 1024;
@@ -17,11 +17,14 @@ function defaultVerdict(status: number | undefined): Verdict {
  * any other answer is read whole first (its problem document says whether a retry may help), then
  * handed on unchanged; a transport error is judged as it is.
  */
-export function classify(): Dispatcher.DispatcherComposeInterceptor {
+export function classify(options: { readonly breaker?: boolean } = {}): Dispatcher.DispatcherComposeInterceptor {
+  const always = options.breaker !== false;
   return (dispatch) => (opts, handler) => {
-    const attempt = attemptOf(opts);
-    if (attempt === undefined) return dispatch(opts, handler);
-    return dispatch(opts, new ClassifyHandler(handler, policyOf(opts), attempt));
+    const policy = policyOf(opts);
+    const attempt = policy?.attempt;
+    // Without a breaker or a retry nobody reads the verdict: pass straight through.
+    if (attempt === undefined || (!always && (policy?.retry === undefined || policy.retry.attempts <= 1))) return dispatch(opts, handler);
+    return dispatch(opts, new ClassifyHandler(handler, policy, attempt));
   };
 }
 

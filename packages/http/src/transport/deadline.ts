@@ -20,9 +20,13 @@ export function deadline(): Dispatcher.DispatcherComposeInterceptor {
     const attemptLimit = policy.attemptTimeoutMs;
     const byAttempt = attemptLimit !== undefined && attemptLimit < remaining;
     const budget = Math.min(byAttempt ? (attemptLimit as number) : remaining, MAX_TIMER_MS);
-    const next = policy.budgetHeader
-      ? { ...opts, headers: { ...headersOf(opts), 'switchboard-timeout-ms': String(Math.max(1, Math.floor(budget))) } }
-      : opts;
+    let next = opts;
+    if (policy.budgetHeader === true) {
+      const value = String(Math.max(1, Math.floor(budget)));
+      const headers = headersOf(opts);
+      if (headers === undefined) next = { ...opts, headers: { 'switchboard-timeout-ms': value } };
+      else headers['switchboard-timeout-ms'] = value;
+    }
     return dispatch(next, new DeadlineHandler(handler, budget, byAttempt ? 'attempt' : 'deadline'));
   };
 }

@@ -40,7 +40,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 }
 
-/** Headers of dispatch options as a plain record (the transport's clients always pass records). */
-export function headersOf(opts: Dispatcher.DispatchOptions): Record<string, string> {
-  return (opts.headers ?? {}) as Record<string, string>;
+/** The request's own header record, which the interceptors set per-attempt headers on (see `CallPolicy`). */
+export function headersOf(opts: Dispatcher.DispatchOptions): Record<string, string> | undefined {
+  return opts.headers as Record<string, string> | undefined;
 }

@@ -35,6 +35,9 @@ export interface AttemptObserver {
 /**
  * Switchboard's part of a request's dispatch options (`opts.switchboard`): what the interceptors of
  * the transport act on. Every member is optional; a request without any passes straight through.
+ * One policy per request: the interceptors keep per-attempt state in it, and set per-attempt
+ * headers (`traceparent`, `Switchboard-Timeout-Ms`, `authorization`) on the request's own header
+ * record, which must be a plain object made for this request.
  */
 export interface CallPolicy {
   /** Tracing: each attempt continues this trace with a new span id (`traceparent`). */
@@ -52,6 +55,8 @@ export interface CallPolicy {
   /** Retry and breaker: the meaning of an attempt. Without it, only transport errors count as faults. */
   classify?(result: AttemptResult): Verdict;
   readonly observe?: AttemptObserver | undefined;
+  /** The attempt under way, set by the retry interceptor before each dispatch (for the interceptors inside it). */
+  attempt?: AttemptState;
 }
 
 /** Per-attempt state the interceptors of one attempt share (set by the retry interceptor). */
@@ -62,10 +67,7 @@ export interface AttemptState {
 }
 
 /** Dispatch options as the interceptors receive them. */
-export type PolicyDispatchOptions = Dispatcher.DispatchOptions & {
-  readonly switchboard?: CallPolicy;
-  readonly switchboardAttempt?: AttemptState;
-};
+export type PolicyDispatchOptions = Dispatcher.DispatchOptions & { readonly switchboard?: CallPolicy };
 
 /** A request option undici does not know: carried through `dispatch`, ignored by the network. */
 export function policyOf(opts: Dispatcher.DispatchOptions): CallPolicy | undefined {
@@ -73,7 +75,7 @@ export function policyOf(opts: Dispatcher.DispatchOptions): CallPolicy | undefin
 }
 
 export function attemptOf(opts: Dispatcher.DispatchOptions): AttemptState | undefined {
-  return (opts as PolicyDispatchOptions).switchboardAttempt;
+  return (opts as PolicyDispatchOptions).switchboard?.attempt;
 }
 
 /** Why the transport itself cut an attempt: the call's deadline or the attempt's own limit. */

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { AttemptState, CallPolicy, PolicyDispatchOptions, RetryPlan } from './policy.js';
+import type { AttemptState, CallPolicy, RetryPlan } from './policy.js';
 import { policyOf } from './policy.js';
 
 /**
@@ -16,10 +16,12 @@ import { policyOf } from './policy.js';
 export function retry(): Dispatcher.DispatcherComposeInterceptor {
   return (dispatch) => (opts, handler) => {
     const policy = policyOf(opts);
+    if (policy === undefined) return dispatch(opts, handler);
     const state: AttemptState = { number: 1, verdict: undefined, traceparent: undefined };
-    const plan = policy?.retry;
-    if (policy === undefined || plan === undefined || plan.attempts <= 1) {
-      return dispatch({ ...opts, switchboardAttempt: state } as PolicyDispatchOptions, handler);
+    const plan = policy.retry;
+    if (plan === undefined || plan.attempts <= 1) {
+      policy.attempt = state;
+      return dispatch(opts, handler);
     }
     return new RetryHandler(dispatch, opts, handler, policy, plan).start(state);
   };
@@ -84,7 +86,8 @@ class RetryHandler implements Dispatcher.DispatchController {
   // --- attempts --------------------------------------------------------------------------------
 
   start(state: AttemptState): boolean {
-    return this.#dispatch({ ...this.#opts, switchboardAttempt: state } as PolicyDispatchOptions, this.#attemptHandler(state));
+    this.#policy.attempt = state;
+    return this.#dispatch(this.#opts, this.#attemptHandler(state));
   }
 
   #attemptHandler(state: AttemptState): Dispatcher.DispatchHandler {

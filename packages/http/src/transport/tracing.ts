@@ -17,9 +17,13 @@ export function tracing(): Dispatcher.DispatcherComposeInterceptor {
     let next = opts;
     if (trace !== undefined) {
       traceparent = attemptTraceparent(trace);
-      const headers: Record<string, string> = { ...headersOf(opts), traceparent };
-      if (policy.tracestate !== undefined && trace.continued) headers.tracestate = policy.tracestate;
-      next = { ...opts, headers };
+      const headers = headersOf(opts);
+      if (headers === undefined) {
+        next = { ...opts, headers: { traceparent } };
+      } else {
+        headers.traceparent = traceparent;
+        if (policy.tracestate !== undefined && trace.continued) headers.tracestate = policy.tracestate;
+      }
     }
     const attempt = attemptOf(opts);
     if (attempt !== undefined) attempt.traceparent = traceparent;

@@ -65,7 +65,7 @@ export function createTransport(options: TransportOptions): Transport {
   }
   const interceptors: Dispatcher.DispatcherComposeInterceptor[] = [tracing()];
   if (options.auth !== undefined) interceptors.push(auth(options.auth));
-  interceptors.push(deadline(), classify());
+  interceptors.push(deadline(), classify({ breaker: options.breaker !== undefined }));
   if (options.breaker !== undefined) interceptors.push(breaker(options.breaker));
   interceptors.push(retry());
   const dispatcher = base.compose(interceptors);
