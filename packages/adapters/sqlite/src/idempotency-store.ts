@@ -182,6 +182,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
       now + ttlMs,
       now,
     );
+    this.#nextSeq.run();
     this.#adjust.run(1, bytes);
   }
 
