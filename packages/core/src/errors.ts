@@ -13,6 +13,12 @@ export const errorRegistry = {
     retryable: false,
     description: 'The input does not match the contract; `errors` lists each failing field as a JSON Pointer and a message.',
   },
+  SB_JSON_TOO_DEEP: {
+    status: 400,
+    title: 'JSON nested too deeply',
+    retryable: false,
+    description: 'The JSON body nests arrays and objects deeper than the service accepts (`maxJsonDepth`, default 64).',
+  },
   SB_BAD_REQUEST: { status: 400, title: 'Bad request', retryable: false, description: 'A header or parameter is malformed.' },
   SB_UNAUTHORIZED: { status: 401, title: 'Unauthorized', retryable: false, description: 'The request carries no valid credentials.' },
   SB_FORBIDDEN: { status: 403, title: 'Forbidden', retryable: false, description: 'The caller may not perform this request.' },
@@ -80,6 +86,13 @@ export const errorRegistry = {
     retryable: false,
     description: "The handler's answer does not match the contract's output schema; it was not sent.",
   },
+  SB_RESULT_NOT_SERIALIZABLE: {
+    status: 500,
+    title: 'Result not serializable',
+    retryable: false,
+    description:
+      'The handler returned a value JSON cannot hold (a BigInt, a cycle, nesting too deep); nothing was sent or stored, and a job with it fails.',
+  },
   SB_INTERNAL: { status: 500, title: 'Internal error', retryable: false, description: 'An unexpected error inside Switchboard.' },
   SB_BAD_GATEWAY: {
     status: 502,
@@ -98,6 +111,13 @@ export const errorRegistry = {
     title: 'Upstream unavailable',
     retryable: true,
     description: 'The upstream could not be reached (connection refused, reset, DNS).',
+  },
+  SB_IDEMPOTENCY_STORE_FULL: {
+    status: 503,
+    title: 'Idempotency store full',
+    retryable: true,
+    description:
+      'The idempotency store is at its bound with requests still in progress, so it takes no new key now; `Retry-After` says when to come back.',
   },
   SB_CIRCUIT_OPEN: {
     status: 503,

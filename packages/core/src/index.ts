@@ -48,6 +48,15 @@ export {
   RetryLaterError,
   SwitchboardError,
 } from './errors.js';
+export type {
+  IdempotencyBegin,
+  IdempotencyBeginResult,
+  IdempotencyBounds,
+  IdempotencyLock,
+  IdempotencyStore,
+  StoredResponse,
+} from './idempotency.js';
+export { DEFAULT_IDEMPOTENCY_MAX_BYTES, DEFAULT_IDEMPOTENCY_MAX_ENTRIES } from './idempotency.js';
 export { newMessageId } from './ids.js';
 export type {
   CancelResult,

@@ -40,6 +40,12 @@ export { deadLetterStatusAt, mergeAttempts } from './dead-letters.js';
 export type { DeliveryFields, DeliveryTrackerOptions } from './delivery-tracker.js';
 export { DeliveryTracker, TrackedDelivery } from './delivery-tracker.js';
 export { describeError } from './errors.js';
+export {
+  IDEMPOTENCY_FULL_RETRY_AFTER_MS,
+  idempotencyRecordBytes,
+  idempotencyScope,
+  resolveIdempotencyBounds,
+} from './idempotency.js';
 export { newSecretId, randomHex } from './ids.js';
 export { canceledProblem, JobWaiters, jobStoreDefaults, leaseExpiredProblem, storeUnavailable } from './jobs.js';
 export { assertOutboxMessage } from './outbox.js';

@@ -2,4 +2,5 @@ export * from './client/index.js';
 export * from './idempotency/index.js';
 export * from './jobs/index.js';
 export * from './server/index.js';
+export * from './transport/index.js';
 export * from './webhooks/index.js';

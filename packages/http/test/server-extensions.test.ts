@@ -1,5 +1,5 @@
 import type { HttpRoute, OperationInterceptor } from '@switchboard/http';
-import { createHttpService, createMemoryIdempotencyStore, sendJson } from '@switchboard/http';
+import { createHttpService, sendJson } from '@switchboard/http';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { post, problemOf } from './server-cases.js';
@@ -86,47 +86,5 @@ describe('extension points', () => {
     const unknown = await service.invoke('nope', {}, context);
     expect(unknown.ok ? undefined : unknown.problem.code).toBe('SB_UNKNOWN_OPERATION');
     await service.close();
-  });
-});
-
-describe('MemoryIdempotencyStore', () => {
-  const begin = { scope: 'op:alice', key: 'k', requestHash: 'h1', ttlMs: 1000, lockMs: 100 };
-  const response = { status: 200, headers: { 'content-type': 'application/json' }, body: '{}' };
-
-  it('starts, reports in-progress and mismatch, then replays once completed', async () => {
-    const store = createMemoryIdempotencyStore();
-    expect(await store.begin(begin)).toEqual({ status: 'started' });
-    expect(await store.begin(begin)).toEqual({ status: 'in-progress' });
-    expect(await store.begin({ ...begin, requestHash: 'h2' })).toEqual({ status: 'mismatch' });
-    expect(await store.begin({ ...begin, scope: 'op:bob' })).toEqual({ status: 'started' });
-    await store.complete(begin.scope, begin.key, response, begin.ttlMs);
-    expect(await store.begin(begin)).toEqual({ status: 'replay', response });
-    await store.close();
-  });
-
-  it('frees a key on abandon, takes over a stale lock and forgets expired answers', async () => {
-    let now = 0;
-    const store = createMemoryIdempotencyStore({ now: () => now });
-    await store.begin(begin);
-    await store.abandon(begin.scope, begin.key);
-    expect(await store.begin(begin)).toEqual({ status: 'started' });
-    now = 150;
-    expect(await store.begin(begin)).toEqual({ status: 'started' });
-    await store.complete(begin.scope, begin.key, response, begin.ttlMs);
-    await store.abandon(begin.scope, begin.key);
-    now = 1000;
-    expect((await store.begin(begin)).status).toBe('replay');
-    now = 1200;
-    store.sweep();
-    expect(store.size).toBe(0);
-    await store.close();
-  });
-
-  it('keeps at most maxEntries records', async () => {
-    const store = createMemoryIdempotencyStore({ maxEntries: 2 });
-    for (const key of ['a', 'b', 'c']) await store.begin({ ...begin, key });
-    expect(store.size).toBe(2);
-    expect(await store.begin({ ...begin, key: 'a' })).toEqual({ status: 'started' });
-    await store.close();
   });
 });

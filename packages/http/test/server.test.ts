@@ -41,11 +41,12 @@ describe('createHttpService on node:http', () => {
     expect(answer.text).not.toContain('secret detail');
   });
 
-  it('answers a SwitchboardError thrown by a handler with its own problem and Retry-After', async () => {
+  it('answers a SwitchboardError thrown by a handler with its code, status and Retry-After, not its message', async () => {
     const answer = await post(mounted.base, 'fail', JSON.stringify({ how: 'switchboard' }));
     expect(answer.status).toBe(409);
     expect(answer.headers['retry-after']).toBe('2');
-    expect(problemOf(answer.json)).toMatchObject({ code: 'SB_CONFLICT', detail: 'The name changed meanwhile' });
+    expect(problemOf(answer.json)).toMatchObject({ code: 'SB_CONFLICT', detail: 'Operation fail failed' });
+    expect(answer.text).not.toContain('The name changed meanwhile');
   });
 
   it('answers 500 SB_INVALID_OUTPUT when a declared error carries data that fails its schema', async () => {

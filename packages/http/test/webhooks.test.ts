@@ -73,13 +73,18 @@ describe('Standard Webhooks signing and verification', () => {
 });
 
 describe('callback allow-list', () => {
-  const check = callbackPolicy(['https://hooks.example.com', 'partner.example.org', '*.internal.example', 'http://127.0.0.1:8080']);
+  const check = callbackPolicy([
+    'https://hooks.example.com',
+    'partner.example.org:9000',
+    '*.internal.example:443',
+    'http://127.0.0.1:8080',
+  ]);
   const verdict = (url: string) => codeOf(() => check(url)) ?? 'allowed';
 
   it('allows listed origins, hosts and subdomains', () => {
     expect(verdict('https://hooks.example.com/jobs?x=1')).toBe('allowed');
-    expect(verdict('https://partner.example.org/cb')).toBe('allowed');
     expect(verdict('http://partner.example.org:9000/cb')).toBe('allowed');
+    expect(verdict('https://partner.example.org:9000/cb')).toBe('allowed');
     expect(verdict('https://a.b.internal.example/cb')).toBe('allowed');
     expect(verdict('http://127.0.0.1:8080/hook')).toBe('allowed');
   });
@@ -90,6 +95,8 @@ describe('callback allow-list', () => {
       'https://hooks.example.com:444/', // other port
       'https://hooks.example.com.evil.test/',
       'https://internal.example/', // the wildcard covers subdomains only
+      'https://partner.example.org/cb', // a host entry allows its own port only
+      'http://a.internal.example:8080/', // and so does a wildcard entry
       'http://127.0.0.1:8081/',
       'http://169.254.169.254/latest/meta-data',
       'https://user:pass@hooks.example.com/',
@@ -100,5 +107,15 @@ describe('callback allow-list', () => {
       expect(verdict(url), url).toBe('SB_CALLBACK_NOT_ALLOWED');
     }
     expect(codeOf(() => callbackPolicy([])('https://hooks.example.com/'))).toBe('SB_CALLBACK_NOT_ALLOWED');
+  });
+
+  it('refuses host and wildcard entries without a port at configuration', () => {
+    for (const entry of ['partner.example.org', '*.internal.example', '127.0.0.1', '[::1]', 'host:99999', '']) {
+      expect(
+        codeOf(() => callbackPolicy([entry])),
+        entry,
+      ).toBe('SB_CONFIG_INVALID');
+    }
+    expect(codeOf(() => callbackPolicy(['[::1]:8080'])('http://[::1]:8080/hook'))).toBeUndefined();
   });
 });

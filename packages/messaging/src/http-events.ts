@@ -1,7 +1,7 @@
 import type { CloudEvent, ProblemDetails } from '@switchboard/core';
 import { cloudEventFromHttp } from '@switchboard/core';
 import type { HttpRoute } from '@switchboard/http';
-import { retryAfterHeader, sendJson, sendProblem } from '@switchboard/http';
+import { checkJsonDepth, isJsonMediaType, retryAfterHeader, sendJson, sendProblem } from '@switchboard/http';
 import type { Outcome } from './pipeline.js';
 
 /** What became of one event received over HTTP. */
@@ -48,7 +48,7 @@ function toResult(id: string, outcome: Outcome): EventResult {
  * - one event to retry later: `503` with the problem and `Retry-After`
  * - one event dead-lettered: its problem and status (400 for a schema failure or unknown type)
  * - a batch: `200` with `{ results: [{ id, status, retryAfterMs?, error? }] }`
- * - 413 over the body limit, 415 unsupported media type, 400 malformed or not a CloudEvent
+ * - 413 over the body limit, 415 unsupported media type, 400 malformed, nested too deep or not a CloudEvent
  */
 export function cloudEventsRoute(receive: (event: CloudEvent) => Promise<Outcome>, options: { readonly path?: string } = {}): HttpRoute {
   return {
@@ -56,6 +56,8 @@ export function cloudEventsRoute(receive: (event: CloudEvent) => Promise<Outcome
     path: options.path ?? '/events',
     async handle(req, res, context) {
       const body = await context.readBody();
+      // The same nesting bound as every JSON body the HTTP layer parses (400 SB_JSON_TOO_DEEP).
+      if (isJsonMediaType(req.headers['content-type'])) checkJsonDepth(body, context.maxJsonDepth);
       const decoded = cloudEventFromHttp(req.headers, body);
       if (decoded.mode === 'batch') {
         const results: EventResult[] = [];

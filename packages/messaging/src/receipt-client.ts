@@ -1,5 +1,7 @@
-import { errorFromProblem, type ProblemDetails, SwitchboardError } from '@switchboard/core';
-import { type Dispatcher, request } from 'undici';
+import { errorFromProblem, type ProblemDetails, parseTraceparent, SwitchboardError } from '@switchboard/core';
+import { newTraceId } from '@switchboard/core/kit';
+import { type CallPolicy, createTransport, type Transport } from '@switchboard/http';
+import type { Dispatcher } from 'undici';
 import type { ReceiptDocument } from './receipts.js';
 
 export interface FetchReceiptOptions {
@@ -18,8 +20,29 @@ export interface FetchReceiptOptions {
   readonly wait?: { readonly timeoutMs: number; readonly group?: string; readonly pollSeconds?: number };
   readonly signal?: AbortSignal;
   readonly dispatcher?: Dispatcher;
-  /** Extra request headers (auth). */
+  /** Extra request headers. */
   readonly headers?: Readonly<Record<string, string>>;
+  /** Bearer token for every request (`Authorization: Bearer <token>`). */
+  readonly auth?: () => Promise<string | undefined>;
+  /** W3C `traceparent` of the caller: every request continues its trace with a new span id. */
+  readonly traceparent?: string;
+}
+
+/** One shared transport for calls that bring no dispatcher of their own (an undici `Agent`, kept alive). */
+let shared: Transport | undefined;
+
+function transportFor(options: FetchReceiptOptions): { readonly transport: Transport; readonly owned: boolean } {
+  if (options.dispatcher === undefined && options.auth === undefined) {
+    shared ??= createTransport({ connections: 16 });
+    return { transport: shared, owned: false };
+  }
+  return {
+    transport: createTransport({
+      ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
+      ...(options.auth === undefined ? {} : { auth: options.auth }),
+    }),
+    owned: true,
+  };
 }
 
 /**
@@ -35,11 +58,26 @@ export async function fetchReceipt(
   messageId: string,
   options: FetchReceiptOptions = {},
 ): Promise<ReceiptDocument | undefined> {
+  const { transport, owned } = transportFor(options);
+  try {
+    return await poll(transport, baseUrl, messageId, options);
+  } finally {
+    if (owned) await transport.close();
+  }
+}
+
+async function poll(
+  transport: Transport,
+  baseUrl: string,
+  messageId: string,
+  options: FetchReceiptOptions,
+): Promise<ReceiptDocument | undefined> {
   const path = options.path ?? '/receipts/';
   const url = `${baseUrl.replace(/\/$/, '')}${path.endsWith('/') ? path : `${path}/`}${encodeURIComponent(messageId)}`;
   const wait = options.wait;
   const deadline = wait === undefined ? 0 : Date.now() + wait.timeoutMs;
   let last: ReceiptDocument | undefined;
+  const trace = traceOfCaller(options.traceparent);
   for (;;) {
     const remaining = deadline - Date.now();
     const seconds = wait === undefined ? 0 : Math.max(0, Math.min(wait.pollSeconds ?? 5, Math.floor(remaining / 1000)));
@@ -47,13 +85,16 @@ export async function fetchReceipt(
     if (options.source !== undefined) query.set('source', options.source);
     if (seconds > 0) query.set('wait', String(seconds));
     if (wait?.group !== undefined) query.set('group', wait.group);
-    const target = query.size > 0 ? `${url}?${query}` : url;
-    const response = await request(target, {
+    const target = new URL(query.size > 0 ? `${url}?${query}` : url);
+    const policy: CallPolicy = { trace };
+    const response = await transport.dispatcher.request({
+      origin: target.origin,
+      path: `${target.pathname}${target.search}`,
       method: 'GET',
       headers: { accept: 'application/json', ...options.headers },
       ...(options.signal === undefined ? {} : { signal: options.signal }),
-      ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
-    });
+      switchboard: policy,
+    } as Dispatcher.RequestOptions);
     const text = await response.body.text();
     if (response.statusCode === 200) {
       last = JSON.parse(text) as ReceiptDocument;
@@ -77,4 +118,12 @@ function problemError(text: string, status: number): SwitchboardError {
     // not a problem document
   }
   return new SwitchboardError('SB_BAD_GATEWAY', { detail: `the receipts endpoint answered ${status}` });
+}
+
+/** The caller's trace, or a new sampled one (the transport gives every request its own span). */
+function traceOfCaller(traceparent: string | undefined): { traceId: string; flags: string; continued: boolean } {
+  const parsed = parseTraceparent(traceparent);
+  return parsed === undefined
+    ? { traceId: newTraceId(), flags: '01', continued: false }
+    : { traceId: parsed.traceId, flags: parsed.flags, continued: true };
 }

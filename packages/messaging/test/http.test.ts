@@ -118,4 +118,47 @@ describe.each(engines)('receipts and CloudEvents over HTTP on %s', (_name, facto
     expect(await r5.json()).toMatchObject({ code: 'SB_UNKNOWN_TYPE' });
     expect(seen).toEqual([]);
   });
+
+  it('answers 400 SB_JSON_TOO_DEEP to JSON nested deeper than the service allows, in every mode', async () => {
+    const deep = `${'['.repeat(1_000)}${']'.repeat(1_000)}`;
+    const binary = await fetch(`${url}/events`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'ce-specversion': '1.0',
+        'ce-id': 'd1',
+        'ce-source': 'curl',
+        'ce-type': 'service-b.name.submitted',
+      },
+      body: deep,
+    });
+    const structured = await fetch(`${url}/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents+json' },
+      body: `{"specversion":"1.0","id":"d2","source":"curl","type":"service-b.name.submitted","data":${deep}}`,
+    });
+    const batch = await fetch(`${url}/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents-batch+json' },
+      body: `[{"specversion":"1.0","id":"d3","source":"curl","type":"service-b.name.submitted","data":${deep}}]`,
+    });
+    for (const answer of [binary, structured, batch]) {
+      expect(answer.status).toBe(400);
+      expect(await answer.json()).toMatchObject({ code: 'SB_JSON_TOO_DEEP' });
+    }
+    // Binary data of another media type is not JSON: its brackets are no nesting.
+    const text = await fetch(`${url}/events`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'text/plain',
+        'ce-specversion': '1.0',
+        'ce-id': 'd4',
+        'ce-source': 'curl',
+        'ce-type': 'service-z.nothing',
+      },
+      body: deep,
+    });
+    expect(await text.json()).toMatchObject({ code: 'SB_UNKNOWN_TYPE' });
+    expect(seen).toEqual([]);
+  });
 });

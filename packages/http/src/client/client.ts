@@ -1,20 +1,24 @@
 import type { AnyContract, CallInput, CallOutput, OperationDefinition, OperationErrorCode, OperationName } from '@switchboard/core';
 import { channels, newMessageId, SwitchboardError } from '@switchboard/core';
-import { sleep, validate } from '@switchboard/core/kit';
+import { validate } from '@switchboard/core/kit';
 import type { Dispatcher } from 'undici';
-import { Pool } from 'undici';
+import { AuthError } from '../transport/auth.js';
+import type { AttemptResult, CallPolicy, Verdict } from '../transport/policy.js';
+import { CircuitOpenError, CutError } from '../transport/policy.js';
+import { RetryPauseClosed } from '../transport/retry.js';
+import type { Transport } from '../transport/transport.js';
+import { createTransport } from '../transport/transport.js';
 import type { BreakerState } from './breaker.js';
 import { CircuitBreaker } from './breaker.js';
-import { Cancellation } from './cancellation.js';
 import type { Cut, Failure } from './failure.js';
 import { failure, transportFailure } from './failure.js';
 import { isDeclaredError } from './guards.js';
 import type { Success } from './response.js';
-import { decodeResponse } from './response.js';
+import { decodeResponse, judgeResponse } from './response.js';
 import type { RetryPolicy } from './retry.js';
 import { retryDelay, retryPolicy } from './retry.js';
 import type { Trace } from './trace.js';
-import { attemptTraceparent, traceOf } from './trace.js';
+import { traceOf } from './trace.js';
 import type { CallError, CallOptions, CallResult, ClientOptions, DeclaredError } from './types.js';
 
 /** A typed client of one service, built from its contract. */
@@ -64,7 +68,6 @@ interface CallState {
 }
 
 const NO_OPTIONS: CallOptions = {};
-const MAX_TIMER_MS = 2_147_483_647;
 
 /** A bug surfaced as a typed error, so that `result()` never rejects. */
 function unexpected(operation: string, cause: unknown): Failure {
@@ -91,8 +94,7 @@ class HttpClient<C extends AnyContract> implements Client<C> {
   readonly breaker: CircuitBreaker | undefined;
   readonly #origin: string;
   readonly #plans = new Map<string, Plan>();
-  readonly #dispatcher: Dispatcher;
-  readonly #ownsDispatcher: boolean;
+  readonly #transport: Transport;
   readonly #timeoutMs: number;
   readonly #attemptTimeoutMs: number | undefined;
   readonly #retry: RetryPolicy;
@@ -127,18 +129,16 @@ class HttpClient<C extends AnyContract> implements Client<C> {
     this.#headers = lowerCaseKeys(options.headers);
     const breaker = options.breaker;
     this.breaker = breaker === false ? undefined : breaker instanceof CircuitBreaker ? breaker : new CircuitBreaker(breaker);
-    if (options.dispatcher === undefined) {
-      this.#dispatcher = new Pool(this.#origin, {
-        connections: positiveOption('connections', options.connections) ?? 128,
-        pipelining: options.pipelining ?? 1,
-        keepAliveTimeout: positiveOption('keepAliveTimeoutMs', options.keepAliveTimeoutMs) ?? 4_000,
-        connect: { timeout: positiveOption('connectTimeoutMs', options.connectTimeoutMs) ?? 5_000 },
-      });
-      this.#ownsDispatcher = true;
-    } else {
-      this.#dispatcher = options.dispatcher;
-      this.#ownsDispatcher = false;
-    }
+    this.#transport = createTransport({
+      origin: this.#origin,
+      ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
+      ...(options.connections === undefined ? {} : { connections: options.connections }),
+      ...(options.pipelining === undefined ? {} : { pipelining: options.pipelining }),
+      ...(options.keepAliveTimeoutMs === undefined ? {} : { keepAliveTimeoutMs: options.keepAliveTimeoutMs }),
+      ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
+      ...(options.auth === undefined ? {} : { auth: options.auth }),
+      ...(this.breaker === undefined ? {} : { breaker: this.breaker }),
+    });
   }
 
   async call<K extends OperationName<C>>(operation: K, input: CallInput<C, K>, options?: CallOptions): Promise<CallOutput<C, K>> {
@@ -168,7 +168,7 @@ class HttpClient<C extends AnyContract> implements Client<C> {
   close(): Promise<void> {
     if (this.#closed === undefined) {
       this.#closing.abort();
-      this.#closed = this.#ownsDispatcher ? this.#dispatcher.close() : Promise.resolve();
+      this.#closed = this.#transport.close();
     }
     return this.#closed;
   }
@@ -216,112 +216,97 @@ class HttpClient<C extends AnyContract> implements Client<C> {
       headers: lowerCaseKeys(options.headers),
     };
 
-    for (let attempt = 1; ; attempt++) {
-      const outcome = await this.#attempt(call, attempt);
-      if (outcome.ok || !outcome.retry || !call.safe || attempt >= policy.attempts) return outcome;
-      const delay = retryDelay(policy, attempt, outcome.retryAfterMs);
-      // Never wait past the deadline: the last answer is more useful than a bare timeout.
-      if (Date.now() + delay >= deadline) return outcome;
-      try {
-        await sleep(delay, signal === undefined ? this.#closing.signal : AbortSignal.any([signal, this.#closing.signal]));
-      } catch {
-        if (signal?.aborted) {
-          return failure(new SwitchboardError('SB_ABORTED', { detail: `POST ${plan.url}`, cause: signal.reason }), false, 'unknown');
-        }
-        return failure(new SwitchboardError('SB_CLOSED', { detail: 'The client was closed while waiting to retry' }), false, 'unknown');
-      }
-    }
-  }
-
-  async #attempt(call: CallState, attempt: number): Promise<Success | Failure> {
-    const { plan, signal } = call;
     if (signal?.aborted) {
       return failure(new SwitchboardError('SB_ABORTED', { detail: `POST ${plan.url}`, cause: signal.reason }), false, 'unknown');
     }
-    const remaining = call.deadline - Date.now();
-    if (remaining <= 0) {
-      const detail = `POST ${plan.url}: the call's deadline passed before attempt ${attempt}`;
-      return failure(new SwitchboardError('SB_DEADLINE_EXCEEDED', { detail }), false, 'unknown');
-    }
-    const breaker = this.breaker;
-    const ticket = breaker === undefined ? 0 : breaker.acquire();
-    if (ticket === undefined) {
-      const detail = `Calls to ${this.#origin} fail fast while its circuit is ${breaker?.state}`;
-      return failure(new SwitchboardError('SB_CIRCUIT_OPEN', { detail, retryAfterMs: breaker?.retryAfterMs }), false, 'unknown');
-    }
-
-    const attemptLimit = this.#attemptTimeoutMs;
-    const limitedByAttempt = attemptLimit !== undefined && attemptLimit < remaining;
-    // setTimeout fires at once for delays beyond 2^31 - 1 ms; no real budget is that long.
-    const budget = Math.min(limitedByAttempt ? attemptLimit : remaining, MAX_TIMER_MS);
-    const traceparent = attemptTraceparent(call.trace);
-
     const headers: Record<string, string> =
       this.#headers === undefined && call.headers === undefined ? {} : { ...this.#headers, ...call.headers };
     headers['content-type'] = 'application/json';
     headers.accept = 'application/json';
-    headers['switchboard-timeout-ms'] = String(Math.max(1, Math.floor(budget)));
-    headers.traceparent = traceparent;
-    if (call.tracestate !== undefined && call.trace.continued) headers.tracestate = call.tracestate;
-    if (call.key !== undefined) headers['idempotency-key'] = call.key;
-
-    const cancellation = new Cancellation();
-    let cut: Cut = 'none';
-    const timer = setTimeout(() => {
-      cut = limitedByAttempt ? 'attempt' : 'deadline';
-      cancellation.abort();
-    }, budget);
-    const onAbort = () => {
-      cut = 'caller';
-      cancellation.abort(signal?.reason);
+    if (key !== undefined) headers['idempotency-key'] = key;
+    const callPolicy: CallPolicy = {
+      trace: call.trace,
+      tracestate: call.tracestate,
+      deadline,
+      attemptTimeoutMs: this.#attemptTimeoutMs,
+      budgetHeader: true,
+      retry:
+        call.safe && policy.attempts > 1
+          ? {
+              attempts: policy.attempts,
+              delay: (attempt, retryAfterMs) => retryDelay(policy, attempt, retryAfterMs),
+              closing: this.#closing.signal,
+            }
+          : undefined,
+      classify: (result) => classifyAttempt(result, plan.definition),
+      observe: channels.clientRequest.hasSubscribers || channels.clientResponse.hasSubscribers ? observer(plan) : undefined,
     };
-    signal?.addEventListener('abort', onAbort, { once: true });
-
-    const observed = channels.clientResponse.hasSubscribers;
-    const start = observed ? performance.now() : 0;
-    if (channels.clientRequest.hasSubscribers) {
-      channels.clientRequest.publish({ operation: plan.name, url: plan.url, traceparent, attempt });
-    }
-    let outcome: Success | Failure;
-    let status: number | undefined;
     try {
-      const response = await this.#dispatcher.request({
+      const response = await this.#transport.dispatcher.request({
         origin: this.#origin,
         path: plan.path,
         method: 'POST',
         headers,
-        body: call.body,
-        signal: cancellation,
+        body,
+        ...(signal === undefined ? {} : { signal }),
         idempotent: call.safe,
         blocking: !call.safe,
-      });
-      status = response.statusCode;
-      outcome = await decodeResponse(response, plan.name, plan.definition, this.#validateOutput);
+        switchboard: callPolicy,
+      } as Dispatcher.RequestOptions);
+      return await decodeResponse(response, plan.name, plan.definition, this.#validateOutput);
     } catch (error) {
-      const why: Cut = cut === 'none' && this.#closed !== undefined ? 'closed' : cut;
-      outcome = transportFailure(error, why, `POST ${plan.url}`, signal?.reason);
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      return this.#failureOf(error, plan, signal);
     }
+  }
 
-    if (breaker !== undefined) {
-      if (outcome.ok || outcome.health === 'up') breaker.success(ticket);
-      else if (outcome.health === 'fault') breaker.failure(ticket);
-      else breaker.release(ticket);
+  /** The typed failure of a call whose last attempt did not bring an answer. */
+  #failureOf(error: unknown, plan: Plan, signal: AbortSignal | undefined): Failure {
+    const detail = `POST ${plan.url}`;
+    if (error instanceof CircuitOpenError) {
+      const why = `Calls to ${this.#origin} fail fast while its circuit is ${error.state}`;
+      return failure(new SwitchboardError('SB_CIRCUIT_OPEN', { detail: why, retryAfterMs: error.retryAfterMs }), false, 'unknown');
     }
-    if (observed) {
+    if (error instanceof RetryPauseClosed) {
+      return failure(new SwitchboardError('SB_CLOSED', { detail: 'The client was closed while waiting to retry' }), false, 'unknown');
+    }
+    if (error instanceof AuthError) {
+      return failure(new SwitchboardError('SB_UNAUTHORIZED', { detail: `${detail}: no token`, cause: error.cause }), false, 'unknown');
+    }
+    const cut: Cut = error instanceof CutError ? error.cut : signal?.aborted ? 'caller' : this.#closed !== undefined ? 'closed' : 'none';
+    return transportFailure(error, cut, detail, signal?.reason);
+  }
+}
+
+/** The verdict of one attempt for the transport's retry and breaker, by the client's rules. */
+function classifyAttempt(result: AttemptResult, definition: OperationDefinition): Verdict {
+  if (result.kind === 'response') return judgeResponse(result.status, result.headers, result.body, definition);
+  const { error } = result;
+  if (error instanceof CircuitOpenError || error instanceof AuthError) return { retry: false, health: 'unknown' };
+  const failed = transportFailure(error, error instanceof CutError ? error.cut : 'none', '', undefined);
+  return { retry: failed.retry, health: failed.health };
+}
+
+/** Publishes `switchboard:client:request` and `switchboard:client:response` for each attempt. */
+function observer(plan: Plan): CallPolicy['observe'] {
+  let started = 0;
+  return {
+    start(attempt, traceparent) {
+      started = performance.now();
+      if (channels.clientRequest.hasSubscribers)
+        channels.clientRequest.publish({ operation: plan.name, url: plan.url, traceparent, attempt });
+    },
+    end(_attempt, traceparent, status, error) {
+      if (!channels.clientResponse.hasSubscribers) return;
       channels.clientResponse.publish({
         operation: plan.name,
         url: plan.url,
         traceparent,
         status,
-        durationMs: performance.now() - start,
-        ...(outcome.ok ? {} : { error: outcome.error }),
+        durationMs: performance.now() - started,
+        ...(error === undefined ? {} : { error }),
       });
-    }
-    return outcome;
-  }
+    },
+  };
 }
 
 /**

@@ -95,3 +95,36 @@ export async function decodeResponse(
   const error = errorFromProblem(problem, retryAfterMs);
   return failure(error, RETRY_STATUSES.has(status) || json.retryable === true, status >= 500 ? 'fault' : 'up', retryAfterMs);
 }
+
+/**
+ * What an upstream answer means for retrying and for the circuit breaker, by the same rules as
+ * `decodeResponse`, from the status, headers and (for answers other than 2xx) the whole body. The
+ * transport's retry and breaker interceptors act on it before the body reaches the caller.
+ */
+export function judgeResponse(
+  status: number,
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+  body: Buffer | undefined,
+  definition: OperationDefinition,
+): { readonly retry: boolean; readonly health: 'up' | 'fault'; readonly retryAfterMs: number | undefined } {
+  const gateway = {
+    retry: RETRY_STATUSES.has(status),
+    health: status >= 500 || status < 400 ? 'fault' : 'up',
+    retryAfterMs: undefined,
+  } as const;
+  const type = header(headers['content-type']);
+  if (type === undefined || !JSON_TYPE.test(type)) return gateway;
+  if (status >= 200 && status < 300) return { retry: false, health: 'up', retryAfterMs: undefined };
+  const retryAfterMs = parseRetryAfter(header(headers['retry-after']));
+  if (body === undefined) return { retry: RETRY_STATUSES.has(status), health: status >= 500 ? 'fault' : 'up', retryAfterMs };
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    return gateway;
+  }
+  if (!isProblem(json)) return gateway;
+  const declaration = Object.hasOwn(definition.errors, json.code) ? definition.errors[json.code] : undefined;
+  if (declaration !== undefined) return { retry: declaration.retryable === true, health: 'up', retryAfterMs };
+  return { retry: RETRY_STATUSES.has(status) || json.retryable === true, health: status >= 500 ? 'fault' : 'up', retryAfterMs };
+}

@@ -56,6 +56,12 @@ export interface ClientOptions {
   readonly validateOutput?: boolean;
   /** Headers sent with every call. */
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * Authentication: asked before every attempt (so a retry uses a refreshed token); the token is sent
+   * as `Authorization: Bearer <token>`, none when it answers `undefined`. A provider that throws
+   * fails the call with `SB_UNAUTHORIZED` (nothing sent).
+   */
+  readonly auth?: () => Promise<string | undefined>;
 }
 
 /** What a handler context contributes when a handler calls downstream: deadline, trace, abort. */

@@ -9,6 +9,8 @@ export interface JobsClientOptions {
   readonly dispatcher?: Dispatcher;
   /** Headers sent with every request (credentials, for instance). */
   readonly headers?: Readonly<Record<string, string>>;
+  /** Bearer token for every request (`Authorization: Bearer <token>`), asked before each one. */
+  readonly auth?: () => Promise<string | undefined>;
   /** Check the input against the contract before submitting. Default true. */
   readonly validateInput?: boolean;
   /** Check the result against the output schema (transforms applied). Default false. */

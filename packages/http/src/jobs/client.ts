@@ -2,11 +2,15 @@ import type { AnyContract, CallInput, CallOutput, OperationDefinition, Operation
 import { backoffDelay, newMessageId, OperationError, SwitchboardError } from '@switchboard/core';
 import { parseRetryAfter, sleep, validate } from '@switchboard/core/kit';
 import type { Dispatcher } from 'undici';
-import { Agent } from 'undici';
 import { transportFailure } from '../client/failure.js';
 import { decodeResponse } from '../client/response.js';
 import type { Trace } from '../client/trace.js';
-import { attemptTraceparent, traceOf } from '../client/trace.js';
+import { traceOf } from '../client/trace.js';
+import { AuthError } from '../transport/auth.js';
+import type { CallPolicy } from '../transport/policy.js';
+import { CutError } from '../transport/policy.js';
+import type { Transport } from '../transport/transport.js';
+import { createTransport } from '../transport/transport.js';
 import { readEvents } from './client-sse.js';
 import type {
   JobRef,
@@ -22,7 +26,6 @@ import type {
 import type { JobStatusDocument } from './document.js';
 
 const RETRY_STATUSES: ReadonlySet<number> = new Set([408, 429, 502, 503, 504]);
-const MAX_TIMER_MS = 2_147_483_647;
 
 interface Sent {
   readonly response: Dispatcher.ResponseData;
@@ -92,8 +95,7 @@ function badGateway(detail: string, status?: number): SwitchboardError {
 class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
   readonly contract: C;
   readonly #base: string;
-  readonly #dispatcher: Dispatcher;
-  readonly #ownsDispatcher: boolean;
+  readonly #transport: Transport;
   readonly #headers: Readonly<Record<string, string>>;
   readonly #validateInput: boolean;
   readonly #validateOutput: boolean;
@@ -113,8 +115,11 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
       throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `baseUrl must be http: or https:, not ${base.protocol}` });
     }
     this.#base = `${base.origin}${base.pathname.replace(/\/+$/, '')}`;
-    this.#ownsDispatcher = options.dispatcher === undefined;
-    this.#dispatcher = options.dispatcher ?? new Agent({ connections: 64, keepAliveTimeout: 4_000, connect: { timeout: 5_000 } });
+    this.#transport = createTransport({
+      connections: 64,
+      ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
+      ...(options.auth === undefined ? {} : { auth: options.auth }),
+    });
     this.#headers = lowerCaseKeys(options.headers);
     this.#validateInput = options.validateInput ?? true;
     this.#validateOutput = options.validateOutput ?? false;
@@ -284,7 +289,7 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
 
   async close(): Promise<void> {
     this.#closing.abort();
-    if (this.#ownsDispatcher) await this.#dispatcher.close();
+    await this.#transport.close();
   }
 
   /** A status answer (200, 202, 303) as a document, or its problem as an error. */
@@ -583,27 +588,37 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
     streaming = false,
   ): Promise<Sent> {
     const target = new URL(url);
-    const traceparent = attemptTraceparent(trace);
-    const remaining = deadline - Date.now();
     if (signal.aborted)
       throw this.#closing.signal.aborted
         ? new SwitchboardError('SB_CLOSED')
         : new SwitchboardError('SB_ABORTED', { detail: `${method} ${url}`, cause: signal.reason });
-    if (remaining <= 0) throw new SwitchboardError('SB_DEADLINE_EXCEEDED', { detail: `${method} ${url}: the deadline passed` });
-    const timer = AbortSignal.timeout(Math.min(remaining, MAX_TIMER_MS));
-    const started = performance.now();
-    let status: number | undefined;
+    let traceparent = '';
+    let started = 0;
+    // Tracing and the deadline are the transport's interceptors; this request is sent once.
+    const policy: CallPolicy = {
+      trace,
+      deadline,
+      observe: {
+        start: (_attempt, sent) => {
+          traceparent = sent ?? '';
+          started = performance.now();
+        },
+        end: (_attempt, sent, status) => {
+          onRequest?.({ kind, method, url, status, traceparent: sent ?? '', durationMs: performance.now() - started });
+        },
+      },
+    };
     try {
-      const response = await this.#dispatcher.request({
+      const response = await this.#transport.dispatcher.request({
         origin: target.origin,
         path: `${target.pathname}${target.search}`,
         method: method as Dispatcher.HttpMethod,
-        headers: { ...headers, traceparent },
+        headers,
         ...(body === undefined ? {} : { body }),
-        signal: AbortSignal.any([signal, timer]),
+        signal,
         ...(streaming ? { bodyTimeout: 0 } : {}),
-      });
-      status = response.statusCode;
+        switchboard: policy,
+      } as Dispatcher.RequestOptions);
       return { response, traceparent };
     } catch (error) {
       if (signal.aborted) {
@@ -611,12 +626,13 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
           ? new SwitchboardError('SB_CLOSED')
           : new SwitchboardError('SB_ABORTED', { detail: `${method} ${url}`, cause: signal.reason });
       }
-      if (timer.aborted) throw new SwitchboardError('SB_DEADLINE_EXCEEDED', { detail: `${method} ${url}: the deadline passed` });
+      if (error instanceof CutError)
+        throw new SwitchboardError('SB_DEADLINE_EXCEEDED', { detail: `${method} ${url}: the deadline passed` });
+      if (error instanceof AuthError)
+        throw new SwitchboardError('SB_UNAUTHORIZED', { detail: `${method} ${url}: no token`, cause: error.cause });
       const failed = transportFailure(error, 'none', `${method} ${url}`, undefined);
       if (failed.retry && failed.error instanceof SwitchboardError) throw new Transient(failed.error);
       throw failed.error;
-    } finally {
-      onRequest?.({ kind, method, url, status, traceparent, durationMs: performance.now() - started });
     }
   }
 }

@@ -44,6 +44,20 @@ interface Running {
 
 const SETTLE_ATTEMPTS = 5;
 
+const NOT_SERIALIZABLE: ProblemDetails = new SwitchboardError('SB_RESULT_NOT_SERIALIZABLE', {
+  detail: 'The result cannot be stored as JSON',
+}).toProblem();
+
+/** Whether a job store can hold `value` (they all keep results as JSON). */
+function serializable(value: unknown): boolean {
+  try {
+    JSON.stringify(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A worker inside the service: claims due jobs with a lease, renews it while the handler runs,
  * runs the same handler as inline calls (`service.invoke`, `ctx.via = 'job'`), and settles the job.
@@ -328,7 +342,18 @@ export class JobRunner {
     }
     if (outcome === undefined) return;
     if (outcome.ok) {
-      await this.#settle(running, () => store.complete(lease, outcome.value ?? null));
+      const result = outcome.value ?? null;
+      if (!serializable(result)) {
+        // Settling would fail on every attempt and the lease would expire into a re-run: fail for good.
+        this.#report(new SwitchboardError('SB_RESULT_NOT_SERIALIZABLE', { detail: `The result of job ${job.id} is not JSON` }), {
+          jobId: job.id,
+          operation: job.operation,
+          phase: 'handler',
+        });
+        await this.#settle(running, () => store.fail(lease, NOT_SERIALIZABLE));
+        return;
+      }
+      await this.#settle(running, () => store.complete(lease, result));
       return;
     }
     this.#report(outcome.error, { jobId: job.id, operation: job.operation, phase: 'handler' });

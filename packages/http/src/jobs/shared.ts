@@ -42,13 +42,12 @@ export function monitorPath(runtime: JobsRuntime, req: IncomingMessage, basePath
   return `${mountPrefix(req)}${basePath}${runtime.path}${id}`;
 }
 
-/** A store failure as the caller sees it: 503 with `Retry-After`. */
+/**
+ * A store failure as the caller sees it: 503 with `Retry-After` and a fixed detail (the store's own
+ * message may name hosts and credentials). Errors the jobs layer raised itself pass unchanged.
+ */
 export function unavailable(runtime: JobsRuntime, error: unknown): SwitchboardError {
   const retryAfterMs = runtime.retryAfterSeconds * 1000;
-  if (error instanceof SwitchboardError) {
-    if (error.code !== 'SB_STORE_UNAVAILABLE' && error.code !== 'SB_CLOSED') return error;
-    return new SwitchboardError('SB_STORE_UNAVAILABLE', { detail: error.detail ?? 'The job store could not be reached', retryAfterMs });
-  }
   return new SwitchboardError('SB_STORE_UNAVAILABLE', { detail: 'The job store could not be reached', cause: error, retryAfterMs });
 }
 

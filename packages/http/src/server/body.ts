@@ -4,14 +4,17 @@ import { SwitchboardError } from '@switchboard/core';
 /**
  * Reads a whole request body, counting bytes as they arrive: past `limit` it stops collecting and
  * rejects with `SB_BODY_TOO_LARGE`; if the body is not complete after `timeoutMs` it rejects with
- * `SB_REQUEST_TIMEOUT`. Used by extra routes; operation calls use the allocation-free reader of
+ * `SB_REQUEST_TIMEOUT`. With `drainLimit`, a body over the limit is read on and dropped, up to
+ * `drainLimit` more bytes, before it rejects, so that a client that sends its whole body before
+ * reading sees the answer. Used by extra routes; operation calls use the allocation-free reader of
  * `OperationRequest`.
  */
-export function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number, timeoutMs: number, drainLimit = 0): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    const tooLarge = () => new SwitchboardError('SB_BODY_TOO_LARGE', { detail: `The body is larger than ${limit} bytes` });
     const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > limit) {
-      reject(new SwitchboardError('SB_BODY_TOO_LARGE', { detail: `The body is larger than ${limit} bytes` }));
+    if (declared !== undefined && Number(declared) > limit + drainLimit) {
+      reject(tooLarge());
       return;
     }
     if (req.readableEnded) {
@@ -20,6 +23,7 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs: number)
     }
     const chunks: Buffer[] = [];
     let received = 0;
+    let over = declared !== undefined && Number(declared) > limit;
     const cleanup = (): void => {
       clearTimeout(timer);
       req.removeListener('data', onData);
@@ -28,17 +32,22 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs: number)
     };
     const onData = (chunk: Buffer): void => {
       received += chunk.length;
-      if (received > limit) {
+      if (received > limit + drainLimit) {
         cleanup();
         chunks.length = 0;
-        reject(new SwitchboardError('SB_BODY_TOO_LARGE', { detail: `The body is larger than ${limit} bytes` }));
+        reject(tooLarge());
         return;
       }
-      chunks.push(chunk);
+      if (received > limit) {
+        over = true;
+        chunks.length = 0;
+      }
+      if (!over) chunks.push(chunk);
     };
     const onEnd = (): void => {
       cleanup();
-      resolve(Buffer.concat(chunks, received));
+      if (over) reject(tooLarge());
+      else resolve(Buffer.concat(chunks, received));
     };
     const onError = (error: Error): void => {
       cleanup();
@@ -46,7 +55,7 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs: number)
     };
     const timer = setTimeout(() => {
       cleanup();
-      reject(new SwitchboardError('SB_REQUEST_TIMEOUT', { detail: 'The request body did not arrive in time' }));
+      reject(over ? tooLarge() : new SwitchboardError('SB_REQUEST_TIMEOUT', { detail: 'The request body did not arrive in time' }));
     }, timeoutMs);
     req.on('data', onData);
     req.on('end', onEnd);

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { HandlerContext, OperationDefinition, ProblemDetails, StandardSchemaV1 } from '@switchboard/core';
-import { channels, OperationError, operationProblemType, SwitchboardError } from '@switchboard/core';
+import { channels, OperationError, operationProblemType, problemType, SwitchboardError } from '@switchboard/core';
 import { validate } from '@switchboard/core/kit';
 import type { OperationOutcome } from './types.js';
 
@@ -122,9 +122,29 @@ export async function outcomeOfError(operation: CompiledOperation, error: unknow
     return { ok: false, problem, error };
   }
   if (error instanceof SwitchboardError) {
+    const problem = thrownProblem(operation, error);
     return error.retryAfterMs === undefined
-      ? { ok: false, problem: error.toProblem(), error }
-      : { ok: false, problem: error.toProblem(), retryAfterMs: error.retryAfterMs, error };
+      ? { ok: false, problem, error }
+      : { ok: false, problem, retryAfterMs: error.retryAfterMs, error };
   }
   return { ok: false, problem: operation.handlerFailed, error };
+}
+
+/**
+ * The problem of a `SwitchboardError` a handler (or interceptor) let through: its code, status,
+ * title and whether retrying helps, never its `detail`, field errors or extensions. Those are
+ * messages of the code that raised it, often another service's answer or a driver's error with
+ * internal URLs and addresses (`POST http://10.0.0.7/ops/charge: ECONNREFUSED`). A message meant
+ * for the caller is a declared error (`OperationError`).
+ */
+function thrownProblem(operation: CompiledOperation, error: SwitchboardError): ProblemDetails {
+  const status = error.status >= 400 && error.status <= 599 ? error.status : 500;
+  return {
+    type: problemType(error.code),
+    title: error.title,
+    status,
+    detail: `Operation ${operation.name} failed`,
+    code: error.code,
+    retryable: error.retryable,
+  };
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
+import type { IdempotencyStore } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
-import type { IdempotencyStore } from '../idempotency/store.js';
 import type { StaticProblem } from './respond.js';
 import { staticProblem } from './respond.js';
 import type { HttpService, OperationInterceptor } from './types.js';
@@ -8,6 +8,9 @@ import type { HttpService, OperationInterceptor } from './types.js';
 /** Problems whose body never changes, serialised once per service. */
 export interface StaticProblems {
   readonly malformedJson: StaticProblem;
+  readonly notUtf8: StaticProblem;
+  readonly jsonTooDeep: StaticProblem;
+  readonly notSerializable: StaticProblem;
   readonly unsupportedMediaType: StaticProblem;
   readonly bodyTooLarge: StaticProblem;
   readonly requestTimeout: StaticProblem;
@@ -19,16 +22,20 @@ export interface StaticProblems {
   readonly badKey: StaticProblem;
   readonly badTimeout: StaticProblem;
   readonly storeUnavailable: StaticProblem;
+  readonly storeFull: StaticProblem;
   readonly internal: StaticProblem;
   readonly unknownOperation: StaticProblem;
   readonly notFound: StaticProblem;
 }
 
-export function buildStaticProblems(bodyLimit: number, retryAfterSeconds: number): StaticProblems {
+export function buildStaticProblems(bodyLimit: number, retryAfterSeconds: number, maxJsonDepth: number): StaticProblems {
   const retryAfter = { 'retry-after': String(retryAfterSeconds) };
   const close = { connection: 'close' };
   return {
     malformedJson: staticProblem('SB_MALFORMED_JSON', 'The request body is not valid JSON'),
+    notUtf8: staticProblem('SB_MALFORMED_JSON', 'The request body is not valid UTF-8'),
+    jsonTooDeep: staticProblem('SB_JSON_TOO_DEEP', `The JSON body nests deeper than ${maxJsonDepth} levels`),
+    notSerializable: staticProblem('SB_RESULT_NOT_SERIALIZABLE', 'The result cannot be sent as JSON'),
     unsupportedMediaType: staticProblem('SB_UNSUPPORTED_MEDIA_TYPE', 'Send the input as application/json'),
     bodyTooLarge: staticProblem('SB_BODY_TOO_LARGE', `The body is larger than ${bodyLimit} bytes`, close),
     requestTimeout: staticProblem('SB_REQUEST_TIMEOUT', 'The request body did not arrive in time', close),
@@ -40,6 +47,7 @@ export function buildStaticProblems(bodyLimit: number, retryAfterSeconds: number
     badKey: staticProblem('SB_BAD_REQUEST', 'Idempotency-Key must be 1 to 255 characters'),
     badTimeout: staticProblem('SB_BAD_REQUEST', 'Switchboard-Timeout-Ms must be a non-negative integer'),
     storeUnavailable: staticProblem('SB_STORE_UNAVAILABLE', 'The idempotency store could not be reached', retryAfter),
+    storeFull: staticProblem('SB_IDEMPOTENCY_STORE_FULL', 'Too many requests with an Idempotency-Key are in progress', retryAfter),
     internal: staticProblem('SB_INTERNAL'),
     unknownOperation: staticProblem('SB_UNKNOWN_OPERATION'),
     notFound: staticProblem('SB_NOT_FOUND'),
@@ -60,6 +68,10 @@ export interface ServiceRuntime {
   readonly contractName: string;
   readonly bodyLimit: number;
   readonly bodyTimeoutMs: number;
+  /** Bytes of a body nobody reads (or over the limit) read and dropped before the connection is given up. */
+  readonly drainLimit: number;
+  readonly drainTimeoutMs: number;
+  readonly maxJsonDepth: number;
   readonly maxInFlight: number;
   readonly idempotency: IdempotencyRuntime | undefined;
   readonly principal: ((req: IncomingMessage) => string | undefined) | undefined;

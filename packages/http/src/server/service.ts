@@ -3,22 +3,45 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AnyContract, HandlerContext } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
-import { MemoryIdempotencyStore } from '../idempotency/memory.js';
+import { MemoryIdempotencyStore } from '@switchboard/memory';
 import { readBody } from './body.js';
 import { isJsonContentType } from './content-type.js';
+import { boundUnreadBody, DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT_MS } from './drain.js';
 import type { CompiledOperation } from './invoke.js';
 import { compileOperation, invokeOperation } from './invoke.js';
+import { DEFAULT_MAX_JSON_DEPTH } from './json.js';
+import type { ServerLimits } from './limits.js';
+import {
+  applyServerLimits,
+  checkingInterval,
+  DEFAULT_HEADERS_TIMEOUT_MS,
+  DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_HEADERS_COUNT,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+} from './limits.js';
 import { OperationRequest } from './operation-request.js';
+import type { StaticProblem } from './respond.js';
 import { sendProblem, staticProblem, writeResponse, writeStatic } from './respond.js';
 import type { IdempotencyRuntime, ServiceRuntime } from './runtime.js';
 import { buildStaticProblems, report, shutdownReason } from './runtime.js';
-import type { CloseOptions, HttpRoute, HttpService, HttpServiceOptions, ListenOptions, OperationOutcome, RouteContext } from './types.js';
+import type {
+  CloseOptions,
+  HttpRoute,
+  HttpService,
+  HttpServiceOptions,
+  Listening,
+  ListenOptions,
+  OperationOutcome,
+  RouteContext,
+} from './types.js';
 
 const DEFAULT_BODY_LIMIT = 1024 * 1024;
 const DEFAULT_BODY_TIMEOUT_MS = 10_000;
 const DEFAULT_IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 const DEFAULT_IDEMPOTENCY_LOCK_MS = 5 * 60 * 1000;
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_IN_FLIGHT = 256;
 
 const ALLOW_POST = staticProblem('SB_METHOD_NOT_ALLOWED', 'Operations are called with POST', { allow: 'POST' });
 const ALLOW_GET = staticProblem('SB_METHOD_NOT_ALLOWED', undefined, { allow: 'GET, HEAD' });
@@ -46,7 +69,8 @@ function normaliseBase(base: string | undefined): string {
 
 function positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  if (!(value > 0)) throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `${name} must be a positive number, got ${value}` });
+  if (!(value > 0) || Number.isNaN(value))
+    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `${name} must be a positive number, got ${value}` });
   return value;
 }
 
@@ -63,7 +87,9 @@ class SwitchboardHttpService implements HttpService {
   readonly #healthPath: string;
   readonly #readyPath: string;
   readonly #routes: readonly MountedRoute[];
+  readonly #limits: ServerLimits;
   #server: Server | undefined;
+  #connections: () => number = () => 0;
   #closing: Promise<void> | undefined;
 
   constructor(options: HttpServiceOptions<AnyContract>) {
@@ -85,6 +111,18 @@ class SwitchboardHttpService implements HttpService {
     });
     const bodyLimit = positive('bodyLimit', options.bodyLimit, DEFAULT_BODY_LIMIT);
     const retryAfterSeconds = positive('retryAfterSeconds', options.retryAfterSeconds, 1);
+    const maxJsonDepth = positive('maxJsonDepth', options.maxJsonDepth, DEFAULT_MAX_JSON_DEPTH);
+    this.#limits = {
+      headersTimeoutMs: positive('headersTimeoutMs', options.headersTimeoutMs, DEFAULT_HEADERS_TIMEOUT_MS),
+      requestTimeoutMs: positive('requestTimeoutMs', options.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS),
+      keepAliveTimeoutMs: positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs, DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
+      maxHeadersCount: positive('maxHeadersCount', options.maxHeadersCount, DEFAULT_MAX_HEADERS_COUNT),
+      maxConnections: positive('maxConnections', options.maxConnections, DEFAULT_MAX_CONNECTIONS),
+      retryAfterSeconds,
+    };
+    if (this.#limits.headersTimeoutMs > this.#limits.requestTimeoutMs) {
+      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: 'headersTimeoutMs must not be longer than requestTimeoutMs' });
+    }
     let idempotency: IdempotencyRuntime | undefined;
     if (options.idempotency !== false) {
       const settings = options.idempotency ?? {};
@@ -100,12 +138,15 @@ class SwitchboardHttpService implements HttpService {
       contractName: options.contract.name,
       bodyLimit,
       bodyTimeoutMs: positive('bodyTimeoutMs', options.bodyTimeoutMs, DEFAULT_BODY_TIMEOUT_MS),
-      maxInFlight: positive('maxInFlight', options.maxInFlight, Number.POSITIVE_INFINITY),
+      drainLimit: positive('drainLimit', options.drainLimit, DEFAULT_DRAIN_LIMIT),
+      drainTimeoutMs: positive('drainTimeoutMs', options.drainTimeoutMs, DEFAULT_DRAIN_TIMEOUT_MS),
+      maxJsonDepth,
+      maxInFlight: positive('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT),
       idempotency,
       principal: options.principal,
       interceptors: options.interceptors ?? [],
       onError: options.onError,
-      problems: buildStaticProblems(bodyLimit, retryAfterSeconds),
+      problems: buildStaticProblems(bodyLimit, retryAfterSeconds, maxJsonDepth),
       shutdown: new AbortController(),
       deadlined: new Set(),
       closing: false,
@@ -123,6 +164,10 @@ class SwitchboardHttpService implements HttpService {
     return this.#runtime.inFlight;
   }
 
+  get connections(): number {
+    return this.#connections();
+  }
+
   get signal(): AbortSignal {
     return this.#runtime.shutdown.signal;
   }
@@ -134,7 +179,7 @@ class SwitchboardHttpService implements HttpService {
     const operation = this.#byPath.get(path);
     if (operation !== undefined) {
       if (req.method === 'POST') this.#call(operation, req, res);
-      else writeStatic(res, ALLOW_POST);
+      else this.#early(req, res, ALLOW_POST);
       return;
     }
     if (path === this.#healthPath || path === this.#readyPath) {
@@ -143,28 +188,36 @@ class SwitchboardHttpService implements HttpService {
     }
     if (this.#routes.length > 0 && this.#route(path, query === -1 ? '' : url.slice(query + 1), req, res)) return;
     // The service owns all of `{base}/ops/`, even when mounted as middleware.
-    if (path.startsWith(this.#opsPrefix)) writeStatic(res, this.#runtime.problems.unknownOperation);
+    if (path.startsWith(this.#opsPrefix)) this.#early(req, res, this.#runtime.problems.unknownOperation);
     else if (next !== undefined) next();
-    else writeStatic(res, this.#runtime.problems.notFound);
+    else this.#early(req, res, this.#runtime.problems.notFound);
+  }
+
+  /** Answers without reading the body, then drops what is left of it within the drain bounds. */
+  #early(req: IncomingMessage, res: ServerResponse, problem: StaticProblem): void {
+    writeStatic(res, problem);
+    boundUnreadBody(req, res, this.#runtime.drainLimit, this.#runtime.drainTimeoutMs);
   }
 
   #call(operation: CompiledOperation, req: IncomingMessage, res: ServerResponse): void {
     const runtime = this.#runtime;
     const problems = runtime.problems;
     if (runtime.closing) {
-      writeStatic(res, problems.shuttingDown);
+      this.#early(req, res, problems.shuttingDown);
       return;
     }
     if (runtime.inFlight >= runtime.maxInFlight) {
-      writeStatic(res, problems.overloaded);
+      this.#early(req, res, problems.overloaded);
       return;
     }
     if (!isJsonContentType(req.headers['content-type'])) {
-      writeStatic(res, problems.unsupportedMediaType);
+      this.#early(req, res, problems.unsupportedMediaType);
       return;
     }
     const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > runtime.bodyLimit) {
+    const over = declared !== undefined && Number(declared) > runtime.bodyLimit;
+    if (over && Number(declared) > runtime.bodyLimit + runtime.drainLimit) {
+      // Too much to drain: answer at once and close (the client may see a broken pipe).
       writeStatic(res, problems.bodyTooLarge);
       return;
     }
@@ -173,16 +226,17 @@ class SwitchboardHttpService implements HttpService {
       return;
     }
     runtime.inFlight++;
-    new OperationRequest(runtime, operation, req, res).start();
+    new OperationRequest(runtime, operation, req, res).start(over);
   }
 
   #health(liveness: boolean, req: IncomingMessage, res: ServerResponse): void {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      writeStatic(res, ALLOW_GET);
+      this.#early(req, res, ALLOW_GET);
       return;
     }
     const ok = liveness || !this.#runtime.closing;
     writeResponse(res, ok ? 200 : 503, 'application/json', liveness ? ALIVE : ok ? READY : NOT_READY, { 'cache-control': 'no-store' });
+    boundUnreadBody(req, res, this.#runtime.drainLimit, this.#runtime.drainTimeoutMs);
   }
 
   /** True when an extra route owns the path (it answered, or a 405 was sent). */
@@ -199,25 +253,34 @@ class SwitchboardHttpService implements HttpService {
     if (allow === undefined) return false;
     const allowed = [...new Set(allow)].join(', ');
     sendProblem(res, new SwitchboardError('SB_METHOD_NOT_ALLOWED', { detail: `Allowed: ${allowed}` }), { allow: allowed });
+    boundUnreadBody(req, res, this.#runtime.drainLimit, this.#runtime.drainTimeoutMs);
     return true;
   }
 
   #runRoute(route: HttpRoute, path: string, query: string, req: IncomingMessage, res: ServerResponse): void {
     const runtime = this.#runtime;
+    let reading = false;
     const context: RouteContext = {
       path: path.slice(this.basePath.length),
       query,
       service: this,
+      maxJsonDepth: runtime.maxJsonDepth,
       get principal() {
         return runtime.principal?.(req);
       },
-      readBody: () =>
-        readBody(req, runtime.bodyLimit, runtime.bodyTimeoutMs).catch((error: unknown) => {
+      readBody: () => {
+        reading = true;
+        return readBody(req, runtime.bodyLimit, runtime.bodyTimeoutMs, runtime.drainLimit).catch((error: unknown) => {
           const closeAfter = error instanceof SwitchboardError && error.code !== 'SB_CONFIG_INVALID';
           if (error instanceof SwitchboardError) sendProblem(res, error, closeAfter ? { connection: 'close' } : undefined);
           throw error;
-        }),
+        });
+      },
     };
+    // A route that answers without reading its body: drop the body within the drain bounds.
+    res.once('finish', () => {
+      if (!reading) boundUnreadBody(req, res, runtime.drainLimit, runtime.drainTimeoutMs);
+    });
     const fail = (error: unknown): void => {
       if (error instanceof SwitchboardError) {
         sendProblem(res, error);
@@ -243,11 +306,12 @@ class SwitchboardHttpService implements HttpService {
     return invokeOperation(compiled, input, context);
   }
 
-  listen(options: ListenOptions = {}): Promise<{ readonly url: string; readonly port: number }> {
+  listen(options: ListenOptions = {}): Promise<Listening> {
     if (this.#server !== undefined)
       return Promise.reject(new SwitchboardError('SB_CONFIG_INVALID', { detail: 'The service is already listening' }));
     if (this.#runtime.closing) return Promise.reject(new SwitchboardError('SB_CLOSED'));
-    const server = createServer(this.handle);
+    const server = createServer({ connectionsCheckingInterval: checkingInterval(this.#limits) }, this.handle);
+    this.#connections = applyServerLimits(server, this.#limits);
     this.#server = server;
     const host = options.host ?? '127.0.0.1';
     return new Promise((resolve, reject) => {
@@ -256,7 +320,7 @@ class SwitchboardHttpService implements HttpService {
         server.removeListener('error', reject);
         const port = (server.address() as AddressInfo).port;
         const hostname = host.includes(':') ? `[${host}]` : host;
-        resolve({ url: `http://${hostname}:${port}`, port });
+        resolve({ url: `http://${hostname}:${port}`, port, server });
       });
     });
   }

@@ -1,6 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AnyContract, HandlerContext, Handlers, OperationDefinition, ProblemDetails } from '@switchboard/core';
-import type { IdempotencyStore } from '../idempotency/store.js';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AnyContract, HandlerContext, Handlers, IdempotencyStore, OperationDefinition, ProblemDetails } from '@switchboard/core';
 
 export interface HttpServiceOptions<C extends AnyContract> {
   readonly contract: C;
@@ -11,11 +10,39 @@ export interface HttpServiceOptions<C extends AnyContract> {
   readonly bodyLimit?: number;
   /** Time allowed to receive the whole body, from the request's arrival. Default 10 000 ms. */
   readonly bodyTimeoutMs?: number;
-  /** Most operation requests handled at once; beyond it the service answers 503. Default unlimited. */
+  /**
+   * Bytes of a request body that nobody reads (404, 405, 415, a route that ignores its body) or that
+   * is over `bodyLimit`, read and dropped before the connection is closed, so a client that sends
+   * its whole body before reading sees the answer instead of a broken pipe. Default 1 MiB.
+   */
+  readonly drainLimit?: number;
+  /** How long such a body may take to end before the connection is closed. Default 2 000 ms. */
+  readonly drainTimeoutMs?: number;
+  /** Deepest nesting of arrays and objects in a JSON body; deeper is 400 `SB_JSON_TOO_DEEP`. Default 64. */
+  readonly maxJsonDepth?: number;
+  /** Most operation requests handled at once; beyond it the service answers 503 + `Retry-After`. Default 256. */
   readonly maxInFlight?: number;
+  /** Of the server `listen()` starts: time for a connection to send a request's headers. Default 10 000 ms. */
+  readonly headersTimeoutMs?: number;
+  /** Of the server `listen()` starts: time to receive a whole request. Default 30 000 ms. */
+  readonly requestTimeoutMs?: number;
+  /** Of the server `listen()` starts: how long an idle keep-alive connection stays open. Default 5 000 ms. */
+  readonly keepAliveTimeoutMs?: number;
+  /** Of the server `listen()` starts: request headers read; the rest are ignored. Default 100. */
+  readonly maxHeadersCount?: number;
+  /**
+   * Of the server `listen()` starts: open connections; a connection past it is answered 503
+   * `SB_OVERLOADED` + `Retry-After` and closed. Keep it below the process's file descriptor limit,
+   * less what the service needs for its own connections. Default 512.
+   */
+  readonly maxConnections?: number;
   /** `Retry-After` (seconds) on 503 answers (overload, shutdown). Default 1. */
   readonly retryAfterSeconds?: number;
-  /** `Idempotency-Key` support. Default: an in-memory store (one process). `false` ignores the header. */
+  /**
+   * `Idempotency-Key` support. Default: a `MemoryIdempotencyStore` (one process, bounded); give a
+   * SQLite, PostgreSQL or Redis store to keep keys across restarts and share them between
+   * instances. `false` ignores the header.
+   */
   readonly idempotency?: IdempotencyOptions | false;
   /**
    * The caller's identity, for `ctx.principal` and the idempotency scope. Authentication itself
@@ -34,7 +61,7 @@ export interface HttpServiceOptions<C extends AnyContract> {
 }
 
 export interface IdempotencyOptions {
-  /** Default: a new `MemoryIdempotencyStore`. */
+  /** Default: a new `MemoryIdempotencyStore` from `@switchboard/memory`, closed with the service. */
   readonly store?: IdempotencyStore;
   /** How long an answer is replayed. Default 24 h. */
   readonly ttlMs?: number;
@@ -47,6 +74,13 @@ export interface ListenOptions {
   readonly port?: number;
   /** Default `127.0.0.1`; use `0.0.0.0` or `::` to listen on every interface. */
   readonly host?: string;
+}
+
+export interface Listening {
+  readonly url: string;
+  readonly port: number;
+  /** The `node:http` server, with the service's limits applied. */
+  readonly server: Server;
 }
 
 export interface CloseOptions {
@@ -62,8 +96,8 @@ export type OperationOutcome =
 export interface HttpService {
   /** A `node:http` request listener. With `next`, paths the service does not own are passed on. */
   handle(req: IncomingMessage, res: ServerResponse, next?: () => void): void;
-  /** Starts a `node:http` server of its own. */
-  listen(options?: ListenOptions): Promise<{ readonly url: string; readonly port: number }>;
+  /** Starts a `node:http` server of its own, with the service's server limits. */
+  listen(options?: ListenOptions): Promise<Listening>;
   /**
    * Graceful shutdown: `/readyz` answers 503, new calls get 503, in-flight calls finish, idle
    * keep-alive sockets close; after `timeoutMs` handlers are aborted and sockets force-closed.
@@ -82,6 +116,8 @@ export interface HttpService {
   readonly ready: boolean;
   /** Operation requests being handled now. */
   readonly inFlight: number;
+  /** Connections open to the server `listen()` started (0 without one). */
+  readonly connections: number;
   /** Aborted when `close` gives up waiting; the `ctx.signal` of calls without a deadline. */
   readonly signal: AbortSignal;
 }
@@ -99,9 +135,12 @@ export interface RouteContext {
   readonly principal: string | undefined;
   /**
    * Reads the body under the service's size limit and time limit. On failure the problem (413,
-   * 408) has already been answered and the promise rejects with the `SwitchboardError`.
+   * 408) has already been answered and the promise rejects with the `SwitchboardError`. A route
+   * that never calls it has its body dropped, within `drainLimit` and `drainTimeoutMs`.
    */
   readBody(): Promise<Buffer>;
+  /** The service's `maxJsonDepth`, for routes that parse JSON themselves (`checkJsonDepth`). */
+  readonly maxJsonDepth: number;
 }
 
 /**

@@ -2,10 +2,12 @@ import { SwitchboardError } from '@switchboard/core';
 
 /**
  * Where completion callbacks may go. Each entry is one of:
- * - an origin, `https://hooks.example.com` or `http://127.0.0.1:8080`: that scheme, host and port;
- * - a host name, `hooks.example.com` (or `host:port`): that host over http or https;
- * - a wildcard, `*.example.com`: any subdomain of it (not the domain itself), over http or https.
- * An empty list allows nothing.
+ * - an origin, `https://hooks.example.com` or `http://127.0.0.1:8080`: that scheme, host and port
+ *   (the scheme's default port when none is written);
+ * - a host and port, `hooks.example.com:443` (or `[::1]:8080`): that host on that port, over http or https;
+ * - a wildcard and port, `*.example.com:443`: any subdomain of it (not the domain itself) on that port.
+ * A host entry without a port is refused at configuration (`SB_CONFIG_INVALID`): allowing every
+ * port of a host would let submitters probe what listens on it. An empty list allows nothing.
  */
 export type CallbackAllowList = readonly string[];
 
@@ -13,8 +15,16 @@ interface Rule {
   matches(url: URL): boolean;
 }
 
+const HOST_AND_PORT = /^(\*\.[^:/\s]+|\[[0-9a-f:.]+\]|[^:/\s[\]]+):(\d{1,5})$/;
+
+/** The port a URL goes to, its scheme's default when it names none. */
+function portOf(url: URL): string {
+  return url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80';
+}
+
 function rule(entry: string): Rule {
   const text = entry.trim().toLowerCase();
+  if (text.length === 0) throw new SwitchboardError('SB_CONFIG_INVALID', { detail: 'Empty callback allow-list entry' });
   if (text.includes('://')) {
     let origin: string;
     try {
@@ -24,12 +34,19 @@ function rule(entry: string): Rule {
     }
     return { matches: (url) => url.origin === origin };
   }
-  if (text.startsWith('*.')) {
-    const suffix = text.slice(1);
-    return { matches: (url) => url.hostname.endsWith(suffix) && url.hostname.length > suffix.length };
+  const match = HOST_AND_PORT.exec(text);
+  if (match === null || Number(match[2]) > 65_535) {
+    throw new SwitchboardError('SB_CONFIG_INVALID', {
+      detail: `Callback allow-list entry "${entry}" needs an explicit port (host:port, *.domain:port) or must be an origin`,
+    });
   }
-  if (text.length === 0) throw new SwitchboardError('SB_CONFIG_INVALID', { detail: 'Empty callback allow-list entry' });
-  return { matches: (url) => (text.includes(':') && !text.startsWith('[') ? url.host === text : url.hostname === text) };
+  const host = match[1] as string;
+  const port = String(Number(match[2]));
+  if (host.startsWith('*.')) {
+    const suffix = host.slice(1);
+    return { matches: (url) => portOf(url) === port && url.hostname.endsWith(suffix) && url.hostname.length > suffix.length };
+  }
+  return { matches: (url) => portOf(url) === port && url.hostname === host };
 }
 
 const MAX_URL_LENGTH = 2048;

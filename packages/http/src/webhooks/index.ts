@@ -1,6 +1,6 @@
 export type { CallbackAllowList } from './allow-list.js';
 export { callbackPolicy } from './allow-list.js';
-export type { CallbackOptions, JobCompletionNotice } from './notifier.js';
+export type { CallbackFailure, CallbackOptions, JobCompletionNotice } from './notifier.js';
 export { CallbackNotifier } from './notifier.js';
 export type { WebhookSecret } from './secret.js';
 export { generateWebhookSecret, webhookKey } from './secret.js';

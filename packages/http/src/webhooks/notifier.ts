@@ -1,6 +1,5 @@
 import type { BackoffOptions, JobCallback, JobRecord, JobStore } from '@switchboard/core';
 import { backoffDelay, isFinishedStatus, SwitchboardError } from '@switchboard/core';
-import { describeError } from '@switchboard/core/kit';
 import type { Dispatcher } from 'undici';
 import { Agent } from 'undici';
 import { statusDocument } from '../jobs/document.js';
@@ -36,6 +35,33 @@ export interface JobCompletionNotice {
   readonly timestamp: string;
   /** The job's status document, with `result` when it succeeded. */
   readonly data: ReturnType<typeof statusDocument> & { readonly result?: unknown };
+}
+
+/**
+ * Why a delivery attempt failed, as recorded in the job's `callback.lastError`: a category, never
+ * the error text, so that the submitter learns nothing about the receiver's network beyond it.
+ */
+export type CallbackFailure = 'connect-failed' | 'timeout' | 'http-3xx' | 'http-4xx' | 'http-5xx' | 'refused-by-policy';
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT', 'ABORT_ERR']);
+
+function statusCategory(status: number): CallbackFailure | undefined {
+  if (status >= 200 && status < 300) return undefined;
+  if (status >= 500) return 'http-5xx';
+  if (status >= 400) return 'http-4xx';
+  // 1xx (never final) and 3xx: redirects are not followed.
+  return 'http-3xx';
+}
+
+function transportCategory(error: unknown): CallbackFailure {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return 'timeout';
+    if ((current as { name?: unknown }).name === 'TimeoutError') return 'timeout';
+    current = (current as { cause?: unknown }).cause;
+  }
+  return 'connect-failed';
 }
 
 type ErrorReporter = (error: unknown, info: { readonly jobId?: string; readonly phase: string }) => void;
@@ -141,14 +167,21 @@ export class CallbackNotifier {
     }
   }
 
-  /** One attempt: `undefined` when the receiver answered 2xx, else why not. */
-  async #send(url: string, id: string, body: string): Promise<string | undefined> {
-    const target = new URL(url);
+  /** One attempt: `undefined` when the receiver answered 2xx, else the category of the failure. */
+  async #send(url: string, id: string, body: string): Promise<CallbackFailure | undefined> {
+    // Checked again here: the job may have been accepted by an instance with another allow-list.
+    let target: URL;
+    try {
+      target = this.check(url);
+    } catch {
+      return 'refused-by-policy';
+    }
     const headers = {
       'content-type': 'application/json',
       'user-agent': 'switchboard-webhooks/1',
       ...webhookHeaders(this.#secrets, id, body),
     };
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
     try {
       const response = await this.#dispatcher.request({
         origin: target.origin,
@@ -158,12 +191,12 @@ export class CallbackNotifier {
         body,
         headersTimeout: this.#timeoutMs,
         bodyTimeout: this.#timeoutMs,
-        signal: AbortSignal.any([this.#closing.signal, AbortSignal.timeout(this.#timeoutMs)]),
+        signal: AbortSignal.any([this.#closing.signal, timeout]),
       });
       await response.body.dump();
-      return response.statusCode >= 200 && response.statusCode < 300 ? undefined : `The receiver answered ${response.statusCode}`;
+      return statusCategory(response.statusCode);
     } catch (error) {
-      return describeError(error);
+      return timeout.aborted ? 'timeout' : transportCategory(error);
     }
   }
 }
