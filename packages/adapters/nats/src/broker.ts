@@ -240,6 +240,10 @@ export class NatsBroker implements Broker {
         await this.#jsm.streams.add(config);
         return names;
       } catch (error) {
+        // A stream of another name already captures the subject (one made under an earlier naming
+        // rule, or by an operator): use it, since a subject belongs to one stream only.
+        const owner = await this.#jsm.streams.find(names.subject).catch(() => undefined);
+        if (owner !== undefined && owner !== names.stream) return { ...names, stream: owner };
         // Another process may have created it at the same moment: look again once. If it is still
         // missing, the reason the add failed (e.g. subjects overlapping another stream) is the one to report.
         addError = error;

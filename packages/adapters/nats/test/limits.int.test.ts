@@ -61,3 +61,21 @@ describe('nats: message size limit', () => {
     await broker.close();
   });
 });
+
+describe('nats: a stream of another name already captures the subject', () => {
+  it('is used as the topic stream (one made under an earlier naming rule, or by an operator)', async () => {
+    const topic = randomName('adopt');
+    const nc = await connect({ servers: url });
+    const jsm = await jetstreamManager(nc);
+    const legacy = `${prefix.toUpperCase()}_LEGACY_${topic}`;
+    await jsm.streams.add({ name: legacy, subjects: [`${prefix}.${topic}`] });
+    const broker = await createNatsBroker(options);
+    const recorder = new DeliveryRecorder();
+    await broker.subscribe({ topic, group: randomName('g') }, recorder.handler);
+    await broker.publish(testMessage(topic));
+    await recorder.waitForCount(1);
+    expect((await jsm.streams.info(legacy)).state.messages).toBe(1);
+    await broker.close();
+    await nc.close();
+  });
+});
