@@ -20,6 +20,7 @@ const inner = createPostgresBroker({ connectionString: connection, schema });
 let confirmed = 0;
 const broker = {
   name: inner.name,
+  binding: inner.binding,
   capabilities: inner.capabilities,
   publish: (message) => broker.publishBatch([message]),
   async publishBatch(messages) {

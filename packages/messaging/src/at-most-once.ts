@@ -24,6 +24,7 @@ export function hasAtMostOnceEvents(contract: AnyContract): boolean {
 
 /** Refuses a broker that promises redelivery: it would silently turn fire-and-forget into at-least-once without an inbox. */
 export function checkAtMostOnceBroker(broker: Broker): void {
+  checkBinding(broker);
   if (broker.capabilities.delivery !== 'at-most-once') {
     throw new SwitchboardError('SB_CONFIG_INVALID', {
       detail: `atMostOnce.broker must declare capabilities.delivery 'at-most-once'; ${broker.name} does not`,
@@ -37,6 +38,7 @@ export function checkAtMostOnceBroker(broker: Broker): void {
  * at-least-once with receipts and dead letters.
  */
 export function checkMainBroker(broker: Broker): void {
+  checkBinding(broker);
   if (broker.capabilities.delivery === 'at-most-once') {
     throw new SwitchboardError('SB_CONFIG_INVALID', {
       detail:
@@ -59,4 +61,14 @@ export function onlyAtMostOnce(): Middleware {
     }
     return next(message);
   };
+}
+
+/** Every broker declares how CloudEvents travel on it (`Broker.binding`); one that does not cannot carry messages. */
+function checkBinding(broker: Broker): void {
+  const binding = (broker as Partial<Broker>).binding;
+  if (binding === undefined || typeof binding.prefix !== 'string' || (binding.mode !== 'binary' && binding.mode !== 'structured')) {
+    throw new SwitchboardError('SB_CONFIG_INVALID', {
+      detail: `broker ${broker.name} declares no CloudEvents binding (Broker.binding); a wrapper must pass on the wrapped broker's binding`,
+    });
+  }
 }

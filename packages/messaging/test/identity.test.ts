@@ -113,3 +113,17 @@ describe('a permanent store error', () => {
     await broker.close();
   });
 });
+
+describe('a broker without a CloudEvents binding', () => {
+  it('is refused at start instead of failing every message', () => {
+    const memory = createMemoryBroker();
+    const { binding: _binding, ...rest } = memory;
+    const wrapper = {
+      ...rest,
+      name: 'wrapper',
+      capabilities: memory.capabilities,
+      publish: memory.publish.bind(memory),
+    } as unknown as Broker;
+    expect(() => createMessaging({ broker: wrapper, service: 'service-a', deadLetters: false })).toThrow(/declares no CloudEvents binding/);
+  });
+});
