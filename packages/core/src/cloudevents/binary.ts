@@ -95,6 +95,8 @@ const ATTRIBUTE_NAME = /^[a-z0-9]+$/;
  */
 export function attributePrefix(headers: HeadersInput, binding: CloudEventsBinding): string | undefined {
   const prefixes = binding.readPrefixes;
+  // What Switchboard itself writes: the binding's own prefix, exactly as written (one lookup).
+  if (headers[`${binding.prefix}specversion`] !== undefined) return binding.prefix.toLowerCase();
   if (prefixes.length === 1) {
     const only = prefixes[0]!.toLowerCase();
     return carriesAttributes(headers, only) ? only : undefined;
