@@ -13,3 +13,14 @@ export type { ChangeLag, ChangeSource, ChangeSourceStats, PostgresChangeSourceOp
 export { createPostgresChangeSource } from './source.js';
 export type { Converter } from './values.js';
 export { converterFor } from './values.js';
+export type { SqliteChangeRelay, SqliteChangeRelayOptions, SqliteChangeRelayStats } from './sqlite-relay.js';
+export { createSqliteChangeRelay } from './sqlite-relay.js';
+export type {
+  SqliteChangeInstall,
+  SqliteChangeOptions,
+  SqliteChangeProblem,
+  SqliteChangeProblemCode,
+  SqliteChangeReport,
+  SqliteDatabase,
+} from './sqlite-setup.js';
+export { checkSqliteChanges, installSqliteChangeTriggers } from './sqlite-setup.js';
