@@ -382,16 +382,16 @@ function triggerSql(spec: {
         ? chunks[0]
         : chunks.map((chunk, i) => (i === 0 ? `rtrim(${chunk}, '}')` : i === chunks.length - 1 ? `ltrim(${chunk}, '{')` : `trim(${chunk}, '{}')`)).join(` || ',' || `);
   const id =
-    `substr(t, 1, 8) || '-' || substr(t, 9, 4) || '-7' || substr(r, 1, 3) || '-' || ` +
-    `substr('89ab', 1 + (instr('0123456789abcdef', substr(r, 4, 1)) - 1) % 4, 1) || substr(r, 5, 3) || '-' || substr(r, 8, 12)`;
+    `substr(sb_t, 1, 8) || '-' || substr(sb_t, 9, 4) || '-7' || substr(sb_r, 1, 3) || '-' || ` +
+    `substr('89ab', 1 + (instr('0123456789abcdef', substr(sb_r, 4, 1)) - 1) % 4, 1) || substr(sb_r, 5, 3) || '-' || substr(sb_r, 8, 12)`;
   return (
     `CREATE TRIGGER ${quoteIdentifier(spec.name)} AFTER ${spec.operation.toUpperCase()} ON ${quoteIdentifier(spec.table)} FOR EACH ROW BEGIN\n` +
     `  INSERT INTO ${quoteIdentifier(spec.outbox)} (id, topic, headers, body, created_at)\n` +
     `  SELECT ${id},\n` +
     `    ${quoteLiteral(spec.topic)}, ${quoteLiteral(spec.headers)},\n` +
-    `    CAST(${body} AS BLOB), ms\n` +
-    `  FROM (SELECT printf('%012x', ms) AS t, lower(hex(randomblob(10))) AS r, ms\n` +
-    `        FROM (SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS ms));\n` +
+    `    CAST(${body} AS BLOB), sb_ms\n` +
+    `  FROM (SELECT printf('%012x', sb_ms) AS sb_t, lower(hex(randomblob(10))) AS sb_r, sb_ms\n` +
+    `        FROM (SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS sb_ms));\n` +
     'END'
   );
 }

@@ -207,6 +207,24 @@ describe('SQLite change triggers: the events', () => {
     });
   });
 
+  it('a table wider than one json_object call (450 columns, NULLs included) arrives whole', async () => {
+    const names = Array.from({ length: 450 }, (_, i) => `c${i}`);
+    const { db, outbox } = openShop(`CREATE TABLE wide (id INTEGER PRIMARY KEY, ${names.map((n) => `${n} INTEGER`).join(', ')})`);
+    const opaque = { '~standard': { version: 1, vendor: 'test', validate: (value: unknown) => ({ value }) } } as const;
+    const wide = defineContract({ name: 'wide', changes: [changes('wide', { columns: opaque, key: 'id', insert: 'row.added' })] });
+    installSqliteChangeTriggers(db, wide);
+    const broker = recordingBroker();
+    const relay = createSqliteChangeRelay({ outbox, broker, contracts: wide, deadLetters: false });
+    const values = names.map((_, i) => (i % 7 === 3 ? null : i));
+    db.prepare(`INSERT INTO wide VALUES (1, ${names.map(() => '?').join(', ')})`).run(...values);
+    await drain(relay);
+    const expected: Record<string, unknown> = { id: 1 };
+    names.forEach((name, i) => {
+      expected[name] = values[i];
+    });
+    expect(dataOf(decode(broker.published[0] as OutgoingMessage, broker.binding))).toEqual(expected);
+  });
+
   it('a composite key: subject of percent-encoded parts, the delete carries the key columns only', async () => {
     const { db, outbox } = openShop('CREATE TABLE stock (region TEXT, sku TEXT, qty INTEGER, PRIMARY KEY (region, sku))');
     const Stock = z.object({ region: z.string(), sku: z.string(), qty: z.number().int() });
