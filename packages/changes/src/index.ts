@@ -11,8 +11,6 @@ export type {
 export { checkPostgresChanges } from './setup.js';
 export type { ChangeLag, ChangeSource, ChangeSourceStats, PostgresChangeSourceOptions } from './source.js';
 export { createPostgresChangeSource } from './source.js';
-export type { Converter } from './values.js';
-export { converterFor } from './values.js';
 export type { SqliteChangeRelay, SqliteChangeRelayOptions, SqliteChangeRelayStats } from './sqlite-relay.js';
 export { createSqliteChangeRelay } from './sqlite-relay.js';
 export type {
@@ -24,3 +22,5 @@ export type {
   SqliteDatabase,
 } from './sqlite-setup.js';
 export { checkSqliteChanges, installSqliteChangeTriggers } from './sqlite-setup.js';
+export type { Converter } from './values.js';
+export { converterFor } from './values.js';

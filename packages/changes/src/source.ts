@@ -11,8 +11,8 @@ import type {
 import { backoffDelay, channels, isSwitchboardError, SwitchboardError } from '@switchboard/core';
 import { schemaPropertyNames, sleep } from '@switchboard/core/kit';
 import { type BatchEvent, type ClaimCheckOptions, createMessaging, type Messaging } from '@switchboard/messaging';
-import { changeDeadLetter, validationDetail } from './dead-letter.js';
 import pg from 'pg';
+import { changeDeadLetter, validationDetail } from './dead-letter.js';
 import { ChangeIds } from './ids.js';
 import { formatLsn, parseLsn } from './lsn.js';
 import { decodePgoutput, type PgoutputMessage, type RelationMessage, type TupleValue } from './pgoutput.js';

@@ -115,7 +115,9 @@ class ChangeRowStore implements OutboxStore {
     this.#options = options;
     this.#group = options.group ?? 'changes.sqlite';
     if (options.deadLetters === undefined) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: '`deadLetters` is required: a DeadLetterStore, or false to drop invalid changes' });
+      throw new SwitchboardError('SB_CONFIG_INVALID', {
+        detail: '`deadLetters` is required: a DeadLetterStore, or false to drop invalid changes',
+      });
     }
     const list: readonly AnyContract[] = Array.isArray(options.contracts) ? options.contracts : [options.contracts as AnyContract];
     for (const contract of list) {

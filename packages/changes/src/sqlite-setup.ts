@@ -371,7 +371,9 @@ function triggerSql(spec: {
   const row = spec.operation === 'delete' ? 'OLD' : 'NEW';
   const chunks: string[] = [];
   for (let i = 0; i < spec.columns.length; i += COLUMNS_PER_OBJECT) {
-    const pairs = spec.columns.slice(i, i + COLUMNS_PER_OBJECT).map(({ key, column }) => `${quoteLiteral(key)}, ${tagged(`${row}.${quoteIdentifier(column)}`)}`);
+    const pairs = spec.columns
+      .slice(i, i + COLUMNS_PER_OBJECT)
+      .map(({ key, column }) => `${quoteLiteral(key)}, ${tagged(`${row}.${quoteIdentifier(column)}`)}`);
     chunks.push(`json_object(${pairs.join(', ')})`);
   }
   // Several objects join into one: every value is a string or null, so each object ends with exactly one '}' and starts with one '{'.
@@ -380,7 +382,11 @@ function triggerSql(spec: {
       ? `'{}'`
       : chunks.length === 1
         ? chunks[0]
-        : chunks.map((chunk, i) => (i === 0 ? `rtrim(${chunk}, '}')` : i === chunks.length - 1 ? `ltrim(${chunk}, '{')` : `trim(${chunk}, '{}')`)).join(` || ',' || `);
+        : chunks
+            .map((chunk, i) =>
+              i === 0 ? `rtrim(${chunk}, '}')` : i === chunks.length - 1 ? `ltrim(${chunk}, '{')` : `trim(${chunk}, '{}')`,
+            )
+            .join(` || ',' || `);
   const id =
     `substr(sb_t, 1, 8) || '-' || substr(sb_t, 9, 4) || '-7' || substr(sb_r, 1, 3) || '-' || ` +
     `substr('89ab', 1 + (instr('0123456789abcdef', substr(sb_r, 4, 1)) - 1) % 4, 1) || substr(sb_r, 5, 3) || '-' || substr(sb_r, 8, 12)`;
@@ -410,9 +416,10 @@ function columnsOf(db: SqliteDatabase, table: string): { readonly name: string }
 }
 
 function objectType(db: SqliteDatabase, name: string): 'table' | 'view' | 'virtual table' | undefined {
-  const rows = db
-    .prepare("SELECT type, sql FROM sqlite_master WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE")
-    .all(name) as { type: 'table' | 'view'; sql: string | null }[];
+  const rows = db.prepare("SELECT type, sql FROM sqlite_master WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE").all(name) as {
+    type: 'table' | 'view';
+    sql: string | null;
+  }[];
   const row = rows[0];
   if (row === undefined) return undefined;
   return row.type === 'table' && /^\s*CREATE\s+VIRTUAL\b/i.test(row.sql ?? '') ? 'virtual table' : row.type;

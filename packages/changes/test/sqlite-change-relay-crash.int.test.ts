@@ -174,7 +174,11 @@ it('a change relay SIGKILLed mid-stream: restarted, it loses nothing, and the re
     writing = false;
     await writer;
     await waitFor(() => [...expected].every((e) => effects.has(e)), 'every committed change handled', 60_000);
-    await waitFor(() => app.prepare('SELECT count(*) FROM sb_outbox WHERE sent_at IS NULL').pluck().get() === 0, 'the outbox drained', 30_000);
+    await waitFor(
+      () => app.prepare('SELECT count(*) FROM sb_outbox WHERE sent_at IS NULL').pluck().get() === 0,
+      'the outbox drained',
+      30_000,
+    );
     await delay(1000); // anything still in flight would show up as an extra effect
     await third.kill();
 

@@ -2,7 +2,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudEvent, CloudEventsBinding, OutgoingMessage } from '@switchboard/core';
-import { changes, cloudEventsBindings, decodeCloudEvent, defineContract, isSwitchboardError, newMessageId, withMode } from '@switchboard/core';
+import {
+  changes,
+  cloudEventsBindings,
+  decodeCloudEvent,
+  defineContract,
+  isSwitchboardError,
+  newMessageId,
+  withMode,
+} from '@switchboard/core';
 import { createMemoryBlobStore, createMemoryBroker, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
 import { createMessaging } from '@switchboard/messaging';
 import { createSqliteOutbox, type SqliteOutbox } from '@switchboard/sqlite';
@@ -145,7 +153,12 @@ describe('SQLite change triggers: the events', () => {
     db.prepare('DELETE FROM customers WHERE id = 1').run();
     await waitFor(() => seen.length === 2, 'both changes received');
     expect(seen).toEqual([
-      { name: 'shop.customer.created', subject: '1', source: '/sqlite/shop/customers', row: { id: 1, name: 'Ada', balance: 0, tier: 'pro', note: null } },
+      {
+        name: 'shop.customer.created',
+        subject: '1',
+        source: '/sqlite/shop/customers',
+        row: { id: 1, name: 'Ada', balance: 0, tier: 'pro', note: null },
+      },
       { name: 'shop.customer.deleted', subject: '1', source: '/sqlite/shop/customers', row: { id: 1 } },
     ]);
   });
@@ -252,7 +265,13 @@ describe('SQLite change triggers: the events', () => {
     installSqliteChangeTriggers(db, shop);
     const broker = recordingBroker();
     const relay = createSqliteChangeRelay({ outbox, broker, contracts: shop, deadLetters: false, batchSize: 7 });
-    const own: OutgoingMessage = { id: newMessageId(), topic: 'shop.audit', headers: { 'ce-type': 'audit' }, body: Buffer.from('own'), key: 'k' };
+    const own: OutgoingMessage = {
+      id: newMessageId(),
+      topic: 'shop.audit',
+      headers: { 'ce-type': 'audit' },
+      body: Buffer.from('own'),
+      key: 'k',
+    };
     const expected: string[] = [];
     for (let round = 0; round < 10; round++) {
       db.transaction(() => {
@@ -299,7 +318,14 @@ describe('SQLite change triggers: the events', () => {
     installSqliteChangeTriggers(db, shop);
     const broker = recordingBroker();
     const blobs = createMemoryBlobStore();
-    const relay = createSqliteChangeRelay({ outbox, broker, contracts: shop, deadLetters: false, blobs, claimCheck: { thresholdBytes: 1024 } });
+    const relay = createSqliteChangeRelay({
+      outbox,
+      broker,
+      contracts: shop,
+      deadLetters: false,
+      blobs,
+      claimCheck: { thresholdBytes: 1024 },
+    });
     db.prepare('INSERT INTO customers (id, name) VALUES (1, ?)').run('x'.repeat(4096));
     await drain(relay);
     const event = decode(broker.published[0] as OutgoingMessage, broker.binding);
@@ -388,7 +414,13 @@ describe('SQLite change triggers: bad rows', () => {
     installSqliteChangeTriggers(db, shop);
     const errors: unknown[] = [];
     const other = defineContract({ name: 'other' });
-    const relay = createSqliteChangeRelay({ outbox, broker: recordingBroker(), contracts: other, deadLetters: false, onError: (e) => errors.push(e) });
+    const relay = createSqliteChangeRelay({
+      outbox,
+      broker: recordingBroker(),
+      contracts: other,
+      deadLetters: false,
+      onError: (e) => errors.push(e),
+    });
     db.prepare("INSERT INTO customers (id, name) VALUES (1, 'Ada')").run();
     await expect(relay.runOnce()).rejects.toThrow('change of contract shop, which this relay was not given');
     expect(await outbox.pendingCount()).toBe(1);
@@ -396,7 +428,8 @@ describe('SQLite change triggers: bad rows', () => {
 });
 
 describe('SQLite change triggers: setup', () => {
-  const problemCodes = (error: unknown) => ((error as { extensions?: { problems?: SqliteChangeProblem[] } }).extensions?.problems ?? []).map((p) => p.code);
+  const problemCodes = (error: unknown) =>
+    ((error as { extensions?: { problems?: SqliteChangeProblem[] } }).extensions?.problems ?? []).map((p) => p.code);
 
   it('a table that does not exist: SB_CHANGES_SETUP naming the table and the fix; nothing is installed', () => {
     const { db } = openShop();
@@ -438,7 +471,9 @@ describe('SQLite change triggers: setup', () => {
 
     const keyed = defineContract({
       name: 'shop',
-      changes: [changes('customers', { columns: z.object({ name: z.string(), code: z.string() }), key: 'code', insert: 'customer.created' })],
+      changes: [
+        changes('customers', { columns: z.object({ name: z.string(), code: z.string() }), key: 'code', insert: 'customer.created' }),
+      ],
     });
     expect(() => installSqliteChangeTriggers(db, keyed)).toThrow('table customers has no column code (a key column)');
   });
@@ -449,14 +484,22 @@ describe('SQLite change triggers: setup', () => {
     const db = new Database(join(dir, 'bare.sqlite3'));
     handles.push(db);
     db.exec(`${CUSTOMERS}; CREATE VIEW rich AS SELECT * FROM customers WHERE balance > 100`);
-    expect(() => installSqliteChangeTriggers(db, shop)).toThrow('open the outbox on this database first: createSqliteOutbox({ database: db })');
+    expect(() => installSqliteChangeTriggers(db, shop)).toThrow(
+      'open the outbox on this database first: createSqliteOutbox({ database: db })',
+    );
     createSqliteOutbox({ database: db });
     const view = defineContract({ name: 'shop', changes: [changes('rich', { columns: Customer, key: 'id', insert: 'rich.added' })] });
     expect(() => installSqliteChangeTriggers(db, view)).toThrow('rich is a view: SQLite has no AFTER triggers on it');
-    const schema = defineContract({ name: 'shop', changes: [changes('sales.customers', { columns: Customer, key: 'id', insert: 'c.added' })] });
+    const schema = defineContract({
+      name: 'shop',
+      changes: [changes('sales.customers', { columns: Customer, key: 'id', insert: 'c.added' })],
+    });
     expect(() => installSqliteChangeTriggers(db, schema)).toThrow("declare the table without a schema: changes('customers', ...)");
     // `main.` is this database: accepted. The default name of the source is the file's, without its extension.
-    const main = defineContract({ name: 'shop', changes: [changes('main.customers', { columns: Customer, key: 'id', insert: 'c.added' })] });
+    const main = defineContract({
+      name: 'shop',
+      changes: [changes('main.customers', { columns: Customer, key: 'id', insert: 'c.added' })],
+    });
     expect(checkSqliteChanges(db, main).database).toBe('bare');
     expect(() => checkSqliteChanges(new Database(':memory:'), shop)).toThrow('pass `database`');
   });
@@ -464,7 +507,11 @@ describe('SQLite change triggers: setup', () => {
   it('installing twice changes nothing the second time, and each change is written once', async () => {
     const { db, outbox } = openShop();
     const first = installSqliteChangeTriggers(db, shop);
-    expect(first.created).toEqual(['sb_changes_shop_customers_insert', 'sb_changes_shop_customers_update', 'sb_changes_shop_customers_delete']);
+    expect(first.created).toEqual([
+      'sb_changes_shop_customers_insert',
+      'sb_changes_shop_customers_update',
+      'sb_changes_shop_customers_delete',
+    ]);
     const sql = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name").all();
     const second = installSqliteChangeTriggers(db, shop);
     expect(second).toEqual({ triggers: first.triggers, created: [], dropped: [] });
@@ -492,16 +539,24 @@ describe('SQLite change triggers: setup', () => {
 
     // A schema that does not describe its properties captures every column: a new column makes its triggers outdated.
     const opaque = { '~standard': { version: 1, vendor: 'test', validate: (value: unknown) => ({ value }) } } as const;
-    const everything = defineContract({ name: 'all', changes: [changes('customers', { columns: opaque, key: 'id', insert: 'c.added', update: 'c.changed' })] });
+    const everything = defineContract({
+      name: 'all',
+      changes: [changes('customers', { columns: opaque, key: 'id', insert: 'c.added', update: 'c.changed' })],
+    });
     installSqliteChangeTriggers(db, everything);
     db.exec('ALTER TABLE customers ADD COLUMN email TEXT');
     expect(checkSqliteChanges(db, everything).problems.map((p) => p.code)).toEqual(['trigger-outdated', 'trigger-outdated']);
-    expect(installSqliteChangeTriggers(db, everything).created).toEqual(['sb_changes_all_customers_insert', 'sb_changes_all_customers_update']);
+    expect(installSqliteChangeTriggers(db, everything).created).toEqual([
+      'sb_changes_all_customers_insert',
+      'sb_changes_all_customers_update',
+    ]);
     expect(checkSqliteChanges(db, everything).ok).toBe(true);
 
     // The contract stops publishing updates: its update trigger is extra, and install drops it.
     const fewer = defineContract({ name: 'all', changes: [changes('customers', { columns: opaque, key: 'id', insert: 'c.added' })] });
-    expect(checkSqliteChanges(db, fewer).problems.map((p) => [p.code, p.trigger])).toEqual([['trigger-extra', 'sb_changes_all_customers_update']]);
+    expect(checkSqliteChanges(db, fewer).problems.map((p) => [p.code, p.trigger])).toEqual([
+      ['trigger-extra', 'sb_changes_all_customers_update'],
+    ]);
     expect(installSqliteChangeTriggers(db, fewer)).toMatchObject({ created: [], dropped: ['sb_changes_all_customers_update'] });
     // The other contract's triggers on the same table are its own business.
     expect(checkSqliteChanges(db, shop).ok).toBe(true);
@@ -515,7 +570,7 @@ describe('SQLite change triggers: setup', () => {
     db.exec(CUSTOMERS);
     const outbox = createSqliteOutbox({ database: db, tablePrefix: 'app_' });
     handles.push(outbox);
-    expect(() => installSqliteChangeTriggers(db, shop)).toThrow("createSqliteOutbox({ database: db })");
+    expect(() => installSqliteChangeTriggers(db, shop)).toThrow('createSqliteOutbox({ database: db })');
     installSqliteChangeTriggers(db, shop, { tablePrefix: 'app_', database: 'crm' });
     const broker = recordingBroker();
     db.prepare("INSERT INTO customers (id, name) VALUES (9, 'Ada')").run();
