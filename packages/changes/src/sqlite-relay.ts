@@ -107,6 +107,7 @@ class ChangeRowStore implements OutboxStore {
   readonly #options: SqliteChangeRelayOptions;
   readonly #contracts = new Map<string, AnyContract>();
   readonly #messaging = new Map<string, Messaging>();
+  readonly #declarations = new Map<string, { readonly contract: AnyContract; readonly declaration: ChangeDefinition }>();
   readonly #group: string;
   readonly #counters = { changes: 0, deadLettered: 0, dropped: 0 };
 
@@ -220,20 +221,7 @@ class ChangeRowStore implements OutboxStore {
     const event = headers[CHANGE_HEADERS.event] ?? '';
     const table = headers[CHANGE_HEADERS.table] ?? '';
     const source = headers[CHANGE_HEADERS.source] ?? '';
-    const contract = this.#contracts.get(contractName);
-    if (contract === undefined) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', {
-        detail: `outbox entry ${entry.seq} is a change of contract ${contractName}, which this relay was not given: add it to \`contracts\``,
-      });
-    }
-    const declaration = contract.changes.find((d) => sqliteTableName(d)?.toLowerCase() === table.toLowerCase());
-    if (declaration === undefined || !Object.hasOwn(contract.events, event) || !['insert', 'update', 'delete'].includes(operation)) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', {
-        detail:
-          `outbox entry ${entry.seq} is a ${operation} of ${table} as event ${event}, which contract ${contractName} does not declare: ` +
-          'run installSqliteChangeTriggers with the contract the relay has (or give the relay the contract the triggers were installed with)',
-      });
-    }
+    const { contract, declaration } = this.#declared(entry.seq, contractName, table, event, operation);
     const base = { contract, declaration, table, operation, event, source, id: entry.message.id };
     let data: Record<string, unknown>;
     try {
@@ -250,6 +238,36 @@ class ChangeRowStore implements OutboxStore {
     }
     const subject = problem !== undefined ? undefined : parts.length === 1 ? parts[0] : parts.map(encodeURIComponent).join('/');
     return { ...base, data, subject, ...(problem === undefined ? {} : { problem }) };
+  }
+
+  /** The contract and declaration a change row names, checked once per kind of row. */
+  #declared(
+    seq: number,
+    contractName: string,
+    table: string,
+    event: string,
+    operation: ChangeOperation,
+  ): { readonly contract: AnyContract; readonly declaration: ChangeDefinition } {
+    const cacheKey = `${contractName}\u0000${table}\u0000${event}\u0000${operation}`;
+    const known = this.#declarations.get(cacheKey);
+    if (known !== undefined) return known;
+    const contract = this.#contracts.get(contractName);
+    if (contract === undefined) {
+      throw new SwitchboardError('SB_CONFIG_INVALID', {
+        detail: `outbox entry ${seq} is a change of contract ${contractName}, which this relay was not given: add it to \`contracts\``,
+      });
+    }
+    const declaration = contract.changes.find((d) => sqliteTableName(d)?.toLowerCase() === table.toLowerCase());
+    if (declaration === undefined || !Object.hasOwn(contract.events, event) || !['insert', 'update', 'delete'].includes(operation)) {
+      throw new SwitchboardError('SB_CONFIG_INVALID', {
+        detail:
+          `outbox entry ${seq} is a ${operation} of ${table} as event ${event}, which contract ${contractName} does not declare: ` +
+          'run installSqliteChangeTriggers with the contract the relay has (or give the relay the contract the triggers were installed with)',
+      });
+    }
+    const found = { contract, declaration };
+    this.#declarations.set(cacheKey, found);
+    return found;
   }
 
   #messagingFor(source: string): Messaging {

@@ -26,6 +26,8 @@ import { eventsTopic } from '@switchboard/messaging';
 export interface SqliteDatabase {
   /** The file name the handle was opened with (the default database name of the events' `source`). */
   readonly name: string;
+  /** Whether a transaction is open on the handle (the install joins it as a savepoint). */
+  readonly inTransaction: boolean;
   exec(sql: string): unknown;
   prepare(sql: string): {
     all(...params: unknown[]): unknown[];
@@ -181,18 +183,21 @@ export function installSqliteChangeTriggers(
   contract: AnyContract,
   options: SqliteChangeOptions = {},
 ): SqliteChangeInstall {
-  const plan = planTriggers(db, contract, options);
-  if (plan.problems.length > 0) {
-    throw new SwitchboardError('SB_CHANGES_SETUP', {
-      detail: plan.problems.map((p) => `${p.message}. Fix: ${p.fix}`).join(' | '),
-      extensions: { problems: plan.problems },
-    });
-  }
-  const wanted = new Set(plan.triggers.map((t) => t.name));
+  // Read and write under the write lock, so two processes installing at once do not both create a trigger.
+  const outer = !db.inTransaction;
+  db.exec(outer ? 'BEGIN IMMEDIATE' : 'SAVEPOINT sb_change_triggers');
   const created: string[] = [];
   const dropped: string[] = [];
-  db.exec('SAVEPOINT sb_change_triggers');
+  let plan: Plan;
   try {
+    plan = planTriggers(db, contract, options);
+    if (plan.problems.length > 0) {
+      throw new SwitchboardError('SB_CHANGES_SETUP', {
+        detail: plan.problems.map((p) => `${p.message}. Fix: ${p.fix}`).join(' | '),
+        extensions: { problems: plan.problems },
+      });
+    }
+    const wanted = new Set(plan.triggers.map((t) => t.name));
     for (const name of plan.installed.keys()) {
       if (wanted.has(name)) continue;
       db.exec(`DROP TRIGGER ${quoteIdentifier(name)}`);
@@ -205,10 +210,15 @@ export function installSqliteChangeTriggers(
       db.exec(trigger.sql);
       created.push(trigger.name);
     }
-    db.exec('RELEASE sb_change_triggers');
+    db.exec(outer ? 'COMMIT' : 'RELEASE sb_change_triggers');
   } catch (error) {
-    db.exec('ROLLBACK TO sb_change_triggers');
-    db.exec('RELEASE sb_change_triggers');
+    if (outer) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+    } else {
+      db.exec('ROLLBACK TO sb_change_triggers');
+      db.exec('RELEASE sb_change_triggers');
+    }
+    if (error instanceof SwitchboardError) throw error;
     throw new SwitchboardError('SB_CHANGES_SETUP', {
       detail: `installing the change triggers failed: ${(error as Error).message}`,
       cause: error,
