@@ -383,10 +383,15 @@ async function sqliteRound(kind: 'plain' | 'outbox' | 'triggers', total: number,
       const started = performance.now();
       for (let id = 1; id <= total; id++) {
         const at = new Date().toISOString();
-        const message = await messaging.prepareEmit(contract, 'row.created', { id, name: `customer ${id}`, amount: id % 1000, at }, {
-          subject: String(id),
-          key: `burst/${id}`,
-        });
+        const message = await messaging.prepareEmit(
+          contract,
+          'row.created',
+          { id, name: `customer ${id}`, amount: id % 1000, at },
+          {
+            subject: String(id),
+            key: `burst/${id}`,
+          },
+        );
         write(id, at, message);
       }
       written = performance.now() - started;

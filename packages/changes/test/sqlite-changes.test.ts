@@ -520,6 +520,21 @@ describe('SQLite change triggers: setup', () => {
     expect(await outbox.pendingCount()).toBe(1);
   });
 
+  it("inside the application's transaction the install joins it: rolled back with it, committed with it", () => {
+    const { db } = openShop();
+    expect(() =>
+      db.transaction(() => {
+        installSqliteChangeTriggers(db, shop);
+        throw new Error('migration failed');
+      })(),
+    ).toThrow('migration failed');
+    expect(db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").pluck().get()).toBe(0);
+    db.transaction(() => {
+      installSqliteChangeTriggers(db, shop);
+    })();
+    expect(checkSqliteChanges(db, shop).ok).toBe(true);
+  });
+
   it('the doctor: missing triggers, outdated ones after a column is added, extra ones after an operation is dropped; install fixes each', () => {
     const { db } = openShop();
     const before = checkSqliteChanges(db, shop);
