@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CloudEvent, CloudEventsBinding, OutgoingMessage } from '@switchboard/core';
+import type { CloudEvent, CloudEventsBinding, OutgoingMessage, StandardSchemaV1 } from '@switchboard/core';
 import {
   changes,
   cloudEventsBindings,
@@ -44,6 +44,11 @@ const shop = defineContract({
 
 const CUSTOMERS = `CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, balance REAL NOT NULL DEFAULT 0,
   tier TEXT NOT NULL DEFAULT 'free', note TEXT, secret TEXT)`;
+
+/** A row schema that does not describe its properties (no JSON Schema): the triggers capture every column. */
+const opaque: StandardSchemaV1<Record<string, unknown>> = {
+  '~standard': { version: 1, vendor: 'test', validate: (value: unknown) => ({ value: value as Record<string, unknown> }) },
+};
 
 const dirs: string[] = [];
 const handles: { close(): unknown }[] = [];
@@ -190,7 +195,6 @@ describe('SQLite change triggers: the events', () => {
     const schema = 'CREATE TABLE things (k TEXT PRIMARY KEY, i INTEGER, big INTEGER, r REAL, inf REAL, b BLOB, t TEXT, n TEXT)';
     const { db, outbox } = openShop(schema);
     // A schema that does not describe its properties: every column is captured.
-    const opaque = { '~standard': { version: 1, vendor: 'test', validate: (value: unknown) => ({ value }) } } as const;
     const things = defineContract({ name: 'lab', changes: [changes('things', { columns: opaque, key: 'k', insert: 'thing.added' })] });
     installSqliteChangeTriggers(db, things);
     const broker = recordingBroker();
@@ -223,7 +227,6 @@ describe('SQLite change triggers: the events', () => {
   it('a table wider than one json_object call (450 columns, NULLs included) arrives whole', async () => {
     const names = Array.from({ length: 450 }, (_, i) => `c${i}`);
     const { db, outbox } = openShop(`CREATE TABLE wide (id INTEGER PRIMARY KEY, ${names.map((n) => `${n} INTEGER`).join(', ')})`);
-    const opaque = { '~standard': { version: 1, vendor: 'test', validate: (value: unknown) => ({ value }) } } as const;
     const wide = defineContract({ name: 'wide', changes: [changes('wide', { columns: opaque, key: 'id', insert: 'row.added' })] });
     installSqliteChangeTriggers(db, wide);
     const broker = recordingBroker();
@@ -553,7 +556,6 @@ describe('SQLite change triggers: setup', () => {
     });
 
     // A schema that does not describe its properties captures every column: a new column makes its triggers outdated.
-    const opaque = { '~standard': { version: 1, vendor: 'test', validate: (value: unknown) => ({ value }) } } as const;
     const everything = defineContract({
       name: 'all',
       changes: [changes('customers', { columns: opaque, key: 'id', insert: 'c.added', update: 'c.changed' })],
