@@ -172,7 +172,7 @@ export function checkSqliteChanges(db: SqliteDatabase, contract: AnyContract, op
  * `changes(...)`, each writing the change into the outbox (`<prefix>outbox`, which must exist: open
  * the outbox on this database first). Idempotent: triggers already current are left as they are,
  * outdated ones replaced, those of operations or tables no longer declared dropped, all in one
- * savepoint (inside the caller's transaction when there is one). A table, column or outbox that
+ * `BEGIN IMMEDIATE` transaction (a savepoint of the caller's transaction when one is open). A table, column or outbox that
  * does not exist is an `SB_CHANGES_SETUP` error listing each problem and its fix; nothing changes.
  *
  * Install again after adding a column to a table whose `columns` schema does not describe its
