@@ -172,8 +172,9 @@ export function checkSqliteChanges(db: SqliteDatabase, contract: AnyContract, op
  * `changes(...)`, each writing the change into the outbox (`<prefix>outbox`, which must exist: open
  * the outbox on this database first). Idempotent: triggers already current are left as they are,
  * outdated ones replaced, those of operations or tables no longer declared dropped, all in one
- * `BEGIN IMMEDIATE` transaction (a savepoint of the caller's transaction when one is open). A table, column or outbox that
- * does not exist is an `SB_CHANGES_SETUP` error listing each problem and its fix; nothing changes.
+ * `BEGIN IMMEDIATE` transaction (a savepoint of the caller's transaction when one is open). A
+ * table, column or outbox that does not exist is an `SB_CHANGES_SETUP` error listing each problem
+ * and its fix; nothing changes.
  *
  * Install again after adding a column to a table whose `columns` schema does not describe its
  * properties (then every column is captured) — `checkSqliteChanges` reports `trigger-outdated`.
