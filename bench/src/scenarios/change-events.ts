@@ -1,15 +1,18 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import { createPostgresChangeSource } from '@switchboard/changes';
-import { changes, defineContract } from '@switchboard/core';
+import { createPostgresChangeSource, createSqliteChangeRelay, installSqliteChangeTriggers } from '@switchboard/changes';
+import { changes, createOutboxRelay, defineContract, type OutboxMessage } from '@switchboard/core';
 import { createMemoryBroker, createMemoryReceiptStore } from '@switchboard/memory';
 import { createMessaging, eventsTopic } from '@switchboard/messaging';
 import { createNatsBroker } from '@switchboard/nats';
+import { createSqliteOutbox } from '@switchboard/sqlite';
 import { PrivatePostgresServer } from '@switchboard/testkit';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
 import { z } from 'zod';
 import { describeError, randomName, reachable } from '../lib/broker-load.js';
 import type { Scenario, ScenarioContext } from '../lib/scenario.js';
+import { benchDatabasePath, removeDatabase } from '../lib/sqlite-files.js';
 import { clockMs } from '../lib/stamp.js';
 import { round, Samples } from '../lib/stats.js';
 
@@ -26,13 +29,21 @@ import { round, Samples } from '../lib/stats.js';
  * 2. Commit → handler latency at 500 changes/s: a writer commits one row every 2 ms; a receiver
  *    (messaging with an inbox) handles each event; latency = handler start − the writer's commit ack.
  *
+ * 3. SQLite: the same burst written to a SQLite file three ways — plain inserts (no event), each insert
+ *    with its event built by `prepareEmit` and `outbox.enqueue`d in the same transaction, and plain
+ *    inserts into a table with the change triggers — then relayed to the memory broker: the bare
+ *    outbox relay (messages built by the application) next to the change relay (change rows turned
+ *    into events at relay time), alternately, two rounds each. Rate = rows over the time until the
+ *    outbox is drained (every batch confirmed by the broker and marked sent).
+ *
  * The PostgreSQL server is private (wal_level = logical), started for the run on a free port.
  */
 export const changeEvents: Scenario = {
   name: 'change-events',
   description:
-    'PostgreSQL row changes → CloudEvents: 100,000-insert burst, change source vs raw pg-logical-replication decoding; commit→handler at 500 changes/s',
+    'Row changes → CloudEvents: 100,000-insert burst, PostgreSQL change source vs raw pg-logical-replication decoding; commit→handler at 500 changes/s; SQLite change triggers + relay vs the bare outbox relay',
   async run(ctx) {
+    await sqliteBurst(ctx);
     const server = new PrivatePostgresServer({ settings: { wal_level: 'logical', max_wal_size: '4GB', checkpoint_timeout: '30min' } });
     try {
       await server.start();
@@ -276,5 +287,143 @@ async function steady(ctx: ScenarioContext, server: PrivatePostgresServer, db: p
     await writer.end();
     await source.close();
     await receiver.close();
+  }
+}
+
+/** One SQLite round: the burst written one way, then drained by a relay. */
+interface SqliteRound {
+  /** Rows (transactions) written per second. */
+  readonly writes: number;
+  /** Rows relayed (published and marked) per second. */
+  readonly relayed: number;
+}
+
+async function sqliteBurst(ctx: ScenarioContext): Promise<void> {
+  const total = Math.round(100_000 * ctx.scale);
+  const rounds = ctx.scale < 1 ? 1 : 2;
+  const results: Record<'plain' | 'outbox' | 'triggers', SqliteRound[]> = { plain: [], outbox: [], triggers: [] };
+  for (let r = 0; r < rounds; r++) {
+    results.plain.push(await sqliteRound('plain', total, r));
+    results.outbox.push(await sqliteRound('outbox', total, r));
+    results.triggers.push(await sqliteRound('triggers', total, r));
+    ctx.log(
+      `sqlite round ${r + 1}: writes plain ${round(results.plain[r]?.writes ?? 0, 0)}/s, outbox ${round(results.outbox[r]?.writes ?? 0, 0)}/s, ` +
+        `triggers ${round(results.triggers[r]?.writes ?? 0, 0)}/s; relayed outbox ${round(results.outbox[r]?.relayed ?? 0, 0)}/s, ` +
+        `triggers ${round(results.triggers[r]?.relayed ?? 0, 0)}/s`,
+    );
+  }
+  const avg = (runs: SqliteRound[], field: keyof SqliteRound) => runs.reduce((sum, run) => sum + run[field], 0) / runs.length;
+  const list = (runs: SqliteRound[], field: keyof SqliteRound) => runs.map((run) => round(run[field], 0)).join(' / ');
+  const plainWrites = avg(results.plain, 'writes');
+  const bareRelay = avg(results.outbox, 'relayed');
+  ctx.record({
+    scenario: 'change-events',
+    subject: 'sqlite: insert only (no event)',
+    load: `${total} inserts`,
+    metrics: { writesPerSec: round(plainWrites, 0), rounds: list(results.plain, 'writes') },
+  });
+  ctx.record({
+    scenario: 'change-events',
+    subject: 'sqlite: insert + prepareEmit + outbox.enqueue',
+    load: `${total} inserts`,
+    metrics: {
+      writesPerSec: round(avg(results.outbox, 'writes'), 0),
+      rounds: list(results.outbox, 'writes'),
+      vsPlain: round(avg(results.outbox, 'writes') / plainWrites, 2),
+    },
+  });
+  ctx.record({
+    scenario: 'change-events',
+    subject: 'sqlite: insert with change triggers',
+    load: `${total} inserts`,
+    metrics: {
+      writesPerSec: round(avg(results.triggers, 'writes'), 0),
+      rounds: list(results.triggers, 'writes'),
+      vsPlain: round(avg(results.triggers, 'writes') / plainWrites, 2),
+    },
+  });
+  ctx.record({
+    scenario: 'change-events',
+    subject: 'sqlite: bare outbox relay → memory broker',
+    load: `${total} entries`,
+    metrics: { eventsPerSec: round(bareRelay, 0), rounds: list(results.outbox, 'relayed') },
+  });
+  ctx.record({
+    scenario: 'change-events',
+    subject: 'sqlite: change relay (trigger rows) → memory broker',
+    load: `${total} changes`,
+    metrics: {
+      eventsPerSec: round(avg(results.triggers, 'relayed'), 0),
+      rounds: list(results.triggers, 'relayed'),
+      vsBareRelay: round(avg(results.triggers, 'relayed') / bareRelay, 2),
+    },
+  });
+}
+
+async function sqliteRound(kind: 'plain' | 'outbox' | 'triggers', total: number, r: number): Promise<SqliteRound> {
+  const path = benchDatabasePath(`changes-${kind}-${r}-${process.pid}`);
+  await removeDatabase(path);
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec('CREATE TABLE burst (id INTEGER PRIMARY KEY, name TEXT NOT NULL, amount INTEGER NOT NULL, at TEXT NOT NULL)');
+  const outbox = createSqliteOutbox({ database: db });
+  const contract = contractFor('burst');
+  const broker = createMemoryBroker();
+  const insert = db.prepare('INSERT INTO burst (id, name, amount, at) VALUES (?, ?, ?, ?)');
+  try {
+    let written: number;
+    if (kind === 'outbox') {
+      // The application builds each event itself (the same encoder, the same source), then writes row and message together.
+      const messaging = createMessaging({ broker, service: '/sqlite/bench/burst', deadLetters: false, declareReceiverGroups: false });
+      const write = db.transaction((id: number, at: string, message: OutboxMessage) => {
+        insert.run(id, `customer ${id}`, id % 1000, at);
+        outbox.enqueue([message]);
+      });
+      const started = performance.now();
+      for (let id = 1; id <= total; id++) {
+        const at = new Date().toISOString();
+        const message = await messaging.prepareEmit(
+          contract,
+          'row.created',
+          { id, name: `customer ${id}`, amount: id % 1000, at },
+          {
+            subject: String(id),
+            key: `burst/${id}`,
+          },
+        );
+        write(id, at, message);
+      }
+      written = performance.now() - started;
+    } else {
+      if (kind === 'triggers') installSqliteChangeTriggers(db, contract, { database: 'bench' });
+      const write = db.transaction((id: number) => {
+        insert.run(id, `customer ${id}`, id % 1000, new Date().toISOString());
+      });
+      const started = performance.now();
+      for (let id = 1; id <= total; id++) write(id);
+      written = performance.now() - started;
+    }
+    const writes = total / (written / 1000);
+    if (kind === 'plain') return { writes, relayed: 0 };
+    const relay =
+      kind === 'outbox'
+        ? createOutboxRelay({ store: outbox, broker, batchSize: 512 })
+        : createSqliteChangeRelay({ outbox, broker, contracts: contract, deadLetters: false, batchSize: 512 });
+    const started = performance.now();
+    let relayed = 0;
+    for (;;) {
+      const n = await relay.runOnce();
+      if (n === 0) break;
+      relayed += n;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    if (relayed !== total) throw new Error(`relayed ${relayed} of ${total}`);
+    return { writes, relayed: total / seconds };
+  } finally {
+    await outbox.close();
+    db.close();
+    await broker.close();
+    await removeDatabase(path);
   }
 }

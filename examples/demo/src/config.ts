@@ -6,6 +6,12 @@ export interface ServiceConfig {
   readonly dataDir: string;
   /** Broker URL: `sqlite:<file>` by default; `nats://`, `amqp://`, `redis://`, `postgres://`. */
   readonly broker: string;
+  /**
+   * Where ServiceB keeps its names table, whose committed changes become `name.saved`: `sqlite`
+   * (default; a file in the data folder, triggers into B's outbox) or a `postgres://` URL (logical
+   * replication; the server needs `wal_level = logical`).
+   */
+  readonly changes: string;
 }
 
 export function readConfig(defaultPort: number): ServiceConfig {
@@ -15,6 +21,7 @@ export function readConfig(defaultPort: number): ServiceConfig {
     host: process.env.HOST ?? '127.0.0.1',
     dataDir,
     broker: process.env.SWITCHBOARD_BROKER ?? `sqlite:${dataDir}/broker.db`,
+    changes: process.env.SWITCHBOARD_CHANGES || 'sqlite',
   };
 }
 

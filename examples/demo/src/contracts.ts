@@ -1,4 +1,4 @@
-import { defineContract, event, operation } from '@switchboard/core';
+import { changes, defineContract, event, operation } from '@switchboard/core';
 import { z } from 'zod';
 
 /**
@@ -8,14 +8,23 @@ import { z } from 'zod';
  */
 const name = z.string().trim().min(1).max(200);
 
+/** A row of ServiceB's `names` table, as its committed changes carry it. */
+export const savedName = z.object({
+  id: z.string(),
+  name: z.string(),
+  /** How many times the name was saved. */
+  saves: z.number().int().min(1),
+  saved_at: z.string(),
+});
+
 export const serviceB = defineContract({
   name: 'service-b',
   description: 'Saves names and analyses them.',
   operations: {
     save: operation({
-      description: 'Saves a name; answers whether it was saved.',
+      description: 'Saves a name (a row of the names table); answers its id and how many times it was saved.',
       input: z.strictObject({ name }),
-      output: z.strictObject({ saved: z.boolean(), id: z.string() }),
+      output: z.strictObject({ saved: z.boolean(), id: z.string(), saves: z.number().int() }),
       errors: {
         NameRejected: { status: 422, title: 'Name rejected', data: z.strictObject({ reason: z.string() }) },
       },
@@ -27,9 +36,34 @@ export const serviceB = defineContract({
       timeoutMs: 120_000,
     }),
   },
+  // No code of B emits it: every committed insert or update of its `names` table becomes
+  // `name.saved` (SQLite triggers into B's outbox, or PostgreSQL logical replication).
+  changes: [changes('names', { columns: savedName, key: 'id', insert: 'name.saved', update: 'name.saved' })],
 });
 
-export const patterns = ['sync-http', 'async-http', 'message', 'event', 'claim-check'] as const;
+/** ServiceC: reacts to events; answers what it saw of B's row changes. */
+export const serviceC = defineContract({
+  name: 'service-c',
+  description: 'Reacts to what A and B announce.',
+  operations: {
+    seen: operation({
+      description: 'Waits (up to waitMs) until C reacted to name.saved for row `id` saved at least `saves` times; answers what it saw.',
+      input: z.strictObject({
+        id: z.string(),
+        saves: z.number().int().min(1),
+        waitMs: z.number().int().min(0).max(30_000).default(10_000),
+      }),
+      output: z.strictObject({
+        seen: z.boolean(),
+        messageId: z.string().optional(),
+        source: z.string().optional(),
+        saves: z.number().int().optional(),
+      }),
+    }),
+  },
+});
+
+export const patterns = ['sync-http', 'async-http', 'message', 'event', 'claim-check', 'change-event'] as const;
 export type Pattern = (typeof patterns)[number];
 
 /** What ServiceA reports for one run of one pattern. */

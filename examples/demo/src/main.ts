@@ -19,6 +19,7 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     name: { type: 'string', default: 'Ada Lovelace' },
     broker: { type: 'string' },
+    changes: { type: 'string' },
     'port-a': { type: 'string' },
     'port-b': { type: 'string' },
     'port-c': { type: 'string' },
@@ -32,10 +33,11 @@ const titles: Record<Pattern, string> = {
   message: '3. Message through the broker: A gets a MessageId and asks B for its receipt',
   event: '4. Event: A announces that something happened; B and C react',
   'claim-check': '4b. Claim check: A sends a picture by reference; B verifies its hash',
+  'change-event': '5. Change event: B saves a row; the committed change becomes an event C reacts to',
 };
 
 /** Patterns this build of the demo runs, in order. */
-const enabled: Pattern[] = ['sync-http', 'async-http', 'message', 'event', 'claim-check'];
+const enabled: Pattern[] = ['sync-http', 'async-http', 'message', 'event', 'claim-check', 'change-event'];
 
 const json = values.json ?? false;
 const once = values.once ?? false;
@@ -46,6 +48,7 @@ const env = (port: string | undefined, fallback: number): NodeJS.ProcessEnv => (
   PORT: port ?? String(once ? 0 : fallback),
   SWITCHBOARD_DATA_DIR: dataDir,
   ...(values.broker ? { SWITCHBOARD_BROKER: values.broker } : {}),
+  ...(values.changes ? { SWITCHBOARD_CHANGES: values.changes } : {}),
 });
 
 const say = (text: string) => {

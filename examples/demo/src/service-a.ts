@@ -3,7 +3,7 @@ import { implement } from '@switchboard/core';
 import { createClient, createHttpService, createJobsClient } from '@switchboard/http';
 import { fetchReceipt, type ReceiptDocument } from '@switchboard/messaging';
 import { onShutdown, readConfig, requireEnv } from './config.js';
-import { type Pattern, type PatternReport, serviceA, serviceB } from './contracts.js';
+import { type Pattern, type PatternReport, serviceA, serviceB, serviceC } from './contracts.js';
 import { generatePicture } from './picture.js';
 import { announceReady } from './processes.js';
 import { openMessaging } from './wiring.js';
@@ -18,6 +18,7 @@ const serviceBUrl = requireEnv('SERVICE_B_URL');
 const serviceCUrl = requireEnv('SERVICE_C_URL');
 const b = createClient(serviceB, { baseUrl: serviceBUrl, timeoutMs: 10_000 });
 const bJobs = createJobsClient(serviceB, { baseUrl: serviceBUrl });
+const c = createClient(serviceC, { baseUrl: serviceCUrl, timeoutMs: 20_000 });
 const service = 'service-a';
 const { messaging, close } = await openMessaging(service, config);
 // A's messages carry its service name as their CloudEvents source; with the MessageId it names the
@@ -125,6 +126,24 @@ const runners: Record<Pattern, (name: string) => Promise<Report>> = {
       details: { messageId, bytes: picture.length, sha256, seenByB: seen ?? null },
     };
   },
+
+  /**
+   * Pattern 5: an event nobody emits. A saves the name with B (a plain call); B writes a row of its
+   * names table and nothing else. The committed change becomes `name.saved` (B's contract declares
+   * it with `changes(...)`), and C reacts. A asks C what it saw, only to show that it did.
+   */
+  'change-event': async (name) => {
+    const { id, saves } = await b.call('save', { name });
+    const seen = await c.call('seen', { id, saves, waitMs: 15_000 });
+    return {
+      ok: seen.seen && seen.saves !== undefined && seen.saves >= saves,
+      summary: seen.seen
+        ? `B saved row ${id} (save #${saves}); the committed change became name.saved ${seen.messageId} from ${seen.source}; C reacted`
+        : `B saved row ${id} (save #${saves}); C has seen no name.saved for it`,
+      coupling: "B's URL and contract to save; nothing about C, and B has no code that emits: the row change is the event",
+      details: { id, saves, messageId: seen.messageId ?? null, source: seen.source ?? null, seenSaves: seen.saves ?? null },
+    };
+  },
 };
 
 function groupsOf(document: ReceiptDocument | undefined): ReceiptDocument['groups'] {
@@ -151,5 +170,6 @@ onShutdown(async () => {
   await http.close({ timeoutMs: 5000 });
   await b.close();
   await bJobs.close();
+  await c.close();
   await close();
 });

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { apiDocumentRoutes, engineFromUrl } from '@switchboard/apidocs';
 import { implement, OperationError } from '@switchboard/core';
@@ -6,6 +6,7 @@ import { createHttpService, enableJobs } from '@switchboard/http';
 import { createSqliteJobStore } from '@switchboard/sqlite';
 import { onShutdown, readConfig } from './config.js';
 import { serviceA, serviceB } from './contracts.js';
+import { openNames } from './names.js';
 import { pngSize } from './picture.js';
 import { announceReady } from './processes.js';
 import { openMessaging } from './wiring.js';
@@ -13,16 +14,22 @@ import { openMessaging } from './wiring.js';
 /**
  * ServiceB: owns saving and analysing names. Its handlers are written once; the same object is
  * served over HTTP (sync and as jobs) and through the broker. It also reacts to ServiceA's events.
+ * Saving writes a row of its names table, and that is all: each committed change of the table
+ * becomes the `name.saved` event its contract declares (`changes(...)`), with no emit in B's code.
  */
 const config = readConfig(4002);
-const saved = new Map<string, string>();
+const { messaging, broker, deadLetters, close } = await openMessaging('service-b', config);
+const names = await openNames({ config, broker, deadLetters }).catch(async (error: unknown) => {
+  console.error(`service-b: ${error instanceof Error ? error.message : String(error)}`);
+  await close();
+  process.exit(1);
+});
 
 export const handlers = implement(serviceB, {
-  save: ({ name }) => {
+  save: async ({ name }) => {
     if (/^\d+$/.test(name)) throw new OperationError('NameRejected', { detail: 'a name needs letters', data: { reason: 'digits only' } });
-    const id = saved.get(name) ?? randomUUID();
-    saved.set(name, id);
-    return { saved: true, id };
+    const { id, saves } = await names.save(name);
+    return { saved: true, id, saves };
   },
   analyze: async ({ name, workMs }, ctx) => {
     const steps = 10;
@@ -41,7 +48,6 @@ export const handlers = implement(serviceB, {
   },
 });
 
-const { messaging, close } = await openMessaging('service-b', config);
 messaging
   // Operations can also arrive through the broker: the very same handlers run.
   .serve(serviceB, handlers)
@@ -94,5 +100,6 @@ onShutdown(async () => {
   await jobs.close({ timeoutMs: 5000 });
   await http.close({ timeoutMs: 5000 });
   await jobStore.close();
+  await names.close();
   await close();
 });

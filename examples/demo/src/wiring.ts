@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectBroker } from '@switchboard/connect';
+import type { Broker, DeadLetterStore } from '@switchboard/core';
 import { createFsBlobStore, createMessaging, type Messaging, startHousekeeping } from '@switchboard/messaging';
 import { createSqliteDeadLetterStore, createSqliteReceiptStore } from '@switchboard/sqlite';
 import type { ServiceConfig } from './config.js';
@@ -10,7 +11,10 @@ import type { ServiceConfig } from './config.js';
  * `--broker` says otherwise), and the service's own receipts and dead letters in SQLite files of
  * its own. Claim-checked blobs live in a folder every service on this host shares.
  */
-export async function openMessaging(service: string, config: ServiceConfig): Promise<{ messaging: Messaging; close(): Promise<void> }> {
+export async function openMessaging(
+  service: string,
+  config: ServiceConfig,
+): Promise<{ messaging: Messaging; broker: Broker; deadLetters: DeadLetterStore; close(): Promise<void> }> {
   mkdirSync(config.dataDir, { recursive: true });
   const broker = await connectBroker(config.broker);
   const receipts = createSqliteReceiptStore({ path: join(config.dataDir, `${service}-receipts.db`) });
@@ -21,6 +25,8 @@ export async function openMessaging(service: string, config: ServiceConfig): Pro
   const housekeeping = startHousekeeping({ receipts, deadLetters, blobs, onError: (error) => console.error('housekeeping:', error) });
   return {
     messaging,
+    broker,
+    deadLetters,
     async close() {
       await housekeeping.stop();
       await messaging.close();

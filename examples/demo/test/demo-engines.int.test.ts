@@ -40,7 +40,7 @@ describe.each(engines)('the demo on %s', (_name, broker) => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as { pattern: string; ok: boolean; summary: string });
-    expect(lines.map((line) => line.pattern)).toEqual(['sync-http', 'async-http', 'message', 'event', 'claim-check']);
+    expect(lines.map((line) => line.pattern)).toEqual(['sync-http', 'async-http', 'message', 'event', 'claim-check', 'change-event']);
     for (const line of lines) expect(line.ok, `${line.pattern}: ${line.summary}`).toBe(true);
     expect(code).toBe(0);
   });

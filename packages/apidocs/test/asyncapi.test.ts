@@ -24,11 +24,18 @@ describe('generateAsyncApi', () => {
     expect(diagnostics.infos).toEqual([expect.stringContaining('asyncapi-latest-version')]);
     expect(unresolvedRefs(document)).toEqual([]);
     expect(warnings).toEqual([]);
-    expect(Object.keys(document.channels as object)).toEqual(['service-a.messages', 'service-a.events', 'service-b.messages']);
+    expect(Object.keys(document.channels as object)).toEqual([
+      'service-a.messages',
+      'service-a.events',
+      'service-b.messages',
+      'service-b.events',
+    ]);
     const channels = document.channels as Record<string, { address: string; messages: object }>;
     expect(channels['service-a.events']?.address).toBe('service-a.events');
     expect(Object.keys(channels['service-a.events']?.messages ?? {})).toEqual(['service-a.name.processed', 'service-a.picture.uploaded']);
     expect(Object.keys(channels['service-b.messages']?.messages ?? {})).toEqual(['service-b.op.save', 'service-b.op.analyze']);
+    // B's row changes (`changes('names', ...)`) are events of its contract like any other.
+    expect(Object.keys(channels['service-b.events']?.messages ?? {})).toEqual(['service-b.name.saved']);
     // The default services: each receives its own messages in its group and emits its events.
     expect(document.operations).toMatchObject({
       'service-b.receive.service-b.messages': { action: 'receive', 'x-switchboard-group': 'service-b' },

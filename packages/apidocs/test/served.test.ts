@@ -28,7 +28,7 @@ type Operation = {
 const handlers = implement(serviceB, {
   save: ({ name }) => {
     if (/^\d+$/.test(name)) throw new OperationError('NameRejected', { detail: 'a name needs letters', data: { reason: 'digits only' } });
-    return { saved: true, id: crypto.randomUUID() };
+    return { saved: true, id: crypto.randomUUID(), saves: 1 };
   },
   analyze: ({ name }) => {
     const letters = name.replace(/[^\p{L}]/gu, '').toLowerCase();

@@ -11,5 +11,16 @@ export type {
 export { checkPostgresChanges } from './setup.js';
 export type { ChangeLag, ChangeSource, ChangeSourceStats, PostgresChangeSourceOptions } from './source.js';
 export { createPostgresChangeSource } from './source.js';
+export type { SqliteChangeRelay, SqliteChangeRelayOptions, SqliteChangeRelayStats } from './sqlite-relay.js';
+export { createSqliteChangeRelay } from './sqlite-relay.js';
+export type {
+  SqliteChangeInstall,
+  SqliteChangeOptions,
+  SqliteChangeProblem,
+  SqliteChangeProblemCode,
+  SqliteChangeReport,
+  SqliteDatabase,
+} from './sqlite-setup.js';
+export { checkSqliteChanges, installSqliteChangeTriggers } from './sqlite-setup.js';
 export type { Converter } from './values.js';
 export { converterFor } from './values.js';

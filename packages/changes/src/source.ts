@@ -6,12 +6,13 @@ import type {
   ChangeDefinition,
   ChangeOperation,
   DeadLetterStore,
-  NewDeadLetter,
+  FieldError,
 } from '@switchboard/core';
-import { backoffDelay, channels, createCloudEvent, encodeCloudEvent, isSwitchboardError, SwitchboardError } from '@switchboard/core';
+import { backoffDelay, channels, isSwitchboardError, SwitchboardError } from '@switchboard/core';
 import { schemaPropertyNames, sleep } from '@switchboard/core/kit';
-import { type BatchEvent, type ClaimCheckOptions, createMessaging, eventsTopic, eventType, type Messaging } from '@switchboard/messaging';
+import { type BatchEvent, type ClaimCheckOptions, createMessaging, type Messaging } from '@switchboard/messaging';
 import pg from 'pg';
+import { changeDeadLetter, validationDetail } from './dead-letter.js';
 import { ChangeIds } from './ids.js';
 import { formatLsn, parseLsn } from './lsn.js';
 import { decodePgoutput, type PgoutputMessage, type RelationMessage, type TupleValue } from './pgoutput.js';
@@ -556,13 +557,12 @@ class PostgresChangeSource implements ChangeSource {
         this.#counters.published += 1;
       } catch (error) {
         if (!isSwitchboardError(error, 'SB_VALIDATION')) throw error;
-        const detail = error.errors?.map((e) => `${e.pointer || '/'}: ${e.message}`).join('; ') ?? error.message;
-        await this.#deadLetter(change, `does not match its schema (${detail})`, error.errors ?? []);
+        await this.#deadLetter(change, `does not match its schema (${validationDetail(error)})`, error.errors ?? []);
       }
     }
   }
 
-  async #deadLetter(change: ChangeItem, why: string, errors: readonly { pointer: string; message: string }[]): Promise<void> {
+  async #deadLetter(change: ChangeItem, why: string, errors: readonly FieldError[]): Promise<void> {
     const detail = `${change.operation} of ${change.table.qualified} row ${change.subject ?? '(no key)'} ${why}`;
     const deadLetters = this.#options.deadLetters;
     if (deadLetters === false) {
@@ -570,31 +570,16 @@ class PostgresChangeSource implements ChangeSource {
       this.#report(new SwitchboardError('SB_MESSAGE_INVALID', { detail: `${detail}; dropped (no dead-letter store)`, errors }));
       return;
     }
-    const type = eventType(this.#contract, change.event);
-    const event = createCloudEvent({
+    const refused = {
+      contract: this.#contract,
+      event: change.event,
       id: change.id,
       source: change.table.source,
-      type,
-      ...(change.subject === undefined ? {} : { subject: change.subject }),
-      datacontenttype: 'application/json',
-      data: Buffer.from(JSON.stringify(change.data), 'utf8'),
-    });
-    const encoded = encodeCloudEvent(event, this.#options.broker.binding);
-    const problem = new SwitchboardError('SB_MESSAGE_INVALID', { detail, errors }).toProblem();
-    const entry: NewDeadLetter = {
-      messageId: change.id,
-      source: change.table.source,
-      topic: eventsTopic(this.#contract),
-      group: this.#group,
-      type,
-      headers: encoded.headers,
-      body: encoded.body,
-      ...(change.subject === undefined ? {} : { key: orderingKey(change) }),
-      reason: 'invalid',
-      detail,
-      attempts: [{ attempt: 1, at: Date.now(), error: problem }],
+      subject: change.subject,
+      key: orderingKey(change),
+      data: change.data,
     };
-    await deadLetters.add(entry);
+    await deadLetters.add(changeDeadLetter(refused, { binding: this.#options.broker.binding, group: this.#group, detail, errors }));
     this.#counters.deadLettered += 1;
   }
 

@@ -74,7 +74,13 @@ describe('switchboard (the built CLI)', () => {
     const diagnostics = await asyncApiDiagnostics(document);
     expect(diagnostics.errors).toEqual([]);
     expect(diagnostics.warnings).toEqual([]);
-    expect(Object.keys(document.channels)).toEqual(['service-a.messages', 'service-a.events', 'service-b.messages']);
+    expect(Object.keys(document.channels)).toEqual([
+      'service-a.messages',
+      'service-a.events',
+      'service-b.messages',
+      'service-b.events',
+      'service-c.messages',
+    ]);
     expect(document.servers.nats).toMatchObject({ host: '127.0.0.1:4222', protocol: 'nats' });
   });
 
@@ -127,8 +133,8 @@ describe('switchboard (the built CLI)', () => {
 
   it('exits 2 on usage errors, with a problem document on stderr', () => {
     const cases: Array<[string[], string]> = [
-      [['openapi', demo], 'exports several contracts (serviceA, serviceB); pick one with --export'],
-      [['openapi', demo, '--export', 'nope'], 'has no contract exported as nope (contracts: serviceA, serviceB)'],
+      [['openapi', demo], 'exports several contracts (serviceA, serviceB, serviceC); pick one with --export'],
+      [['openapi', demo, '--export', 'nope'], 'has no contract exported as nope (contracts: serviceA, serviceB, serviceC)'],
       [['openapi', demo, '--bogus'], "unknown option '--bogus'"],
       [['openapi'], "missing required argument 'contract-module'"],
       [['openapi', demo, '--export', 'serviceB', '--auth', 'basic'], '--auth takes "bearer" or "mtls", not "basic"'],

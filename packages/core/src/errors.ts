@@ -230,7 +230,7 @@ export const errorRegistry = {
     title: 'Change source not set up',
     retryable: false,
     description:
-      'The database is not ready for a change source (`wal_level`, publication, replication slot, privileges, a table or column); `problems` lists each one with the SQL that fixes it.',
+      'The database is not ready for a change source (PostgreSQL: `wal_level`, publication, replication slot, privileges; SQLite: the outbox table; both: a table or column); `problems` lists each one with its fix.',
   },
   SB_CONFIG_INVALID: { status: 500, title: 'Invalid configuration', retryable: false, description: 'A configuration value is invalid.' },
   SB_FILTER_INVALID: {
