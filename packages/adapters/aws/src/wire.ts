@@ -107,6 +107,30 @@ function isJsonType(contentType: string | undefined): boolean {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/**
+ * `plain`: every character is one SQS and the emulator take. `escapable`: some are above U+FFFF or
+ * U+FFFE/U+FFFF (JSON can escape those). `refused`: a control other than tab, LF, CR, or a lone surrogate.
+ */
+function characters(text: string): 'plain' | 'escapable' | 'refused' {
+  let kind: 'plain' | 'escapable' = 'plain';
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20) {
+      if (code !== 0x09 && code !== 0x0a && code !== 0x0d) return 'refused';
+    } else if (code >= 0xd800 && code <= 0xdbff) {
+      const next = text.charCodeAt(i + 1);
+      if (!(next >= 0xdc00 && next <= 0xdfff)) return 'refused';
+      kind = 'escapable';
+      i++;
+    } else if (code >= 0xdc00 && code <= 0xdfff) {
+      return 'refused';
+    } else if (code >= 0xfffe) {
+      kind = 'escapable';
+    }
+  }
+  return kind;
+}
+
 /** The body as text AWS takes, or `undefined` when it must go as base64. */
 export function bodyAsText(body: Uint8Array, contentType: string | undefined): string | undefined {
   let ascii = true;
@@ -124,9 +148,9 @@ export function bodyAsText(body: Uint8Array, contentType: string | undefined): s
   } catch {
     return undefined;
   }
-  // Controls other than tab, LF, CR; U+FFFE/U+FFFF; lone surrogates cannot travel as they are.
-  if (/[\x00-\x08\x0b\x0c\x0e-\x1f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(text)) return undefined;
-  if (!/[\u{10000}-\u{10FFFF}\uFFFE\uFFFF]/u.test(text)) return text;
+  const kind = characters(text);
+  if (kind === 'refused') return undefined;
+  if (kind === 'plain') return text;
   return isJsonType(contentType) ? escapeJsonText(text) : undefined;
 }
 
