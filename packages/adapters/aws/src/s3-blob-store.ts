@@ -118,6 +118,12 @@ export class S3BlobStore implements BlobStore {
     this.client = options.client ?? new S3Client({ ...clientConfig(options, 's3'), forcePathStyle: options.endpoint !== undefined });
   }
 
+  /** Checks (and in `create` mode makes) the bucket now, instead of at the first use: to fail fast at start. */
+  async open(): Promise<void> {
+    this.#open();
+    await this.#prepare();
+  }
+
   /** The S3 key of the blob `key` (a SHA-256 hex). */
   objectKey(key: string): string {
     return `${this.keyPrefix}sha256/${key}`;

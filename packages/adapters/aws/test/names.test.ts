@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { fifoToken } from '../src/names.js';
 import { snsTopicName, sqsDeadLetterQueueName, sqsQueueName } from '../src/index.js';
+import { fifoToken } from '../src/names.js';
 
 describe('AWS names', () => {
   it('turns a topic into an SNS topic name: dots become underscores, FIFO adds .fifo', () => {

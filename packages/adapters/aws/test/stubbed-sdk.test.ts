@@ -1,8 +1,8 @@
 import { isSwitchboardError, type OutgoingMessage } from '@switchboard/core';
 import { deferred, waitFor } from '@switchboard/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSnsSqsBroker, type SnsSqsBroker } from '../src/index.js';
 import type { SqsDelivery } from '../src/delivery.js';
+import { createSnsSqsBroker, type SnsSqsBroker } from '../src/index.js';
 import { QueueSettler } from '../src/settle.js';
 import { decodeMessage, MAX_ATTRIBUTES, SNS_MAX_BYTES } from '../src/wire.js';
 import { FakeSns, FakeSqs, sqsMessage } from './fake-aws.js';
@@ -23,7 +23,12 @@ afterEach(async () => {
 });
 
 async function brokerOn(sqs: FakeSqs, sns = new FakeSns(), options: Parameters<typeof createSnsSqsBroker>[0] = {}) {
-  const broker = await createSnsSqsBroker({ clients: { sqs: sqs.client, sns: sns.client }, waitTimeSeconds: 1, receiveLoops: 1, ...options });
+  const broker = await createSnsSqsBroker({
+    clients: { sqs: sqs.client, sns: sns.client },
+    waitTimeSeconds: 1,
+    receiveLoops: 1,
+    ...options,
+  });
   opened.push(broker);
   return broker;
 }
@@ -130,13 +135,17 @@ describe('consuming', () => {
     await waitFor(() => late !== undefined, 'the handler to ack late');
     await late;
     // The heartbeat asked for more visibility, SQS said the handle is gone, and no delete followed.
-    expect(sqs.called('ChangeMessageVisibilityBatch').some((call) => call.input.Entries[0].ReceiptHandle === message.ReceiptHandle)).toBe(true);
+    expect(sqs.called('ChangeMessageVisibilityBatch').some((call) => call.input.Entries[0].ReceiptHandle === message.ReceiptHandle)).toBe(
+      true,
+    );
     expect(sqs.called('DeleteMessageBatch')).toEqual([]);
   });
 
   it('FIFO: messages of one group in one receive run in order; after a nack the later ones are neither processed nor acked', async () => {
     const sqs = new FakeSqs();
-    const a = [1, 2, 3].map((n) => sqsMessage({ body: `a${n}`, id: `a${n}`, groupId: 'customer-a', attributes: { 'sb-key': 'customer-a' } }));
+    const a = [1, 2, 3].map((n) =>
+      sqsMessage({ body: `a${n}`, id: `a${n}`, groupId: 'customer-a', attributes: { 'sb-key': 'customer-a' } }),
+    );
     const b = [1, 2].map((n) => sqsMessage({ body: `b${n}`, id: `b${n}`, groupId: 'customer-b', attributes: { 'sb-key': 'customer-b' } }));
     sqs.receives.push([a[0]!, b[0]!, a[1]!, a[2]!, b[1]!]);
     const broker = await brokerOn(sqs, new FakeSns(), { fifo: true });
@@ -242,9 +251,9 @@ describe('publishing within what AWS allows', () => {
     expect(isSwitchboardError((results[2] as PromiseRejectedResult).reason, 'SB_BROKER_UNAVAILABLE')).toBe(true);
     const [first, retry] = sns.called('PublishBatch');
     expect(first!.input.PublishBatchRequestEntries).toHaveLength(3);
-    expect(retry!.input.PublishBatchRequestEntries.map((entry: { MessageDeduplicationId: string }) => entry.MessageDeduplicationId)).toEqual([
-      messages[1]!.id,
-    ]);
+    expect(
+      retry!.input.PublishBatchRequestEntries.map((entry: { MessageDeduplicationId: string }) => entry.MessageDeduplicationId),
+    ).toEqual([messages[1]!.id]);
     const entries = first!.input.PublishBatchRequestEntries as { MessageGroupId: string; MessageDeduplicationId: string }[];
     expect(entries[0]).toMatchObject({ MessageGroupId: 'k', MessageDeduplicationId: messages[0]!.id });
     // An id outside what AWS takes as a dedup id is hashed; without a key the id is the group.

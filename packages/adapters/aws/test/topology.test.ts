@@ -100,7 +100,8 @@ describe('Topology (verify)', () => {
     const sqs = new FakeSqs();
     sns.send = async (command) => {
       sns.calls.push({ name: command.constructor.name, input: command.input });
-      if (command.constructor.name === 'ListTopicsCommand') return { Topics: [{ TopicArn: 'arn:aws:sns:us-east-1:123456789012:sb-orders' }] };
+      if (command.constructor.name === 'ListTopicsCommand')
+        return { Topics: [{ TopicArn: 'arn:aws:sns:us-east-1:123456789012:sb-orders' }] };
       if (command.constructor.name === 'ListSubscriptionsByTopicCommand') return { Subscriptions: [] };
       throw new Error(`unexpected ${command.constructor.name}`);
     };
@@ -108,7 +109,9 @@ describe('Topology (verify)', () => {
       sqs.calls.push({ name: command.constructor.name, input: command.input });
       throw Object.assign(new Error('The specified queue does not exist.'), { name: 'QueueDoesNotExist' });
     };
-    const error = await new Topology(sns.client, sqs.client, { ...options, provision: 'verify' }).group('orders', 'billing').catch((e: unknown) => e);
+    const error = await new Topology(sns.client, sqs.client, { ...options, provision: 'verify' })
+      .group('orders', 'billing')
+      .catch((e: unknown) => e);
     expect(isSwitchboardError(error, 'SB_CONFIG_INVALID')).toBe(true);
     expect(String((error as Error).message)).toMatch(/queue .* does not exist.*dead-letter queue .* does not exist/);
     expect([...sns.calls, ...sqs.calls].some((call) => /Create|Subscribe|Set/.test(call.name))).toBe(false);

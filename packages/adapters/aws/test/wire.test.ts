@@ -53,7 +53,10 @@ describe('the structured CloudEvent a Switchboard service publishes', () => {
   });
 
   it('is read by the official CloudEvents SDK for JavaScript as the same event', () => {
-    const read = HTTP.toEvent({ headers: { 'content-type': wire.attributes['content-type']!.StringValue! }, body: wire.body }) as SdkCloudEvent;
+    const read = HTTP.toEvent({
+      headers: { 'content-type': wire.attributes['content-type']!.StringValue! },
+      body: wire.body,
+    }) as SdkCloudEvent;
     expect(read.id).toBe(event.id);
     expect(read.type).toBe(event.type);
     expect(read.source).toBe(event.source);
@@ -130,7 +133,10 @@ describe('the AWS extended-client pointer', () => {
   it('reads the current and the legacy pointer, with ExtendedPayloadSize or SQSLargePayloadSize', () => {
     const current = decodeMessage({
       Body: '["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"b","s3Key":"0f9e-uuid"}]',
-      MessageAttributes: { ExtendedPayloadSize: { DataType: 'Number', StringValue: '300000' }, other: { DataType: 'String', StringValue: 'v' } },
+      MessageAttributes: {
+        ExtendedPayloadSize: { DataType: 'Number', StringValue: '300000' },
+        other: { DataType: 'String', StringValue: 'v' },
+      },
     });
     expect(current.pointer).toMatchObject({ bucket: 'b', key: '0f9e-uuid', size: 300000 });
     expect(current.headers).toEqual({ other: 'v' });
@@ -143,7 +149,10 @@ describe('the AWS extended-client pointer', () => {
   });
 
   it('delivers a body that only looks like a pointer as it came, the attribute kept', () => {
-    const decoded = decodeMessage({ Body: 'not a pointer', MessageAttributes: { ExtendedPayloadSize: { DataType: 'Number', StringValue: '5' } } });
+    const decoded = decodeMessage({
+      Body: 'not a pointer',
+      MessageAttributes: { ExtendedPayloadSize: { DataType: 'Number', StringValue: '5' } },
+    });
     expect(decoded.pointer).toBeUndefined();
     expect(Buffer.from(decoded.body!).toString()).toBe('not a pointer');
     expect(decoded.headers.ExtendedPayloadSize).toBe('5');
@@ -170,7 +179,8 @@ describe('bodies and attributes AWS cannot carry as they are', () => {
 
   it('checks attribute names as SQS does', () => {
     for (const name of ['ce-type', 'content-type', 'a.b', 'X_1']) expect(isAttributeName(name), name).toBe(true);
-    for (const name of ['', '.a', 'a.', 'a..b', 'AWS.x', 'amazon.y', 'a:b', 'a b', 'x'.repeat(257)]) expect(isAttributeName(name), name).toBe(false);
+    for (const name of ['', '.a', 'a.', 'a..b', 'AWS.x', 'amazon.y', 'a:b', 'a b', 'x'.repeat(257)])
+      expect(isAttributeName(name), name).toBe(false);
   });
 
   it('counts the size as AWS does: body plus every attribute name, type and value', () => {
