@@ -18,10 +18,15 @@ export class Lease {
   /** The handle stopped working (a heartbeat said so): the message is SQS's again. */
   lost = false;
 
-  constructor(handle: string, receivedAt: number, visibleSeconds: number) {
+  /**
+   * `receivedAt`: when the receive was asked for (the 12-hour cap counts from no earlier than that);
+   * `visibleUntil`: the answer's arrival plus the visibility asked for (SQS started the clock just
+   * before it answered; renewals come a third of the lease early, which covers the difference).
+   */
+  constructor(handle: string, receivedAt: number, visibleUntil: number) {
     this.handle = handle;
     this.receivedAt = receivedAt;
-    this.visibleUntil = receivedAt + visibleSeconds * 1000;
+    this.visibleUntil = visibleUntil;
   }
 
   /** Seconds of visibility still allowed from `now` under the 12-hour cap (0 when none). */

@@ -208,8 +208,9 @@ export class SqsSubscription implements Subscription {
   }
 
   #accept(messages: readonly Message[], receivedAt: number): void {
+    const visibleUntil = Date.now() + this.#config.leaseSeconds * 1000;
     const received: Received[] = messages.map((message) => {
-      const lease = new Lease(message.ReceiptHandle ?? '', receivedAt, this.#config.leaseSeconds);
+      const lease = new Lease(message.ReceiptHandle ?? '', receivedAt, visibleUntil);
       this.#held.add(lease);
       const count = Number(message.Attributes?.ApproximateReceiveCount);
       return { message, decoded: decodeMessage(message), lease, attempt: Number.isSafeInteger(count) && count > 0 ? count : 1 };

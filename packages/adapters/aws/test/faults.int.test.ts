@@ -62,6 +62,8 @@ function openMessaging(broker: SnsSqsBroker, service: string, maxAttempts = 3) {
   return { messaging, deadLetters };
 }
 
+// Visibility renewal as AWS documents it (each ChangeMessageVisibility sets the timeout from now,
+// up to 12 hours from the receive): https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html
 describe('a handler slower than the visibility timeout', () => {
   it('has its visibility extended while it runs: handled once, never redelivered in parallel', { timeout: 30_000 }, async () => {
     const broker = await openBroker({ visibilityTimeoutSeconds: 1 });
@@ -212,6 +214,9 @@ describe('foreign producers', () => {
   });
 });
 
+// AWS takes characters above U+FFFF in a message body; the emulator refuses them on SendMessage
+// (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html lists
+// #x10000 to #x10FFFF as valid), and both refuse U+FFFF: the adapter escapes them in JSON bodies.
 describe('characters SQS and the emulator refuse as they are', () => {
   it('carries emoji and U+FFFF in a message end to end', { timeout: 20_000 }, async () => {
     const broker = await openBroker();

@@ -5,8 +5,10 @@ import { DeliveryRecorder, delay, type FauxqsServer, startFauxqsServer } from '@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createSnsSqsBroker } from '../src/index.js';
 
-// The emulator stopped and started again. fauxqs keeps no state across a restart (AWS keeps
-// everything), so the restarted emulator is empty: the adapter, in `create` mode, provisions its
+// The emulator stopped and started again. fauxqs keeps no state across a restart (SQS stores
+// messages redundantly across servers until their retention ends,
+// https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-basic-architecture.html),
+// so the restarted emulator is empty: the adapter, in `create` mode, provisions its
 // topic, queues and subscription again on its own when SQS says the queue does not exist (the
 // consumer) or SNS that the topic does not (the publisher). This test waits until the consumer
 // has provisioned again before publishing, because SNS drops what is published to a topic without

@@ -4,6 +4,8 @@ import { describeBlobStoreConformance, type FauxqsServer, startFauxqsServer } fr
 import { afterAll, beforeAll } from 'vitest';
 import { S3BlobStore } from '../src/index.js';
 
+// S3 verifies and returns `ChecksumSHA256` (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html);
+// the emulator does neither, so the store checks the hash itself on every read, which `corrupt` proves.
 let emulator: FauxqsServer;
 let raw: S3Client;
 const bucket = `sb-blobs-${randomBytes(4).toString('hex')}`;
