@@ -1,5 +1,6 @@
 import type { Scenario } from '../lib/scenario.js';
 import { asyncHttp } from './async-http.js';
+import { brokerAws } from './broker-aws.js';
 import { brokerMemory } from './broker-memory.js';
 import { brokerNats } from './broker-nats.js';
 import { brokerPostgres } from './broker-postgres.js';
@@ -24,6 +25,7 @@ export const scenarios: Scenario[] = [
   brokerRabbitMq,
   brokerRedis,
   brokerPostgres,
+  brokerAws,
   messaging,
   eventsAtMostOnce,
   cesqlFilter,

@@ -4,7 +4,7 @@ export interface ServiceConfig {
   readonly host: string;
   /** Folder of the embedded stores (SQLite files, claim-check blobs). */
   readonly dataDir: string;
-  /** Broker URL: `sqlite:<file>` by default; `nats://`, `amqp://`, `redis://`, `postgres://`. */
+  /** Broker URL: `sqlite:<file>` by default; `nats://`, `amqp://`, `redis://`, `postgres://`, `sns-sqs://` (also the claim-check store: S3). */
   readonly broker: string;
   /**
    * Where ServiceB keeps its names table, whose committed changes become `name.saved`: `sqlite`

@@ -69,7 +69,7 @@ async function main(): Promise<boolean> {
     throw new Error(
       `--broker ${values.broker} names an at-most-once engine: it keeps nothing for a service that is down and never ` +
         'redelivers, so the demo cannot send its messages through it. Use an at-least-once broker (sqlite:, nats://, ' +
-        "amqp://, redis://, postgres://); MQTT carries events declared delivery: 'at-most-once' through the atMostOnce option " +
+        "amqp://, redis://, postgres://, sns-sqs://); MQTT carries events declared delivery: 'at-most-once' through the atMostOnce option " +
         'of createMessaging (see docs/adapters/mqtt.md).',
     );
   }

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectBroker } from '@switchboard/connect';
+import { connectBlobStore, connectBroker, hasBlobStore } from '@switchboard/connect';
 import type { Broker, DeadLetterStore } from '@switchboard/core';
 import { createFsBlobStore, createMessaging, type Messaging, startHousekeeping } from '@switchboard/messaging';
 import { createSqliteDeadLetterStore, createSqliteReceiptStore } from '@switchboard/sqlite';
@@ -9,7 +9,8 @@ import type { ServiceConfig } from './config.js';
 /**
  * Messaging for one demo service: the broker named by configuration (embedded SQLite unless
  * `--broker` says otherwise), and the service's own receipts and dead letters in SQLite files of
- * its own. Claim-checked blobs live in a folder every service on this host shares.
+ * its own. Claim-checked blobs live in a folder every service on this host shares, or in the
+ * engine's own blob store when it has one (`sns-sqs://`: S3 at the same endpoint).
  */
 export async function openMessaging(
   service: string,
@@ -19,8 +20,12 @@ export async function openMessaging(
   const broker = await connectBroker(config.broker);
   const receipts = createSqliteReceiptStore({ path: join(config.dataDir, `${service}-receipts.db`) });
   const deadLetters = createSqliteDeadLetterStore({ path: join(config.dataDir, `${service}-dead-letters.db`) });
-  const blobs = createFsBlobStore({ root: join(config.dataDir, 'blobs'), name: 'demo' });
-  const messaging = createMessaging({ broker, service, receipts, deadLetters, blobs, claimCheck: { thresholdBytes: 256 * 1024 } });
+  const blobs = hasBlobStore(config.broker)
+    ? await connectBlobStore(config.broker, { name: 'demo' })
+    : createFsBlobStore({ root: join(config.dataDir, 'blobs'), name: 'demo' });
+  // Data over the threshold goes by claim check; it stays under what the broker takes (SNS: 256 KiB with attributes).
+  const thresholdBytes = Math.min(256 * 1024, broker.capabilities.maxMessageBytes - 16 * 1024);
+  const messaging = createMessaging({ broker, service, receipts, deadLetters, blobs, claimCheck: { thresholdBytes } });
   // Retention: receipts for a week, replayed dead letters for a month, expired blobs deleted.
   const housekeeping = startHousekeeping({ receipts, deadLetters, blobs, onError: (error) => console.error('housekeeping:', error) });
   return {

@@ -1,5 +1,6 @@
-import type { Broker, DeliveryGuarantee } from '@switchboard/core';
-import { parseEngineUrl } from './engine-url.js';
+import type { BlobStore, Broker, DeliveryGuarantee } from '@switchboard/core';
+import { SwitchboardError } from '@switchboard/core';
+import { awsTarget, parseEngineUrl, redact } from './engine-url.js';
 
 /**
  * What the engine an URL names promises, known without connecting: `at-most-once` for MQTT (see
@@ -51,7 +52,56 @@ export async function connectBroker(url: string): Promise<Broker> {
       const { createMqttBroker } = await import('@switchboard/mqtt');
       return createMqttBroker({ url: stripParams(url), ...(prefix ? { prefix } : {}) });
     }
+    case 'sns-sqs': {
+      const aws = awsTarget(url);
+      const { createSnsSqsBroker } = await import('@switchboard/aws');
+      const p = aws.params;
+      const number = (name: string) => (p[name] === undefined ? {} : { [name]: Number(p[name]) });
+      return createSnsSqsBroker({
+        ...(aws.endpoint === undefined ? {} : { endpoint: aws.endpoint }),
+        region: aws.region,
+        ...(prefix ? { prefix } : {}),
+        ...(p.fifo === 'true' ? { fifo: true } : {}),
+        ...(p.provision === 'verify' ? { provision: 'verify' as const } : {}),
+        ...number('maxReceiveCount'),
+        ...number('visibilityTimeoutSeconds'),
+        ...number('waitTimeSeconds'),
+        ...(p.offload === 'true' ? { payloadOffload: { store: await s3Store(url, {}) } } : {}),
+      });
+    }
   }
+}
+
+/** Whether the engine an URL names comes with a blob store for claim checks (`sns-sqs:` has S3). */
+export function hasBlobStore(url: string): boolean {
+  return parseEngineUrl(url).engine === 'sns-sqs';
+}
+
+/**
+ * Opens the blob store that goes with an engine URL: for `sns-sqs:`, S3 at the same endpoint, in
+ * the URL's `bucket` under `<prefix>claim-checks/`, so one setting switches both the broker and the
+ * claim-check store. `name` is the store's name in its `blob://` URIs (every service sharing the
+ * bucket uses the same). Other engines have none: `SB_CONFIG_INVALID` (see {@link hasBlobStore}).
+ */
+export async function connectBlobStore(url: string, options: { readonly name?: string } = {}): Promise<BlobStore> {
+  const target = parseEngineUrl(url);
+  if (target.engine !== 'sns-sqs') {
+    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `${redact(url)} names an engine without a blob store` });
+  }
+  return s3Store(url, options);
+}
+
+async function s3Store(url: string, options: { readonly name?: string }) {
+  const aws = awsTarget(url);
+  const { createS3BlobStore } = await import('@switchboard/aws');
+  return createS3BlobStore({
+    ...(aws.endpoint === undefined ? {} : { endpoint: aws.endpoint }),
+    region: aws.region,
+    bucket: aws.bucket,
+    keyPrefix: `${aws.params.prefix ?? ''}claim-checks/`,
+    ...(options.name === undefined ? {} : { name: options.name }),
+    ...(aws.params.provision === 'verify' ? { provision: 'verify' as const } : {}),
+  });
 }
 
 /** Removes Switchboard's own query parameters before a URL reaches a driver. */

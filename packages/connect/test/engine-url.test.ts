@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectBroker, parseEngineUrl, redact } from '@switchboard/connect';
+import { awsTarget, connectBroker, hasBlobStore, parseEngineUrl, redact } from '@switchboard/connect';
 import { isSwitchboardError } from '@switchboard/core';
 import { describe, expect, it } from 'vitest';
 
@@ -69,5 +69,53 @@ describe('connectBroker (embedded engines)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('awsTarget (sns-sqs: URLs)', () => {
+  it('reads an emulator endpoint over plain HTTP, the region and the default bucket', () => {
+    expect(parseEngineUrl('sns-sqs://127.0.0.1:4566').engine).toBe('sns-sqs');
+    expect(awsTarget('sns-sqs://127.0.0.1:4566?region=eu-west-1')).toMatchObject({
+      endpoint: 'http://127.0.0.1:4566',
+      region: 'eu-west-1',
+      bucket: 'switchboard-claim-checks',
+    });
+    expect(awsTarget('sns-sqs://localhost').endpoint).toBe('http://localhost:4566');
+    expect(awsTarget('sns-sqs://[::1]:4570').endpoint).toBe('http://[::1]:4570');
+    expect(awsTarget('sns-sqs://s3.example.internal?tls=true&bucket=b1').endpoint).toBe('https://s3.example.internal:443');
+  });
+
+  it('reads AWS itself without a host, the region from the URL or the environment', () => {
+    const target = awsTarget('sns-sqs://?region=eu-central-1&bucket=acme-claim-checks&prefix=prod-');
+    expect(target.endpoint).toBeUndefined();
+    expect(target).toMatchObject({ region: 'eu-central-1', bucket: 'acme-claim-checks', params: { prefix: 'prod-' } });
+    const saved = { AWS_REGION: process.env.AWS_REGION, AWS_DEFAULT_REGION: process.env.AWS_DEFAULT_REGION };
+    try {
+      process.env.AWS_REGION = 'ap-south-1';
+      expect(awsTarget('sns-sqs://?bucket=b2').region).toBe('ap-south-1');
+      delete process.env.AWS_REGION;
+      delete process.env.AWS_DEFAULT_REGION;
+      expect(awsTarget('sns-sqs://?bucket=b2').region).toBe('us-east-1');
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
+  it('refuses AWS without a bucket, credentials in the URL, and other schemes with SB_CONFIG_INVALID', () => {
+    for (const url of ['sns-sqs://?region=eu-west-1', 'sns-sqs://AKIA:secret@127.0.0.1:4566', 'nats://127.0.0.1:4222']) {
+      let error: unknown;
+      try {
+        awsTarget(url);
+      } catch (caught) {
+        error = caught;
+      }
+      expect(isSwitchboardError(error, 'SB_CONFIG_INVALID'), url).toBe(true);
+      expect(String(error)).not.toContain('secret');
+    }
+    expect(hasBlobStore('sns-sqs://127.0.0.1:4566')).toBe(true);
+    expect(hasBlobStore('nats://127.0.0.1:4222')).toBe(false);
   });
 });

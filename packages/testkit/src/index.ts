@@ -4,6 +4,7 @@ export * from './broker-helpers.js';
 export * from './consumer-processes.js';
 export * from './dead-letter-store-conformance.js';
 export * from './idempotency-store-conformance.js';
+export * from './fauxqs.js';
 export * from './job-store-conformance.js';
 export * from './outbox-conformance.js';
 export * from './ports.js';
