@@ -251,7 +251,7 @@ export function encodeMessage(message: OutgoingMessage, options: EncodeOptions =
       ['source', ROUTING_ATTRIBUTES.source],
     ] as const) {
       const value = routing[member];
-      if (value !== undefined && message.headers[name] === undefined && isAttributeText(value)) attributes[name] = text(value);
+      if (value !== undefined && message.headers[name] === undefined && isAttributeText(value)) put(attributes, name, text(value));
     }
   }
 
@@ -266,10 +266,10 @@ export function encodeMessage(message: OutgoingMessage, options: EncodeOptions =
   const room = MAX_ATTRIBUTES - Object.keys(attributes).length;
   const fits = rest.length === 0 && plain.length <= room - (metaNeeded ? 1 : 0);
   const kept = fits ? plain : plain.slice(0, Math.max(0, room - 1));
-  for (const name of kept) attributes[name] = text(message.headers[name]!);
+  for (const name of kept) put(attributes, name, text(message.headers[name]!));
   if (!fits) {
     meta.headers = {};
-    for (const name of [...plain.slice(kept.length), ...rest]) meta.headers[name] = message.headers[name]!;
+    for (const name of [...plain.slice(kept.length), ...rest]) put(meta.headers, name, message.headers[name]!);
   }
   if (meta.headers !== undefined || metaNeeded) attributes[ATTRIBUTE.meta] = text(escapeJsonText(JSON.stringify(meta)));
 
@@ -393,7 +393,7 @@ function readMeta(value: string | undefined): { headers?: Record<string, string>
     const out: { headers?: Record<string, string>; key?: string; id?: string } = {};
     if (typeof meta.headers === 'object' && meta.headers !== null) {
       out.headers = {};
-      for (const [name, header] of Object.entries(meta.headers)) if (typeof header === 'string') out.headers[name] = header;
+      for (const [name, header] of Object.entries(meta.headers)) if (typeof header === 'string') put(out.headers, name, header);
     }
     if (typeof meta.key === 'string') out.key = meta.key;
     if (typeof meta.id === 'string') out.id = meta.id;
@@ -422,12 +422,12 @@ export function decodeMessage(message: ReceivedMessage): DecodedMessage {
   const values: Record<string, string> = {};
   for (const name of Object.keys(attributes)) {
     const value = attributeString(attributes[name]!);
-    if (value !== undefined) values[name] = value;
+    if (value !== undefined) put(values, name, value);
   }
   const meta = readMeta(values[ATTRIBUTE.meta]);
   const headers: Record<string, string> = {};
-  for (const name of Object.keys(values)) if (!RESERVED.has(name)) headers[name] = values[name]!;
-  if (meta.headers !== undefined) Object.assign(headers, meta.headers);
+  for (const name of Object.keys(values)) if (!RESERVED.has(name)) put(headers, name, values[name]!);
+  if (meta.headers !== undefined) for (const name of Object.keys(meta.headers)) put(headers, name, meta.headers[name]!);
 
   const ownId = values[ATTRIBUTE.id] ?? meta.id;
   const id = ownId ?? message.MessageId ?? '';
@@ -458,4 +458,13 @@ export function decodeMessage(message: ReceivedMessage): DecodedMessage {
   else if (encoding === 'base64') bytes = new Uint8Array(Buffer.from(body, 'base64'));
   else bytes = new Uint8Array(Buffer.from(body, 'utf8'));
   return { ...base, body: bytes };
+}
+
+/**
+ * `record[name] = value`, also for the name `__proto__` (a valid SQS attribute and header name), which
+ * plain assignment would turn into a prototype change and lose.
+ */
+function put<T>(record: Record<string, T>, name: string, value: T): void {
+  if (name === '__proto__') Object.defineProperty(record, name, { value, enumerable: true, writable: true, configurable: true });
+  else record[name] = value;
 }
