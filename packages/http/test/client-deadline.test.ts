@@ -36,18 +36,20 @@ const record = { id: 'a1', name: 'Ada', createdAt: '2024-01-01T00:00:00.000Z' };
 describe('client: deadlines', () => {
   it('fails a call to a hanging server with SB_DEADLINE_EXCEEDED and cancels the request', async () => {
     const { peer, client } = await setup(hang);
-    const error = await rejection(client.call('get', { id: 'a1' }, { timeoutMs: 100 }));
+    // Long enough for the request to reach the peer on a loaded machine before the deadline ends the call.
+    const error = await rejection(client.call('get', { id: 'a1' }, { timeoutMs: 1000 }));
     expect(error.code).toBe('SB_DEADLINE_EXCEEDED');
     expect(peer.received).toHaveLength(1);
-    expect(Number(peer.received[0]?.headers['switchboard-timeout-ms'])).toBeLessThanOrEqual(100);
+    expect(Number(peer.received[0]?.headers['switchboard-timeout-ms'])).toBeLessThanOrEqual(1000);
     await peer.received[0]?.abandoned;
   });
 
   it('ends at an absolute deadline earlier than the timeout', async () => {
     const { peer, client } = await setup(hang, { timeoutMs: 60_000 });
-    const error = await rejection(client.call('get', { id: 'a1' }, { deadline: Date.now() + 80 }));
+    const error = await rejection(client.call('get', { id: 'a1' }, { deadline: Date.now() + 1000 }));
     expect(error.code).toBe('SB_DEADLINE_EXCEEDED');
-    expect(Number(peer.received[0]?.headers['switchboard-timeout-ms'])).toBeLessThanOrEqual(80);
+    expect(peer.received).toHaveLength(1);
+    expect(Number(peer.received[0]?.headers['switchboard-timeout-ms'])).toBeLessThanOrEqual(1000);
   });
 
   it('sends nothing when the deadline has already passed', async () => {
