@@ -28,7 +28,14 @@ export {
 export { resolveSubscribeOptions } from './broker.js';
 export type { BrokerErrorRules, BrokerErrors } from './broker-errors.js';
 export { assertMessageSize, brokerErrors, idle } from './broker-errors.js';
-export { isBase64, isExtensionName, timestampProblem, uriProblem, uriReferenceProblem } from './cloudevents/attribute-types.js';
+export {
+  isBase64,
+  isExtensionName,
+  stringProblem,
+  timestampProblem,
+  uriProblem,
+  uriReferenceProblem,
+} from './cloudevents/attribute-types.js';
 export { attributePrefix, getHeader, hasBinaryAttributes } from './cloudevents/binary.js';
 export type { DataKind } from './cloudevents/data.js';
 export { dataKind } from './cloudevents/data.js';

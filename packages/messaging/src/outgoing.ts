@@ -16,7 +16,7 @@ import {
   newMessageId,
   SwitchboardError,
 } from '@switchboard/core';
-import { childTraceparent, validate } from '@switchboard/core/kit';
+import { childTraceparent, percentEncodeHeaderValue, stringProblem, validate } from '@switchboard/core/kit';
 import type { Address } from './addressing.js';
 import type { PublishOptions } from './types.js';
 
@@ -101,19 +101,21 @@ function assertValid(result: ValidationResult<unknown>, address: Address): void 
 }
 
 /**
- * A plain send: no caller-chosen id, subject or tracestate and no attachment. Every attribute of
- * such a message is either constant per address or generated here in a form that needs no
- * validation and no escaping (UUIDv7 id, RFC 3339 UTC time, a hex `traceparent`), so it can be
- * built from the address's {@link Template}.
+ * A plain send: no tracestate and no attachment. Every attribute of such a message is either
+ * constant per address, generated here in a form that needs no validation and no escaping (UUIDv7
+ * id, RFC 3339 UTC time, a hex `traceparent`), or a caller's `id` / `subject` checked here as the
+ * envelope would check them and encoded as the binding says, so it can be built from the address's
+ * {@link Template}. (Change sources send every change with an id and a subject of their own.)
  */
 function isPlain(options: PublishOptions): boolean {
-  return (
-    options.attachment === undefined &&
-    options.attachmentBlob === undefined &&
-    options.id === undefined &&
-    options.subject === undefined &&
-    options.tracestate === undefined
-  );
+  return options.attachment === undefined && options.attachmentBlob === undefined && options.tracestate === undefined;
+}
+
+/** A caller's id or subject the envelope takes as it is: a non-empty CloudEvents String (an id within the identity limit). */
+function plainValue(value: string | undefined, isId: boolean): boolean {
+  if (value === undefined) return true;
+  if (typeof value !== 'string' || value === '' || stringProblem(value) !== undefined) return false;
+  return !isId || identityProblems({ id: value, source: '' }).length === 0;
 }
 
 function encode(
@@ -123,17 +125,18 @@ function encode(
   data: unknown,
   options: PublishOptions,
 ): OutgoingMessage | Promise<OutgoingMessage> {
-  if (isPlain(options)) {
+  if (isPlain(options) && plainValue(options.id, true) && plainValue(options.subject, false)) {
     let json: string | undefined;
     if (data !== undefined) {
       json = JSON.stringify(data);
       // Data the blob store takes, or that JSON cannot hold: the full path deals with it.
       if (json === undefined || overThreshold(config, json)) return encodeFull(config, address, shape, data, options);
     }
-    const template = templateFor(config, address, json !== undefined);
+    const subject = options.subject;
+    const template = templateFor(config, address, json !== undefined, subject !== undefined);
     if (template !== undefined) {
       const traceparent = childTraceparent(options.traceparent);
-      const built = template.build(newMessageId(), nowIso(), traceparent, json);
+      const built = template.build(options.id ?? newMessageId(), nowIso(), traceparent, json, subject);
       const message: OutgoingMessage =
         options.key === undefined
           ? { id: built.id, topic: address.topic, headers: built.headers, body: built.body }
@@ -268,8 +271,9 @@ const SLOT_ID = 'sb0template0id0c5e1f8a';
 const SLOT_TIME = '1970-01-01T00:00:00.713Z';
 const SLOT_TRACEPARENT = '00-7e3a0c5e1f8a2b4d6c9e0f1a2b3c4d5e-0f1e2d3c4b5a6978-01';
 const SLOT_DATA = 'sb0template0data0c5e1f8a';
+const SLOT_SUBJECT = 'sb0template0subject0c5e1f8a';
 
-type SlotName = 'id' | 'time' | 'traceparent' | 'data';
+type SlotName = 'id' | 'time' | 'traceparent' | 'data' | 'subject';
 
 interface Built {
   readonly id: string;
@@ -286,27 +290,27 @@ interface Built {
  * source or type containing it): that address always takes the full path.
  */
 interface Template {
-  build(id: string, time: string, traceparent: string, json: string | undefined): Built;
+  build(id: string, time: string, traceparent: string, json: string | undefined, subject: string | undefined): Built;
 }
 
 const templates = new WeakMap<OutgoingConfig, Map<string, Template | null>>();
 
-function templateFor(config: OutgoingConfig, address: Address, withData: boolean): Template | undefined {
+function templateFor(config: OutgoingConfig, address: Address, withData: boolean, withSubject: boolean): Template | undefined {
   let byAddress = templates.get(config);
   if (byAddress === undefined) {
     byAddress = new Map();
     templates.set(config, byAddress);
   }
-  const key = withData ? `${address.type}\u0000${address.topic}\u0000d` : `${address.type}\u0000${address.topic}`;
+  const key = `${address.type}\u0000${address.topic}\u0000${withData ? 'd' : ''}${withSubject ? 's' : ''}`;
   let template = byAddress.get(key);
   if (template === undefined) {
-    template = makeTemplate(config, address, withData) ?? null;
+    template = makeTemplate(config, address, withData, withSubject) ?? null;
     byAddress.set(key, template);
   }
   return template ?? undefined;
 }
 
-function makeTemplate(config: OutgoingConfig, address: Address, withData: boolean): Template | undefined {
+function makeTemplate(config: OutgoingConfig, address: Address, withData: boolean, withSubject: boolean): Template | undefined {
   let event: CloudEvent;
   try {
     event = createCloudEvent({
@@ -314,6 +318,7 @@ function makeTemplate(config: OutgoingConfig, address: Address, withData: boolea
       source: config.service,
       id: SLOT_ID,
       time: SLOT_TIME,
+      ...(withSubject ? { subject: SLOT_SUBJECT } : {}),
       ...(withData
         ? {
             datacontenttype: JSON_TYPE,
@@ -327,32 +332,60 @@ function makeTemplate(config: OutgoingConfig, address: Address, withData: boolea
   }
   const encoded = encodeCloudEvent(event, config.binding);
   return config.binding.mode === 'structured'
-    ? structuredTemplate(encoded.headers, encoded.body, withData)
-    : binaryTemplate(encoded.headers);
+    ? structuredTemplate(encoded.headers, encoded.body, withData, withSubject)
+    : binaryTemplate(encoded.headers, config.binding, withSubject);
 }
 
-function binaryTemplate(headers: Readonly<Record<string, string>>): Template | undefined {
+function binaryTemplate(
+  headers: Readonly<Record<string, string>>,
+  binding: CloudEventsBinding,
+  withSubject: boolean,
+): Template | undefined {
   const names = Object.keys(headers);
   const fixed = names.map((name) => headers[name]!);
   const slots: (SlotName | undefined)[] = fixed.map((value) =>
-    value === SLOT_ID ? 'id' : value === SLOT_TIME ? 'time' : value === SLOT_TRACEPARENT ? 'traceparent' : undefined,
+    value === SLOT_ID
+      ? 'id'
+      : value === SLOT_TIME
+        ? 'time'
+        : value === SLOT_TRACEPARENT
+          ? 'traceparent'
+          : value === SLOT_SUBJECT
+            ? 'subject'
+            : undefined,
   );
-  if (slots.filter((s) => s === 'id').length !== 1 || slots.filter((s) => s === 'time').length !== 1) return undefined;
-  if (slots.filter((s) => s === 'traceparent').length !== 1) return undefined;
+  const once = (slot: SlotName) => slots.filter((s) => s === slot).length === 1;
+  if (!once('id') || !once('time') || !once('traceparent') || (withSubject && !once('subject'))) return undefined;
+  // A caller's id or subject is encoded as the codec encodes every attribute value of this binding.
+  const encodeValue = binding.values === 'percent' ? percentEncodeHeaderValue : (value: string) => value;
   const count = names.length;
   return {
-    build(id, time, traceparent, json) {
+    build(id, time, traceparent, json, subject) {
       const out: Record<string, string> = {};
       for (let i = 0; i < count; i++) {
         const slot = slots[i];
-        out[names[i]!] = slot === undefined ? fixed[i]! : slot === 'id' ? id : slot === 'time' ? time : traceparent;
+        out[names[i]!] =
+          slot === undefined
+            ? fixed[i]!
+            : slot === 'id'
+              ? encodeValue(id)
+              : slot === 'time'
+                ? time
+                : slot === 'traceparent'
+                  ? traceparent
+                  : encodeValue(subject as string);
       }
       return { id, headers: out, body: json === undefined ? EMPTY_BODY : Buffer.from(json, 'utf8') };
     },
   };
 }
 
-function structuredTemplate(headers: Readonly<Record<string, string>>, body: Uint8Array, withData: boolean): Template | undefined {
+function structuredTemplate(
+  headers: Readonly<Record<string, string>>,
+  body: Uint8Array,
+  withData: boolean,
+  withSubject: boolean,
+): Template | undefined {
   const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
   const wanted: [SlotName, string][] = [
     ['id', JSON.stringify(SLOT_ID)],
@@ -360,6 +393,7 @@ function structuredTemplate(headers: Readonly<Record<string, string>>, body: Uin
     ['traceparent', JSON.stringify(SLOT_TRACEPARENT)],
   ];
   if (withData) wanted.push(['data', JSON.stringify(SLOT_DATA)]);
+  if (withSubject) wanted.push(['subject', JSON.stringify(SLOT_SUBJECT)]);
   const found: { slot: SlotName; at: number; length: number }[] = [];
   for (const [slot, literal] of wanted) {
     const at = text.indexOf(literal);
@@ -377,12 +411,22 @@ function structuredTemplate(headers: Readonly<Record<string, string>>, body: Uin
   const order = found.map((cut) => cut.slot);
   const shared = Object.freeze({ ...headers });
   return {
-    build(id, time, traceparent, json) {
+    build(id, time, traceparent, json, subject) {
       let out = parts[0]!;
       for (let i = 0; i < order.length; i++) {
         const slot = order[i];
-        // Strings need no escaping: ids, times and traceparents are plain ASCII without quotes or backslashes.
-        out += slot === 'data' ? json : slot === 'id' ? `"${id}"` : slot === 'time' ? `"${time}"` : `"${traceparent}"`;
+        // Times and traceparents are plain ASCII without quotes or backslashes; an id or a subject may be
+        // a caller's, so they are written as the JSON encoder writes every string.
+        out +=
+          slot === 'data'
+            ? json
+            : slot === 'id'
+              ? JSON.stringify(id)
+              : slot === 'time'
+                ? `"${time}"`
+                : slot === 'traceparent'
+                  ? `"${traceparent}"`
+                  : JSON.stringify(subject);
         out += parts[i + 1]!;
       }
       return { id, headers: shared, body: Buffer.from(out, 'utf8') };
@@ -438,14 +482,21 @@ export function encodePlainBothWays(
   config: OutgoingConfig,
   address: Address,
   data: unknown,
-  values: { readonly id: string; readonly time: string; readonly traceparent: string },
-): { readonly full: Built; readonly template: Built | undefined } {
+  values: { readonly id: string; readonly time: string; readonly traceparent: string; readonly subject?: string },
+): { readonly full: Built; readonly template: Built | undefined; readonly plain: boolean } {
   const json = data === undefined ? undefined : JSON.stringify(data);
-  const event = envelope(config, address, json, { traceparent: values.traceparent }, { id: values.id, time: values.time });
+  const event = envelope(
+    config,
+    address,
+    json,
+    { traceparent: values.traceparent },
+    { id: values.id, time: values.time, ...(values.subject === undefined ? {} : { subject: values.subject }) },
+  );
   const encoded = encodeCloudEvent(event, config.binding);
-  const template = templateFor(config, address, json !== undefined);
+  const template = templateFor(config, address, json !== undefined, values.subject !== undefined);
   return {
     full: { id: event.id, headers: encoded.headers, body: encoded.body },
-    template: template?.build(values.id, values.time, values.traceparent, json),
+    template: template?.build(values.id, values.time, values.traceparent, json, values.subject),
+    plain: plainValue(values.id, true) && plainValue(values.subject, false),
   };
 }

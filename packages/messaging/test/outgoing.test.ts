@@ -234,6 +234,45 @@ describe('the template fast path is the codec, byte for byte', () => {
     expect(compared).toBeGreaterThan(200);
   });
 
+  it('also with a caller-chosen id and subject: checked as the envelope checks them, encoded as the binding encodes them', () => {
+    let compared = 0;
+    // Mostly Strings the envelope takes (quotes, percent, backslash, non-ASCII, astral), some it refuses (controls, lone surrogates, empty).
+    const taken = fc.string({
+      unit: fc.constantFrom('a', 'Z', '0', ' ', '"', '%', '\\', 'é', '€', '😀', ':', '/'),
+      minLength: 1,
+      maxLength: 16,
+    });
+    const refused = fc.string({ unit: fc.constantFrom('a', '\u0001', '\u0085', '\ud800'), maxLength: 6 });
+    const anyText = fc.oneof({ weight: 5, arbitrary: taken }, { weight: 1, arbitrary: refused });
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...allBindings),
+        fc.option(fc.jsonValue(), { nil: undefined }),
+        values,
+        anyText,
+        anyText,
+        (binding, data, v, id, subject) => {
+          const cfg = config(binding);
+          let both: ReturnType<typeof encodePlainBothWays>;
+          try {
+            both = encodePlainBothWays(cfg, address('tick'), data, { ...v, id, subject });
+          } catch (error) {
+            // What the envelope refuses never takes the template: the full path refuses it.
+            expect((error as { code?: string }).code).toBe('SB_NOT_CLOUDEVENT');
+            return;
+          }
+          expect(both.plain).toBe(true);
+          compared += 1;
+          expect(both.template).toBeDefined();
+          expect(Object.entries(both.template!.headers)).toEqual(Object.entries(both.full.headers));
+          expect(Buffer.from(both.template!.body).equals(Buffer.from(both.full.body))).toBe(true);
+        },
+      ),
+      { numRuns: 400, seed: 20261202 },
+    );
+    expect(compared).toBeGreaterThan(150);
+  });
+
   it('has a template for ordinary addresses in every binding (the fast path is taken)', () => {
     for (const binding of allBindings) {
       const both = encodePlainBothWays(
