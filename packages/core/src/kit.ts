@@ -6,7 +6,8 @@
  * - Subscriptions: `DeliveryTracker` + `TrackedDelivery` (in-flight slots, unsettled set, ack
  *   deadlines, handler runs, drain) for at-least-once engines; `PushSubscription` +
  *   `AtMostOnceDelivery` for at-most-once push transports; `resolveSubscribeOptions`.
- * - Errors and timing: `brokerErrors`, `assertMessageSize`, `idle`, `sleep`, `describeError`.
+ * - Errors, options and timing: `brokerErrors`, `assertMessageSize`, `positiveInteger`, `idle`, `sleep`,
+ *   `describeError`.
  * - Stores: the receipt, dead-letter, job, blob and outbox rules every store applies the same way.
  */
 export { AckDeadlines } from './ack-deadlines.js';
@@ -41,6 +42,7 @@ export { DeliveryTracker, TrackedDelivery } from './delivery-tracker.js';
 export { describeError } from './errors.js';
 export { newSecretId, randomHex } from './ids.js';
 export { canceledProblem, JobWaiters, jobStoreDefaults, leaseExpiredProblem, storeUnavailable } from './jobs.js';
+export { positiveInteger } from './option-checks.js';
 export { assertOutboxMessage } from './outbox.js';
 export type { DroppedDelivery, DropReason, PushSubscriptionConfig, ReceivedFields } from './push-subscription.js';
 export { AtMostOnceDelivery, PushSubscription } from './push-subscription.js';
