@@ -1,6 +1,6 @@
 import type { OutgoingMessage } from '@switchboard/core';
 import { describe, expect, it } from 'vitest';
-import { decodeFrame, encodeFrame } from '../src/pubsub-codec.js';
+import { decodeFrame, decodeMessage, encodeFrame, encodeMessage } from '../src/pubsub-codec.js';
 
 function message(overrides: Partial<OutgoingMessage> = {}): OutgoingMessage {
   return {
@@ -35,5 +35,32 @@ describe('Redis pub/sub frames', () => {
 
   it('refuses bytes that are not a frame', () => {
     expect(decodeFrame(Buffer.from('hello'))).toBeUndefined();
+  });
+
+  it('sends a structured CloudEvent as its document alone, and frames anything else', () => {
+    const document = '{"specversion":"1.0","id":"1","source":"/s","type":"t"}';
+    const structured = message({
+      headers: Object.freeze({ 'content-type': 'application/cloudevents+json; charset=utf-8' }),
+      body: new TextEncoder().encode(document),
+    });
+    expect(encodeMessage(structured, 'n1').toString()).toBe(document);
+    // A key, another header or another content type cannot travel without a frame.
+    for (const other of [
+      { ...structured, key: 'k' },
+      { ...structured, headers: { 'content-type': 'application/cloudevents+json', 'x-note': 'a' } },
+      { ...structured, headers: { 'content-type': 'application/json' } },
+      { ...structured, headers: {} },
+    ]) {
+      expect(decodeFrame(encodeMessage(other, 'n2'))).toMatchObject({ id: other.id, nonce: 'n2', headers: other.headers, key: other.key });
+    }
+  });
+
+  it('hands over bytes that are not a frame as a message without headers (what a foreign PUBLISH sends)', () => {
+    const bytes = Buffer.from('{"specversion":"1.0","id":"1","source":"/s","type":"t"}');
+    expect(decodeMessage(bytes)).toEqual({ id: '', nonce: undefined, headers: {}, key: undefined, body: bytes });
+    // A frame whose metadata is broken is dropped (reported as malformed), not handed over.
+    const broken = encodeFrame(message(), 'n3');
+    broken.writeUInt32BE(1_000_000, 3);
+    expect(decodeMessage(broken)).toBeUndefined();
   });
 });
