@@ -44,6 +44,7 @@ export { newSecretId, randomHex } from './ids.js';
 export { canceledProblem, JobWaiters, jobStoreDefaults, leaseExpiredProblem, storeUnavailable } from './jobs.js';
 export { positiveInteger } from './option-checks.js';
 export { assertOutboxMessage } from './outbox.js';
+export { plainHeaders, plainHeadersFromJson } from './plain-layout.js';
 export type { DroppedDelivery, DropReason, PushSubscriptionConfig, ReceivedFields } from './push-subscription.js';
 export { AtMostOnceDelivery, PushSubscription } from './push-subscription.js';
 export {

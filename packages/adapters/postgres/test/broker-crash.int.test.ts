@@ -6,12 +6,12 @@ import { afterAll, expect, it } from 'vitest';
 import { createPostgresBroker } from '../src/broker.js';
 
 // The consumers run the built package (dist): build it first with `tsc -b packages/adapters/postgres`.
-const connectionString = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = randomName('sbcrash').replaceAll('-', '_');
 const script = fileURLToPath(new URL('./broker-crash-consumer.mjs', import.meta.url));
 
 afterAll(async () => {
-  const client = new pg.Client({ connectionString });
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   await client.end();
@@ -21,9 +21,9 @@ it('loses none of 10 000 messages while the consumer process is SIGKILLed twice'
   const total = 10_000;
   const topic = randomName('orders');
   const group = randomName('billing');
-  const broker = createPostgresBroker({ connectionString, schema });
+  const broker = createPostgresBroker({ url, schema });
   await broker.declareGroup(topic, group);
-  const consumers = new ConsumerProcesses(script, [connectionString, schema, topic, group]);
+  const consumers = new ConsumerProcesses(script, [url, schema, topic, group]);
   await consumers.start();
 
   const sent = new Set<string>();

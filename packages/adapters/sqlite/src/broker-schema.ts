@@ -6,7 +6,7 @@ export interface ClaimedRow {
   readonly attempt: number;
   readonly id: string;
   readonly headers: string;
-  readonly body: Buffer;
+  readonly body: Buffer | string;
   readonly key: string | null;
 }
 

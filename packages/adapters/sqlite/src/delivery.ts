@@ -1,8 +1,5 @@
-import type { Headers } from '@switchboard/core';
-import { TrackedDelivery } from '@switchboard/core/kit';
+import { plainHeadersFromJson, TrackedDelivery } from '@switchboard/core/kit';
 import type { ClaimedRow } from './broker-schema.js';
-
-const EMPTY_HEADERS: Headers = Object.freeze({});
 
 /** Where a delivery's settles go: written with the broker's next transaction. */
 export interface SettleQueue {
@@ -21,8 +18,9 @@ export class SqliteDelivery extends TrackedDelivery {
     super({
       id: row.id === '' ? String(row.seq) : row.id,
       topic,
-      headers: row.headers === '{}' ? EMPTY_HEADERS : (JSON.parse(row.headers) as Headers),
-      body: row.body,
+      headers: plainHeadersFromJson(row.headers),
+      // A producer may have written text into the BLOB column (SQLite keeps the value's own type).
+      body: typeof row.body === 'string' ? Buffer.from(row.body, 'utf8') : row.body,
       key: row.key ?? undefined,
       attempt: row.attempt,
     });

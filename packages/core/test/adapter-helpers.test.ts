@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isSwitchboardError } from '../src/index.js';
-import { positiveInteger } from '../src/kit.js';
+import { plainHeaders, plainHeadersFromJson, positiveInteger } from '../src/kit.js';
 
 describe('positiveInteger', () => {
   it('gives the fallback when the option is left out, and the value when it is an integer in range', () => {
@@ -20,5 +20,25 @@ describe('positiveInteger', () => {
       expect(isSwitchboardError(caught, 'SB_CONFIG_INVALID')).toBe(true);
       expect((caught as Error).message + String((caught as { detail?: string }).detail)).toContain('maxMessageBytes');
     }
+  });
+});
+
+describe('plainHeaders', () => {
+  it('keeps an object of strings as it is', () => {
+    const headers = { 'ce-id': '1', 'content-type': 'application/json' };
+    expect(plainHeaders(headers)).toBe(headers);
+    expect(plainHeadersFromJson(JSON.stringify(headers))).toEqual(headers);
+  });
+
+  it('turns other values into their JSON text, and anything but an object into no headers', () => {
+    expect(plainHeaders({ 'ce-id': '1', 'ce-datasize': 5, 'ce-flag': true, x: null })).toEqual({
+      'ce-id': '1',
+      'ce-datasize': '5',
+      'ce-flag': 'true',
+      x: 'null',
+    });
+    for (const value of [null, [], 'text', 5]) expect(plainHeaders(value)).toEqual({});
+    expect(plainHeadersFromJson('{not json')).toEqual({});
+    expect(plainHeadersFromJson('{}')).toEqual({});
   });
 });
