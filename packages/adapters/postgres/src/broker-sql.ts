@@ -134,14 +134,26 @@ function publishSql(t: Tables): string {
 }
 
 /**
- * Claims up to $3 ready rows of group $1 with `seq > $2` (0 scans from the head) in publish
- * order, skipping rows other consumers hold, and leases them for $4 ms (`visible_at`), counting the
- * attempt. `now()` (the statement's transaction time) keeps the condition usable by the index.
+ * The consumer's commits are asynchronous (`synchronous_commit = off` for that transaction only):
+ * they create no data, so a server crash that undoes the last of them can only bring a message
+ * back (an ack undone: a redelivery; a claim undone: the row ready again, its attempt not counted),
+ * never lose one. Publishes commit synchronously, as the `Broker` contract wants.
+ */
+const ASYNC_COMMIT = `(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL`;
+
+/**
+ * Acks the rows $5 (seqs) of group $1, then claims up to $3 ready rows with `seq > $2` (0 scans
+ * from the head) in publish order, skipping rows other consumers hold, and leases them for $4 ms
+ * (`visible_at`), counting the attempt: the acks that freed the slots travel with the claim that
+ * fills them, one statement and one commit. `now()` (the statement's transaction time) keeps the
+ * condition usable by the index; the claim's snapshot still sees the acked rows as leased.
  */
 function claimSql(t: Tables): string {
-  return `WITH picked AS (
+  return `WITH acked AS (
+      DELETE FROM ${t.queue} WHERE gid = $1 AND seq = ANY($5::bigint[])
+    ), picked AS (
       SELECT ctid FROM ${t.queue}
-      WHERE gid = $1 AND seq > $2 AND visible_at <= now()
+      WHERE gid = $1 AND seq > $2 AND visible_at <= now() AND ${ASYNC_COMMIT}
       ORDER BY seq
       LIMIT $3
       FOR UPDATE SKIP LOCKED
@@ -155,7 +167,7 @@ function claimSql(t: Tables): string {
 }
 
 /**
- * Settles a batch of group $1 in one statement:
+ * Settles a batch of group $1 in one statement (asynchronous commit, see above):
  * - acks: deletes the rows $2 (seqs);
  * - nacks: makes the rows $3 (seqs) visible after $4 ms each, only while their attempt is still
  *   the nacked one ($5): a late nack never shortens another consumer's lease.
@@ -172,7 +184,7 @@ function settleSql(t: Tables): string {
       WHERE q.gid = $1 AND q.seq = n.seq AND q.attempts = n.attempts
       RETURNING 1
     )
-    SELECT (SELECT count(*) FROM acked)::int AS acked, (SELECT count(*) FROM nacked)::int AS nacked`;
+    SELECT ${ASYNC_COMMIT} AS async, (SELECT count(*) FROM acked)::int AS acked, (SELECT count(*) FROM nacked)::int AS nacked`;
 }
 
 /** The group's number, declaring it first when it is new. */

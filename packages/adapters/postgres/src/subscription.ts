@@ -1,6 +1,6 @@
 import type { DeliveryHandler, Subscription } from '@switchboard/core';
 import { backoffDelay } from '@switchboard/core';
-import { DeliveryTracker, type ItemOutcome, idle, RoundTripBatch } from '@switchboard/core/kit';
+import { DeliveryTracker, idle } from '@switchboard/core/kit';
 import type { Pool } from 'pg';
 import type { BrokerTables } from './broker-sql.js';
 import { type ClaimedRow, PostgresDelivery, type RowSettler } from './delivery.js';
@@ -24,11 +24,28 @@ export interface GroupContext {
   readonly onClosed: (subscription: PostgresSubscription) => void;
 }
 
-interface Settle {
+interface Nack {
   readonly seq: string;
   readonly attempt: number;
-  /** `undefined` for an ack, the delay of a nack otherwise. */
-  readonly delayMs: number | undefined;
+  readonly delayMs: number;
+}
+
+/** Settles waiting for their statement, with one promise for all of them. */
+class SettleBatch {
+  readonly acks: string[] = [];
+  readonly nacks: Nack[] = [];
+  readonly done: Promise<void>;
+  resolve!: () => void;
+  reject!: (error: unknown) => void;
+
+  constructor() {
+    this.done = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    // Each settle's caller gets the outcome through `done`; never unhandled here.
+    this.done.catch(() => {});
+  }
 }
 
 /** Lock conflicts worth one more try: deadlock_detected, serialization_failure. */
@@ -37,13 +54,12 @@ function isTransient(error: unknown): boolean {
   return code === '40P01' || code === '40001';
 }
 
-const ALL_OK: ItemOutcome<void> = { ok: true, value: undefined };
-
 /**
  * One consumer of a group. It claims ready rows in batches (`FOR UPDATE SKIP LOCKED`, so consumers
  * never block each other) and leases them for `ackTimeoutMs`; a lease that runs out makes the row
  * ready again, which is how deliveries of crashed consumers come back. The settles of one turn of
- * the event loop go in one statement. It sleeps until a NOTIFY for its topic, a freed half of its
+ * the event loop go in one statement, and acks waiting when a claim leaves travel with it (one
+ * statement, one commit for both). It sleeps until a NOTIFY for its topic, a freed half of its
  * slots, a nack coming due, or the fallback poll.
  *
  * While claims come back full (a backlog), the next claim starts after the last row of the one
@@ -57,7 +73,10 @@ export class PostgresSubscription implements Subscription, RowSettler {
   readonly group: string;
   readonly #ctx: GroupContext;
   readonly #tracker: DeliveryTracker<PostgresDelivery>;
-  readonly #settles: RoundTripBatch<Settle, void>;
+  /** Settles not sent yet; the one in flight is apart (one settle statement at a time). */
+  #pending: SettleBatch | undefined;
+  #flushing = false;
+  #flushed: Promise<void> = Promise.resolve();
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #released = new Set<Promise<void>>();
   #closed: Promise<void> | undefined;
@@ -71,7 +90,6 @@ export class PostgresSubscription implements Subscription, RowSettler {
     this.topic = ctx.topic;
     this.group = ctx.group;
     this.#tracker = new DeliveryTracker({ maxInFlight: ctx.maxInFlight, ackTimeoutMs: ctx.ackTimeoutMs, handler, report: ctx.report });
-    this.#settles = new RoundTripBatch((items) => this.#flush(items));
   }
 
   start(): void {
@@ -108,11 +126,15 @@ export class PostgresSubscription implements Subscription, RowSettler {
       this.#woken = false;
       const free = tracker.free;
       const cursor = this.#cursor;
+      const acks = this.#takeAcks();
       let rows: ClaimedRow[];
       try {
-        rows = (await this.#ctx.pool.query<ClaimedRow>({ ...tables.statements.claim, values: [gid, cursor, free, ackTimeoutMs] })).rows;
+        const values = [gid, cursor, free, ackTimeoutMs, acks?.acks ?? []];
+        rows = (await this.#ctx.pool.query<ClaimedRow>({ ...tables.statements.claim, values })).rows;
+        acks?.resolve();
         failures = 0;
       } catch (error) {
+        acks?.reject(postgresErrors.toBrokerError(error, 'ack'));
         if (tracker.closing) break;
         this.#ctx.report(error, 'claim deliveries');
         failures += 1;
@@ -144,7 +166,19 @@ export class PostgresSubscription implements Subscription, RowSettler {
   }
 
   settle(seq: string, attempt: number, delayMs: number | undefined): Promise<void> {
-    return this.#settles.add({ seq, attempt, delayMs });
+    const batch = (this.#pending ??= new SettleBatch());
+    if (delayMs === undefined) batch.acks.push(seq);
+    else batch.nacks.push({ seq, attempt, delayMs });
+    this.#scheduleFlush();
+    return batch.done;
+  }
+
+  /** The waiting settles when they are acks only (a claim carries them), else undefined. */
+  #takeAcks(): SettleBatch | undefined {
+    const batch = this.#pending;
+    if (batch === undefined || batch.nacks.length > 0) return undefined;
+    this.#pending = undefined;
+    return batch;
   }
 
   #track(done: Promise<void>): void {
@@ -153,26 +187,37 @@ export class PostgresSubscription implements Subscription, RowSettler {
     done.then(forget, forget);
   }
 
-  /** The acks and nacks of this turn of the event loop in one statement (retried once on a lock conflict). */
-  async #flush(items: readonly Settle[]): Promise<readonly ItemOutcome<void>[]> {
-    const { pool, tables, gid } = this.#ctx;
-    const acks: string[] = [];
-    const nacks: Settle[] = [];
-    for (const item of items) {
-      if (item.delayMs === undefined) acks.push(item.seq);
-      else nacks.push(item);
-    }
-    const values = [gid, acks, nacks.map((n) => n.seq), nacks.map((n) => n.delayMs), nacks.map((n) => n.attempt)];
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await pool.query({ ...tables.statements.settle, values });
-        break;
-      } catch (error) {
-        if (attempt >= 2 || !isTransient(error)) throw postgresErrors.toBrokerError(error, acks.length > 0 ? 'ack' : 'nack');
+  /** After the I/O of this turn (every settle made in it joins), unless a claim took them first. */
+  #scheduleFlush(): void {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    this.#flushed = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flush());
+  }
+
+  /** The waiting acks and nacks in one statement (retried once on a lock conflict); one at a time. */
+  async #flush(): Promise<void> {
+    const batch = this.#pending;
+    this.#pending = undefined;
+    if (batch !== undefined) {
+      const { pool, tables, gid } = this.#ctx;
+      const { acks, nacks } = batch;
+      const values = [gid, acks, nacks.map((n) => n.seq), nacks.map((n) => n.delayMs), nacks.map((n) => n.attempt)];
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await pool.query({ ...tables.statements.settle, values });
+          batch.resolve();
+          if (!this.#tracker.closing) for (const nack of nacks) this.#whenDue(nack.delayMs);
+          break;
+        } catch (error) {
+          if (attempt >= 2 || !isTransient(error)) {
+            batch.reject(postgresErrors.toBrokerError(error, acks.length > 0 ? 'ack' : 'nack'));
+            break;
+          }
+        }
       }
     }
-    if (nacks.length > 0 && !this.#tracker.closing) for (const nack of nacks) this.#whenDue(nack.delayMs!);
-    return items.map(() => ALL_OK);
+    this.#flushing = false;
+    if (this.#pending !== undefined) this.#scheduleFlush();
   }
 
   /** A nacked row is behind the cursor: look from the head once it is due. */
@@ -196,6 +241,8 @@ export class PostgresSubscription implements Subscription, RowSettler {
     for (const timer of this.#timers) clearTimeout(timer);
     await drained;
     await Promise.allSettled([...this.#released]);
+    // Settles made without being awaited are written before the broker may end its pool.
+    while (this.#flushing) await this.#flushed;
     this.#ctx.onClosed(this);
   }
 }
