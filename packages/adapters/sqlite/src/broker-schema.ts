@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 
-/** A row handed out by a claim. */
+/** A row handed out by a claim: its message and the attempt this delivery is. */
 export interface ClaimedRow {
   readonly seq: number;
   readonly attempt: number;
@@ -13,16 +13,30 @@ export interface ClaimedRow {
 /** One row to insert: a message for one group. */
 export type QueueRow = readonly [gid: number, id: string, headers: string, body: Buffer, key: string | null];
 
+export interface ClaimParams {
+  readonly gid: number;
+  /** Only rows after this `seq` (0: from the head). */
+  readonly after: number;
+  readonly now: number;
+  readonly limit: number;
+}
+
 export interface BrokerStatements {
   readonly groupsOfTopic: Database.Statement<[string], { gid: number }>;
   readonly declareGroup: Database.Statement<[string, string]>;
   readonly groupId: Database.Statement<[string, string], { gid: number }>;
   /** Inserts rows, up to {@link INSERT_CHUNK} per statement. */
   insert(rows: readonly QueueRow[]): void;
-  readonly ready: Database.Statement<[number, number], { one: number }>;
-  readonly claim: Database.Statement<{ gid: number; now: number; until: number; limit: number }, ClaimedRow>;
+  /** Ready rows of a group in `seq` order, with their messages: a read, outside the write transaction. */
+  pick(params: ClaimParams): ClaimedRow[];
+  /**
+   * Leases picked rows until `until` (in the write transaction): the ones still there and still
+   * ready now, with the attempt this delivery is. A row another consumer leased or acked since the
+   * pick is left out.
+   */
+  lease(rows: readonly ClaimedRow[], now: number, until: number): ClaimedRow[];
   /** Deletes the rows whose `seq` is in the JSON array, while their attempt is still the one given. */
-  readonly ack: Database.Statement<[string, number]>;
+  ack(seqs: string, attempt: number): void;
   readonly nack: Database.Statement<[number, number, number]>;
 }
 
@@ -30,12 +44,13 @@ export interface BrokerStatements {
 const INSERT_CHUNK = 32;
 const COLUMNS = 5;
 
-/** The queue's columns; every one but `gid` has a default, so a producer names only what it sets. */
+/**
+ * The queue's columns: a message for one group; every one but `gid` has a default. `seq` is never
+ * reused (AUTOINCREMENT), so `(seq, attempt)` can never name a later message.
+ */
 const QUEUE_COLUMNS = `(
-  seq INTEGER PRIMARY KEY,
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
   gid INTEGER NOT NULL,
-  visible_at INTEGER NOT NULL DEFAULT 0,
-  attempt INTEGER NOT NULL DEFAULT 0,
   id TEXT NOT NULL DEFAULT '',
   headers TEXT NOT NULL DEFAULT '{}',
   body BLOB NOT NULL DEFAULT x'',
@@ -43,17 +58,21 @@ const QUEUE_COLUMNS = `(
 )`;
 
 /**
- * The broker's two tables. `groups` lists the consumer groups of each topic; `queue` holds one row
- * per message and group until that group acks it (the layout a foreign producer writes, see
- * `docs/brokers.md`). A row is ready when `visible_at <= now` (ms since the epoch; 0, the
- * default, is ready at once); a claim sets `visible_at` to the end of its lease and increments
- * `attempt`, so an expired lease makes the row ready again (that is how a dead consumer's messages
- * come back), and `(seq, attempt)` names one delivery: a late ack or nack of an older attempt
- * matches nothing.
+ * The broker's tables:
+ * - `groups` lists the consumer groups of each topic;
+ * - `queue` holds one row per message and group until that group acks it: only what was
+ *   published (the plain layout a foreign producer writes, see `docs/brokers.md`), never
+ *   rewritten, so a claim does not write the message again;
+ * - `leases` holds the delivery state of the rows delivered at least once: `visible_at` (the end
+ *   of the lease, or when a nacked row is due; ms since the epoch) and `attempt`. A row without a
+ *   lease was never delivered and is ready; a row is ready again once its `visible_at` passed
+ *   (that is how a dead consumer's messages come back). `(seq, attempt)` names one delivery: a
+ *   late ack or nack of an older attempt matches nothing.
  */
 export function prepareBrokerSchema(db: Database.Database, prefix: string): BrokerStatements {
   const groups = `${prefix}groups`;
   const queue = `${prefix}queue`;
+  const leases = `${prefix}leases`;
   db.transaction(() => {
     db.exec(`
       CREATE TABLE IF NOT EXISTS ${groups} (
@@ -62,11 +81,16 @@ export function prepareBrokerSchema(db: Database.Database, prefix: string): Brok
         name TEXT NOT NULL,
         UNIQUE (topic, name)
       );
+      CREATE TABLE IF NOT EXISTS ${leases} (
+        seq INTEGER PRIMARY KEY,
+        visible_at INTEGER NOT NULL,
+        attempt INTEGER NOT NULL
+      );
     `);
-    migrateQueue(db, queue);
+    migrateQueue(db, queue, leases);
     db.exec(`
       CREATE TABLE IF NOT EXISTS ${queue} ${QUEUE_COLUMNS};
-      CREATE INDEX IF NOT EXISTS ${queue}_order ON ${queue} (gid, seq, visible_at);
+      CREATE INDEX IF NOT EXISTS ${queue}_group ON ${queue} (gid, seq);
     `);
   }).immediate();
   const inserts = new Map<number, Database.Statement<unknown[]>>();
@@ -79,6 +103,22 @@ export function prepareBrokerSchema(db: Database.Database, prefix: string): Brok
     }
     return statement;
   };
+  const pick = db.prepare<ClaimParams, ClaimedRow>(
+    `SELECT q.seq, coalesce(l.attempt, 0) + 1 AS attempt, q.id, q.headers, q.body, q.key
+     FROM ${queue} q LEFT JOIN ${leases} l ON l.seq = q.seq
+     WHERE q.gid = @gid AND q.seq > @after AND (l.visible_at IS NULL OR l.visible_at <= @now)
+     ORDER BY q.seq LIMIT @limit`,
+  );
+  const lease = db.prepare<[number, string, number], { seq: number; attempt: number }>(
+    `INSERT INTO ${leases} (seq, visible_at, attempt)
+     SELECT j.value, ?, 1 FROM json_each(?) j WHERE EXISTS (SELECT 1 FROM ${queue} q WHERE q.seq = j.value)
+     ON CONFLICT (seq) DO UPDATE SET visible_at = excluded.visible_at, attempt = attempt + 1 WHERE visible_at <= ?
+     RETURNING seq, attempt`,
+  );
+  const ackMessages = db.prepare<[string, number]>(
+    `DELETE FROM ${queue} WHERE seq IN (SELECT seq FROM ${leases} WHERE seq IN (SELECT value FROM json_each(?)) AND attempt = ?)`,
+  );
+  const ackLeases = db.prepare<[string, number]>(`DELETE FROM ${leases} WHERE seq IN (SELECT value FROM json_each(?)) AND attempt = ?`);
   return {
     groupsOfTopic: db.prepare(`SELECT gid FROM ${groups} WHERE topic = ?`),
     declareGroup: db.prepare(`INSERT INTO ${groups} (topic, name) VALUES (?, ?) ON CONFLICT DO NOTHING`),
@@ -94,31 +134,41 @@ export function prepareBrokerSchema(db: Database.Database, prefix: string): Brok
         insertOf(count).run(params);
       }
     },
-    ready: db.prepare(`SELECT 1 AS one FROM ${queue} WHERE gid = ? AND visible_at <= ? LIMIT 1`),
-    claim: db.prepare(
-      `UPDATE ${queue} SET visible_at = @until, attempt = attempt + 1
-       WHERE seq IN (SELECT seq FROM ${queue} WHERE gid = @gid AND visible_at <= @now ORDER BY seq LIMIT @limit)
-       RETURNING seq, attempt, id, headers, body, key`,
-    ),
-    ack: db.prepare(`DELETE FROM ${queue} WHERE seq IN (SELECT value FROM json_each(?)) AND attempt = ?`),
-    nack: db.prepare(`UPDATE ${queue} SET visible_at = ? WHERE seq = ? AND attempt = ?`),
+    pick: (params) => pick.all(params),
+    lease(rows, now, until) {
+      if (rows.length === 0) return [];
+      const leased = lease.all(until, JSON.stringify(rows.map((row) => row.seq)), now);
+      if (leased.length === rows.length && leased.every((row, i) => row.attempt === rows[i]!.attempt)) return rows as ClaimedRow[];
+      const attempts = new Map(leased.map((row) => [row.seq, row.attempt]));
+      const kept: ClaimedRow[] = [];
+      for (const row of rows) {
+        const attempt = attempts.get(row.seq);
+        if (attempt !== undefined) kept.push(attempt === row.attempt ? row : { ...row, attempt });
+      }
+      return kept;
+    },
+    ack(seqs, attempt) {
+      ackMessages.run(seqs, attempt);
+      ackLeases.run(seqs, attempt);
+    },
+    nack: db.prepare(`UPDATE ${leases} SET visible_at = ? WHERE seq = ? AND attempt = ?`),
   };
 }
 
 /**
- * Queue tables of earlier versions have no column defaults (so a hand-written INSERT had to name
- * every column) and a `created` column: the table is rebuilt in the new layout, every row kept.
+ * Queue tables of earlier versions kept the delivery state in the row itself (`visible_at`,
+ * `attempt`, rewritten by every claim) and had no column defaults: the table is rebuilt in the
+ * new layout, every row kept, the state of the rows delivered before moved to `leases`.
  */
-function migrateQueue(db: Database.Database, queue: string): void {
-  const headers = db.prepare<[string], { dflt_value: string | null }>(`SELECT dflt_value FROM pragma_table_info(?) WHERE name = 'headers'`);
-  const column = headers.get(queue);
-  if (column === undefined || column.dflt_value !== null) return;
+function migrateQueue(db: Database.Database, queue: string, leases: string): void {
+  const column = db.prepare<[string], { name: string }>(`SELECT name FROM pragma_table_info(?) WHERE name = 'attempt'`);
+  if (column.get(queue) === undefined) return;
   db.exec(`
     DROP INDEX IF EXISTS ${queue}_order;
     ALTER TABLE ${queue} RENAME TO ${queue}_v1;
     CREATE TABLE ${queue} ${QUEUE_COLUMNS};
-    INSERT INTO ${queue} (seq, gid, visible_at, attempt, id, headers, body, key)
-      SELECT seq, gid, visible_at, attempt, id, headers, body, key FROM ${queue}_v1;
+    INSERT INTO ${queue} (seq, gid, id, headers, body, key) SELECT seq, gid, id, headers, body, key FROM ${queue}_v1;
+    INSERT INTO ${leases} (seq, visible_at, attempt) SELECT seq, visible_at, attempt FROM ${queue}_v1 WHERE attempt > 0;
     DROP TABLE ${queue}_v1;
   `);
 }

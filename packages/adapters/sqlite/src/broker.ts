@@ -50,7 +50,7 @@ class SettleBatch {
   }
 
   write(sql: BrokerStatements): void {
-    for (const [attempt, seqs] of this.acks) sql.ack.run(JSON.stringify(seqs), attempt);
+    for (const [attempt, seqs] of this.acks) sql.ack(JSON.stringify(seqs), attempt);
     for (const nack of this.nacks) sql.nack.run(...nack);
   }
 }
@@ -161,7 +161,7 @@ class SqliteBroker implements Broker, SettleQueue {
         maxInFlight,
         ackTimeoutMs: Math.ceil(ackTimeoutMs),
         drainTimeoutMs: this.#options.drainTimeoutMs,
-        queue: this,
+        broker: this,
         onClosed: (closed) => this.#subscriptions.delete(closed),
       },
       handler,
@@ -228,24 +228,30 @@ class SqliteBroker implements Broker, SettleQueue {
     const settles = this.#settles;
     this.#publishes = [];
     this.#settles = undefined;
-    if (this.#nackDue.length > 0) this.#nackDue = this.#nackDue.filter((due) => due > now);
+    if (this.#nackDue.length > 0) {
+      const waiting = this.#nackDue.filter((due) => due > now);
+      // A nacked row came due: it is behind the claim cursors.
+      if (waiting.length < this.#nackDue.length) for (const subscription of this.#subscriptions) subscription.rescan();
+      this.#nackDue = waiting;
+    }
     const { claimBatch } = this.#options;
 
-    let claimers: SqliteSubscription[] = [];
+    const claimers: SqliteSubscription[] = [];
     for (const subscription of this.#subscriptions) if (subscription.free > 0) claimers.push(subscription);
     const writes = publishes.length > 0 || settles !== undefined;
+    let picked: ClaimedRow[][] = [];
     let claims: ClaimedRow[][] = [];
     let published = false;
     try {
-      if (!writes) claimers = claimers.filter((s) => this.#sql.ready.get(s.gid, now) !== undefined);
-      if (writes || claimers.length > 0) {
+      // Ready rows are read first, outside the write lock (readers never block the writer), and
+      // leased in the transaction, which keeps the lock only for writing.
+      picked = claimers.map((s) => this.#sql.pick({ gid: s.gid, after: s.cursor, now, limit: Math.min(claimBatch, s.free) }));
+      if (writes || picked.some((rows) => rows.length > 0)) {
         this.#db
           .transaction(() => {
             published = this.#insert(publishes);
             settles?.write(this.#sql);
-            claims = claimers.map((s) =>
-              this.#sql.claim.all({ gid: s.gid, now, until: now + s.ackTimeoutMs, limit: Math.min(claimBatch, s.free) }),
-            );
+            claims = claimers.map((s, i) => this.#sql.lease(picked[i]!, now, now + s.ackTimeoutMs));
           })
           .immediate();
       }
@@ -263,11 +269,12 @@ class SqliteBroker implements Broker, SettleQueue {
     }
     let claimed = false;
     let full = false;
-    for (const [i, rows] of claims.entries()) {
+    for (const [i, subscription] of claimers.entries()) {
+      const rows = claims[i] ?? [];
+      subscription.claimed(rows, picked[i]!.length === Math.min(claimBatch, subscription.free));
       if (rows.length === 0) continue;
       claimed = true;
-      if (rows.length >= claimBatch) full = true;
-      claimers[i]!.dispatch(rows);
+      if (picked[i]!.length >= claimBatch) full = true;
     }
     this.#scheduleNext(claimed || writes, full);
   }
