@@ -166,7 +166,8 @@ export class PostgresSubscription implements Subscription, RowSettler {
   }
 
   settle(seq: string, attempt: number, delayMs: number | undefined): Promise<void> {
-    const batch = (this.#pending ??= new SettleBatch());
+    this.#pending ??= new SettleBatch();
+    const batch = this.#pending;
     if (delayMs === undefined) batch.acks.push(seq);
     else batch.nacks.push({ seq, attempt, delayMs });
     this.#scheduleFlush();

@@ -104,7 +104,7 @@ describe('SQLite plain layout, written by hand with INSERT', () => {
       `INSERT INTO sb_broker_queue (gid, visible_at, attempt, id, headers, body, key, created) VALUES (1, ?, ?, ?, ?, ?, NULL, 0)`,
     );
     // The first was delivered twice before, its lease long over: its next delivery is its third.
-    sent.forEach((m, i) => insert.run(i === 0 ? 1 : 0, i === 0 ? 2 : 0, m.id, JSON.stringify(m.headers), Buffer.from(m.body)));
+    for (const [i, m] of sent.entries()) insert.run(i === 0 ? 1 : 0, i === 0 ? 2 : 0, m.id, JSON.stringify(m.headers), Buffer.from(m.body));
     db.close();
     const broker = createSqliteBroker({ path, pollIntervalMs: 10 });
     try {
