@@ -681,6 +681,40 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
       expect(new Set(recorder.ids())).toEqual(new Set([message.id]));
     });
 
+    it(features.publishDeduplication
+      ? 'delivers a replay (same headers and body, transport id <id>~r1.<suffix>) after the original was acked; drops a second publish of the original id'
+      : 'delivers a replay (same headers and body, transport id <id>~r1.<suffix>) after the original was acked', {
+      timeout: testTimeout,
+    }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const acked: string[] = [];
+      const recorder = new DeliveryRecorder(async (delivery) => {
+        await delivery.ack();
+        acked.push(delivery.id);
+      });
+      await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
+      const original = testMessage(topic, {
+        id: newMessageId(),
+        headers: { 'ce-specversion': '1.0', 'ce-id': 'replayed-event', 'ce-source': '/tests', 'ce-type': 'demo.replayed' },
+        key: 'k-replay',
+      });
+      await broker.publish(original);
+      await waitFor(() => acked.length >= 1, 'the original to be handled and acked', timeoutMs);
+      // What a dead-letter replay publishes: the very same message under a new transport id.
+      const replay: OutgoingMessage = { ...original, id: `${original.id}~r1.abcd` };
+      if (features.publishDeduplication) await broker.publish(original);
+      await broker.publish(replay);
+      await waitFor(() => acked.length >= 2, 'the replay to be handled and acked', timeoutMs);
+      await delay(quietMs);
+      expect(recorder.ids()).toEqual([original.id, replay.id]);
+      const [first, second] = recorder.received.map((r) => r.delivery);
+      expect(second!.headers).toMatchObject(original.headers);
+      expect(second!.key).toBe(original.key);
+      expect(bytesOf(second!.body)).toEqual(bytesOf(first!.body));
+      expect(second!.attempt).toBe(1);
+    });
+
     it('rejects subscribe options out of range with SB_CONFIG_INVALID', async () => {
       const broker = await connect();
       const topic = newTopic();
