@@ -5,6 +5,7 @@ export * from './consumer-processes.js';
 export * from './dead-letter-store-conformance.js';
 export * from './job-store-conformance.js';
 export * from './outbox-conformance.js';
+export * from './plain-layout-conformance.js';
 export * from './ports.js';
 export * from './receipt-store-conformance.js';
 export * from './store-clock.js';

@@ -1,12 +1,10 @@
-import type { Delivery } from '@switchboard/core';
-import { decodeCloudEvent } from '@switchboard/core';
-import { DeliveryRecorder, randomName, testMessage } from '@switchboard/testkit';
+import { DeliveryRecorder, describePlainLayout, randomName, testMessage } from '@switchboard/testkit';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPostgresBroker } from '../src/broker.js';
 
 // A producer that is not Switchboard writes queue rows with plain SQL, in the plain layout of
-// docs/brokers.md, and the broker's consumers read them as CloudEvents.
+// docs/brokers.md; and the tables of an earlier version are migrated without losing a message.
 const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = randomName('sbplain').replaceAll('-', '_');
 const client = new pg.Client({ connectionString: url });
@@ -17,86 +15,22 @@ afterAll(async () => {
   await client.end();
 });
 
-/** A row for every group of the topic (how fan-out works), and the NOTIFY that wakes consumers at once. */
-async function insert(topic: string, columns: { id?: string; headers: Record<string, string>; body: string; key?: string }): Promise<void> {
-  await client.query(
-    `INSERT INTO "${schema}".switchboard_queue (gid, id, headers, body, key)
-     SELECT gid, $2, $3, convert_to($4, 'UTF8'), $5 FROM "${schema}".switchboard_groups WHERE topic = $1`,
-    [topic, columns.id ?? null, JSON.stringify(columns.headers), columns.body, columns.key ?? null],
-  );
-}
-
-describe('PostgreSQL plain layout, written by hand with INSERT', () => {
-  it('reads binary and structured rows, and a row without a transport id written twice, as CloudEvents', async () => {
-    const broker = createPostgresBroker({ url, schema, pollIntervalMs: 50 });
-    try {
-      const topic = randomName('orders');
-      const group = randomName('billing');
-      await broker.declareGroup(topic, group);
-      await insert(topic, {
-        id: 'transport-1',
-        headers: {
-          'ce-specversion': '1.0',
-          'ce-id': 'order-1',
-          'ce-source': '/shop',
-          'ce-subject': 'caf\u00e9 100% "one"',
-          'ce-type': 'com.example.order.placed',
-          'ce-time': '2026-12-01T10:00:00Z',
-          'content-type': 'application/json',
-        },
-        body: '{"total":12.5}',
-        key: 'customer-7',
-      });
-      const document = (id: string) =>
-        JSON.stringify({
-          specversion: '1.0',
-          id,
-          source: '/shop',
-          type: 'com.example.order.paid',
-          datacontenttype: 'text/plain',
-          data: 'paid',
-        });
-      await insert(topic, { headers: { 'content-type': 'application/cloudevents+json' }, body: document('order-2') });
-      // The shortest form: no headers (the column's default `{}` would do too), the document alone.
+describePlainLayout(
+  'postgres (INSERT)',
+  () => createPostgresBroker({ url, schema, pollIntervalMs: 50 }),
+  () => ({
+    // A row for every group of the topic (that is how fan-out works); every column but `gid` has a default.
+    async write(topic, message) {
       await client.query(
-        `INSERT INTO "${schema}".switchboard_queue (gid, body)
-         SELECT gid, convert_to($2, 'UTF8') FROM "${schema}".switchboard_groups WHERE topic = $1`,
-        [topic, document('order-3')],
+        `INSERT INTO "${schema}".switchboard_queue (gid, id, headers, body, key)
+         SELECT gid, $2, $3, convert_to($4, 'UTF8'), $5 FROM "${schema}".switchboard_groups WHERE topic = $1`,
+        [topic, message.id ?? null, JSON.stringify(message.headers ?? {}), message.body ?? '', message.key ?? null],
       );
-      for (let i = 0; i < 2; i++) {
-        await insert(topic, {
-          headers: { 'ce-specversion': '1.0', 'ce-id': 'order-4', 'ce-source': '/shop', 'ce-type': 'com.example.order.shipped' },
-          body: '',
-        });
-      }
-      const recorder = new DeliveryRecorder();
-      await broker.subscribe({ topic, group }, recorder.handler);
-      await recorder.waitForCount(5, 10_000);
-      const deliveries = recorder.received.map((r) => r.delivery) as Delivery[];
-      const events = deliveries.map((d) => decodeCloudEvent(d.headers, d.body, broker.binding));
-      expect(events[0]).toMatchObject({
-        id: 'order-1',
-        source: '/shop',
-        subject: 'caf\u00e9 100% "one"',
-        type: 'com.example.order.placed',
-        time: '2026-12-01T10:00:00Z',
-        datacontenttype: 'application/json',
-        data: { total: 12.5 },
-      });
-      expect(deliveries[0]!.id).toBe('transport-1');
-      expect(deliveries[0]!.key).toBe('customer-7');
-      expect(events[1]).toMatchObject({ id: 'order-2', datacontenttype: 'text/plain', data: 'paid' });
-      expect(events[2]).toMatchObject({ id: 'order-3', data: 'paid' });
-      expect(events[3]).toMatchObject({ id: 'order-4', type: 'com.example.order.shipped' });
-      expect(events[4]).toMatchObject({ id: 'order-4', type: 'com.example.order.shipped' });
-      // Without a transport id a delivery is named by the row's `seq`: one per row.
-      expect(deliveries[3]!.id).toMatch(/^\d+$/);
-      expect(deliveries[3]!.id).not.toBe(deliveries[4]!.id);
-    } finally {
-      await broker.close();
-    }
-  });
+    },
+  }),
+);
 
+describe('PostgreSQL queue of an earlier version', () => {
   it('moves the pending deliveries of the earlier two-table layout into the queue, in order, none lost', async () => {
     const legacy = randomName('sblegacy').replaceAll('-', '_');
     // The tables as earlier versions created them, with two groups' pending deliveries.
