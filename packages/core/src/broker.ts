@@ -142,6 +142,22 @@ export interface BrokerCapabilities {
   readonly maxMessageBytes: number;
 }
 
+/**
+ * What an at-most-once push transport (core NATS, Redis pub/sub, MQTT) declares: several processes,
+ * and nothing kept, redelivered or deduplicated. Only the ordering and the size limit differ.
+ */
+export function atMostOnceCapabilities(ordering: Ordering, maxMessageBytes: number): BrokerCapabilities {
+  return {
+    delivery: 'at-most-once',
+    persistent: false,
+    multiProcess: true,
+    ordering,
+    delayedRedelivery: false,
+    publishDeduplication: false,
+    maxMessageBytes,
+  };
+}
+
 export interface Broker {
   /** Short engine name, e.g. `memory`, `sqlite`, `nats`. For messages to people; nothing branches on it. */
   readonly name: string;

@@ -25,9 +25,10 @@ export {
   verifyBlobStream,
   withLaterExpiry,
 } from './blobs.js';
-export { resolveSubscribeOptions } from './broker.js';
+export { atMostOnceCapabilities, resolveSubscribeOptions } from './broker.js';
 export type { BrokerErrorRules, BrokerErrors } from './broker-errors.js';
 export { assertMessageSize, brokerErrors, idle } from './broker-errors.js';
+export { BrokerLifecycle } from './broker-lifecycle.js';
 export { isBase64, isExtensionName, timestampProblem, uriProblem, uriReferenceProblem } from './cloudevents/attribute-types.js';
 export { attributePrefix, getHeader, hasBinaryAttributes } from './cloudevents/binary.js';
 export type { DataKind } from './cloudevents/data.js';

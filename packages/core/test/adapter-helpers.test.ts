@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isSwitchboardError } from '../src/index.js';
-import { plainHeaders, plainHeadersFromJson, positiveInteger } from '../src/kit.js';
+import { isSwitchboardError, type Subscription } from '../src/index.js';
+import { BrokerLifecycle, brokerErrors, plainHeaders, plainHeadersFromJson, positiveInteger } from '../src/kit.js';
 
 describe('positiveInteger', () => {
   it('gives the fallback when the option is left out, and the value when it is an integer in range', () => {
@@ -40,5 +40,45 @@ describe('plainHeaders', () => {
     for (const value of [null, [], 'text', 5]) expect(plainHeaders(value)).toEqual({});
     expect(plainHeadersFromJson('{not json')).toEqual({});
     expect(plainHeadersFromJson('{}')).toEqual({});
+  });
+});
+
+describe('BrokerLifecycle', () => {
+  it('runs its steps around closing every subscription, once, and refuses calls with SB_CLOSED afterwards', async () => {
+    const lifecycle = new BrokerLifecycle<Subscription>(brokerErrors({ engine: 'test' }));
+    const events: string[] = [];
+    const subscription = (name: string): Subscription => ({
+      topic: 't',
+      group: name,
+      close: async () => {
+        events.push(`close ${name}`);
+        lifecycle.forget(subscriptions.find((s) => s.group === name)!);
+      },
+    });
+    const subscriptions = [lifecycle.add(subscription('a')), lifecycle.add(subscription('b'))];
+    expect([...lifecycle.subscriptions()]).toEqual(subscriptions);
+    expect(lifecycle.size).toBe(2);
+    lifecycle.assertOpen('publish');
+    const steps = {
+      before: async () => {
+        events.push('before');
+      },
+      after: async () => {
+        events.push('after');
+      },
+    };
+    const first = lifecycle.close(steps);
+    expect(lifecycle.close(steps)).toBe(first);
+    await first;
+    expect(events).toEqual(['before', 'close a', 'close b', 'after']);
+    expect([...lifecycle.subscriptions()]).toEqual([]);
+    expect(lifecycle.closed).toBe(true);
+    let caught: unknown;
+    try {
+      lifecycle.assertOpen('publish');
+    } catch (error) {
+      caught = error;
+    }
+    expect(isSwitchboardError(caught, 'SB_CLOSED')).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
 import { type CloudEventsBinding, cloudEventsBindings } from '@switchboard/core';
-import { assertMessageSize, brokerErrors, resolveSubscribeOptions } from '@switchboard/core/kit';
+import { assertMessageSize, BrokerLifecycle, brokerErrors, resolveSubscribeOptions } from '@switchboard/core/kit';
 import { Group, type StoredMessage } from './group.js';
 import { type MemoryBrokerOptions, type ResolvedMemoryBrokerOptions, resolveMemoryBrokerOptions } from './options.js';
 import { MemorySubscription } from './subscription.js';
@@ -16,8 +16,7 @@ class MemoryBroker implements Broker {
   readonly capabilities: BrokerCapabilities;
   readonly #options: ResolvedMemoryBrokerOptions;
   readonly #topics = new Map<string, Map<string, Group>>();
-  readonly #subscriptions = new Set<MemorySubscription>();
-  #closed: Promise<void> | undefined;
+  readonly #lifecycle = new BrokerLifecycle<MemorySubscription>(errors);
 
   constructor(options: MemoryBrokerOptions) {
     this.#options = resolveMemoryBrokerOptions(options);
@@ -38,7 +37,7 @@ class MemoryBroker implements Broker {
 
   publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
     try {
-      this.#assertOpen('publish');
+      this.#lifecycle.assertOpen('publish');
       for (const message of messages) assertMessageSize(message.body.byteLength, this.capabilities.maxMessageBytes);
       for (const message of messages) this.#accept(message);
       return RESOLVED;
@@ -60,10 +59,6 @@ class MemoryBroker implements Broker {
     for (const group of groups.values()) group.enqueue({ message: stored, attempt: 0 });
   }
 
-  #assertOpen(what: string): void {
-    if (this.#closed !== undefined) throw errors.closedError(what);
-  }
-
   #group(topic: string, group: string): Group {
     let groups = this.#topics.get(topic);
     if (groups === undefined) {
@@ -79,12 +74,12 @@ class MemoryBroker implements Broker {
   }
 
   async declareGroup(topic: string, group: string): Promise<void> {
-    this.#assertOpen('declareGroup');
+    this.#lifecycle.assertOpen('declareGroup');
     this.#group(topic, group);
   }
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
-    this.#assertOpen('subscribe');
+    this.#lifecycle.assertOpen('subscribe');
     const { maxInFlight, ackTimeoutMs } = resolveSubscribeOptions(options);
     const queue = this.#group(options.topic, options.group);
     const subscription = new MemorySubscription(
@@ -95,24 +90,21 @@ class MemoryBroker implements Broker {
         maxInFlight,
         ackTimeoutMs,
         drainTimeoutMs: this.#options.drainTimeoutMs,
-        onClosed: (closed) => this.#subscriptions.delete(closed),
+        onClosed: (closed) => this.#lifecycle.forget(closed),
       },
       handler,
     );
-    this.#subscriptions.add(subscription);
-    queue.join(subscription);
+    queue.join(this.#lifecycle.add(subscription));
     return subscription;
   }
 
   close(): Promise<void> {
-    this.#closed ??= this.#close();
-    return this.#closed;
-  }
-
-  async #close(): Promise<void> {
-    await Promise.all([...this.#subscriptions].map((subscription) => subscription.close()));
-    for (const groups of this.#topics.values()) for (const group of groups.values()) group.close();
-    this.#topics.clear();
+    return this.#lifecycle.close({
+      after: async () => {
+        for (const groups of this.#topics.values()) for (const group of groups.values()) group.close();
+        this.#topics.clear();
+      },
+    });
   }
 }
 

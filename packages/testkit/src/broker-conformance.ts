@@ -1,4 +1,4 @@
-import type { Broker, BrokerCapabilities, Delivery, DeliveryGuarantee, Ordering, OutgoingMessage } from '@switchboard/core';
+import type { Broker, BrokerCapabilities, Delivery, DeliveryGuarantee, OutgoingMessage } from '@switchboard/core';
 import { isSwitchboardError, newMessageId } from '@switchboard/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DeliveryRecorder, deferred, delay, randomName, testMessage, waitFor } from './broker-helpers.js';
@@ -8,19 +8,13 @@ import { DeliveryRecorder, deferred, delay, randomName, testMessage, waitFor } f
  * `broker.capabilities` (the first test checks it), and the suite picks its assertions from them:
  * nothing is skipped, a broker without a capability is checked for the behaviour it declares instead.
  */
-export interface BrokerFeatures {
+export interface BrokerFeatures extends Omit<BrokerCapabilities, 'delivery'> {
   /**
    * `at-least-once` (default) or `at-most-once`. An at-most-once broker is checked for what it
    * promises instead of redelivery: ack and nack are no-ops, nothing is redelivered (nack, failed
    * handler, ack timeout), nothing is kept for a group before it subscribes or across instances.
    */
   readonly delivery?: DeliveryGuarantee;
-  readonly persistent: boolean;
-  readonly multiProcess: boolean;
-  readonly ordering: Ordering;
-  readonly delayedRedelivery: boolean;
-  readonly publishDeduplication: boolean;
-  readonly maxMessageBytes: number;
   /**
    * A short `ackTimeoutMs` the engine honours, used by the redelivery tests. Default 500.
    * Negative checks ("nothing more arrives") wait `quietMs`, default 2 × this (at least 200 ms).
@@ -44,15 +38,25 @@ function bytesOf(body: Uint8Array): number[] {
   return Array.from(body);
 }
 
+/** What an at-most-once push transport declares besides its ordering and size limit. */
+export const AT_MOST_ONCE_FEATURES = {
+  delivery: 'at-most-once',
+  persistent: false,
+  multiProcess: true,
+  delayedRedelivery: false,
+  publishDeduplication: false,
+} as const satisfies Partial<BrokerFeatures>;
+
 function capabilitiesOf(features: BrokerFeatures): BrokerCapabilities {
+  const { delivery, persistent, multiProcess, ordering, delayedRedelivery, publishDeduplication, maxMessageBytes } = features;
   return {
-    delivery: features.delivery ?? 'at-least-once',
-    persistent: features.persistent,
-    multiProcess: features.multiProcess,
-    ordering: features.ordering,
-    delayedRedelivery: features.delayedRedelivery,
-    publishDeduplication: features.publishDeduplication,
-    maxMessageBytes: features.maxMessageBytes,
+    delivery: delivery ?? 'at-least-once',
+    persistent,
+    multiProcess,
+    ordering,
+    delayedRedelivery,
+    publishDeduplication,
+    maxMessageBytes,
   };
 }
 

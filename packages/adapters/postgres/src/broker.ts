@@ -1,6 +1,6 @@
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
 import { type CloudEventsBinding, cloudEventsBindings } from '@switchboard/core';
-import { assertMessageSize, resolveSubscribeOptions } from '@switchboard/core/kit';
+import { assertMessageSize, BrokerLifecycle, resolveSubscribeOptions } from '@switchboard/core/kit';
 import type { Pool } from 'pg';
 import pg from 'pg';
 import { NotificationListener } from './broker-listener.js';
@@ -37,13 +37,12 @@ export class PostgresBroker implements Broker {
   readonly #tables: BrokerTables;
   readonly #options: PostgresBrokerOptions;
   readonly #resolved: ResolvedPostgresBrokerOptions;
-  readonly #subscriptions = new Set<PostgresSubscription>();
+  readonly #lifecycle = new BrokerLifecycle<PostgresSubscription>(postgresErrors);
   readonly #publisher: PublishPipeline;
   #listener: NotificationListener | undefined;
   #schema: Promise<void> | undefined;
   #ready = false;
   #analyzed = false;
-  #closed: Promise<void> | undefined;
 
   constructor(options: PostgresBrokerOptions = {}) {
     this.#resolved = resolvePostgresBrokerOptions(options);
@@ -82,7 +81,7 @@ export class PostgresBroker implements Broker {
 
   /** All of the batch or none of it: one INSERT, possibly shared with other publishes of the same moment. */
   async publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
-    this.#assertOpen('publish');
+    this.#lifecycle.assertOpen('publish');
     for (const message of messages) {
       checkName('topic', message.topic);
       assertMessageSize(message.body.byteLength, this.capabilities.maxMessageBytes, `message ${message.id}`);
@@ -114,7 +113,7 @@ export class PostgresBroker implements Broker {
 
   /** The group's number, declaring the group when it is new. */
   async #declare(topic: string, group: string): Promise<number> {
-    this.#assertOpen('declareGroup');
+    this.#lifecycle.assertOpen('declareGroup');
     checkName('topic', topic);
     checkName('group', group);
     await this.#ensureSchema();
@@ -131,10 +130,10 @@ export class PostgresBroker implements Broker {
   }
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
-    this.#assertOpen('subscribe');
+    this.#lifecycle.assertOpen('subscribe');
     const { maxInFlight, ackTimeoutMs } = resolveSubscribeOptions(options);
     const gid = await this.#declare(options.topic, options.group);
-    this.#assertOpen('subscribe');
+    this.#lifecycle.assertOpen('subscribe');
     this.#startListening();
     const subscription: PostgresSubscription = new PostgresSubscription(
       {
@@ -149,25 +148,22 @@ export class PostgresBroker implements Broker {
         drainTimeoutMs: this.#resolved.drainTimeoutMs,
         report: (error, action) => this.#report(error, action),
         onBacklog: () => this.#analyzeOnce(),
-        onClosed: (closed) => this.#subscriptions.delete(closed),
+        onClosed: (closed) => this.#lifecycle.forget(closed),
       },
       handler,
     );
-    this.#subscriptions.add(subscription);
-    subscription.start();
+    this.#lifecycle.add(subscription).start();
     return subscription;
   }
 
   close(): Promise<void> {
-    this.#closed ??= this.#close();
-    return this.#closed;
-  }
-
-  async #close(): Promise<void> {
-    await Promise.all([...this.#subscriptions].map((subscription) => subscription.close()));
-    await this.#publisher.idle();
-    await this.#listener?.stop();
-    if (this.#ownsPool) await this.#pool.end();
+    return this.#lifecycle.close({
+      after: async () => {
+        await this.#publisher.idle();
+        await this.#listener?.stop();
+        if (this.#ownsPool) await this.#pool.end();
+      },
+    });
   }
 
   #startListening(): void {
@@ -176,15 +172,11 @@ export class PostgresBroker implements Broker {
       this.#pool,
       this.#tables.channel,
       (topic) => {
-        for (const subscription of this.#subscriptions) if (subscription.topic === topic) subscription.notify();
+        for (const subscription of this.#lifecycle.subscriptions()) if (subscription.topic === topic) subscription.notify();
       },
       (error, action) => this.#report(error, action),
     );
     this.#listener.start();
-  }
-
-  #assertOpen(what: string): void {
-    if (this.#closed) throw postgresErrors.closedError(what);
   }
 
   #ensureSchema(): Promise<void> | undefined {

@@ -1,7 +1,8 @@
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
 import { type CloudEventsBinding, cloudEventsBindings, isSwitchboardError, SwitchboardError } from '@switchboard/core';
-import { assertMessageSize, describeError, resolveSubscribeOptions } from '@switchboard/core/kit';
-import { Redis } from 'ioredis';
+import { assertMessageSize, BrokerLifecycle, describeError, resolveSubscribeOptions } from '@switchboard/core/kit';
+import type { Redis } from 'ioredis';
+import { CommandConnection } from './connection.js';
 import { redisErrors } from './errors.js';
 import { checkHeaderNames, encodeFields } from './layout.js';
 import { checkName, type RedisStreamsBrokerOptions, type ResolvedStreamsOptions, resolveStreamsOptions } from './options.js';
@@ -20,13 +21,12 @@ export class RedisStreamsBroker implements Broker {
   readonly binding: CloudEventsBinding = cloudEventsBindings.plain;
   readonly capabilities: BrokerCapabilities;
   readonly #commands: Redis;
-  readonly #ownsClient: boolean;
+  readonly #connection: CommandConnection;
   readonly #options: RedisStreamsBrokerOptions;
   readonly #resolved: ResolvedStreamsOptions;
-  readonly #subscriptions = new Set<RedisStreamSubscription>();
+  readonly #lifecycle = new BrokerLifecycle<RedisStreamSubscription>(redisErrors);
   #verified: Promise<void> | undefined;
   #ready = false;
-  #closed: Promise<void> | undefined;
 
   constructor(options: RedisStreamsBrokerOptions = {}) {
     this.#resolved = resolveStreamsOptions(options);
@@ -40,14 +40,8 @@ export class RedisStreamsBroker implements Broker {
       publishDeduplication: false,
       maxMessageBytes: this.#resolved.maxMessageBytes,
     };
-    if (options.client) {
-      this.#commands = options.client;
-      this.#ownsClient = false;
-    } else {
-      this.#commands = new Redis(this.#resolved.url, options.redisOptions ?? {});
-      this.#ownsClient = true;
-      this.#commands.on('error', (error: unknown) => this.#report(error, 'stay connected'));
-    }
+    this.#connection = new CommandConnection(options, this.#resolved.url, (error, action) => this.#report(error, action));
+    this.#commands = this.#connection.commands;
   }
 
   streamKey(topic: string): string {
@@ -63,7 +57,7 @@ export class RedisStreamsBroker implements Broker {
   }
 
   async publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
-    this.#assertOpen('publish');
+    this.#lifecycle.assertOpen('publish');
     for (const message of messages) {
       checkName('topic', message.topic);
       checkHeaderNames(message);
@@ -91,7 +85,7 @@ export class RedisStreamsBroker implements Broker {
   }
 
   async declareGroup(topic: string, group: string): Promise<void> {
-    this.#assertOpen('declareGroup');
+    this.#lifecycle.assertOpen('declareGroup');
     checkName('topic', topic);
     checkName('group', group);
     await this.#ensureReady();
@@ -99,14 +93,14 @@ export class RedisStreamsBroker implements Broker {
   }
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
-    this.#assertOpen('subscribe');
+    this.#lifecycle.assertOpen('subscribe');
     const { topic, group } = options;
     checkName('topic', topic);
     checkName('group', group);
     const { maxInFlight, ackTimeoutMs } = resolveSubscribeOptions(options, { integerAckTimeout: true });
     await this.#ensureReady();
     await this.#createGroup(topic, group, '$');
-    this.#assertOpen('subscribe');
+    this.#lifecycle.assertOpen('subscribe');
     const blocking = this.#commands.duplicate();
     blocking.on('error', (error: unknown) => this.#report(error, 'keep the blocking connection'));
     const subscription: RedisStreamSubscription = new RedisStreamSubscription(
@@ -124,28 +118,16 @@ export class RedisStreamsBroker implements Broker {
         drainTimeoutMs: this.#resolved.drainTimeoutMs,
         ensureGroup: (startId) => this.#createGroup(topic, group, startId),
         report: (error, action) => this.#report(error, action),
-        onClosed: (closed) => this.#subscriptions.delete(closed),
+        onClosed: (closed) => this.#lifecycle.forget(closed),
       },
       handler,
     );
-    this.#subscriptions.add(subscription);
-    subscription.start();
+    this.#lifecycle.add(subscription).start();
     return subscription;
   }
 
   close(): Promise<void> {
-    this.#closed ??= this.#close();
-    return this.#closed;
-  }
-
-  async #close(): Promise<void> {
-    await Promise.all([...this.#subscriptions].map((subscription) => subscription.close()));
-    if (!this.#ownsClient) return;
-    await this.#commands.quit().catch(() => this.#commands.disconnect());
-  }
-
-  #assertOpen(what: string): void {
-    if (this.#closed) throw redisErrors.closedError(what);
+    return this.#lifecycle.close({ after: () => this.#connection.quit() });
   }
 
   #xaddArgs(message: OutgoingMessage): (string | number | Buffer)[] {

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
 import { type CloudEventsBinding, cloudEventsBindings, SwitchboardError, withMode } from '@switchboard/core';
-import { PushSubscription, resolveSubscribeOptions } from '@switchboard/core/kit';
+import { atMostOnceCapabilities, BrokerLifecycle, PushSubscription, resolveSubscribeOptions } from '@switchboard/core/kit';
 import { Redis } from 'ioredis';
+import { CommandConnection } from './connection.js';
 import { redisErrors } from './errors.js';
 import { checkName, REDIS_MAX_BULK, type RedisPubSubBrokerOptions, type ResolvedPubSubOptions, resolvePubSubOptions } from './options.js';
 import { encodeMessage, frameOverhead, frameOverheadBound } from './pubsub-codec.js';
@@ -47,13 +48,12 @@ export class RedisPubSubBroker implements Broker {
   readonly binding: CloudEventsBinding = withMode(cloudEventsBindings.plain, 'structured');
   readonly capabilities: BrokerCapabilities;
   readonly #commands: Redis;
-  readonly #ownsClient: boolean;
+  readonly #connection: CommandConnection;
   readonly #options: RedisPubSubBrokerOptions;
   readonly #resolved: ResolvedPubSubOptions;
   readonly #nonceBase = randomBytes(6).toString('base64url');
-  readonly #subscriptions = new Set<PushSubscription>();
+  readonly #lifecycle = new BrokerLifecycle<PushSubscription>(redisErrors);
   #nonce = 0;
-  #closed: Promise<void> | undefined;
   /** Publishes waiting for the end of this event-loop turn, in order; the last one still takes more. */
   #chunks: PublishChunk[] = [];
   #chunk: PublishChunk | undefined;
@@ -63,24 +63,12 @@ export class RedisPubSubBroker implements Broker {
   constructor(options: RedisPubSubBrokerOptions = {}) {
     this.#resolved = resolvePubSubOptions(options);
     this.#options = options;
-    this.capabilities = {
-      delivery: 'at-most-once',
-      persistent: false,
-      multiProcess: true,
-      ordering: 'per-topic',
-      delayedRedelivery: false,
-      publishDeduplication: false,
-      maxMessageBytes: this.#resolved.maxMessageBytes,
-    };
-    if (options.client) {
-      this.#commands = options.client;
-      this.#ownsClient = false;
-    } else {
-      // Auto-pipelining: the PUBLISHes of one event-loop turn leave in one write.
-      this.#commands = new Redis(this.#resolved.url, { enableAutoPipelining: true, ...options.redisOptions });
-      this.#ownsClient = true;
-      this.#commands.on('error', (error: unknown) => this.#report(error, 'stay connected'));
-    }
+    this.capabilities = atMostOnceCapabilities('per-topic', this.#resolved.maxMessageBytes);
+    // Auto-pipelining: the PUBLISHes of one event-loop turn leave in one write.
+    this.#connection = new CommandConnection(options, this.#resolved.url, (error, action) => this.#report(error, action), {
+      enableAutoPipelining: true,
+    });
+    this.#commands = this.#connection.commands;
   }
 
   /**
@@ -91,7 +79,7 @@ export class RedisPubSubBroker implements Broker {
   publish(message: OutgoingMessage): Promise<void> {
     let frame: Buffer;
     try {
-      this.#assertOpen();
+      this.#lifecycle.assertOpen('publish');
       frame = this.#frame(message);
     } catch (error) {
       return Promise.reject(error);
@@ -150,7 +138,7 @@ export class RedisPubSubBroker implements Broker {
 
   /** One pipeline (one round trip); not a transaction: after a connection failure, a prefix may have gone out. */
   async publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
-    this.#assertOpen();
+    this.#lifecycle.assertOpen('publish');
     if (messages.length === 0) return;
     const frames = messages.map((message) => this.#frame(message));
     const pipeline = this.#commands.pipeline();
@@ -168,19 +156,21 @@ export class RedisPubSubBroker implements Broker {
 
   /** Nothing to declare: a group exists while one of its subscribers is connected. */
   async declareGroup(topic: string, group: string): Promise<void> {
-    this.#assertOpen('declareGroup');
+    this.#lifecycle.assertOpen('declareGroup');
     checkName('topic', topic);
     checkName('group', group);
   }
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
-    this.#assertOpen('subscribe');
+    this.#lifecycle.assertOpen('subscribe');
     const { topic, group } = options;
     checkName('topic', topic);
     checkName('group', group);
     // ackTimeoutMs is checked for the contract, unused: nothing is ever redelivered.
     const { maxInFlight } = resolveSubscribeOptions(options);
-    const subscriber = this.#ownsClient ? new Redis(this.#resolved.url, { ...this.#options.redisOptions }) : this.#commands.duplicate();
+    const subscriber = this.#connection.owned
+      ? new Redis(this.#resolved.url, { ...this.#options.redisOptions })
+      : this.#commands.duplicate();
     subscriber.on('error', (error: unknown) => this.#report(error, 'keep a subscription connected'));
     let member: PubSubMember | undefined;
     const subscription = new PushSubscription({
@@ -195,7 +185,7 @@ export class RedisPubSubBroker implements Broker {
         await member?.stop();
         await subscriber.quit().catch(() => subscriber.disconnect());
       },
-      onClosed: (closed) => this.#subscriptions.delete(closed),
+      onClosed: (closed) => this.#lifecycle.forget(closed),
     });
     member = new PubSubMember(
       {
@@ -220,22 +210,19 @@ export class RedisPubSubBroker implements Broker {
       subscriber.disconnect();
       throw redisErrors.toBrokerError(error, `subscribe to ${topic}`);
     }
-    this.#subscriptions.add(subscription);
-    return subscription;
+    return this.#lifecycle.add(subscription);
   }
 
   close(): Promise<void> {
-    this.#closed ??= this.#close();
-    return this.#closed;
-  }
-
-  async #close(): Promise<void> {
-    // Publishes accepted before close still go out.
-    const waiting = this.#chunks.map((chunk) => chunk.done.catch(() => {}));
-    if (waiting.length > 0) this.#flushChunks();
-    await Promise.all(waiting);
-    await Promise.allSettled([...this.#subscriptions].map((subscription) => subscription.close()));
-    if (this.#ownsClient) await this.#commands.quit().catch(() => this.#commands.disconnect());
+    return this.#lifecycle.close({
+      // Publishes accepted before close still go out.
+      before: async () => {
+        const waiting = this.#chunks.map((chunk) => chunk.done.catch(() => {}));
+        if (waiting.length > 0) this.#flushChunks();
+        await Promise.all(waiting);
+      },
+      after: () => this.#connection.quit(),
+    });
   }
 
   #channel(topic: string): string {
@@ -251,10 +238,6 @@ export class RedisPubSubBroker implements Broker {
       });
     }
     return encodeMessage(message, `${this.#nonceBase}${(this.#nonce++).toString(36)}`);
-  }
-
-  #assertOpen(what = 'publish'): void {
-    if (this.#closed !== undefined) throw redisErrors.closedError(what);
   }
 
   #report(error: unknown, action: string): void {

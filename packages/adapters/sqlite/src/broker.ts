@@ -2,7 +2,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
 import { type CloudEventsBinding, cloudEventsBindings, isSwitchboardError } from '@switchboard/core';
-import { assertMessageSize, brokerErrors, resolveSubscribeOptions } from '@switchboard/core/kit';
+import { assertMessageSize, BrokerLifecycle, brokerErrors, resolveSubscribeOptions } from '@switchboard/core/kit';
 import type Database from 'better-sqlite3';
 import { type BrokerStatements, type ClaimedRow, prepareBrokerSchema, type QueueRow } from './broker-schema.js';
 import { openDatabase } from './database.js';
@@ -63,7 +63,7 @@ class SqliteBroker implements Broker, SettleQueue {
   readonly #file: string;
   readonly #db: Database.Database;
   readonly #sql: BrokerStatements;
-  readonly #subscriptions = new Set<SqliteSubscription>();
+  readonly #lifecycle = new BrokerLifecycle<SqliteSubscription>(errors);
   #publishes: PendingPublish[] = [];
   #settles: SettleBatch | undefined;
   #tickScheduled = false;
@@ -72,7 +72,6 @@ class SqliteBroker implements Broker, SettleQueue {
   /** When delayed nacks of this process become ready, so a poll happens right then. */
   #nackDue: number[] = [];
   #watcher: FSWatcher | undefined;
-  #closing: Promise<void> | undefined;
   #dbClosed = false;
   /** Resolved at the end of the next turn (used by close to flush). */
   #turnWaiters: (() => void)[] = [];
@@ -124,7 +123,7 @@ class SqliteBroker implements Broker, SettleQueue {
 
   publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
     try {
-      this.#assertOpen('publish');
+      this.#lifecycle.assertOpen('publish');
       for (const message of messages) assertMessageSize(message.body.byteLength, this.capabilities.maxMessageBytes);
     } catch (error) {
       return Promise.reject(error);
@@ -141,7 +140,7 @@ class SqliteBroker implements Broker, SettleQueue {
   }
 
   #groupId(topic: string, group: string): number {
-    this.#assertOpen('declareGroup');
+    this.#lifecycle.assertOpen('declareGroup');
     try {
       this.#sql.declareGroup.run(topic, group);
       return this.#sql.groupId.get(topic, group)!.gid;
@@ -151,7 +150,7 @@ class SqliteBroker implements Broker, SettleQueue {
   }
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
-    this.#assertOpen('subscribe');
+    this.#lifecycle.assertOpen('subscribe');
     const { maxInFlight, ackTimeoutMs } = resolveSubscribeOptions(options);
     const subscription = new SqliteSubscription(
       {
@@ -162,11 +161,11 @@ class SqliteBroker implements Broker, SettleQueue {
         ackTimeoutMs: Math.ceil(ackTimeoutMs),
         drainTimeoutMs: this.#options.drainTimeoutMs,
         broker: this,
-        onClosed: (closed) => this.#subscriptions.delete(closed),
+        onClosed: (closed) => this.#lifecycle.forget(closed),
       },
       handler,
     );
-    this.#subscriptions.add(subscription);
+    this.#lifecycle.add(subscription);
     this.wake();
     return subscription;
   }
@@ -191,10 +190,6 @@ class SqliteBroker implements Broker, SettleQueue {
   wake(): void {
     this.#idleMs = 1;
     this.#scheduleTick();
-  }
-
-  #assertOpen(what: string): void {
-    if (this.#closing !== undefined) throw errors.closedError(what);
   }
 
   #scheduleTick(): void {
@@ -231,13 +226,13 @@ class SqliteBroker implements Broker, SettleQueue {
     if (this.#nackDue.length > 0) {
       const waiting = this.#nackDue.filter((due) => due > now);
       // A nacked row came due: it is behind the claim cursors.
-      if (waiting.length < this.#nackDue.length) for (const subscription of this.#subscriptions) subscription.rescan();
+      if (waiting.length < this.#nackDue.length) for (const subscription of this.#lifecycle.subscriptions()) subscription.rescan();
       this.#nackDue = waiting;
     }
     const { claimBatch } = this.#options;
 
     const claimers: SqliteSubscription[] = [];
-    for (const subscription of this.#subscriptions) if (subscription.free > 0) claimers.push(subscription);
+    for (const subscription of this.#lifecycle.subscriptions()) if (subscription.free > 0) claimers.push(subscription);
     const writes = publishes.length > 0 || settles !== undefined;
     let picked: ClaimedRow[][] = [];
     let claims: ClaimedRow[][] = [];
@@ -307,7 +302,7 @@ class SqliteBroker implements Broker, SettleQueue {
       this.#scheduleTick();
       return;
     }
-    if (this.#subscriptions.size === 0) return;
+    if (this.#lifecycle.size === 0) return;
     this.#idleMs = active ? 1 : Math.min(this.#idleMs * 2, this.#options.pollIntervalMs);
     const now = Date.now();
     let wakeAt = now + this.#idleMs;
@@ -322,12 +317,10 @@ class SqliteBroker implements Broker, SettleQueue {
   };
 
   close(): Promise<void> {
-    this.#closing ??= this.#close();
-    return this.#closing;
+    return this.#lifecycle.close({ after: () => this.#teardown() });
   }
 
-  async #close(): Promise<void> {
-    await Promise.all([...this.#subscriptions].map((subscription) => subscription.close()));
+  async #teardown(): Promise<void> {
     // Write what is still pending (publishes accepted before close, last settles).
     while (this.#publishes.length > 0 || this.#settles !== undefined) {
       const turn = new Promise<void>((resolve) => this.#turnWaiters.push(resolve));
