@@ -1,10 +1,7 @@
 import type { Scenario } from '../lib/scenario.js';
 import { asyncHttp } from './async-http.js';
+import { brokerNats, brokerPostgres, brokerRabbitMq, brokerRedis } from './broker-engines.js';
 import { brokerMemory } from './broker-memory.js';
-import { brokerNats } from './broker-nats.js';
-import { brokerPostgres } from './broker-postgres.js';
-import { brokerRabbitMq } from './broker-rabbitmq.js';
-import { brokerRedis } from './broker-redis.js';
 import { eventsAtMostOnce } from './events-at-most-once.js';
 import { messaging } from './messaging.js';
 import { sqliteBacklog } from './sqlite-backlog.js';
