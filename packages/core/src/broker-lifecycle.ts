@@ -1,5 +1,5 @@
-import type { Subscription } from './broker.js';
-import type { BrokerErrors } from './broker-errors.js';
+import type { OutgoingMessage, Subscription } from './broker.js';
+import { assertMessageSize, type BrokerErrors } from './broker-errors.js';
 
 /**
  * The lifecycle every broker has, whatever its engine: the subscriptions it opened, a check that
@@ -23,6 +23,12 @@ export class BrokerLifecycle<S extends Subscription> {
   /** `SB_CLOSED` once `close` was called; `what` names the call, e.g. `publish`. */
   assertOpen(what: string): void {
     if (this.#closed !== undefined) throw this.#errors.closedError(what);
+  }
+
+  /** What every publish checks first: the broker is open (`SB_CLOSED`) and no body is over the limit (`SB_MESSAGE_TOO_LARGE`). */
+  checkPublish(messages: readonly OutgoingMessage[], maxMessageBytes: number): void {
+    this.assertOpen('publish');
+    for (const message of messages) assertMessageSize(message.body.byteLength, maxMessageBytes, `message ${message.id}`);
   }
 
   /** Keeps a new subscription until it closes (its own close calls `forget`). */

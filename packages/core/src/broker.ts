@@ -143,6 +143,24 @@ export interface BrokerCapabilities {
 }
 
 /**
+ * What a durable queue shared by several processes declares (SQLite, Redis Streams, PostgreSQL):
+ * at-least-once, persistent, per-topic order, nack delays kept by the engine, no publish
+ * deduplication; `overrides` for what differs (e.g. `persistent` on a Redis without fsync).
+ */
+export function queueCapabilities(maxMessageBytes: number, overrides: Partial<BrokerCapabilities> = {}): BrokerCapabilities {
+  return {
+    delivery: 'at-least-once',
+    persistent: true,
+    multiProcess: true,
+    ordering: 'per-topic',
+    delayedRedelivery: true,
+    publishDeduplication: false,
+    maxMessageBytes,
+    ...overrides,
+  };
+}
+
+/**
  * What an at-most-once push transport (core NATS, Redis pub/sub, MQTT) declares: several processes,
  * and nothing kept, redelivered or deduplicated. Only the ordering and the size limit differ.
  */

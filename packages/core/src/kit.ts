@@ -25,7 +25,7 @@ export {
   verifyBlobStream,
   withLaterExpiry,
 } from './blobs.js';
-export { atMostOnceCapabilities, resolveSubscribeOptions } from './broker.js';
+export { atMostOnceCapabilities, queueCapabilities, resolveSubscribeOptions } from './broker.js';
 export type { BrokerErrorRules, BrokerErrors } from './broker-errors.js';
 export { assertMessageSize, brokerErrors, idle } from './broker-errors.js';
 export { BrokerLifecycle } from './broker-lifecycle.js';

@@ -1,6 +1,6 @@
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
 import { type CloudEventsBinding, cloudEventsBindings } from '@switchboard/core';
-import { assertMessageSize, BrokerLifecycle, brokerErrors, resolveSubscribeOptions } from '@switchboard/core/kit';
+import { BrokerLifecycle, brokerErrors, resolveSubscribeOptions } from '@switchboard/core/kit';
 import { Group, type StoredMessage } from './group.js';
 import { type MemoryBrokerOptions, type ResolvedMemoryBrokerOptions, resolveMemoryBrokerOptions } from './options.js';
 import { MemorySubscription } from './subscription.js';
@@ -37,8 +37,7 @@ class MemoryBroker implements Broker {
 
   publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
     try {
-      this.#lifecycle.assertOpen('publish');
-      for (const message of messages) assertMessageSize(message.body.byteLength, this.capabilities.maxMessageBytes);
+      this.#lifecycle.checkPublish(messages, this.capabilities.maxMessageBytes);
       for (const message of messages) this.#accept(message);
       return RESOLVED;
     } catch (error) {

@@ -47,6 +47,15 @@ export const AT_MOST_ONCE_FEATURES = {
   publishDeduplication: false,
 } as const satisfies Partial<BrokerFeatures>;
 
+/** What a durable queue of several processes declares (SQLite, Redis Streams, PostgreSQL) besides its size limit. */
+export const DURABLE_QUEUE_FEATURES = {
+  persistent: true,
+  multiProcess: true,
+  ordering: 'per-topic',
+  delayedRedelivery: true,
+  publishDeduplication: false,
+} as const satisfies Partial<BrokerFeatures>;
+
 function capabilitiesOf(features: BrokerFeatures): BrokerCapabilities {
   const { delivery, persistent, multiProcess, ordering, delayedRedelivery, publishDeduplication, maxMessageBytes } = features;
   return {
@@ -507,6 +516,30 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
       }
     });
 
+    /** Holds the first four handlers of a 4-slot subscription and closes it: the close waits for them. */
+    const closeWhileHandling = async (broker: Broker, topic: string, group: string, publish: () => Promise<void>) => {
+      const release = deferred();
+      const finished: string[] = [];
+      const first = new DeliveryRecorder(async (delivery) => {
+        await release.promise;
+        await delivery.ack();
+        finished.push(delivery.id);
+      });
+      const subscription = await broker.subscribe({ topic, group, maxInFlight: 4 }, first.handler);
+      await publish();
+      await first.waitForCount(4, timeoutMs);
+      let closed = false;
+      const closing = subscription.close().then(() => {
+        closed = true;
+      });
+      await delay(50);
+      expect(closed).toBe(false);
+      release.resolve();
+      await closing;
+      expect(finished).toHaveLength(first.count);
+      return { first, finished };
+    };
+
     if (atMostOnce) {
       it('subscription close lets running and queued handlers finish; the next subscriber gets only new messages', {
         timeout: testTimeout,
@@ -515,24 +548,7 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
         const topic = newTopic();
         const group = newGroup();
         const messages = Array.from({ length: 20 }, () => testMessage(topic));
-        const release = deferred();
-        const finished: string[] = [];
-        const first = new DeliveryRecorder(async (delivery) => {
-          await release.promise;
-          finished.push(delivery.id);
-        });
-        const subscription = await broker.subscribe({ topic, group, maxInFlight: 4 }, first.handler);
-        await broker.publishBatch(messages);
-        await first.waitForCount(4, timeoutMs);
-        let closed = false;
-        const closing = subscription.close().then(() => {
-          closed = true;
-        });
-        await delay(50);
-        expect(closed).toBe(false);
-        release.resolve();
-        await closing;
-        expect(finished).toHaveLength(first.count);
+        const { first } = await closeWhileHandling(broker, topic, group, () => broker.publishBatch(messages));
         expect(first.duplicates()).toEqual([]);
 
         const second = new DeliveryRecorder();
@@ -556,24 +572,7 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
         await broker.declareGroup(topic, group);
         const messages = Array.from({ length: 20 }, () => testMessage(topic));
         await broker.publishBatch(messages);
-        const release = deferred();
-        const acked: string[] = [];
-        const first = new DeliveryRecorder(async (delivery) => {
-          await release.promise;
-          await delivery.ack();
-          acked.push(delivery.id);
-        });
-        const subscription = await broker.subscribe({ topic, group, maxInFlight: 4 }, first.handler);
-        await first.waitForCount(4, timeoutMs);
-        let closed = false;
-        const closing = subscription.close().then(() => {
-          closed = true;
-        });
-        await delay(50);
-        expect(closed).toBe(false);
-        release.resolve();
-        await closing;
-        expect(acked).toHaveLength(first.count);
+        const { first, finished: acked } = await closeWhileHandling(broker, topic, group, async () => {});
         const handledByFirst = first.count;
 
         const second = new DeliveryRecorder();

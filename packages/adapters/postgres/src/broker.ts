@@ -1,6 +1,6 @@
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
 import { type CloudEventsBinding, cloudEventsBindings } from '@switchboard/core';
-import { assertMessageSize, BrokerLifecycle, resolveSubscribeOptions } from '@switchboard/core/kit';
+import { BrokerLifecycle, queueCapabilities, resolveSubscribeOptions } from '@switchboard/core/kit';
 import type { Pool } from 'pg';
 import pg from 'pg';
 import { NotificationListener } from './broker-listener.js';
@@ -48,15 +48,7 @@ export class PostgresBroker implements Broker {
     this.#resolved = resolvePostgresBrokerOptions(options);
     this.#tables = brokerTables(this.#resolved.schema, this.#resolved.prefix);
     this.#options = options;
-    this.capabilities = {
-      delivery: 'at-least-once',
-      persistent: true,
-      multiProcess: true,
-      ordering: 'per-topic',
-      delayedRedelivery: true,
-      publishDeduplication: false,
-      maxMessageBytes: this.#resolved.maxMessageBytes,
-    };
+    this.capabilities = queueCapabilities(this.#resolved.maxMessageBytes);
     this.#publisher = new PublishPipeline({
       write: (messages) => this.#write(messages),
       concurrency: this.#resolved.publishConcurrency,
@@ -81,11 +73,8 @@ export class PostgresBroker implements Broker {
 
   /** All of the batch or none of it: one INSERT, possibly shared with other publishes of the same moment. */
   async publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
-    this.#lifecycle.assertOpen('publish');
-    for (const message of messages) {
-      checkName('topic', message.topic);
-      assertMessageSize(message.body.byteLength, this.capabilities.maxMessageBytes, `message ${message.id}`);
-    }
+    this.#lifecycle.checkPublish(messages, this.capabilities.maxMessageBytes);
+    for (const message of messages) checkName('topic', message.topic);
     if (messages.length === 0) return;
     try {
       await this.#publisher.submit(messages);

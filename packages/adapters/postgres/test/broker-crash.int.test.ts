@@ -1,20 +1,12 @@
 import { fileURLToPath } from 'node:url';
 import { crashConsumers, randomName } from '@switchboard/testkit';
-import pg from 'pg';
-import { afterAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createPostgresBroker } from '../src/broker.js';
+import { testSchema, url } from './schema.js';
 
 // The consumers run the built package (dist): build it first with `tsc -b packages/adapters/postgres`.
-const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const schema = randomName('sbcrash').replaceAll('-', '_');
+const schema = testSchema('sbcrash');
 const script = fileURLToPath(new URL('./broker-crash-consumer.mjs', import.meta.url));
-
-afterAll(async () => {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await client.end();
-});
 
 it('loses none of 10 000 messages while the consumer process is SIGKILLed twice', { timeout: 180_000 }, async () => {
   const broker = createPostgresBroker({ url, schema });

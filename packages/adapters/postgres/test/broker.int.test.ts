@@ -1,18 +1,11 @@
 import { isSwitchboardError } from '@switchboard/core';
 import { DeliveryRecorder, randomName, testMessage } from '@switchboard/testkit';
 import pg from 'pg';
-import { afterAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createPostgresBroker } from '../src/broker.js';
+import { testSchema, url } from './schema.js';
 
-const url = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const schema = randomName('sbtest').replaceAll('-', '_');
-
-afterAll(async () => {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await client.end();
-});
+const schema = testSchema('sbtest');
 
 it('creates its tables once when several brokers start at the same time', async () => {
   const brokers = Array.from({ length: 6 }, () => createPostgresBroker({ url, schema, prefix: 'race_' }));

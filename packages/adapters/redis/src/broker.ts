@@ -1,6 +1,6 @@
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
 import { type CloudEventsBinding, cloudEventsBindings, isSwitchboardError, SwitchboardError } from '@switchboard/core';
-import { assertMessageSize, BrokerLifecycle, describeError, resolveSubscribeOptions } from '@switchboard/core/kit';
+import { BrokerLifecycle, describeError, queueCapabilities, resolveSubscribeOptions } from '@switchboard/core/kit';
 import type { Redis } from 'ioredis';
 import { CommandConnection } from './connection.js';
 import { redisErrors } from './errors.js';
@@ -31,15 +31,7 @@ export class RedisStreamsBroker implements Broker {
   constructor(options: RedisStreamsBrokerOptions = {}) {
     this.#resolved = resolveStreamsOptions(options);
     this.#options = options;
-    this.capabilities = {
-      delivery: 'at-least-once',
-      persistent: this.#resolved.persistent,
-      multiProcess: true,
-      ordering: 'per-topic',
-      delayedRedelivery: true,
-      publishDeduplication: false,
-      maxMessageBytes: this.#resolved.maxMessageBytes,
-    };
+    this.capabilities = queueCapabilities(this.#resolved.maxMessageBytes, { persistent: this.#resolved.persistent });
     this.#connection = new CommandConnection(options, this.#resolved.url, (error, action) => this.#report(error, action));
     this.#commands = this.#connection.commands;
   }
@@ -57,11 +49,10 @@ export class RedisStreamsBroker implements Broker {
   }
 
   async publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
-    this.#lifecycle.assertOpen('publish');
+    this.#lifecycle.checkPublish(messages, this.capabilities.maxMessageBytes);
     for (const message of messages) {
       checkName('topic', message.topic);
       checkHeaderNames(message);
-      assertMessageSize(message.body.byteLength, this.capabilities.maxMessageBytes, `message ${message.id}`);
     }
     if (messages.length === 0) return;
     await this.#ensureReady();

@@ -45,12 +45,13 @@ describe('Redis pub/sub frames', () => {
     });
     expect(encodeMessage(structured, 'n1').toString()).toBe(document);
     // A key, another header or another content type cannot travel without a frame.
-    for (const other of [
+    const others: OutgoingMessage[] = [
       { ...structured, key: 'k' },
       { ...structured, headers: { 'content-type': 'application/cloudevents+json', 'x-note': 'a' } },
       { ...structured, headers: { 'content-type': 'application/json' } },
       { ...structured, headers: {} },
-    ]) {
+    ];
+    for (const other of others) {
       expect(decodeFrame(encodeMessage(other, 'n2'))).toMatchObject({ id: other.id, nonce: 'n2', headers: other.headers, key: other.key });
     }
   });

@@ -2,7 +2,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
 import { type CloudEventsBinding, cloudEventsBindings, isSwitchboardError } from '@switchboard/core';
-import { assertMessageSize, BrokerLifecycle, brokerErrors, resolveSubscribeOptions } from '@switchboard/core/kit';
+import { BrokerLifecycle, brokerErrors, queueCapabilities, resolveSubscribeOptions } from '@switchboard/core/kit';
 import type Database from 'better-sqlite3';
 import { type BrokerStatements, type ClaimedRow, prepareBrokerSchema, type QueueRow } from './broker-schema.js';
 import { openDatabase } from './database.js';
@@ -79,15 +79,7 @@ class SqliteBroker implements Broker, SettleQueue {
   constructor(options: SqliteBrokerOptions) {
     this.#options = resolveSqliteBrokerOptions(options);
     this.#file = resolvePath(this.#options.path);
-    this.capabilities = {
-      delivery: 'at-least-once',
-      persistent: true,
-      multiProcess: true,
-      ordering: 'per-topic',
-      delayedRedelivery: true,
-      publishDeduplication: false,
-      maxMessageBytes: this.#options.maxMessageBytes,
-    };
+    this.capabilities = queueCapabilities(this.#options.maxMessageBytes);
     this.#db = openDatabase(this.#file, options);
     try {
       this.#sql = prepareBrokerSchema(this.#db, this.#options.prefix);
@@ -123,8 +115,7 @@ class SqliteBroker implements Broker, SettleQueue {
 
   publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
     try {
-      this.#lifecycle.assertOpen('publish');
-      for (const message of messages) assertMessageSize(message.body.byteLength, this.capabilities.maxMessageBytes);
+      this.#lifecycle.checkPublish(messages, this.capabilities.maxMessageBytes);
     } catch (error) {
       return Promise.reject(error);
     }
