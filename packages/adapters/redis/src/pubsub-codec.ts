@@ -7,7 +7,8 @@ import type { Headers, OutgoingMessage } from '@switchboard/core';
  * - A structured CloudEvent (headers: a `content-type` of `application/cloudevents+json` and
  *   nothing else, no key) travels as its JSON document alone: the plain layout, what the messaging
  *   layer sends on this broker (its binding is structured) and what any producer can `PUBLISH`.
- *   A received message that is not a frame is read this way: no headers, the bytes as the body.
+ *   A received message that is not a frame is read this way: the bytes as the body, a structured
+ *   `content-type`, and the document's `id` as the delivery's name.
  * - Any other message (a raw `Broker` user's own headers or key) travels in a frame, so nothing
  *   of it is lost: `SB` `0x01`, a 32-bit big-endian length, a JSON object `{ i: transport id,
  *   n: nonce, h: headers, k?: key }`, then the body bytes untouched. A CloudEvent document starts
@@ -21,13 +22,12 @@ const MAGIC_1 = 0x42;
 const VERSION = 1;
 const PREFIX_BYTES = 7;
 const STRUCTURED = /^application\/cloudevents\+json\s*(;|$)/i;
-const EMPTY_HEADERS: Headers = Object.freeze({});
 
 export interface DecodedFrame {
-  /** The transport id; `''` for an unframed message. */
+  /** The transport id. */
   readonly id: string;
-  /** The publish's nonce; undefined for an unframed message (claimed by a digest of its bytes). */
-  readonly nonce: string | undefined;
+  /** The publish's nonce: group members claim the delivery by it. */
+  readonly nonce: string;
   readonly headers: Headers;
   readonly key: string | undefined;
   readonly body: Uint8Array;
@@ -109,16 +109,22 @@ export function frameOverheadBound(message: OutgoingMessage): number {
   return PREFIX_BYTES + 64 + 3 * units + 8 * count;
 }
 
-/**
- * What a received message carries. A frame is unpacked; bytes that do not start like one are a
- * plain message (a structured CloudEvent, from us or any producer) handed over as they are;
- * undefined only for a broken frame.
- */
-export function decodeMessage(message: Buffer): DecodedFrame | undefined {
-  if (message.length < 3 || message[0] !== MAGIC_0 || message[1] !== MAGIC_1 || message[2] !== VERSION) {
-    return { id: '', nonce: undefined, headers: EMPTY_HEADERS, key: undefined, body: message };
+/** Whether received bytes start like a frame (`SB` and the version byte); anything else is a plain message. */
+export function isFrame(message: Uint8Array): boolean {
+  return message.length >= 3 && message[0] === MAGIC_0 && message[1] === MAGIC_1 && message[2] === VERSION;
+}
+
+/** What a plain message (a structured CloudEvent, from us or any producer) is handed over with. */
+export const PLAIN_HEADERS: Headers = Object.freeze({ 'content-type': 'application/cloudevents+json' });
+
+/** The `id` of a plain message's JSON document (its transport id is none: this names it), or `''`. */
+export function plainMessageId(body: Uint8Array): string {
+  try {
+    const id = (JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')) as { id?: unknown } | null)?.id;
+    return typeof id === 'string' ? id : '';
+  } catch {
+    return '';
   }
-  return decodeFrame(message);
 }
 
 /** The frame's content, or undefined when the bytes are not a well-formed frame. */

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Delivery } from '@switchboard/core';
-import type { PushSubscription } from '@switchboard/core/kit';
+import { AtMostOnceDelivery, type PushSubscription, type ReceivedFields } from '@switchboard/core/kit';
 import type { Redis } from 'ioredis';
-import { decodeMessage } from './pubsub-codec.js';
+import { decodeFrame, isFrame, PLAIN_HEADERS, plainMessageId } from './pubsub-codec.js';
 
 const RESOLVED: Promise<void> = Promise.resolve();
 /** `ack` and `nack` of every delivery: nothing to settle on pub/sub. */
@@ -13,6 +13,13 @@ const HERE = 'here:';
 const WHO = 'who';
 /** How long a joining member waits to hear from the members already there before receiving. */
 const MEMBERS_WAIT_MS = 1000;
+
+/** A plain message: a structured CloudEvent document, named by its `id` (read only when asked). */
+class PlainDelivery extends AtMostOnceDelivery {
+  protected readFields(): ReceivedFields {
+    return { id: plainMessageId(this.body), headers: PLAIN_HEADERS, key: undefined };
+  }
+}
 
 /** FNV-1a: spreads claim tokens over the members. */
 function hash(text: string): number {
@@ -150,28 +157,35 @@ export class PubSubMember {
   };
 
   #receive(message: Buffer): void {
-    const frame = decodeMessage(message);
-    if (frame === undefined) {
-      this.#subscription.dropped({ id: '' }, 'malformed');
-      return;
+    let delivery: Delivery;
+    let nonce: string | undefined;
+    if (isFrame(message)) {
+      const frame = decodeFrame(message);
+      if (frame === undefined) {
+        this.#subscription.dropped({ id: '' }, 'malformed');
+        return;
+      }
+      nonce = frame.nonce;
+      delivery = {
+        id: frame.id,
+        topic: this.#config.topic,
+        headers: frame.headers,
+        body: frame.body,
+        ...(frame.key === undefined ? {} : { key: frame.key }),
+        attempt: 1,
+        ack: settled,
+        nack: settled,
+      };
+    } else {
+      delivery = new PlainDelivery(this.#config.topic, message);
     }
-    const delivery: Delivery = {
-      id: frame.id,
-      topic: this.#config.topic,
-      headers: frame.headers,
-      body: frame.body,
-      ...(frame.key === undefined ? {} : { key: frame.key }),
-      attempt: 1,
-      ack: settled,
-      nack: settled,
-    };
     if (!this.#shared && this.#pendingClaims === 0) {
       this.#subscription.push(delivery);
       return;
     }
     // Claimed or not, deliveries keep their arrival order behind the claims still in flight.
     this.#pendingClaims++;
-    const claim: Promise<boolean | Error> = this.#shared ? this.#claim(frame.nonce, frame.body) : Promise.resolve(true);
+    const claim: Promise<boolean | Error> = this.#shared ? this.#claim(nonce, delivery.body) : Promise.resolve(true);
     this.#tail = this.#tail
       .then(() => claim)
       .then((won) => {

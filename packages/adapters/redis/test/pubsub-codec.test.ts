@@ -1,6 +1,6 @@
 import type { OutgoingMessage } from '@switchboard/core';
 import { describe, expect, it } from 'vitest';
-import { decodeFrame, decodeMessage, encodeFrame, encodeMessage } from '../src/pubsub-codec.js';
+import { decodeFrame, encodeFrame, encodeMessage, isFrame, plainMessageId } from '../src/pubsub-codec.js';
 
 function message(overrides: Partial<OutgoingMessage> = {}): OutgoingMessage {
   return {
@@ -56,12 +56,16 @@ describe('Redis pub/sub frames', () => {
     }
   });
 
-  it('hands over bytes that are not a frame as a message without headers (what a foreign PUBLISH sends)', () => {
-    const bytes = Buffer.from('{"specversion":"1.0","id":"1","source":"/s","type":"t"}');
-    expect(decodeMessage(bytes)).toEqual({ id: '', nonce: undefined, headers: {}, key: undefined, body: bytes });
-    // A frame whose metadata is broken is dropped (reported as malformed), not handed over.
+  it('tells plain messages (what a foreign PUBLISH sends) from frames, and names a plain one by its document id', () => {
+    const bytes = Buffer.from('{"specversion":"1.0","id":"p-1","source":"/s","type":"t"}');
+    expect(isFrame(bytes)).toBe(false);
+    expect(isFrame(encodeFrame(message(), 'n3'))).toBe(true);
+    expect(plainMessageId(bytes)).toBe('p-1');
+    expect(plainMessageId(Buffer.from('not json'))).toBe('');
+    expect(plainMessageId(Buffer.from('{"id":7}'))).toBe('');
+    // A frame whose metadata is broken is not read (the member drops it as malformed).
     const broken = encodeFrame(message(), 'n3');
     broken.writeUInt32BE(1_000_000, 3);
-    expect(decodeMessage(broken)).toBeUndefined();
+    expect(decodeFrame(broken)).toBeUndefined();
   });
 });

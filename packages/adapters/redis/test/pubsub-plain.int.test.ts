@@ -36,7 +36,8 @@ describe('Redis pub/sub carries plain CloudEvents', () => {
       expect(await redis.publish(`${prefix}ps:${topic}`, document)).toBeGreaterThan(0);
       await waitFor(() => received.length >= 2, 'two deliveries');
       for (const delivery of received) {
-        expect(delivery.headers).toEqual({});
+        expect(delivery.headers).toEqual({ 'content-type': 'application/cloudevents+json' });
+        expect(delivery.id).toBe('price-1');
         const event = decodeCloudEvent(delivery.headers, delivery.body, broker.binding);
         expect(event).toMatchObject({
           id: 'price-1',
