@@ -35,8 +35,11 @@ export interface BrokerStatements {
    * pick is left out.
    */
   lease(rows: readonly ClaimedRow[], now: number, until: number): ClaimedRow[];
-  /** Deletes the rows whose `seq` is in the JSON array, while their attempt is still the one given. */
-  ack(seqs: string, attempt: number): void;
+  /**
+   * Deletes the rows whose `seq` is in the JSON array, and their leases. Whoever acks a row has
+   * handled its message, so an ack is not checked against the attempt (a nack is).
+   */
+  ack(seqs: string): void;
   readonly nack: Database.Statement<[number, number, number]>;
 }
 
@@ -67,7 +70,7 @@ const QUEUE_COLUMNS = `(
  *   of the lease, or when a nacked row is due; ms since the epoch) and `attempt`. A row without a
  *   lease was never delivered and is ready; a row is ready again once its `visible_at` passed
  *   (that is how a dead consumer's messages come back). `(seq, attempt)` names one delivery: a
- *   late ack or nack of an older attempt matches nothing.
+ *   late nack of an older attempt matches nothing, so it never shortens another consumer's lease.
  */
 export function prepareBrokerSchema(db: Database.Database, prefix: string): BrokerStatements {
   const groups = `${prefix}groups`;
@@ -115,10 +118,8 @@ export function prepareBrokerSchema(db: Database.Database, prefix: string): Brok
      ON CONFLICT (seq) DO UPDATE SET visible_at = excluded.visible_at, attempt = attempt + 1 WHERE visible_at <= ?
      RETURNING seq, attempt`,
   );
-  const ackMessages = db.prepare<[string, number]>(
-    `DELETE FROM ${queue} WHERE seq IN (SELECT seq FROM ${leases} WHERE seq IN (SELECT value FROM json_each(?)) AND attempt = ?)`,
-  );
-  const ackLeases = db.prepare<[string, number]>(`DELETE FROM ${leases} WHERE seq IN (SELECT value FROM json_each(?)) AND attempt = ?`);
+  const ackMessages = db.prepare<[string]>(`DELETE FROM ${queue} WHERE seq IN (SELECT value FROM json_each(?))`);
+  const ackLeases = db.prepare<[string]>(`DELETE FROM ${leases} WHERE seq IN (SELECT value FROM json_each(?))`);
   return {
     groupsOfTopic: db.prepare(`SELECT gid FROM ${groups} WHERE topic = ?`),
     declareGroup: db.prepare(`INSERT INTO ${groups} (topic, name) VALUES (?, ?) ON CONFLICT DO NOTHING`),
@@ -147,9 +148,9 @@ export function prepareBrokerSchema(db: Database.Database, prefix: string): Brok
       }
       return kept;
     },
-    ack(seqs, attempt) {
-      ackMessages.run(seqs, attempt);
-      ackLeases.run(seqs, attempt);
+    ack(seqs) {
+      ackMessages.run(seqs);
+      ackLeases.run(seqs);
     },
     nack: db.prepare(`UPDATE ${leases} SET visible_at = ? WHERE seq = ? AND attempt = ?`),
   };

@@ -32,9 +32,9 @@ interface PendingPublish {
   readonly reject: (error: unknown) => void;
 }
 
-/** The settles of one turn: acks by attempt (one DELETE each), nacks one by one, one promise for all. */
+/** The settles of one turn: the acks in one DELETE, nacks one by one, one promise for all. */
 class SettleBatch {
-  readonly acks = new Map<number, number[]>();
+  readonly acks: number[] = [];
   readonly nacks: [visibleAt: number, seq: number, attempt: number][] = [];
   readonly promise: Promise<void>;
   resolve!: () => void;
@@ -50,7 +50,7 @@ class SettleBatch {
   }
 
   write(sql: BrokerStatements): void {
-    for (const [attempt, seqs] of this.acks) sql.ack(JSON.stringify(seqs), attempt);
+    if (this.acks.length > 0) sql.ack(JSON.stringify(this.acks));
     for (const nack of this.nacks) sql.nack.run(...nack);
   }
 }
@@ -166,9 +166,7 @@ class SqliteBroker implements Broker, SettleQueue {
     if (this.#dbClosed) return RESOLVED;
     this.#settles ??= new SettleBatch();
     if (visibleAt === undefined) {
-      const seqs = this.#settles.acks.get(attempt);
-      if (seqs === undefined) this.#settles.acks.set(attempt, [seq]);
-      else seqs.push(seq);
+      this.#settles.acks.push(seq);
     } else {
       this.#settles.nacks.push([visibleAt, seq, attempt]);
       if (visibleAt > Date.now()) this.#nackDue.push(visibleAt);
