@@ -1,5 +1,6 @@
 import type { Headers, OutgoingMessage } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
+import { plainHeadersFromJson } from '@switchboard/core/kit';
 
 /**
  * The plain layout of a message as the fields of a stream entry (see `docs/brokers.md`): every
@@ -71,10 +72,24 @@ export function decodeFields(entryId: string, fields: readonly Buffer[]): Decode
   }
   return {
     id: id === undefined || id === '' ? entryId : id,
-    headers,
+    headers: legacyHeaders(headers) ?? headers,
     body: body === undefined ? EMPTY_BODY : new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
     key,
   };
+}
+
+const LEGACY_HEADERS = 'headers';
+
+/**
+ * Entries written by earlier versions kept every header in one `headers` field (a JSON object):
+ * such an entry (that field and no other header) is read as it was written, so nothing published
+ * before an upgrade is lost to it.
+ */
+function legacyHeaders(fields: Record<string, string>): Headers | undefined {
+  const json = fields[LEGACY_HEADERS];
+  if (json === undefined || !json.startsWith('{')) return undefined;
+  for (const name in fields) if (name !== LEGACY_HEADERS) return undefined;
+  return plainHeadersFromJson(json);
 }
 
 /** One entry of an XREADGROUP / XCLAIM reply, read with Buffer replies. */

@@ -48,6 +48,27 @@ it('hands over an entry with any fields a producer wrote, in order, without stop
   }
 });
 
+it('reads an entry of an earlier version (every header in one JSON field) as it was written', async () => {
+  const broker = createRedisStreamsBroker({ url, prefix, pollIntervalMs: 50 });
+  const redis = new Redis(url);
+  try {
+    const topic = randomName('t');
+    const group = randomName('g');
+    await broker.declareGroup(topic, group);
+    const headers = { 'ce-specversion': '1.0', 'ce-id': 'old-1', 'ce-source': '/s', 'ce-type': 't', 'content-type': 'text/plain' };
+    await redis.xadd(broker.streamKey(topic), '*', 'id', 'old-1', 'headers', JSON.stringify(headers), 'body', 'hello', 'key', 'k');
+    const recorder = new DeliveryRecorder();
+    await broker.subscribe({ topic, group }, recorder.handler);
+    await recorder.waitForCount(1, 10_000);
+    const delivery = recorder.received[0]!.delivery;
+    expect(delivery).toMatchObject({ id: 'old-1', headers, key: 'k' });
+    expect(Buffer.from(delivery.body).toString()).toBe('hello');
+  } finally {
+    await broker.close();
+    await redis.quit();
+  }
+});
+
 it('refuses a header named like a field of the layout (body, id, key) with SB_BAD_REQUEST, writing nothing', async () => {
   const broker = createRedisStreamsBroker({ url, prefix });
   const redis = new Redis(url);
