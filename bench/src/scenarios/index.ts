@@ -1,11 +1,8 @@
 import type { Scenario } from '../lib/scenario.js';
 import { asyncHttp } from './async-http.js';
 import { brokerAws } from './broker-aws.js';
+import { brokerNats, brokerPostgres, brokerRabbitMq, brokerRedis } from './broker-engines.js';
 import { brokerMemory } from './broker-memory.js';
-import { brokerNats } from './broker-nats.js';
-import { brokerPostgres } from './broker-postgres.js';
-import { brokerRabbitMq } from './broker-rabbitmq.js';
-import { brokerRedis } from './broker-redis.js';
 import { cesqlFilter } from './cesql-filter.js';
 import { changeEvents } from './change-events.js';
 import { eventsAtMostOnce } from './events-at-most-once.js';

@@ -25,7 +25,7 @@ export async function connectBroker(url: string): Promise<Broker> {
     }
     case 'sqlite': {
       const { createSqliteBroker } = await import('@switchboard/sqlite');
-      return createSqliteBroker({ path: target.path ?? '' });
+      return createSqliteBroker({ path: target.path ?? '', ...(prefix ? { prefix } : {}) });
     }
     case 'nats': {
       const { createNatsBroker } = await import('@switchboard/nats');
@@ -45,7 +45,7 @@ export async function connectBroker(url: string): Promise<Broker> {
     }
     case 'postgres': {
       const { createPostgresBroker } = await import('@switchboard/postgres');
-      return createPostgresBroker({ connectionString: stripParams(url), ...(prefix ? { tablePrefix: prefix } : {}) });
+      return createPostgresBroker({ url: stripParams(url), ...(prefix ? { prefix } : {}) });
     }
     case 'mqtt': {
       // At-most-once (see docs/adapters/mqtt.md): meant as `createMessaging({ atMostOnce: { broker } })`.

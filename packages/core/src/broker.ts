@@ -148,6 +148,40 @@ export interface BrokerCapabilities {
   readonly maxMessageBytes: number;
 }
 
+/**
+ * What a durable queue shared by several processes declares (SQLite, Redis Streams, PostgreSQL):
+ * at-least-once, persistent, per-topic order, nack delays kept by the engine, no publish
+ * deduplication; `overrides` for what differs (e.g. `persistent` on a Redis without fsync).
+ */
+export function queueCapabilities(maxMessageBytes: number, overrides: Partial<BrokerCapabilities> = {}): BrokerCapabilities {
+  return {
+    delivery: 'at-least-once',
+    persistent: true,
+    multiProcess: true,
+    ordering: 'per-topic',
+    delayedRedelivery: true,
+    publishDeduplication: false,
+    maxMessageBytes,
+    ...overrides,
+  };
+}
+
+/**
+ * What an at-most-once push transport (core NATS, Redis pub/sub, MQTT) declares: several processes,
+ * and nothing kept, redelivered or deduplicated. Only the ordering and the size limit differ.
+ */
+export function atMostOnceCapabilities(ordering: Ordering, maxMessageBytes: number): BrokerCapabilities {
+  return {
+    delivery: 'at-most-once',
+    persistent: false,
+    multiProcess: true,
+    ordering,
+    delayedRedelivery: false,
+    publishDeduplication: false,
+    maxMessageBytes,
+  };
+}
+
 export interface Broker {
   /** Short engine name, e.g. `memory`, `sqlite`, `nats`. For messages to people; nothing branches on it. */
   readonly name: string;

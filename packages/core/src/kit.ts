@@ -6,7 +6,8 @@
  * - Subscriptions: `DeliveryTracker` + `TrackedDelivery` (in-flight slots, unsettled set, ack
  *   deadlines, handler runs, drain) for at-least-once engines; `PushSubscription` +
  *   `AtMostOnceDelivery` for at-most-once push transports; `resolveSubscribeOptions`.
- * - Errors and timing: `brokerErrors`, `assertMessageSize`, `idle`, `sleep`, `describeError`.
+ * - Errors, options and timing: `brokerErrors`, `assertMessageSize`, `positiveInteger`, `idle`, `sleep`,
+ *   `describeError`.
  * - Stores: the receipt, dead-letter, job, blob and outbox rules every store applies the same way, and
  *   the refusal of values a store cannot hold (`assertStorableIdentity`, `storeRefused`).
  */
@@ -25,9 +26,10 @@ export {
   verifyBlobStream,
   withLaterExpiry,
 } from './blobs.js';
-export { resolveSubscribeOptions } from './broker.js';
+export { atMostOnceCapabilities, queueCapabilities, resolveSubscribeOptions } from './broker.js';
 export type { BrokerErrorRules, BrokerErrors } from './broker-errors.js';
 export { assertMessageSize, brokerErrors, idle } from './broker-errors.js';
+export { BrokerLifecycle } from './broker-lifecycle.js';
 export {
   isBase64,
   isExtensionName,
@@ -55,7 +57,9 @@ export {
 } from './idempotency.js';
 export { newSecretId, randomHex } from './ids.js';
 export { canceledProblem, JobWaiters, jobStoreDefaults, leaseExpiredProblem, storeUnavailable } from './jobs.js';
+export { positiveInteger } from './option-checks.js';
 export { assertOutboxMessage } from './outbox.js';
+export { plainHeaders, plainHeadersFromJson } from './plain-layout.js';
 export type { DroppedDelivery, DropReason, PushSubscriptionConfig, ReceivedFields } from './push-subscription.js';
 export { AtMostOnceDelivery, PushSubscription } from './push-subscription.js';
 export {

@@ -1,4 +1,4 @@
-import type { Broker, BrokerCapabilities, Delivery, DeliveryGuarantee, Ordering, OutgoingMessage } from '@switchboard/core';
+import type { Broker, BrokerCapabilities, Delivery, DeliveryGuarantee, OutgoingMessage } from '@switchboard/core';
 import { isSwitchboardError, newMessageId } from '@switchboard/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DeliveryRecorder, deferred, delay, randomName, testMessage, waitFor } from './broker-helpers.js';
@@ -8,19 +8,13 @@ import { DeliveryRecorder, deferred, delay, randomName, testMessage, waitFor } f
  * `broker.capabilities` (the first test checks it), and the suite picks its assertions from them:
  * nothing is skipped, a broker without a capability is checked for the behaviour it declares instead.
  */
-export interface BrokerFeatures {
+export interface BrokerFeatures extends Omit<BrokerCapabilities, 'delivery'> {
   /**
    * `at-least-once` (default) or `at-most-once`. An at-most-once broker is checked for what it
    * promises instead of redelivery: ack and nack are no-ops, nothing is redelivered (nack, failed
    * handler, ack timeout), nothing is kept for a group before it subscribes or across instances.
    */
   readonly delivery?: DeliveryGuarantee;
-  readonly persistent: boolean;
-  readonly multiProcess: boolean;
-  readonly ordering: Ordering;
-  readonly delayedRedelivery: boolean;
-  readonly publishDeduplication: boolean;
-  readonly maxMessageBytes: number;
   /**
    * A short `ackTimeoutMs` the engine honours, used by the redelivery tests. Default 500.
    * Negative checks ("nothing more arrives") wait `quietMs`, default 2 × this (at least 200 ms).
@@ -44,15 +38,34 @@ function bytesOf(body: Uint8Array): number[] {
   return Array.from(body);
 }
 
+/** What an at-most-once push transport declares besides its ordering and size limit. */
+export const AT_MOST_ONCE_FEATURES = {
+  delivery: 'at-most-once',
+  persistent: false,
+  multiProcess: true,
+  delayedRedelivery: false,
+  publishDeduplication: false,
+} as const satisfies Partial<BrokerFeatures>;
+
+/** What a durable queue of several processes declares (SQLite, Redis Streams, PostgreSQL) besides its size limit. */
+export const DURABLE_QUEUE_FEATURES = {
+  persistent: true,
+  multiProcess: true,
+  ordering: 'per-topic',
+  delayedRedelivery: true,
+  publishDeduplication: false,
+} as const satisfies Partial<BrokerFeatures>;
+
 function capabilitiesOf(features: BrokerFeatures): BrokerCapabilities {
+  const { delivery, persistent, multiProcess, ordering, delayedRedelivery, publishDeduplication, maxMessageBytes } = features;
   return {
-    delivery: features.delivery ?? 'at-least-once',
-    persistent: features.persistent,
-    multiProcess: features.multiProcess,
-    ordering: features.ordering,
-    delayedRedelivery: features.delayedRedelivery,
-    publishDeduplication: features.publishDeduplication,
-    maxMessageBytes: features.maxMessageBytes,
+    delivery: delivery ?? 'at-least-once',
+    persistent,
+    multiProcess,
+    ordering,
+    delayedRedelivery,
+    publishDeduplication,
+    maxMessageBytes,
   };
 }
 
@@ -503,6 +516,30 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
       }
     });
 
+    /** Holds the first four handlers of a 4-slot subscription and closes it: the close waits for them. */
+    const closeWhileHandling = async (broker: Broker, topic: string, group: string, publish: () => Promise<void>) => {
+      const release = deferred();
+      const finished: string[] = [];
+      const first = new DeliveryRecorder(async (delivery) => {
+        await release.promise;
+        await delivery.ack();
+        finished.push(delivery.id);
+      });
+      const subscription = await broker.subscribe({ topic, group, maxInFlight: 4 }, first.handler);
+      await publish();
+      await first.waitForCount(4, timeoutMs);
+      let closed = false;
+      const closing = subscription.close().then(() => {
+        closed = true;
+      });
+      await delay(50);
+      expect(closed).toBe(false);
+      release.resolve();
+      await closing;
+      expect(finished).toHaveLength(first.count);
+      return { first, finished };
+    };
+
     if (atMostOnce) {
       it('subscription close lets running and queued handlers finish; the next subscriber gets only new messages', {
         timeout: testTimeout,
@@ -511,24 +548,7 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
         const topic = newTopic();
         const group = newGroup();
         const messages = Array.from({ length: 20 }, () => testMessage(topic));
-        const release = deferred();
-        const finished: string[] = [];
-        const first = new DeliveryRecorder(async (delivery) => {
-          await release.promise;
-          finished.push(delivery.id);
-        });
-        const subscription = await broker.subscribe({ topic, group, maxInFlight: 4 }, first.handler);
-        await broker.publishBatch(messages);
-        await first.waitForCount(4, timeoutMs);
-        let closed = false;
-        const closing = subscription.close().then(() => {
-          closed = true;
-        });
-        await delay(50);
-        expect(closed).toBe(false);
-        release.resolve();
-        await closing;
-        expect(finished).toHaveLength(first.count);
+        const { first } = await closeWhileHandling(broker, topic, group, () => broker.publishBatch(messages));
         expect(first.duplicates()).toEqual([]);
 
         const second = new DeliveryRecorder();
@@ -552,24 +572,7 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
         await broker.declareGroup(topic, group);
         const messages = Array.from({ length: 20 }, () => testMessage(topic));
         await broker.publishBatch(messages);
-        const release = deferred();
-        const acked: string[] = [];
-        const first = new DeliveryRecorder(async (delivery) => {
-          await release.promise;
-          await delivery.ack();
-          acked.push(delivery.id);
-        });
-        const subscription = await broker.subscribe({ topic, group, maxInFlight: 4 }, first.handler);
-        await first.waitForCount(4, timeoutMs);
-        let closed = false;
-        const closing = subscription.close().then(() => {
-          closed = true;
-        });
-        await delay(50);
-        expect(closed).toBe(false);
-        release.resolve();
-        await closing;
-        expect(acked).toHaveLength(first.count);
+        const { first, finished: acked } = await closeWhileHandling(broker, topic, group, async () => {});
         const handledByFirst = first.count;
 
         const second = new DeliveryRecorder();
@@ -679,6 +682,40 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
       await delay(quietMs);
       expect(recorder.count).toBe(expected);
       expect(new Set(recorder.ids())).toEqual(new Set([message.id]));
+    });
+
+    it(features.publishDeduplication
+      ? 'delivers a replay (same headers and body, transport id <id>~r1.<suffix>) after the original was acked; drops a second publish of the original id'
+      : 'delivers a replay (same headers and body, transport id <id>~r1.<suffix>) after the original was acked', {
+      timeout: testTimeout,
+    }, async () => {
+      const broker = await connect();
+      const topic = newTopic();
+      const acked: string[] = [];
+      const recorder = new DeliveryRecorder(async (delivery) => {
+        await delivery.ack();
+        acked.push(delivery.id);
+      });
+      await broker.subscribe({ topic, group: newGroup() }, recorder.handler);
+      const original = testMessage(topic, {
+        id: newMessageId(),
+        headers: { 'ce-specversion': '1.0', 'ce-id': 'replayed-event', 'ce-source': '/tests', 'ce-type': 'demo.replayed' },
+        key: 'k-replay',
+      });
+      await broker.publish(original);
+      await waitFor(() => acked.length >= 1, 'the original to be handled and acked', timeoutMs);
+      // What a dead-letter replay publishes: the very same message under a new transport id.
+      const replay: OutgoingMessage = { ...original, id: `${original.id}~r1.abcd` };
+      if (features.publishDeduplication) await broker.publish(original);
+      await broker.publish(replay);
+      await waitFor(() => acked.length >= 2, 'the replay to be handled and acked', timeoutMs);
+      await delay(quietMs);
+      expect(recorder.ids()).toEqual([original.id, replay.id]);
+      const [first, second] = recorder.received.map((r) => r.delivery);
+      expect(second!.headers).toMatchObject(original.headers);
+      expect(second!.key).toBe(original.key);
+      expect(bytesOf(second!.body)).toEqual(bytesOf(first!.body));
+      expect(second!.attempt).toBe(1);
     });
 
     it('rejects subscribe options out of range with SB_CONFIG_INVALID', async () => {

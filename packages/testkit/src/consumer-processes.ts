@@ -3,6 +3,8 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Broker } from '@switchboard/core';
+import { delay, testMessage, waitFor } from './broker-helpers.js';
 
 /**
  * For crash tests: runs consumer processes one after another, SIGKILLs them, and collects what
@@ -103,5 +105,80 @@ export class ConsumerProcesses {
     } finally {
       closeSync(fd);
     }
+  }
+}
+
+export interface ConsumerCrashOptions {
+  /** Publishes the messages (and declared the group before the consumers start). */
+  readonly broker: Broker;
+  readonly topic: string;
+  readonly group: string;
+  /** The consumer script and its arguments (see {@link ConsumerProcesses}). */
+  readonly script: string;
+  readonly args: readonly string[];
+  /** Messages published. Default 10 000. */
+  readonly total?: number;
+  /** Messages per `publishBatch`. Default 250. */
+  readonly batchSize?: number;
+  /** Distinct messages handled at which the running consumer is SIGKILLed and a new one started. Default 25 % and 60 % of `total`. */
+  readonly killAt?: readonly number[];
+  readonly timeoutMs?: number;
+}
+
+export interface ConsumerCrashResult {
+  readonly sent: ReadonlySet<string>;
+  /** Distinct MessageIds handled. */
+  readonly handled: ReadonlySet<string>;
+  /** Sent and never handled. */
+  readonly lost: readonly string[];
+  /** Handled and never sent. */
+  readonly strays: readonly string[];
+  readonly duplicates: number;
+  /** Distinct messages handled when each consumer was killed. */
+  readonly killedAt: readonly number[];
+}
+
+/**
+ * The crash test every engine runs: publishes `total` messages in batches while consumer processes
+ * are SIGKILLed at the `killAt` counts and replaced, then waits until every message was handled (or
+ * the time is up) and says what was lost, what was handled twice and what came from nowhere.
+ */
+export async function crashConsumers(options: ConsumerCrashOptions): Promise<ConsumerCrashResult> {
+  const { broker, topic, total = 10_000, batchSize = 250, timeoutMs = 90_000 } = options;
+  const killAt = options.killAt ?? [Math.round(total * 0.25), Math.round(total * 0.6)];
+  await broker.declareGroup(topic, options.group);
+  const consumers = new ConsumerProcesses(options.script, options.args);
+  const sent = new Set<string>();
+  const killedAt: number[] = [];
+  try {
+    await consumers.start();
+    const publishing = (async () => {
+      for (let i = 0; i < total; i += batchSize) {
+        const batch = Array.from({ length: Math.min(batchSize, total - i) }, () => testMessage(topic, { body: Buffer.from('x') }));
+        await broker.publishBatch(batch);
+        for (const message of batch) sent.add(message.id);
+        await delay(5);
+      }
+    })();
+    for (const threshold of killAt) {
+      await waitFor(() => consumers.distinct() >= threshold, `${threshold} handled messages`, timeoutMs);
+      killedAt.push(consumers.distinct());
+      await consumers.kill();
+      await consumers.start();
+    }
+    await publishing;
+    await waitFor(() => consumers.distinct() >= total, `all ${total} messages (have ${consumers.distinct()})`, timeoutMs).catch(() => {});
+    await consumers.kill();
+    const handled = new Set(consumers.handled);
+    return {
+      sent,
+      handled,
+      lost: [...sent].filter((id) => !handled.has(id)),
+      strays: [...handled].filter((id) => !sent.has(id)),
+      duplicates: consumers.duplicates(),
+      killedAt,
+    };
+  } finally {
+    await consumers.dispose();
   }
 }

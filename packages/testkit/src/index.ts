@@ -7,6 +7,7 @@ export * from './fauxqs.js';
 export * from './idempotency-store-conformance.js';
 export * from './job-store-conformance.js';
 export * from './outbox-conformance.js';
+export * from './plain-layout-conformance.js';
 export * from './ports.js';
 export * from './postgres-server.js';
 export * from './receipt-store-conformance.js';

@@ -128,14 +128,16 @@ export class RawPostgresDriver implements QueueDriver {
 /** The Switchboard PostgreSQL adapter with its defaults, in the run's own schema. */
 export function createSwitchboardPostgresDriver(spec: DriverSpec): BrokerDriver {
   const schema = schemaOf(spec);
-  const broker = createPostgresBroker({ connectionString: spec.target, schema, tablePrefix: SB_PREFIX });
+  const broker = createPostgresBroker({ url: spec.target, schema, prefix: SB_PREFIX });
   const admin = () => new pg.Pool({ connectionString: spec.target, max: 1 });
   return new BrokerDriver(broker, {
     async cleanup(topic) {
       const pool = admin();
       try {
-        await pool.query(`DELETE FROM "${schema}"."${SB_PREFIX}deliveries" WHERE topic = $1`, [topic]);
-        await pool.query(`DELETE FROM "${schema}"."${SB_PREFIX}messages" WHERE topic = $1`, [topic]);
+        await pool.query(
+          `DELETE FROM "${schema}"."${SB_PREFIX}queue" WHERE gid IN (SELECT gid FROM "${schema}"."${SB_PREFIX}groups" WHERE topic = $1)`,
+          [topic],
+        );
         await pool.query(`DELETE FROM "${schema}"."${SB_PREFIX}groups" WHERE topic = $1`, [topic]);
       } finally {
         await pool.end();

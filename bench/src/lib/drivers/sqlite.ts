@@ -96,7 +96,7 @@ export class RawSqliteDriver implements QueueDriver {
 
 /** The Switchboard SQLite broker on the same file, defaults except `synchronous`. */
 export function createSwitchboardSqliteDriver(spec: DriverSpec): BrokerDriver {
-  const broker = createSqliteBroker({ path: spec.target, synchronous: spec.synchronous ?? 'NORMAL', tablePrefix: TABLE_PREFIX });
+  const broker = createSqliteBroker({ path: spec.target, synchronous: spec.synchronous ?? 'NORMAL', prefix: TABLE_PREFIX });
   return new BrokerDriver(broker, {
     async cleanup(topic) {
       const db = open(spec);

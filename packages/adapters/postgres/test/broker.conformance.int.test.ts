@@ -1,24 +1,11 @@
-import { describeBrokerConformance, randomName } from '@switchboard/testkit';
-import pg from 'pg';
-import { afterAll } from 'vitest';
+import { DURABLE_QUEUE_FEATURES, describeBrokerConformance } from '@switchboard/testkit';
 import { createPostgresBroker } from '../src/broker.js';
+import { testSchema, url } from './schema.js';
 
-const connectionString = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const schema = randomName('sbtest').replaceAll('-', '_');
+const schema = testSchema('sbtest');
 
-afterAll(async () => {
-  const client = new pg.Client({ connectionString });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await client.end();
-});
-
-describeBrokerConformance('postgres', () => createPostgresBroker({ connectionString, schema, pollIntervalMs: 100 }), {
-  persistent: true,
-  multiProcess: true,
-  ordering: 'per-topic',
-  delayedRedelivery: true,
-  publishDeduplication: false,
+describeBrokerConformance('postgres', () => createPostgresBroker({ url, schema, pollIntervalMs: 100 }), {
+  ...DURABLE_QUEUE_FEATURES,
   maxMessageBytes: 1024 * 1024,
   ackTimeoutMs: 500,
 });

@@ -8,7 +8,7 @@ import { createPostgresBroker, createPostgresOutbox } from '@switchboard/postgre
 
 const [connectionString, table, schema, hangAfter, batchSize, leaseMs] = process.argv.slice(2);
 const outbox = createPostgresOutbox({ connectionString, table });
-const pgBroker = createPostgresBroker({ connectionString, schema });
+const pgBroker = createPostgresBroker({ url: connectionString, schema });
 let confirmed = 0;
 const broker = {
   name: pgBroker.name,

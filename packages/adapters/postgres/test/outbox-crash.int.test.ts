@@ -54,7 +54,7 @@ it('a relay SIGKILLed between confirm and mark: a new relay republishes the rest
     }
   }
 
-  const consumer = createPostgresBroker({ connectionString, schema, pollIntervalMs: 20 });
+  const consumer = createPostgresBroker({ url: connectionString, schema, pollIntervalMs: 20 });
   await consumer.declareGroup(topic, group);
   const recorder = new DeliveryRecorder();
   await consumer.subscribe({ topic, group, maxInFlight: 256 }, recorder.handler);
@@ -82,7 +82,7 @@ it('a relay SIGKILLed between confirm and mark: a new relay republishes the rest
     expect(confirmed.flat()).toEqual(ids.slice(0, hangAfter * batchSize));
     expect(await outbox.pendingCount()).toBe(total - (hangAfter - 1) * batchSize);
 
-    const publisher = createPostgresBroker({ connectionString, schema });
+    const publisher = createPostgresBroker({ url: connectionString, schema });
     const relay = createOutboxRelay({ store: outbox, broker: publisher, batchSize, leaseMs: 5000, pollIntervalMs: 20 });
     relay.start();
     await recorder.waitForUnique(total, 60_000);

@@ -1,135 +1,47 @@
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
-import { type CloudEventsBinding, cloudEventsBindings, SwitchboardError } from '@switchboard/core';
-import { describeError } from '@switchboard/core/kit';
-import type { RedisOptions } from 'ioredis';
-import { Redis } from 'ioredis';
-import { encodeFields } from './broker-codec.js';
-import { RedisStreamSubscription } from './broker-subscription.js';
+import { type CloudEventsBinding, cloudEventsBindings, isSwitchboardError, SwitchboardError } from '@switchboard/core';
+import { BrokerLifecycle, describeError, queueCapabilities, resolveSubscribeOptions } from '@switchboard/core/kit';
+import type { Redis } from 'ioredis';
+import { CommandConnection } from './connection.js';
+import { redisErrors } from './errors.js';
+import { checkHeaderNames, encodeFields } from './layout.js';
+import { checkName, type RedisStreamsBrokerOptions, type ResolvedStreamsOptions, resolveStreamsOptions } from './options.js';
+import { RedisStreamSubscription } from './subscription.js';
 
-export interface RedisStreamsBrokerOptions {
-  /** Connection URL, e.g. `redis://127.0.0.1:6379`. Ignored when `client` is given. Default `redis://127.0.0.1:6379`. */
-  readonly url?: string;
-  /** Extra ioredis options for the connections the broker opens itself. */
-  readonly redisOptions?: RedisOptions;
-  /**
-   * An existing connection to use for commands. The broker duplicates it for its blocking reads and
-   * does not close it on `close()`: its owner does.
-   */
-  readonly client?: Redis;
-  /** Prefix of every key the broker writes. Default `sb:`. */
-  readonly prefix?: string;
-  /**
-   * Retention by length: each XADD trims the stream to about this many entries (`MAXLEN ~`).
-   * Entries are trimmed whether or not every group has read or acknowledged them. Default: no trimming.
-   */
-  readonly maxLen?: number;
-  /** Retention by age: each XADD trims entries older than this (`MINID ~`). Same caveat as `maxLen`. */
-  readonly maxAgeMs?: number;
-  /** Largest body accepted by `publish`, in bytes. Default 1 MiB, at most 512 MiB (the Redis limit). */
-  readonly maxMessageBytes?: number;
-  /**
-   * Declare the broker persistent. Only true when the server runs `appendonly yes` with
-   * `appendfsync always` and `maxmemory-policy noeviction`; the broker checks those settings
-   * (`CONFIG GET`) before its first command and refuses to work with SB_CONFIG_INVALID when they
-   * differ. Default false.
-   */
-  readonly persistent?: boolean;
-  /** Longest a consumer waits in one blocking read, and the period of its delayed/reclaim checks. Default 200 ms. */
-  readonly pollIntervalMs?: number;
-  /** How often a consumer looks for deliveries left unsettled past `ackTimeoutMs`. Default `ackTimeoutMs / 2`, at most 5 000 ms. */
-  readonly claimIntervalMs?: number;
-  /** How long `close()` waits for running handlers. Default 10 000 ms. */
-  readonly drainTimeoutMs?: number;
-  /** Receives errors of the background loops (reads, reclaims); they are retried, never thrown. */
-  readonly onError?: (error: SwitchboardError) => void;
-}
-
-const MIB = 1024 * 1024;
-const REDIS_MAX_BULK = 512 * MIB;
-const NAME = /^[^\s{}]{1,200}$/;
-
-function positiveInteger(value: number | undefined, name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value <= 0 || value > max) {
-    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `${name} must be an integer between 1 and ${max}, got ${value}` });
-  }
-  return value;
-}
-
-function checkName(kind: string, value: string): void {
-  if (typeof value !== 'string' || !NAME.test(value)) {
-    throw new SwitchboardError('SB_CONFIG_INVALID', {
-      detail: `${kind} "${value}" must be 1 to 200 characters without spaces or braces`,
-    });
-  }
-}
-
-/** Maps an ioredis failure (connection lost, retries exhausted, error reply) to SB_BROKER_UNAVAILABLE. */
-function toBrokerError(error: unknown, action: string): SwitchboardError {
-  if (error instanceof SwitchboardError) return error;
-  return new SwitchboardError('SB_BROKER_UNAVAILABLE', { detail: `Redis could not ${action}: ${describeError(error)}`, cause: error });
-}
+export type { RedisBrokerOptions, RedisStreamsBrokerOptions } from './options.js';
 
 /**
  * A broker on Redis Streams: one stream per topic, one consumer group per Switchboard group, the
  * pending-entries list (PEL) for unsettled deliveries and their attempt counts, and a sorted set per
- * group for nacks with a delay. See `docs/adapters/redis.md`.
+ * group for nacks with a delay. Entries are in the plain layout (`docs/brokers.md`). See
+ * `docs/adapters/redis.md`.
  */
 export class RedisStreamsBroker implements Broker {
   readonly name = 'redis-streams';
   readonly binding: CloudEventsBinding = cloudEventsBindings.plain;
   readonly capabilities: BrokerCapabilities;
   readonly #commands: Redis;
-  readonly #ownsClient: boolean;
-  readonly #prefix: string;
-  readonly #trim: readonly (string | number)[];
+  readonly #connection: CommandConnection;
   readonly #options: RedisStreamsBrokerOptions;
-  readonly #pollIntervalMs: number;
-  readonly #drainTimeoutMs: number;
-  readonly #subscriptions = new Set<RedisStreamSubscription>();
+  readonly #resolved: ResolvedStreamsOptions;
+  readonly #lifecycle = new BrokerLifecycle<RedisStreamSubscription>(redisErrors);
   #verified: Promise<void> | undefined;
   #ready = false;
-  #closed: Promise<void> | undefined;
 
   constructor(options: RedisStreamsBrokerOptions = {}) {
-    const maxMessageBytes = positiveInteger(options.maxMessageBytes, 'maxMessageBytes', MIB, REDIS_MAX_BULK);
-    this.#pollIntervalMs = positiveInteger(options.pollIntervalMs, 'pollIntervalMs', 200);
-    this.#drainTimeoutMs = positiveInteger(options.drainTimeoutMs, 'drainTimeoutMs', 10_000);
-    if (options.claimIntervalMs !== undefined) positiveInteger(options.claimIntervalMs, 'claimIntervalMs', 1);
-    if (options.maxLen !== undefined && options.maxAgeMs !== undefined) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: 'maxLen and maxAgeMs cannot both be set: XADD trims by one strategy' });
-    }
-    const maxLen = options.maxLen === undefined ? undefined : positiveInteger(options.maxLen, 'maxLen', 1);
-    const maxAgeMs = options.maxAgeMs === undefined ? undefined : positiveInteger(options.maxAgeMs, 'maxAgeMs', 1);
-    this.#trim = maxLen === undefined ? [] : ['MAXLEN', '~', maxLen];
-    if (maxAgeMs !== undefined) this.#trim = ['MINID', '~'];
+    this.#resolved = resolveStreamsOptions(options);
     this.#options = options;
-    this.#prefix = options.prefix ?? 'sb:';
-    this.capabilities = {
-      delivery: 'at-least-once',
-      persistent: options.persistent === true,
-      multiProcess: true,
-      ordering: 'per-topic',
-      delayedRedelivery: true,
-      publishDeduplication: false,
-      maxMessageBytes,
-    };
-    if (options.client) {
-      this.#commands = options.client;
-      this.#ownsClient = false;
-    } else {
-      this.#commands = new Redis(options.url ?? 'redis://127.0.0.1:6379', options.redisOptions ?? {});
-      this.#ownsClient = true;
-      this.#commands.on('error', (error: unknown) => this.#report(error, 'stay connected'));
-    }
+    this.capabilities = queueCapabilities(this.#resolved.maxMessageBytes, { persistent: this.#resolved.persistent });
+    this.#connection = new CommandConnection(options, this.#resolved.url, (error, action) => this.#report(error, action));
+    this.#commands = this.#connection.commands;
   }
 
   streamKey(topic: string): string {
-    return `${this.#prefix}{${topic}}`;
+    return `${this.#resolved.prefix}{${topic}}`;
   }
 
   delayedKey(topic: string, group: string): string {
-    return `${this.#prefix}{${topic}}:delayed:${group}`;
+    return `${this.#resolved.prefix}{${topic}}:delayed:${group}`;
   }
 
   async publish(message: OutgoingMessage): Promise<void> {
@@ -137,8 +49,11 @@ export class RedisStreamsBroker implements Broker {
   }
 
   async publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
-    this.#assertOpen();
-    for (const message of messages) this.#checkMessage(message);
+    this.#lifecycle.checkPublish(messages, this.capabilities.maxMessageBytes);
+    for (const message of messages) {
+      checkName('topic', message.topic);
+      checkHeaderNames(message);
+    }
     if (messages.length === 0) return;
     await this.#ensureReady();
     try {
@@ -156,12 +71,12 @@ export class RedisStreamsBroker implements Broker {
         if (results.length === 0) throw new Error('the pipeline was not executed');
       }
     } catch (error) {
-      throw toBrokerError(error, 'confirm the publish');
+      throw redisErrors.toBrokerError(error, 'confirm the publish');
     }
   }
 
   async declareGroup(topic: string, group: string): Promise<void> {
-    this.#assertOpen();
+    this.#lifecycle.assertOpen('declareGroup');
     checkName('topic', topic);
     checkName('group', group);
     await this.#ensureReady();
@@ -169,15 +84,14 @@ export class RedisStreamsBroker implements Broker {
   }
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
-    this.#assertOpen();
-    checkName('topic', options.topic);
-    checkName('group', options.group);
-    const maxInFlight = positiveInteger(options.maxInFlight, 'maxInFlight', 64);
-    const ackTimeoutMs = positiveInteger(options.ackTimeoutMs, 'ackTimeoutMs', 30_000);
-    await this.#ensureReady();
+    this.#lifecycle.assertOpen('subscribe');
     const { topic, group } = options;
+    checkName('topic', topic);
+    checkName('group', group);
+    const { maxInFlight, ackTimeoutMs } = resolveSubscribeOptions(options, { integerAckTimeout: true });
+    await this.#ensureReady();
     await this.#createGroup(topic, group, '$');
-    this.#assertOpen();
+    this.#lifecycle.assertOpen('subscribe');
     const blocking = this.#commands.duplicate();
     blocking.on('error', (error: unknown) => this.#report(error, 'keep the blocking connection'));
     const subscription: RedisStreamSubscription = new RedisStreamSubscription(
@@ -190,52 +104,27 @@ export class RedisStreamsBroker implements Broker {
         blocking,
         maxInFlight,
         ackTimeoutMs,
-        pollIntervalMs: this.#pollIntervalMs,
-        claimIntervalMs: this.#options.claimIntervalMs ?? Math.min(5000, Math.max(1, Math.floor(ackTimeoutMs / 2))),
-        drainTimeoutMs: this.#drainTimeoutMs,
+        pollIntervalMs: this.#resolved.pollIntervalMs,
+        claimIntervalMs: this.#resolved.claimIntervalMs ?? Math.min(5000, Math.max(1, Math.floor(ackTimeoutMs / 2))),
+        drainTimeoutMs: this.#resolved.drainTimeoutMs,
         ensureGroup: (startId) => this.#createGroup(topic, group, startId),
         report: (error, action) => this.#report(error, action),
-        toError: toBrokerError,
-        onClosed: (closed) => this.#subscriptions.delete(closed),
+        onClosed: (closed) => this.#lifecycle.forget(closed),
       },
       handler,
     );
-    this.#subscriptions.add(subscription);
-    subscription.start();
+    this.#lifecycle.add(subscription).start();
     return subscription;
   }
 
   close(): Promise<void> {
-    this.#closed ??= this.#close();
-    return this.#closed;
-  }
-
-  async #close(): Promise<void> {
-    await Promise.all([...this.#subscriptions].map((subscription) => subscription.close()));
-    if (!this.#ownsClient) return;
-    try {
-      await this.#commands.quit();
-    } catch {
-      this.#commands.disconnect();
-    }
-  }
-
-  #assertOpen(): void {
-    if (this.#closed) throw new SwitchboardError('SB_CLOSED', { detail: 'the Redis Streams broker was closed' });
-  }
-
-  #checkMessage(message: OutgoingMessage): void {
-    checkName('topic', message.topic);
-    if (message.body.byteLength > this.capabilities.maxMessageBytes) {
-      throw new SwitchboardError('SB_MESSAGE_TOO_LARGE', {
-        detail: `message ${message.id} has ${message.body.byteLength} bytes; this broker takes at most ${this.capabilities.maxMessageBytes}`,
-      });
-    }
+    return this.#lifecycle.close({ after: () => this.#connection.quit() });
   }
 
   #xaddArgs(message: OutgoingMessage): (string | number | Buffer)[] {
-    const trim = this.#options.maxAgeMs === undefined ? this.#trim : [...this.#trim, `${Date.now() - this.#options.maxAgeMs}-0`];
-    return [this.streamKey(message.topic), ...trim, '*', ...encodeFields(message)];
+    const { trim, maxAgeMs } = this.#resolved;
+    const cut = maxAgeMs === undefined ? trim : [...trim, `${Date.now() - maxAgeMs}-0`];
+    return [this.streamKey(message.topic), ...cut, '*', ...encodeFields(message)];
   }
 
   async #createGroup(topic: string, group: string, startId: '$' | '0'): Promise<void> {
@@ -243,7 +132,7 @@ export class RedisStreamsBroker implements Broker {
       await this.#commands.xgroup('CREATE', this.streamKey(topic), group, startId, 'MKSTREAM');
     } catch (error) {
       if (/BUSYGROUP/.test(describeError(error))) return;
-      throw toBrokerError(error, `create consumer group ${group}`);
+      throw redisErrors.toBrokerError(error, `create consumer group ${group}`);
     }
   }
 
@@ -255,7 +144,7 @@ export class RedisStreamsBroker implements Broker {
       },
       (error: unknown) => {
         // A configuration mismatch stays; an unreachable server is asked again next time.
-        if (!(error instanceof SwitchboardError && error.code === 'SB_CONFIG_INVALID')) this.#verified = undefined;
+        if (!isSwitchboardError(error, 'SB_CONFIG_INVALID')) this.#verified = undefined;
         throw error;
       },
     );
@@ -274,7 +163,7 @@ export class RedisStreamsBroker implements Broker {
     } catch (error) {
       // Managed services often disable CONFIG: the declaration is then taken on trust.
       if (/unknown command|NOPERM|disabled/i.test(describeError(error))) return;
-      throw toBrokerError(error, 'read its configuration');
+      throw redisErrors.toBrokerError(error, 'read its configuration');
     }
     const expected: Record<string, string> = { appendonly: 'yes', appendfsync: 'always', 'maxmemory-policy': 'noeviction' };
     const wrong = Object.entries(expected).filter(([name, value]) => config.has(name) && config.get(name) !== value);
@@ -286,7 +175,7 @@ export class RedisStreamsBroker implements Broker {
   }
 
   #report(error: unknown, action: string): void {
-    this.#options.onError?.(toBrokerError(error, action));
+    this.#options.onError?.(redisErrors.toBrokerError(error, action));
   }
 }
 

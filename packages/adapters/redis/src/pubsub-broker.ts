@@ -1,48 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
 import { type CloudEventsBinding, cloudEventsBindings, SwitchboardError, withMode } from '@switchboard/core';
-import { type DroppedDelivery, describeError, PushSubscription, resolveSubscribeOptions } from '@switchboard/core/kit';
-import type { RedisOptions } from 'ioredis';
+import { atMostOnceCapabilities, BrokerLifecycle, PushSubscription, resolveSubscribeOptions } from '@switchboard/core/kit';
 import { Redis } from 'ioredis';
-import { encodeFrame, frameOverhead, frameOverheadBound } from './pubsub-codec.js';
+import { CommandConnection } from './connection.js';
+import { redisErrors } from './errors.js';
+import { checkName, REDIS_MAX_BULK, type RedisPubSubBrokerOptions, type ResolvedPubSubOptions, resolvePubSubOptions } from './options.js';
+import { encodeMessage, frameOverhead, frameOverheadBound } from './pubsub-codec.js';
 import { PubSubMember } from './pubsub-member.js';
 
-export interface RedisPubSubBrokerOptions {
-  /** Connection URL. Ignored when `client` is given. Default `redis://127.0.0.1:6379`. */
-  readonly url?: string;
-  /** Extra ioredis options for the connections the broker opens itself. */
-  readonly redisOptions?: RedisOptions;
-  /**
-   * An existing connection for commands (PUBLISH, claims). Subscriptions get their own connections
-   * (`duplicate()`); the broker does not close the given one.
-   */
-  readonly client?: Redis;
-  /** Prefix of every channel and key. Default `sb:`. */
-  readonly prefix?: string;
-  /** Largest body accepted by `publish`, in bytes. Default 1 MiB, at most 512 MiB. */
-  readonly maxMessageBytes?: number;
-  /** How long a claim key lives when several members share a group. Default 60 000 ms. */
-  readonly claimTtlMs?: number;
-  /**
-   * While a group is shared, how long a member that is not a delivery's preferred member waits
-   * before claiming it too (the preferred one may be gone). Default 50 ms.
-   */
-  readonly fallbackClaimDelayMs?: number;
-  /** While a group is shared, how often a member checks whether it is alone again. Default 1 000 ms. */
-  readonly membershipIntervalMs?: number;
-  /** Deliveries waiting for a free `maxInFlight` slot, per subscription, before new ones are dropped. Default 100 000. */
-  readonly maxPending?: number;
-  /** How long closing waits for running and queued handlers. Default 10 000 ms. */
-  readonly drainTimeoutMs?: number;
-  /** Told about every delivery dropped on this side (overflow, failed handler, close, malformed, failed claim). */
-  readonly onDrop?: (drop: DroppedDelivery) => void;
-  /** Receives errors of connections and background checks (they are retried, never thrown). */
-  readonly onError?: (error: SwitchboardError) => void;
-}
+export type { RedisPubSubBrokerOptions } from './options.js';
 
-const MIB = 1024 * 1024;
-const REDIS_MAX_BULK = 512 * MIB;
-const NAME = /^[^\s{}]{1,200}$/;
 /** PUBLISHes many messages in one command: `ARGV` is channel, frame, channel, frame, ... */
 const PUBLISH_MANY = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return #ARGV / 2";
 const PUBLISH_MANY_SHA = createHash('sha1').update(PUBLISH_MANY).digest('hex');
@@ -58,29 +26,10 @@ interface PublishChunk {
   reject(error: unknown): void;
 }
 
-function positiveInteger(value: number | undefined, name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value <= 0 || value > max) {
-    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `${name} must be an integer between 1 and ${max}, got ${value}` });
-  }
-  return value;
-}
-
-function checkName(kind: string, value: string): void {
-  if (typeof value !== 'string' || !NAME.test(value)) {
-    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `${kind} "${value}" must be 1 to 200 characters without spaces or braces` });
-  }
-}
-
 /** A server that does not let this client run scripts (ACL, scripting disabled or unknown). */
 function isScriptRefused(error: unknown): boolean {
   const message = String((error as Error)?.message);
   return message.startsWith('NOPERM') || message.startsWith('ERR unknown command') || /script.*(disabled|not allowed)/i.test(message);
-}
-
-function toBrokerError(error: unknown, action: string): SwitchboardError {
-  if (error instanceof SwitchboardError) return error;
-  return new SwitchboardError('SB_BROKER_UNAVAILABLE', { detail: `Redis could not ${action}: ${describeError(error)}`, cause: error });
 }
 
 /** An at-most-once broker on Redis PUBLISH / SUBSCRIBE. See `docs/adapters/redis.md`. */
@@ -99,18 +48,12 @@ export class RedisPubSubBroker implements Broker {
   readonly binding: CloudEventsBinding = withMode(cloudEventsBindings.plain, 'structured');
   readonly capabilities: BrokerCapabilities;
   readonly #commands: Redis;
-  readonly #ownsClient: boolean;
+  readonly #connection: CommandConnection;
   readonly #options: RedisPubSubBrokerOptions;
-  readonly #prefix: string;
-  readonly #claimTtlMs: number;
-  readonly #fallbackClaimDelayMs: number;
-  readonly #membershipIntervalMs: number;
-  readonly #maxPending: number;
-  readonly #drainTimeoutMs: number;
+  readonly #resolved: ResolvedPubSubOptions;
   readonly #nonceBase = randomBytes(6).toString('base64url');
-  readonly #subscriptions = new Set<PushSubscription>();
+  readonly #lifecycle = new BrokerLifecycle<PushSubscription>(redisErrors);
   #nonce = 0;
-  #closed: Promise<void> | undefined;
   /** Publishes waiting for the end of this event-loop turn, in order; the last one still takes more. */
   #chunks: PublishChunk[] = [];
   #chunk: PublishChunk | undefined;
@@ -118,32 +61,14 @@ export class RedisPubSubBroker implements Broker {
   #scripts = true;
 
   constructor(options: RedisPubSubBrokerOptions = {}) {
-    const maxMessageBytes = positiveInteger(options.maxMessageBytes, 'maxMessageBytes', MIB, REDIS_MAX_BULK);
-    this.#claimTtlMs = positiveInteger(options.claimTtlMs, 'claimTtlMs', 60_000);
-    this.#fallbackClaimDelayMs = positiveInteger(options.fallbackClaimDelayMs, 'fallbackClaimDelayMs', 50);
-    this.#membershipIntervalMs = positiveInteger(options.membershipIntervalMs, 'membershipIntervalMs', 1000);
-    this.#maxPending = positiveInteger(options.maxPending, 'maxPending', 100_000);
-    this.#drainTimeoutMs = positiveInteger(options.drainTimeoutMs, 'drainTimeoutMs', 10_000);
+    this.#resolved = resolvePubSubOptions(options);
     this.#options = options;
-    this.#prefix = options.prefix ?? 'sb:';
-    this.capabilities = {
-      delivery: 'at-most-once',
-      persistent: false,
-      multiProcess: true,
-      ordering: 'per-topic',
-      delayedRedelivery: false,
-      publishDeduplication: false,
-      maxMessageBytes,
-    };
-    if (options.client) {
-      this.#commands = options.client;
-      this.#ownsClient = false;
-    } else {
-      // Auto-pipelining: the PUBLISHes of one event-loop turn leave in one write.
-      this.#commands = new Redis(options.url ?? 'redis://127.0.0.1:6379', { enableAutoPipelining: true, ...options.redisOptions });
-      this.#ownsClient = true;
-      this.#commands.on('error', (error: unknown) => this.#report(error, 'stay connected'));
-    }
+    this.capabilities = atMostOnceCapabilities('per-topic', this.#resolved.maxMessageBytes);
+    // Auto-pipelining: the PUBLISHes of one event-loop turn leave in one write.
+    this.#connection = new CommandConnection(options, this.#resolved.url, (error, action) => this.#report(error, action), {
+      enableAutoPipelining: true,
+    });
+    this.#commands = this.#connection.commands;
   }
 
   /**
@@ -154,7 +79,7 @@ export class RedisPubSubBroker implements Broker {
   publish(message: OutgoingMessage): Promise<void> {
     let frame: Buffer;
     try {
-      this.#assertOpen();
+      this.#lifecycle.assertOpen('publish');
       frame = this.#frame(message);
     } catch (error) {
       return Promise.reject(error);
@@ -180,7 +105,7 @@ export class RedisPubSubBroker implements Broker {
     this.#chunks = [];
     this.#chunk = undefined;
     for (const chunk of chunks)
-      this.#sendChunk(chunk).then(chunk.resolve, (error: unknown) => chunk.reject(toBrokerError(error, 'publish')));
+      this.#sendChunk(chunk).then(chunk.resolve, (error: unknown) => chunk.reject(redisErrors.toBrokerError(error, 'publish')));
   };
 
   async #sendChunk(chunk: PublishChunk): Promise<void> {
@@ -213,7 +138,7 @@ export class RedisPubSubBroker implements Broker {
 
   /** One pipeline (one round trip); not a transaction: after a connection failure, a prefix may have gone out. */
   async publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
-    this.#assertOpen();
+    this.#lifecycle.assertOpen('publish');
     if (messages.length === 0) return;
     const frames = messages.map((message) => this.#frame(message));
     const pipeline = this.#commands.pipeline();
@@ -222,28 +147,29 @@ export class RedisPubSubBroker implements Broker {
     try {
       results = await pipeline.exec();
     } catch (error) {
-      throw toBrokerError(error, 'publish a batch');
+      throw redisErrors.toBrokerError(error, 'publish a batch');
     }
     const failed = results?.find(([error]) => error !== null);
-    if (results === null || failed !== undefined) throw toBrokerError(failed?.[0] ?? new Error('pipeline aborted'), 'publish a batch');
+    if (results === null || failed !== undefined)
+      throw redisErrors.toBrokerError(failed?.[0] ?? new Error('pipeline aborted'), 'publish a batch');
   }
 
   /** Nothing to declare: a group exists while one of its subscribers is connected. */
   async declareGroup(topic: string, group: string): Promise<void> {
-    this.#assertOpen();
+    this.#lifecycle.assertOpen('declareGroup');
     checkName('topic', topic);
     checkName('group', group);
   }
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
-    this.#assertOpen();
+    this.#lifecycle.assertOpen('subscribe');
     const { topic, group } = options;
     checkName('topic', topic);
     checkName('group', group);
     // ackTimeoutMs is checked for the contract, unused: nothing is ever redelivered.
     const { maxInFlight } = resolveSubscribeOptions(options);
-    const subscriber = this.#ownsClient
-      ? new Redis(this.#options.url ?? 'redis://127.0.0.1:6379', { ...this.#options.redisOptions })
+    const subscriber = this.#connection.owned
+      ? new Redis(this.#resolved.url, { ...this.#options.redisOptions })
       : this.#commands.duplicate();
     subscriber.on('error', (error: unknown) => this.#report(error, 'keep a subscription connected'));
     let member: PubSubMember | undefined;
@@ -252,14 +178,14 @@ export class RedisPubSubBroker implements Broker {
       group,
       handler,
       maxInFlight,
-      maxPending: this.#maxPending,
-      drainTimeoutMs: this.#drainTimeoutMs,
+      maxPending: this.#resolved.maxPending,
+      drainTimeoutMs: this.#resolved.drainTimeoutMs,
       onDrop: this.#options.onDrop,
       stop: async () => {
         await member?.stop();
         await subscriber.quit().catch(() => subscriber.disconnect());
       },
-      onClosed: (closed) => this.#subscriptions.delete(closed),
+      onClosed: (closed) => this.#lifecycle.forget(closed),
     });
     member = new PubSubMember(
       {
@@ -267,11 +193,11 @@ export class RedisPubSubBroker implements Broker {
         topic,
         group,
         topicChannel: this.#channel(topic),
-        groupChannel: `${this.#prefix}ps-group:${topic}:${group}`,
-        claimKeyPrefix: `${this.#prefix}ps-claim:${topic}:${group}:`,
-        claimTtlMs: this.#claimTtlMs,
-        fallbackClaimDelayMs: this.#fallbackClaimDelayMs,
-        membershipIntervalMs: this.#membershipIntervalMs,
+        groupChannel: `${this.#resolved.prefix}ps-group:${topic}:${group}`,
+        claimKeyPrefix: `${this.#resolved.prefix}ps-claim:${topic}:${group}:`,
+        claimTtlMs: this.#resolved.claimTtlMs,
+        fallbackClaimDelayMs: this.#resolved.fallbackClaimDelayMs,
+        membershipIntervalMs: this.#resolved.membershipIntervalMs,
         commands: this.#commands,
         subscriber,
         onError: (error, action) => this.#report(error, action),
@@ -282,28 +208,25 @@ export class RedisPubSubBroker implements Broker {
       await member.start();
     } catch (error) {
       subscriber.disconnect();
-      throw toBrokerError(error, `subscribe to ${topic}`);
+      throw redisErrors.toBrokerError(error, `subscribe to ${topic}`);
     }
-    this.#subscriptions.add(subscription);
-    return subscription;
+    return this.#lifecycle.add(subscription);
   }
 
   close(): Promise<void> {
-    this.#closed ??= this.#close();
-    return this.#closed;
-  }
-
-  async #close(): Promise<void> {
-    // Publishes accepted before close still go out.
-    const waiting = this.#chunks.map((chunk) => chunk.done.catch(() => {}));
-    if (waiting.length > 0) this.#flushChunks();
-    await Promise.all(waiting);
-    await Promise.allSettled([...this.#subscriptions].map((subscription) => subscription.close()));
-    if (this.#ownsClient) await this.#commands.quit().catch(() => this.#commands.disconnect());
+    return this.#lifecycle.close({
+      // Publishes accepted before close still go out.
+      before: async () => {
+        const waiting = this.#chunks.map((chunk) => chunk.done.catch(() => {}));
+        if (waiting.length > 0) this.#flushChunks();
+        await Promise.all(waiting);
+      },
+      after: () => this.#connection.quit(),
+    });
   }
 
   #channel(topic: string): string {
-    return `${this.#prefix}ps:${topic}`;
+    return `${this.#resolved.prefix}ps:${topic}`;
   }
 
   #frame(message: OutgoingMessage): Buffer {
@@ -314,14 +237,10 @@ export class RedisPubSubBroker implements Broker {
         detail: `${message.body.byteLength} bytes is over the limit of ${limit} bytes`,
       });
     }
-    return encodeFrame(message, `${this.#nonceBase}${(this.#nonce++).toString(36)}`);
-  }
-
-  #assertOpen(): void {
-    if (this.#closed !== undefined) throw new SwitchboardError('SB_CLOSED', { detail: 'the Redis pub/sub broker is closed' });
+    return encodeMessage(message, `${this.#nonceBase}${(this.#nonce++).toString(36)}`);
   }
 
   #report(error: unknown, action: string): void {
-    this.#options.onError?.(toBrokerError(error, action));
+    this.#options.onError?.(redisErrors.toBrokerError(error, action));
   }
 }

@@ -1,26 +1,59 @@
 import type { Headers, OutgoingMessage } from '@switchboard/core';
 
 /**
- * Redis pub/sub carries one byte string per message and no headers, so a message travels as one
- * frame: `SB` `0x01`, a 32-bit big-endian length, a JSON object `{ i: MessageId, n: nonce,
- * h: headers, k?: key }`, then the body bytes untouched. The nonce names one publish (the
- * MessageId may be published twice); group members claim deliveries by it.
+ * What a pub/sub message is on the channel. Redis pub/sub carries one byte string and no headers,
+ * so:
+ *
+ * - A structured CloudEvent (headers: a `content-type` of `application/cloudevents+json` and
+ *   nothing else, no key) travels as its JSON document alone: the plain layout, what the messaging
+ *   layer sends on this broker (its binding is structured) and what any producer can `PUBLISH`.
+ *   A received message that is not a frame is read this way: the bytes as the body, a structured
+ *   `content-type`, and the document's `id` as the delivery's name.
+ * - Any other message (a raw `Broker` user's own headers or key) travels in a frame, so nothing
+ *   of it is lost: `SB` `0x01`, a 32-bit big-endian length, a JSON object `{ i: transport id,
+ *   n: nonce, h: headers, k?: key }`, then the body bytes untouched. A CloudEvent document starts
+ *   with `{` or white space, never with `SB`.
+ *
+ * The nonce names one publish (the same message may be published twice); group members claim
+ * deliveries by it, and by a digest of the bytes for an unframed message.
  */
 const MAGIC_0 = 0x53;
 const MAGIC_1 = 0x42;
 const VERSION = 1;
 const PREFIX_BYTES = 7;
+const STRUCTURED = /^application\/cloudevents\+json\s*(;|$)/i;
 
 export interface DecodedFrame {
+  /** The transport id. */
   readonly id: string;
+  /** The publish's nonce: group members claim the delivery by it. */
   readonly nonce: string;
   readonly headers: Headers;
   readonly key: string | undefined;
   readonly body: Uint8Array;
 }
 
-/** The JSON of frozen headers objects (a template-built message shares one): written once. */
+/** Headers objects (a template-built message shares one, frozen) already known to be structured or not. */
+const structuredHeaders = new WeakMap<Headers, boolean>();
+/** The JSON of frozen headers objects: written once. */
 const headersJson = new WeakMap<Headers, string>();
+
+/** True when the message is a structured CloudEvent that travels as its document alone. */
+export function isPlainStructured(message: OutgoingMessage): boolean {
+  if (message.key !== undefined) return false;
+  const headers = message.headers;
+  const known = structuredHeaders.get(headers);
+  if (known !== undefined) return known;
+  let plain = false;
+  let count = 0;
+  for (const name in headers) {
+    count++;
+    plain = name === 'content-type' && STRUCTURED.test(headers[name]!);
+  }
+  plain &&= count === 1;
+  if (Object.isFrozen(headers)) structuredHeaders.set(headers, plain);
+  return plain;
+}
 
 function jsonOfHeaders(headers: Headers): string {
   if (!Object.isFrozen(headers)) return JSON.stringify(headers);
@@ -30,6 +63,12 @@ function jsonOfHeaders(headers: Headers): string {
     headersJson.set(headers, json);
   }
   return json;
+}
+
+/** The bytes to PUBLISH: the body alone for a structured CloudEvent, a frame for anything else. */
+export function encodeMessage(message: OutgoingMessage, nonce: string): Buffer {
+  if (isPlainStructured(message)) return Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
+  return encodeFrame(message, nonce);
 }
 
 export function encodeFrame(message: OutgoingMessage, nonce: string): Buffer {
@@ -47,8 +86,9 @@ export function encodeFrame(message: OutgoingMessage, nonce: string): Buffer {
   return frame;
 }
 
-/** Bytes a frame adds around the body (for the size check). */
+/** Bytes a frame adds around the body (for the size check); 0 for a message sent unframed. */
 export function frameOverhead(message: OutgoingMessage): number {
+  if (isPlainStructured(message)) return 0;
   let size = PREFIX_BYTES + 64 + Buffer.byteLength(message.id) + Buffer.byteLength(message.key ?? '');
   for (const [name, value] of Object.entries(message.headers)) size += Buffer.byteLength(name) + Buffer.byteLength(value) + 8;
   return size;
@@ -69,7 +109,25 @@ export function frameOverheadBound(message: OutgoingMessage): number {
   return PREFIX_BYTES + 64 + 3 * units + 8 * count;
 }
 
-/** The frame's content, or undefined when the bytes are not a frame (published by something else). */
+/** Whether received bytes start like a frame (`SB` and the version byte); anything else is a plain message. */
+export function isFrame(message: Uint8Array): boolean {
+  return message.length >= 3 && message[0] === MAGIC_0 && message[1] === MAGIC_1 && message[2] === VERSION;
+}
+
+/** What a plain message (a structured CloudEvent, from us or any producer) is handed over with. */
+export const PLAIN_HEADERS: Headers = Object.freeze({ 'content-type': 'application/cloudevents+json' });
+
+/** The `id` of a plain message's JSON document (its transport id is none: this names it), or `''`. */
+export function plainMessageId(body: Uint8Array): string {
+  try {
+    const id = (JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')) as { id?: unknown } | null)?.id;
+    return typeof id === 'string' ? id : '';
+  } catch {
+    return '';
+  }
+}
+
+/** The frame's content, or undefined when the bytes are not a well-formed frame. */
 export function decodeFrame(frame: Buffer): DecodedFrame | undefined {
   if (frame.length < PREFIX_BYTES || frame[0] !== MAGIC_0 || frame[1] !== MAGIC_1 || frame[2] !== VERSION) return undefined;
   const metaBytes = frame.readUInt32BE(3);

@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import type { Delivery } from '@switchboard/core';
-import type { PushSubscription } from '@switchboard/core/kit';
+import { AtMostOnceDelivery, type PushSubscription, type ReceivedFields } from '@switchboard/core/kit';
 import type { Redis } from 'ioredis';
-import { decodeFrame } from './pubsub-codec.js';
+import { decodeFrame, isFrame, PLAIN_HEADERS, plainMessageId } from './pubsub-codec.js';
 
 const RESOLVED: Promise<void> = Promise.resolve();
 /** `ack` and `nack` of every delivery: nothing to settle on pub/sub. */
@@ -13,7 +14,14 @@ const WHO = 'who';
 /** How long a joining member waits to hear from the members already there before receiving. */
 const MEMBERS_WAIT_MS = 1000;
 
-/** FNV-1a: spreads nonces over the members. */
+/** A plain message: a structured CloudEvent document, named by its `id` (read only when asked). */
+class PlainDelivery extends AtMostOnceDelivery {
+  protected readFields(): ReceivedFields {
+    return { id: plainMessageId(this.body), headers: PLAIN_HEADERS, key: undefined };
+  }
+}
+
+/** FNV-1a: spreads claim tokens over the members. */
 function hash(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
@@ -149,40 +157,35 @@ export class PubSubMember {
   };
 
   #receive(message: Buffer): void {
-    const frame = decodeFrame(message);
-    if (frame === undefined) {
-      this.#subscription.dropped({ id: '' }, 'malformed');
-      return;
+    let delivery: Delivery;
+    let nonce: string | undefined;
+    if (isFrame(message)) {
+      const frame = decodeFrame(message);
+      if (frame === undefined) {
+        this.#subscription.dropped({ id: '' }, 'malformed');
+        return;
+      }
+      nonce = frame.nonce;
+      delivery = {
+        id: frame.id,
+        topic: this.#config.topic,
+        headers: frame.headers,
+        body: frame.body,
+        ...(frame.key === undefined ? {} : { key: frame.key }),
+        attempt: 1,
+        ack: settled,
+        nack: settled,
+      };
+    } else {
+      delivery = new PlainDelivery(this.#config.topic, message);
     }
-    const delivery: Delivery = {
-      id: frame.id,
-      topic: this.#config.topic,
-      headers: frame.headers,
-      body: frame.body,
-      ...(frame.key === undefined ? {} : { key: frame.key }),
-      attempt: 1,
-      ack: settled,
-      nack: settled,
-    };
     if (!this.#shared && this.#pendingClaims === 0) {
       this.#subscription.push(delivery);
       return;
     }
     // Claimed or not, deliveries keep their arrival order behind the claims still in flight.
     this.#pendingClaims++;
-    const { commands, claimKeyPrefix, claimTtlMs, fallbackClaimDelayMs, id } = this.#config;
-    const tryClaim = (): Promise<boolean | Error> =>
-      commands.set(`${claimKeyPrefix}${frame.nonce}`, id, 'PX', claimTtlMs, 'NX').then(
-        (reply) => reply === 'OK',
-        (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
-      );
-    const members = this.#members;
-    const preferred = members[hash(frame.nonce) % members.length] === id;
-    const claim: Promise<boolean | Error> = !this.#shared
-      ? Promise.resolve(true)
-      : preferred
-        ? tryClaim()
-        : new Promise<void>((resolve) => setTimeout(resolve, fallbackClaimDelayMs)).then(tryClaim);
+    const claim: Promise<boolean | Error> = this.#shared ? this.#claim(nonce, delivery.body) : Promise.resolve(true);
     this.#tail = this.#tail
       .then(() => claim)
       .then((won) => {
@@ -190,6 +193,25 @@ export class PubSubMember {
         if (won === true) this.#subscription.push(delivery);
         else if (won instanceof Error) this.#subscription.dropped(delivery, 'claim-failed', won);
       });
+  }
+
+  /**
+   * Claims a delivery for this member: at once when it is the preferred member, after
+   * `fallbackClaimDelayMs` otherwise. An unframed message (a plain CloudEvent) is named by its
+   * bytes: a second publish of the very same event within claimTtlMs is the same event to the
+   * group, handled once.
+   */
+  #claim(nonce: string | undefined, body: Uint8Array): Promise<boolean | Error> {
+    const { commands, claimKeyPrefix, claimTtlMs, fallbackClaimDelayMs, id } = this.#config;
+    const token = nonce ?? `d:${createHash('sha256').update(body).digest('base64url')}`;
+    const tryClaim = (): Promise<boolean | Error> =>
+      commands.set(`${claimKeyPrefix}${token}`, id, 'PX', claimTtlMs, 'NX').then(
+        (reply) => reply === 'OK',
+        (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+      );
+    const members = this.#members;
+    if (members[hash(token) % members.length] === id) return tryClaim();
+    return new Promise<void>((resolve) => setTimeout(resolve, fallbackClaimDelayMs)).then(tryClaim);
   }
 
   #addMember(member: string): void {

@@ -1,4 +1,4 @@
-import { describeBrokerConformance } from '@switchboard/testkit';
+import { DURABLE_QUEUE_FEATURES, describeBrokerConformance } from '@switchboard/testkit';
 import { afterAll, beforeAll } from 'vitest';
 import { createRedisStreamsBroker } from '../src/broker.js';
 import { type PrivateRedis, startPrivateRedis } from './broker-redis-server.js';
@@ -15,11 +15,7 @@ afterAll(async () => {
 });
 
 describeBrokerConformance('redis-streams', () => createRedisStreamsBroker({ url: server.url, persistent: true, pollIntervalMs: 50 }), {
-  persistent: true,
-  multiProcess: true,
-  ordering: 'per-topic',
-  delayedRedelivery: true,
-  publishDeduplication: false,
+  ...DURABLE_QUEUE_FEATURES,
   maxMessageBytes: 1024 * 1024,
   ackTimeoutMs: 500,
 });

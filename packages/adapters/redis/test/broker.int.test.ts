@@ -4,7 +4,6 @@ import { DeliveryRecorder, randomName, testMessage } from '@switchboard/testkit'
 import { Redis } from 'ioredis';
 import { afterAll, expect, it } from 'vitest';
 import { createRedisStreamsBroker } from '../src/broker.js';
-import { TRANSPORT_ERROR_HEADER } from '../src/broker-codec.js';
 import { startPrivateRedis } from './broker-redis-server.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -17,7 +16,7 @@ afterAll(async () => {
   await redis.quit();
 });
 
-it('hands over an entry with missing fields, marked, without stopping the others', async () => {
+it('hands over an entry with any fields a producer wrote, in order, without stopping the others', async () => {
   const broker = createRedisStreamsBroker({ url, prefix, pollIntervalMs: 50 });
   const redis = new Redis(url);
   try {
@@ -26,22 +25,62 @@ it('hands over an entry with missing fields, marked, without stopping the others
     await broker.declareGroup(topic, group);
     const before = testMessage(topic);
     await broker.publish(before);
-    const poisonId = (await redis.xadd(broker.streamKey(topic), '*', 'junk', 'not a switchboard entry')) as string;
-    await redis.xadd(broker.streamKey(topic), '*', 'id', 'bad-headers', 'headers', '{not json', 'body', 'b');
+    const junkId = (await redis.xadd(broker.streamKey(topic), '*', 'junk', 'not a switchboard entry')) as string;
+    await redis.xadd(broker.streamKey(topic), '*', 'id', 'with-body', 'x-note', 'caf\u00e9', 'body', 'b');
     const after = testMessage(topic);
     await broker.publish(after);
     const recorder = new DeliveryRecorder();
     await broker.subscribe({ topic, group }, recorder.handler);
     await recorder.waitForCount(4, 10_000);
-    expect(recorder.ids()).toEqual([before.id, `redis-${poisonId}`, 'bad-headers', after.id]);
-    const [, poison, badHeaders] = recorder.received.map((r) => r.delivery) as Delivery[];
-    expect(poison!.headers[TRANSPORT_ERROR_HEADER]).toMatch(/field "id" is missing; field "body" is missing/);
-    expect(poison!.body.byteLength).toBe(0);
-    expect(badHeaders!.headers[TRANSPORT_ERROR_HEADER]).toMatch(/not a JSON object/);
-    expect(Buffer.from(badHeaders!.body).toString()).toBe('b');
+    // Without an `id` field the transport id is the stream entry id.
+    expect(recorder.ids()).toEqual([before.id, junkId, 'with-body', after.id]);
+    const [, junk, withBody] = recorder.received.map((r) => r.delivery) as Delivery[];
+    expect(junk!.headers).toEqual({ junk: 'not a switchboard entry' });
+    expect(junk!.body.byteLength).toBe(0);
+    expect(withBody!.headers).toEqual({ 'x-note': 'caf\u00e9' });
+    expect(Buffer.from(withBody!.body).toString()).toBe('b');
     // Everything was acked: nothing is left pending for the group.
     const pending = (await redis.xpending(broker.streamKey(topic), group)) as [number, ...unknown[]];
     expect(Number(pending[0])).toBe(0);
+  } finally {
+    await broker.close();
+    await redis.quit();
+  }
+});
+
+it('reads an entry of an earlier version (every header in one JSON field) as it was written', async () => {
+  const broker = createRedisStreamsBroker({ url, prefix, pollIntervalMs: 50 });
+  const redis = new Redis(url);
+  try {
+    const topic = randomName('t');
+    const group = randomName('g');
+    await broker.declareGroup(topic, group);
+    const headers = { 'ce-specversion': '1.0', 'ce-id': 'old-1', 'ce-source': '/s', 'ce-type': 't', 'content-type': 'text/plain' };
+    await redis.xadd(broker.streamKey(topic), '*', 'id', 'old-1', 'headers', JSON.stringify(headers), 'body', 'hello', 'key', 'k');
+    const recorder = new DeliveryRecorder();
+    await broker.subscribe({ topic, group }, recorder.handler);
+    await recorder.waitForCount(1, 10_000);
+    const delivery = recorder.received[0]!.delivery;
+    expect(delivery).toMatchObject({ id: 'old-1', headers, key: 'k' });
+    expect(Buffer.from(delivery.body).toString()).toBe('hello');
+  } finally {
+    await broker.close();
+    await redis.quit();
+  }
+});
+
+it('refuses a header named like a field of the layout (body, id, key) with SB_BAD_REQUEST, writing nothing', async () => {
+  const broker = createRedisStreamsBroker({ url, prefix });
+  const redis = new Redis(url);
+  try {
+    const topic = randomName('t');
+    await broker.declareGroup(topic, randomName('g'));
+    for (const name of ['body', 'id', 'key']) {
+      const batch = [testMessage(topic), testMessage(topic, { headers: { [name]: 'x' } })];
+      const error = await broker.publishBatch(batch).catch((e: unknown) => e);
+      expect(isSwitchboardError(error, 'SB_BAD_REQUEST')).toBe(true);
+    }
+    expect(await redis.xlen(broker.streamKey(topic))).toBe(0);
   } finally {
     await broker.close();
     await redis.quit();

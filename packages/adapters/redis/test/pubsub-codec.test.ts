@@ -1,6 +1,6 @@
 import type { OutgoingMessage } from '@switchboard/core';
 import { describe, expect, it } from 'vitest';
-import { decodeFrame, encodeFrame } from '../src/pubsub-codec.js';
+import { decodeFrame, encodeFrame, encodeMessage, isFrame, plainMessageId } from '../src/pubsub-codec.js';
 
 function message(overrides: Partial<OutgoingMessage> = {}): OutgoingMessage {
   return {
@@ -35,5 +35,37 @@ describe('Redis pub/sub frames', () => {
 
   it('refuses bytes that are not a frame', () => {
     expect(decodeFrame(Buffer.from('hello'))).toBeUndefined();
+  });
+
+  it('sends a structured CloudEvent as its document alone, and frames anything else', () => {
+    const document = '{"specversion":"1.0","id":"1","source":"/s","type":"t"}';
+    const structured = message({
+      headers: Object.freeze({ 'content-type': 'application/cloudevents+json; charset=utf-8' }),
+      body: new TextEncoder().encode(document),
+    });
+    expect(encodeMessage(structured, 'n1').toString()).toBe(document);
+    // A key, another header or another content type cannot travel without a frame.
+    const others: OutgoingMessage[] = [
+      { ...structured, key: 'k' },
+      { ...structured, headers: { 'content-type': 'application/cloudevents+json', 'x-note': 'a' } },
+      { ...structured, headers: { 'content-type': 'application/json' } },
+      { ...structured, headers: {} },
+    ];
+    for (const other of others) {
+      expect(decodeFrame(encodeMessage(other, 'n2'))).toMatchObject({ id: other.id, nonce: 'n2', headers: other.headers, key: other.key });
+    }
+  });
+
+  it('tells plain messages (what a foreign PUBLISH sends) from frames, and names a plain one by its document id', () => {
+    const bytes = Buffer.from('{"specversion":"1.0","id":"p-1","source":"/s","type":"t"}');
+    expect(isFrame(bytes)).toBe(false);
+    expect(isFrame(encodeFrame(message(), 'n3'))).toBe(true);
+    expect(plainMessageId(bytes)).toBe('p-1');
+    expect(plainMessageId(Buffer.from('not json'))).toBe('');
+    expect(plainMessageId(Buffer.from('{"id":7}'))).toBe('');
+    // A frame whose metadata is broken is not read (the member drops it as malformed).
+    const broken = encodeFrame(message(), 'n3');
+    broken.writeUInt32BE(1_000_000, 3);
+    expect(decodeFrame(broken)).toBeUndefined();
   });
 });

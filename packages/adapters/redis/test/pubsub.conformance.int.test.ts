@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { describeBrokerConformance } from '@switchboard/testkit';
+import { AT_MOST_ONCE_FEATURES, describeBrokerConformance } from '@switchboard/testkit';
 import { createRedisPubSubBroker } from '../src/index.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -7,12 +7,8 @@ const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `sbt-ps-${randomBytes(4).toString('hex')}:`;
 
 describeBrokerConformance('redis-pubsub (at-most-once)', () => createRedisPubSubBroker({ url, prefix, membershipIntervalMs: 100 }), {
-  delivery: 'at-most-once',
-  persistent: false,
-  multiProcess: true,
+  ...AT_MOST_ONCE_FEATURES,
   ordering: 'per-topic',
-  delayedRedelivery: false,
-  publishDeduplication: false,
   maxMessageBytes: 1024 * 1024,
   ackTimeoutMs: 200,
 });

@@ -1,45 +1,30 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import type {
-  Broker,
-  BrokerCapabilities,
-  Delivery,
-  DeliveryHandler,
-  Headers,
-  OutgoingMessage,
-  SubscribeOptions,
-  Subscription,
-} from '@switchboard/core';
-import { type CloudEventsBinding, cloudEventsBindings, SwitchboardError } from '@switchboard/core';
-import { resolveSubscribeOptions } from '@switchboard/core/kit';
+import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
+import { type CloudEventsBinding, cloudEventsBindings, isSwitchboardError } from '@switchboard/core';
+import { BrokerLifecycle, brokerErrors, queueCapabilities, resolveSubscribeOptions } from '@switchboard/core/kit';
 import type Database from 'better-sqlite3';
-import { type BrokerStatements, type ClaimedRow, prepareBrokerSchema } from './broker-schema.js';
-import { type OpenDatabaseOptions, openDatabase } from './database.js';
+import { type BrokerStatements, type ClaimedRow, prepareBrokerSchema, type QueueRow } from './broker-schema.js';
+import { openDatabase } from './database.js';
+import type { SettleQueue } from './delivery.js';
+import { type ResolvedSqliteBrokerOptions, resolveSqliteBrokerOptions, type SqliteBrokerOptions } from './options.js';
+import { SqliteSubscription } from './subscription.js';
 
-export interface SqliteBrokerOptions extends OpenDatabaseOptions {
-  /** The database file. Every process that opens the same file shares its topics and groups. */
-  readonly path: string;
-  /** Longest pause between two looks for work when idle, in ms (polling backs off from 1 ms to this). Default 50. */
-  readonly pollIntervalMs?: number;
-  /** Most rows one claim takes for one subscription. Default 256. */
-  readonly claimBatch?: number;
-  /** Largest body accepted, in bytes. Default 16 MiB. */
-  readonly maxMessageBytes?: number;
-  /** How long `close` waits for running handlers before releasing their deliveries, in ms. Default 10 000. */
-  readonly drainTimeoutMs?: number;
-  /** Prefix of the broker's tables (letters, digits, `_`). Default `sb_broker_`. */
-  readonly tablePrefix?: string;
-  /** Watch the WAL file so commits of other processes wake consumers at once. Default true. */
-  readonly watchWal?: boolean;
-  /** Wake consumers of other brokers on the same file in this process right after a publish. Default true. */
-  readonly notifyInProcess?: boolean;
-}
+export type { SqliteBrokerOptions } from './options.js';
 
-const EMPTY_HEADERS: Headers = Object.freeze({});
 const RESOLVED: Promise<void> = Promise.resolve();
 
 /** Brokers of this process by database file, so a publish wakes the others' consumers without waiting for a poll. */
 const brokersByFile = new Map<string, Set<SqliteBroker>>();
+
+const errors = brokerErrors({ engine: 'SQLite' });
+
+/** SQLite's own errors (a lock timeout, I/O) are `SB_BROKER_UNAVAILABLE`; anything else is a bug and passes through. */
+function toBrokerError(error: unknown, action: string): unknown {
+  if (isSwitchboardError(error)) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_') ? errors.toBrokerError(error, action) : error;
+}
 
 interface PendingPublish {
   readonly messages: readonly OutgoingMessage[];
@@ -47,237 +32,60 @@ interface PendingPublish {
   readonly reject: (error: unknown) => void;
 }
 
-interface PendingSettle {
-  readonly delivery: SqliteDelivery;
-  /** `undefined` for an ack; the time the row becomes ready again for a nack or release. */
-  readonly visibleAt: number | undefined;
-}
-
+/** The settles of one turn: the acks in one DELETE, nacks one by one, one promise for all. */
 class SettleBatch {
+  readonly acks: number[] = [];
+  readonly nacks: [visibleAt: number, seq: number, attempt: number][] = [];
   readonly promise: Promise<void>;
   resolve!: () => void;
   reject!: (error: unknown) => void;
+
   constructor() {
     this.promise = new Promise<void>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
     });
-    // A rejected batch is also reported through each ack's own promise; never unhandled here.
+    // A failed batch is also reported through each settle's own promise; never unhandled here.
     this.promise.catch(() => {});
   }
-}
 
-function toBrokerError(error: unknown): unknown {
-  if (error instanceof SwitchboardError) return error;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && code.startsWith('SQLITE_')) {
-    return new SwitchboardError('SB_BROKER_UNAVAILABLE', { detail: `sqlite: ${code}`, cause: error });
-  }
-  return error;
-}
-
-function parseHeaders(text: string): Headers {
-  return text === '{}' ? EMPTY_HEADERS : (JSON.parse(text) as Headers);
-}
-
-/** The shared checks and defaults, with the ack timeout in whole milliseconds (SQLite stores integers). */
-function subscribeLimits(options: SubscribeOptions): { maxInFlight: number; ackTimeoutMs: number } {
-  const { maxInFlight, ackTimeoutMs } = resolveSubscribeOptions(options);
-  return { maxInFlight, ackTimeoutMs: Math.ceil(ackTimeoutMs) };
-}
-
-class SqliteDelivery implements Delivery {
-  readonly id: string;
-  readonly topic: string;
-  readonly headers: Headers;
-  readonly body: Uint8Array;
-  readonly key?: string;
-  readonly attempt: number;
-  readonly seq: number;
-  readonly deadline: number;
-  readonly #subscription: SqliteSubscription;
-  done = false;
-
-  constructor(row: ClaimedRow, subscription: SqliteSubscription, deadline: number) {
-    this.id = row.id;
-    this.topic = subscription.topic;
-    this.headers = parseHeaders(row.headers);
-    this.body = row.body;
-    if (row.key !== null) this.key = row.key;
-    this.attempt = row.attempt;
-    this.seq = row.seq;
-    this.deadline = deadline;
-    this.#subscription = subscription;
-  }
-
-  ack(): Promise<void> {
-    return this.done ? RESOLVED : this.#subscription.settle(this, undefined);
-  }
-
-  nack(delayMs = 0): Promise<void> {
-    return this.done ? RESOLVED : this.#subscription.settle(this, Date.now() + Math.max(0, delayMs));
+  write(sql: BrokerStatements): void {
+    if (this.acks.length > 0) sql.ack(JSON.stringify(this.acks));
+    for (const nack of this.nacks) sql.nack.run(...nack);
   }
 }
 
-class SqliteSubscription implements Subscription {
-  readonly topic: string;
-  readonly group: string;
-  readonly gid: number;
-  readonly maxInFlight: number;
-  readonly ackTimeoutMs: number;
-  readonly #broker: SqliteBroker;
-  readonly #handler: DeliveryHandler;
-  /** Deliveries handed out and not settled, in hand-out order (which is deadline order). */
-  readonly #unsettled = new Set<SqliteDelivery>();
-  #running = 0;
-  #idle: (() => void) | undefined;
-  #closing: Promise<void> | undefined;
-
-  constructor(
-    broker: SqliteBroker,
-    topic: string,
-    group: string,
-    gid: number,
-    limits: { maxInFlight: number; ackTimeoutMs: number },
-    handler: DeliveryHandler,
-  ) {
-    this.#broker = broker;
-    this.topic = topic;
-    this.group = group;
-    this.gid = gid;
-    this.maxInFlight = limits.maxInFlight;
-    this.ackTimeoutMs = limits.ackTimeoutMs;
-    this.#handler = handler;
-  }
-
-  get closing(): boolean {
-    return this.#closing !== undefined;
-  }
-
-  /** Free slots, after forgetting deliveries whose lease ran out (their rows are ready for anyone again). */
-  capacity(now: number): number {
-    for (const delivery of this.#unsettled) {
-      if (delivery.deadline > now) break;
-      delivery.done = true;
-      this.#unsettled.delete(delivery);
-    }
-    return this.#closing === undefined ? this.maxInFlight - this.#unsettled.size : 0;
-  }
-
-  /** The earliest lease end among unsettled deliveries. */
-  nextDeadline(): number | undefined {
-    for (const delivery of this.#unsettled) return delivery.deadline;
-    return undefined;
-  }
-
-  dispatch(rows: ClaimedRow[], now: number): void {
-    if (rows.length > 1) rows.sort((a, b) => a.seq - b.seq);
-    const deadline = now + this.ackTimeoutMs;
-    for (const row of rows) {
-      const delivery = new SqliteDelivery(row, this, deadline);
-      this.#unsettled.add(delivery);
-      this.#running += 1;
-      let result: Promise<void>;
-      try {
-        result = this.#handler(delivery);
-      } catch (error) {
-        result = Promise.reject(error);
-      }
-      result.then(this.#handlerDone, () => {
-        if (!delivery.done) void this.settle(delivery, Date.now()).catch(() => {});
-        this.#handlerDone();
-      });
-    }
-  }
-
-  settle(delivery: SqliteDelivery, visibleAt: number | undefined): Promise<void> {
-    delivery.done = true;
-    this.#unsettled.delete(delivery);
-    return this.#broker.enqueueSettle({ delivery, visibleAt });
-  }
-
-  readonly #handlerDone = (): void => {
-    this.#running -= 1;
-    if (this.#running === 0) this.#idle?.();
-  };
-
-  close(): Promise<void> {
-    this.#closing ??= this.#close();
-    return this.#closing;
-  }
-
-  async #close(): Promise<void> {
-    if (this.#running > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.#idle = resolve;
-        timer = setTimeout(resolve, this.#broker.drainTimeoutMs);
-      });
-      clearTimeout(timer);
-    }
-    const now = Date.now();
-    const released = [...this.#unsettled].map((delivery) => this.settle(delivery, now));
-    await Promise.all(released).catch(() => {
-      // Not released: the leases run out and the rows come back anyway.
-    });
-    this.#broker.forget(this);
-  }
-}
-
-class SqliteBroker implements Broker {
+class SqliteBroker implements Broker, SettleQueue {
   readonly name = 'sqlite';
   readonly binding: CloudEventsBinding = cloudEventsBindings.plain;
   readonly capabilities: BrokerCapabilities;
-  readonly drainTimeoutMs: number;
+  readonly #options: ResolvedSqliteBrokerOptions;
   readonly #file: string;
   readonly #db: Database.Database;
   readonly #sql: BrokerStatements;
-  readonly #pollIntervalMs: number;
-  readonly #claimBatch: number;
-  readonly #notifyInProcess: boolean;
-  readonly #subscriptions = new Set<SqliteSubscription>();
+  readonly #lifecycle = new BrokerLifecycle<SqliteSubscription>(errors);
   #publishes: PendingPublish[] = [];
-  #settles: PendingSettle[] = [];
-  #settleBatch: SettleBatch | undefined;
+  #settles: SettleBatch | undefined;
   #tickScheduled = false;
   #timer: NodeJS.Timeout | undefined;
   #idleMs = 1;
   /** When delayed nacks of this process become ready, so a poll happens right then. */
   #nackDue: number[] = [];
   #watcher: FSWatcher | undefined;
-  #closing: Promise<void> | undefined;
   #dbClosed = false;
   /** Resolved at the end of the next turn (used by close to flush). */
   #turnWaiters: (() => void)[] = [];
 
   constructor(options: SqliteBrokerOptions) {
-    const pollIntervalMs = options.pollIntervalMs ?? 50;
-    const claimBatch = options.claimBatch ?? 256;
-    if (!(pollIntervalMs >= 1))
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `pollIntervalMs must be >= 1, got ${pollIntervalMs}` });
-    if (!Number.isInteger(claimBatch) || claimBatch < 1) {
-      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `claimBatch must be a positive integer, got ${claimBatch}` });
-    }
-    this.#file = resolvePath(options.path);
-    this.#pollIntervalMs = pollIntervalMs;
-    this.#claimBatch = claimBatch;
-    this.#notifyInProcess = options.notifyInProcess ?? true;
-    this.drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
-    this.capabilities = {
-      delivery: 'at-least-once',
-      persistent: true,
-      multiProcess: true,
-      ordering: 'per-topic',
-      delayedRedelivery: true,
-      publishDeduplication: false,
-      maxMessageBytes: options.maxMessageBytes ?? 16 * 1024 * 1024,
-    };
+    this.#options = resolveSqliteBrokerOptions(options);
+    this.#file = resolvePath(this.#options.path);
+    this.capabilities = queueCapabilities(this.#options.maxMessageBytes);
     this.#db = openDatabase(this.#file, options);
     try {
-      this.#sql = prepareBrokerSchema(this.#db, options.tablePrefix ?? 'sb_broker_');
+      this.#sql = prepareBrokerSchema(this.#db, this.#options.prefix);
     } catch (error) {
       this.#db.close();
-      throw toBrokerError(error);
+      throw toBrokerError(error, 'create the broker tables');
     }
     let peers = brokersByFile.get(this.#file);
     if (peers === undefined) {
@@ -285,7 +93,7 @@ class SqliteBroker implements Broker {
       brokersByFile.set(this.#file, peers);
     }
     peers.add(this);
-    if (options.watchWal ?? true) this.#watchWal();
+    if (this.#options.watchWal) this.#watchWal();
   }
 
   #watchWal(): void {
@@ -306,15 +114,10 @@ class SqliteBroker implements Broker {
   }
 
   publishBatch(messages: readonly OutgoingMessage[]): Promise<void> {
-    if (this.#closing !== undefined) return Promise.reject(new SwitchboardError('SB_CLOSED', { detail: 'the sqlite broker is closed' }));
-    for (const message of messages) {
-      if (message.body.byteLength > this.capabilities.maxMessageBytes) {
-        return Promise.reject(
-          new SwitchboardError('SB_MESSAGE_TOO_LARGE', {
-            detail: `${message.body.byteLength} bytes; this sqlite broker takes at most ${this.capabilities.maxMessageBytes}`,
-          }),
-        );
-      }
+    try {
+      this.#lifecycle.checkPublish(messages, this.capabilities.maxMessageBytes);
+    } catch (error) {
+      return Promise.reject(error);
     }
     if (messages.length === 0) return RESOLVED;
     return new Promise<void>((resolve, reject) => {
@@ -328,36 +131,48 @@ class SqliteBroker implements Broker {
   }
 
   #groupId(topic: string, group: string): number {
-    if (this.#closing !== undefined) throw new SwitchboardError('SB_CLOSED', { detail: 'the sqlite broker is closed' });
+    this.#lifecycle.assertOpen('declareGroup');
     try {
       this.#sql.declareGroup.run(topic, group);
       return this.#sql.groupId.get(topic, group)!.gid;
     } catch (error) {
-      throw toBrokerError(error);
+      throw toBrokerError(error, `declare group ${group}`);
     }
   }
 
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
-    const limits = subscribeLimits(options);
-    const gid = this.#groupId(options.topic, options.group);
-    const subscription = new SqliteSubscription(this, options.topic, options.group, gid, limits, handler);
-    this.#subscriptions.add(subscription);
+    this.#lifecycle.assertOpen('subscribe');
+    const { maxInFlight, ackTimeoutMs } = resolveSubscribeOptions(options);
+    const subscription = new SqliteSubscription(
+      {
+        topic: options.topic,
+        group: options.group,
+        gid: this.#groupId(options.topic, options.group),
+        maxInFlight,
+        ackTimeoutMs: Math.ceil(ackTimeoutMs),
+        drainTimeoutMs: this.#options.drainTimeoutMs,
+        broker: this,
+        onClosed: (closed) => this.#lifecycle.forget(closed),
+      },
+      handler,
+    );
+    this.#lifecycle.add(subscription);
     this.wake();
     return subscription;
   }
 
-  /** A delivery was settled: write it with the next transaction; resolves once committed. */
-  enqueueSettle(settle: PendingSettle): Promise<void> {
+  /** A delivery was settled: written with the next transaction; resolves once committed. */
+  settle(seq: number, attempt: number, visibleAt: number | undefined): Promise<void> {
     if (this.#dbClosed) return RESOLVED;
-    this.#settles.push(settle);
-    if (settle.visibleAt !== undefined && settle.visibleAt > Date.now()) this.#nackDue.push(settle.visibleAt);
-    this.#settleBatch ??= new SettleBatch();
+    this.#settles ??= new SettleBatch();
+    if (visibleAt === undefined) {
+      this.#settles.acks.push(seq);
+    } else {
+      this.#settles.nacks.push([visibleAt, seq, attempt]);
+      if (visibleAt > Date.now()) this.#nackDue.push(visibleAt);
+    }
     this.#scheduleTick();
-    return this.#settleBatch.promise;
-  }
-
-  forget(subscription: SqliteSubscription): void {
-    this.#subscriptions.delete(subscription);
+    return this.#settles.promise;
   }
 
   /** Something may be ready: look now instead of at the next poll. */
@@ -395,59 +210,63 @@ class SqliteBroker implements Broker {
     const now = Date.now();
     const publishes = this.#publishes;
     const settles = this.#settles;
-    const settleBatch = this.#settleBatch;
     this.#publishes = [];
-    this.#settles = [];
-    this.#settleBatch = undefined;
-    if (this.#nackDue.length > 0) this.#nackDue = this.#nackDue.filter((due) => due > now);
+    this.#settles = undefined;
+    if (this.#nackDue.length > 0) {
+      const waiting = this.#nackDue.filter((due) => due > now);
+      // A nacked row came due: it is behind the claim cursors.
+      if (waiting.length < this.#nackDue.length) for (const subscription of this.#lifecycle.subscriptions()) subscription.rescan();
+      this.#nackDue = waiting;
+    }
+    const { claimBatch } = this.#options;
 
-    let claimers: SqliteSubscription[] = [];
-    for (const subscription of this.#subscriptions) if (subscription.capacity(now) > 0) claimers.push(subscription);
-    const writes = publishes.length > 0 || settles.length > 0;
+    const claimers: SqliteSubscription[] = [];
+    for (const subscription of this.#lifecycle.subscriptions()) if (subscription.free > 0) claimers.push(subscription);
+    const writes = publishes.length > 0 || settles !== undefined;
+    let picked: ClaimedRow[][] = [];
     let claims: ClaimedRow[][] = [];
     let published = false;
     try {
-      if (!writes) claimers = claimers.filter((s) => this.#sql.ready.get(s.gid, now) !== undefined);
-      if (writes || claimers.length > 0) {
+      // Ready rows are read first, outside the write lock (readers never block the writer), and
+      // leased in the transaction, which keeps the lock only for writing.
+      picked = claimers.map((s) => this.#sql.pick({ gid: s.gid, after: s.cursor, now, limit: Math.min(claimBatch, s.free) }));
+      if (writes || picked.some((rows) => rows.length > 0)) {
         this.#db
           .transaction(() => {
-            published = this.#insert(publishes, now);
-            for (const { delivery, visibleAt } of settles) {
-              if (visibleAt === undefined) this.#sql.ack.run(delivery.seq, delivery.attempt);
-              else this.#sql.nack.run(visibleAt, delivery.seq, delivery.attempt);
-            }
-            claims = claimers.map((s) =>
-              this.#sql.claim.all({ gid: s.gid, now, until: now + s.ackTimeoutMs, limit: Math.min(this.#claimBatch, s.capacity(now)) }),
-            );
+            published = this.#insert(publishes);
+            settles?.write(this.#sql);
+            claims = claimers.map((s, i) => this.#sql.lease(picked[i]!, now, now + s.ackTimeoutMs));
           })
           .immediate();
       }
     } catch (error) {
-      const failure = toBrokerError(error);
+      const failure = toBrokerError(error, 'write a transaction');
       for (const publish of publishes) publish.reject(failure);
-      settleBatch?.reject(failure);
+      settles?.reject(failure);
       this.#scheduleNext(false, false);
       return;
     }
     for (const publish of publishes) publish.resolve();
-    settleBatch?.resolve();
-    if (published && this.#notifyInProcess) {
+    settles?.resolve();
+    if (published && this.#options.notifyInProcess) {
       for (const peer of brokersByFile.get(this.#file) ?? []) if (peer !== this) peer.wake();
     }
     let claimed = false;
     let full = false;
-    for (const [i, rows] of claims.entries()) {
+    for (const [i, subscription] of claimers.entries()) {
+      const rows = claims[i] ?? [];
+      subscription.claimed(rows, picked[i]!.length === Math.min(claimBatch, subscription.free));
       if (rows.length === 0) continue;
       claimed = true;
-      const subscription = claimers[i]!;
-      if (rows.length >= this.#claimBatch) full = true;
-      subscription.dispatch(rows, now);
+      if (picked[i]!.length >= claimBatch) full = true;
     }
     this.#scheduleNext(claimed || writes, full);
   }
 
-  #insert(publishes: PendingPublish[], now: number): boolean {
-    let inserted = false;
+  /** One row per message and group declared now, in publish order; true when anything was written. */
+  #insert(publishes: PendingPublish[]): boolean {
+    if (publishes.length === 0) return false;
+    const rows: QueueRow[] = [];
     const groupsByTopic = new Map<string, number[]>();
     for (const { messages } of publishes) {
       for (const message of messages) {
@@ -459,11 +278,11 @@ class SqliteBroker implements Broker {
         if (gids.length === 0) continue;
         const headers = JSON.stringify(message.headers);
         const body = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
-        for (const gid of gids) this.#sql.insert.run(gid, message.id, headers, body, message.key ?? null, now);
-        inserted = true;
+        for (const gid of gids) rows.push([gid, message.id, headers, body, message.key ?? null]);
       }
     }
-    return inserted;
+    this.#sql.insert(rows);
+    return rows.length > 0;
   }
 
   #scheduleNext(active: boolean, more: boolean): void {
@@ -472,15 +291,11 @@ class SqliteBroker implements Broker {
       this.#scheduleTick();
       return;
     }
-    if (this.#subscriptions.size === 0) return;
-    this.#idleMs = active ? 1 : Math.min(this.#idleMs * 2, this.#pollIntervalMs);
+    if (this.#lifecycle.size === 0) return;
+    this.#idleMs = active ? 1 : Math.min(this.#idleMs * 2, this.#options.pollIntervalMs);
     const now = Date.now();
     let wakeAt = now + this.#idleMs;
     for (const due of this.#nackDue) wakeAt = Math.min(wakeAt, due);
-    for (const subscription of this.#subscriptions) {
-      const deadline = subscription.nextDeadline();
-      if (deadline !== undefined) wakeAt = Math.min(wakeAt, deadline);
-    }
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = setTimeout(this.#onTimer, Math.max(1, wakeAt - now));
   }
@@ -491,14 +306,12 @@ class SqliteBroker implements Broker {
   };
 
   close(): Promise<void> {
-    this.#closing ??= this.#close();
-    return this.#closing;
+    return this.#lifecycle.close({ after: () => this.#teardown() });
   }
 
-  async #close(): Promise<void> {
-    await Promise.all([...this.#subscriptions].map((subscription) => subscription.close()));
+  async #teardown(): Promise<void> {
     // Write what is still pending (publishes accepted before close, last settles).
-    while (this.#publishes.length > 0 || this.#settles.length > 0) {
+    while (this.#publishes.length > 0 || this.#settles !== undefined) {
       const turn = new Promise<void>((resolve) => this.#turnWaiters.push(resolve));
       this.#scheduleTick();
       await turn;

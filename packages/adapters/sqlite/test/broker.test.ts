@@ -3,18 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSqliteBroker } from '@switchboard/sqlite';
 import type { BrokerFeatures } from '@switchboard/testkit';
-import { describeBrokerConformance } from '@switchboard/testkit';
+import { DURABLE_QUEUE_FEATURES, describeBrokerConformance } from '@switchboard/testkit';
 import { afterAll } from 'vitest';
 
 const dir = mkdtempSync(join(tmpdir(), 'sb-sqlite-broker-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const features: BrokerFeatures = {
-  persistent: true,
-  multiProcess: true,
-  ordering: 'per-topic',
-  delayedRedelivery: true,
-  publishDeduplication: false,
+  ...DURABLE_QUEUE_FEATURES,
   maxMessageBytes: 16 * 1024 * 1024,
   ackTimeoutMs: 200,
   nackDelayMs: 150,

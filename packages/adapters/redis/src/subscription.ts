@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import type { Delivery, DeliveryHandler, Headers, Subscription } from '@switchboard/core';
-import { backoffDelay, type SwitchboardError } from '@switchboard/core';
-import { AckDeadlines, sleep } from '@switchboard/core/kit';
+import type { DeliveryHandler, Subscription } from '@switchboard/core';
+import { backoffDelay } from '@switchboard/core';
+import { DeliveryTracker, idle } from '@switchboard/core/kit';
 import type { Redis } from 'ioredis';
-import type { DecodedEntry, RawEntry } from './broker-codec.js';
-import { decodeFields, parseEntries, parseReadReply } from './broker-codec.js';
+import { type EntrySettler, StreamDelivery } from './delivery.js';
+import { redisErrors } from './errors.js';
+import type { RawEntry } from './layout.js';
+import { decodeFields, parseEntries, parseReadReply } from './layout.js';
 
 /** What a subscription needs from its broker. */
 export interface StreamGroupContext {
@@ -22,50 +24,7 @@ export interface StreamGroupContext {
   readonly drainTimeoutMs: number;
   readonly ensureGroup: (startId: '$' | '0') => Promise<void>;
   readonly report: (error: unknown, action: string) => void;
-  readonly toError: (error: unknown, action: string) => SwitchboardError;
   readonly onClosed: (subscription: RedisStreamSubscription) => void;
-}
-
-type Settlement = { readonly kind: 'ack' } | { readonly kind: 'nack'; readonly delayMs: number };
-
-class RedisDelivery implements Delivery {
-  readonly id: string;
-  readonly topic: string;
-  readonly headers: Headers;
-  readonly body: Uint8Array;
-  readonly key?: string;
-  readonly attempt: number;
-  readonly entryId: string;
-  /** The local ack timeout passed: its slot was given back, the engine will redeliver it. */
-  expired = false;
-  #settled: Promise<void> | undefined;
-  readonly #owner: RedisStreamSubscription;
-
-  constructor(owner: RedisStreamSubscription, topic: string, entryId: string, decoded: DecodedEntry, attempt: number) {
-    this.#owner = owner;
-    this.topic = topic;
-    this.entryId = entryId;
-    this.id = decoded.id;
-    this.headers = decoded.headers;
-    this.body = decoded.body;
-    if (decoded.key !== undefined) this.key = decoded.key;
-    this.attempt = attempt;
-  }
-
-  get settled(): boolean {
-    return this.#settled !== undefined;
-  }
-
-  ack(): Promise<void> {
-    this.#settled ??= this.#owner.settle(this, { kind: 'ack' });
-    return this.#settled;
-  }
-
-  nack(delayMs = 0): Promise<void> {
-    const delay = Number.isFinite(delayMs) && delayMs > 0 ? Math.ceil(delayMs) : 0;
-    this.#settled ??= this.#owner.settle(this, { kind: 'nack', delayMs: delay });
-    return this.#settled;
-  }
 }
 
 /** The acks of one tick: one XACK, one promise for all of them. */
@@ -82,22 +41,15 @@ const END_OF_PEL = '0-0';
  * (XAUTOCLAIM), then read new entries with XREADGROUP on the dedicated blocking connection,
  * blocking at most `pollIntervalMs`. Acks are batched into one XACK per turn of the event loop.
  */
-export class RedisStreamSubscription implements Subscription {
+export class RedisStreamSubscription implements Subscription, EntrySettler {
   readonly topic: string;
   readonly group: string;
   readonly consumer = `c-${process.pid}-${randomBytes(5).toString('hex')}`;
   readonly #ctx: StreamGroupContext;
-  readonly #handler: DeliveryHandler;
-  #closing = false;
+  readonly #tracker: DeliveryTracker<StreamDelivery>;
+  readonly #settling = new Set<Promise<void>>();
   #closed: Promise<void> | undefined;
   #loop: Promise<void> = Promise.resolve();
-  #slots = 0;
-  #wakeCapacity: (() => void) | undefined;
-  #running = 0;
-  #onIdle: (() => void) | undefined;
-  readonly #unsettled = new Set<RedisDelivery>();
-  readonly #deadlines: AckDeadlines<RedisDelivery>;
-  readonly #settling = new Set<Promise<void>>();
   #acks: AckBatch | undefined;
   #nextMaintenance = 0;
   #nextReclaim = 0;
@@ -105,10 +57,9 @@ export class RedisStreamSubscription implements Subscription {
 
   constructor(ctx: StreamGroupContext, handler: DeliveryHandler) {
     this.#ctx = ctx;
-    this.#handler = handler;
     this.topic = ctx.topic;
     this.group = ctx.group;
-    this.#deadlines = new AckDeadlines(ctx.ackTimeoutMs, (delivery) => this.#expire(delivery));
+    this.#tracker = new DeliveryTracker({ maxInFlight: ctx.maxInFlight, ackTimeoutMs: ctx.ackTimeoutMs, handler, report: ctx.report });
   }
 
   start(): void {
@@ -123,14 +74,15 @@ export class RedisStreamSubscription implements Subscription {
 
   async #run(): Promise<void> {
     let failures = 0;
-    while (!this.#closing) {
-      await this.#waitForCapacity();
-      if (this.#closing) break;
+    const tracker = this.#tracker;
+    while (!tracker.closing) {
+      await tracker.waitForCapacity();
+      if (tracker.closing) break;
       try {
         await this.#turn();
         failures = 0;
       } catch (error) {
-        if (this.#closing) break;
+        if (tracker.closing) break;
         if (/NOGROUP/.test(String((error as Error)?.message))) {
           // The stream or the group vanished (deleted, or lost by a server without persistence):
           // recreate the group from the start of whatever the stream holds now, so nothing is skipped.
@@ -139,7 +91,7 @@ export class RedisStreamSubscription implements Subscription {
           this.#ctx.report(error, 'read the stream');
         }
         failures += 1;
-        await sleep(backoffDelay(failures, { baseMs: 50, maxMs: 2000, jitter: 'equal' }));
+        await idle(backoffDelay(failures, { baseMs: 50, maxMs: 2000, jitter: 'equal' }));
       }
     }
   }
@@ -151,8 +103,8 @@ export class RedisStreamSubscription implements Subscription {
       await this.#moveDue();
       if (now >= this.#nextReclaim) await this.#reclaim(now);
     }
-    const free = this.#ctx.maxInFlight - this.#slots;
-    if (free <= 0 || this.#closing) return;
+    const free = this.#tracker.free;
+    if (free <= 0) return;
     const block = Math.max(1, this.#nextMaintenance - Date.now());
     const { streamKey, group } = this.#ctx;
     const reply = await this.#ctx.blocking.callBuffer(
@@ -168,12 +120,12 @@ export class RedisStreamSubscription implements Subscription {
       streamKey,
       '>',
     );
-    for (const entry of parseReadReply(reply)) this.#dispatch(entry, 1);
+    for (const entry of parseReadReply(reply)) this.#deliver(entry, 1);
   }
 
   /** Takes delayed entries whose time has come (ZREM decides who owns each one) and delivers them again. */
   async #moveDue(): Promise<void> {
-    const free = this.#ctx.maxInFlight - this.#slots;
+    const free = this.#tracker.free;
     if (free <= 0) return;
     const { commands, delayedKey } = this.#ctx;
     const due = (await commands.call('ZRANGEBYSCORE', delayedKey, '-inf', Date.now(), 'LIMIT', 0, free)) as string[];
@@ -187,7 +139,7 @@ export class RedisStreamSubscription implements Subscription {
 
   /** Reclaims entries left unsettled past `ackTimeoutMs` by any consumer of the group, dead or alive. */
   async #reclaim(now: number): Promise<void> {
-    const free = this.#ctx.maxInFlight - this.#slots;
+    const free = this.#tracker.free;
     if (free <= 0) return;
     const { commands, streamKey, group, delayedKey, ackTimeoutMs } = this.#ctx;
     // JUSTID claims without counting a delivery; entries waiting for their nack delay are only touched.
@@ -221,52 +173,20 @@ export class RedisStreamSubscription implements Subscription {
     const counts = (await pipeline.exec()) ?? [];
     entries.forEach((entry, i) => {
       const row = (counts[i]?.[1] as [string, string, number, number][] | undefined)?.[0];
-      this.#dispatch(entry, row ? Number(row[3]) : 2);
+      this.#deliver(entry, row ? Number(row[3]) : 2);
     });
   }
 
-  #dispatch(raw: RawEntry, attempt: number): void {
+  #deliver(raw: RawEntry, attempt: number): void {
     if (raw.fields === null) {
       // Trimmed by retention while pending: nothing left to deliver; drop it from the PEL.
-      this.#enqueueAck(raw.entryId).catch((error: unknown) => this.#ctx.report(error, 'ack a trimmed entry'));
+      this.ack(raw.entryId).catch((error: unknown) => this.#ctx.report(error, 'ack a trimmed entry'));
       return;
     }
-    if (this.#closing) {
-      this.#track(this.#nackEntry(raw.entryId, 0));
-      return;
-    }
-    const delivery = new RedisDelivery(this, this.topic, raw.entryId, decodeFields(raw.entryId, raw.fields), attempt);
-    this.#slots += 1;
-    this.#unsettled.add(delivery);
-    this.#deadlines.add(delivery);
-    this.#running += 1;
-    void this.#invoke(delivery);
-  }
-
-  async #invoke(delivery: RedisDelivery): Promise<void> {
-    try {
-      await this.#handler(delivery);
-    } catch {
-      if (!delivery.settled) await delivery.nack(0).catch((error: unknown) => this.#ctx.report(error, 'nack after a handler failure'));
-    } finally {
-      this.#running -= 1;
-      if (this.#running === 0) this.#onIdle?.();
-    }
-  }
-
-  #expire(delivery: RedisDelivery): void {
-    if (delivery.settled || delivery.expired) return;
-    delivery.expired = true;
-    this.#releaseSlot();
-  }
-
-  /** Called once per delivery, by its first `ack` or `nack`. */
-  settle(delivery: RedisDelivery, settlement: Settlement): Promise<void> {
-    this.#deadlines.delete(delivery);
-    this.#unsettled.delete(delivery);
-    if (!delivery.expired) this.#releaseSlot();
-    const done = settlement.kind === 'ack' ? this.#enqueueAck(delivery.entryId) : this.#nackEntry(delivery.entryId, settlement.delayMs);
-    return this.#track(done);
+    const delivery = new StreamDelivery(this.topic, raw.entryId, decodeFields(raw.entryId, raw.fields), attempt, this);
+    // Read while closing: straight back to the group, for the next consumer.
+    if (this.#tracker.closing) this.#track(delivery.release());
+    else this.#tracker.dispatch(delivery);
   }
 
   #track(done: Promise<void>): Promise<void> {
@@ -276,18 +196,21 @@ export class RedisStreamSubscription implements Subscription {
     return done;
   }
 
-  /** The entry stays pending for the group and is parked in the delayed set until it is due. */
-  async #nackEntry(entryId: string, delayMs: number): Promise<void> {
+  nack(entryId: string, delayMs: number): Promise<void> {
     const due = Date.now() + delayMs;
-    try {
-      await this.#ctx.commands.zadd(this.#ctx.delayedKey, due, entryId);
-    } catch (error) {
-      throw this.#ctx.toError(error, 'nack');
-    }
-    this.#nextMaintenance = Math.min(this.#nextMaintenance, due);
+    return this.#track(
+      this.#ctx.commands.zadd(this.#ctx.delayedKey, due, entryId).then(
+        () => {
+          this.#nextMaintenance = Math.min(this.#nextMaintenance, due);
+        },
+        (error: unknown) => {
+          throw redisErrors.toBrokerError(error, 'nack');
+        },
+      ),
+    );
   }
 
-  #enqueueAck(entryId: string): Promise<void> {
+  ack(entryId: string): Promise<void> {
     if (this.#acks === undefined) {
       const entryIds: string[] = [];
       const done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
@@ -296,47 +219,22 @@ export class RedisStreamSubscription implements Subscription {
         return commands.xack(streamKey, group, ...entryIds).then(
           () => undefined,
           (error: unknown) => {
-            throw this.#ctx.toError(error, 'ack');
+            throw redisErrors.toBrokerError(error, 'ack');
           },
         );
       });
       this.#acks = { entryIds, done };
+      this.#track(done).catch(() => {});
     }
     this.#acks.entryIds.push(entryId);
     return this.#acks.done;
   }
 
-  #waitForCapacity(): Promise<void> {
-    if (this.#slots < this.#ctx.maxInFlight || this.#closing) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#wakeCapacity = resolve;
-    });
-  }
-
-  #releaseSlot(): void {
-    this.#slots -= 1;
-    const wake = this.#wakeCapacity;
-    this.#wakeCapacity = undefined;
-    wake?.();
-  }
-
   async #close(): Promise<void> {
-    this.#closing = true;
-    this.#wakeCapacity?.();
+    // Stops handing out slots at once; handlers get the drain timeout, the rest is released.
+    const drained = this.#tracker.close(this.#ctx.drainTimeoutMs);
     await this.#loop;
-    if (this.#running > 0) {
-      const timeout = new AbortController();
-      const idle = new Promise<void>((resolve) => {
-        this.#onIdle = resolve;
-      });
-      await Promise.race([idle, sleep(this.#ctx.drainTimeoutMs, timeout.signal).catch(() => {})]);
-      timeout.abort();
-    }
-    this.#deadlines.clear();
-    // Whatever is still unsettled goes back to the group at once, for the next consumer.
-    for (const delivery of [...this.#unsettled]) {
-      delivery.nack(0).catch((error: unknown) => this.#ctx.report(error, 'release an unsettled delivery'));
-    }
+    await drained;
     await Promise.allSettled([...this.#settling]);
     await this.#forgetConsumer();
     this.#ctx.blocking.disconnect();
