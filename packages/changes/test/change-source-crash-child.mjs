@@ -16,7 +16,7 @@ const contract = defineContract({
     changes(table, { columns: z.object({ id: z.number(), n: z.number() }), key: 'id', insert: 'item.created', update: 'item.changed' }),
   ],
 });
-const inner = createPostgresBroker({ connectionString: connection, schema });
+const inner = createPostgresBroker({ url: connection, schema });
 let confirmed = 0;
 const broker = {
   name: inner.name,

@@ -77,7 +77,7 @@ it('a change source SIGKILLed mid-stream: restarted, it loses nothing, and the r
 
   // The receiver: every delivery counted by MessageId as the broker hands it over, and the handler's
   // side effect (one per event: the row's id and n) counted behind the inbox.
-  const inner = createPostgresBroker({ connectionString: server.url, schema, pollIntervalMs: 50 });
+  const inner = createPostgresBroker({ url: server.url, schema, pollIntervalMs: 50 });
   const deliveries = new Map<string, number>();
   const counting: Broker = {
     name: inner.name,

@@ -42,8 +42,8 @@ it('broker down, then up: the slot does not advance meanwhile, the source waits 
     name: 'outage',
     changes: [changes('events_src', { columns: z.object({ id: z.number(), v: z.string() }), key: 'id', insert: 'row.created' })],
   });
-  const publisherBroker = createPostgresBroker({ connectionString: brokerServer.url, onError: () => {} });
-  const consumerBroker = createPostgresBroker({ connectionString: brokerServer.url, pollIntervalMs: 50, onError: () => {} });
+  const publisherBroker = createPostgresBroker({ url: brokerServer.url, onError: () => {} });
+  const consumerBroker = createPostgresBroker({ url: brokerServer.url, pollIntervalMs: 50, onError: () => {} });
   const handled = new Map<number, number>();
   const receiver = createMessaging({
     broker: consumerBroker,
@@ -109,8 +109,8 @@ it('the database restarts: the source reconnects, resumes from the slot, and not
     name: 'restart',
     changes: [changes('restart_src', { columns: z.object({ id: z.number() }), key: 'id', insert: 'row.created' })],
   });
-  const publisherBroker = createPostgresBroker({ connectionString: brokerServer.url, onError: () => {} });
-  const consumerBroker = createPostgresBroker({ connectionString: brokerServer.url, pollIntervalMs: 50, onError: () => {} });
+  const publisherBroker = createPostgresBroker({ url: brokerServer.url, onError: () => {} });
+  const consumerBroker = createPostgresBroker({ url: brokerServer.url, pollIntervalMs: 50, onError: () => {} });
   const handled = new Map<number, number>();
   const receiver = createMessaging({
     broker: consumerBroker,
