@@ -7,6 +7,13 @@ import type { FieldError } from './standard-schema.js';
  */
 export const errorRegistry = {
   SB_MALFORMED_JSON: { status: 400, title: 'Malformed JSON', retryable: false, description: 'The request body is not valid JSON.' },
+  SB_JSON_TOO_DEEP: {
+    status: 400,
+    title: 'JSON nested too deeply',
+    retryable: false,
+    description:
+      'The JSON nests arrays and objects deeper than 512 levels (`JSON_MAX_DEPTH`); it was not processed. A message is dead-lettered with reason `not-cloudevent`.',
+  },
   SB_VALIDATION: {
     status: 400,
     title: 'Validation failed',

@@ -42,6 +42,7 @@ export { DeliveryTracker, TrackedDelivery } from './delivery-tracker.js';
 export { describeError } from './errors.js';
 export { newSecretId, randomHex } from './ids.js';
 export { canceledProblem, JobWaiters, jobStoreDefaults, leaseExpiredProblem, storeUnavailable } from './jobs.js';
+export { jsonNestsDeeperThan, jsonTooDeep } from './json.js';
 export { assertOutboxMessage } from './outbox.js';
 export type { DroppedDelivery, DropReason, PushSubscriptionConfig, ReceivedFields } from './push-subscription.js';
 export { AtMostOnceDelivery, PushSubscription } from './push-subscription.js';

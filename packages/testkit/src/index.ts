@@ -3,6 +3,7 @@ export * from './broker-conformance.js';
 export * from './broker-helpers.js';
 export * from './consumer-processes.js';
 export * from './dead-letter-store-conformance.js';
+export * from './fuzz.js';
 export * from './job-store-conformance.js';
 export * from './outbox-conformance.js';
 export * from './ports.js';
