@@ -56,6 +56,12 @@ export const errorRegistry = {
     retryable: false,
     description: 'The request body is larger than the configured limit; it was not read past the limit.',
   },
+  SB_HEADERS_TOO_LARGE: {
+    status: 431,
+    title: 'Request headers too large',
+    retryable: false,
+    description: "The request's headers are larger than the server takes (Node's `maxHeaderSize`, 16 KiB by default); the connection is closed.",
+  },
   SB_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     title: 'Unsupported media type',

@@ -578,3 +578,65 @@ export function flatHeaders(headers: FuzzHeaders): Record<string, string> {
   for (const [name, value] of Object.entries(headers)) out[name] = typeof value === 'string' ? value : value.join(',');
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------
+// HTTP answers
+
+/** An HTTP answer as a fuzz test saw it. */
+export interface FuzzAnswer {
+  /** `HEAD` answers carry no body. */
+  readonly method?: string;
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: string;
+}
+
+/** Text that must never reach a caller: stack frames, source paths, Node internals, what a handler's own error said. */
+const LEAKS = [/\n\s+at /, /\.ts:\d+/, /\.js:\d+:\d+/, /node:internal/, /file:\/\//, /ECONNREFUSED/];
+
+export interface AnswerRules {
+  /** A 5xx is allowed (the handler itself failed, or was made to fail). */
+  readonly serverErrorAllowed?: boolean;
+  /** Codes a 5xx may carry anyway: what the caller asked for (`SB_DEADLINE_EXCEEDED` for its own short deadline). */
+  readonly serverErrorCodes?: readonly string[];
+  /** Codes a contract declares: allowed as problem `code`s besides the registry's. */
+  readonly declaredCodes?: readonly string[];
+  /** Text of the handlers' own errors: it must not appear in any answer. */
+  readonly secrets?: readonly string[];
+}
+
+/**
+ * What is wrong with an answer, or an empty list: a 5xx where none is allowed; a 4xx/5xx that is
+ * not `application/problem+json` with a registry (or declared) `code`, a `status` equal to the
+ * HTTP status, a `type` and a `title`; any answer showing a stack, an internal path or a secret.
+ */
+export function answerViolations(answer: FuzzAnswer, known: ReadonlySet<string>, rules: AnswerRules = {}): string[] {
+  const problems: string[] = [];
+  if (
+    answer.status >= 500 &&
+    rules.serverErrorAllowed !== true &&
+    !rules.serverErrorCodes?.some((code) => answer.body.includes(`"code":"${code}"`))
+  ) {
+    problems.push(`status ${answer.status} for the caller's mistake`);
+  }
+  for (const pattern of LEAKS) if (pattern.test(answer.body)) problems.push(`the body shows ${pattern}`);
+  for (const secret of rules.secrets ?? [])
+    if (answer.body.includes(secret)) problems.push(`the body shows the handler's message ${secret}`);
+  if (answer.status < 400) return problems;
+  const contentType = answer.headers['content-type'];
+  if (contentType !== 'application/problem+json') problems.push(`content-type ${String(contentType)}, not application/problem+json`);
+  if (answer.method === 'HEAD') return problems;
+  if (answer.body === '') return [...problems, 'no problem document'];
+  let problem: Record<string, unknown>;
+  try {
+    problem = JSON.parse(answer.body) as Record<string, unknown>;
+  } catch {
+    return [...problems, 'the problem document is not JSON'];
+  }
+  if (typeof problem !== 'object' || problem === null) return [...problems, 'the problem document is not an object'];
+  const code = problem.code;
+  if (typeof code !== 'string' || !(known.has(code) || rules.declaredCodes?.includes(code) === true)) problems.push(`code ${String(code)}`);
+  if (problem.status !== answer.status) problems.push(`problem status ${String(problem.status)} on a ${answer.status}`);
+  if (typeof problem.type !== 'string' || typeof problem.title !== 'string') problems.push('no type or title');
+  return problems;
+}

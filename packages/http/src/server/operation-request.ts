@@ -1,6 +1,7 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SwitchboardError } from '@switchboard/core';
-import { childTraceparent, validate } from '@switchboard/core/kit';
+import { childTraceparent, jsonNestsDeeperThan, validate } from '@switchboard/core/kit';
 import { requestHash } from '../idempotency/hash.js';
 import type { StoredResponse } from '../idempotency/store.js';
 import { HttpHandlerContext } from './context.js';
@@ -100,9 +101,20 @@ export class OperationRequest {
   async pipeline(body: Buffer): Promise<void> {
     const { runtime, operation, req } = this;
     const { problems } = runtime;
+    // Invalid UTF-8 is refused, not read as U+FFFD; JSON nested past JSON_MAX_DEPTH is refused
+    // before it is parsed (validators, the answer and the idempotency store would overflow the stack).
+    if (!isUtf8(body)) {
+      this.sendStatic(problems.notUtf8);
+      return;
+    }
+    const text = body.toString('utf8');
+    if (jsonNestsDeeperThan(text)) {
+      this.sendStatic(problems.jsonTooDeep);
+      return;
+    }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(body.toString('utf8'));
+      parsed = JSON.parse(text);
     } catch {
       this.sendStatic(problems.malformedJson);
       return;

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { SwitchboardError } from '@switchboard/core';
+import { JSON_MAX_DEPTH, SwitchboardError } from '@switchboard/core';
 import type { IdempotencyStore } from '../idempotency/store.js';
 import type { StaticProblem } from './respond.js';
 import { staticProblem } from './respond.js';
@@ -8,6 +8,8 @@ import type { HttpService, OperationInterceptor } from './types.js';
 /** Problems whose body never changes, serialised once per service. */
 export interface StaticProblems {
   readonly malformedJson: StaticProblem;
+  readonly notUtf8: StaticProblem;
+  readonly jsonTooDeep: StaticProblem;
   readonly unsupportedMediaType: StaticProblem;
   readonly bodyTooLarge: StaticProblem;
   readonly requestTimeout: StaticProblem;
@@ -29,6 +31,8 @@ export function buildStaticProblems(bodyLimit: number, retryAfterSeconds: number
   const close = { connection: 'close' };
   return {
     malformedJson: staticProblem('SB_MALFORMED_JSON', 'The request body is not valid JSON'),
+    notUtf8: staticProblem('SB_MALFORMED_JSON', 'The request body is not valid UTF-8'),
+    jsonTooDeep: staticProblem('SB_JSON_TOO_DEEP', `The request body nests arrays and objects deeper than ${JSON_MAX_DEPTH} levels`),
     unsupportedMediaType: staticProblem('SB_UNSUPPORTED_MEDIA_TYPE', 'Send the input as application/json'),
     bodyTooLarge: staticProblem('SB_BODY_TOO_LARGE', `The body is larger than ${bodyLimit} bytes`, close),
     requestTimeout: staticProblem('SB_REQUEST_TIMEOUT', 'The request body did not arrive in time', close),

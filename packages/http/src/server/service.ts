@@ -5,6 +5,7 @@ import type { AnyContract, HandlerContext } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
 import { MemoryIdempotencyStore } from '../idempotency/memory.js';
 import { readBody } from './body.js';
+import { answerClientError } from './client-error.js';
 import { isJsonContentType } from './content-type.js';
 import type { CompiledOperation } from './invoke.js';
 import { compileOperation, invokeOperation } from './invoke.js';
@@ -248,6 +249,7 @@ class SwitchboardHttpService implements HttpService {
       return Promise.reject(new SwitchboardError('SB_CONFIG_INVALID', { detail: 'The service is already listening' }));
     if (this.#runtime.closing) return Promise.reject(new SwitchboardError('SB_CLOSED'));
     const server = createServer(this.handle);
+    server.on('clientError', answerClientError);
     this.#server = server;
     const host = options.host ?? '127.0.0.1';
     return new Promise((resolve, reject) => {
