@@ -7,7 +7,7 @@
  * random or deeply nested bodies, every content type).
  */
 import type { CloudEvent, CloudEventAttributeValue, CloudEventsBinding, CloudEventsMode } from '@switchboard/core';
-import { cloudEventsBindings, encodeCloudEvent } from '@switchboard/core';
+import { cloudEventsBindings, encodeCloudEvent, problemType } from '@switchboard/core';
 import fc from 'fast-check';
 
 /** The seed of the bounded run in the fast tier: the same inputs on every run, so a failure is a failure of the code. */
@@ -637,6 +637,8 @@ export function answerViolations(answer: FuzzAnswer, known: ReadonlySet<string>,
   const code = problem.code;
   if (typeof code !== 'string' || !(known.has(code) || rules.declaredCodes?.includes(code) === true)) problems.push(`code ${String(code)}`);
   if (problem.status !== answer.status) problems.push(`problem status ${String(problem.status)} on a ${answer.status}`);
+  if (typeof code === 'string' && known.has(code) && problem.type !== problemType(code))
+    problems.push(`type ${String(problem.type)} for ${code}`);
   if (typeof problem.type !== 'string' || typeof problem.title !== 'string') problems.push('no type or title');
   return problems;
 }
