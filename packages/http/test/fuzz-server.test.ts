@@ -436,7 +436,7 @@ describe('fuzz: the HTTP server over loopback', () => {
         const health = await send('GET', '/healthz', {});
         expect(health.status).toBe(200);
       }),
-      fuzzParameters(150),
+      fuzzParameters(300),
     );
   });
 });
@@ -488,7 +488,7 @@ describe('fuzz: operation bodies, answer by answer', () => {
           else expect(JSON.parse(answer.body), shown).toStrictEqual(expected.echo);
         },
       ),
-      fuzzParameters(150),
+      fuzzParameters(300),
     );
   });
 });

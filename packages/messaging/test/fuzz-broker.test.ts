@@ -297,7 +297,7 @@ describe.each(engines)('fuzz: the broker path end to end on %s', (_name, factory
         // The handler only ever saw data its schema takes.
         for (const data of ledger.handled) expect(typeof (data as { name?: unknown }).name).toBe('string');
       }),
-      fuzzParameters(40),
+      fuzzParameters(60),
     );
   });
 });

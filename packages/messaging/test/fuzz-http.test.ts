@@ -287,7 +287,7 @@ describe('fuzz: CloudEvents and receipts over HTTP (messaging.routes())', () => 
         expect(http.inFlight).toBe(0);
         expect((await send('GET', '/healthz', {})).status).toBe(200);
       }),
-      fuzzParameters(200),
+      fuzzParameters(300),
     );
   });
 });
