@@ -60,7 +60,8 @@ export const errorRegistry = {
     status: 431,
     title: 'Request headers too large',
     retryable: false,
-    description: "The request's headers are larger than the server takes (Node's `maxHeaderSize`, 16 KiB by default); the connection is closed.",
+    description:
+      "The request's headers are larger than the server takes (Node's `maxHeaderSize`, 16 KiB by default); the connection is closed.",
   },
   SB_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,

@@ -10,7 +10,7 @@
 
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { defineContract, errorRegistry, type Handlers, operation } from '@switchboard/core';
+import { defineContract, errorRegistry, type HandlerContext, type Handlers, operation, parseTraceparent } from '@switchboard/core';
 import type { HttpJobs, HttpService } from '@switchboard/http';
 import { createHttpService, enableJobs } from '@switchboard/http';
 import { createMemoryJobStore } from '@switchboard/memory';
@@ -41,14 +41,41 @@ const contract = defineContract({
   },
 });
 
+/** The trace context each handler reached over HTTP was given, with what the request carried. */
+const traces: {
+  incoming: string | undefined;
+  incomingState: string | undefined;
+  traceparent: string | undefined;
+  tracestate: string | undefined;
+}[] = [];
+
+let reachedHandlers = 0;
+
+function noteTrace(ctx: HandlerContext): void {
+  if (ctx.via !== 'http') return;
+  traces.push({
+    incoming: ctx.headers?.traceparent,
+    incomingState: ctx.headers?.tracestate,
+    traceparent: ctx.traceparent,
+    tracestate: ctx.tracestate,
+  });
+}
+
 const handlers: Handlers<typeof contract> = {
-  echo: (input) => ({ name: input.name, ...(input.n === undefined ? {} : { n: input.n }) }),
-  any: (input) => input,
+  echo: (input, ctx) => {
+    noteTrace(ctx);
+    return { name: input.name, ...(input.n === undefined ? {} : { n: input.n }) };
+  },
+  any: (input, ctx) => {
+    noteTrace(ctx);
+    return input;
+  },
   fail: () => {
     throw new Error(SECRET);
   },
   slow: (input, ctx) =>
     new Promise((resolve, reject) => {
+      noteTrace(ctx);
       const timer = setTimeout(() => resolve({ done: true }), input.ms);
       ctx.signal.addEventListener(
         'abort',
@@ -59,7 +86,10 @@ const handlers: Handlers<typeof contract> = {
         { once: true },
       );
     }),
-  job: (input) => ({ n: input.n }),
+  job: (input, ctx) => {
+    noteTrace(ctx);
+    return { n: input.n };
+  },
   report: () => ({ ok: true }),
 };
 
@@ -232,24 +262,32 @@ const timeoutMs = fc.constantFrom(
   '',
 );
 
+/** `value` in about one request of `outOf`: most requests carry a few headers, so most get past the checks to the handler. */
+const sometimes = <T>(value: fc.Arbitrary<T>, outOf: number): fc.Arbitrary<T | undefined> =>
+  fc.oneof({ weight: outOf - 1, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: value });
+
 const headers: fc.Arbitrary<Record<string, string>> = fc
-  .record(
-    {
-      'content-type': contentType,
-      'idempotency-key': idempotencyKey,
-      prefer,
-      traceparent,
-      tracestate,
-      'switchboard-timeout-ms': timeoutMs,
-      'switchboard-callback': fc.constantFrom('http://127.0.0.1:1/cb', 'https://example.com/hook', 'not a url', 'file:///etc/passwd'),
-      'if-none-match': fc.constantFrom('"1"', '"2"', '*', 'W/"3"', '"', 'x'),
-      accept: fc.constantFrom('application/json', 'text/event-stream', '*/*', 'application/problem+json'),
-      'last-event-id': fc.constantFrom('0', '1', '99', '-1', 'x'),
-      // Past Node's maxHeaderSize (16 KiB): refused by the parser before any handler.
-      'x-padding': fc.constantFrom('a'.repeat(8 * 1024), 'a'.repeat(17 * 1024)),
-    },
-    { requiredKeys: [] },
-  )
+  .record({
+    'content-type': fc.oneof(
+      { weight: 16, arbitrary: fc.constant('application/json') },
+      { weight: 4, arbitrary: contentType },
+      { weight: 1, arbitrary: fc.constant(undefined) },
+    ),
+    'idempotency-key': sometimes(idempotencyKey, 3),
+    prefer: sometimes(prefer, 3),
+    traceparent: sometimes(traceparent, 2),
+    tracestate: sometimes(tracestate, 2),
+    'switchboard-timeout-ms': sometimes(timeoutMs, 5),
+    'switchboard-callback': sometimes(
+      fc.constantFrom('http://127.0.0.1:1/cb', 'https://example.com/hook', 'not a url', 'file:///etc/passwd'),
+      8,
+    ),
+    'if-none-match': sometimes(fc.constantFrom('"1"', '"2"', '*', 'W/"3"', '"', 'x'), 4),
+    accept: sometimes(fc.constantFrom('application/json', 'text/event-stream', '*/*', 'application/problem+json'), 4),
+    'last-event-id': sometimes(fc.constantFrom('0', '1', '99', '-1', 'x'), 6),
+    // Past Node's maxHeaderSize (16 KiB): refused by the parser before any handler.
+    'x-padding': sometimes(fc.constantFrom('a'.repeat(8 * 1024), 'a'.repeat(17 * 1024)), 10),
+  })
   .map((record) => {
     const out: Record<string, string> = {};
     for (const [name, value] of Object.entries(record)) if (value !== undefined && value !== '') out[name] = value;
@@ -334,10 +372,18 @@ const request: fc.Arbitrary<Request> = fc.oneof(
           fc.constantFrom('GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'),
         ),
         operation: fc.constantFrom(...operations),
-        query: fc.constantFrom('', '?x=1', '?', '?wait=1', '?%zz'),
+        query: fc.constantFrom('', '', '', '?x=1', '?', '?wait=1', '?%zz'),
         headers,
+        valid: fc.boolean(),
+        validInput: fc.record({ name: fc.string({ maxLength: 20 }), n: fc.integer(), ms: fc.integer({ min: 0, max: 20 }) }),
         body,
       })
+      .map(({ operation, valid, validInput, body: b, ...rest }) => ({
+        ...rest,
+        operation,
+        // Half the calls carry an input their operation takes, so they reach the handler.
+        body: valid ? json(operation === 'any' ? validInput.name : validInput) : b,
+      }))
       .map(({ method, operation: name, query, headers: h, body: b }) => ({
         method,
         path: `/ops/${name}${query}`,
@@ -432,12 +478,28 @@ describe('fuzz: the HTTP server over loopback', () => {
             `${req.method} ${req.path} ${JSON.stringify(req.headers)} → ${answer.status} ${answer.body.slice(0, 300)}: ${violations.join('; ')}`,
           ).toEqual([]);
         }
+        // W3C Trace Context: a valid parent is continued (same trace id and flags, a new span id)
+        // with its tracestate; anything else starts a new trace, and its tracestate is dropped.
+        reachedHandlers += traces.length;
+        for (const trace of traces.splice(0)) {
+          const own = parseTraceparent(trace.traceparent);
+          expect(own, JSON.stringify(trace)).toBeDefined();
+          const parent = parseTraceparent(trace.incoming);
+          if (parent === undefined) {
+            expect(trace.tracestate, JSON.stringify(trace)).toBeUndefined();
+          } else {
+            expect([own?.traceId, own?.flags, trace.tracestate]).toEqual([parent.traceId, parent.flags, trace.incomingState]);
+            expect(own?.parentId).not.toBe(parent.parentId);
+          }
+        }
         expect(service.inFlight).toBe(0);
         const health = await send('GET', '/healthz', {});
         expect(health.status).toBe(200);
       }),
       fuzzParameters(300),
     );
+    // The fuzzer must get past the checks: a good share of the calls reached a handler over HTTP.
+    expect(reachedHandlers).toBeGreaterThan(fuzzParameters(300).numRuns / 6);
   });
 });
 
@@ -517,6 +579,27 @@ describe('fuzz findings, one regression test each', () => {
     const answer = await send('POST', '/ops/any', { 'content-type': 'application/json' }, new Uint8Array([0x22, 0xc0, 0xaf, 0x22]));
     expect(answer.status).toBe(400);
     expect(JSON.parse(answer.body)).toMatchObject({ code: 'SB_MALFORMED_JSON', detail: 'The request body is not valid UTF-8' });
+  });
+
+  it('a tracestate is dropped with the traceparent it belongs to, when that one is not valid (W3C Trace Context)', async () => {
+    // The handler's context kept the raw tracestate under a new trace, and a job or a client call
+    // continuing that trace passed it on.
+    for (const [incoming, kept] of [
+      ['garbage', false],
+      ['00-00000000000000000000000000000000-b7ad6b7169203331-01', false],
+      ['00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', true],
+    ] as const) {
+      const answer = await send(
+        'POST',
+        '/ops/echo',
+        { 'content-type': 'application/json', traceparent: incoming, tracestate: 'rojo=00f067aa0ba902b7' },
+        json({ name: 'trace' }),
+      );
+      expect(answer.status).toBe(200);
+      const [trace] = traces.splice(0);
+      expect(trace?.tracestate).toBe(kept ? 'rojo=00f067aa0ba902b7' : undefined);
+      expect(parseTraceparent(trace?.traceparent)?.traceId === parseTraceparent(incoming)?.traceId).toBe(kept);
+    }
   });
 
   it('an operation body nested deeper than 512 levels is 400 SB_JSON_TOO_DEEP, not a 200 with null', async () => {

@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { SwitchboardError } from '@switchboard/core';
+import { parseTraceparent, SwitchboardError } from '@switchboard/core';
 import { childTraceparent, jsonNestsDeeperThan, validate } from '@switchboard/core/kit';
 import { requestHash } from '../idempotency/hash.js';
 import type { StoredResponse } from '../idempotency/store.js';
@@ -184,12 +184,14 @@ export class OperationRequest {
       this.controller = new AbortController();
       signal = this.controller.signal;
     }
+    const incomingTrace = headers.traceparent as string | undefined;
     const context = new HttpHandlerContext(
       operation.name,
       signal,
       deadline,
-      childTraceparent(headers.traceparent as string | undefined),
-      headers.tracestate as string | undefined,
+      childTraceparent(incomingTrace),
+      // W3C Trace Context: the tracestate belongs to the parent; a new trace (no valid parent) drops it.
+      incomingTrace !== undefined && parseTraceparent(incomingTrace) !== undefined ? (headers.tracestate as string | undefined) : undefined,
       key,
       headers,
       principal,
