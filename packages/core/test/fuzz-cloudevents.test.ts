@@ -26,7 +26,7 @@ import {
   validateCloudEvent,
   withMode,
 } from '@switchboard/core';
-import { dataKind, parseMediaType } from '@switchboard/core/kit';
+import { dataKind, jsonNestsDeeperThan, parseMediaType } from '@switchboard/core/kit';
 import { flatHeaders, fuzzParameters, hostileMessage, validCloudEvent } from '@switchboard/testkit';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -301,5 +301,39 @@ describe('fuzz findings, one regression test each', () => {
       datacontenttype: 'text/plain',
     });
     expect(decodeStructured(utf8(JSON.stringify({ ...base, datacontenttype: 'application/json', data: null }))).data).toBeNull();
+  });
+});
+
+describe('jsonNestsDeeperThan', () => {
+  /** Depth of JSON text the slow way: parse it and walk the value (iteratively). */
+  const depthOf = (text: string): number => {
+    let deepest = 0;
+    const stack: [unknown, number][] = [[JSON.parse(text), 0]];
+    while (stack.length > 0) {
+      const [value, depth] = stack.pop()!;
+      if (typeof value !== 'object' || value === null) continue;
+      deepest = Math.max(deepest, depth + 1);
+      for (const child of Object.values(value)) stack.push([child, depth + 1]);
+    }
+    return deepest;
+  };
+
+  it('agrees with the depth of the parsed value, strings with brackets, quotes and backslashes included', () => {
+    const tricky = fc.oneof(fc.string({ unit: fc.constantFrom('[', ']', '{', '}', '"', '\\\\', 'a') }), fc.jsonValue({ maxDepth: 3 }));
+    const nested = fc.letrec<{ value: fc.Arbitrary<unknown> }>((tie) => ({
+      value: fc.oneof(
+        { depthSize: 'small', withCrossShrink: true },
+        tricky,
+        fc.array(tie('value'), { maxLength: 3 }),
+        fc.dictionary(fc.string(), tie('value'), { maxKeys: 3 }),
+      ),
+    })).value;
+    fc.assert(
+      fc.property(nested, fc.integer({ min: 0, max: 8 }), (value, limit) => {
+        const text = JSON.stringify(value);
+        expect(jsonNestsDeeperThan(text, limit)).toBe(depthOf(text) > limit);
+      }),
+      fuzzParameters(2_000),
+    );
   });
 });
