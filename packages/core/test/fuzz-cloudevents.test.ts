@@ -320,7 +320,7 @@ describe('jsonNestsDeeperThan', () => {
 
   it('agrees with the depth of the parsed value, strings with brackets, quotes and backslashes included', () => {
     const tricky = fc.oneof(fc.string({ unit: fc.constantFrom('[', ']', '{', '}', '"', '\\\\', 'a') }), fc.jsonValue({ maxDepth: 3 }));
-    const nested = fc.letrec<{ value: fc.Arbitrary<unknown> }>((tie) => ({
+    const nested = fc.letrec<{ value: unknown }>((tie) => ({
       value: fc.oneof(
         { depthSize: 'small', withCrossShrink: true },
         tricky,
