@@ -46,6 +46,19 @@ export default defineConfig({
         },
       },
       {
+        // The fuzz properties again, for `npm run fuzz`: many more runs (FUZZ_SCALE) and a random
+        // seed (FUZZ_SEED), so no per-test time limit. The fast tier runs them bounded, fixed-seed.
+        extends: true,
+        test: {
+          name: 'fuzz',
+          include: ['packages/**/test/**/fuzz-*.test.ts'],
+          exclude: ['**/*.int.test.ts', '**/node_modules/**', '**/dist/**'],
+          testTimeout: 0,
+          hookTimeout: 60_000,
+          maxWorkers: 2,
+        },
+      },
+      {
         // Fault tier: processes SIGKILLed and servers restarted mid-stream, counting lost messages, and
         // the at-most-once transports. One file at a time, so their timing is not at the mercy of others.
         extends: true,

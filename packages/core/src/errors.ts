@@ -7,6 +7,13 @@ import type { FieldError } from './standard-schema.js';
  */
 export const errorRegistry = {
   SB_MALFORMED_JSON: { status: 400, title: 'Malformed JSON', retryable: false, description: 'The request body is not valid JSON.' },
+  SB_JSON_TOO_DEEP: {
+    status: 400,
+    title: 'JSON nested too deeply',
+    retryable: false,
+    description:
+      'The JSON nests arrays and objects deeper than 512 levels (`JSON_MAX_DEPTH`); it was not processed. A message is dead-lettered with reason `not-cloudevent`.',
+  },
   SB_VALIDATION: {
     status: 400,
     title: 'Validation failed',
@@ -54,6 +61,13 @@ export const errorRegistry = {
     title: 'Body too large',
     retryable: false,
     description: 'The request body is larger than the configured limit; it was not read past the limit.',
+  },
+  SB_HEADERS_TOO_LARGE: {
+    status: 431,
+    title: 'Request headers too large',
+    retryable: false,
+    description:
+      "The request's headers are larger than the server takes (Node's `maxHeaderSize`, 16 KiB by default); the connection is closed.",
   },
   SB_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,

@@ -79,6 +79,7 @@ export type {
   SettleOutcome,
 } from './jobs.js';
 export { isFinishedStatus } from './jobs.js';
+export { JSON_MAX_DEPTH } from './json.js';
 export type { OutboxClaimOptions, OutboxEntry, OutboxMessage, OutboxRelay, OutboxRelayOptions, OutboxStore } from './outbox.js';
 export { createOutboxRelay } from './outbox.js';
 export type {

@@ -57,6 +57,7 @@ export {
 } from './idempotency.js';
 export { newSecretId, randomHex } from './ids.js';
 export { canceledProblem, JobWaiters, jobStoreDefaults, leaseExpiredProblem, storeUnavailable } from './jobs.js';
+export { jsonNestsDeeperThan, jsonTooDeep } from './json.js';
 export { positiveInteger } from './option-checks.js';
 export { assertOutboxMessage } from './outbox.js';
 export { plainHeaders, plainHeadersFromJson } from './plain-layout.js';

@@ -22,7 +22,7 @@ import { SwitchboardError } from './errors.js';
  * The signature travels in the CloudEvents extension attribute {@link SIGNATURE_ATTRIBUTE}:
  * `<algorithm>;<key id>;<signature, base64url>`, over the canonical form of the event
  * ({@link canonicalEvent}): every context attribute and extension but the signature itself, sorted
- * by name, each value in its canonical string form, then the SHA-256 of the data. Algorithms:
+ * by name (an implied `application/json` written out), each value in its canonical string form, then the SHA-256 of the data. Algorithms:
  * `hs256` (HMAC-SHA256, a secret shared by sender and receiver) and `ed25519` (the sender keeps the
  * private key; receivers need only the public key: for teams that cannot share secrets). Keys are
  * named by id, so a key can be rotated: sign with the new one while receivers accept both.
@@ -53,7 +53,11 @@ export type TrustedSources = Readonly<Record<string, readonly VerificationKey[]>
 
 const KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-/** The canonical form of an event that a signature covers (without its own signature attribute). */
+/**
+ * The canonical form of an event that a signature covers (without its own signature attribute).
+ * JSON data without a `datacontenttype` counts as `application/json`, as the JSON format says and
+ * as binary mode writes it.
+ */
 export function canonicalEvent(event: CloudEvent): string {
   const attributes: [string, string][] = [
     ['specversion', event.specversion],
@@ -61,7 +65,11 @@ export function canonicalEvent(event: CloudEvent): string {
     ['source', event.source],
     ['type', event.type],
   ];
-  if (event.datacontenttype !== undefined) attributes.push(['datacontenttype', event.datacontenttype]);
+  // Binary mode cannot carry the JSON format's implied `application/json` and writes it out, so
+  // the signature covers it written out: the event verifies in either mode.
+  const datacontenttype =
+    event.datacontenttype ?? (event.data !== undefined && !(event.data instanceof Uint8Array) ? 'application/json' : undefined);
+  if (datacontenttype !== undefined) attributes.push(['datacontenttype', datacontenttype]);
   if (event.dataschema !== undefined) attributes.push(['dataschema', event.dataschema]);
   if (event.subject !== undefined) attributes.push(['subject', event.subject]);
   if (event.time !== undefined) attributes.push(['time', event.time]);

@@ -239,13 +239,28 @@ class HttpDelivery implements Delivery {
   }
 
   get headers(): Headers {
-    this.#encoded ??= encodeCloudEvent(this.#event, this.#broker.binding);
-    return this.#encoded.headers;
+    return this.#encode().headers;
   }
 
   get body(): Uint8Array {
-    this.#encoded ??= encodeCloudEvent(this.#event, this.#broker.binding);
-    return this.#encoded.body;
+    return this.#encode().body;
+  }
+
+  /**
+   * The event in the broker's binding; in structured mode when binary mode cannot write it (text in
+   * a charset it cannot encode): every event that decoded can be written as a structured document,
+   * which every binding reads, so the dead letter can be replayed.
+   */
+  #encode(): { readonly headers: Headers; readonly body: Uint8Array } {
+    if (this.#encoded !== undefined) return this.#encoded;
+    const binding = this.#broker.binding;
+    try {
+      this.#encoded = encodeCloudEvent(this.#event, binding);
+    } catch (error) {
+      if (binding.mode === 'structured') throw error;
+      this.#encoded = encodeCloudEvent(this.#event, binding, 'structured');
+    }
+    return this.#encoded;
   }
 
   ack(): Promise<void> {

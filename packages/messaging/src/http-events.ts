@@ -1,7 +1,8 @@
 import type { CloudEvent, ProblemDetails } from '@switchboard/core';
-import { cloudEventFromHttp } from '@switchboard/core';
+import { cloudEventFromHttp, SwitchboardError } from '@switchboard/core';
 import type { HttpRoute } from '@switchboard/http';
 import { checkJsonDepth, isJsonMediaType, retryAfterHeader, sendJson, sendProblem } from '@switchboard/http';
+import { outwardProblem } from './outward.js';
 import type { Outcome } from './pipeline.js';
 
 /** What became of one event received over HTTP. */
@@ -12,16 +13,8 @@ export interface EventResult {
   readonly error?: ProblemDetails;
 }
 
-/**
- * What the sender of an event may be told of a failure: the problem's type, title, status and code,
- * and its detail only when Switchboard wrote it (validation, claim check, store) — never the message
- * of a handler's own exception (`SB_HANDLER_FAILED`), which can carry internal names and URLs.
- */
-function outward(problem: ProblemDetails): ProblemDetails {
-  if (problem.code !== 'SB_HANDLER_FAILED') return problem;
-  const { detail: _detail, ...rest } = problem;
-  return { ...rest, detail: 'the handler failed; the event will be retried' };
-}
+/** A retry with no failure of its own: another request is processing the same event right now. */
+const BEING_PROCESSED = new SwitchboardError('SB_OVERLOADED', { detail: 'the event is being processed; retry later' }).toProblem();
 
 function toResult(id: string, outcome: Outcome): EventResult {
   switch (outcome.kind) {
@@ -32,10 +25,10 @@ function toResult(id: string, outcome: Outcome): EventResult {
         id,
         status: 'retry',
         retryAfterMs: outcome.delayMs,
-        ...(outcome.error === undefined ? {} : { error: outward(outcome.error) }),
+        ...(outcome.error === undefined ? {} : { error: outwardProblem(outcome.error) }),
       };
     case 'dead-letter':
-      return { id, status: 'dead-lettered', error: outward(outcome.error) };
+      return { id, status: 'dead-lettered', error: outwardProblem(outcome.error) };
   }
 }
 
@@ -73,7 +66,7 @@ export function cloudEventsRoute(receive: (event: CloudEvent) => Promise<Outcome
           res.writeHead(204).end();
           return;
         case 'retry': {
-          const problem: ProblemDetails = result.error ?? { type: 'about:blank', title: 'Retry later', status: 503, code: 'SB_OVERLOADED' };
+          const problem: ProblemDetails = result.error ?? BEING_PROCESSED;
           sendProblem(res, { ...problem, status: 503 }, { 'retry-after': retryAfterHeader(result.retryAfterMs ?? 1000) });
           return;
         }

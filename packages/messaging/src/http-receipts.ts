@@ -1,6 +1,7 @@
 import { SwitchboardError } from '@switchboard/core';
 import type { HttpRoute } from '@switchboard/http';
 import { sendJson } from '@switchboard/http';
+import { outwardProblem } from './outward.js';
 import type { Receipts } from './receipts.js';
 
 /** Longest `?wait=` a receipts request may ask for, in seconds. */
@@ -50,7 +51,12 @@ export function receiptsRoute(receipts: Receipts, options: { readonly path?: str
           detail: source === undefined ? `no receipt for ${messageId}` : `no receipt for ${messageId} from ${source}`,
         });
       }
-      sendJson(res, 200, document, { 'cache-control': 'no-store' });
+      // The receipts API keeps the handler's own words for the service; the sender gets what it may know.
+      const outward = {
+        ...document,
+        groups: document.groups.map((group) => (group.error === undefined ? group : { ...group, error: outwardProblem(group.error) })),
+      };
+      sendJson(res, 200, outward, { 'cache-control': 'no-store' });
     },
   };
 }

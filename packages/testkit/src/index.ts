@@ -5,6 +5,7 @@ export * from './consumer-processes.js';
 export * from './dead-letter-store-conformance.js';
 export * from './fauxqs.js';
 export * from './idempotency-store-conformance.js';
+export * from './fuzz.js';
 export * from './job-store-conformance.js';
 export * from './outbox-conformance.js';
 export * from './plain-layout-conformance.js';

@@ -1,7 +1,8 @@
 import { SwitchboardError } from '../errors.js';
+import { jsonTooDeep } from '../json.js';
 import type { FieldError } from '../standard-schema.js';
 import { isBase64, parseCloudEventInteger } from './attribute-types.js';
-import { bytesToData, dataToBytes } from './data.js';
+import { bytesToData, cloudEventsEssence, dataToBytes } from './data.js';
 import type {
   CloudEvent,
   CloudEventAttributeType,
@@ -24,10 +25,20 @@ const CONTENT_TYPE = 'content-type';
  * `datacontenttype` the `content-type` header (or the `<prefix>datacontenttype` attribute header
  * where the binding says so, NATS). Bytes are sent untouched (zero-copy). An event whose data is a
  * JSON value without `datacontenttype` is sent as `application/json`. Throws `SB_NOT_CLOUDEVENT`
- * for an invalid event or data its media type cannot carry.
+ * for an invalid event, data its media type cannot carry, or a `datacontenttype` that would make
+ * the message read as structured mode ({@link readsAsStructured}; `encodeCloudEvent` writes those
+ * in structured mode).
  */
 export function encodeBinary(event: CloudEvent, binding: CloudEventsBinding): EncodedCloudEvent {
   assertCloudEvent(event);
+  if (readsAsStructured(event, binding)) {
+    throw notCloudEvent([
+      {
+        pointer: '/datacontenttype',
+        message: `binary mode on the ${binding.name} binding cannot carry data of type ${event.datacontenttype}: it would read as a structured message; use structured mode`,
+      },
+    ]);
+  }
   const { prefix } = binding;
   const encode = binding.values === 'percent' ? percentEncodeHeaderValue : identity;
   const headers: Record<string, string> = {
@@ -54,6 +65,18 @@ export function encodeBinary(event: CloudEvent, binding: CloudEventsBinding): En
     headers[binding.dataContentType === 'attribute' ? `${prefix}datacontenttype` : CONTENT_TYPE] = encode(contentType);
   }
   return { headers, body };
+}
+
+/**
+ * True when binary mode on `binding` cannot carry `event`: its `datacontenttype` names a CloudEvents
+ * format and the binding carries it as the transport's content type, where it marks structured mode.
+ */
+export function readsAsStructured(event: CloudEvent, binding: CloudEventsBinding): boolean {
+  return (
+    binding.dataContentType === 'content-type' &&
+    event.datacontenttype !== undefined &&
+    cloudEventsEssence(event.datacontenttype) !== undefined
+  );
 }
 
 function identity(value: string): string {
@@ -141,7 +164,8 @@ function restore(value: string, type: CloudEventAttributeType | undefined): Clou
  * extension types restored, and the body turned into data by the data's media type (see
  * {@link CloudEvent.data}): `content-type`, or `<prefix>datacontenttype` where the content type is
  * absent (NATS writes it there; MQTT 5 may repeat it). Throws `SB_NOT_CLOUDEVENT` with field
- * errors, or `SB_MALFORMED_JSON` when a JSON body does not parse.
+ * errors, `SB_MALFORMED_JSON` when a JSON body does not parse, or `SB_JSON_TOO_DEEP` when it nests
+ * deeper than `JSON_MAX_DEPTH`.
  */
 export function decodeBinary(
   headers: HeadersInput,
@@ -226,6 +250,7 @@ export function decodeBinary(
   if (validation.length > 0) throw notCloudEvent(validation);
   const data = bytesToData(body, dataContentType, options.rawData === true);
   if (!data.ok) {
+    if (data.tooDeep) throw jsonTooDeep('/data');
     if (data.json) throw new SwitchboardError('SB_MALFORMED_JSON', { detail: data.error.message, errors: [data.error] });
     throw notCloudEvent([data.error]);
   }

@@ -1,4 +1,5 @@
 import { TextDecoder } from 'node:util';
+import { jsonNestsDeeperThan } from '../json.js';
 import type { FieldError } from '../standard-schema.js';
 import type { MediaType } from './media-type.js';
 import { isJsonEssence, isTextEssence, isUtf8Charset, parseMediaType } from './media-type.js';
@@ -15,6 +16,16 @@ export function mediaTypeOf(contentType: string): MediaType | undefined {
     cache.set(contentType, parsed);
   }
   return parsed ?? undefined;
+}
+
+/**
+ * The essence of a content type that names a CloudEvents format (`application/cloudevents+json`,
+ * `application/cloudevents-batch+json`, any `application/cloudevents…`): what marks a message as
+ * structured or batched mode. Undefined for every other content type.
+ */
+export function cloudEventsEssence(contentType: string): string | undefined {
+  const essence = mediaTypeOf(contentType)?.essence;
+  return essence?.startsWith('application/cloudevents') ? essence : undefined;
 }
 
 /** How `data` is carried for a `datacontenttype`: as a JSON value, as text, or as bytes. */
@@ -91,8 +102,18 @@ export function decodeUtf8(bytes: Uint8Array): string | FieldError {
   }
 }
 
+/**
+ * Decodes text in its charset. US-ASCII and ISO-8859-1 are read as what they are, so that
+ * {@link dataToBytes} writes the same bytes back (WHATWG's `TextDecoder` reads both labels as
+ * windows-1252); other charsets through `TextDecoder`.
+ */
 function decodeText(bytes: Uint8Array, charset: string | undefined): unknown {
   if (charset === undefined || isUtf8Charset(charset)) return decodeUtf8(bytes);
+  if (charset === 'us-ascii' || charset === 'ascii') {
+    for (let i = 0; i < bytes.length; i++) if (bytes[i]! > 0x7f) return { pointer: '/data', message: `data is not valid ${charset}` };
+    return asBuffer(bytes).toString('latin1');
+  }
+  if (charset === 'iso-8859-1' || charset === 'latin1') return asBuffer(bytes).toString('latin1');
   let decoder: TextDecoder;
   try {
     decoder = new TextDecoder(charset, { fatal: true });
@@ -110,7 +131,8 @@ function decodeText(bytes: Uint8Array, charset: string | undefined): unknown {
 /** Outcome of reading data from bytes: the value, or why the bytes do not match their media type. */
 export type DataResult =
   | { readonly ok: true; readonly data: unknown }
-  | { readonly ok: false; readonly error: FieldError; readonly json: boolean };
+  /** `json`: the bytes are not JSON (`SB_MALFORMED_JSON`); `tooDeep`: JSON nested past `JSON_MAX_DEPTH` (`SB_JSON_TOO_DEEP`). */
+  | { readonly ok: false; readonly error: FieldError; readonly json: boolean; readonly tooDeep?: true };
 
 /**
  * The canonical in-memory data for a body (binary content mode): JSON parsed when the media type is
@@ -126,6 +148,8 @@ export function bytesToData(bytes: Uint8Array, contentType: string | undefined, 
   const text = kind === 'json' ? decodeUtf8(bytes) : decodeText(bytes, media?.charset);
   if (typeof text === 'object' && text !== null && 'pointer' in text) return { ok: false, error: text as FieldError, json: false };
   if (kind === 'text' || typeof text !== 'string') return { ok: true, data: text };
+  if (jsonNestsDeeperThan(text))
+    return { ok: false, error: { pointer: '/data', message: 'data nests too deeply' }, json: true, tooDeep: true };
   try {
     return { ok: true, data: JSON.parse(text) };
   } catch (error) {

@@ -1,10 +1,10 @@
 import type { HeadersInput } from './binary.js';
-import { decodeBinary, encodeBinary, getHeader } from './binary.js';
-import { detectCloudEventsMode } from './codec.js';
+import { decodeBinary, getHeader } from './binary.js';
+import { detectCloudEventsMode, encodeCloudEvent } from './codec.js';
 import { utf8Bytes } from './data.js';
 import type { CloudEvent, CloudEventsMode, DecodeOptions, EncodedCloudEvent } from './event.js';
 import { cloudEventsBindings } from './event.js';
-import { decodeBatch, decodeStructured, encodeStructured } from './structured.js';
+import { decodeBatch, decodeStructured } from './structured.js';
 
 /** A Web `Headers` object (fetch, undici), or anything with the same `forEach`. */
 export interface HeadersLike {
@@ -21,9 +21,13 @@ export interface CloudEventToHttpOptions {
   readonly mode?: CloudEventsMode;
 }
 
-/** Headers (`ce-*` and `content-type`, or just `content-type`) and body of an event as an HTTP message. */
+/**
+ * Headers (`ce-*` and `content-type`, or just `content-type`) and body of an event as an HTTP
+ * message. An event whose data is itself a CloudEvent (`datacontenttype: application/cloudevents+json`)
+ * is always written in structured mode (see `encodeCloudEvent`).
+ */
 export function cloudEventToHttp(event: CloudEvent, options: CloudEventToHttpOptions = {}): EncodedCloudEvent {
-  return options.mode === 'structured' ? encodeStructured(event) : encodeBinary(event, cloudEventsBindings.http);
+  return encodeCloudEvent(event, cloudEventsBindings.http, options.mode ?? 'binary');
 }
 
 function toRecord(headers: HeadersInput | HeadersLike): HeadersInput {
@@ -39,7 +43,7 @@ function toRecord(headers: HeadersInput | HeadersLike): HeadersInput {
  * Reads the CloudEvent(s) of an HTTP request or response (CloudEvents HTTP protocol binding 1.0):
  * binary, structured (`application/cloudevents+json`) or batched (`application/cloudevents-batch+json`).
  * The error tells an endpoint what to answer: `SB_UNSUPPORTED_MEDIA_TYPE` → 415,
- * `SB_MALFORMED_JSON` and `SB_NOT_CLOUDEVENT` (with field errors) → 400.
+ * `SB_MALFORMED_JSON`, `SB_JSON_TOO_DEEP` and `SB_NOT_CLOUDEVENT` (with field errors) → 400.
  */
 export function cloudEventFromHttp(
   headers: HeadersInput | HeadersLike,

@@ -1,4 +1,5 @@
 import { SwitchboardError } from '../errors.js';
+import { JSON_MAX_DEPTH, jsonNestsDeeperThan, jsonTooDeep } from '../json.js';
 import type { FieldError } from '../standard-schema.js';
 import { isBase64 } from './attribute-types.js';
 import { asUint8Array, dataKind, decodeUtf8, mediaTypeOf, utf8Bytes } from './data.js';
@@ -71,6 +72,10 @@ export function encodeBatch(events: readonly CloudEvent[]): EncodedCloudEvent {
   };
 }
 
+function jsonType(value: unknown): string {
+  return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
 function prefixed(errors: readonly FieldError[], prefix: string): FieldError[] {
   return prefix === '' ? [...errors] : errors.map((error) => ({ pointer: prefix + error.pointer, message: error.message }));
 }
@@ -122,7 +127,12 @@ export function fromJsonCloudEvent(
   } else if (hasData) {
     const data = json.data;
     const contentType = typeof event.datacontenttype === 'string' ? event.datacontenttype : undefined;
-    event.data = typeof data === 'string' && dataKind(contentType) === 'bytes' ? asUint8Array(utf8Bytes(data)) : data;
+    const kind = dataKind(contentType);
+    if (kind === 'json') event.data = data;
+    else if (typeof data === 'string') event.data = kind === 'bytes' ? asUint8Array(utf8Bytes(data)) : data;
+    // JSON format 3.1.1: data that is not JSON is a JSON string (text) or data_base64 (bytes); null is no data.
+    else if (data !== null)
+      errors.push({ pointer: '/data', message: `data for ${contentType} must be a JSON string or data_base64, got ${jsonType(data)}` });
   }
   const found = validateCloudEvent(event, types === undefined ? {} : { extensionTypes: types });
   if (errors.length > 0 || found.length > 0) return { errors: prefixed([...errors, ...found], pointerPrefix) };
@@ -140,9 +150,14 @@ function checkContentType(contentType: string | undefined, expected: string): vo
   }
 }
 
-function parseJsonBody(body: Uint8Array): unknown {
+/**
+ * Parses a structured or batched document. `envelope` is how many levels the format adds around
+ * `data` (1 for an event, 2 for a batch): the depth limit is the data's, whatever the mode.
+ */
+function parseJsonBody(body: Uint8Array, envelope: number): unknown {
   const text = decodeUtf8(body);
   if (typeof text !== 'string') throw new SwitchboardError('SB_MALFORMED_JSON', { detail: 'the body is not valid UTF-8' });
+  if (jsonNestsDeeperThan(text, JSON_MAX_DEPTH + envelope)) throw jsonTooDeep('/data');
   try {
     return JSON.parse(text);
   } catch (error) {
@@ -153,12 +168,12 @@ function parseJsonBody(body: Uint8Array): unknown {
 /**
  * Reads a structured-mode JSON document. `contentType`, when given, must be
  * `application/cloudevents+json` with no charset or UTF-8 (any case), else `SB_UNSUPPORTED_MEDIA_TYPE`.
- * Throws `SB_MALFORMED_JSON` when the body is not JSON and `SB_NOT_CLOUDEVENT` with field errors
- * when it is not a valid event.
+ * Throws `SB_MALFORMED_JSON` when the body is not JSON, `SB_JSON_TOO_DEEP` when it nests deeper than
+ * `JSON_MAX_DEPTH`, and `SB_NOT_CLOUDEVENT` with field errors when it is not a valid event.
  */
 export function decodeStructured(body: Uint8Array, contentType?: string, options: DecodeOptions = {}): CloudEvent {
   checkContentType(contentType, CLOUDEVENTS_JSON_MEDIA_TYPE);
-  const result = fromJsonCloudEvent(parseJsonBody(body), options);
+  const result = fromJsonCloudEvent(parseJsonBody(body, 1), options);
   if (result.errors) throw notCloudEvent(result.errors);
   return result.event;
 }
@@ -166,7 +181,7 @@ export function decodeStructured(body: Uint8Array, contentType?: string, options
 /** Reads an `application/cloudevents-batch+json` array; errors point into it (`/2/id`). */
 export function decodeBatch(body: Uint8Array, contentType?: string, options: DecodeOptions = {}): CloudEvent[] {
   checkContentType(contentType, CLOUDEVENTS_BATCH_JSON_MEDIA_TYPE);
-  const json = parseJsonBody(body);
+  const json = parseJsonBody(body, 2);
   if (!Array.isArray(json)) throw notCloudEvent([{ pointer: '', message: 'a CloudEvents batch must be a JSON array' }]);
   const events: CloudEvent[] = [];
   const errors: FieldError[] = [];

@@ -1,6 +1,7 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IdempotencyLock, StoredResponse } from '@switchboard/core';
-import { SwitchboardError } from '@switchboard/core';
+import { parseTraceparent, SwitchboardError } from '@switchboard/core';
 import { childTraceparent, idempotencyScope, validate } from '@switchboard/core/kit';
 import { requestHash } from '../idempotency/hash.js';
 import { HttpHandlerContext } from './context.js';
@@ -246,12 +247,14 @@ export class OperationRequest {
       signal = this.controller.signal;
     }
     const headers = req.headers;
+    const incomingTrace = headers.traceparent as string | undefined;
     return new HttpHandlerContext(
       this.operation.name,
       signal,
       this.deadline,
-      childTraceparent(headers.traceparent as string | undefined),
-      headers.tracestate as string | undefined,
+      childTraceparent(incomingTrace),
+      // W3C Trace Context: the tracestate belongs to the parent; a new trace (no valid parent) drops it.
+      incomingTrace !== undefined && parseTraceparent(incomingTrace) !== undefined ? (headers.tracestate as string | undefined) : undefined,
       key,
       headers,
       this.principal,

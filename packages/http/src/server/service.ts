@@ -5,6 +5,7 @@ import type { AnyContract, HandlerContext } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
 import { MemoryIdempotencyStore } from '@switchboard/memory';
 import { readBody } from './body.js';
+import { answerClientError } from './client-error.js';
 import { isJsonContentType } from './content-type.js';
 import { boundUnreadBody, DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIMEOUT_MS } from './drain.js';
 import type { CompiledOperation } from './invoke.js';
@@ -312,6 +313,7 @@ class SwitchboardHttpService implements HttpService {
     if (this.#runtime.closing) return Promise.reject(new SwitchboardError('SB_CLOSED'));
     const server = createServer({ connectionsCheckingInterval: checkingInterval(this.#limits) }, this.handle);
     this.#connections = applyServerLimits(server, this.#limits);
+    server.on('clientError', answerClientError);
     this.#server = server;
     const host = options.host ?? '127.0.0.1';
     return new Promise((resolve, reject) => {

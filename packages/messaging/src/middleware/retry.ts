@@ -19,6 +19,7 @@ export class OperationFailure extends Error {
 const REASONS: Readonly<Record<string, DeadLetterReason>> = {
   SB_NOT_CLOUDEVENT: 'not-cloudevent',
   SB_MALFORMED_JSON: 'not-cloudevent',
+  SB_JSON_TOO_DEEP: 'not-cloudevent',
   SB_UNSUPPORTED_MEDIA_TYPE: 'not-cloudevent',
   SB_UNKNOWN_TYPE: 'unknown-type',
   SB_MESSAGE_INVALID: 'invalid',
