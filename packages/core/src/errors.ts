@@ -12,19 +12,13 @@ export const errorRegistry = {
     title: 'JSON nested too deeply',
     retryable: false,
     description:
-      'The JSON nests arrays and objects deeper than 512 levels (`JSON_MAX_DEPTH`); it was not processed. A message is dead-lettered with reason `not-cloudevent`.',
+      "The JSON nests arrays and objects deeper than accepted: the HTTP server's `maxJsonDepth` (default 64) for request bodies, 512 levels (`JSON_MAX_DEPTH`) for CloudEvents; it was not processed. A message is dead-lettered with reason `not-cloudevent`.",
   },
   SB_VALIDATION: {
     status: 400,
     title: 'Validation failed',
     retryable: false,
     description: 'The input does not match the contract; `errors` lists each failing field as a JSON Pointer and a message.',
-  },
-  SB_JSON_TOO_DEEP: {
-    status: 400,
-    title: 'JSON nested too deeply',
-    retryable: false,
-    description: 'The JSON body nests arrays and objects deeper than the service accepts (`maxJsonDepth`, default 64).',
   },
   SB_BAD_REQUEST: { status: 400, title: 'Bad request', retryable: false, description: 'A header or parameter is malformed.' },
   SB_UNAUTHORIZED: { status: 401, title: 'Unauthorized', retryable: false, description: 'The request carries no valid credentials.' },

@@ -1,4 +1,3 @@
-import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IdempotencyLock, StoredResponse } from '@switchboard/core';
 import { parseTraceparent, SwitchboardError } from '@switchboard/core';
