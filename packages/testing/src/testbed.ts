@@ -18,7 +18,14 @@ import type {
   ProblemDetails,
   ReceiptStore,
 } from '@switchboard/core';
-import { defineContract, isFinalReceiptState, isFinishedStatus, OperationError, operationProblemType, SwitchboardError } from '@switchboard/core';
+import {
+  defineContract,
+  isFinalReceiptState,
+  isFinishedStatus,
+  OperationError,
+  operationProblemType,
+  SwitchboardError,
+} from '@switchboard/core';
 import type {
   Client,
   ClientOptions,
@@ -41,7 +48,7 @@ import {
 import type { EmitArgs, GroupReceipt, Messaging, MessagingOptions, ReceiptDocument } from '@switchboard/messaging';
 import { createMessaging, createReceipts, eventsTopic, eventType, messagesTopic, messageType, operationType } from '@switchboard/messaging';
 import { createVirtualNetwork, type VirtualNetwork } from './network.js';
-import { type TimerDriver, turn, waitFor } from './time.js';
+import { drive, type TimerDriver, turn, waitFor } from './time.js';
 
 /** Messaging settings a testbed service may change (the broker and stores are the testbed's). */
 export type TestMessagingOptions = Omit<MessagingOptions, 'broker' | 'service' | 'receipts' | 'deadLetters' | 'blobs'>;
@@ -74,7 +81,7 @@ export interface TestbedOptions<S extends Record<string, AnyContract>> {
   readonly messaging?: TestMessagingOptions;
   /** Fake timers to drive (`vi` after `vi.useFakeTimers({ toFake: [...FAKE_TIMERS] })`). */
   readonly timers?: TimerDriver;
-  /** How long a waiting helper waits, in ms (of fake time with `timers`). Default 10 000. */
+  /** How long a waiting helper waits, in ms: real ones, default 10 000; with `timers`, of fake time, default an hour. */
   readonly timeoutMs?: number;
   /** Name of the service the test itself sends and emits as. Default `testbed`. */
   readonly sender?: string;
@@ -187,6 +194,11 @@ export interface Testbed {
   deadLetters(filter?: DeadLetterFilter): Promise<DeadLetterSummary[]>;
   /** Moves fake time (`timers`) forward by `ms`, running what falls due. */
   advance(ms: number): Promise<void>;
+  /**
+   * Settles `work` (your own `jobs.wait`, a client call that retries) while fake timers run: time
+   * jumps to the next timer whenever the services are idle. Without `timers`, just `work`.
+   */
+  drive<T>(work: Promise<T>): Promise<T>;
   /** Lets the services run for a few event-loop turns (handy before asserting that nothing happened). */
   settle(turns?: number): Promise<void>;
   close(): Promise<void>;
@@ -218,7 +230,7 @@ export async function createTestbed<S extends Record<string, AnyContract>>(optio
   const broker = createMemoryBroker();
   const blobs = createMemoryBlobStore({ name: 'testbed', clock });
   const timers = options.timers;
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  const timeoutMs = options.timeoutMs ?? (timers === undefined ? 10_000 : 3_600_000);
   const senderName = options.sender ?? 'testbed';
   const services = new Map<string, Running>();
   const registrations: Registration[] = [];
@@ -281,7 +293,8 @@ export async function createTestbed<S extends Record<string, AnyContract>>(optio
     let jobStore: JobStore | undefined;
     let jobs: HttpJobs | undefined;
     if (spec.jobs !== undefined && spec.jobs !== false) {
-      if (spec.serves === undefined) throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `Service ${name} runs jobs but serves no contract` });
+      if (spec.serves === undefined)
+        throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `Service ${name} runs jobs but serves no contract` });
       jobStore = createMemoryJobStore({ clock });
       jobs = enableJobs(spec.serves, { ...(spec.jobs === true ? {} : spec.jobs), store: jobStore });
     }
@@ -330,7 +343,10 @@ export async function createTestbed<S extends Record<string, AnyContract>>(optio
 
   const service = (name: string): Running => {
     const found = services.get(name);
-    if (found === undefined) throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `No service ${name} in this testbed (${[...services.keys()].join(', ')})` });
+    if (found === undefined)
+      throw new SwitchboardError('SB_CONFIG_INVALID', {
+        detail: `No service ${name} in this testbed (${[...services.keys()].join(', ')})`,
+      });
     return found;
   };
 
@@ -366,10 +382,14 @@ export async function createTestbed<S extends Record<string, AnyContract>>(optio
     return { messageId, source, done: groups.every((group) => isFinalReceiptState(group.state)), groups };
   };
 
-  const receipt = (messageId: string, wait: ReceiptWait & { readonly topic?: string; readonly type?: string } = {}): Promise<ReceiptDocument> => {
+  const receipt = (
+    messageId: string,
+    wait: ReceiptWait & { readonly topic?: string; readonly type?: string } = {},
+  ): Promise<ReceiptDocument> => {
     let last: ReceiptDocument | undefined;
     let expected: readonly string[] | undefined = wait.groups;
-    if (expected === undefined && wait.topic !== undefined && wait.type !== undefined) expected = expectedGroups(wait.topic, wait.type).required;
+    if (expected === undefined && wait.topic !== undefined && wait.type !== undefined)
+      expected = expectedGroups(wait.topic, wait.type).required;
     return waitFor(
       async () => {
         last = await receiptNow(messageId, wait.source === undefined ? {} : { source: wait.source });
@@ -465,7 +485,9 @@ export async function createTestbed<S extends Record<string, AnyContract>>(optio
     url: (name) => service(name).url,
     client<C extends AnyContract>(contract: C, clientOptions?: Partial<ClientOptions>): Client<C> {
       const make = () => createClient(contract, { ...clientOptions, baseUrl: servingOf(contract).url, dispatcher: network.dispatcher });
-      return clientOptions === undefined ? clientOf(`client:${contract.name}`, make) : clientOf(`client:${contract.name}:${clients.size}`, make);
+      return clientOptions === undefined
+        ? clientOf(`client:${contract.name}`, make)
+        : clientOf(`client:${contract.name}:${clients.size}`, make);
     },
     jobs<C extends AnyContract>(contract: C, clientOptions?: Partial<JobsClientOptions>): JobsClient<C> {
       const make = () =>
@@ -475,7 +497,9 @@ export async function createTestbed<S extends Record<string, AnyContract>>(optio
           baseUrl: servingOf(contract).url,
           dispatcher: network.dispatcher,
         });
-      return clientOptions === undefined ? clientOf(`jobs:${contract.name}`, make) : clientOf(`jobs:${contract.name}:${clients.size}`, make);
+      return clientOptions === undefined
+        ? clientOf(`jobs:${contract.name}`, make)
+        : clientOf(`jobs:${contract.name}:${clients.size}`, make);
     },
     messaging: (name = senderName) => service(name).messaging,
     async call<C extends AnyContract, K extends OperationName<C>>(
@@ -486,14 +510,14 @@ export async function createTestbed<S extends Record<string, AnyContract>>(optio
     ): Promise<CallOutcome<C, K>> {
       const how = via.via ?? 'http';
       if (how === 'http') {
-        const result = await bed.client(contract).result(operation, input);
+        const result = await drive(bed.client(contract).result(operation, input), timers);
         return result.ok ? { via: how, ok: true, value: result.value } : { via: how, ok: false, error: problemOf(contract, result.error) };
       }
       if (how === 'job') {
         const jobs = bed.jobs(contract);
-        const submitted = await jobs.submit(operation, input);
+        const submitted = await drive(jobs.submit(operation, input), timers);
         try {
-          const value = await jobs.wait(submitted, { timeoutMs: via.timeoutMs ?? timeoutMs });
+          const value = await drive(jobs.wait(submitted, { timeoutMs: via.timeoutMs ?? timeoutMs }), timers);
           return { via: how, jobId: submitted.jobId, ok: true, value };
         } catch (error) {
           return { via: how, jobId: submitted.jobId, ok: false, error: problemOf(contract, error) };
@@ -550,7 +574,9 @@ export async function createTestbed<S extends Record<string, AnyContract>>(optio
     deadLetters: (filter = {}) => findDeadLetters(filter),
     async advance(ms) {
       if (timers === undefined) {
-        throw new SwitchboardError('SB_CONFIG_INVALID', { detail: 'advance needs fake timers: createTestbed({ timers: vi }) after vi.useFakeTimers()' });
+        throw new SwitchboardError('SB_CONFIG_INVALID', {
+          detail: 'advance needs fake timers: createTestbed({ timers: vi }) after vi.useFakeTimers()',
+        });
       }
       await timers.advanceTimersByTimeAsync(ms);
       await turn();
@@ -558,14 +584,21 @@ export async function createTestbed<S extends Record<string, AnyContract>>(optio
     async settle(turns = 5) {
       for (let i = 0; i < turns; i++) await turn();
     },
-    async close() {
-      for (const client of clients.values()) await client.close().catch(() => undefined);
-      clients.clear();
-      for (const close of closers.reverse()) await close();
-      closers.length = 0;
-      await network.close();
-      await broker.close();
-      await blobs.close();
+    drive: (work) => drive(work, timers),
+    close() {
+      // Graceful shutdown waits on timers (drain grace periods): under fake timers they are driven too.
+      return drive(
+        (async () => {
+          for (const client of clients.values()) await client.close().catch(() => undefined);
+          clients.clear();
+          for (const close of closers.reverse()) await close();
+          closers.length = 0;
+          await network.close();
+          await broker.close();
+          await blobs.close();
+        })(),
+        timers,
+      );
     },
   };
   return bed;

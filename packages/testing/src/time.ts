@@ -49,7 +49,7 @@ export interface WaitOptions {
 /** Real turns with nothing to show before a wait lets fake time pass. */
 const IDLE_TURNS = 3;
 /** Real time a wait on fake timers may take, whatever the virtual budget. */
-const REAL_LIMIT_MS = 60_000;
+const REAL_LIMIT_MS = 15_000;
 
 /**
  * Polls `probe` until it answers something other than `undefined`. Stores in memory answer at
@@ -94,4 +94,29 @@ function timedOut(options: WaitOptions): SwitchboardError {
   return new SwitchboardError('SB_DEADLINE_EXCEEDED', {
     detail: `Waited ${options.timeoutMs} ${clock} for ${options.what}${seen === undefined ? '' : `; last seen: ${seen}`}`,
   });
+}
+
+/**
+ * Settles `work` while fake timers (if any) run: whenever the services are idle for a few
+ * event-loop turns, time jumps to the next timer. Without `timers`, `work` as it is.
+ */
+export async function drive<T>(work: Promise<T>, timers: TimerDriver | undefined): Promise<T> {
+  if (timers === undefined) return work;
+  let settled = false;
+  const done = (): void => {
+    settled = true;
+  };
+  work.then(done, done);
+  let pause = 1;
+  while (!settled) {
+    for (let i = 0; i < IDLE_TURNS && !settled; i++) await turn();
+    if (settled) break;
+    if (timers.getTimerCount?.() === 0) {
+      await sleep(pause);
+      pause = Math.min(pause * 2, 20);
+      continue;
+    }
+    await timers.advanceTimersToNextTimerAsync();
+  }
+  return work;
 }

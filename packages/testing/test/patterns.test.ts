@@ -37,7 +37,9 @@ describe('one operation, called every way', () => {
     const http = await bed.call(shop, 'place', { item: 'tea', quantity: 'two' });
     expect(http).toMatchObject({ ok: false, error: { code: 'SB_VALIDATION' } });
     // @ts-expect-error quantity must be a number
-    await expect(bed.call(shop, 'place', { item: 'tea', quantity: 'two' }, { via: 'message' })).rejects.toMatchObject({ code: 'SB_VALIDATION' });
+    await expect(bed.call(shop, 'place', { item: 'tea', quantity: 'two' }, { via: 'message' })).rejects.toMatchObject({
+      code: 'SB_VALIDATION',
+    });
   });
 
   it('waits for an event to be handled by every group that consumes it', async () => {
