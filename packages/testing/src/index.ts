@@ -3,6 +3,7 @@ export type {
   CallOutcome,
   CallTrail,
   CallVia,
+  CheckedSpec,
   DeadLetterWait,
   ReceiptWait,
   ServiceSpec,

@@ -74,9 +74,12 @@ export interface ServiceSpec<C extends AnyContract = AnyContract> {
   readonly http?: Omit<HttpServiceOptions<C>, 'contract' | 'handlers'>;
 }
 
-export interface TestbedOptions<S extends Record<string, AnyContract>> {
-  /** The services by name (each one's consumer group and CloudEvents `source`). */
-  readonly services: { readonly [K in keyof S]: ServiceSpec<S[K]> };
+/** The spec of a service serving `C` (`unknown`: one that serves no contract). */
+export type CheckedSpec<C> = ServiceSpec<C extends AnyContract ? C : AnyContract>;
+
+export interface TestbedOptions<S extends Record<string, unknown>> {
+  /** The services by name (each one's consumer group and CloudEvents `source`), each checked against the contract it serves. */
+  readonly services: { readonly [K in keyof S]: ServiceSpec<S[K] extends AnyContract ? S[K] : never> };
   /** Messaging settings of every service (each service's own win): retries, time limits, middleware. */
   readonly messaging?: TestMessagingOptions;
   /** Fake timers to drive (`vi` after `vi.useFakeTimers({ toFake: [...FAKE_TIMERS] })`). */
@@ -225,7 +228,7 @@ const clock = (): number => Date.now();
  * memory blob store, and each service's HTTP server on a socketless network. Every store reads
  * `Date.now()` when it needs the time, so fake timers move it.
  */
-export async function createTestbed<S extends Record<string, AnyContract>>(options: TestbedOptions<S>): Promise<Testbed> {
+export async function createTestbed<S extends Record<string, unknown>>(options: TestbedOptions<S>): Promise<Testbed> {
   const network = createVirtualNetwork();
   const broker = createMemoryBroker();
   const blobs = createMemoryBlobStore({ name: 'testbed', clock });
