@@ -5,6 +5,7 @@ export type {
   CallVia,
   CheckedSpec,
   DeadLetterWait,
+  HandlersOf,
   ReceiptWait,
   ServiceSpec,
   Testbed,

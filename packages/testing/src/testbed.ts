@@ -47,18 +47,25 @@ import {
 } from '@switchboard/memory';
 import type { EmitArgs, GroupReceipt, Messaging, MessagingOptions, ReceiptDocument } from '@switchboard/messaging';
 import { createMessaging, createReceipts, eventsTopic, eventType, messagesTopic, messageType, operationType } from '@switchboard/messaging';
-import { createVirtualNetwork, type VirtualNetwork } from './network.js';
+import { createVirtualNetwork, type VirtualNetwork, virtualHost } from './network.js';
 import { drive, type TimerDriver, turn, waitFor } from './time.js';
 
 /** Messaging settings a testbed service may change (the broker and stores are the testbed's). */
 export type TestMessagingOptions = Omit<MessagingOptions, 'broker' | 'service' | 'receipts' | 'deadLetters' | 'blobs'>;
 
 /** One service of the testbed. */
+/** Handlers made once the testbed exists: with its clients of the other services and this service's messaging. */
+export type HandlersOf<C extends AnyContract> = (bed: Testbed, messaging: Messaging) => Handlers<C>;
+
 export interface ServiceSpec<C extends AnyContract = AnyContract> {
   /** The contract the service serves: its operations over HTTP, as jobs (with `jobs`) and by message. */
   readonly serves?: C;
-  /** The handlers of `serves`: the one object run by the HTTP server, the job runner and the consumer. */
-  readonly handlers?: Handlers<C>;
+  /**
+   * The handlers of `serves`: the one object run by the HTTP server, the job runner and the
+   * consumer. A function gets the testbed and this service's messaging first, for handlers that
+   * call other services (`bed.client(other)`: clients are made lazily, so any order works).
+   */
+  readonly handlers?: Handlers<C> | HandlersOf<C>;
   /**
    * Let operations run as asynchronous jobs (`enableJobs`, on an in-memory job store): `true` for
    * every operation, or `enableJobs` options without the store (`{ operations: { save: false } }`).
@@ -290,8 +297,9 @@ export async function createTestbed<S extends Record<string, unknown>>(options: 
       createMessaging({ ...options.messaging, ...spec.messaging, broker, service: name, receipts, deadLetters, blobs }),
     );
     const contract = spec.serves ?? defineContract({ name, operations: {} });
-    const handlers = (spec.handlers ?? {}) as Handlers<AnyContract>;
-    if (spec.serves !== undefined && spec.handlers !== undefined && spec.serveMessages !== false) messaging.serve(spec.serves, handlers);
+    const given = spec.handlers as Handlers<AnyContract> | HandlersOf<AnyContract> | undefined;
+    const handlers = (typeof given === 'function' ? given(bed, messaging) : (given ?? {})) as Handlers<AnyContract>;
+    if (spec.serves !== undefined && given !== undefined && spec.serveMessages !== false) messaging.serve(spec.serves, handlers);
     spec.consumes?.(messaging);
     let jobStore: JobStore | undefined;
     let jobs: HttpJobs | undefined;
@@ -333,17 +341,6 @@ export async function createTestbed<S extends Record<string, unknown>>(options: 
     });
   };
 
-  try {
-    for (const [name, spec] of Object.entries(options.services) as [string, ServiceSpec][]) await open(name, spec);
-    if (!services.has(senderName)) await open(senderName, {});
-    for (const service of services.values()) await service.messaging.start();
-  } catch (error) {
-    for (const close of closers.reverse()) await close().catch(() => undefined);
-    await network.close();
-    await broker.close();
-    throw error;
-  }
-
   const service = (name: string): Running => {
     const found = services.get(name);
     if (found === undefined)
@@ -351,6 +348,14 @@ export async function createTestbed<S extends Record<string, unknown>>(options: 
         detail: `No service ${name} in this testbed (${[...services.keys()].join(', ')})`,
       });
     return found;
+  };
+
+  /** The URL of the service declared to serve `contract` (known before it is opened). */
+  const urlOf = (contract: AnyContract): string => {
+    for (const [name, spec] of Object.entries(options.services) as [string, ServiceSpec][]) {
+      if (spec.serves?.name === contract.name) return `http://${virtualHost(name)}`;
+    }
+    throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `No service of this testbed serves contract ${contract.name}` });
   };
 
   const servingOf = (contract: AnyContract): Running => {
@@ -485,9 +490,12 @@ export async function createTestbed<S extends Record<string, unknown>>(options: 
     blobs,
     sender: senderName,
     service,
-    url: (name) => service(name).url,
+    url(name) {
+      if (!Object.hasOwn(options.services, name) && name !== senderName) service(name);
+      return `http://${virtualHost(name)}`;
+    },
     client<C extends AnyContract>(contract: C, clientOptions?: Partial<ClientOptions>): Client<C> {
-      const make = () => createClient(contract, { ...clientOptions, baseUrl: servingOf(contract).url, dispatcher: network.dispatcher });
+      const make = () => createClient(contract, { ...clientOptions, baseUrl: urlOf(contract), dispatcher: network.dispatcher });
       return clientOptions === undefined
         ? clientOf(`client:${contract.name}`, make)
         : clientOf(`client:${contract.name}:${clients.size}`, make);
@@ -497,7 +505,7 @@ export async function createTestbed<S extends Record<string, unknown>>(options: 
         createJobsClient(contract, {
           ...clientOptions,
           wait: { transport: 'long-poll', minIntervalMs: 1, ...clientOptions?.wait },
-          baseUrl: servingOf(contract).url,
+          baseUrl: urlOf(contract),
           dispatcher: network.dispatcher,
         });
       return clientOptions === undefined
@@ -604,6 +612,17 @@ export async function createTestbed<S extends Record<string, unknown>>(options: 
       );
     },
   };
+  try {
+    for (const [name, spec] of Object.entries(options.services) as [string, ServiceSpec][]) await open(name, spec);
+    if (!services.has(senderName)) await open(senderName, {});
+    for (const service of services.values()) await service.messaging.start();
+  } catch (error) {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    await network.close();
+    await broker.close();
+    throw error;
+  }
+
   return bed;
 }
 

@@ -1,11 +1,11 @@
-import type { CallOutcome, ServiceSpec } from '@switchboard/testing';
+import type { CallOutcome, HandlersOf, ServiceSpec } from '@switchboard/testing';
 import { createTestbed } from '@switchboard/testing';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { shop, shopHandlers } from './fixtures.js';
 
 describe('types from the contract', () => {
   it('checks handlers against the contract served, and types call outcomes and emits', async () => {
-    expectTypeOf<ServiceSpec<typeof shop>['handlers']>().toEqualTypeOf<typeof shopHandlers | undefined>();
+    expectTypeOf<ServiceSpec<typeof shop>['handlers']>().toEqualTypeOf<typeof shopHandlers | HandlersOf<typeof shop> | undefined>();
     const bed = await createTestbed({
       services: {
         shop: {
