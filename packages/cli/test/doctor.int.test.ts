@@ -1,0 +1,100 @@
+/**
+ * `switchboard doctor` and `dlq` as users run them — the bin in a child process — against the real
+ * servers. What the checks report is compared with what each server says through its own client.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '..', '..', '..');
+const bin = join(root, 'packages', 'cli', 'bin', 'switchboard.js');
+const POSTGRES = 'postgres://postgres@127.0.0.1:5432/test';
+
+function switchboard(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: { PATH: process.env.PATH ?? '', NO_COLOR: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+interface Report {
+  readonly ok: boolean;
+  readonly checks: { engine: string; check: string; status: string; detail: string }[];
+}
+
+const find = (report: Report, engine: string, check: string) => report.checks.find((c) => c.engine === engine && c.check === check);
+
+describe('switchboard doctor on the real servers', () => {
+  const slot = `sb_doctor_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: POSTGRES });
+  afterAll(async () => {
+    await admin.query('SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1', [slot]).catch(() => undefined);
+    await admin.end();
+  });
+
+  it('reaches Redis, NATS and RabbitMQ and reports what the servers say', async () => {
+    const { code, stdout, stderr } = await switchboard([
+      'doctor',
+      '--broker',
+      'redis://127.0.0.1:6379',
+      '--broker',
+      'nats://127.0.0.1:4222',
+      '--broker',
+      'amqp://guest:guest@127.0.0.1:5672',
+      '--json',
+    ]);
+    const report = JSON.parse(stdout) as Report;
+    for (const engine of ['redis', 'nats', 'rabbitmq']) expect(find(report, engine, 'reachable')?.status).toBe('ok');
+    expect(find(report, 'nats', 'jetstream')?.status).toBe('ok');
+    const redis = new Redis('redis://127.0.0.1:6379');
+    const [, appendonly] = (await redis.config('GET', 'appendonly')) as string[];
+    const [, fsync] = (await redis.config('GET', 'appendfsync')) as string[];
+    await redis.quit();
+    expect(find(report, 'redis', 'appendonly')?.status).toBe(appendonly === 'yes' ? 'ok' : 'fail');
+    expect(find(report, 'redis', 'appendfsync')?.status).toBe(fsync === 'always' ? 'ok' : fsync === 'everysec' ? 'warn' : 'fail');
+    expect(code).toBe(report.ok ? 0 : 1);
+    if (!report.ok) expect(JSON.parse(stderr)).toMatchObject({ code: 'SB_CONFIG_INVALID' });
+  });
+
+  it('checks the change source: wal_level, privilege, a missing slot, then its lag past a bound', async () => {
+    await admin.connect();
+    const wal = (await admin.query<{ wal_level: string }>('SHOW wal_level')).rows[0]?.wal_level;
+    const missing = JSON.parse(
+      (await switchboard(['doctor', '--changes', POSTGRES, '--slot', slot, '--publication', slot, '--json'])).stdout,
+    ) as Report;
+    expect(find(missing, 'postgres', 'wal_level')?.status).toBe(wal === 'logical' ? 'ok' : 'fail');
+    expect(find(missing, 'postgres', 'replication privilege')?.status).toBe('ok');
+    expect(find(missing, 'postgres', `slot ${slot}`)).toMatchObject({ status: 'fail', detail: expect.stringContaining('missing') });
+    expect(find(missing, 'postgres', `publication ${slot}`)?.status).toBe('fail');
+    expect(missing.ok).toBe(false);
+    if (wal !== 'logical') return;
+    await admin.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
+    // Some WAL the slot has not confirmed.
+    await admin.query("SELECT pg_logical_emit_message(false, 'sb-doctor', repeat('x', 10000))");
+    const lagging = await switchboard(['doctor', '--changes', POSTGRES, '--slot', slot, '--max-slot-lag', '0', '--json']);
+    const report = JSON.parse(lagging.stdout) as Report;
+    expect(find(report, 'postgres', `slot ${slot}`)).toMatchObject({ status: 'ok', detail: 'pgoutput, inactive' });
+    expect(find(report, 'postgres', `slot ${slot} lag`)).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('over the bound of 0'),
+    });
+    expect(lagging.code).toBe(1);
+    const within = JSON.parse((await switchboard(['doctor', '--changes', POSTGRES, '--slot', slot, '--json'])).stdout) as Report;
+    expect(find(within, 'postgres', `slot ${slot} lag`)?.status).toBe('ok');
+  });
+
+  it('fails an unreachable engine within its timeout, with a problem on stderr and a line per check', async () => {
+    const { code, stdout, stderr } = await switchboard(['doctor', '--broker', 'nats://127.0.0.1:1', '--timeout', '1000']);
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^fail\tnats\tnats:\/\/127\.0\.0\.1:1\treachable\t/);
+    expect(JSON.parse(stderr)).toMatchObject({ code: 'SB_CONFIG_INVALID', detail: expect.stringContaining('nats reachable') });
+  });
+});
