@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import type { RegisterCommand } from './command.js';
 import { register as asyncapi } from './commands/asyncapi.js';
+import { register as demo } from './commands/demo.js';
 import { register as dlq } from './commands/dlq.js';
 import { register as doctor } from './commands/doctor.js';
 import { register as jobs } from './commands/jobs.js';
@@ -10,7 +11,7 @@ import type { CliIo } from './io.js';
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, writeProblem } from './io.js';
 
 /** Every command, one file each in `commands/`. A new command adds its file and one line here. */
-const COMMANDS: readonly RegisterCommand[] = [openapi, asyncapi, dlq, receipts, jobs, doctor];
+const COMMANDS: readonly RegisterCommand[] = [openapi, asyncapi, dlq, receipts, jobs, doctor, demo];
 
 export const VERSION = '0.1.0';
 

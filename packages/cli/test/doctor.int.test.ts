@@ -98,3 +98,17 @@ describe('switchboard doctor on the real servers', () => {
     expect(JSON.parse(stderr)).toMatchObject({ code: 'SB_CONFIG_INVALID', detail: expect.stringContaining('nats reachable') });
   });
 });
+
+describe('switchboard demo', () => {
+  it("runs the built demo with the options given, and fails with the demo's failure", async () => {
+    const refused = await switchboard(['demo', '--no-such-option']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("Unknown option '--no-such-option'");
+    expect(JSON.parse(refused.stderr.trim().split('\n').at(-1) ?? '')).toMatchObject({
+      code: 'SB_HANDLER_FAILED',
+      detail: 'the demo exited with code 1',
+    });
+    const help = await switchboard(['demo', '--demo-help']);
+    expect(help).toMatchObject({ code: 0, stdout: expect.stringContaining('Run the demo') });
+  });
+});
