@@ -91,6 +91,23 @@ describe('switchboard doctor on the real servers', () => {
     expect(find(within, 'postgres', `slot ${slot} lag`)?.status).toBe('ok');
   });
 
+  it("runs the change source's own setup check for a contract: what is missing, and how to fix it", async () => {
+    const contracts = join(root, 'examples', 'demo', 'dist', 'contracts.js');
+    const name = `sb_doctor_pub_${randomBytes(4).toString('hex')}`;
+    const { code, stdout } = await switchboard([
+      'doctor', '--changes', POSTGRES, '--contract', contracts, '--export', 'serviceB', '--slot', name, '--publication', name, '--json',
+    ]);
+    const report = JSON.parse(stdout) as Report;
+    const { checkPostgresChanges } = await import('@switchboard/changes');
+    const { serviceB } = (await import(contracts)) as { serviceB: import('@switchboard/core').AnyContract };
+    const direct = await checkPostgresChanges({ connection: POSTGRES, contract: serviceB, slot: name, publication: name });
+    const codes = report.checks.filter((c) => c.check.startsWith('changes ')).map((c) => c.check.split(' ')[1]);
+    expect(codes.sort()).toEqual(direct.problems.map((p) => p.code).sort());
+    expect(codes).toEqual(expect.arrayContaining(['publication-missing', 'slot-missing']));
+    expect(code).toBe(1);
+    expect((await switchboard(['doctor', '--changes', POSTGRES, '--contract', contracts])).code).toBe(2);
+  });
+
   it('fails an unreachable engine within its timeout, with a problem on stderr and a line per check', async () => {
     const { code, stdout, stderr } = await switchboard(['doctor', '--broker', 'nats://127.0.0.1:1', '--timeout', '1000']);
     expect(code).toBe(1);

@@ -1,8 +1,10 @@
+import type { AnyContract } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
 import type { Command } from 'commander';
 import type { CommandContext } from '../command.js';
 import { collect } from '../command.js';
 import { CliError, useColor } from '../io.js';
+import { loadContracts } from '../load.js';
 
 /** One finding: `ok`, `warn` (works, but not safe as configured) or `fail`. */
 export interface Check {
@@ -14,6 +16,8 @@ export interface Check {
 }
 
 interface DoctorFlags {
+  readonly contract?: string;
+  readonly export?: string[];
   readonly broker?: string[];
   readonly store?: string[];
   readonly changes?: string;
@@ -156,6 +160,8 @@ async function rabbitmq(url: string, ms: number): Promise<Check[]> {
 
 interface PostgresOptions {
   readonly changes: boolean;
+  /** The contract whose `changes(...)` the source publishes: the full setup check of `@switchboard/changes`. */
+  readonly contract?: AnyContract;
   readonly slot?: string;
   readonly publication?: string;
   readonly maxSlotLagBytes: number;
@@ -206,6 +212,31 @@ async function postgres(url: string, ms: number, options: PostgresOptions): Prom
             ? 'exists'
             : `missing: CREATE PUBLICATION ${options.publication} FOR TABLE … (the change source creates it at first start when allowed)`,
       });
+    }
+    if (options.contract !== undefined && options.slot !== undefined && options.publication !== undefined) {
+      const { checkPostgresChanges } = await import('@switchboard/changes');
+      const report = await checkPostgresChanges({
+        connection: url,
+        contract: options.contract,
+        slot: options.slot,
+        publication: options.publication,
+      });
+      for (const problem of report.problems) {
+        const where = [problem.table, problem.column].filter((part) => part !== undefined).join('.');
+        checks.push({
+          ...base,
+          check: `changes ${problem.code}${where === '' ? '' : ` ${where}`}`,
+          status: problem.creatable ? 'warn' : 'fail',
+          detail: `${problem.message}; fix: ${problem.fix}${problem.creatable ? ' (or let the change source create it: create: true)' : ''}`,
+        });
+      }
+      if (report.problems.length === 0)
+        checks.push({
+          ...base,
+          check: `changes of ${options.contract.name}`,
+          status: 'ok',
+          detail: 'tables, columns, replica identity, publication and slot as declared',
+        });
     }
     if (options.slot !== undefined) {
       const slot = (
@@ -264,7 +295,7 @@ function engineOf(url: string): 'redis' | 'nats' | 'rabbitmq' | 'postgres' | 'sq
  * Runs every check for the configured engines: `--broker` and `--store` URLs (or
  * `SWITCHBOARD_BROKER`), and the PostgreSQL change source (`--changes` or `SWITCHBOARD_CHANGES`).
  */
-export async function diagnose(flags: DoctorFlags, env: Readonly<Record<string, string | undefined>>): Promise<Check[]> {
+export async function diagnose(flags: DoctorFlags, env: Readonly<Record<string, string | undefined>>, cwd: string): Promise<Check[]> {
   const ms = flags.timeout === undefined ? 3000 : Number(flags.timeout);
   if (!(ms > 0)) throw CliError.usage('--timeout must be a positive number of ms');
   const maxSlotLagBytes = flags.maxSlotLag === undefined ? 64 * 1024 * 1024 : Number(flags.maxSlotLag);
@@ -274,9 +305,18 @@ export async function diagnose(flags: DoctorFlags, env: Readonly<Record<string, 
   const changes = flags.changes ?? (env.SWITCHBOARD_CHANGES?.startsWith('postgres') ? env.SWITCHBOARD_CHANGES : undefined);
   if (urls.length === 0 && changes === undefined)
     throw CliError.usage('Nothing to check: pass --broker, --store or --changes (or set SWITCHBOARD_BROKER)');
+  let contract: AnyContract | undefined;
+  if (flags.contract !== undefined) {
+    if (changes === undefined || flags.slot === undefined || flags.publication === undefined)
+      throw CliError.usage('--contract checks a change source: it needs --changes, --slot and --publication');
+    const loaded = await loadContracts(flags.contract, cwd, flags.export);
+    if (loaded.length !== 1) throw CliError.usage(`${flags.contract} exports ${loaded.length} contracts; pick one with --export`);
+    contract = (loaded[0] as (typeof loaded)[number]).contract;
+  }
   const checks: Check[] = [];
   const pgOptions = (isChanges: boolean): PostgresOptions => ({
     changes: isChanges,
+    ...(isChanges && contract !== undefined ? { contract } : {}),
     ...(flags.slot === undefined ? {} : { slot: flags.slot }),
     ...(flags.publication === undefined ? {} : { publication: flags.publication }),
     maxSlotLagBytes,
@@ -305,6 +345,11 @@ export function register(program: Command, context: CommandContext): void {
     .option('--broker <url>', 'a broker URL (env SWITCHBOARD_BROKER)', collect)
     .option('--store <url>', 'a store URL (postgres://, redis://)', collect)
     .option('--changes <url>', 'the PostgreSQL of a change source (env SWITCHBOARD_CHANGES): wal_level, privilege, publication, slot')
+    .option(
+      '--contract <module>',
+      'with --changes: the contract module whose changes(...) the source publishes (tables, columns, replica identity, publication)',
+    )
+    .option('--export <name>', 'the contract export to use, when the module exports several', collect)
     .option('--slot <name>', 'the change source replication slot to check')
     .option('--publication <name>', 'the change source publication to check')
     .option('--max-slot-lag <bytes>', 'fail when the slot is more WAL than this behind (default 64 MiB)')
@@ -312,7 +357,7 @@ export function register(program: Command, context: CommandContext): void {
     .option('--json', 'one JSON report on stdout: { ok, checks }')
     .option('--no-color', 'no colour (NO_COLOR is honoured too)')
     .action(async (flags: DoctorFlags) => {
-      const checks = await diagnose(flags, io.env);
+      const checks = await diagnose(flags, io.env, io.cwd);
       const ok = checks.every((check) => check.status !== 'fail');
       if (flags.json) io.stdout.write(`${JSON.stringify({ ok, checks })}\n`);
       else {
