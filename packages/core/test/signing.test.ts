@@ -1,6 +1,15 @@
 import { createHash, createHmac, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { type CloudEvent, canonicalEvent, createSigner, createVerifier, dataDigest, SIGNATURE_ATTRIBUTE, signEvent } from '../src/index.js';
+import {
+  type CloudEvent,
+  canonicalEvent,
+  canonicalJson,
+  createSigner,
+  createVerifier,
+  dataDigest,
+  SIGNATURE_ATTRIBUTE,
+  signEvent,
+} from '../src/index.js';
 
 const secret = 'k'.repeat(32);
 const event: CloudEvent = {
@@ -15,8 +24,25 @@ const event: CloudEvent = {
 };
 
 describe('message signatures', () => {
+  it('digests JSON data in its RFC 8785 canonical form, whatever bytes carried it; text and bytes as they are', () => {
+    // RFC 8785 section 3.2.2 (sorting) and 3.2.3 (numbers, strings) examples.
+    expect(canonicalJson({ '\u20ac': 'Euro Sign', '\r': 'Carriage Return', '1': 'One', '\u0080': 'Control' })).toBe(
+      '{"\\r":"Carriage Return","1":"One","\u0080":"Control","\u20ac":"Euro Sign"}',
+    );
+    expect(
+      canonicalJson({ numbers: [333333333.33333329, 1e30, 4.5, 2e-3, 0.000000000000000000000000001], literals: [null, true, false] }),
+    ).toBe('{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27]}');
+    const sha = (text: string | Uint8Array) => createHash('sha256').update(text).digest('hex');
+    // The same JSON value as bytes with whitespace (binary mode, another language's encoder) or as a value.
+    expect(dataDigest(Buffer.from('{ "b": [1, 2.50], "a": "x" }'), 'application/json')).toBe(sha('{"a":"x","b":[1,2.5]}'));
+    expect(dataDigest({ b: [1, 2.5], a: 'x' }, 'application/cloudevents-batch+json')).toBe(sha('{"a":"x","b":[1,2.5]}'));
+    expect(dataDigest('héllo', 'text/plain; charset=iso-8859-1')).toBe(sha(Buffer.from('héllo', 'utf8')));
+    expect(dataDigest(new Uint8Array([0x7b]), 'application/octet-stream')).toBe(sha(Buffer.from([0x7b])));
+  });
+
   it('covers every attribute but the signature, sorted, canonical strings, then the SHA-256 of the data', () => {
-    const digest = createHash('sha256').update('{"total":12,"items":["a"]}').digest('hex');
+    // RFC 8785: members sorted by name, no whitespace.
+    const digest = createHash('sha256').update('{"items":["a"],"total":12}').digest('hex');
     expect(canonicalEvent(event)).toBe(
       [
         'sbsig1',

@@ -3,6 +3,7 @@ import type {
   CloudEvent,
   CloudEventExtensions,
   CloudEventsBinding,
+  MessageSigner,
   OutgoingMessage,
   StandardSchemaV1,
   ValidationResult,
@@ -15,6 +16,7 @@ import {
   identityProblems,
   newMessageId,
   SwitchboardError,
+  signEvent,
 } from '@switchboard/core';
 import { childTraceparent, percentEncodeHeaderValue, stringProblem, validate } from '@switchboard/core/kit';
 import type { Address } from './addressing.js';
@@ -32,6 +34,8 @@ export interface OutgoingConfig {
   readonly blobs: BlobStore | undefined;
   readonly thresholdBytes: number;
   readonly expiresInMs: number | undefined;
+  /** Signs every event sent (the `sbsignature` extension); undefined: nothing is signed. */
+  readonly signer?: MessageSigner | undefined;
 }
 
 /** What one entry of the contract accepts: its schema (or none: a payload-free event), and whether it takes attachments. */
@@ -125,7 +129,8 @@ function encode(
   data: unknown,
   options: PublishOptions,
 ): OutgoingMessage | Promise<OutgoingMessage> {
-  if (isPlain(options) && plainValue(options.id, true) && plainValue(options.subject, false)) {
+  // A signed event is built in full: its signature covers every attribute and the data.
+  if (config.signer === undefined && isPlain(options) && plainValue(options.id, true) && plainValue(options.subject, false)) {
     let json: string | undefined;
     if (data !== undefined) {
       json = JSON.stringify(data);
@@ -226,7 +231,8 @@ async function encodeFull(
       json = undefined;
     }
   }
-  const event = envelope(config, address, json, extensions as CloudEventExtensions, options);
+  const unsigned = envelope(config, address, json, extensions as CloudEventExtensions, options);
+  const event = config.signer === undefined ? unsigned : signEvent(unsigned, config.signer);
   const encoded = encodeCloudEvent(event, config.binding);
   const message: OutgoingMessage = {
     id: event.id,
