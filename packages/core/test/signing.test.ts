@@ -30,7 +30,9 @@ describe('message signatures', () => {
       '{"\\r":"Carriage Return","1":"One","\u0080":"Control","\u20ac":"Euro Sign"}',
     );
     expect(
-      canonicalJson({ numbers: [333333333.33333329, 1e30, 4.5, 2e-3, 0.000000000000000000000000001], literals: [null, true, false] }),
+      canonicalJson(
+        JSON.parse('{ "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001], "literals": [null, true, false] }'),
+      ),
     ).toBe('{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27]}');
     const sha = (text: string | Uint8Array) => createHash('sha256').update(text).digest('hex');
     // The same JSON value as bytes with whitespace (binary mode, another language's encoder) or as a value.
