@@ -183,20 +183,31 @@ export function describeSignedMessaging(name: string, factory: () => Promise<Sig
         const ledgerService = await receiver();
         const squatted = newMessageId();
         // The attacker knows (or guesses) the id billing will use next, and publishes first under
-        // billing's source: unsigned, signed with its own secret under billing's key id, and a
-        // genuine billing signature copied onto changed data.
+        // billing's source, unsigned. Then more forgeries: signed with its own secret under billing's
+        // key id, a genuine billing signature copied onto changed data, and an untrusted source signing
+        // with a trusted key.
         await publishRaw(broker, entry(squatted, 'billing', 'unsigned'));
-        await publishRaw(broker, signEvent(entry(squatted, 'billing', 'forged key'), createSigner(ATTACKER)));
+        await publishRaw(broker, signEvent(entry(newMessageId(), 'billing', 'forged key'), createSigner(ATTACKER)));
         const genuine = signEvent(entry(newMessageId(), 'billing', 'genuine'), createSigner(K1));
-        await publishRaw(broker, { ...entry(squatted, 'billing', 'copied signature'), extensions: genuine.extensions! });
-        // Without a signature from an untrusted source, and signed by a trusted key under another source.
-        await publishRaw(broker, signEvent(entry(squatted, 'intruder', 'untrusted source'), createSigner(K1)));
+        await publishRaw(broker, { ...entry(genuine.id, 'billing', 'copied signature'), extensions: genuine.extensions! });
+        await publishRaw(broker, signEvent(entry(newMessageId(), 'intruder', 'untrusted source'), createSigner(K1)));
         await until(async () => (await count(deadLetters)) === 4, 'four dead letters', timeout);
-        // Then the genuine message with that id: handled, the squatting attempts left no trace in the inbox.
+        // Then the genuine message with the squatted id: the forgery left no trace in the inbox.
         const billing = make('billing', { sign: K1 });
         await billing.send(ledger, 'entry.posted', { amount: 9, memo: 'the real one' }, { id: squatted });
-        await until(() => seen.length === 1, 'the genuine message', timeout);
-        expect(seen[0]).toMatchObject({ data: { amount: 9, memo: 'the real one' }, source: 'billing', messageId: squatted });
+        if (broker.capabilities.publishDeduplication) {
+          // An engine that deduplicates publishes by id (JetStream's Nats-Msg-Id) drops the genuine
+          // publish itself, before any consumer: no signature can help there (see security.md). The
+          // next message, on the same ordered topic, shows it is not merely late.
+          const next = await billing.send(ledger, 'entry.posted', { amount: 10, memo: 'the next one' });
+          await until(() => seen.length === 1, 'the next message', timeout);
+          expect(seen[0]).toMatchObject({ data: { amount: 10, memo: 'the next one' }, source: 'billing', messageId: next.messageId });
+        } else {
+          await until(() => seen.length === 1, 'the genuine message', timeout);
+          expect(seen[0]).toMatchObject({ data: { amount: 9, memo: 'the real one' }, source: 'billing', messageId: squatted });
+          const receipt = await ledgerService.receipts.wait(squatted, { source: 'billing', timeoutMs: timeout });
+          expect(receipt?.groups).toEqual([expect.objectContaining({ group: 'ledger', state: 'processed', attempts: 1 })]);
+        }
         const page = await deadLetters.list({ reason: 'signature' });
         expect(page.items).toHaveLength(4);
         expect(new Set(page.items.map((item) => item.source))).toEqual(new Set(['billing', 'intruder']));
@@ -210,8 +221,6 @@ export function describeSignedMessaging(name: string, factory: () => Promise<Sig
             'no key may sign for the event source',
           ]),
         );
-        const receipt = await ledgerService.receipts.wait(squatted, { source: 'billing', timeoutMs: timeout });
-        expect(receipt?.groups).toEqual([expect.objectContaining({ group: 'ledger', state: 'processed', attempts: 1 })]);
       });
     }, 60_000);
   });
