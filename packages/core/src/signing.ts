@@ -1,10 +1,10 @@
 import {
-  createHash,
   createHmac,
   createPrivateKey,
   createPublicKey,
   type JsonWebKey,
   type KeyObject,
+  hash as oneShotHash,
   sign,
   timingSafeEqual,
   verify,
@@ -98,23 +98,25 @@ export function canonicalEvent(event: CloudEvent): string {
  */
 export function dataDigest(data: unknown, datacontenttype?: string): string {
   if (data === undefined) return '-';
-  const hash = createHash('sha256');
   const kind = datacontenttype === undefined && data instanceof Uint8Array ? 'bytes' : dataKind(datacontenttype);
   if (kind === 'json') {
-    if (data instanceof Uint8Array) {
-      let value: unknown;
-      try {
-        value = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
-      } catch {
-        // Not JSON although said to be: no decoder reads such an event; its bytes are what there is.
-        return hash.update(data).digest('hex');
-      }
-      hash.update(canonicalJson(value), 'utf8');
-    } else hash.update(canonicalJson(data), 'utf8');
-  } else if (data instanceof Uint8Array) hash.update(data);
-  else if (typeof data === 'string') hash.update(data, 'utf8');
-  else hash.update(canonicalJson(data), 'utf8');
-  return hash.digest('hex');
+    if (!(data instanceof Uint8Array)) return sha256Hex(canonicalJson(data));
+    let value: unknown;
+    try {
+      value = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+    } catch {
+      // Not JSON although said to be: no decoder reads such an event; its bytes are what there is.
+      return sha256Hex(data);
+    }
+    return sha256Hex(canonicalJson(value));
+  }
+  if (data instanceof Uint8Array || typeof data === 'string') return sha256Hex(data);
+  return sha256Hex(canonicalJson(data));
+}
+
+/** One-shot SHA-256 (`crypto.hash`, Node 20.12+), lowercase hex. Strings are hashed as UTF-8. */
+function sha256Hex(data: string | Uint8Array): string {
+  return oneShotHash('sha256', data, 'hex');
 }
 
 /**
@@ -123,10 +125,36 @@ export function dataDigest(data: unknown, datacontenttype?: string): string {
  * what RFC 8785 specifies). Members whose value is `undefined` are left out, as JSON has none.
  */
 export function canonicalJson(value: unknown): string {
+  // Most values already have their members in order: then JSON.stringify writes exactly RFC 8785.
+  return inCanonicalOrder(value, 0) ? (JSON.stringify(value) ?? 'null') : walk(value);
+}
+
+/** Whether every object in `value` has its members sorted and nothing JSON.stringify would treat specially. */
+function inCanonicalOrder(value: unknown, depth: number): boolean {
+  if (value === null || typeof value !== 'object')
+    return typeof value !== 'undefined' && typeof value !== 'function' && typeof value !== 'bigint';
+  if (depth > 64) return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (item === undefined || !inCanonicalOrder(item, depth + 1)) return false;
+    return true;
+  }
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
+  let previous: string | undefined;
+  for (const name in value) {
+    if (!Object.hasOwn(value, name)) return false;
+    if (previous !== undefined && !(previous < name)) return false;
+    const member = (value as Record<string, unknown>)[name];
+    if (member === undefined || !inCanonicalOrder(member, depth + 1)) return false;
+    previous = name;
+  }
+  return true;
+}
+
+function walk(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) {
     let out = '[';
-    for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + canonicalJson(value[i] === undefined ? null : value[i]);
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + walk(value[i] === undefined ? null : value[i]);
     return `${out}]`;
   }
   const record = value as Record<string, unknown>;
@@ -136,7 +164,7 @@ export function canonicalJson(value: unknown): string {
   for (const name of names) {
     const member = record[name];
     if (member === undefined || typeof member === 'function') continue;
-    out += `${first ? '' : ','}${JSON.stringify(name)}:${canonicalJson(member)}`;
+    out += `${first ? '' : ','}${JSON.stringify(name)}:${walk(member)}`;
     first = false;
   }
   return `${out}}`;

@@ -1,4 +1,5 @@
 import { createHash, createHmac, generateKeyPairSync } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   type CloudEvent,
@@ -23,6 +24,17 @@ const event: CloudEvent = {
   extensions: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', datasize: 7, urgent: true },
 };
 
+/** The same JSON value with every object's members in reverse order. */
+function reorder(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(reorder);
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(
+    Object.keys(v)
+      .reverse()
+      .map((k) => [k, reorder((v as Record<string, unknown>)[k])]),
+  );
+}
+
 describe('message signatures', () => {
   it('digests JSON data in its RFC 8785 canonical form, whatever bytes carried it; text and bytes as they are', () => {
     // RFC 8785 section 3.2.2 (sorting) and 3.2.3 (numbers, strings) examples.
@@ -34,6 +46,16 @@ describe('message signatures', () => {
         JSON.parse('{ "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001], "literals": [null, true, false] }'),
       ),
     ).toBe('{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27]}');
+    // Any JSON value: its canonical text reads back as the value, is its own canonical form, and does not depend on member order.
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const text = canonicalJson(v);
+        expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(v)));
+        expect(canonicalJson(JSON.parse(text))).toBe(text);
+        expect(canonicalJson(reorder(v))).toBe(text);
+      }),
+      { numRuns: 300, seed: 20261202 },
+    );
     const sha = (text: string | Uint8Array) => createHash('sha256').update(text).digest('hex');
     // The same JSON value as bytes with whitespace (binary mode, another language's encoder) or as a value.
     expect(dataDigest(Buffer.from('{ "b": [1, 2.50], "a": "x" }'), 'application/json')).toBe(sha('{"a":"x","b":[1,2.5]}'));
