@@ -90,7 +90,10 @@ export interface S3RelayOutcome {
   /** Events emitted, one per new object. */
   readonly emitted: readonly { readonly key: string; readonly messageId: string; readonly blob: BlobInfo }[];
   /** Records left out: the store's own objects, other buckets, non-creation events, objects gone or overwritten since. */
-  readonly skipped: readonly { readonly key: string; readonly reason: 'store-layout' | 'other-bucket' | 'not-created' | 'gone' | 'stale' }[];
+  readonly skipped: readonly {
+    readonly key: string;
+    readonly reason: 'store-layout' | 'other-bucket' | 'not-created' | 'gone' | 'stale';
+  }[];
   readonly test: boolean;
 }
 
