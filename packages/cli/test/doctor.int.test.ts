@@ -95,7 +95,18 @@ describe('switchboard doctor on the real servers', () => {
     const contracts = join(root, 'examples', 'demo', 'dist', 'contracts.js');
     const name = `sb_doctor_pub_${randomBytes(4).toString('hex')}`;
     const { code, stdout } = await switchboard([
-      'doctor', '--changes', POSTGRES, '--contract', contracts, '--export', 'serviceB', '--slot', name, '--publication', name, '--json',
+      'doctor',
+      '--changes',
+      POSTGRES,
+      '--contract',
+      contracts,
+      '--export',
+      'serviceB',
+      '--slot',
+      name,
+      '--publication',
+      name,
+      '--json',
     ]);
     const report = JSON.parse(stdout) as Report;
     const { checkPostgresChanges } = await import('@switchboard/changes');
