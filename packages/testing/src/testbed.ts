@@ -294,7 +294,17 @@ export async function createTestbed<S extends Record<string, unknown>>(options: 
     const deadLetters = createMemoryDeadLetterStore({ clock });
     const idempotency = createMemoryIdempotencyStore({ clock });
     const messaging = recording(
-      createMessaging({ ...options.messaging, ...spec.messaging, broker, service: name, receipts, deadLetters, blobs }),
+      // A message call's output is read back from the receipt: keep it whole (the default keeps 4096 characters).
+      createMessaging({
+        resultLimit: 1024 * 1024,
+        ...options.messaging,
+        ...spec.messaging,
+        broker,
+        service: name,
+        receipts,
+        deadLetters,
+        blobs,
+      }),
     );
     const contract = spec.serves ?? defineContract({ name, operations: {} });
     const given = spec.handlers as Handlers<AnyContract> | HandlersOf<AnyContract> | undefined;
