@@ -131,7 +131,8 @@ export function register(program: Command, context: CommandContext): void {
         if (entry === undefined)
           throw new CliError(new SwitchboardError('SB_NOT_FOUND', { detail: `No dead letter ${id}` }).toProblem(), 1);
         const { headers, body: _bytes, ...summary } = entry;
-        const shown = { ...summary, headers: Object.fromEntries(new Headers(headers).entries()), ...bodyOf(entry) };
+        // Headers exactly as received (not through `Headers`, which refuses names and values a broker may carry).
+        const shown = { ...summary, headers, ...bodyOf(entry) };
         io.stdout.write(flags.json ? `${JSON.stringify(shown)}\n` : `${JSON.stringify(shown, null, 2)}\n`);
       } finally {
         await store.close();

@@ -1,5 +1,5 @@
 /**
- * `switchboard doctor` and `dlq` as users run them — the bin in a child process — against the real
+ * `switchboard doctor`, `dlq` and `demo` as users run them — the bin in a child process — against the real
  * servers. What the checks report is compared with what each server says through its own client.
  */
 import { spawn } from 'node:child_process';
@@ -138,5 +138,49 @@ describe('switchboard demo', () => {
     });
     const help = await switchboard(['demo', '--demo-help']);
     expect(help).toMatchObject({ code: 0, stdout: expect.stringContaining('Run the demo') });
+  });
+});
+
+describe('switchboard dlq on PostgreSQL and Redis stores', () => {
+  it.each([
+    ['postgres', POSTGRES],
+    ['redis', `redis://127.0.0.1:6379/?prefix=sb-cli-${randomBytes(4).toString('hex')}:`],
+  ])('lists and shows the dead letters of a %s store by URL', async (engine, url) => {
+    const messageId = `cli-${randomBytes(6).toString('hex')}`;
+    const store =
+      engine === 'postgres'
+        ? (await import('@switchboard/postgres')).createPostgresDeadLetterStore({ connectionString: url })
+        : (await import('@switchboard/redis')).createRedisDeadLetterStore({
+            url: 'redis://127.0.0.1:6379',
+            prefix: new URL(url).searchParams.get('prefix') ?? '',
+          });
+    let id: string | undefined;
+    try {
+      const added = await store.add({
+        messageId,
+        source: 'cli-test',
+        topic: 'orders.messages',
+        group: 'orders',
+        type: 'orders.order.paid',
+        headers: { 'ce-id': messageId, 'ce-source': 'cli-test' },
+        body: Buffer.from('{"orderId":"o-1"}'),
+        reason: 'invalid',
+        detail: 'orderId: expected a number',
+        attempts: [],
+      });
+      id = added.id;
+      const listed = await switchboard(['dlq', 'ls', '--store', url, '--message-id', messageId, '--json']);
+      expect(listed.code).toBe(0);
+      expect(JSON.parse(listed.stdout)).toMatchObject({ deadLetters: [{ id: added.id, messageId, reason: 'invalid', group: 'orders' }] });
+      const shown = JSON.parse((await switchboard(['dlq', 'show', added.id, '--store', url, '--json'])).stdout) as Record<string, unknown>;
+      expect(shown).toMatchObject({ messageId, body: '{"orderId":"o-1"}', bodyEncoding: 'utf8', headers: { 'ce-source': 'cli-test' } });
+      const dry = JSON.parse(
+        (await switchboard(['dlq', 'replay', '--store', url, '--message-id', messageId, '--dry-run', '--json'])).stdout,
+      );
+      expect(dry).toMatchObject({ dryRun: true, wouldReplay: 1 });
+    } finally {
+      if (id !== undefined) await store.remove([id]);
+      await store.close();
+    }
   });
 });
