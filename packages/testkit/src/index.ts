@@ -13,3 +13,6 @@ export * from './ports.js';
 export * from './postgres-server.js';
 export * from './receipt-store-conformance.js';
 export * from './store-clock.js';
+export * from './nats-server.js';
+export * from './rabbitmq-node.js';
+export * from './redis-server.js';
