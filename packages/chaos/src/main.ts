@@ -12,7 +12,7 @@ const { values } = parseArgs({
     engines: { type: 'string', default: ENGINES.join(',') },
     faults: { type: 'string', default: FAULTS.join(',') },
     total: { type: 'string', default: '10000' },
-    recipes: { type: 'string', default: 'fenced' },
+    recipes: { type: 'string' },
     out: { type: 'string', default: 'chaos-results.md' },
     help: { type: 'boolean', default: false },
   },
@@ -25,7 +25,13 @@ if (values.help) {
 }
 const engines = values.engines.split(',').filter(Boolean) as EngineName[];
 const faults = values.faults.split(',').filter(Boolean) as FaultName[];
-const recipes = values.recipes.split(',').filter(Boolean) as Recipe[];
+// By default the zombie runs under both recipes (the unfenced one shows what the fence prevents).
+const recipesFor = (fault: FaultName): Recipe[] =>
+  values.recipes !== undefined
+    ? (values.recipes.split(',').filter(Boolean) as Recipe[])
+    : fault === 'zombie'
+      ? ['fenced', 'effect-first']
+      : ['fenced'];
 const total = Number(values.total);
 const results: ChaosResult[] = [];
 const notRun: NotRun[] = [];
@@ -42,7 +48,8 @@ for (const engine of engines) {
   try {
     server = await startEngineServer(engine);
   } catch (error) {
-    for (const fault of faults) notRun.push({ engine, fault, why: `private server did not start: ${(error as Error).message.split('\n')[0]}` });
+    for (const fault of faults)
+      notRun.push({ engine, fault, why: `private server did not start: ${(error as Error).message.split('\n')[0]}` });
     continue;
   }
   try {
@@ -55,7 +62,7 @@ for (const engine of engines) {
         notRun.push({ engine, fault, why });
         continue;
       }
-      for (const recipe of recipes) {
+      for (const recipe of recipesFor(fault)) {
         process.stdout.write(`${engine} / ${fault} / ${recipe}: `);
         try {
           const result = await runScenario({ engine, fault, server, total, recipe });

@@ -70,8 +70,11 @@ export interface ChaosResult {
   readonly notes: readonly string[];
 }
 
-const CONSUMER = fileURLToPath(new URL('./consumer.js', import.meta.url));
-const BATCH = 100;
+// The built consumer, from src/ (tests) as from dist/.
+const CONSUMER = fileURLToPath(new URL('../dist/consumer.js', import.meta.url));
+/** Messages per `sendBatch`, and the pause between batches: about 1 000 messages a second, so the sending spans the faults. */
+const BATCH = 50;
+const PACE_MS = 50;
 
 /** The consumer processes of one run. */
 class Consumers {
@@ -91,6 +94,7 @@ class Consumers {
     this.children.push(child);
     let errors = '';
     child.stderr?.on('data', (chunk: Buffer) => {
+      if (process.env.CHAOS_DEBUG) process.stderr.write(chunk);
       errors = (errors + chunk.toString('utf8')).slice(-2000);
     });
     return new Promise((resolve, reject) => {
@@ -129,7 +133,10 @@ class Tally {
     return this.#has('effects') ? (this.#db.prepare('SELECT count(DISTINCT message_id) AS c FROM effects').get() as { c: number }).c : 0;
   }
   effects(): Map<string, number> {
-    const rows = this.#db.prepare('SELECT message_id AS id, count(*) AS c FROM effects GROUP BY message_id').all() as { id: string; c: number }[];
+    const rows = this.#db.prepare('SELECT message_id AS id, count(*) AS c FROM effects GROUP BY message_id').all() as {
+      id: string;
+      c: number;
+    }[];
     return new Map(rows.map((row) => [row.id, row.c]));
   }
   firstEffectAfter(at: number): number | undefined {
@@ -221,7 +228,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ChaosResult
     broker: proxy ? { ...direct, url: withPort(server.url, proxy.port) } : direct,
     db: dbPath,
     recipe,
-    workMs: 10,
+    workMs: fault === 'zombie' ? 200 : 10,
     maxInFlight: 64,
   });
   const publisherBroker = await openBroker(direct);
@@ -251,7 +258,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ChaosResult
           sendFailures += 1;
           await delay(200);
         }
-        await delay(10);
+        await delay(PACE_MS);
       }
     })();
     const reach = async (share: number) => {
@@ -384,7 +391,11 @@ export async function runScenario(options: ScenarioOptions): Promise<ChaosResult
       stuck,
       unacknowledgedHandled,
       fenced: t.fenced(),
-      recoveryMs: recoveries.some((r) => r === undefined) ? undefined : recoveries.length === 0 ? undefined : Math.max(...(recoveries as number[])),
+      recoveryMs: recoveries.some((r) => r === undefined)
+        ? undefined
+        : recoveries.length === 0
+          ? undefined
+          : Math.max(...(recoveries as number[])),
       durationMs: settledAt - started,
       notes,
     };
