@@ -11,7 +11,7 @@ import { openDatabase } from '@switchboard/sqlite';
 import { delay } from '@switchboard/testkit';
 import { type BrokerConfig, type EngineName, type EngineServer, openBroker, withPort } from './engines.js';
 import { FaultProxy } from './proxy.js';
-import { CONSUMER_TIMEOUTS, type ConsumerConfig, chaosReceiver, type Recipe, SENDER } from './workload.js';
+import { type ConsumerConfig, chaosReceiver, type Recipe, SENDER } from './workload.js';
 
 export const FAULTS = ['consumer-kill', 'zombie', 'broker-kill', 'partition', 'latency', 'disk-full', 'clock-jump'] as const;
 export type FaultName = (typeof FAULTS)[number];
