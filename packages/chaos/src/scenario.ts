@@ -11,7 +11,7 @@ import { openDatabase } from '@switchboard/sqlite';
 import { delay } from '@switchboard/testkit';
 import { type BrokerConfig, type EngineName, type EngineServer, openBroker, withPort } from './engines.js';
 import { FaultProxy } from './proxy.js';
-import { type ConsumerConfig, chaosReceiver, type Recipe, SENDER } from './workload.js';
+import { CONSUMER_TIMEOUTS, type ConsumerConfig, chaosReceiver, type Recipe, SENDER } from './workload.js';
 
 export const FAULTS = ['consumer-kill', 'zombie', 'broker-kill', 'partition', 'latency', 'disk-full', 'clock-jump'] as const;
 export type FaultName = (typeof FAULTS)[number];
@@ -153,6 +153,19 @@ class Tally {
     const rows = this.#db.prepare('SELECT message_id AS id, state FROM sb_receipts').all() as { id: string; state: string }[];
     return new Map(rows.map((row) => [row.id, row.state]));
   }
+  /** Messages in `processing` whose claim was made before `at` (leases of `leaseMs`). */
+  processingClaimedBefore(at: number, leaseMs: number): string[] {
+    if (!this.#has('sb_receipts')) return [];
+    return this.#db
+      .prepare("SELECT message_id AS id FROM sb_receipts WHERE state = 'processing' AND lease_until <= ?")
+      .pluck()
+      .all(at + leaseMs) as string[];
+  }
+  /** How many of `ids` are still not `processed`. */
+  unprocessed(ids: readonly string[]): number {
+    const state = this.#db.prepare('SELECT state FROM sb_receipts WHERE message_id = ?').pluck();
+    return ids.filter((id) => state.get(id) !== 'processed').length;
+  }
   fenced(): number {
     return this.#has('fenced') ? (this.#db.prepare('SELECT count(*) AS c FROM fenced').get() as { c: number }).c : 0;
   }
@@ -278,12 +291,35 @@ export async function runScenario(options: ScenarioOptions): Promise<ChaosResult
         break;
       }
       case 'zombie': {
+        // Two consumers; the first is stopped with runs in flight, and woken up only after the
+        // other one took over and committed every message it held (at least `faultMs` later), so
+        // that each of its late completions meets a message already processed.
         await consumers.start();
         await reach(0.3);
-        first.kill('SIGSTOP');
-        await delay(faultMs);
+        // Claims still `processing` 500 ms after the stop are the stopped consumer's (the other one
+        // finishes a run in 200 ms); a stop that caught none is undone and tried again.
+        let stoppedAt = 0;
+        let held: string[] = [];
+        for (let tries = 0; held.length === 0 && tries < 20; tries++) {
+          if (tries > 0) {
+            first.kill('SIGCONT');
+            await delay(300);
+          }
+          stoppedAt = Date.now();
+          first.kill('SIGSTOP');
+          await delay(500);
+          held = t.processingClaimedBefore(stoppedAt, CONSUMER_TIMEOUTS.inboxLeaseMs);
+        }
+        const cap = Date.now() + 120_000;
+        while (t.unprocessed(held) > 0 && Date.now() < cap) await delay(100);
+        const takenOver = Date.now() - stoppedAt;
+        const remaining = faultMs - takenOver;
+        if (remaining > 0) await delay(remaining);
         first.kill('SIGCONT');
         faultEnds.push(Date.now());
+        notes.push(
+          `zombie held ${held.length} claims; ${held.length - t.unprocessed(held)} taken over and committed by the other consumer ${(takenOver / 1000).toFixed(1)} s after the SIGSTOP; woken after ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s`,
+        );
         break;
       }
       case 'broker-kill': {

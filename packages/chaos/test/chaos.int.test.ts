@@ -35,7 +35,7 @@ describe('chaos slice: SQLite (embedded)', () => {
   });
 
   it("a consumer SIGSTOPped past its lease: the zombie's late completions are fenced, not committed twice", async () => {
-    const result = await runScenario({ engine: 'sqlite', fault: 'zombie', server, total: TOTAL, faultMs: 9000 });
+    const result = await runScenario({ engine: 'sqlite', fault: 'zombie', server, total: TOTAL, faultMs: 3000 });
     expectKept(result);
     // The zombie did wake up with runs in flight whose claims had been taken over, and the recipe refused them.
     expect(result.fenced).toBeGreaterThan(0);
