@@ -22,7 +22,7 @@ export function passed(result: ChaosResult): boolean {
 /** The results as a Markdown table, engine by engine. */
 export function resultsTable(results: readonly ChaosResult[], notRun: readonly NotRun[]): string {
   const lines = [
-    '| engine | fault | recipe | attempted | acknowledged | lost | duplicated effects | unexpected | dead-lettered | stuck | unacked but handled | zombie commits fenced | recovery | drained in | verdict |',
+    '| engine | fault | recipe | attempted | acknowledged | lost | duplicated effects | unexpected | dead-lettered | stuck | unacked but handled | late commits fenced | recovery | drained in | verdict |',
     '|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of results) {
