@@ -84,9 +84,8 @@ export class AuthGate {
     }
     if (required.length === 0) return undefined;
     const held = verification.scopes;
-    let lacking: string[] | undefined;
-    for (const scope of required) if (!held.includes(scope)) (lacking ??= []).push(scope);
-    if (lacking === undefined) return undefined;
+    const lacking = required.filter((scope) => !held.includes(scope));
+    if (lacking.length === 0) return undefined;
     const authenticator = this.authenticators.find((a) => a.scheme === verification.scheme) ?? this.authenticators[0];
     return {
       status: 403,
