@@ -135,9 +135,10 @@ export class Consumer {
     return delivery.ack();
   }
 
-  async #run(delivery: Delivery, event: CloudEvent, via: InboundVia): Promise<Outcome> {
+  async #run(delivery: Delivery, event: CloudEvent, via: InboundVia, sender?: string): Promise<Outcome> {
     const { group } = this.#config;
     const message = new InboundMessage(delivery, event, group, via, this.#closing.signal);
+    if (sender !== undefined) message.sender = sender;
     if (channels.deliver.hasSubscribers) {
       channels.deliver.publish({ messageId: event.id, source: event.source, topic: delivery.topic, attempt: delivery.attempt, group });
     }
@@ -193,7 +194,7 @@ export class Consumer {
    * pipeline, without encoding or decoding it again. Should it be dead-lettered, its headers and
    * body are encoded in the broker's binding then, so the dead letter can be replayed through the broker.
    */
-  receive(event: CloudEvent, topic: string): Promise<Outcome> {
+  receive(event: CloudEvent, topic: string, sender?: string): Promise<Outcome> {
     try {
       checkIdentity(event);
     } catch (error) {
@@ -203,7 +204,7 @@ export class Consumer {
       this.#filtered += 1;
       return Promise.resolve({ kind: 'ack', skipped: 'filtered' });
     }
-    return this.#run(new HttpDelivery(event, topic, this.#config.broker), event, 'http');
+    return this.#run(new HttpDelivery(event, topic, this.#config.broker), event, 'http', sender);
   }
 
   /** Stops taking deliveries; in-flight ones finish (or are released by the broker after its drain timeout). */

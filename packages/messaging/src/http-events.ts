@@ -43,10 +43,14 @@ function toResult(id: string, outcome: Outcome): EventResult {
  * - a batch: `200` with `{ results: [{ id, status, retryAfterMs?, error? }] }`
  * - 413 over the body limit, 415 unsupported media type, 400 malformed, nested too deep or not a CloudEvent
  */
-export function cloudEventsRoute(receive: (event: CloudEvent) => Promise<Outcome>, options: { readonly path?: string } = {}): HttpRoute {
+export function cloudEventsRoute(
+  receive: (event: CloudEvent, sender?: string) => Promise<Outcome>,
+  options: { readonly path?: string; readonly scopes?: readonly string[] } = {},
+): HttpRoute {
   return {
     methods: ['POST'],
     path: options.path ?? '/events',
+    ...(options.scopes === undefined ? {} : { scopes: options.scopes }),
     async handle(req, res, context) {
       const body = await context.readBody();
       // The same nesting bound as every JSON body the HTTP layer parses (400 SB_JSON_TOO_DEEP).
@@ -54,11 +58,11 @@ export function cloudEventsRoute(receive: (event: CloudEvent) => Promise<Outcome
       const decoded = cloudEventFromHttp(req.headers, body);
       if (decoded.mode === 'batch') {
         const results: EventResult[] = [];
-        for (const event of decoded.events) results.push(toResult(event.id, await receive(event)));
+        for (const event of decoded.events) results.push(toResult(event.id, await receive(event, context.principal)));
         sendJson(res, 200, { results });
         return;
       }
-      const result = toResult(decoded.event.id, await receive(decoded.event));
+      const result = toResult(decoded.event.id, await receive(decoded.event, context.principal));
       switch (result.status) {
         case 'processed':
         case 'duplicate':
