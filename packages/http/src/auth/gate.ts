@@ -23,6 +23,8 @@ export class AuthGate {
   readonly authenticators: readonly Authenticator[];
   /** The schemes of the authenticators, for the API documents. */
   readonly schemes: readonly string[];
+  /** The scopes each operation requires (its contract's, or the service's `auth.scopes`), for the API documents. */
+  readonly operationScopes = new Map<string, readonly string[]>();
   readonly #unavailable: AuthRefusal;
 
   constructor(options: AuthOptions, realm: string) {

@@ -131,6 +131,7 @@ class SwitchboardHttpService implements HttpService {
           throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `The scopes of operation ${name} must be non-empty strings` });
         }
         this.#scopes.set(name, scopes);
+        this.auth.operationScopes.set(name, scopes);
       }
     }
     this.routes = options.routes ?? [];
