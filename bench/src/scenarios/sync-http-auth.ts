@@ -1,7 +1,9 @@
+import type { IncomingMessage } from 'node:http';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { cachedToken, createClient } from '@switchboard/http';
+import { jwtAuthenticator } from '@switchboard/jwt';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { benchContract, payload } from '../contract.js';
 import { type ChildServer, startChild } from '../lib/child.js';
@@ -101,6 +103,33 @@ export const syncHttpAuth: Scenario = {
             },
           });
         }
+      }
+      // The server's cost per request, in this process: a reused token (remembered) and a fresh one
+      // (signature checked every time), with the JWKS already fetched.
+      for (const [cache, count] of [
+        [true, 100_000],
+        [false, 2_000],
+      ] as const) {
+        const authenticator = jwtAuthenticator({
+          jwks: jwksUrl,
+          issuer: 'https://bench.invalid/',
+          audience: 'bench',
+          cacheTtlMs: cache ? 60_000 : 0,
+        });
+        const req = { headers: { authorization: `Bearer ${await token()}` } } as unknown as IncomingMessage;
+        await authenticator.verify(req);
+        const started = process.hrtime.bigint();
+        for (let i = 0; i < count; i++) {
+          const verdict = authenticator.verify(req);
+          if (verdict instanceof Promise) await verdict;
+        }
+        const micros = Number(process.hrtime.bigint() - started) / 1e3 / count;
+        ctx.record({
+          scenario: 'sync-http-auth',
+          subject: cache ? 'jwtAuthenticator.verify, token remembered' : 'jwtAuthenticator.verify, ES256 signature checked',
+          load: 'in process',
+          metrics: { microsPerRequest: round(micros, 3), requests: count },
+        });
       }
     } finally {
       await Promise.all([...servers.values()].map((child) => child.stop()));

@@ -2,6 +2,10 @@ import type { IncomingMessage } from 'node:http';
 import { defineContract, operation } from '@switchboard/core';
 import type { Authenticator, HttpRoute, Verification } from '@switchboard/http';
 import { bearerChallenge, createAuthGate, createHttpService, sendJson } from '@switchboard/http';
+import { switchboardExpress } from '@switchboard/http/express';
+import { switchboardFastify } from '@switchboard/http/fastify';
+import express from 'express';
+import Fastify from 'fastify';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -157,6 +161,41 @@ describe('service authentication with a pluggable authenticator', () => {
     expect((await send(base, 'GET', { 'x-api-key': 'k2' })).body).toEqual({ principal: 'writer' });
     expect((await send(base, 'GET', { 'x-api-key': 'k1' })).status).toBe(403);
     expect((await send(base, 'GET')).status).toBe(401);
+  });
+});
+
+describe('authentication when mounted in Fastify and Express', () => {
+  const keys = { k1: { id: 'reader', scopes: ['desk:read'] } };
+
+  it('guards the mounted service the same way, and leaves the framework own routes alone', async () => {
+    const service = createHttpService({
+      contract,
+      handlers,
+      basePath: '/api',
+      routes: [whoRoute],
+      auth: { authenticators: [apiKeys(keys)] },
+    });
+    const fastify = Fastify();
+    fastify.get('/own', async () => ({ own: true }));
+    await fastify.register(switchboardFastify, { service, prefix: '/api' });
+    await fastify.listen({ port: 0, host: '127.0.0.1' });
+    closing.push(() => fastify.close());
+    const app = express();
+    app.get('/own', (_req, res) => {
+      res.json({ own: true });
+    });
+    app.use(switchboardExpress(service));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    closing.push(() => new Promise((resolve) => server.close(() => resolve())));
+    for (const port of [(fastify.server.address() as { port: number }).port, (server.address() as { port: number }).port]) {
+      const base = `http://127.0.0.1:${port}`;
+      expect((await send(`${base}/api/ops/read`, 'POST')).status).toBe(401);
+      expect((await send(`${base}/api/ops/read`, 'POST', { 'x-api-key': 'k1' })).body).toEqual({ principal: 'reader' });
+      expect((await send(`${base}/api/who`, 'GET', { 'x-api-key': 'k1' })).body).toEqual({ principal: 'reader', scopes: ['desk:read'] });
+      expect((await send(`${base}/api/ops/write`, 'POST', { 'x-api-key': 'k1' })).status).toBe(403);
+      expect((await send(`${base}/own`, 'GET')).body).toEqual({ own: true });
+    }
   });
 });
 
