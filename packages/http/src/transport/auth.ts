@@ -13,22 +13,36 @@ export type TokenProvider = () => Promise<string | undefined>;
  * `invalidate()` (`cachedToken`) is told, so the next attempt or call fetches a new token.
  */
 export function auth(provider: TokenProvider): Dispatcher.DispatcherComposeInterceptor {
-  const invalidate = (provider as { invalidate?: unknown }).invalidate;
+  const { invalidate, current } = provider as { invalidate?: unknown; current?: unknown };
   const onUnauthorized = typeof invalidate === 'function' ? () => (invalidate as () => void).call(provider) : undefined;
-  return (dispatch) => (opts, handler) => {
-    provider().then(
-      (token) => {
-        if (token === undefined) {
-          dispatch(opts, handler);
-          return;
-        }
-        // A copy: the token must not stay on a header record a retry or the caller reuses.
-        const next = { ...opts, headers: { ...headersOf(opts), authorization: `Bearer ${token}` } };
-        dispatch(next, onUnauthorized === undefined ? handler : new UnauthorizedHandler(handler, onUnauthorized));
-      },
-      (error: unknown) => failFast(handler, new AuthError(error)),
-    );
-    return true;
+  const fresh = typeof current === 'function' ? () => (current as () => string | undefined).call(provider) : undefined;
+  // The header of the last token, built once per token rather than once per request.
+  let lastToken: string | undefined;
+  let lastHeader = '';
+  return (dispatch) => {
+    const send = (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, token: string | undefined): boolean => {
+      if (token === undefined) return dispatch(opts, handler);
+      if (token !== lastToken) {
+        lastToken = token;
+        lastHeader = `Bearer ${token}`;
+      }
+      // Per-attempt headers go on the request's own record (see `CallPolicy`); without one, a new one.
+      const headers = headersOf(opts);
+      let next = opts;
+      if (headers === undefined) next = { ...opts, headers: { authorization: lastHeader } };
+      else headers.authorization = lastHeader;
+      return dispatch(next, onUnauthorized === undefined ? handler : new UnauthorizedHandler(handler, onUnauthorized));
+    };
+    return (opts, handler) => {
+      // A cached token that is still fresh is sent at once, without a promise per request.
+      const known = fresh?.();
+      if (known !== undefined) return send(opts, handler, known);
+      provider().then(
+        (token) => send(opts, handler, token),
+        (error: unknown) => failFast(handler, new AuthError(error)),
+      );
+      return true;
+    };
   };
 }
 
