@@ -5,6 +5,7 @@ import type { HttpService, Listening } from '@switchboard/http';
 import { cachedToken, createClient, createHttpService, enableJobs } from '@switchboard/http';
 import { jwtAuthenticator } from '@switchboard/jwt';
 import { createMemoryJobStore } from '@switchboard/memory';
+import fc from 'fast-check';
 import type { CryptoKey, JWK, JWTPayload } from 'jose';
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { request } from 'undici';
@@ -214,6 +215,35 @@ describe('JWT bearer authentication against a JWKS served over HTTP', () => {
     });
     expect([200, 303]).toContain(asOwner.statusCode);
     await asOwner.body.dump();
+  });
+
+  it('answers any Authorization header with 401 problem+json and a challenge, never a 5xx (property)', async () => {
+    const good = await token();
+    const [head, body] = good.split('.') as [string, string];
+    const printable = fc.stringMatching(/^[\x21-\x7e]{0,300}$/);
+    const header = fc.oneof(
+      printable,
+      printable.map((t) => `Bearer ${t}`),
+      printable.map((t) => `bearer  ${t} `),
+      fc.tuple(printable, printable).map(([a, b]) => `Bearer ${head}.${body}${a}.${b}`),
+      fc.tuple(printable, printable, printable).map(([a, b, c]) => `Bearer ${a}.${b}.${c}`),
+    );
+    await fc.assert(
+      fc.asyncProperty(header, async (authorization) => {
+        const response = await request(`${listening.url}/ops/whoami`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization },
+          body: '{}',
+        });
+        const text = await response.body.text();
+        // Another scheme, a malformed bearer value, a forged or truncated token: always 401.
+        expect(response.statusCode).toBe(401);
+        expect(response.headers['content-type']).toBe('application/problem+json');
+        expect(String(response.headers['www-authenticate'])).toMatch(/^Bearer realm="names"/);
+        expect(JSON.parse(text)).toMatchObject({ code: 'SB_UNAUTHORIZED', status: 401 });
+      }),
+      { numRuns: 150, seed: 1212 },
+    );
   });
 
   it('answers 503 SB_UNAVAILABLE (not 401) when the JWKS cannot be fetched', async () => {
