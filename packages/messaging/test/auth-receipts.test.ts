@@ -122,3 +122,51 @@ describe.each(engines)('receipts readable by their sender only, on %s', (_name, 
     expect((await read('key-a', messageId, '?source=service-a')).status).toBe(404);
   });
 });
+
+describe.each(engines)('the receipt of a signed message from a broker, on %s', (_name, factory) => {
+  const secret = 'a-secret-of-at-least-thirty-two-bytes!!';
+  let engine: Engine;
+  let http: HttpService;
+  let url: string;
+
+  beforeEach(async () => {
+    engine = factory();
+  });
+
+  afterEach(async () => {
+    await http.close();
+    await engine.close();
+  });
+
+  it("names the verified source as its sender: the principal of that name reads it, another gets 404; with require: false an unsigned one's is the read scope's only", async () => {
+    const signer = engine.messaging({ service: 'service-a', signing: { sign: { id: 'a-1', algorithm: 'hs256', secret } } });
+    const unsigned = engine.messaging({ service: 'service-c' });
+    const b = engine.messaging({
+      service: 'service-b',
+      signing: { verify: { keys: [{ id: 'a-1', algorithm: 'hs256', secret }], sources: { 'service-a': ['a-1'] } }, require: false },
+    });
+    b.handle(serviceB, 'name.submitted', () => {});
+    await b.start();
+    http = createHttpService({
+      contract: serviceB,
+      handlers: { save: () => ({ id: '1' }) },
+      routes: b.routes({ receiptsReadScope: 'receipts:read' }),
+      auth: { authenticators: [apiKeys] },
+    });
+    url = (await http.listen()).url;
+    const signed = await signer.send(serviceB, 'name.submitted', { name: 'ada' });
+    const plain = await unsigned.send(serviceB, 'name.submitted', { name: 'grace' });
+    const asOperator = { 'x-api-key': 'key-ops' };
+    const first = await fetchReceipt(url, signed.messageId, { source: 'service-a', wait: { timeoutMs: 5000 }, headers: asOperator });
+    expect(first?.groups[0]).toMatchObject({ state: 'processed', sender: 'service-a' });
+    const second = await fetchReceipt(url, plain.messageId, { source: 'service-c', wait: { timeoutMs: 5000 }, headers: asOperator });
+    expect(second?.groups[0]?.state).toBe('processed');
+    expect(second?.groups[0]?.sender).toBeUndefined();
+
+    const get = (key: string, id: string, source: string) =>
+      fetch(`${url}/receipts/${id}?source=${source}`, { headers: { 'x-api-key': key } });
+    expect((await get('key-a', signed.messageId, 'service-a')).status).toBe(200);
+    expect((await get('key-c', signed.messageId, 'service-a')).status).toBe(404);
+    expect((await get('key-c', plain.messageId, 'service-c')).status).toBe(404);
+  });
+});
