@@ -108,5 +108,16 @@ export type {
 } from './signing.js';
 export { canonicalEvent, createSigner, createVerifier, dataDigest, SIGNATURE_ATTRIBUTE, signEvent } from './signing.js';
 export type { FieldError, InferInput, InferOutput, StandardSchemaV1, ValidationResult } from './standard-schema.js';
-export type { TraceParent } from './trace.js';
-export { formatTraceparent, parseTraceparent } from './trace.js';
+export type { TraceContext, TraceHeaderValue, TraceParent, TracestateMember } from './trace.js';
+export {
+  continueTrace,
+  formatTraceparent,
+  formatTracestate,
+  normalizeTracestate,
+  parseTraceparent,
+  parseTracestate,
+  TRACE_FLAG_RANDOM,
+  TRACE_FLAG_SAMPLED,
+  TRACESTATE_MAX_LENGTH,
+  TRACESTATE_MAX_MEMBERS,
+} from './trace.js';
