@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import type { CloudEvent, HandlerContext, Invocation, Progress } from '@switchboard/core';
-import { SwitchboardError } from '@switchboard/core';
+import type { CloudEvent, HandlerContext, Invocation, Progress, TraceContext } from '@switchboard/core';
+import { continueTrace, parseTraceparent, SwitchboardError } from '@switchboard/core';
 import type { Inbound } from './pipeline.js';
 import type { AttachmentInfo, MessageContext } from './types.js';
 
@@ -12,8 +12,6 @@ export class DeliveryContext implements MessageContext {
   readonly source: string;
   readonly subject: string | undefined;
   readonly time: string | undefined;
-  readonly traceparent: string | undefined;
-  readonly tracestate: string | undefined;
   readonly topic: string;
   readonly group: string;
   readonly key: string | undefined;
@@ -30,15 +28,46 @@ export class DeliveryContext implements MessageContext {
     this.source = event.source;
     this.subject = event.subject;
     this.time = event.time;
-    const traceparent = event.extensions?.traceparent;
-    const tracestate = event.extensions?.tracestate;
-    this.traceparent = typeof traceparent === 'string' ? traceparent : undefined;
-    this.tracestate = typeof tracestate === 'string' ? tracestate : undefined;
     this.topic = inbound.delivery.topic;
     this.group = inbound.group;
     this.key = inbound.delivery.key;
     this.event = event;
     this.attachmentInfo = inbound.attachment?.info;
+  }
+
+  /**
+   * The handler's own span (W3C Trace Context): a child of the hop's transport `traceparent` header
+   * when the delivery has a valid one (a foreign producer's instrumentation), else of the event's
+   * `traceparent` extension, the creation context. Invalid or missing: a new trace. The
+   * `tracestate` travels with the parent it came with, normalized. Computed on first read.
+   */
+  get traceparent(): string {
+    return this.#traced().traceparent;
+  }
+
+  get tracestate(): string | undefined {
+    return this.#traced().tracestate;
+  }
+
+  #trace: TraceContext | undefined;
+
+  #traced(): TraceContext {
+    if (this.#trace === undefined) {
+      const headers = this.#inbound.delivery.headers;
+      const hop = headers.traceparent;
+      if (hop !== undefined && parseTraceparent(hop) !== undefined) {
+        this.#trace = continueTrace(hop, headers.tracestate);
+      } else {
+        const extensions = this.event.extensions;
+        const traceparent = extensions?.traceparent;
+        const tracestate = extensions?.tracestate;
+        this.#trace = continueTrace(
+          typeof traceparent === 'string' ? traceparent : undefined,
+          typeof tracestate === 'string' ? tracestate : undefined,
+        );
+      }
+    }
+    return this.#trace;
   }
 
   /** The run's signal, read lazily: its `AbortController` is only made for handlers that use it. */
@@ -63,7 +92,7 @@ class MessageHandlerContext implements HandlerContext {
   readonly operation: string;
   readonly via: Invocation = 'message';
   readonly deadline: number | undefined;
-  readonly traceparent: string | undefined;
+  readonly traceparent: string;
   readonly tracestate: string | undefined;
   readonly messageId: string;
   readonly #context: DeliveryContext;

@@ -14,6 +14,8 @@ import {
   formatDataHash,
   identityProblems,
   newMessageId,
+  normalizeTracestate,
+  parseTraceparent,
   SwitchboardError,
 } from '@switchboard/core';
 import { childTraceparent, percentEncodeHeaderValue, stringProblem, validate } from '@switchboard/core/kit';
@@ -111,6 +113,19 @@ function isPlain(options: PublishOptions): boolean {
   return options.attachment === undefined && options.attachmentBlob === undefined && options.tracestate === undefined;
 }
 
+/**
+ * The options with their `tracestate` as W3C Trace Context allows it on the way out: normalized
+ * (no whitespace, no empty members), and dropped when invalid, empty, or without a valid
+ * `traceparent` to belong to (then the message starts a new trace).
+ */
+function withValidTracestate(options: PublishOptions): PublishOptions {
+  if (options.tracestate === undefined) return options;
+  const tracestate = parseTraceparent(options.traceparent) === undefined ? undefined : normalizeTracestate(options.tracestate);
+  if (tracestate === options.tracestate) return options;
+  const { tracestate: _dropped, ...rest } = options;
+  return tracestate === undefined ? rest : { ...rest, tracestate };
+}
+
 /** A caller's id or subject the envelope takes as it is: a non-empty CloudEvents String (an id within the identity limit). */
 function plainValue(value: string | undefined, isId: boolean): boolean {
   if (value === undefined) return true;
@@ -123,8 +138,9 @@ function encode(
   address: Address,
   shape: OutgoingShape,
   data: unknown,
-  options: PublishOptions,
+  given: PublishOptions,
 ): OutgoingMessage | Promise<OutgoingMessage> {
+  const options = withValidTracestate(given);
   if (isPlain(options) && plainValue(options.id, true) && plainValue(options.subject, false)) {
     let json: string | undefined;
     if (data !== undefined) {

@@ -63,7 +63,6 @@ interface CallState {
   readonly signal: AbortSignal | undefined;
   /** The caller's trace, continued by every attempt with a new span id, or a new one. */
   readonly trace: Trace;
-  readonly tracestate: string | undefined;
   readonly headers: Readonly<Record<string, string>> | undefined;
 }
 
@@ -211,8 +210,11 @@ class HttpClient<C extends AnyContract> implements Client<C> {
       safe: plan.definition.idempotent || key !== undefined,
       deadline,
       signal,
-      trace: traceOf(options.traceparent ?? context?.traceparent),
-      tracestate: options.tracestate ?? context?.tracestate,
+      // The traceparent and tracestate come as a pair: explicit options win over the context.
+      trace:
+        options.traceparent !== undefined
+          ? traceOf(options.traceparent, options.tracestate)
+          : traceOf(context?.traceparent, context?.tracestate),
       headers: lowerCaseKeys(options.headers),
     };
 
@@ -226,7 +228,6 @@ class HttpClient<C extends AnyContract> implements Client<C> {
     if (key !== undefined) headers['idempotency-key'] = key;
     const callPolicy: CallPolicy = {
       trace: call.trace,
-      tracestate: call.tracestate,
       deadline,
       attemptTimeoutMs: this.#attemptTimeoutMs,
       budgetHeader: true,
