@@ -120,4 +120,5 @@ export {
   TRACE_FLAG_SAMPLED,
   TRACESTATE_MAX_LENGTH,
   TRACESTATE_MAX_MEMBERS,
+  traceHeaders,
 } from './trace.js';

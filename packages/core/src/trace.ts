@@ -183,3 +183,19 @@ export function continueTrace(traceparent: TraceHeaderValue, tracestate: TraceHe
   if (parsed === undefined) return { traceparent: `00-${newTraceId()}-${newSpanId()}-${NEW_TRACE_FLAGS}`, tracestate: undefined };
   return { traceparent: `00-${parsed.traceId}-${newSpanId()}-${parsed.flags}`, tracestate: normalizeTracestate(tracestate) };
 }
+
+/**
+ * Trace headers for a request a handler makes with a client of its own (`fetch`, a vendor SDK): a
+ * new span of the context's trace, and its `tracestate` when the trace continues. Without a valid
+ * `traceparent` a new trace starts, and no `tracestate` is sent.
+ */
+export function traceHeaders(context?: {
+  readonly traceparent?: string | undefined;
+  readonly tracestate?: string | undefined;
+}): { traceparent: string; tracestate?: string } {
+  const parsed = parseTraceparent(context?.traceparent);
+  if (parsed === undefined) return { traceparent: `00-${newTraceId()}-${newSpanId()}-${NEW_TRACE_FLAGS}` };
+  const traceparent = `00-${parsed.traceId}-${newSpanId()}-${parsed.flags}`;
+  const tracestate = normalizeTracestate(context?.tracestate);
+  return tracestate === undefined ? { traceparent } : { traceparent, tracestate };
+}
