@@ -97,9 +97,13 @@ export async function startTraceHarnessService(options: TraceHarnessOptions): Pr
     if (options.hop === 'direct') {
       relay = callBack;
     } else if (options.hop === 'message') {
-      const broker = await connectBroker(options.broker ?? 'memory:');
-      closers.push(() => broker.close());
+      // Names of its own on a shared server (streams, queues, consumer groups).
       const prefix = `trace${randomUUID().slice(0, 8)}`;
+      const url = options.broker ?? 'memory:';
+      const broker = await connectBroker(
+        url.startsWith('memory:') || url.includes('prefix=') ? url : `${url}${url.includes('?') ? '&' : '?'}prefix=${prefix}`,
+      );
+      closers.push(() => broker.close());
       const messaging = createMessaging({ broker, service: `${prefix}-back`, deadLetters: false });
       messaging.serve(back, backHandlers);
       await messaging.start();

@@ -189,10 +189,10 @@ export function continueTrace(traceparent: TraceHeaderValue, tracestate: TraceHe
  * new span of the context's trace, and its `tracestate` when the trace continues. Without a valid
  * `traceparent` a new trace starts, and no `tracestate` is sent.
  */
-export function traceHeaders(context?: {
-  readonly traceparent?: string | undefined;
-  readonly tracestate?: string | undefined;
-}): { traceparent: string; tracestate?: string } {
+export function traceHeaders(context?: { readonly traceparent?: string | undefined; readonly tracestate?: string | undefined }): {
+  traceparent: string;
+  tracestate?: string;
+} {
   const parsed = parseTraceparent(context?.traceparent);
   if (parsed === undefined) return { traceparent: `00-${newTraceId()}-${newSpanId()}-${NEW_TRACE_FLAGS}` };
   const traceparent = `00-${parsed.traceId}-${newSpanId()}-${parsed.flags}`;

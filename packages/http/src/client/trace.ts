@@ -9,7 +9,7 @@ export interface Trace {
   /** Whether it continues a valid caller `traceparent` (only then is `tracestate` passed on). */
   readonly continued: boolean;
   /** The caller's `tracestate`, validated and normalized; only on a continued trace. */
-  readonly tracestate: string | undefined;
+  readonly tracestate?: string | undefined;
 }
 
 /**
