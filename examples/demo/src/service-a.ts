@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { implement } from '@switchboard/core';
+import { currentTrace, implement, parseTraceparent } from '@switchboard/core';
 import { createClient, createHttpService, createJobsClient } from '@switchboard/http';
 import { fetchReceipt, type ReceiptDocument } from '@switchboard/messaging';
 import { onShutdown, readConfig, requireEnv } from './config.js';
@@ -30,12 +30,13 @@ type Report = Omit<PatternReport, 'pattern' | 'durationMs'>;
 const runners: Record<Pattern, (name: string) => Promise<Report>> = {
   /** Pattern 1: call B and wait for its answer. */
   'sync-http': async (name) => {
-    const { saved, id } = await b.call('save', { name });
+    // No context passed: the call continues the trace of A's handler (the ambient trace).
+    const { saved, id, traceId } = await b.call('save', { name });
     return {
       ok: saved,
       summary: `B answered saved=${saved} (id ${id})`,
       coupling: "B's URL and contract; B must be up right now",
-      details: { saved, id },
+      details: { saved, id, traceId: ownTraceId(), traceIdSeenByB: traceId },
     };
   },
 
@@ -61,7 +62,15 @@ const runners: Record<Pattern, (name: string) => Promise<Report>> = {
       ok: result.name === name,
       summary: `202 Accepted, status URL ${job.statusUrl}; done after ${statusRequests} status request(s): ${result.letters} letters, ${result.vowels} vowels`,
       coupling: "B's URL and contract; B must be up to accept the job, not while A waits",
-      details: { jobId: job.jobId, statusUrl: job.statusUrl, statusRequests, lastProgress, result },
+      details: {
+        jobId: job.jobId,
+        statusUrl: job.statusUrl,
+        statusRequests,
+        lastProgress,
+        result,
+        traceId: ownTraceId(),
+        traceIdSeenByB: result.traceId,
+      },
     };
   },
 
@@ -77,7 +86,7 @@ const runners: Record<Pattern, (name: string) => Promise<Report>> = {
       ok: state?.state === 'processed',
       summary: `MessageId ${messageId}; B's receipt: ${state ? `${state.state} after ${state.attempts} attempt(s), result ${state.result ?? '-'}` : 'none yet'}`,
       coupling: "the broker and B's contract; B may be down when A sends (B's URL only to ask for the receipt)",
-      details: { messageId, receipt: state ?? null },
+      details: { messageId, receipt: state ?? null, traceId: ownTraceId(), traceIdSeenByB: resultTraceId(state?.result) },
     };
   },
 
@@ -93,11 +102,12 @@ const runners: Record<Pattern, (name: string) => Promise<Report>> = {
     ]);
     const states = [...groupsOf(fromB), ...groupsOf(fromC)];
     const reacted = states.filter((group) => group.state === 'processed').map((group) => group.group);
+    const seenByB = groupsOf(fromB).find((group) => group.group === 'service-b');
     return {
       ok: reacted.includes('service-b') && reacted.includes('service-c'),
       summary: `MessageId ${messageId}; reacted: ${reacted.join(', ') || 'nobody yet'}`,
       coupling: "the broker and the event's name; nothing about who reacts",
-      details: { messageId, reacted },
+      details: { messageId, reacted, traceId: ownTraceId(), traceIdSeenByB: resultTraceId(seenByB?.result) },
     };
   },
 
@@ -145,6 +155,22 @@ const runners: Record<Pattern, (name: string) => Promise<Report>> = {
     };
   },
 };
+
+/** The trace id of A's running handler: everything A sends or calls from it continues this trace. */
+function ownTraceId(): string {
+  return parseTraceparent(currentTrace()?.traceparent)?.traceId ?? '';
+}
+
+/** The `traceId` a handler of B put in its result (a receipt's JSON summary). */
+function resultTraceId(result: string | undefined): string | null {
+  if (result === undefined) return null;
+  try {
+    const parsed = JSON.parse(result) as { traceId?: unknown };
+    return typeof parsed.traceId === 'string' ? parsed.traceId : null;
+  } catch {
+    return null;
+  }
+}
 
 function groupsOf(document: ReceiptDocument | undefined): ReceiptDocument['groups'] {
   return document?.groups ?? [];

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { apiDocumentRoutes, engineFromUrl } from '@switchboard/apidocs';
-import { implement, OperationError } from '@switchboard/core';
+import { implement, OperationError, parseTraceparent } from '@switchboard/core';
 import { createHttpService, enableJobs } from '@switchboard/http';
 import { createSqliteJobStore } from '@switchboard/sqlite';
 import { onShutdown, readConfig } from './config.js';
@@ -26,10 +26,10 @@ const names = await openNames({ config, broker, deadLetters }).catch(async (erro
 });
 
 export const handlers = implement(serviceB, {
-  save: async ({ name }) => {
+  save: async ({ name }, ctx) => {
     if (/^\d+$/.test(name)) throw new OperationError('NameRejected', { detail: 'a name needs letters', data: { reason: 'digits only' } });
     const { id, saves } = await names.save(name);
-    return { saved: true, id, saves };
+    return { saved: true, id, saves, traceId: traceIdOf(ctx.traceparent) };
   },
   analyze: async ({ name, workMs }, ctx) => {
     const steps = 10;
@@ -44,6 +44,7 @@ export const handlers = implement(serviceB, {
       letters: letters.length,
       vowels: (letters.match(/[aeiouy]/g) ?? []).length,
       palindrome: letters.length > 0 && letters === [...letters].reverse().join(''),
+      traceId: traceIdOf(ctx.traceparent),
     };
   },
 });
@@ -52,7 +53,7 @@ messaging
   // Operations can also arrive through the broker: the very same handlers run.
   .serve(serviceB, handlers)
   // A payload-free event: B knows only that it happened, and does its own work.
-  .on(serviceA, 'name.processed', (_data, ctx) => ({ reacted: 'service-b', at: ctx.time }))
+  .on(serviceA, 'name.processed', (_data, ctx) => ({ reacted: 'service-b', at: ctx.time, traceId: traceIdOf(ctx.traceparent) }))
   // A picture by claim check: the event carries a reference; the bytes come from the blob store,
   // verified against the hash on the event while they are read.
   .on(serviceA, 'picture.uploaded', async (data, ctx) => {
@@ -103,3 +104,8 @@ onShutdown(async () => {
   await names.close();
   await close();
 });
+
+/** The trace id of a W3C `traceparent` ('' when there is none). */
+function traceIdOf(traceparent: string | undefined): string {
+  return parseTraceparent(traceparent)?.traceId ?? '';
+}

@@ -108,14 +108,16 @@ export type {
 } from './signing.js';
 export { canonicalEvent, createSigner, createVerifier, dataDigest, SIGNATURE_ATTRIBUTE, signEvent } from './signing.js';
 export type { FieldError, InferInput, InferOutput, StandardSchemaV1, ValidationResult } from './standard-schema.js';
-export type { TraceContext, TraceHeaderValue, TraceParent, TracestateMember } from './trace.js';
+export type { TraceCarrier, TraceContext, TraceHeaderValue, TraceParent, TracestateMember } from './trace.js';
 export {
   continueTrace,
+  currentTrace,
   formatTraceparent,
   formatTracestate,
   normalizeTracestate,
   parseTraceparent,
   parseTracestate,
+  runWithTrace,
   TRACE_FLAG_RANDOM,
   TRACE_FLAG_SAMPLED,
   TRACESTATE_MAX_LENGTH,

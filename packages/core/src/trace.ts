@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomHex } from './ids.js';
 
 /**
@@ -186,16 +187,36 @@ export function continueTrace(traceparent: TraceHeaderValue, tracestate: TraceHe
 
 /**
  * Trace headers for a request a handler makes with a client of its own (`fetch`, a vendor SDK): a
- * new span of the context's trace, and its `tracestate` when the trace continues. Without a valid
- * `traceparent` a new trace starts, and no `tracestate` is sent.
+ * new span of the context's trace (default: the ambient one, see {@link currentTrace}), and its
+ * `tracestate` when the trace continues. Without a valid `traceparent` a new trace starts, and no
+ * `tracestate` is sent.
  */
-export function traceHeaders(context?: { readonly traceparent?: string | undefined; readonly tracestate?: string | undefined }): {
-  traceparent: string;
-  tracestate?: string;
-} {
+export function traceHeaders(context: TraceCarrier | undefined = currentTrace()): { traceparent: string; tracestate?: string } {
   const parsed = parseTraceparent(context?.traceparent);
   if (parsed === undefined) return { traceparent: `00-${newTraceId()}-${newSpanId()}-${NEW_TRACE_FLAGS}` };
   const traceparent = `00-${parsed.traceId}-${newSpanId()}-${parsed.flags}`;
   const tracestate = normalizeTracestate(context?.tracestate);
   return tracestate === undefined ? { traceparent } : { traceparent, tracestate };
+}
+
+/** What carries a trace: a handler's context, or any object with its `traceparent` and `tracestate`. */
+export interface TraceCarrier {
+  readonly traceparent?: string | undefined;
+  readonly tracestate?: string | undefined;
+}
+
+const ambient = new AsyncLocalStorage<TraceCarrier>();
+
+/**
+ * Runs `fn(...args)` with `carrier` as the ambient trace: outgoing calls, submits, sends, emits
+ * and invokes made inside it (and in everything it awaits) continue that trace when they are given
+ * no explicit context. The HTTP server, the job runner and the consumers run every handler so.
+ */
+export function runWithTrace<A extends unknown[], R>(carrier: TraceCarrier, fn: (...args: A) => R, ...args: A): R {
+  return ambient.run(carrier, fn, ...args);
+}
+
+/** The ambient trace: the context of the handler this code runs in, if any. */
+export function currentTrace(): TraceCarrier | undefined {
+  return ambient.getStore();
 }

@@ -10,6 +10,7 @@ import type {
 import {
   channels,
   createCloudEvent,
+  currentTrace,
   encodeCloudEvent,
   formatDataHash,
   identityProblems,
@@ -114,11 +115,23 @@ function isPlain(options: PublishOptions): boolean {
 }
 
 /**
- * The options with their `tracestate` as W3C Trace Context allows it on the way out: normalized
+ * The options with the trace to continue (explicit, else the ambient one) and their `tracestate` as
+ * W3C Trace Context allows it on the way out: normalized
  * (no whitespace, no empty members), and dropped when invalid, empty, or without a valid
  * `traceparent` to belong to (then the message starts a new trace).
  */
-function withValidTracestate(options: PublishOptions): PublishOptions {
+function withValidTracestate(given: PublishOptions): PublishOptions {
+  let options = given;
+  if (options.traceparent === undefined) {
+    // No explicit trace: the ambient one, the handler this send is made from.
+    const ambient = currentTrace();
+    if (ambient?.traceparent !== undefined) {
+      options =
+        ambient.tracestate === undefined
+          ? { ...options, traceparent: ambient.traceparent }
+          : { ...options, traceparent: ambient.traceparent, tracestate: ambient.tracestate };
+    }
+  }
   if (options.tracestate === undefined) return options;
   const tracestate = parseTraceparent(options.traceparent) === undefined ? undefined : normalizeTracestate(options.tracestate);
   if (tracestate === options.tracestate) return options;

@@ -1,4 +1,11 @@
-import { errorFromProblem, normalizeTracestate, type ProblemDetails, parseTraceparent, SwitchboardError } from '@switchboard/core';
+import {
+  currentTrace,
+  errorFromProblem,
+  normalizeTracestate,
+  type ProblemDetails,
+  parseTraceparent,
+  SwitchboardError,
+} from '@switchboard/core';
 import { newTraceId } from '@switchboard/core/kit';
 import { type CallPolicy, createTransport, type Transport } from '@switchboard/http';
 import type { Dispatcher } from 'undici';
@@ -79,7 +86,9 @@ async function poll(
   const wait = options.wait;
   const deadline = wait === undefined ? 0 : Date.now() + wait.timeoutMs;
   let last: ReceiptDocument | undefined;
-  const trace = traceOfCaller(options.traceparent, options.tracestate);
+  const ambient = options.traceparent === undefined ? currentTrace() : undefined;
+  const trace =
+    ambient === undefined ? traceOfCaller(options.traceparent, options.tracestate) : traceOfCaller(ambient.traceparent, ambient.tracestate);
   for (;;) {
     const remaining = deadline - Date.now();
     const seconds = wait === undefined ? 0 : Math.max(0, Math.min(wait.pollSeconds ?? 5, Math.floor(remaining / 1000)));

@@ -18,7 +18,7 @@ import { decodeResponse, judgeResponse } from './response.js';
 import type { RetryPolicy } from './retry.js';
 import { retryDelay, retryPolicy } from './retry.js';
 import type { Trace } from './trace.js';
-import { traceOf } from './trace.js';
+import { callerTrace } from './trace.js';
 import type { CallError, CallOptions, CallResult, ClientOptions, DeclaredError } from './types.js';
 
 /** A typed client of one service, built from its contract. */
@@ -211,10 +211,8 @@ class HttpClient<C extends AnyContract> implements Client<C> {
       deadline,
       signal,
       // The traceparent and tracestate come as a pair: explicit options win over the context.
-      trace:
-        options.traceparent !== undefined
-          ? traceOf(options.traceparent, options.tracestate)
-          : traceOf(context?.traceparent, context?.tracestate),
+      // Without either, the ambient trace: the handler this call is made from.
+      trace: callerTrace(options.traceparent, options.tracestate, context),
       headers: lowerCaseKeys(options.headers),
     };
 

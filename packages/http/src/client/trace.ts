@@ -1,4 +1,4 @@
-import { normalizeTracestate, parseTraceparent } from '@switchboard/core';
+import { currentTrace, normalizeTracestate, parseTraceparent, type TraceCarrier } from '@switchboard/core';
 import { newSpanId, newTraceId } from '@switchboard/core/kit';
 
 /** The trace a call belongs to: the caller's, or a new one. */
@@ -27,4 +27,14 @@ export function traceOf(parent: string | undefined, tracestate?: string): Trace 
 /** The `traceparent` of one attempt: the call's trace, a new span id. */
 export function attemptTraceparent(trace: Trace): string {
   return `00-${trace.traceId}-${newSpanId()}-${trace.flags}`;
+}
+
+/**
+ * The trace of an outgoing request: an explicit `traceparent` (with its `tracestate`) wins, then a
+ * context passed in, then the ambient trace (the handler the request is made from), else a new one.
+ */
+export function callerTrace(traceparent: string | undefined, tracestate: string | undefined, context?: TraceCarrier): Trace {
+  if (traceparent !== undefined) return traceOf(traceparent, tracestate);
+  const carrier = context ?? currentTrace();
+  return traceOf(carrier?.traceparent, carrier?.tracestate);
 }

@@ -5,7 +5,7 @@ import type { Dispatcher } from 'undici';
 import { transportFailure } from '../client/failure.js';
 import { decodeResponse } from '../client/response.js';
 import type { Trace } from '../client/trace.js';
-import { traceOf } from '../client/trace.js';
+import { callerTrace, traceOf } from '../client/trace.js';
 import { AuthError } from '../transport/auth.js';
 import type { CallPolicy } from '../transport/policy.js';
 import { CutError } from '../transport/policy.js';
@@ -160,7 +160,7 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
     }
     const body = JSON.stringify(input) ?? 'null';
     const key = options.idempotencyKey ?? newMessageId();
-    const trace = traceOf(options.traceparent, options.tracestate);
+    const trace = callerTrace(options.traceparent, options.tracestate);
     const deadline = Date.now() + (options.timeoutMs ?? 30_000);
     const signal = this.#signal(options.signal);
     const url = `${this.#base}/ops/${encodeURIComponent(operation)}`;
@@ -634,8 +634,8 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
 
 /** The trace of one request of a job: the options' (as a pair) or the job's own. */
 function jobTrace(job: JobRef | string, options: JobRequestOptions): Trace {
-  if (options.traceparent !== undefined) return traceOf(options.traceparent, options.tracestate);
-  return typeof job === 'string' ? traceOf(undefined) : traceOf(job.traceparent, job.tracestate);
+  if (options.traceparent !== undefined || typeof job === 'string') return callerTrace(options.traceparent, options.tracestate);
+  return traceOf(job.traceparent, job.tracestate);
 }
 
 /** A failure worth another try (connection refused or reset). */
