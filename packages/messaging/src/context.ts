@@ -53,9 +53,11 @@ export class DeliveryContext implements MessageContext {
 
   #traced(): TraceContext {
     if (this.#trace === undefined) {
-      const headers = this.#inbound.delivery.headers;
-      const hop = headers.traceparent;
-      if (hop !== undefined && parseTraceparent(hop) !== undefined) {
+      // A broker delivery's own headers; an HTTP delivery (POST /events) has none to read (its
+      // headers would be the event encoded again).
+      const headers = this.#inbound.via === 'broker' ? this.#inbound.delivery.headers : undefined;
+      const hop = headers?.traceparent;
+      if (headers !== undefined && hop !== undefined && parseTraceparent(hop) !== undefined) {
         this.#trace = continueTrace(hop, headers.tracestate);
       } else {
         const extensions = this.event.extensions;
