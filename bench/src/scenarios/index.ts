@@ -6,7 +6,7 @@ import { brokerMemory } from './broker-memory.js';
 import { cesqlFilter } from './cesql-filter.js';
 import { changeEvents } from './change-events.js';
 import { eventsAtMostOnce } from './events-at-most-once.js';
-import { messaging } from './messaging.js';
+import { messaging, messagingSigning } from './messaging.js';
 import { sqliteBacklog } from './sqlite-backlog.js';
 import { sqliteQueue } from './sqlite-queue.js';
 import { syncHttp } from './sync-http.js';
@@ -24,6 +24,7 @@ export const scenarios: Scenario[] = [
   brokerPostgres,
   brokerAws,
   messaging,
+  messagingSigning,
   eventsAtMostOnce,
   cesqlFilter,
   changeEvents,
