@@ -1,5 +1,14 @@
 import { setMaxListeners } from 'node:events';
-import type { Broker, CloudEvent, Delivery, DeliveryGuarantee, Headers, SignatureProblem, Subscription } from '@switchboard/core';
+import type {
+  Broker,
+  CloudEvent,
+  Delivery,
+  DeliveryGuarantee,
+  Headers,
+  SignatureProblem,
+  Subscription,
+  TraceCarrier,
+} from '@switchboard/core';
 import { backoffDelay, channels, encodeCloudEvent, isSwitchboardError, SwitchboardError, signatureError } from '@switchboard/core';
 import { bytesId, checkIdentity, decodeDelivery, undecodableId } from './decode.js';
 import type { DeadLetterWriter } from './middleware/dead-letter.js';
@@ -231,7 +240,7 @@ export class Consumer {
    * pipeline, without encoding or decoding it again. Should it be dead-lettered, its headers and
    * body are encoded in the broker's binding then, so the dead letter can be replayed through the broker.
    */
-  receive(event: CloudEvent, topic: string): Promise<Outcome> {
+  receive(event: CloudEvent, topic: string, hop?: TraceCarrier): Promise<Outcome> {
     try {
       checkIdentity(event);
       this.verifyOrThrow(event);
@@ -242,7 +251,7 @@ export class Consumer {
       this.#filtered += 1;
       return Promise.resolve({ kind: 'ack', skipped: 'filtered' });
     }
-    return this.#run(new HttpDelivery(event, topic, this.#config.broker), event, 'http');
+    return this.#run(new HttpDelivery(event, topic, this.#config.broker, hop), event, 'http');
   }
 
   /** `SB_SIGNATURE_INVALID` (403) when the event's signature is missing or does not verify. */
@@ -276,7 +285,11 @@ class HttpDelivery implements Delivery {
   readonly #broker: Broker;
   #encoded: { readonly headers: Headers; readonly body: Uint8Array } | undefined;
 
-  constructor(event: CloudEvent, topic: string, broker: Broker) {
+  /** The trace headers of the HTTP request that carried the event (the hop). */
+  readonly hop: TraceCarrier | undefined;
+
+  constructor(event: CloudEvent, topic: string, broker: Broker, hop: TraceCarrier | undefined) {
+    this.hop = hop;
     this.id = event.id;
     this.topic = topic;
     this.#event = event;

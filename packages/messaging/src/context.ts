@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { CloudEvent, HandlerContext, Invocation, Progress, TraceContext } from '@switchboard/core';
+import type { CloudEvent, HandlerContext, Invocation, Progress, TraceCarrier, TraceContext } from '@switchboard/core';
 import { continueTrace, parseTraceparent, SwitchboardError } from '@switchboard/core';
 import type { Inbound } from './pipeline.js';
 import type { AttachmentInfo, MessageContext } from './types.js';
@@ -53,12 +53,12 @@ export class DeliveryContext implements MessageContext {
 
   #traced(): TraceContext {
     if (this.#trace === undefined) {
-      // A broker delivery's own headers; an HTTP delivery (POST /events) has none to read (its
-      // headers would be the event encoded again).
-      const headers = this.#inbound.via === 'broker' ? this.#inbound.delivery.headers : undefined;
-      const hop = headers?.traceparent;
-      if (headers !== undefined && hop !== undefined && parseTraceparent(hop) !== undefined) {
-        this.#trace = continueTrace(hop, headers.tracestate);
+      // The hop: a broker delivery's own headers, or the trace headers of the HTTP request that
+      // carried the event (POST /events; its delivery headers would be the event encoded again).
+      const delivery = this.#inbound.delivery;
+      const hop: TraceCarrier | undefined = this.#inbound.via === 'broker' ? delivery.headers : (delivery as { hop?: TraceCarrier }).hop;
+      if (hop?.traceparent !== undefined && parseTraceparent(hop.traceparent) !== undefined) {
+        this.#trace = continueTrace(hop.traceparent, hop.tracestate);
       } else {
         const extensions = this.event.extensions;
         const traceparent = extensions?.traceparent;

@@ -19,6 +19,7 @@ import type {
   OutgoingMessage,
   ReceiptStore,
   SigningOptions,
+  TraceCarrier,
 } from '@switchboard/core';
 import { createMessageSigning, SwitchboardError, withMode } from '@switchboard/core';
 import { newSecretId } from '@switchboard/core/kit';
@@ -172,8 +173,12 @@ export interface Messaging {
   start(): Promise<void>;
   /** Stops taking deliveries, lets in-flight ones finish (the broker releases what is left). Does not close the broker or stores. */
   close(): Promise<void>;
-  /** Runs a CloudEvent received outside the broker through the consumer pipeline (what `POST /events` does). */
-  receive(event: CloudEvent): Promise<Outcome>;
+  /**
+   * Runs a CloudEvent received outside the broker through the consumer pipeline (what `POST /events`
+   * does). `hop`: the transport's trace headers (the HTTP request's `traceparent` / `tracestate`),
+   * continued by the handler when valid, instead of the event's own extension.
+   */
+  receive(event: CloudEvent, hop?: TraceCarrier): Promise<Outcome>;
   // --- receipts and dead letters
   readonly receipts: Receipts;
   readonly deadLetters: DeadLetters;
@@ -310,7 +315,8 @@ export function createMessaging(options: MessagingOptions): Messaging {
   };
   const replay = (selector: ReplaySelector, replayOptions?: ReplayOptions): Promise<ReplayResult> =>
     replayDeadLetters({ broker, deadLetters: requireDeadLetters(), receipts: receiptStore }, selector, replayOptions);
-  const receive = (event: CloudEvent): Promise<Outcome> => consumer.receive(event, routes.topicOf(event.type) ?? `${group}.unrouted`);
+  const receive = (event: CloudEvent, hop?: TraceCarrier): Promise<Outcome> =>
+    consumer.receive(event, routes.topicOf(event.type) ?? `${group}.unrouted`, hop);
 
   const messaging: Messaging = {
     service,

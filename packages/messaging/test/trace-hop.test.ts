@@ -1,5 +1,6 @@
 import type { Broker, OutgoingMessage } from '@switchboard/core';
 import { defineContract, event, parseTraceparent } from '@switchboard/core';
+import { createHttpService } from '@switchboard/http';
 import { createMemoryBroker } from '@switchboard/memory';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -64,5 +65,43 @@ describe('trace context: envelope and hop', () => {
     const seen = await deliver({});
     expect(seen.traceparent).not.toBe(seen.creation);
     expect(parseTraceparent(seen.traceparent)?.traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+  });
+
+  it('POST /events: the request’s traceparent is the hop, the ce-traceparent the creation context', async () => {
+    const broker = createMemoryBroker({ drainTimeoutMs: 200 });
+    const consumer = createMessaging({ broker, service: 'hop-consumer', deadLetters: false });
+    const seen: Array<{ traceparent: string | undefined; tracestate: string | undefined }> = [];
+    consumer.on(contract, 'thing.happened', (_data, ctx) => {
+      seen.push({ traceparent: ctx.traceparent, tracestate: ctx.tracestate });
+    });
+    const http = createHttpService({ contract, handlers: {}, routes: consumer.routes() });
+    const { url } = await http.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const post = (headers: Record<string, string>) =>
+        fetch(`${url}/events`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'ce-specversion': '1.0',
+            'ce-id': crypto.randomUUID(),
+            'ce-source': '/elsewhere',
+            'ce-type': 'hop-test.thing.happened',
+            'ce-traceparent': CREATION,
+            'ce-tracestate': 'creation=1',
+            ...headers,
+          },
+          body: JSON.stringify({ n: 1 }),
+        });
+      expect((await post({ traceparent: `00-${HOP_TRACE}-1111111111111111-01`, tracestate: 'hop=1' })).status).toBe(204);
+      expect((await post({ traceparent: 'not-a-traceparent', tracestate: 'hop=1' })).status).toBe(204);
+      expect(parseTraceparent(seen[0]?.traceparent)?.traceId).toBe(HOP_TRACE);
+      expect(seen[0]?.tracestate).toBe('hop=1');
+      expect(parseTraceparent(seen[1]?.traceparent)?.traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+      expect(seen[1]?.tracestate).toBe('creation=1');
+    } finally {
+      await http.close();
+      await consumer.close();
+      await broker.close();
+    }
   });
 });
