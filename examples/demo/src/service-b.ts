@@ -61,3 +61,4 @@ onShutdown(async () => {
   await names.close();
   await close();
 });
+

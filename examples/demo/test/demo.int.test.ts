@@ -41,6 +41,12 @@ describe('the demo (built output, separate processes)', () => {
     }
     expect(lines[0]?.details).toMatchObject({ saved: true });
     const [syncHttp, asyncHttp, message, event, claimCheck, changeEvent] = lines;
+    // One trace from A's handler into B, in every pattern that reaches B: sync call, job, message, event.
+    for (const report of [syncHttp, asyncHttp, message, event]) {
+      const details = report?.details as { traceId?: string; traceIdSeenByB?: string };
+      expect(details.traceId, String(report?.pattern)).toMatch(/^[0-9a-f]{32}$/);
+      expect(details.traceIdSeenByB, String(report?.pattern)).toBe(details.traceId);
+    }
     const job = asyncHttp?.details as { statusUrl: string; statusRequests: number; result: { name: string } };
     expect(job.statusUrl).toMatch(/\/jobs\/[A-Za-z0-9_-]{20,}$/);
     expect(job.statusRequests).toBeGreaterThanOrEqual(1);

@@ -120,8 +120,8 @@ describe('the demo on the testbed', () => {
         'service-b': {
           serves: serviceB,
           handlers: implement(serviceB, {
-            save: ({ name }) => ({ saved: true, id: `stand-in:${name}`, saves: 1 }),
-            analyze: ({ name }) => ({ name, letters: 0, vowels: 0, palindrome: false }),
+            save: ({ name }) => ({ saved: true, id: `stand-in:${name}`, saves: 1, traceId: '' }),
+            analyze: ({ name }) => ({ name, letters: 0, vowels: 0, palindrome: false, traceId: '' }),
           }),
         },
         'service-a': {

@@ -1,5 +1,14 @@
 import { setMaxListeners } from 'node:events';
-import type { Broker, CloudEvent, Delivery, DeliveryGuarantee, Headers, SignatureProblem, Subscription } from '@switchboard/core';
+import type {
+  Broker,
+  CloudEvent,
+  Delivery,
+  DeliveryGuarantee,
+  Headers,
+  SignatureProblem,
+  Subscription,
+  TraceCarrier,
+} from '@switchboard/core';
 import {
   backoffDelay,
   channels,
@@ -13,6 +22,14 @@ import { bytesId, checkIdentity, decodeDelivery, undecodableId } from './decode.
 import type { DeadLetterWriter } from './middleware/dead-letter.js';
 import { classify } from './middleware/retry.js';
 import { InboundMessage, type InboundVia, type Outcome, type Step } from './pipeline.js';
+
+/** How an event received outside the broker (`POST /events`) came: its transport hop and who delivered it. */
+export interface ReceiveOptions {
+  /** The transport's trace headers (`traceparent` / `tracestate`), continued by the handler when valid. */
+  readonly hop?: TraceCarrier;
+  /** The authenticated principal that delivered it, kept with its receipt (`Receipt.sender`). */
+  readonly sender?: string;
+}
 
 export interface ConsumerConfig {
   readonly broker: Broker;
@@ -244,7 +261,7 @@ export class Consumer {
    * pipeline, without encoding or decoding it again. Should it be dead-lettered, its headers and
    * body are encoded in the broker's binding then, so the dead letter can be replayed through the broker.
    */
-  receive(event: CloudEvent, topic: string, sender?: string): Promise<Outcome> {
+  receive(event: CloudEvent, topic: string, options: ReceiveOptions = {}): Promise<Outcome> {
     try {
       checkIdentity(event);
       this.verifyOrThrow(event);
@@ -255,7 +272,7 @@ export class Consumer {
       this.#filtered += 1;
       return Promise.resolve({ kind: 'ack', skipped: 'filtered' });
     }
-    return this.#run(new HttpDelivery(event, topic, this.#config.broker), event, 'http', sender);
+    return this.#run(new HttpDelivery(event, topic, this.#config.broker, options.hop), event, 'http', options.sender);
   }
 
   /** `SB_SIGNATURE_INVALID` (403) when the event's signature is missing or does not verify. */
@@ -289,7 +306,11 @@ class HttpDelivery implements Delivery {
   readonly #broker: Broker;
   #encoded: { readonly headers: Headers; readonly body: Uint8Array } | undefined;
 
-  constructor(event: CloudEvent, topic: string, broker: Broker) {
+  /** The trace headers of the HTTP request that carried the event (the hop). */
+  readonly hop: TraceCarrier | undefined;
+
+  constructor(event: CloudEvent, topic: string, broker: Broker, hop: TraceCarrier | undefined) {
+    this.hop = hop;
     this.id = event.id;
     this.topic = topic;
     this.#event = event;

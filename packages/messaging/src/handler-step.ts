@@ -1,5 +1,5 @@
 import type { AnyContract, OperationDefinition, ProblemDetails } from '@switchboard/core';
-import { OperationError, operationProblemType, SwitchboardError } from '@switchboard/core';
+import { OperationError, operationProblemType, runWithTrace, SwitchboardError } from '@switchboard/core';
 import { validate } from '@switchboard/core/kit';
 import { DeliveryContext } from './context.js';
 import { OperationFailure } from './middleware/retry.js';
@@ -19,7 +19,10 @@ export function handlerStep(defaultTimeoutMs: number, resultLimit: number): Step
     if (route.kind === 'operation') {
       const definition = route.contract.operations[route.name]!;
       try {
-        value = await route.invoke(message.data, context, () => context.operationContext(route.name, route.timeoutMs ?? defaultTimeoutMs));
+        // The handler's context is the ambient trace of everything it sends or calls.
+        value = await runWithTrace(context, route.invoke, message.data, context, () =>
+          context.operationContext(route.name, route.timeoutMs ?? defaultTimeoutMs),
+        );
       } catch (error) {
         throw operationFailure(route.contract, definition, error);
       }
@@ -33,7 +36,7 @@ export function handlerStep(defaultTimeoutMs: number, resultLimit: number): Step
       }
       value = result.value;
     } else {
-      value = await route.invoke(message.data, context, () => context.operationContext(route.name, undefined));
+      value = await runWithTrace(context, route.invoke, message.data, context, () => context.operationContext(route.name, undefined));
     }
     const summary = summarize(value, resultLimit);
     return summary === undefined ? { kind: 'ack' } : { kind: 'ack', result: summary };

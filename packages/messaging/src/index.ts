@@ -2,6 +2,7 @@ export * from './addressing.js';
 export type { AtMostOnceOptions } from './at-most-once.js';
 export * from './blob-store-fs.js';
 export { Coalescer } from './coalescer.js';
+export type { ReceiveOptions } from './consumer.js';
 export * from './housekeeping.js';
 export type { EventResult } from './http-events.js';
 export { cloudEventsRoute } from './http-events.js';

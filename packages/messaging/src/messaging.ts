@@ -19,13 +19,14 @@ import type {
   OutgoingMessage,
   ReceiptStore,
   SigningOptions,
+  TraceCarrier,
 } from '@switchboard/core';
 import { createMessageSigning, SwitchboardError, withMode } from '@switchboard/core';
 import { newSecretId } from '@switchboard/core/kit';
 import type { HttpRoute } from '@switchboard/http';
 import { eventsTopic } from './addressing.js';
 import { type AtMostOnceOptions, checkAtMostOnceBroker, checkMainBroker, hasAtMostOnceEvents, onlyAtMostOnce } from './at-most-once.js';
-import { Consumer } from './consumer.js';
+import { Consumer, type ReceiveOptions } from './consumer.js';
 import { handlerStep } from './handler-step.js';
 import { cloudEventsRoute } from './http-events.js';
 import { receiptsRoute } from './http-receipts.js';
@@ -174,9 +175,11 @@ export interface Messaging {
   close(): Promise<void>;
   /**
    * Runs a CloudEvent received outside the broker through the consumer pipeline (what `POST /events`
-   * does). `sender`: the principal that delivered it, kept with its receipt (see `Receipt.sender`).
+   * does). `options.hop`: the transport's trace headers (the HTTP request's `traceparent` /
+   * `tracestate`), continued by the handler when valid, instead of the event's own extension;
+   * `options.sender`: the principal that delivered it, kept with its receipt (see `Receipt.sender`).
    */
-  receive(event: CloudEvent, sender?: string): Promise<Outcome>;
+  receive(event: CloudEvent, options?: ReceiveOptions): Promise<Outcome>;
   // --- receipts and dead letters
   readonly receipts: Receipts;
   readonly deadLetters: DeadLetters;
@@ -313,8 +316,8 @@ export function createMessaging(options: MessagingOptions): Messaging {
   };
   const replay = (selector: ReplaySelector, replayOptions?: ReplayOptions): Promise<ReplayResult> =>
     replayDeadLetters({ broker, deadLetters: requireDeadLetters(), receipts: receiptStore }, selector, replayOptions);
-  const receive = (event: CloudEvent, sender?: string): Promise<Outcome> =>
-    consumer.receive(event, routes.topicOf(event.type) ?? `${group}.unrouted`, sender);
+  const receive = (event: CloudEvent, options?: ReceiveOptions): Promise<Outcome> =>
+    consumer.receive(event, routes.topicOf(event.type) ?? `${group}.unrouted`, options);
 
   const messaging: Messaging = {
     service,

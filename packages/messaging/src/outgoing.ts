@@ -12,10 +12,13 @@ import {
   canonicalEvent,
   channels,
   createCloudEvent,
+  currentTrace,
   encodeCloudEvent,
   formatDataHash,
   identityProblems,
   newMessageId,
+  normalizeTracestate,
+  parseTraceparent,
   SwitchboardError,
   signEvent,
 } from '@switchboard/core';
@@ -116,6 +119,31 @@ function isPlain(options: PublishOptions): boolean {
   return options.attachment === undefined && options.attachmentBlob === undefined && options.tracestate === undefined;
 }
 
+/**
+ * The options with the trace to continue (explicit, else the ambient one) and their `tracestate` as
+ * W3C Trace Context allows it on the way out: normalized
+ * (no whitespace, no empty members), and dropped when invalid, empty, or without a valid
+ * `traceparent` to belong to (then the message starts a new trace).
+ */
+function withValidTracestate(given: PublishOptions): PublishOptions {
+  let options = given;
+  if (options.traceparent === undefined) {
+    // No explicit trace: the ambient one, the handler this send is made from.
+    const ambient = currentTrace();
+    if (ambient?.traceparent !== undefined) {
+      options =
+        ambient.tracestate === undefined
+          ? { ...options, traceparent: ambient.traceparent }
+          : { ...options, traceparent: ambient.traceparent, tracestate: ambient.tracestate };
+    }
+  }
+  if (options.tracestate === undefined) return options;
+  const tracestate = parseTraceparent(options.traceparent) === undefined ? undefined : normalizeTracestate(options.tracestate);
+  if (tracestate === options.tracestate) return options;
+  const { tracestate: _dropped, ...rest } = options;
+  return tracestate === undefined ? rest : { ...rest, tracestate };
+}
+
 /** A caller's id or subject the envelope takes as it is: a non-empty CloudEvents String (an id within the identity limit). */
 function plainValue(value: string | undefined, isId: boolean): boolean {
   if (value === undefined) return true;
@@ -128,8 +156,9 @@ function encode(
   address: Address,
   shape: OutgoingShape,
   data: unknown,
-  options: PublishOptions,
+  given: PublishOptions,
 ): OutgoingMessage | Promise<OutgoingMessage> {
+  const options = withValidTracestate(given);
   if (isPlain(options) && plainValue(options.id, true) && plainValue(options.subject, false)) {
     let json: string | undefined;
     if (data !== undefined) {

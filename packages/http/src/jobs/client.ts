@@ -5,7 +5,7 @@ import type { Dispatcher } from 'undici';
 import { transportFailure } from '../client/failure.js';
 import { decodeResponse } from '../client/response.js';
 import type { Trace } from '../client/trace.js';
-import { traceOf } from '../client/trace.js';
+import { callerTrace, traceOf } from '../client/trace.js';
 import { AuthError } from '../transport/auth.js';
 import type { CallPolicy } from '../transport/policy.js';
 import { CutError } from '../transport/policy.js';
@@ -15,6 +15,7 @@ import { readEvents } from './client-sse.js';
 import type {
   JobRef,
   JobRequestInfo,
+  JobRequestOptions,
   JobsClient,
   JobsClientOptions,
   SubmitOptions,
@@ -159,7 +160,7 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
     }
     const body = JSON.stringify(input) ?? 'null';
     const key = options.idempotencyKey ?? newMessageId();
-    const trace = traceOf(options.traceparent);
+    const trace = callerTrace(options.traceparent, options.tracestate);
     const deadline = Date.now() + (options.timeoutMs ?? 30_000);
     const signal = this.#signal(options.signal);
     const url = `${this.#base}/ops/${encodeURIComponent(operation)}`;
@@ -173,7 +174,6 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
         'idempotency-key': key,
       };
       if (options.callbackUrl !== undefined) headers['switchboard-callback'] = options.callbackUrl;
-      if (options.tracestate !== undefined && trace.continued) headers.tracestate = options.tracestate;
       let retry: { error: SwitchboardError; retryAfterMs: number | undefined };
       try {
         const sent = await this.#send('submit', 'POST', url, headers, trace, deadline, signal, options.onRequest, body);
@@ -188,6 +188,7 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
             jobId: json.id,
             statusUrl: new URL(location, url).toString(),
             traceparent: sent.traceparent,
+            ...(trace.tracestate === undefined ? {} : { tracestate: trace.tracestate }),
             status: json,
             replayed: header(response.headers['idempotent-replayed']) === 'true',
           };
@@ -223,7 +224,7 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
       operation: job.operation,
       definition,
       statusUrl: this.#monitorUrl(job),
-      trace: traceOf(job.traceparent),
+      trace: traceOf(job.traceparent, job.tracestate),
       deadline,
       signal: this.#signal(options.signal),
       options,
@@ -249,12 +250,9 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
     return this.wait(submitted, options);
   }
 
-  async status(
-    job: JobRef | string,
-    options: { readonly signal?: AbortSignal; readonly traceparent?: string } = {},
-  ): Promise<JobStatusDocument> {
+  async status(job: JobRef | string, options: JobRequestOptions = {}): Promise<JobStatusDocument> {
     const url = this.#monitorUrl(job);
-    const trace = traceOf(options.traceparent ?? (typeof job === 'string' ? undefined : job.traceparent));
+    const trace = jobTrace(job, options);
     const { response } = await this.#send(
       'status',
       'GET',
@@ -268,12 +266,9 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
     return this.#documentOf(response, typeof job === 'string' ? undefined : job.operation);
   }
 
-  async cancel(
-    job: JobRef | string,
-    options: { readonly signal?: AbortSignal; readonly traceparent?: string } = {},
-  ): Promise<JobStatusDocument> {
+  async cancel(job: JobRef | string, options: JobRequestOptions = {}): Promise<JobStatusDocument> {
     const url = this.#monitorUrl(job);
-    const trace = traceOf(options.traceparent ?? (typeof job === 'string' ? undefined : job.traceparent));
+    const trace = jobTrace(job, options);
     const { response } = await this.#send(
       'cancel',
       'DELETE',
@@ -635,6 +630,12 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
       throw failed.error;
     }
   }
+}
+
+/** The trace of one request of a job: the options' (as a pair) or the job's own. */
+function jobTrace(job: JobRef | string, options: JobRequestOptions): Trace {
+  if (options.traceparent !== undefined || typeof job === 'string') return callerTrace(options.traceparent, options.tracestate);
+  return traceOf(job.traceparent, job.tracestate);
 }
 
 /** A failure worth another try (connection refused or reset). */

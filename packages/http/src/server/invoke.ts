@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { HandlerContext, OperationDefinition, ProblemDetails, StandardSchemaV1 } from '@switchboard/core';
-import { channels, OperationError, operationProblemType, problemType, SwitchboardError } from '@switchboard/core';
+import { channels, OperationError, operationProblemType, problemType, runWithTrace, SwitchboardError } from '@switchboard/core';
 import { validate } from '@switchboard/core/kit';
 import type { OperationOutcome } from './types.js';
 
@@ -67,7 +67,8 @@ export async function invokeOperation(operation: CompiledOperation, input: unkno
   }
   let outcome: OperationOutcome;
   try {
-    let value = operation.handler(input, context);
+    // The handler's context is the ambient trace of every call, submit and send it makes.
+    let value = runWithTrace(context, operation.handler, input, context);
     if (isThenable(value)) value = await value;
     const checked = validate(operation.definition.output, value);
     const result = checked instanceof Promise ? await checked : checked;
