@@ -467,7 +467,7 @@ function requireBlobs(config: OutgoingConfig): BlobStore {
   return config.blobs;
 }
 
-function claimExtensions(uri: string, sha256: string, size: number, expiresAt: number | undefined): Record<string, string | number> {
+export function claimExtensions(uri: string, sha256: string, size: number, expiresAt: number | undefined): Record<string, string | number> {
   const out: Record<string, string | number> = { dataref: uri, datahash: formatDataHash(sha256) };
   if (size <= INT32_MAX) out.datasize = size;
   if (expiresAt !== undefined) out.dataexpires = new Date(expiresAt).toISOString();
