@@ -98,6 +98,14 @@ export class PendingReplies {
     return true;
   }
 
+  /** Fails the request `id` with `error`; false when nothing waits for it. */
+  reject(id: string, error: unknown): boolean {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return false;
+    entry.fail(error);
+    return true;
+  }
+
   /** Fails every pending request with `error`. */
   failAll(error: unknown): void {
     for (const entry of [...this.#entries.values()]) entry.fail(error);
