@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { implement } from '@switchboard/core';
+import { implement, OperationError } from '@switchboard/core';
 import { createClient, createHttpService, createJobsClient } from '@switchboard/http';
 import { fetchReceipt, type ReceiptDocument } from '@switchboard/messaging';
 import { onShutdown, readConfig, requireEnv } from './config.js';
@@ -78,6 +78,25 @@ const runners: Record<Pattern, (name: string) => Promise<Report>> = {
       summary: `MessageId ${messageId}; B's receipt: ${state ? `${state.state} after ${state.attempts} attempt(s), result ${state.result ?? '-'}` : 'none yet'}`,
       coupling: "the broker and B's contract; B may be down when A sends (B's URL only to ask for the receipt)",
       details: { messageId, receipt: state ?? null },
+    };
+  },
+
+  /**
+   * Pattern 3b: the same `save` through the broker, awaited: `request` resolves with B's typed
+   * output, served by the same handlers. A declared error comes back typed too: a name of digits
+   * only is rejected by B with `NameRejected` and its data.
+   */
+  'request-reply': async (name) => {
+    const answer = await messaging.request(serviceB, 'save', { name }, { timeout: 15_000 });
+    const refused = await messaging.request(serviceB, 'save', { name: '1234' }, { timeout: 15_000 }).then(
+      () => undefined,
+      (error: unknown) => (error instanceof OperationError ? { code: error.code, data: error.data as unknown } : undefined),
+    );
+    return {
+      ok: answer.saved && refused?.code === 'NameRejected',
+      summary: `B answered saved=${answer.saved} (id ${answer.id}, save #${answer.saves}); '1234' was refused with ${refused?.code ?? 'no error'}`,
+      coupling: "the broker and B's contract; B must be up while A waits (no URL)",
+      details: { answer, refused: refused ?? null },
     };
   },
 
