@@ -33,7 +33,15 @@ describe('the demo (built output, separate processes)', () => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(lines.map((line) => line.pattern)).toEqual(['sync-http', 'async-http', 'message', 'request-reply', 'event', 'claim-check', 'change-event']);
+    expect(lines.map((line) => line.pattern)).toEqual([
+      'sync-http',
+      'async-http',
+      'message',
+      'request-reply',
+      'event',
+      'claim-check',
+      'change-event',
+    ]);
     for (const line of lines) {
       expect(line.ok).toBe(true);
       expect(typeof line.durationMs).toBe('number');
