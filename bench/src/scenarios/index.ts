@@ -7,6 +7,7 @@ import { cesqlFilter } from './cesql-filter.js';
 import { changeEvents } from './change-events.js';
 import { eventsAtMostOnce } from './events-at-most-once.js';
 import { messaging } from './messaging.js';
+import { requestReply } from './request-reply.js';
 import { sqliteBacklog } from './sqlite-backlog.js';
 import { sqliteQueue } from './sqlite-queue.js';
 import { syncHttp } from './sync-http.js';
@@ -24,6 +25,7 @@ export const scenarios: Scenario[] = [
   brokerPostgres,
   brokerAws,
   messaging,
+  requestReply,
   eventsAtMostOnce,
   cesqlFilter,
   changeEvents,
