@@ -18,6 +18,32 @@ import { natsErrors } from './connection.js';
 import { assertGroup, assertTopic } from './names.js';
 
 const NO_RESPONDERS = 503;
+
+/**
+ * Publishes held until the end of the current turn of the event loop, then made in one go. The
+ * client flushes its buffer in a microtask after the first write into an empty buffer, so requests
+ * and replies that become ready a few promise hops apart would each cost a socket write; made
+ * together they share one.
+ */
+class Cork {
+  #queued: (() => void)[] = [];
+  #scheduled = false;
+
+  run(publish: () => void): void {
+    this.#queued.push(publish);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#flush);
+    }
+  }
+
+  readonly #flush = (): void => {
+    this.#scheduled = false;
+    const queued = this.#queued;
+    this.#queued = [];
+    for (const publish of queued) publish();
+  };
+}
 const RESOLVED: Promise<void> = Promise.resolve();
 
 /** The core NATS subject requests of `topic` travel: outside every stream, so no JetStream round trip and no PubAck as a reply. */
@@ -40,6 +66,7 @@ export class NatsRequests implements BrokerRequests {
   readonly #maxPayload: number;
   readonly #pending = new PendingReplies();
   readonly #served = new Set<NatsServed>();
+  readonly #cork = new Cork();
   #inbox: { readonly prefix: string; readonly subscription: NatsSubscriptionHandle } | undefined;
   #next = 0;
   #closed = false;
@@ -64,8 +91,18 @@ export class NatsRequests implements BrokerRequests {
       const token = (this.#next++).toString(36);
       const deadline = Date.now() + options.timeoutMs;
       const headers = toNatsHeaders(message.id, { ...message.headers, [REQUEST_HEADERS.deadline]: String(deadline) }, message.key);
-      return this.#pending.wait(token, message.topic, options, () => {
-        this.#connection.publish(subject, message.body, { reply: `${inbox}.${token}`, headers });
+      const connection = this.#connection;
+      const pending = this.#pending;
+      return pending.wait(token, message.topic, options, () => {
+        this.#cork.run(() => {
+          // Only what still waits is sent: a request aborted in this turn never leaves.
+          if (!pending.has(token)) return;
+          try {
+            connection.publish(subject, message.body, { reply: `${inbox}.${token}`, headers });
+          } catch (error) {
+            pending.reject(token, natsErrors.toBrokerError(error, `request to ${message.topic}`));
+          }
+        });
         return undefined;
       });
     } catch (error) {
@@ -100,7 +137,7 @@ export class NatsRequests implements BrokerRequests {
     if (this.#closed || this.#connection.isClosed()) throw natsErrors.closedError('serve');
     assertGroup(options.group);
     const subject = requestSubject(this.#prefix, options.topic);
-    const served = new NatsServed(this.#connection, subject, options, handler, (done) => this.#served.delete(done));
+    const served = new NatsServed(this.#connection, subject, options, handler, this.#cork, (done) => this.#served.delete(done));
     this.#served.add(served);
     // The server knows the queue subscription once this flush returns: a request after `serve` finds it.
     await this.#connection.flush();
@@ -131,6 +168,7 @@ class NatsServed implements Subscription {
     subject: string,
     options: SubscribeOptions,
     handler: RequestHandler,
+    cork: Cork,
     onClosed: (served: NatsServed) => void,
   ) {
     this.topic = options.topic;
@@ -140,7 +178,7 @@ class NatsServed implements Subscription {
       queue: options.group,
       callback: (error, msg) => {
         if (error !== null || msg.reply === undefined || msg.reply === '') return;
-        const run = handler(new NatsRequest(msg, options.topic)).catch(() => {});
+        const run = handler(new NatsRequest(msg, options.topic, cork)).catch(() => {});
         this.#running.add(run);
         void run.then(() => this.#running.delete(run));
       },
@@ -166,10 +204,12 @@ class NatsRequest implements RequestDelivery {
   readonly attempt = 1;
   readonly deadline: number | undefined;
   readonly #msg: Msg;
+  readonly #cork: Cork;
 
-  constructor(msg: Msg, topic: string) {
+  constructor(msg: Msg, topic: string, cork: Cork) {
     const received = fromNatsHeaders(msg.headers);
     this.#msg = msg;
+    this.#cork = cork;
     this.id = received.id;
     this.topic = topic;
     const { [REQUEST_HEADERS.deadline]: _deadline, ...headers } = received.headers;
@@ -188,11 +228,20 @@ class NatsRequest implements RequestDelivery {
   }
 
   reply(reply: ReplyMessage): Promise<void> {
+    let headers: ReturnType<typeof toNatsHeaders>;
     try {
-      this.#msg.respond(reply.body, { headers: toNatsHeaders('', reply.headers, undefined) });
-      return RESOLVED;
+      headers = toNatsHeaders('', reply.headers, undefined);
     } catch (error) {
       return Promise.reject(natsErrors.toBrokerError(error, 'reply'));
     }
+    const msg = this.#msg;
+    this.#cork.run(() => {
+      try {
+        msg.respond(reply.body, { headers });
+      } catch {
+        // The connection closed under the reply: the requester's timeout tells it.
+      }
+    });
+    return RESOLVED;
   }
 }
