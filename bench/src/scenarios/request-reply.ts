@@ -24,6 +24,8 @@ interface Measured {
   readonly p50: number;
   readonly p99: number;
   readonly count: number;
+  /** CPU time of the requesting process per request, in microseconds. */
+  readonly cpuUs: number;
 }
 
 /** `inFlight` callers, each sending its next request when the last was answered, for `ms`. */
@@ -41,10 +43,18 @@ async function drive(call: (n: number) => Promise<number>, inFlight: number, ms:
     }
   };
   const started = performance.now();
+  const cpu = process.cpuUsage();
   await Promise.all(Array.from({ length: inFlight }, worker));
   const elapsed = performance.now() - started;
+  const used = process.cpuUsage(cpu);
   const [p50, p99] = samples.percentiles(50, 99);
-  return { perS: (samples.count / elapsed) * 1000, p50: p50 ?? Number.NaN, p99: p99 ?? Number.NaN, count: samples.count };
+  return {
+    perS: (samples.count / elapsed) * 1000,
+    p50: p50 ?? Number.NaN,
+    p99: p99 ?? Number.NaN,
+    count: samples.count,
+    cpuUs: (used.user + used.system) / samples.count,
+  };
 }
 
 async function measure(engine: RequestReplyEngine, ctx: ScenarioContext): Promise<{ at64: Measured; at1: Measured }> {
@@ -101,6 +111,7 @@ export const requestReply: Scenario = {
             'p50 ms': round(m.p50, 3),
             'p99 ms': round(m.p99, 3),
             requests: m.count,
+            'requester CPU µs/req': round(m.cpuUs, 1),
             ...(base === undefined || engine === 'raw-nats'
               ? {}
               : { 'vs raw': round(m.perS / base.perS, 2), 'p50 − raw ms': round(m.p50 - base.p50, 3) }),
