@@ -134,6 +134,30 @@ describe('messaging.request (memory broker, generic request/reply)', () => {
     expect(stored).toHaveLength(1);
   });
 
+  it('a reply over the engine limit travels by claim check even under a larger claim-check threshold', async () => {
+    const broker = createMemoryBroker({ maxMessageBytes: 64 * 1024 });
+    const blobs = new MemoryBlobStore();
+    const stored: string[] = [];
+    const put = blobs.put.bind(blobs);
+    blobs.put = async (source, options) => {
+      const info = await put(source, options);
+      stored.push(info.uri);
+      return info;
+    };
+    const claimCheck = { thresholdBytes: 16 * 1024 * 1024 };
+    const b = createMessaging({ broker, service: 'names', deadLetters: false, blobs, claimCheck });
+    b.serve(names, handlers);
+    await b.start();
+    const a = createMessaging({ broker, service: 'service-a', deadLetters: false, blobs, claimCheck });
+    open.push(a, b);
+    const reply = await a.request(names, 'big', { size: 100 * 1024 }, { timeout: 5_000 });
+    expect(reply.text.length).toBe(100 * 1024);
+    expect(stored).toHaveLength(1);
+    // Below the engine's limit, the reply travels inline.
+    await a.request(names, 'big', { size: 1024 }, { timeout: 5_000 });
+    expect(stored).toHaveLength(1);
+  });
+
   it('a reply over the engine limit without a blob store is refused with SB_MESSAGE_TOO_LARGE, not a hang', async () => {
     const { a, broker } = await pair();
     const size = broker.capabilities.maxMessageBytes + 1024;
