@@ -24,16 +24,17 @@ import {
   SwitchboardError,
 } from '@switchboard/core';
 import { checkRequestTimeout, childTraceparent, validate } from '@switchboard/core/kit';
+import type { Address } from './addressing.js';
 import { operationType } from './addressing.js';
 import { DeliveryContext } from './context.js';
 import { decodeDelivery } from './decode.js';
 import { runOperation } from './handler-step.js';
 import { claimCheck } from './middleware/claim-check.js';
 import { classify, OperationFailure } from './middleware/retry.js';
-import { buildOutgoing, claimExtensions, type OutgoingConfig } from './outgoing.js';
+import { claimExtensions, encodeData, type OutgoingConfig, prepareOutgoing } from './outgoing.js';
 import { type Inbound, InboundMessage, type Outcome, type Step } from './pipeline.js';
 import { targetOf } from './publisher.js';
-import type { RouteTable } from './routes.js';
+import type { Route, RouteTable } from './routes.js';
 import type { PublishOptions } from './types.js';
 
 /** What `messaging.request` takes besides the input: how long to wait, a signal, and what a publish takes. */
@@ -90,7 +91,8 @@ export class Requester {
     const timeoutMs = timeout ?? definition.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     checkRequestTimeout(timeoutMs);
     const target = targetOf('operation', contract, name);
-    const message = await buildOutgoing(this.#config, target.address, target.shape, input, publish);
+    const built = prepareOutgoing(this.#config, target.address, target.shape, input, publish);
+    const message = built instanceof Promise ? await built : built;
     const reply = await this.#requests.request(message, signal === undefined ? { timeoutMs } : { timeoutMs, signal });
     return (await this.#read(reply, contract, name, definition)) as CallOutput<C, K>;
   }
@@ -105,7 +107,7 @@ export class Requester {
         cause: error,
       });
     }
-    const data = await replyData(event, this.#blobs);
+    const data = event.extensions?.dataref === undefined ? event.data : await claimedData(event, this.#blobs);
     if (isProblemType(event.datacontenttype)) throw await errorOf(data, name, definition);
     const checked = validate(definition.output, data);
     const result = checked instanceof Promise ? await checked : checked;
@@ -119,9 +121,8 @@ export class Requester {
   }
 }
 
-/** The reply's data, fetched from the blob store when it was claim-checked. */
-async function replyData(event: CloudEvent, blobs: readonly BlobStore[]): Promise<unknown> {
-  if (event.extensions?.dataref === undefined) return event.data;
+/** A claim-checked reply's data, fetched from the blob store and verified against its hash. */
+async function claimedData(event: CloudEvent, blobs: readonly BlobStore[]): Promise<unknown> {
   let data: unknown;
   const capture: Step = async (message) => {
     data = message.data;
@@ -193,11 +194,16 @@ export class RequestServer {
   readonly #outputs = new WeakMap<Inbound, unknown>();
   readonly #subscriptions: Subscription[] = [];
   readonly #closing = new AbortController();
+  /** How outputs are encoded: the replies config, its claim-check threshold within the engine's limit. */
+  readonly #outputConfig: OutgoingConfig;
+  readonly #replyAddresses = new WeakMap<Route, Address>();
   #started: Promise<void> | undefined;
   #closed: Promise<void> | undefined;
 
   constructor(config: RequestServerConfig) {
     this.#config = config;
+    const limit = Math.max(1, config.maxMessageBytes - ENVELOPE_ALLOWANCE);
+    this.#outputConfig = { ...config.replies, thresholdBytes: Math.min(limit, config.replies.thresholdBytes) };
     const final: Step = async (message) => {
       if (message.route?.kind !== 'operation') {
         throw new SwitchboardError('SB_UNKNOWN_OPERATION', { detail: `${message.event.type} is not an operation` });
@@ -235,10 +241,12 @@ export class RequestServer {
     if (request.deadline !== undefined && Date.now() > request.deadline) return;
     let event: CloudEvent | undefined;
     let answer: { readonly output: unknown } | { readonly problem: ProblemDetails };
+    let route: Route | undefined;
     try {
       event = decodeDelivery(request, this.#config.replies.binding);
       const message = new InboundMessage(request, event, this.#config.group, 'broker', this.#closing.signal);
       await this.#pipeline(message);
+      route = message.route;
       answer = { output: this.#outputs.get(message) };
     } catch (error) {
       answer = { problem: problemOf(error) };
@@ -246,13 +254,34 @@ export class RequestServer {
     if (request.deadline !== undefined && Date.now() > request.deadline) return;
     let reply: ReplyMessage;
     try {
-      reply = await this.#encode(event, answer);
+      reply =
+        route !== undefined && 'output' in answer
+          ? await this.#encodeOutput(route, event!, answer.output)
+          : await this.#encode(event, answer);
     } catch (error) {
       reply = await this.#encode(event, { problem: problemOf(error) });
     }
     // The requester may be gone (its reply queue closed): there is nobody left to tell.
     await request.reply(reply).catch(() => {});
   };
+
+  /** An output reply, from its address's template (as a send is built). */
+  async #encodeOutput(route: Route, request: CloudEvent, output: unknown): Promise<ReplyMessage> {
+    let address = this.#replyAddresses.get(route);
+    if (address === undefined) {
+      address = { kind: 'operation', contract: route.contract, name: route.name, type: replyType(route.contract, route.name), topic: '' };
+      this.#replyAddresses.set(route, address);
+    }
+    const traceparent = request.extensions?.traceparent;
+    const built = encodeData(this.#outputConfig, address, output, typeof traceparent === 'string' ? { traceparent } : {});
+    const message = built instanceof Promise ? await built : built;
+    if (this.#outputConfig.blobs === undefined && message.body.byteLength > this.#config.maxMessageBytes - ENVELOPE_ALLOWANCE) {
+      throw new SwitchboardError('SB_MESSAGE_TOO_LARGE', {
+        detail: `the reply is ${message.body.byteLength} bytes, over what the broker takes, and no blob store is configured for a claim check`,
+      });
+    }
+    return { headers: message.headers, body: message.body };
+  }
 
   async #encode(
     request: CloudEvent | undefined,
