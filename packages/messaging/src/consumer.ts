@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
-import type { Broker, CloudEvent, Delivery, DeliveryGuarantee, Headers, Subscription } from '@switchboard/core';
-import { backoffDelay, channels, encodeCloudEvent, isSwitchboardError, SwitchboardError } from '@switchboard/core';
-import { checkIdentity, decodeDelivery, undecodableId } from './decode.js';
+import type { Broker, CloudEvent, Delivery, DeliveryGuarantee, Headers, SignatureProblem, Subscription } from '@switchboard/core';
+import { backoffDelay, channels, encodeCloudEvent, isSwitchboardError, SwitchboardError, signatureError } from '@switchboard/core';
+import { bytesId, checkIdentity, decodeDelivery, undecodableId } from './decode.js';
 import type { DeadLetterWriter } from './middleware/dead-letter.js';
 import { classify } from './middleware/retry.js';
 import { InboundMessage, type InboundVia, type Outcome, type Step } from './pipeline.js';
@@ -32,6 +32,11 @@ export interface ConsumerConfig {
   readonly admit?: (topic: string, event: CloudEvent) => boolean;
   /** The filter each topic's subscription hands to the engine (`SubscribeOptions.filter`). */
   readonly filterOf?: (topic: string) => string | undefined;
+  /**
+   * Checks the event's signature before anything else reads it (before the filter and the inbox):
+   * `undefined` to take it, else why it is refused (a dead letter with reason `signature`).
+   */
+  readonly verify?: (event: CloudEvent) => SignatureProblem | undefined;
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -91,6 +96,11 @@ export class Consumer {
     } catch (error) {
       return this.#undecodable(delivery, error);
     }
+    const verify = this.#config.verify;
+    if (verify !== undefined) {
+      const problem = verify(event);
+      if (problem !== undefined) return this.#forged(delivery, event, problem);
+    }
     const admit = this.#config.admit;
     if (admit !== undefined && !admit(delivery.topic, event)) return this.#skip(delivery, event);
     const run = this.#run(delivery, event, 'broker');
@@ -130,6 +140,34 @@ export class Consumer {
       await this.#config.deadLetters?.write(subject, reason, verdict.problem);
     } catch {
       // The dead-letter store is down: the message comes back later and is tried again.
+      return delivery.nack(backoffDelay(delivery.attempt));
+    }
+    return delivery.ack();
+  }
+
+  /**
+   * A signature that is missing or does not verify: a dead letter with reason `signature`, never a
+   * retry, never the inbox. Filed under a digest of the bytes (not the event's id, which the sender
+   * chose), so a forgery cannot add to, or take the place of, the dead letter of a genuine message.
+   */
+  async #forged(delivery: Delivery, event: CloudEvent, problem: SignatureProblem): Promise<void> {
+    const error = signatureError(problem);
+    if (channels.settle.hasSubscribers) {
+      const outcome = this.#atLeastOnce ? 'dead-letter' : 'dropped';
+      channels.settle.publish({ messageId: event.id, topic: delivery.topic, type: event.type, outcome, error });
+    }
+    if (!this.#atLeastOnce) return;
+    const subject = {
+      group: this.#config.group,
+      delivery,
+      messageId: bytesId(delivery),
+      source: event.source,
+      type: event.type,
+      attempt: delivery.attempt,
+    };
+    try {
+      await this.#config.deadLetters?.write(subject, 'signature', error.toProblem());
+    } catch {
       return delivery.nack(backoffDelay(delivery.attempt));
     }
     return delivery.ack();
@@ -196,6 +234,7 @@ export class Consumer {
   receive(event: CloudEvent, topic: string): Promise<Outcome> {
     try {
       checkIdentity(event);
+      this.verifyOrThrow(event);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -204,6 +243,12 @@ export class Consumer {
       return Promise.resolve({ kind: 'ack', skipped: 'filtered' });
     }
     return this.#run(new HttpDelivery(event, topic, this.#config.broker), event, 'http');
+  }
+
+  /** `SB_SIGNATURE_INVALID` (403) when the event's signature is missing or does not verify. */
+  verifyOrThrow(event: CloudEvent): void {
+    const problem = this.#config.verify?.(event);
+    if (problem !== undefined) throw signatureError(problem);
   }
 
   /** Stops taking deliveries; in-flight ones finish (or are released by the broker after its drain timeout). */

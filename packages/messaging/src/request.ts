@@ -11,6 +11,7 @@ import type {
   ProblemDetails,
   ReplyMessage,
   RequestDelivery,
+  SignatureProblem,
   Subscription,
 } from '@switchboard/core';
 import {
@@ -22,6 +23,8 @@ import {
   isSwitchboardError,
   OperationError,
   SwitchboardError,
+  signatureError,
+  signEvent,
 } from '@switchboard/core';
 import { checkRequestTimeout, childTraceparent, validate } from '@switchboard/core/kit';
 import type { Address } from './addressing.js';
@@ -70,11 +73,18 @@ export class Requester {
   readonly #config: OutgoingConfig;
   readonly #requests: BrokerRequests;
   readonly #blobs: readonly BlobStore[];
+  readonly #verify: ((event: CloudEvent) => SignatureProblem | undefined) | undefined;
 
-  constructor(config: OutgoingConfig, requests: BrokerRequests, blobs: readonly BlobStore[]) {
+  constructor(
+    config: OutgoingConfig,
+    requests: BrokerRequests,
+    blobs: readonly BlobStore[],
+    verify?: (event: CloudEvent) => SignatureProblem | undefined,
+  ) {
     this.#config = config;
     this.#requests = requests;
     this.#blobs = blobs;
+    this.#verify = verify;
   }
 
   async request<C extends AnyContract, K extends OperationName<C>>(
@@ -107,6 +117,9 @@ export class Requester {
         cause: error,
       });
     }
+    // Signed messages: a reply is taken only as the consumer takes an event (signed by a key bound to its source).
+    const forged = this.#verify?.(event);
+    if (forged !== undefined) throw signatureError(forged);
     const data = event.extensions?.dataref === undefined ? event.data : await claimedData(event, this.#blobs);
     if (isProblemType(event.datacontenttype)) throw await errorOf(data, name, definition);
     const checked = validate(definition.output, data);
@@ -178,6 +191,8 @@ export interface RequestServerConfig {
   readonly maxMessageBytes: number;
   readonly maxInFlight: number;
   readonly ackTimeoutMs: number;
+  /** Signed messages: a request whose signature is missing or does not verify is answered with `SB_SIGNATURE_INVALID`, never run. */
+  readonly verify?: (event: CloudEvent) => SignatureProblem | undefined;
 }
 
 /**
@@ -244,6 +259,8 @@ export class RequestServer {
     let route: Route | undefined;
     try {
       event = decodeDelivery(request, this.#config.replies.binding);
+      const forged = this.#config.verify?.(event);
+      if (forged !== undefined) throw signatureError(forged);
       const message = new InboundMessage(request, event, this.#config.group, 'broker', this.#closing.signal);
       await this.#pipeline(message);
       route = message.route;
@@ -312,13 +329,14 @@ export class RequestServer {
       }
     }
     const contentType = isProblemAnswer ? PROBLEM_TYPE : JSON_TYPE;
-    const event = createCloudEvent({
+    const unsigned = createCloudEvent({
       type: request === undefined ? 'switchboard.reply' : `${request.type}.reply`,
       source: config.service,
       datacontenttype: contentType,
       ...(json === undefined ? {} : { data: config.binding.mode === 'structured' ? JSON.parse(json) : Buffer.from(json, 'utf8') }),
       extensions: extensions as CloudEventExtensions,
     });
+    const event = config.signer === undefined ? unsigned : signEvent(unsigned, config.signer);
     const encoded = encodeCloudEvent(event, config.binding);
     return { headers: encoded.headers, body: encoded.body };
   }

@@ -194,3 +194,40 @@ describe('messaging.request (memory broker, generic request/reply)', () => {
     await broker.close();
   });
 });
+
+describe('messaging.request with signed messages', () => {
+  const keyA = { id: 'a-1', algorithm: 'hs256' as const, secret: 'a'.repeat(32) };
+  const keyB = { id: 'b-1', algorithm: 'hs256' as const, secret: 'b'.repeat(32) };
+  const verify = { keys: [keyA, keyB], sources: { 'service-a': ['a-1'], names: ['b-1'] } };
+
+  it('signs the request and the reply (output or problem), and each end verifies the other', async () => {
+    const broker = createMemoryBroker();
+    const b = createMessaging({ broker, service: 'names', deadLetters: false, signing: { sign: keyB, verify } });
+    b.serve(names, handlers);
+    await b.start();
+    const a = createMessaging({ broker, service: 'service-a', deadLetters: false, signing: { sign: keyA, verify } });
+    open.push(a, b);
+    await expect(a.request(names, 'save', { name: 'ada' }, { timeout: 5_000 })).resolves.toMatchObject({ name: 'ada' });
+    await expect(a.request(names, 'save', { name: 'taken' }, { timeout: 5_000 })).rejects.toMatchObject({ code: 'NameTaken' });
+  });
+
+  it('an unsigned request is answered with SB_SIGNATURE_INVALID and never runs; an unsigned reply is refused', async () => {
+    const broker = createMemoryBroker();
+    const b = createMessaging({ broker, service: 'names', deadLetters: false, signing: { verify } });
+    let ran = 0;
+    b.serve(names, { ...handlers, save: async (input, context) => ((ran += 1), handlers.save(input, context)) });
+    await b.start();
+    const unsigned = createMessaging({ broker, service: 'service-a', deadLetters: false });
+    const strict = createMessaging({ broker, service: 'service-a', deadLetters: false, signing: { sign: keyA, verify } });
+    open.push(unsigned, strict, b);
+    await expect(unsigned.request(names, 'save', { name: 'ada' }, { timeout: 5_000 })).rejects.toSatisfy((e) =>
+      isSwitchboardError(e, 'SB_SIGNATURE_INVALID'),
+    );
+    expect(ran).toBe(0);
+    // B signs nothing: its reply is refused by a caller that requires signatures.
+    await expect(strict.request(names, 'save', { name: 'ada' }, { timeout: 5_000 })).rejects.toSatisfy((e) =>
+      isSwitchboardError(e, 'SB_SIGNATURE_INVALID'),
+    );
+    expect(ran).toBe(1);
+  });
+});
