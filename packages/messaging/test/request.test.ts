@@ -215,7 +215,13 @@ describe('messaging.request with signed messages', () => {
     const broker = createMemoryBroker();
     const b = createMessaging({ broker, service: 'names', deadLetters: false, signing: { verify } });
     let ran = 0;
-    b.serve(names, { ...handlers, save: async (input, context) => ((ran += 1), handlers.save(input, context)) });
+    b.serve(names, {
+      ...handlers,
+      save: async (input, context) => {
+        ran += 1;
+        return handlers.save(input, context);
+      },
+    });
     await b.start();
     const unsigned = createMessaging({ broker, service: 'service-a', deadLetters: false });
     const strict = createMessaging({ broker, service: 'service-a', deadLetters: false, signing: { sign: keyA, verify } });
