@@ -1,6 +1,14 @@
 import { setMaxListeners } from 'node:events';
 import type { Broker, CloudEvent, Delivery, DeliveryGuarantee, Headers, SignatureProblem, Subscription } from '@switchboard/core';
-import { backoffDelay, channels, encodeCloudEvent, isSwitchboardError, SwitchboardError, signatureError } from '@switchboard/core';
+import {
+  backoffDelay,
+  channels,
+  encodeCloudEvent,
+  isSwitchboardError,
+  SIGNATURE_ATTRIBUTE,
+  SwitchboardError,
+  signatureError,
+} from '@switchboard/core';
 import { bytesId, checkIdentity, decodeDelivery, undecodableId } from './decode.js';
 import type { DeadLetterWriter } from './middleware/dead-letter.js';
 import { classify } from './middleware/retry.js';
@@ -97,13 +105,17 @@ export class Consumer {
       return this.#undecodable(delivery, error);
     }
     const verify = this.#config.verify;
+    // A signature that verified binds the event to its source: that source is its sender (the
+    // receipt's, readable over HTTP by the principal of that name). Unsigned events have none.
+    let sender: string | undefined;
     if (verify !== undefined) {
       const problem = verify(event);
       if (problem !== undefined) return this.#forged(delivery, event, problem);
+      if (event.extensions?.[SIGNATURE_ATTRIBUTE] !== undefined) sender = event.source;
     }
     const admit = this.#config.admit;
     if (admit !== undefined && !admit(delivery.topic, event)) return this.#skip(delivery, event);
-    const run = this.#run(delivery, event, 'broker');
+    const run = this.#run(delivery, event, 'broker', sender);
     if (!this.#atLeastOnce) return run.then(done, done);
     return run.then((outcome) => {
       switch (outcome.kind) {
@@ -173,9 +185,10 @@ export class Consumer {
     return delivery.ack();
   }
 
-  async #run(delivery: Delivery, event: CloudEvent, via: InboundVia): Promise<Outcome> {
+  async #run(delivery: Delivery, event: CloudEvent, via: InboundVia, sender?: string): Promise<Outcome> {
     const { group } = this.#config;
     const message = new InboundMessage(delivery, event, group, via, this.#closing.signal);
+    if (sender !== undefined) message.sender = sender;
     if (channels.deliver.hasSubscribers) {
       channels.deliver.publish({ messageId: event.id, source: event.source, topic: delivery.topic, attempt: delivery.attempt, group });
     }
@@ -231,7 +244,7 @@ export class Consumer {
    * pipeline, without encoding or decoding it again. Should it be dead-lettered, its headers and
    * body are encoded in the broker's binding then, so the dead letter can be replayed through the broker.
    */
-  receive(event: CloudEvent, topic: string): Promise<Outcome> {
+  receive(event: CloudEvent, topic: string, sender?: string): Promise<Outcome> {
     try {
       checkIdentity(event);
       this.verifyOrThrow(event);
@@ -242,7 +255,7 @@ export class Consumer {
       this.#filtered += 1;
       return Promise.resolve({ kind: 'ack', skipped: 'filtered' });
     }
-    return this.#run(new HttpDelivery(event, topic, this.#config.broker), event, 'http');
+    return this.#run(new HttpDelivery(event, topic, this.#config.broker), event, 'http', sender);
   }
 
   /** `SB_SIGNATURE_INVALID` (403) when the event's signature is missing or does not verify. */
