@@ -7,6 +7,7 @@ import { cesqlFilter } from './cesql-filter.js';
 import { changeEvents } from './change-events.js';
 import { eventsAtMostOnce } from './events-at-most-once.js';
 import { messaging, messagingSigning } from './messaging.js';
+import { requestReply } from './request-reply.js';
 import { sqliteBacklog } from './sqlite-backlog.js';
 import { sqliteQueue } from './sqlite-queue.js';
 import { syncHttp } from './sync-http.js';
@@ -27,6 +28,7 @@ export const scenarios: Scenario[] = [
   brokerAws,
   messaging,
   messagingSigning,
+  requestReply,
   eventsAtMostOnce,
   cesqlFilter,
   changeEvents,

@@ -70,7 +70,7 @@ export const serviceC = defineContract({
   },
 });
 
-export const patterns = ['sync-http', 'async-http', 'message', 'event', 'claim-check', 'change-event'] as const;
+export const patterns = ['sync-http', 'async-http', 'message', 'request-reply', 'event', 'claim-check', 'change-event'] as const;
 export type Pattern = (typeof patterns)[number];
 
 /** What ServiceA reports for one run of one pattern. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Handlers } from '@switchboard/core';
-import { currentTrace, implement, parseTraceparent } from '@switchboard/core';
+import { currentTrace, implement, OperationError, parseTraceparent } from '@switchboard/core';
 import type { Client, JobsClient } from '@switchboard/http';
 import { type FetchReceiptOptions, fetchReceipt, type Messaging, type ReceiptDocument } from '@switchboard/messaging';
 import { type Pattern, type PatternReport, serviceA, serviceB, type serviceC } from './contracts.js';
@@ -118,6 +118,25 @@ export function serviceAHandlers(deps: ServiceADeps): Handlers<typeof serviceA> 
         summary: `MessageId ${messageId}; B's receipt: ${state ? `${state.state} after ${state.attempts} attempt(s), result ${state.result ?? '-'}` : 'none yet'}`,
         coupling: "the broker and B's contract; B may be down when A sends (B's URL only to ask for the receipt)",
         details: { messageId, receipt: state ?? null, traceId: ownTraceId(), traceIdSeenByB: resultTraceId(state?.result) },
+      };
+    },
+
+    /**
+     * Pattern 3b: the same `save` through the broker, awaited: `request` resolves with B's typed
+     * output, served by the same handlers. A declared error comes back typed too: a name of digits
+     * only is rejected by B with `NameRejected` and its data.
+     */
+    'request-reply': async (name) => {
+      const answer = await messaging.request(serviceB, 'save', { name }, { timeout: 15_000 });
+      const refused = await messaging.request(serviceB, 'save', { name: '1234' }, { timeout: 15_000 }).then(
+        () => undefined,
+        (error: unknown) => (error instanceof OperationError ? { code: error.code, data: error.data as unknown } : undefined),
+      );
+      return {
+        ok: answer.saved && refused?.code === 'NameRejected',
+        summary: `B answered saved=${answer.saved} (id ${answer.id}, save #${answer.saves}); '1234' was refused with ${refused?.code ?? 'no error'}`,
+        coupling: "the broker and B's contract; B must be up while A waits (no URL)",
+        details: { answer, refused: refused ?? null, traceId: ownTraceId(), traceIdSeenByB: answer.traceId },
       };
     },
 

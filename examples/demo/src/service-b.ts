@@ -61,4 +61,3 @@ onShutdown(async () => {
   await names.close();
   await close();
 });
-

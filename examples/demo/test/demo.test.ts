@@ -65,7 +65,7 @@ describe('the demo on the testbed', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it.each(['sync-http', 'async-http', 'message', 'event', 'claim-check', 'change-event'] as const)(
+  it.each(['sync-http', 'async-http', 'message', 'request-reply', 'event', 'claim-check', 'change-event'] as const)(
     'ServiceA reaches B by %s and reports success',
     async (pattern) => {
       const outcome = await bed.call(serviceA, 'process', { name: 'Ada  Lovelace', pattern });

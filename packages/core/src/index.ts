@@ -11,12 +11,17 @@ export type { BlobInfo, BlobObject, BlobPutOptions, BlobSource, BlobStore } from
 export type {
   Broker,
   BrokerCapabilities,
+  BrokerRequests,
   Delivery,
   DeliveryGuarantee,
   DeliveryHandler,
   Headers,
   Ordering,
   OutgoingMessage,
+  ReplyMessage,
+  RequestDelivery,
+  RequestHandler,
+  RequestOptions,
   SubscribeOptions,
   Subscription,
 } from './broker.js';

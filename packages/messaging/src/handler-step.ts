@@ -3,7 +3,7 @@ import { OperationError, operationProblemType, runWithTrace, SwitchboardError } 
 import { validate } from '@switchboard/core/kit';
 import { DeliveryContext } from './context.js';
 import { OperationFailure } from './middleware/retry.js';
-import type { Step } from './pipeline.js';
+import type { Inbound, Step } from './pipeline.js';
 
 /**
  * The innermost step: runs the route's handler with the validated data. Operations get their
@@ -17,30 +17,41 @@ export function handlerStep(defaultTimeoutMs: number, resultLimit: number): Step
     const context = new DeliveryContext(message);
     let value: unknown;
     if (route.kind === 'operation') {
-      const definition = route.contract.operations[route.name]!;
-      try {
-        // The handler's context is the ambient trace of everything it sends or calls.
-        value = await runWithTrace(context, route.invoke, message.data, context, () =>
-          context.operationContext(route.name, route.timeoutMs ?? defaultTimeoutMs),
-        );
-      } catch (error) {
-        throw operationFailure(route.contract, definition, error);
-      }
-      const checked = validate(definition.output, value);
-      const result = checked instanceof Promise ? await checked : checked;
-      if (!result.ok) {
-        throw new SwitchboardError('SB_INVALID_OUTPUT', {
-          detail: `output of operation ${route.name} does not match its schema`,
-          errors: result.errors,
-        });
-      }
-      value = result.value;
+      value = await runOperation(message, context, defaultTimeoutMs);
     } else {
       value = await runWithTrace(context, route.invoke, message.data, context, () => context.operationContext(route.name, undefined));
     }
     const summary = summarize(value, resultLimit);
     return summary === undefined ? { kind: 'ack' } : { kind: 'ack', result: summary };
   };
+}
+
+/**
+ * Runs an operation route's handler with the validated input and checks its output against the
+ * contract (`SB_INVALID_OUTPUT`); a declared `OperationError` is thrown as an `OperationFailure`
+ * carrying its problem document. Shared by invoke (receipts) and request (replies).
+ */
+export async function runOperation(message: Inbound, context: DeliveryContext, defaultTimeoutMs: number): Promise<unknown> {
+  const route = message.route!;
+  const definition = route.contract.operations[route.name]!;
+  let value: unknown;
+  try {
+    // The handler's context is the ambient trace of everything it sends or calls.
+    value = await runWithTrace(context, route.invoke, message.data, context, () =>
+      context.operationContext(route.name, route.timeoutMs ?? defaultTimeoutMs),
+    );
+  } catch (error) {
+    throw operationFailure(route.contract, definition, error);
+  }
+  const checked = validate(definition.output, value);
+  const result = checked instanceof Promise ? await checked : checked;
+  if (!result.ok) {
+    throw new SwitchboardError('SB_INVALID_OUTPUT', {
+      detail: `output of operation ${route.name} does not match its schema`,
+      errors: result.errors,
+    });
+  }
+  return result.value;
 }
 
 function summarize(value: unknown, limit: number): string | undefined {

@@ -19,6 +19,7 @@ export { fetchReceipt } from './receipt-client.js';
 export type { GroupReceipt, ReceiptDocument, ReceiptQuery, Receipts } from './receipts.js';
 export { createReceipts } from './receipts.js';
 export type { ReplayOptions, ReplayResult, ReplaySelector } from './replay.js';
+export { DEFAULT_REQUEST_TIMEOUT_MS, type RequestCallOptions, replyType } from './request.js';
 export type * from './types.js';
 export type { UploadEventsOptions, Uploaded, UploadingBlobStore, UploadPutOptions } from './upload-events.js';
 export { withUploadEvents } from './upload-events.js';

@@ -185,6 +185,21 @@ function encode(
   return encodeFull(config, address, shape, data, options);
 }
 
+const DATA_ONLY: OutgoingShape = { schema: undefined, attachments: false };
+
+/**
+ * The message carrying `data` (already checked) at `address`: built from the address's template when
+ * it can be, claim-checked past the config's threshold, as a send is. Replies use it.
+ */
+export function encodeData(
+  config: OutgoingConfig,
+  address: Address,
+  data: unknown,
+  options: PublishOptions,
+): OutgoingMessage | Promise<OutgoingMessage> {
+  return encode(config, address, DATA_ONLY, data, options);
+}
+
 function overThreshold(config: OutgoingConfig, json: string): boolean {
   // A UTF-16 code unit is at most 3 UTF-8 bytes: count the bytes only when the length alone cannot tell.
   return config.blobs !== undefined && json.length * 3 > config.thresholdBytes && Buffer.byteLength(json) > config.thresholdBytes;
@@ -545,7 +560,7 @@ function requireBlobs(config: OutgoingConfig): BlobStore {
   return config.blobs;
 }
 
-function claimExtensions(uri: string, sha256: string, size: number, expiresAt: number | undefined): Record<string, string | number> {
+export function claimExtensions(uri: string, sha256: string, size: number, expiresAt: number | undefined): Record<string, string | number> {
   const out: Record<string, string | number> = { dataref: uri, datahash: formatDataHash(sha256) };
   if (size <= INT32_MAX) out.datasize = size;
   if (expiresAt !== undefined) out.dataexpires = new Date(expiresAt).toISOString();
