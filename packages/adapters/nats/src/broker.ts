@@ -22,6 +22,7 @@ import {
 import { assertMessageSize, idle, resolveSubscribeOptions } from '@switchboard/core/kit';
 import { toNatsHeaders } from './binding.js';
 import { natsErrors, openConnection } from './connection.js';
+import { deduplicationId } from './dedup.js';
 import type { TopicNames } from './names.js';
 import { assertGroup, safeToken, topicNames } from './names.js';
 import type { NatsBrokerOptions, ResolvedNatsOptions } from './options.js';
@@ -111,7 +112,8 @@ export class NatsBroker implements Broker {
   async publish(message: OutgoingMessage): Promise<void> {
     this.#assertOpen('publish');
     assertMessageSize(message.body.byteLength, this.capabilities.maxMessageBytes);
-    const headers = toNatsHeaders(message.id, message.headers, message.key);
+    const msgID = deduplicationId(message);
+    const headers = toNatsHeaders(msgID, message.headers, message.key);
     assertMessageSize(
       message.body.byteLength + headerBytes(headers),
       this.#maxPayload,
@@ -122,7 +124,7 @@ export class NatsBroker implements Broker {
       try {
         const names = await this.#ensureStream(message.topic);
         await this.#js.publish(names.subject, message.body, {
-          msgID: message.id,
+          msgID,
           headers,
           timeout: Math.max(500, Math.min(5000, deadline - Date.now())),
         });

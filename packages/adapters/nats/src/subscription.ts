@@ -5,6 +5,7 @@ import { DeliveryTracker, idle } from '@switchboard/core/kit';
 import { fromNatsHeaders, type ReceivedHeaders } from './binding.js';
 import { natsErrors } from './connection.js';
 import { readCoreHeaders } from './core-headers.js';
+import { messageIdOf } from './dedup.js';
 import { type BatchAck, NatsDelivery } from './delivery.js';
 
 export interface NatsSubscriptionConfig {
@@ -112,7 +113,7 @@ export class NatsSubscription implements Subscription {
 
   #dispatch(msg: JsMsg): void {
     const received = readHeaders(msg);
-    const id = received.id || `${msg.info.stream}:${msg.seq}`;
+    const id = messageIdOf(received.id) || `${msg.info.stream}:${msg.seq}`;
     this.#tracker.dispatch(new NatsDelivery(msg, { id, topic: this.topic, headers: received.headers, key: received.key }, this.#batchAck));
   }
 
