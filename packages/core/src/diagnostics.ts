@@ -394,3 +394,25 @@ export function errorTypeOf(error: unknown): string {
   }
   return '_OTHER';
 }
+
+/** Some of a tracing channel's five events. */
+export type TracingHandlers<C> = {
+  readonly [E in 'start' | 'end' | 'asyncStart' | 'asyncEnd' | 'error']?: (context: C) => void;
+};
+
+const EVENTS = ['start', 'end', 'asyncStart', 'asyncEnd', 'error'] as const;
+
+/** Subscribes to the given events of a tracing channel; returns the unsubscribe function. */
+export function subscribeTracing<C extends object>(channel: TracingChannel<unknown, C>, handlers: TracingHandlers<C>): () => void {
+  const subscribed: [Channel, (message: unknown) => void][] = [];
+  for (const event of EVENTS) {
+    const handler = handlers[event];
+    if (handler === undefined) continue;
+    const listener = handler as (message: unknown) => void;
+    channel[event].subscribe(listener);
+    subscribed.push([channel[event], listener]);
+  }
+  return () => {
+    for (const [events, listener] of subscribed.splice(0)) events.unsubscribe(listener);
+  };
+}
