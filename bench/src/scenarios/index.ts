@@ -8,6 +8,7 @@ import { changeEvents } from './change-events.js';
 import { eventsAtMostOnce } from './events-at-most-once.js';
 import { messaging, messagingSigning } from './messaging.js';
 import { observability } from './observability.js';
+import { requestReply } from './request-reply.js';
 import { sqliteBacklog } from './sqlite-backlog.js';
 import { sqliteQueue } from './sqlite-queue.js';
 import { syncHttp } from './sync-http.js';
@@ -28,6 +29,7 @@ export const scenarios: Scenario[] = [
   brokerAws,
   messaging,
   messagingSigning,
+  requestReply,
   eventsAtMostOnce,
   cesqlFilter,
   changeEvents,

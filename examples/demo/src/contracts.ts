@@ -24,7 +24,8 @@ export const serviceB = defineContract({
     save: operation({
       description: 'Saves a name (a row of the names table); answers its id and how many times it was saved.',
       input: z.strictObject({ name }),
-      output: z.strictObject({ saved: z.boolean(), id: z.string(), saves: z.number().int() }),
+      // traceId: the W3C trace the handler ran in (the demo shows that one trace spans A and B).
+      output: z.strictObject({ saved: z.boolean(), id: z.string(), saves: z.number().int(), traceId: z.string() }),
       errors: {
         NameRejected: { status: 422, title: 'Name rejected', data: z.strictObject({ reason: z.string() }) },
       },
@@ -32,7 +33,13 @@ export const serviceB = defineContract({
     analyze: operation({
       description: 'Slow analysis of a name; meant to run as an asynchronous job.',
       input: z.strictObject({ name, workMs: z.number().int().min(0).max(60_000).default(1500) }),
-      output: z.strictObject({ name: z.string(), letters: z.number().int(), vowels: z.number().int(), palindrome: z.boolean() }),
+      output: z.strictObject({
+        name: z.string(),
+        letters: z.number().int(),
+        vowels: z.number().int(),
+        palindrome: z.boolean(),
+        traceId: z.string(),
+      }),
       timeoutMs: 120_000,
     }),
   },
@@ -63,7 +70,7 @@ export const serviceC = defineContract({
   },
 });
 
-export const patterns = ['sync-http', 'async-http', 'message', 'event', 'claim-check', 'change-event'] as const;
+export const patterns = ['sync-http', 'async-http', 'message', 'request-reply', 'event', 'claim-check', 'change-event'] as const;
 export type Pattern = (typeof patterns)[number];
 
 /** What ServiceA reports for one run of one pattern. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Handlers } from '@switchboard/core';
-import { implement } from '@switchboard/core';
+import { currentTrace, implement, OperationError, parseTraceparent } from '@switchboard/core';
 import type { Client, JobsClient } from '@switchboard/http';
 import { type FetchReceiptOptions, fetchReceipt, type Messaging, type ReceiptDocument } from '@switchboard/messaging';
 import { type Pattern, type PatternReport, serviceA, serviceB, type serviceC } from './contracts.js';
@@ -19,6 +19,22 @@ export interface ServiceADeps {
 }
 
 type Report = Omit<PatternReport, 'pattern' | 'durationMs'>;
+
+/** The trace id of A's running handler: everything A sends or calls from it continues this trace. */
+function ownTraceId(): string {
+  return parseTraceparent(currentTrace()?.traceparent)?.traceId ?? '';
+}
+
+/** The `traceId` a handler of B put in its result (a receipt's JSON summary). */
+function resultTraceId(result: string | undefined): string | null {
+  if (result === undefined) return null;
+  try {
+    const parsed = JSON.parse(result) as { traceId?: unknown };
+    return typeof parsed.traceId === 'string' ? parsed.traceId : null;
+  } catch {
+    return null;
+  }
+}
 
 function groupsOf(document: ReceiptDocument | undefined): ReceiptDocument['groups'] {
   return document?.groups ?? [];
@@ -45,12 +61,13 @@ export function serviceAHandlers(deps: ServiceADeps): Handlers<typeof serviceA> 
   const runners: Record<Pattern, (name: string) => Promise<Report>> = {
     /** Pattern 1: call B and wait for its answer. */
     'sync-http': async (name) => {
-      const { saved, id } = await b.call('save', { name });
+      // No context passed: the call continues the trace of A's handler (the ambient trace).
+      const { saved, id, traceId } = await b.call('save', { name });
       return {
         ok: saved,
         summary: `B answered saved=${saved} (id ${id})`,
         coupling: "B's URL and contract; B must be up right now",
-        details: { saved, id },
+        details: { saved, id, traceId: ownTraceId(), traceIdSeenByB: traceId },
       };
     },
 
@@ -76,7 +93,15 @@ export function serviceAHandlers(deps: ServiceADeps): Handlers<typeof serviceA> 
         ok: result.name === name,
         summary: `202 Accepted, status URL ${job.statusUrl}; done after ${statusRequests} status request(s): ${result.letters} letters, ${result.vowels} vowels`,
         coupling: "B's URL and contract; B must be up to accept the job, not while A waits",
-        details: { jobId: job.jobId, statusUrl: job.statusUrl, statusRequests, lastProgress, result },
+        details: {
+          jobId: job.jobId,
+          statusUrl: job.statusUrl,
+          statusRequests,
+          lastProgress,
+          result,
+          traceId: ownTraceId(),
+          traceIdSeenByB: result.traceId,
+        },
       };
     },
 
@@ -92,7 +117,26 @@ export function serviceAHandlers(deps: ServiceADeps): Handlers<typeof serviceA> 
         ok: state?.state === 'processed',
         summary: `MessageId ${messageId}; B's receipt: ${state ? `${state.state} after ${state.attempts} attempt(s), result ${state.result ?? '-'}` : 'none yet'}`,
         coupling: "the broker and B's contract; B may be down when A sends (B's URL only to ask for the receipt)",
-        details: { messageId, receipt: state ?? null },
+        details: { messageId, receipt: state ?? null, traceId: ownTraceId(), traceIdSeenByB: resultTraceId(state?.result) },
+      };
+    },
+
+    /**
+     * Pattern 3b: the same `save` through the broker, awaited: `request` resolves with B's typed
+     * output, served by the same handlers. A declared error comes back typed too: a name of digits
+     * only is rejected by B with `NameRejected` and its data.
+     */
+    'request-reply': async (name) => {
+      const answer = await messaging.request(serviceB, 'save', { name }, { timeout: 15_000 });
+      const refused = await messaging.request(serviceB, 'save', { name: '1234' }, { timeout: 15_000 }).then(
+        () => undefined,
+        (error: unknown) => (error instanceof OperationError ? { code: error.code, data: error.data as unknown } : undefined),
+      );
+      return {
+        ok: answer.saved && refused?.code === 'NameRejected',
+        summary: `B answered saved=${answer.saved} (id ${answer.id}, save #${answer.saves}); '1234' was refused with ${refused?.code ?? 'no error'}`,
+        coupling: "the broker and B's contract; B must be up while A waits (no URL)",
+        details: { answer, refused: refused ?? null, traceId: ownTraceId(), traceIdSeenByB: answer.traceId },
       };
     },
 
@@ -108,11 +152,12 @@ export function serviceAHandlers(deps: ServiceADeps): Handlers<typeof serviceA> 
       ]);
       const states = [...groupsOf(fromB), ...groupsOf(fromC)];
       const reacted = states.filter((group) => group.state === 'processed').map((group) => group.group);
+      const seenByB = groupsOf(fromB).find((group) => group.group === 'service-b');
       return {
         ok: reacted.includes('service-b') && reacted.includes('service-c'),
         summary: `MessageId ${messageId}; reacted: ${reacted.join(', ') || 'nobody yet'}`,
         coupling: "the broker and the event's name; nothing about who reacts",
-        details: { messageId, reacted },
+        details: { messageId, reacted, traceId: ownTraceId(), traceIdSeenByB: resultTraceId(seenByB?.result) },
       };
     },
 

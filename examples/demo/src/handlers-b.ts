@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Handlers } from '@switchboard/core';
-import { implement, OperationError } from '@switchboard/core';
+import { implement, OperationError, parseTraceparent } from '@switchboard/core';
 import type { Messaging } from '@switchboard/messaging';
 import { serviceA, serviceB } from './contracts.js';
 import type { Names } from './names.js';
@@ -12,10 +12,10 @@ import { pngSize } from './picture.js';
  */
 export function serviceBHandlers(names: Pick<Names, 'save'>): Handlers<typeof serviceB> {
   return implement(serviceB, {
-    save: async ({ name }) => {
+    save: async ({ name }, ctx) => {
       if (/^\d+$/.test(name)) throw new OperationError('NameRejected', { detail: 'a name needs letters', data: { reason: 'digits only' } });
       const { id, saves } = await names.save(name);
-      return { saved: true, id, saves };
+      return { saved: true, id, saves, traceId: traceIdOf(ctx.traceparent) };
     },
     analyze: async ({ name, workMs }, ctx) => {
       const steps = 10;
@@ -30,6 +30,7 @@ export function serviceBHandlers(names: Pick<Names, 'save'>): Handlers<typeof se
         letters: letters.length,
         vowels: (letters.match(/[aeiouy]/g) ?? []).length,
         palindrome: letters.length > 0 && letters === [...letters].reverse().join(''),
+        traceId: traceIdOf(ctx.traceparent),
       };
     },
   });
@@ -39,7 +40,7 @@ export function serviceBHandlers(names: Pick<Names, 'save'>): Handlers<typeof se
 export function serviceBConsumes(messaging: Messaging): void {
   messaging
     // A payload-free event: B knows only that it happened, and does its own work.
-    .on(serviceA, 'name.processed', (_data, ctx) => ({ reacted: 'service-b', at: ctx.time }))
+    .on(serviceA, 'name.processed', (_data, ctx) => ({ reacted: 'service-b', at: ctx.time, traceId: traceIdOf(ctx.traceparent) }))
     // A picture by claim check: the event carries a reference; the bytes come from the blob store,
     // verified against the hash on the event while they are read.
     .on(serviceA, 'picture.uploaded', async (data, ctx) => {
@@ -56,4 +57,9 @@ export function serviceBConsumes(messaging: Messaging): void {
         png: size !== undefined && size.width === data.width && size.height === data.height,
       };
     });
+}
+
+/** The trace id of a W3C `traceparent` ('' when there is none). */
+function traceIdOf(traceparent: string | undefined): string {
+  return parseTraceparent(traceparent)?.traceId ?? '';
 }

@@ -31,13 +31,14 @@ const titles: Record<Pattern, string> = {
   'sync-http': '1. Synchronous HTTP: A calls B and waits for the answer',
   'async-http': '2. Asynchronous HTTP: B answers 202 with a status URL; A follows it',
   message: '3. Message through the broker: A gets a MessageId and asks B for its receipt',
+  'request-reply': "3b. Request/reply through the broker: A asks B and awaits the typed answer (or B's typed error)",
   event: '4. Event: A announces that something happened; B and C react',
   'claim-check': '4b. Claim check: A sends a picture by reference; B verifies its hash',
   'change-event': '5. Change event: B saves a row; the committed change becomes an event C reacts to',
 };
 
 /** Patterns this build of the demo runs, in order. */
-const enabled: Pattern[] = ['sync-http', 'async-http', 'message', 'event', 'claim-check', 'change-event'];
+const enabled: Pattern[] = ['sync-http', 'async-http', 'message', 'request-reply', 'event', 'claim-check', 'change-event'];
 
 const json = values.json ?? false;
 const once = values.once ?? false;

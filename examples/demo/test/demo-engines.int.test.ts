@@ -39,7 +39,15 @@ function expectAllOk({ code, stdout, stderr }: { code: number | null; stdout: st
     .trim()
     .split('\n')
     .map((line) => JSON.parse(line) as { pattern: string; ok: boolean; summary: string });
-  expect(lines.map((line) => line.pattern)).toEqual(['sync-http', 'async-http', 'message', 'event', 'claim-check', 'change-event']);
+  expect(lines.map((line) => line.pattern)).toEqual([
+    'sync-http',
+    'async-http',
+    'message',
+    'request-reply',
+    'event',
+    'claim-check',
+    'change-event',
+  ]);
   for (const line of lines) expect(line.ok, `${line.pattern}: ${line.summary}`).toBe(true);
   expect(code).toBe(0);
 }

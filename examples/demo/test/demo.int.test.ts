@@ -33,29 +33,48 @@ describe('the demo (built output, separate processes)', () => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(lines.map((line) => line.pattern)).toEqual(['sync-http', 'async-http', 'message', 'event', 'claim-check', 'change-event']);
+    expect(lines.map((line) => line.pattern)).toEqual([
+      'sync-http',
+      'async-http',
+      'message',
+      'request-reply',
+      'event',
+      'claim-check',
+      'change-event',
+    ]);
     for (const line of lines) {
       expect(line.ok).toBe(true);
       expect(typeof line.durationMs).toBe('number');
       expect(line.coupling).not.toBe('');
     }
     expect(lines[0]?.details).toMatchObject({ saved: true });
-    const [syncHttp, asyncHttp, message, event, claimCheck, changeEvent] = lines;
+    const [syncHttp, asyncHttp, message, requestReply, event, claimCheck, changeEvent] = lines;
+    // One trace from A's handler into B, in every pattern that reaches B: sync call, job, message, request, event.
+    for (const report of [syncHttp, asyncHttp, message, requestReply, event]) {
+      const details = report?.details as { traceId?: string; traceIdSeenByB?: string };
+      expect(details.traceId, String(report?.pattern)).toMatch(/^[0-9a-f]{32}$/);
+      expect(details.traceIdSeenByB, String(report?.pattern)).toBe(details.traceId);
+    }
     const job = asyncHttp?.details as { statusUrl: string; statusRequests: number; result: { name: string } };
     expect(job.statusUrl).toMatch(/\/jobs\/[A-Za-z0-9_-]{20,}$/);
     expect(job.statusRequests).toBeGreaterThanOrEqual(1);
     expect(job.result.name).toBe('Ada Lovelace');
     expect(message?.details).toMatchObject({ receipt: { group: 'service-b', state: 'processed', type: 'service-b.op.save' } });
+    // The typed answer of B's save through the broker, and its declared error for a name of digits.
+    expect(requestReply?.details).toMatchObject({
+      answer: { saved: true, id: (syncHttp?.details as { id?: string } | undefined)?.id, saves: 3 },
+      refused: { code: 'NameRejected', data: { reason: 'digits only' } },
+    });
     expect(event?.details).toMatchObject({ reacted: expect.arrayContaining(['service-b', 'service-c']) });
     const picture = claimCheck?.details as { bytes: number; sha256: string; seenByB: { sha256: string; png: boolean } };
     expect(picture.bytes).toBeGreaterThan(2_000_000);
     expect(picture.seenByB).toMatchObject({ sha256: picture.sha256, png: true });
-    // The row B saved (the third save of the name: sync, message, this one) reached C as name.saved,
+    // The row B saved (the fourth save of the name: sync, message, request, this one) reached C as name.saved,
     // from B's SQLite names table by its triggers and outbox.
     const change = changeEvent?.details as { id: string; saves: number; messageId: string; source: string; seenSaves: number };
     expect(change.id).toBe((syncHttp?.details as { id?: string } | undefined)?.id);
-    expect(change.saves).toBe(3);
-    expect(change.seenSaves).toBe(3);
+    expect(change.saves).toBe(4);
+    expect(change.seenSaves).toBe(4);
     expect(change.source).toBe('/sqlite/service-b-names/names');
     expect(change.messageId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   });

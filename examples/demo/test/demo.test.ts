@@ -65,7 +65,7 @@ describe('the demo on the testbed', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it.each(['sync-http', 'async-http', 'message', 'event', 'claim-check', 'change-event'] as const)(
+  it.each(['sync-http', 'async-http', 'message', 'request-reply', 'event', 'claim-check', 'change-event'] as const)(
     'ServiceA reaches B by %s and reports success',
     async (pattern) => {
       const outcome = await bed.call(serviceA, 'process', { name: 'Ada  Lovelace', pattern });
@@ -120,8 +120,8 @@ describe('the demo on the testbed', () => {
         'service-b': {
           serves: serviceB,
           handlers: implement(serviceB, {
-            save: ({ name }) => ({ saved: true, id: `stand-in:${name}`, saves: 1 }),
-            analyze: ({ name }) => ({ name, letters: 0, vowels: 0, palindrome: false }),
+            save: ({ name }) => ({ saved: true, id: `stand-in:${name}`, saves: 1, traceId: '' }),
+            analyze: ({ name }) => ({ name, letters: 0, vowels: 0, palindrome: false, traceId: '' }),
           }),
         },
         'service-a': {

@@ -130,7 +130,7 @@ describe('generateOpenApi', () => {
     const schemas = (document.components as { schemas: Record<string, JsonObject> }).schemas;
     // `workMs` has a default: optional in what a caller sends, always there in what comes back out.
     expect(schemas['service-b.analyze.Input']?.required).toEqual(['name']);
-    expect(schemas['service-b.save.Output']).toMatchObject({ required: ['saved', 'id', 'saves'], additionalProperties: false });
+    expect(schemas['service-b.save.Output']).toMatchObject({ required: ['saved', 'id', 'saves', 'traceId'], additionalProperties: false });
   });
 
   it('generates zod, valibot and arktype contracts; $defs are hoisted into components and every $ref resolves', async () => {

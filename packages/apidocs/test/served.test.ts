@@ -28,7 +28,7 @@ type Operation = {
 const handlers = implement(serviceB, {
   save: ({ name }) => {
     if (/^\d+$/.test(name)) throw new OperationError('NameRejected', { detail: 'a name needs letters', data: { reason: 'digits only' } });
-    return { saved: true, id: crypto.randomUUID(), saves: 1 };
+    return { saved: true, id: crypto.randomUUID(), saves: 1, traceId: '' };
   },
   analyze: ({ name }) => {
     const letters = name.replace(/[^\p{L}]/gu, '').toLowerCase();
@@ -37,6 +37,7 @@ const handlers = implement(serviceB, {
       letters: letters.length,
       vowels: (letters.match(/[aeiouy]/g) ?? []).length,
       palindrome: letters === [...letters].reverse().join(''),
+      traceId: '',
     };
   },
 });

@@ -204,6 +204,52 @@ export interface Broker {
    * engine's exact measure); `undefined` when the group does not exist. For metrics (queue depth).
    */
   pending?(topic: string, group: string): Promise<number | undefined>;
+  /**
+   * Request/reply the engine does natively (NATS reply subjects, ...). Optional: where it is
+   * missing, `requestsOf` in `@switchboard/core/kit` builds it from `publish` and `subscribe`
+   * (a per-process reply topic, correlated by the request's id), so every engine has it.
+   */
+  readonly requests?: BrokerRequests;
   /** Closes every subscription (draining as `Subscription.close` does) and the connection. */
+  close(): Promise<void>;
+}
+
+/** A reply as it travels: transport headers (the reply's CloudEvents attributes, in the broker's binding) and body. */
+export interface ReplyMessage {
+  readonly headers: Headers;
+  readonly body: Uint8Array;
+}
+
+export interface RequestOptions {
+  /** How long the requester waits for the reply, in ms (a positive number). */
+  readonly timeoutMs: number;
+  /** Aborts the wait: the request rejects with `SB_ABORTED` and nothing is kept for it. */
+  readonly signal?: AbortSignal;
+}
+
+/** A request as its receiver gets it: a delivery that is answered once with `reply`. */
+export interface RequestDelivery extends Delivery {
+  /** When the requester stops waiting (epoch ms), or undefined when the request does not say. */
+  readonly deadline: number | undefined;
+  /** Sends the answer back to the requester. Settling the request is the engine's business. */
+  reply(reply: ReplyMessage): Promise<void>;
+}
+
+export type RequestHandler = (request: RequestDelivery) => Promise<void>;
+
+/**
+ * The request/reply seam. `request` publishes `message` as a request for the receivers of its
+ * topic and resolves with the first reply, or rejects with `SB_REPLY_TIMEOUT` when `timeoutMs`
+ * passes, `SB_ABORTED` when the signal aborts, `SB_NO_RESPONDERS` where the engine can tell at once
+ * that nobody serves the topic, `SB_CLOSED` after `close`. Whatever ends a request, nothing is left
+ * for it (no pending entry, no timer, no subscription). `serve` takes the requests of a topic for a
+ * group: one receiver of the group gets each request.
+ */
+export interface BrokerRequests {
+  request(message: OutgoingMessage, options: RequestOptions): Promise<ReplyMessage>;
+  serve(options: SubscribeOptions, handler: RequestHandler): Promise<Subscription>;
+  /** Requests waiting for their reply. */
+  readonly pending: number;
+  /** Fails the pending requests with `SB_CLOSED` and removes what waits for replies. Idempotent. */
   close(): Promise<void>;
 }

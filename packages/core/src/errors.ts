@@ -153,6 +153,20 @@ export const errorRegistry = {
     retryable: true,
     description: "The caller's deadline or the operation's time limit passed before an answer.",
   },
+  SB_REPLY_TIMEOUT: {
+    status: 504,
+    title: 'Reply timeout',
+    retryable: true,
+    description:
+      'A request through the broker (`messaging.request`) got no reply within its `timeout`: the receiver is down, slow or overloaded. Nothing is kept for the request; a reply arriving later is dropped.',
+  },
+  SB_NO_RESPONDERS: {
+    status: 503,
+    title: 'No responders',
+    retryable: true,
+    description:
+      'A request through the broker found nobody serving the operation, and the engine could tell at once (NATS no-responders): it failed without waiting for its timeout.',
+  },
   SB_ABORTED: { status: 499, title: 'Aborted', retryable: false, description: 'The caller aborted the request (AbortSignal).' },
   SB_JOB_FAILED: { status: 500, title: 'Job failed', retryable: false, description: 'The asynchronous job ended in failure.' },
   SB_JOB_CANCELED: { status: 409, title: 'Job canceled', retryable: false, description: 'The asynchronous job was canceled.' },

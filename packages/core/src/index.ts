@@ -11,12 +11,17 @@ export type { BlobInfo, BlobObject, BlobPutOptions, BlobSource, BlobStore } from
 export type {
   Broker,
   BrokerCapabilities,
+  BrokerRequests,
   Delivery,
   DeliveryGuarantee,
   DeliveryHandler,
   Headers,
   Ordering,
   OutgoingMessage,
+  ReplyMessage,
+  RequestDelivery,
+  RequestHandler,
+  RequestOptions,
   SubscribeOptions,
   Subscription,
 } from './broker.js';
@@ -120,5 +125,19 @@ export {
   signEvent,
 } from './signing.js';
 export type { FieldError, InferInput, InferOutput, StandardSchemaV1, ValidationResult } from './standard-schema.js';
-export type { TraceParent } from './trace.js';
-export { formatTraceparent, parseTraceparent } from './trace.js';
+export type { TraceCarrier, TraceContext, TraceHeaderValue, TraceParent, TracestateMember } from './trace.js';
+export {
+  continueTrace,
+  currentTrace,
+  formatTraceparent,
+  formatTracestate,
+  normalizeTracestate,
+  parseTraceparent,
+  parseTracestate,
+  runWithTrace,
+  TRACE_FLAG_RANDOM,
+  TRACE_FLAG_SAMPLED,
+  TRACESTATE_MAX_LENGTH,
+  TRACESTATE_MAX_MEMBERS,
+  traceHeaders,
+} from './trace.js';

@@ -8,6 +8,8 @@
  *   `AtMostOnceDelivery` for at-most-once push transports; `resolveSubscribeOptions`.
  * - Errors, options and timing: `brokerErrors`, `assertMessageSize`, `positiveInteger`, `idle`, `sleep`,
  *   `describeError`.
+ * - Request/reply: `requestsOf` (the engine's own, or `QueueRequests` over publish/subscribe),
+ *   `PendingReplies` (waiting requests with timeout, abort and close), the request headers.
  * - Stores: the receipt, dead-letter, job, blob and outbox rules every store applies the same way, and
  *   the refusal of values a store cannot hold (`assertStorableIdentity`, `storeRefused`).
  */
@@ -73,6 +75,18 @@ export {
   mergeReceipt,
   reopenReceipt,
 } from './receipts.js';
+export {
+  checkRequestTimeout,
+  PendingReplies,
+  QueueRequests,
+  REQUEST_HEADERS,
+  readDeadline,
+  replyTimeout,
+  requestAborted,
+  requestsOf,
+  requestTopic,
+  withoutRequestHeaders,
+} from './requests.js';
 export type { ItemOutcome } from './round-trip-batch.js';
 export { RoundTripBatch } from './round-trip-batch.js';
 export { issuePointer, schemaPropertyNames, validate, validateAsync } from './standard-schema.js';

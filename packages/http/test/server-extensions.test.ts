@@ -61,7 +61,7 @@ describe('extension points', () => {
       expect(accepted.headers.location).toBe('/jobs/1');
       expect(accepted.json).toEqual({ id: '1' });
       expect(seen[0]).toMatchObject({ input: { by: 3 }, key: 'job-1' });
-      expect(seen[0]?.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      expect(seen[0]?.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-03$/);
       const replay = await post(url, 'count', JSON.stringify({ by: 3 }), headers);
       expect(replay.headers['idempotent-replayed']).toBe('true');
       expect(replay.headers.location).toBe('/jobs/1');

@@ -12,6 +12,7 @@ import type {
   Settlement,
   SignatureProblem,
   Subscription,
+  TraceCarrier,
 } from '@switchboard/core';
 import {
   backoffDelay,
@@ -29,6 +30,14 @@ import { bytesId, checkIdentity, decodeDelivery, undecodableId } from './decode.
 import type { DeadLetterWriter } from './middleware/dead-letter.js';
 import { classify } from './middleware/retry.js';
 import { InboundMessage, type InboundVia, type Outcome, type Step } from './pipeline.js';
+
+/** How an event received outside the broker (`POST /events`) came: its transport hop and who delivered it. */
+export interface ReceiveOptions {
+  /** The transport's trace headers (`traceparent` / `tracestate`), continued by the handler when valid. */
+  readonly hop?: TraceCarrier;
+  /** The authenticated principal that delivered it, kept with its receipt (`Receipt.sender`). */
+  readonly sender?: string;
+}
 
 export interface ConsumerConfig {
   readonly broker: Broker;
@@ -400,7 +409,7 @@ export class Consumer {
    * pipeline, without encoding or decoding it again. Should it be dead-lettered, its headers and
    * body are encoded in the broker's binding then, so the dead letter can be replayed through the broker.
    */
-  receive(event: CloudEvent, topic: string, sender?: string): Promise<Outcome> {
+  receive(event: CloudEvent, topic: string, options: ReceiveOptions = {}): Promise<Outcome> {
     try {
       checkIdentity(event);
       this.verifyOrThrow(event);
@@ -411,8 +420,8 @@ export class Consumer {
       this.#filtered += 1;
       return Promise.resolve({ kind: 'ack', skipped: 'filtered' });
     }
-    const delivery = new HttpDelivery(event, topic, this.#config.broker);
-    return observed() ? this.#process(delivery, event, 'http', sender) : this.#run(delivery, event, 'http', sender);
+    const delivery = new HttpDelivery(event, topic, this.#config.broker, options.hop);
+    return observed() ? this.#process(delivery, event, 'http', options.sender) : this.#run(delivery, event, 'http', options.sender);
   }
 
   /** `SB_SIGNATURE_INVALID` (403) when the event's signature is missing or does not verify. */
@@ -464,7 +473,11 @@ class HttpDelivery implements Delivery {
   readonly #broker: Broker;
   #encoded: { readonly headers: Headers; readonly body: Uint8Array } | undefined;
 
-  constructor(event: CloudEvent, topic: string, broker: Broker) {
+  /** The trace headers of the HTTP request that carried the event (the hop). */
+  readonly hop: TraceCarrier | undefined;
+
+  constructor(event: CloudEvent, topic: string, broker: Broker, hop: TraceCarrier | undefined) {
+    this.hop = hop;
     this.id = event.id;
     this.topic = topic;
     this.#event = event;

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import type { CloudEvent, HandlerContext, Invocation, Progress } from '@switchboard/core';
-import { SwitchboardError } from '@switchboard/core';
+import type { CloudEvent, HandlerContext, Invocation, Progress, TraceCarrier, TraceContext } from '@switchboard/core';
+import { continueTrace, parseTraceparent, SwitchboardError } from '@switchboard/core';
 import type { Inbound } from './pipeline.js';
 import type { AttachmentInfo, MessageContext } from './types.js';
 
@@ -12,8 +12,6 @@ export class DeliveryContext implements MessageContext {
   readonly source: string;
   readonly subject: string | undefined;
   readonly time: string | undefined;
-  readonly traceparent: string | undefined;
-  readonly tracestate: string | undefined;
   readonly topic: string;
   readonly group: string;
   readonly key: string | undefined;
@@ -30,15 +28,48 @@ export class DeliveryContext implements MessageContext {
     this.source = event.source;
     this.subject = event.subject;
     this.time = event.time;
-    const traceparent = event.extensions?.traceparent;
-    const tracestate = event.extensions?.tracestate;
-    this.traceparent = typeof traceparent === 'string' ? traceparent : undefined;
-    this.tracestate = typeof tracestate === 'string' ? tracestate : undefined;
     this.topic = inbound.delivery.topic;
     this.group = inbound.group;
     this.key = inbound.delivery.key;
     this.event = event;
     this.attachmentInfo = inbound.attachment?.info;
+  }
+
+  /**
+   * The handler's own span (W3C Trace Context): a child of the hop's transport `traceparent` header
+   * when the delivery has a valid one (a foreign producer's instrumentation), else of the event's
+   * `traceparent` extension, the creation context. Invalid or missing: a new trace. The
+   * `tracestate` travels with the parent it came with, normalized. Computed on first read.
+   */
+  get traceparent(): string {
+    return this.#traced().traceparent;
+  }
+
+  get tracestate(): string | undefined {
+    return this.#traced().tracestate;
+  }
+
+  #trace: TraceContext | undefined;
+
+  #traced(): TraceContext {
+    if (this.#trace === undefined) {
+      // The hop: a broker delivery's own headers, or the trace headers of the HTTP request that
+      // carried the event (POST /events; its delivery headers would be the event encoded again).
+      const delivery = this.#inbound.delivery;
+      const hop: TraceCarrier | undefined = this.#inbound.via === 'broker' ? delivery.headers : (delivery as { hop?: TraceCarrier }).hop;
+      if (hop?.traceparent !== undefined && parseTraceparent(hop.traceparent) !== undefined) {
+        this.#trace = continueTrace(hop.traceparent, hop.tracestate);
+      } else {
+        const extensions = this.event.extensions;
+        const traceparent = extensions?.traceparent;
+        const tracestate = extensions?.tracestate;
+        this.#trace = continueTrace(
+          typeof traceparent === 'string' ? traceparent : undefined,
+          typeof tracestate === 'string' ? tracestate : undefined,
+        );
+      }
+    }
+    return this.#trace;
   }
 
   /** The run's signal, read lazily: its `AbortController` is only made for handlers that use it. */
@@ -63,7 +94,7 @@ class MessageHandlerContext implements HandlerContext {
   readonly operation: string;
   readonly via: Invocation = 'message';
   readonly deadline: number | undefined;
-  readonly traceparent: string | undefined;
+  readonly traceparent: string;
   readonly tracestate: string | undefined;
   readonly messageId: string;
   readonly #context: DeliveryContext;

@@ -1,5 +1,13 @@
 import type { AnyContract, OperationDefinition, ProblemDetails } from '@switchboard/core';
-import { type HandlerMessage, OperationError, operationProblemType, SwitchboardError, traceAsync, tracing } from '@switchboard/core';
+import {
+  type HandlerMessage,
+  OperationError,
+  operationProblemType,
+  runWithTrace,
+  SwitchboardError,
+  traceAsync,
+  tracing,
+} from '@switchboard/core';
 import { validate } from '@switchboard/core/kit';
 import { DeliveryContext } from './context.js';
 import { OperationFailure } from './middleware/retry.js';
@@ -17,27 +25,9 @@ export function handlerStep(defaultTimeoutMs: number, resultLimit: number): Step
     const context = new DeliveryContext(message);
     let value: unknown;
     if (route.kind === 'operation') {
-      const definition = route.contract.operations[route.name]!;
-      const invoke = () =>
-        route.invoke(message.data, context, () => context.operationContext(route.name, route.timeoutMs ?? defaultTimeoutMs));
-      try {
-        value = tracing.handler.hasSubscribers
-          ? await traceAsync(tracing.handler, handlerContext(message, route.contract.name, route.name, context), invoke)
-          : await invoke();
-      } catch (error) {
-        throw operationFailure(route.contract, definition, error);
-      }
-      const checked = validate(definition.output, value);
-      const result = checked instanceof Promise ? await checked : checked;
-      if (!result.ok) {
-        throw new SwitchboardError('SB_INVALID_OUTPUT', {
-          detail: `output of operation ${route.name} does not match its schema`,
-          errors: result.errors,
-        });
-      }
-      value = result.value;
+      value = await runOperation(message, context, defaultTimeoutMs);
     } else {
-      value = await route.invoke(message.data, context, () => context.operationContext(route.name, undefined));
+      value = await runWithTrace(context, route.invoke, message.data, context, () => context.operationContext(route.name, undefined));
     }
     const summary = summarize(value, resultLimit);
     return summary === undefined ? { kind: 'ack' } : { kind: 'ack', result: summary };
@@ -61,6 +51,38 @@ function handlerContext(message: Inbound, service: string, operation: string, co
     attempt: message.attempt,
     context,
   };
+}
+
+/**
+ * Runs an operation route's handler with the validated input and checks its output against the
+ * contract (`SB_INVALID_OUTPUT`); a declared `OperationError` is thrown as an `OperationFailure`
+ * carrying its problem document. Shared by invoke (receipts) and request (replies).
+ */
+export async function runOperation(message: Inbound, context: DeliveryContext, defaultTimeoutMs: number): Promise<unknown> {
+  const route = message.route!;
+  const definition = route.contract.operations[route.name]!;
+  let value: unknown;
+  try {
+    // The handler's context is the ambient trace of everything it sends or calls.
+    const invoke = () =>
+      runWithTrace(context, route.invoke, message.data, context, () =>
+        context.operationContext(route.name, route.timeoutMs ?? defaultTimeoutMs),
+      );
+    value = tracing.handler.hasSubscribers
+      ? await traceAsync(tracing.handler, handlerContext(message, route.contract.name, route.name, context), invoke)
+      : await invoke();
+  } catch (error) {
+    throw operationFailure(route.contract, definition, error);
+  }
+  const checked = validate(definition.output, value);
+  const result = checked instanceof Promise ? await checked : checked;
+  if (!result.ok) {
+    throw new SwitchboardError('SB_INVALID_OUTPUT', {
+      detail: `output of operation ${route.name} does not match its schema`,
+      errors: result.errors,
+    });
+  }
+  return result.value;
 }
 
 function summarize(value: unknown, limit: number): string | undefined {

@@ -1,7 +1,8 @@
-import type { CloudEvent, ProblemDetails } from '@switchboard/core';
+import type { CloudEvent, ProblemDetails, TraceCarrier } from '@switchboard/core';
 import { cloudEventFromHttp, SwitchboardError } from '@switchboard/core';
 import type { HttpRoute } from '@switchboard/http';
 import { checkJsonDepth, isJsonMediaType, retryAfterHeader, sendJson, sendProblem } from '@switchboard/http';
+import type { ReceiveOptions } from './consumer.js';
 import { outwardProblem } from './outward.js';
 import type { Outcome } from './pipeline.js';
 
@@ -46,7 +47,7 @@ function toResult(id: string, outcome: Outcome): EventResult {
  *   does not verify (in a batch: the whole batch, before any of it runs)
  */
 export function cloudEventsRoute(
-  receive: (event: CloudEvent, sender?: string) => Promise<Outcome>,
+  receive: (event: CloudEvent, options: ReceiveOptions) => Promise<Outcome>,
   options: { readonly path?: string; readonly scopes?: readonly string[]; readonly verify?: (event: CloudEvent) => void } = {},
 ): HttpRoute {
   const verify = options.verify;
@@ -59,15 +60,17 @@ export function cloudEventsRoute(
       // The same nesting bound as every JSON body the HTTP layer parses (400 SB_JSON_TOO_DEEP).
       if (isJsonMediaType(req.headers['content-type'])) checkJsonDepth(body, context.maxJsonDepth);
       const decoded = cloudEventFromHttp(req.headers, body);
+      // The request's own trace headers are the hop (the events' extensions their creation context).
+      const hop: TraceCarrier = { traceparent: oneHeader(req.headers.traceparent), tracestate: oneHeader(req.headers.tracestate) };
       if (decoded.mode === 'batch') {
         // Every signature first: a batch with one forged event is refused whole (403), nothing of it run.
         if (verify !== undefined) for (const event of decoded.events) verify(event);
         const results: EventResult[] = [];
-        for (const event of decoded.events) results.push(toResult(event.id, await receive(event, context.principal)));
+        for (const event of decoded.events) results.push(toResult(event.id, await receive(event, { hop, sender: context.principal })));
         sendJson(res, 200, { results });
         return;
       }
-      const result = toResult(decoded.event.id, await receive(decoded.event, context.principal));
+      const result = toResult(decoded.event.id, await receive(decoded.event, { hop, sender: context.principal }));
       switch (result.status) {
         case 'processed':
         case 'duplicate':
@@ -87,4 +90,9 @@ export function cloudEventsRoute(
       }
     },
   };
+}
+
+/** A header's value; repeated lines joined as RFC 9110 combines them (a repeated traceparent is then invalid). */
+function oneHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(',') : value;
 }

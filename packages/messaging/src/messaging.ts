@@ -4,6 +4,7 @@ import type {
   BlobStore,
   Broker,
   CallInput,
+  CallOutput,
   CloudEvent,
   DeadLetter,
   DeadLetterListOptions,
@@ -21,11 +22,11 @@ import type {
   SigningOptions,
 } from '@switchboard/core';
 import { createMessageSigning, SwitchboardError, withMode } from '@switchboard/core';
-import { newSecretId } from '@switchboard/core/kit';
+import { newSecretId, requestsOf } from '@switchboard/core/kit';
 import type { HttpRoute } from '@switchboard/http';
 import { eventsTopic } from './addressing.js';
 import { type AtMostOnceOptions, checkAtMostOnceBroker, checkMainBroker, hasAtMostOnceEvents, onlyAtMostOnce } from './at-most-once.js';
-import { Consumer } from './consumer.js';
+import { Consumer, type ReceiveOptions } from './consumer.js';
 import { handlerStep } from './handler-step.js';
 import { cloudEventsRoute } from './http-events.js';
 import { receiptsRoute } from './http-receipts.js';
@@ -40,6 +41,7 @@ import { compose, type Middleware, type Outcome } from './pipeline.js';
 import { type BatchEvent, type BatchMessage, type Lane, Publisher } from './publisher.js';
 import { createReceipts, type Receipts } from './receipts.js';
 import { type ReplayOptions, type ReplayResult, type ReplaySelector, replayDeadLetters } from './replay.js';
+import { type RequestCallOptions, Requester, RequestServer } from './request.js';
 import { RouteTable } from './routes.js';
 import type {
   ClaimCheckOptions,
@@ -130,6 +132,21 @@ export interface Messaging {
     input: CallInput<C, K>,
     options?: PublishOptions,
   ): Promise<Sent>;
+  /**
+   * Request/reply through the broker: invokes operation `name` of `contract` and resolves with its
+   * typed output, served by the same `Handlers` as HTTP, jobs and messages. A declared error rejects
+   * as an `OperationError` with its code and data; no reply within `timeout` is `SB_REPLY_TIMEOUT`,
+   * an aborted `signal` `SB_ABORTED`, nobody serving it (where the engine can tell) `SB_NO_RESPONDERS`.
+   * See `docs/request-reply.md`.
+   */
+  request<C extends AnyContract, K extends OperationName<C>>(
+    contract: C,
+    name: K,
+    input: CallInput<C, K>,
+    options?: RequestCallOptions,
+  ): Promise<CallOutput<C, K>>;
+  /** Requests waiting for their reply (through this service's request/reply). */
+  readonly pendingRequests: number;
   emit<C extends AnyContract, K extends EventName<C>>(contract: C, name: K, ...args: EmitArgs<C, K>): Promise<Sent>;
   sendBatch<C extends AnyContract>(contract: C, messages: readonly BatchMessage<C>[]): Promise<Sent[]>;
   emitBatch<C extends AnyContract>(contract: C, events: readonly BatchEvent<C>[]): Promise<Sent[]>;
@@ -174,9 +191,11 @@ export interface Messaging {
   close(): Promise<void>;
   /**
    * Runs a CloudEvent received outside the broker through the consumer pipeline (what `POST /events`
-   * does). `sender`: the principal that delivered it, kept with its receipt (see `Receipt.sender`).
+   * does). `options.hop`: the transport's trace headers (the HTTP request's `traceparent` /
+   * `tracestate`), continued by the handler when valid, instead of the event's own extension;
+   * `options.sender`: the principal that delivered it, kept with its receipt (see `Receipt.sender`).
    */
-  receive(event: CloudEvent, sender?: string): Promise<Outcome>;
+  receive(event: CloudEvent, options?: ReceiveOptions): Promise<Outcome>;
   // --- receipts and dead letters
   readonly receipts: Receipts;
   readonly deadLetters: DeadLetters;
@@ -299,6 +318,21 @@ export function createMessaging(options: MessagingOptions): Messaging {
           ackTimeoutMs: options.ackTimeoutMs ?? handlerTimeoutMs + 10_000,
         });
 
+  const { requests, owned: ownsRequests } = requestsOf(broker);
+  const requester = new Requester(reliable.config, requests, blobs, verify);
+  const requestServer = new RequestServer({
+    requests,
+    routes,
+    group,
+    middlewares: [route(routes), claimCheck(blobs), validateData(), timeout(handlerTimeoutMs), ...(options.middleware ?? [])],
+    handlerTimeoutMs,
+    replies: reliable.config,
+    maxMessageBytes: broker.capabilities.maxMessageBytes,
+    maxInFlight,
+    ackTimeoutMs: options.ackTimeoutMs ?? handlerTimeoutMs + 10_000,
+    ...(verify === undefined ? {} : { verify }),
+  });
+
   const receipts: Receipts =
     receiptStore === undefined
       ? {
@@ -313,8 +347,8 @@ export function createMessaging(options: MessagingOptions): Messaging {
   };
   const replay = (selector: ReplaySelector, replayOptions?: ReplayOptions): Promise<ReplayResult> =>
     replayDeadLetters({ broker, deadLetters: requireDeadLetters(), receipts: receiptStore }, selector, replayOptions);
-  const receive = (event: CloudEvent, sender?: string): Promise<Outcome> =>
-    consumer.receive(event, routes.topicOf(event.type) ?? `${group}.unrouted`, sender);
+  const receive = (event: CloudEvent, options?: ReceiveOptions): Promise<Outcome> =>
+    consumer.receive(event, routes.topicOf(event.type) ?? `${group}.unrouted`, options);
 
   const messaging: Messaging = {
     service,
@@ -324,6 +358,10 @@ export function createMessaging(options: MessagingOptions): Messaging {
     },
     send: (contract, name, data, sendOptions) => publisher.send(contract, name, data, sendOptions),
     invoke: (contract, name, input, sendOptions) => publisher.invoke(contract, name, input, sendOptions),
+    request: (contract, name, input, requestOptions) => requester.request(contract, name, input, requestOptions),
+    get pendingRequests() {
+      return requests.pending;
+    },
     emit: (contract, name, ...args) => publisher.emit(contract, name, ...args),
     sendBatch: (contract, messages) => publisher.sendBatch(contract, messages),
     emitBatch: (contract, events) => publisher.emitBatch(contract, events),
@@ -349,9 +387,10 @@ export function createMessaging(options: MessagingOptions): Messaging {
     },
     start: async () => {
       await Promise.all([consumer.start(), fastConsumer?.start()]);
+      await requestServer.start();
     },
     close: async () => {
-      await Promise.all([consumer.close(), fastConsumer?.close()]);
+      await Promise.all([consumer.close(), fastConsumer?.close(), requestServer.close(), ownsRequests ? requests.close() : undefined]);
     },
     receive,
     receipts,

@@ -12,10 +12,13 @@ import {
   type ClaimCheckMessage,
   canonicalEvent,
   createCloudEvent,
+  currentTrace,
   encodeCloudEvent,
   formatDataHash,
   identityProblems,
   newMessageId,
+  normalizeTracestate,
+  parseTraceparent,
   SwitchboardError,
   signEvent,
   traceAsync,
@@ -118,6 +121,31 @@ function isPlain(options: PublishOptions): boolean {
   return options.attachment === undefined && options.attachmentBlob === undefined && options.tracestate === undefined;
 }
 
+/**
+ * The options with the trace to continue (explicit, else the ambient one) and their `tracestate` as
+ * W3C Trace Context allows it on the way out: normalized
+ * (no whitespace, no empty members), and dropped when invalid, empty, or without a valid
+ * `traceparent` to belong to (then the message starts a new trace).
+ */
+function withValidTracestate(given: PublishOptions): PublishOptions {
+  let options = given;
+  if (options.traceparent === undefined) {
+    // No explicit trace: the ambient one, the handler this send is made from.
+    const ambient = currentTrace();
+    if (ambient?.traceparent !== undefined) {
+      options =
+        ambient.tracestate === undefined
+          ? { ...options, traceparent: ambient.traceparent }
+          : { ...options, traceparent: ambient.traceparent, tracestate: ambient.tracestate };
+    }
+  }
+  if (options.tracestate === undefined) return options;
+  const tracestate = parseTraceparent(options.traceparent) === undefined ? undefined : normalizeTracestate(options.tracestate);
+  if (tracestate === options.tracestate) return options;
+  const { tracestate: _dropped, ...rest } = options;
+  return tracestate === undefined ? rest : { ...rest, tracestate };
+}
+
 /** A caller's id or subject the envelope takes as it is: a non-empty CloudEvents String (an id within the identity limit). */
 function plainValue(value: string | undefined, isId: boolean): boolean {
   if (value === undefined) return true;
@@ -130,8 +158,9 @@ function encode(
   address: Address,
   shape: OutgoingShape,
   data: unknown,
-  options: PublishOptions,
+  given: PublishOptions,
 ): OutgoingMessage | Promise<OutgoingMessage> {
+  const options = withValidTracestate(given);
   if (isPlain(options) && plainValue(options.id, true) && plainValue(options.subject, false)) {
     let json: string | undefined;
     if (data !== undefined) {
@@ -163,6 +192,21 @@ function encode(
     }
   }
   return encodeFull(config, address, shape, data, options);
+}
+
+const DATA_ONLY: OutgoingShape = { schema: undefined, attachments: false };
+
+/**
+ * The message carrying `data` (already checked) at `address`: built from the address's template when
+ * it can be, claim-checked past the config's threshold, as a send is. Replies use it.
+ */
+export function encodeData(
+  config: OutgoingConfig,
+  address: Address,
+  data: unknown,
+  options: PublishOptions,
+): OutgoingMessage | Promise<OutgoingMessage> {
+  return encode(config, address, DATA_ONLY, data, options);
 }
 
 function overThreshold(config: OutgoingConfig, json: string): boolean {
@@ -574,7 +618,7 @@ function requireBlobs(config: OutgoingConfig): BlobStore {
   return config.blobs;
 }
 
-function claimExtensions(uri: string, sha256: string, size: number, expiresAt: number | undefined): Record<string, string | number> {
+export function claimExtensions(uri: string, sha256: string, size: number, expiresAt: number | undefined): Record<string, string | number> {
   const out: Record<string, string | number> = { dataref: uri, datahash: formatDataHash(sha256) };
   if (size <= INT32_MAX) out.datasize = size;
   if (expiresAt !== undefined) out.dataexpires = new Date(expiresAt).toISOString();

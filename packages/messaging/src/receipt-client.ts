@@ -1,4 +1,11 @@
-import { errorFromProblem, type ProblemDetails, parseTraceparent, SwitchboardError } from '@switchboard/core';
+import {
+  currentTrace,
+  errorFromProblem,
+  normalizeTracestate,
+  type ProblemDetails,
+  parseTraceparent,
+  SwitchboardError,
+} from '@switchboard/core';
 import { newTraceId } from '@switchboard/core/kit';
 import { type CallPolicy, createTransport, type Transport } from '@switchboard/http';
 import type { Dispatcher } from 'undici';
@@ -26,6 +33,8 @@ export interface FetchReceiptOptions {
   readonly auth?: () => Promise<string | undefined>;
   /** W3C `traceparent` of the caller: every request continues its trace with a new span id. */
   readonly traceparent?: string;
+  /** Sent with every request when `traceparent` is valid (normalized first). */
+  readonly tracestate?: string;
 }
 
 /** One shared transport for calls that bring no dispatcher of their own (an undici `Agent`, kept alive). */
@@ -77,7 +86,9 @@ async function poll(
   const wait = options.wait;
   const deadline = wait === undefined ? 0 : Date.now() + wait.timeoutMs;
   let last: ReceiptDocument | undefined;
-  const trace = traceOfCaller(options.traceparent);
+  const ambient = options.traceparent === undefined ? currentTrace() : undefined;
+  const trace =
+    ambient === undefined ? traceOfCaller(options.traceparent, options.tracestate) : traceOfCaller(ambient.traceparent, ambient.tracestate);
   for (;;) {
     const remaining = deadline - Date.now();
     const seconds = wait === undefined ? 0 : Math.max(0, Math.min(wait.pollSeconds ?? 5, Math.floor(remaining / 1000)));
@@ -120,10 +131,13 @@ function problemError(text: string, status: number): SwitchboardError {
   return new SwitchboardError('SB_BAD_GATEWAY', { detail: `the receipts endpoint answered ${status}` });
 }
 
-/** The caller's trace, or a new sampled one (the transport gives every request its own span). */
-function traceOfCaller(traceparent: string | undefined): { traceId: string; flags: string; continued: boolean } {
+/** The caller's trace, or a new one (the transport gives every request its own span). */
+function traceOfCaller(
+  traceparent: string | undefined,
+  tracestate: string | undefined,
+): { traceId: string; flags: string; continued: boolean; tracestate: string | undefined } {
   const parsed = parseTraceparent(traceparent);
   return parsed === undefined
-    ? { traceId: newTraceId(), flags: '01', continued: false }
-    : { traceId: parsed.traceId, flags: parsed.flags, continued: true };
+    ? { traceId: newTraceId(), flags: '03', continued: false, tracestate: undefined }
+    : { traceId: parsed.traceId, flags: parsed.flags, continued: true, tracestate: normalizeTracestate(tracestate) };
 }

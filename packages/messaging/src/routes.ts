@@ -44,6 +44,7 @@ export class RouteTable {
   readonly #wildcards: Wildcard[] = [];
   readonly #addresses = new Map<string, Address>();
   readonly #topics = new Set<string>();
+  readonly #operationTopics = new Set<string>();
   readonly #byTopic = new Map<string, Map<string, Route>>();
   #frozen = false;
 
@@ -53,6 +54,11 @@ export class RouteTable {
 
   topics(): string[] {
     return [...this.#topics];
+  }
+
+  /** Topics with at least one operation handler: where requests (`messaging.request`) are served. */
+  operationTopics(): string[] {
+    return [...this.#operationTopics];
   }
 
   message(contract: AnyContract, name: string, handler: AnyHandler): void {
@@ -199,6 +205,7 @@ export class RouteTable {
     if (this.#exact.has(key)) throw config(`${route.kind} ${route.name} of ${route.contract.name} is already handled`);
     this.#exact.set(key, route);
     this.#topics.add(route.topic);
+    if (route.kind === 'operation') this.#operationTopics.add(route.topic);
   }
 
   #assertOpen(): void {

@@ -73,7 +73,14 @@ export interface MessageContext {
   readonly source: string;
   readonly subject?: string;
   readonly time?: string;
+  /**
+   * The handler's own W3C span: a child of the delivery's `traceparent` (the transport header of
+   * the hop, else the event's extension, its creation context); a new trace when neither is valid.
+   * Pass it on (or let the handler's outgoing calls pick it up) to continue the trace. The creation
+   * context itself stays in `event.extensions.traceparent`.
+   */
   readonly traceparent?: string;
+  /** The `tracestate` of that parent, normalized; never one without a valid parent. */
   readonly tracestate?: string;
   readonly topic: string;
   /** The consumer group (by default the service name). */

@@ -52,7 +52,7 @@ describe('buildOutgoing one-pass build', () => {
       const decoded = decodeBinary(later.headers, later.body, binding);
       expect(decoded).toMatchObject({ specversion: '1.0', id: later.id, source: 'ticker', type: 'ticker.tick', data: { seq: 2 } });
       expect(decoded.datacontenttype).toBe('application/json');
-      expect(decoded.extensions?.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      expect(decoded.extensions?.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-03$/);
       expect(Date.parse(decoded.time ?? '')).not.toBeNaN();
     });
   }
@@ -78,7 +78,7 @@ describe('buildOutgoing one-pass build', () => {
       address('tick'),
       shape,
       { seq: 2 },
-      { id: 'order-7', subject: 'caf\u00e9 7', tracestate: 'a=1' },
+      { id: 'order-7', subject: 'caf\u00e9 7', tracestate: 'a=1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
     );
     expect(custom.id).toBe('order-7');
     expect(custom.headers['ce-subject']).toBe('caf%C3%A9%207');
@@ -112,7 +112,7 @@ describe('buildOutgoing in structured mode', () => {
     const decoded = decodeStructured(later.body, later.headers['content-type']);
     expect(decoded).toMatchObject({ specversion: '1.0', id: later.id, source: 'ticker', type: 'ticker.tick', data: { seq: 2 } });
     expect(decoded.datacontenttype).toBe('application/json');
-    expect(decoded.extensions?.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    expect(decoded.extensions?.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-03$/);
     expect(Date.parse(decoded.time ?? '')).not.toBeNaN();
     // Binary-mode receivers' decoder reads it too: it detects the mode.
     expect(decodeCloudEvent(later.headers, later.body, cloudEventsBindings.nats)).toEqual(decoded);

@@ -1,5 +1,6 @@
 import type { Broker, BrokerCapabilities, Delivery, DeliveryGuarantee, OutgoingMessage } from '@switchboard/core';
 import { isSwitchboardError, newMessageId } from '@switchboard/core';
+import { requestsOf } from '@switchboard/core/kit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DeliveryRecorder, deferred, delay, randomName, testMessage, waitFor } from './broker-helpers.js';
 
@@ -29,6 +30,11 @@ export interface BrokerFeatures extends Omit<BrokerCapabilities, 'delivery'> {
   readonly timeoutMs?: number;
   /** Messages in the throughput sanity test. Default 2 000. */
   readonly throughputMessages?: number;
+  /**
+   * The engine tells at once that nobody serves a request (NATS no-responders): such a request
+   * must fail with `SB_NO_RESPONDERS` instead of waiting for its timeout. Default false.
+   */
+  readonly noResponders?: boolean;
 }
 
 const KIB = 1024;
@@ -716,6 +722,85 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
       expect(second!.key).toBe(original.key);
       expect(bytesOf(second!.body)).toEqual(bytesOf(first!.body));
       expect(second!.attempt).toBe(1);
+    });
+
+    it('request/reply: a served request gets its reply (headers and bytes intact), one receiver of the group answers', {
+      timeout: testTimeout,
+    }, async () => {
+      const server = await connect();
+      const client = features.multiProcess ? await connect() : server;
+      const served = requestsOf(server);
+      const asking = client === server ? served : requestsOf(client);
+      const topic = newTopic();
+      const group = newGroup();
+      const answered: string[] = [];
+      const serve = (who: string) =>
+        served.requests.serve({ topic, group }, async (request) => {
+          answered.push(who);
+          expect(request.topic).toBe(topic);
+          expect(request.headers['ce-type']).toBe('demo.asked');
+          await request.reply({
+            headers: { 'ce-type': 'demo.answered', 'x-echo': request.headers['x-question'] ?? '' },
+            body: request.body,
+          });
+        });
+      const subscriptions = [await serve('first'), await serve('second')];
+      try {
+        const body = new Uint8Array([0, 1, 2, 0xff, 0xfe]);
+        const reply = await asking.requests.request(
+          testMessage(topic, { headers: { 'ce-type': 'demo.asked', 'x-question': 'why?' }, body }),
+          { timeoutMs },
+        );
+        expect(bytesOf(reply.body)).toEqual(bytesOf(body));
+        expect(reply.headers['ce-type']).toBe('demo.answered');
+        expect(reply.headers['x-echo']).toBe('why?');
+        const many = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            asking.requests.request(testMessage(topic, { headers: { 'ce-type': 'demo.asked' }, body: new TextEncoder().encode(`q${i}`) }), {
+              timeoutMs,
+            }),
+          ),
+        );
+        expect(many.map((r) => new TextDecoder().decode(r.body))).toEqual(Array.from({ length: 20 }, (_, i) => `q${i}`));
+        expect(answered).toHaveLength(21);
+        expect(asking.requests.pending).toBe(0);
+      } finally {
+        await Promise.all(subscriptions.map((subscription) => subscription.close()));
+        if (served.owned) await served.requests.close();
+        if (asking !== served && asking.owned) await asking.requests.close();
+      }
+    });
+
+    it(features.noResponders
+      ? 'request/reply: no responders fails at once with SB_NO_RESPONDERS; timeout, abort and close leave nothing pending'
+      : 'request/reply: an unserved request times out with SB_REPLY_TIMEOUT; abort and close leave nothing pending', {
+      timeout: testTimeout,
+    }, async () => {
+      const broker = await connect();
+      const { requests, owned } = requestsOf(broker);
+      const topic = newTopic();
+      const unserved = await requests.request(testMessage(topic), { timeoutMs: quietMs }).catch((e: unknown) => e);
+      expect(isSwitchboardError(unserved, features.noResponders === true ? 'SB_NO_RESPONDERS' : 'SB_REPLY_TIMEOUT')).toBe(true);
+      expect(requests.pending).toBe(0);
+      // A receiver that takes the request and never answers: the timeout, then an abort.
+      const silent = await requests.serve({ topic, group: newGroup() }, async () => {});
+      const timedOut = await requests.request(testMessage(topic), { timeoutMs: 100 }).catch((e: unknown) => e);
+      expect(isSwitchboardError(timedOut, 'SB_REPLY_TIMEOUT')).toBe(true);
+      const controller = new AbortController();
+      const aborted = requests.request(testMessage(topic), { timeoutMs, signal: controller.signal }).catch((e: unknown) => e);
+      controller.abort();
+      expect(isSwitchboardError(await aborted, 'SB_ABORTED')).toBe(true);
+      expect(requests.pending).toBe(0);
+      const invalid = await requests.request(testMessage(topic), { timeoutMs: 0 }).catch((e: unknown) => e);
+      expect(isSwitchboardError(invalid, 'SB_CONFIG_INVALID')).toBe(true);
+      await silent.close();
+      if (owned) {
+        const waiting = requests.request(testMessage(topic), { timeoutMs }).catch((e: unknown) => e);
+        await delay(20);
+        await requests.close();
+        expect(isSwitchboardError(await waiting, 'SB_CLOSED')).toBe(true);
+        expect(requests.pending).toBe(0);
+      }
     });
 
     it('rejects subscribe options out of range with SB_CONFIG_INVALID', async () => {

@@ -26,6 +26,7 @@ import type { TopicNames } from './names.js';
 import { assertGroup, safeToken, topicNames } from './names.js';
 import type { NatsBrokerOptions, ResolvedNatsOptions } from './options.js';
 import { resolveOptions } from './options.js';
+import { NatsRequests } from './requests.js';
 import { NatsSubscription } from './subscription.js';
 
 const { toBrokerError, closedError } = natsErrors;
@@ -77,6 +78,8 @@ export class NatsBroker implements Broker {
   readonly capabilities: BrokerCapabilities;
   /** The underlying connection (for status events and diagnostics). */
   readonly connection: NatsConnection;
+  /** Request/reply on core NATS (reply subjects, no-responders), beside the JetStream topics. */
+  readonly requests: NatsRequests;
   readonly #owns: boolean;
   readonly #options: ResolvedNatsOptions;
   readonly #js: JetStreamClient;
@@ -93,6 +96,7 @@ export class NatsBroker implements Broker {
     this.#jsm = manager;
     this.#js = jetstream(connection);
     this.#maxPayload = connection.info?.max_payload ?? 1024 * 1024;
+    this.requests = new NatsRequests(connection, this.#options.prefix, this.#maxPayload);
     this.capabilities = {
       delivery: 'at-least-once',
       persistent: this.#options.storage === 'file',
@@ -205,6 +209,7 @@ export class NatsBroker implements Broker {
 
   async #close(): Promise<void> {
     await Promise.allSettled([...this.#subscriptions].map((subscription) => subscription.close()));
+    await this.requests.close();
     if (this.#owns) await this.connection.drain().catch(() => this.connection.close());
     else await this.connection.flush().catch(() => {});
   }

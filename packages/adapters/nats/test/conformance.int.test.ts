@@ -31,6 +31,7 @@ describeBrokerConformance('nats', () => createNatsBroker({ url, prefix }), {
   delayedRedelivery: true,
   publishDeduplication: true,
   maxMessageBytes: (await maxPayload()) - 8 * 1024,
+  noResponders: true,
 });
 
 // The same contract with every ack confirmed by JetStream itself (`doubleAck`).
@@ -41,4 +42,5 @@ describeBrokerConformance('nats (doubleAck)', () => createNatsBroker({ url, pref
   delayedRedelivery: true,
   publishDeduplication: true,
   maxMessageBytes: (await maxPayload()) - 8 * 1024,
+  noResponders: true,
 });

@@ -1,9 +1,34 @@
-import type { Broker, BrokerCapabilities, DeliveryHandler, OutgoingMessage, SubscribeOptions, Subscription } from '@switchboard/core';
+import type {
+  Broker,
+  BrokerCapabilities,
+  BrokerRequests,
+  DeliveryHandler,
+  Headers,
+  OutgoingMessage,
+  ReplyMessage,
+  RequestDelivery,
+  RequestHandler,
+  RequestOptions,
+  SubscribeOptions,
+  Subscription,
+} from '@switchboard/core';
 import { type CloudEventsBinding, cloudEventsBindings, SwitchboardError } from '@switchboard/core';
-import { assertMessageSize, brokerErrors, describeError, idle, resolveSubscribeOptions } from '@switchboard/core/kit';
+import {
+  assertMessageSize,
+  brokerErrors,
+  checkRequestTimeout,
+  describeError,
+  idle,
+  PendingReplies,
+  REQUEST_HEADERS,
+  readDeadline,
+  requestTopic,
+  resolveSubscribeOptions,
+} from '@switchboard/core/kit';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options, RecoveringChannelModel } from 'amqplib';
 import { connect } from 'amqplib';
-import { ATTEMPT_HEADER, copyProperties, SERVER_HEADERS, toAmqpProperties } from './binding.js';
+import { ATTEMPT_HEADER, copyProperties, fromAmqpProperties, SERVER_HEADERS, toAmqpProperties } from './binding.js';
+import { RabbitMqDelivery } from './delivery.js';
 import { assertGroup, assertTopic, delayBucket, delayQueueName, exchangeName, groupQueueName } from './names.js';
 import type { RabbitMqBrokerOptions, ResolvedRabbitMqOptions } from './options.js';
 import { MAX_PREFETCH, resolveOptions } from './options.js';
@@ -20,6 +45,9 @@ const { toBrokerError, closedError } = brokerErrors({ engine: 'RabbitMQ', tooLar
 const DELAY_QUEUE_IDLE_MS = 15 * 60_000;
 /** A delay queue is declared again when its last declaration is older than this. */
 const DELAY_QUEUE_REDECLARE_MS = 5 * 60_000;
+
+/** RabbitMQ's pseudo-queue for direct reply-to: replies go straight to the requesting channel, no queue. */
+const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 
 /** Channels of one live connection. */
 interface Link {
@@ -62,7 +90,18 @@ export class RabbitMqBroker implements Broker {
   readonly name = 'rabbitmq';
   readonly binding: CloudEventsBinding = cloudEventsBindings.amqp;
   readonly capabilities: BrokerCapabilities;
+  /**
+   * Request/reply with RabbitMQ's direct reply-to: requests go to the topic's `<topic>.requests`
+   * exchange (a group queue each, as any topic), mandatory and with a per-message TTL of the request's
+   * timeout; replies come straight back to the requesting channel (`amq.rabbitmq.reply-to`), no reply
+   * queue. A request no queue is bound to is returned by the server: `SB_NO_RESPONDERS` at once.
+   */
+  readonly requests: BrokerRequests;
   readonly #options: ResolvedRabbitMqOptions;
+  readonly #replies = new PendingReplies();
+  #replyChannel: { readonly link: Link; readonly ready: Promise<Channel> } | undefined;
+  #nextRequest = 0;
+  #requestsClosed = false;
   readonly #groups = new Map<string, GroupTopology>();
   readonly #topics = new Set<string>();
   readonly #subscriptions = new Set<RabbitMqSubscription>();
@@ -81,6 +120,18 @@ export class RabbitMqBroker implements Broker {
       delayedRedelivery: true,
       publishDeduplication: false,
       maxMessageBytes: this.#options.maxMessageBytes,
+    };
+    const replies = this.#replies;
+    this.requests = {
+      request: (message, requestOptions) => this.#request(message, requestOptions),
+      serve: (serveOptions, handler) => this.#serveRequests(serveOptions, handler),
+      get pending() {
+        return replies.size;
+      },
+      close: async () => {
+        this.#requestsClosed = true;
+        replies.failAll(closedError('request'));
+      },
     };
   }
 
@@ -326,17 +377,154 @@ export class RabbitMqBroker implements Broker {
     if (!routed) throw new SwitchboardError('SB_BROKER_UNAVAILABLE', { detail: `delay queue ${queue} is missing` });
   }
 
+  async #request(message: OutgoingMessage, options: RequestOptions): Promise<ReplyMessage> {
+    checkRequestTimeout(options.timeoutMs);
+    if (this.#closing !== undefined || this.#requestsClosed) throw closedError('request');
+    assertTopic(message.topic);
+    assertMessageSize(message.body.byteLength, this.capabilities.maxMessageBytes);
+    const topic = requestTopic(message.topic);
+    this.#topics.add(topic);
+    const started = Date.now();
+    const link = await this.#liveLink(started + Math.min(options.timeoutMs, this.#options.publishTimeoutMs), `request to ${message.topic}`);
+    const exchange = await this.#declareExchange(link, topic);
+    const channel = await this.#replyChannelOf(link);
+    const remaining = Math.max(1, Math.round(options.timeoutMs - (Date.now() - started)));
+    const token = `r${(this.#nextRequest++).toString(36)}`;
+    const properties = toAmqpProperties(message);
+    properties.headers = { ...properties.headers, [REQUEST_HEADERS.deadline]: String(started + options.timeoutMs) };
+    properties.replyTo = DIRECT_REPLY_TO;
+    properties.correlationId = token;
+    properties.persistent = false;
+    // Nobody waits once the timeout passed: the server drops an unanswered request then.
+    properties.expiration = String(remaining);
+    const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
+    return this.#replies.wait(token, message.topic, { ...options, timeoutMs: remaining }, () => {
+      channel.publish(exchange, topic, content, properties);
+      return undefined;
+    });
+  }
+
+  /** The channel that consumes direct replies (and publishes the requests: RabbitMQ wants both on one channel), per connection. */
+  #replyChannelOf(link: Link): Promise<Channel> {
+    if (this.#replyChannel?.link === link) return this.#replyChannel.ready;
+    const ready = (async () => {
+      const channel = await link.model.createChannel();
+      channel.on('error', () => {});
+      channel.on('close', () => {
+        if (this.#replyChannel?.link === link) this.#replyChannel = undefined;
+      });
+      channel.on('return', (returned: Message) => {
+        const id = returned.properties.correlationId;
+        if (typeof id === 'string') {
+          this.#replies.reject(id, new SwitchboardError('SB_NO_RESPONDERS', { detail: 'no queue serves this operation on RabbitMQ' }));
+        }
+      });
+      await channel.consume(
+        DIRECT_REPLY_TO,
+        (reply) => {
+          if (reply === null) return;
+          const id = reply.properties.correlationId;
+          if (typeof id !== 'string') return;
+          const content = reply.content;
+          this.#replies.resolve(id, {
+            headers: fromAmqpProperties(reply.properties).headers,
+            body: new Uint8Array(content.buffer, content.byteOffset, content.byteLength),
+          });
+        },
+        { noAck: true },
+      );
+      return channel;
+    })();
+    this.#replyChannel = { link, ready };
+    ready.catch(() => {
+      if (this.#replyChannel?.ready === ready) this.#replyChannel = undefined;
+    });
+    return ready;
+  }
+
+  async #serveRequests(options: SubscribeOptions, handler: RequestHandler): Promise<Subscription> {
+    const subscription = await this.subscribe({ ...options, topic: requestTopic(options.topic) }, async (delivery) => {
+      const address = delivery instanceof RabbitMqDelivery ? delivery.replyAddress : undefined;
+      try {
+        if (address !== undefined) await handler(new DirectRequest(delivery as RabbitMqDelivery, options.topic, address, this.#replyTo));
+      } finally {
+        await delivery.ack();
+      }
+    });
+    return { topic: options.topic, group: options.group, close: () => subscription.close() };
+  }
+
+  /** Publishes a reply to a direct reply-to address (the default exchange; not confirmed: nothing keeps it anyway). */
+  readonly #replyTo = async (replyTo: string, correlationId: string, reply: ReplyMessage): Promise<void> => {
+    const link = this.#link;
+    if (link === undefined) throw new SwitchboardError('SB_BROKER_UNAVAILABLE', { detail: 'reply: not connected to RabbitMQ' });
+    assertMessageSize(reply.body.byteLength, this.capabilities.maxMessageBytes);
+    const properties = toAmqpProperties({ id: '', topic: '', headers: reply.headers, body: reply.body });
+    properties.correlationId = correlationId;
+    properties.persistent = false;
+    properties.mandatory = false;
+    const channel = await this.#adminChannel(link);
+    channel.publish('', replyTo, Buffer.from(reply.body.buffer, reply.body.byteOffset, reply.body.byteLength), properties);
+  };
+
   close(): Promise<void> {
     this.#closing ??= this.#close();
     return this.#closing;
   }
 
   async #close(): Promise<void> {
+    this.#requestsClosed = true;
+    this.#replies.failAll(closedError('request'));
     for (const wake of this.#waiters.splice(0)) wake();
     await Promise.allSettled([...this.#subscriptions].map((subscription) => subscription.close()));
     const link = this.#link;
     if (link?.publisher !== undefined) await link.publisher.waitForConfirms().catch(() => {});
     await this.#connection?.close().catch(() => {});
     this.#link = undefined;
+  }
+}
+
+/** A request taken from a group queue, answered on its direct reply-to address. */
+class DirectRequest implements RequestDelivery {
+  readonly id: string;
+  readonly topic: string;
+  readonly headers: Headers;
+  readonly body: Uint8Array;
+  readonly key?: string;
+  readonly attempt: number;
+  readonly deadline: number | undefined;
+  readonly #delivery: RabbitMqDelivery;
+  readonly #address: { readonly replyTo: string; readonly correlationId: string };
+  readonly #send: (replyTo: string, correlationId: string, reply: ReplyMessage) => Promise<void>;
+
+  constructor(
+    delivery: RabbitMqDelivery,
+    topic: string,
+    address: { readonly replyTo: string; readonly correlationId: string },
+    send: (replyTo: string, correlationId: string, reply: ReplyMessage) => Promise<void>,
+  ) {
+    this.#delivery = delivery;
+    this.#address = address;
+    this.#send = send;
+    this.id = delivery.id;
+    this.topic = topic;
+    const { [REQUEST_HEADERS.deadline]: _deadline, ...headers } = delivery.headers;
+    this.headers = headers;
+    this.body = delivery.body;
+    if (delivery.key !== undefined) this.key = delivery.key;
+    this.attempt = delivery.attempt;
+    this.deadline = readDeadline(delivery.headers);
+  }
+
+  ack(): Promise<void> {
+    return this.#delivery.ack();
+  }
+
+  nack(delayMs?: number): Promise<void> {
+    return this.#delivery.nack(delayMs);
+  }
+
+  reply(reply: ReplyMessage): Promise<void> {
+    return this.#send(this.#address.replyTo, this.#address.correlationId, reply);
   }
 }

@@ -38,6 +38,14 @@ export class RabbitMqDelivery extends TrackedDelivery {
     this.#message = message;
   }
 
+  /** The AMQP `reply-to` and `correlation-id` properties (a request made with direct reply-to). */
+  get replyAddress(): { readonly replyTo: string; readonly correlationId: string } | undefined {
+    const { replyTo, correlationId } = this.#message.properties;
+    return typeof replyTo === 'string' && replyTo !== '' && typeof correlationId === 'string' && correlationId !== ''
+      ? { replyTo, correlationId }
+      : undefined;
+  }
+
   protected settleAck(): Promise<void> {
     try {
       this.context.channel.ack(this.#message);

@@ -17,4 +17,5 @@ describeBrokerConformance('rabbitmq', async () => tracker.track(await createRabb
   delayedRedelivery: true,
   publishDeduplication: false,
   maxMessageBytes: 128 * 1024 * 1024,
+  noResponders: true,
 });

@@ -20,6 +20,15 @@ export class TopologyTracker {
     const publish = broker.publish.bind(broker);
     const declareGroup = broker.declareGroup.bind(broker);
     const subscribe = broker.subscribe.bind(broker);
+    const requests = broker.requests;
+    if (requests !== undefined) {
+      const request = requests.request.bind(requests);
+      // Requests travel the `<topic>.requests` exchange, declared by the request itself.
+      requests.request = (message, options) => {
+        this.#topics.add(`${message.topic}.requests`);
+        return request(message, options);
+      };
+    }
     Object.assign(broker, {
       publish: (message: Parameters<Broker['publish']>[0]) => {
         this.#topics.add(message.topic);

@@ -28,7 +28,7 @@ import { decodeResponse, judgeResponse } from './response.js';
 import type { RetryPolicy } from './retry.js';
 import { retryDelay, retryPolicy } from './retry.js';
 import type { Trace } from './trace.js';
-import { traceOf } from './trace.js';
+import { callerTrace } from './trace.js';
 import type { CallError, CallOptions, CallResult, ClientOptions, DeclaredError } from './types.js';
 
 /** A typed client of one service, built from its contract. */
@@ -73,7 +73,6 @@ interface CallState {
   readonly signal: AbortSignal | undefined;
   /** The caller's trace, continued by every attempt with a new span id, or a new one. */
   readonly trace: Trace;
-  readonly tracestate: string | undefined;
   readonly headers: Readonly<Record<string, string>> | undefined;
 }
 
@@ -221,8 +220,9 @@ class HttpClient<C extends AnyContract> implements Client<C> {
       safe: plan.definition.idempotent || key !== undefined,
       deadline,
       signal,
-      trace: traceOf(options.traceparent ?? context?.traceparent),
-      tracestate: options.tracestate ?? context?.tracestate,
+      // The traceparent and tracestate come as a pair: explicit options win over the context.
+      // Without either, the ambient trace: the handler this call is made from.
+      trace: callerTrace(options.traceparent, options.tracestate, context),
       headers: lowerCaseKeys(options.headers),
     };
 
@@ -248,7 +248,6 @@ class HttpClient<C extends AnyContract> implements Client<C> {
       : undefined;
     const callPolicy: CallPolicy = {
       trace: call.trace,
-      tracestate: call.tracestate,
       deadline,
       attemptTimeoutMs: this.#attemptTimeoutMs,
       budgetHeader: true,

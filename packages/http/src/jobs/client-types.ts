@@ -86,8 +86,10 @@ export interface JobRef<K extends string = string> {
   readonly jobId: string;
   /** Absolute URL of the status monitor. Default: `{baseUrl}/jobs/{jobId}`. */
   readonly statusUrl?: string;
-  /** The trace of the submit; polls continue it. */
+  /** The trace of the submit; polls, the event stream, the result fetch and cancel continue it. */
   readonly traceparent?: string;
+  /** The `tracestate` sent with the submit; every later request of the job sends it too. */
+  readonly tracestate?: string;
 }
 
 export interface SubmittedJob<K extends string = string> extends JobRef<K> {
@@ -97,6 +99,14 @@ export interface SubmittedJob<K extends string = string> extends JobRef<K> {
   readonly status: JobStatusDocument;
   /** True when the server answered a retried submit from its idempotency store (no second job). */
   readonly replayed: boolean;
+}
+
+/** Options of a single `status` or `cancel` request. */
+export interface JobRequestOptions {
+  readonly signal?: AbortSignal;
+  /** The trace to continue (with its `tracestate`); default the job's own. */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
 }
 
 export interface JobsClient<C extends AnyContract> {
@@ -113,12 +123,12 @@ export interface JobsClient<C extends AnyContract> {
   /** `submit` then `wait`. */
   run<K extends OperationName<C>>(operation: K, input: CallInput<C, K>, options?: SubmitOptions & WaitOptions): Promise<CallOutput<C, K>>;
   /** The job's status document now (one request). */
-  status(job: JobRef | string, options?: { readonly signal?: AbortSignal; readonly traceparent?: string }): Promise<JobStatusDocument>;
+  status(job: JobRef | string, options?: JobRequestOptions): Promise<JobStatusDocument>;
   /**
    * Cancels the job: resolves with its status (`canceled`, or still `running` while its handler
    * stops); rejects with `SB_JOB_FINISHED` when it already finished.
    */
-  cancel(job: JobRef | string, options?: { readonly signal?: AbortSignal; readonly traceparent?: string }): Promise<JobStatusDocument>;
+  cancel(job: JobRef | string, options?: JobRequestOptions): Promise<JobStatusDocument>;
   /** Closes the dispatcher the client created. */
   close(): Promise<void>;
 }

@@ -14,7 +14,7 @@ import type { Dispatcher } from 'undici';
 import { transportFailure } from '../client/failure.js';
 import { decodeResponse } from '../client/response.js';
 import type { Trace } from '../client/trace.js';
-import { traceOf } from '../client/trace.js';
+import { callerTrace, traceOf } from '../client/trace.js';
 import { AuthError } from '../transport/auth.js';
 import type { CallPolicy } from '../transport/policy.js';
 import { CutError } from '../transport/policy.js';
@@ -24,6 +24,7 @@ import { readEvents } from './client-sse.js';
 import type {
   JobRef,
   JobRequestInfo,
+  JobRequestOptions,
   JobsClient,
   JobsClientOptions,
   SubmitOptions,
@@ -182,7 +183,7 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
     operation: K,
     input: CallInput<C, K>,
     options: SubmitOptions,
-    trace?: JobSubmitMessage,
+    observed?: JobSubmitMessage,
   ): Promise<SubmittedJob<K>> {
     const definition = this.#definition(operation);
     if (definition.mode === 'sync') {
@@ -199,8 +200,8 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
     }
     const body = JSON.stringify(input) ?? 'null';
     const key = options.idempotencyKey ?? newMessageId();
-    if (trace !== undefined) (trace as { idempotencyKey: string | undefined }).idempotencyKey = key;
-    const traced = traceOf(options.traceparent);
+    if (observed !== undefined) (observed as { idempotencyKey: string | undefined }).idempotencyKey = key;
+    const trace = callerTrace(options.traceparent, options.tracestate);
     const deadline = Date.now() + (options.timeoutMs ?? 30_000);
     const signal = this.#signal(options.signal);
     const url = `${this.#base}/ops/${encodeURIComponent(operation)}`;
@@ -214,7 +215,6 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
         'idempotency-key': key,
       };
       if (options.callbackUrl !== undefined) headers['switchboard-callback'] = options.callbackUrl;
-      if (options.tracestate !== undefined && traced.continued) headers.tracestate = options.tracestate;
       let retry: { error: SwitchboardError; retryAfterMs: number | undefined };
       try {
         const sent = await this.#send(
@@ -222,20 +222,20 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
           'POST',
           url,
           headers,
-          traced,
+          trace,
           deadline,
           signal,
           options.onRequest,
           body,
           false,
-          trace === undefined
+          observed === undefined
             ? undefined
             : (sent) => {
-                trace.traceparent = sent;
+                observed.traceparent = sent;
               },
         );
         const { response } = sent;
-        if (trace !== undefined) trace.status = response.statusCode;
+        if (observed !== undefined) observed.status = response.statusCode;
         if (response.statusCode === 202) {
           const location = header(response.headers.location);
           const json: unknown = await response.body.json().catch(() => undefined);
@@ -246,6 +246,7 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
             jobId: json.id,
             statusUrl: new URL(location, url).toString(),
             traceparent: sent.traceparent,
+            ...(trace.tracestate === undefined ? {} : { tracestate: trace.tracestate }),
             status: json,
             replayed: header(response.headers['idempotent-replayed']) === 'true',
           };
@@ -281,7 +282,7 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
       operation: job.operation,
       definition,
       statusUrl: this.#monitorUrl(job),
-      trace: traceOf(job.traceparent),
+      trace: traceOf(job.traceparent, job.tracestate),
       deadline,
       signal: this.#signal(options.signal),
       options,
@@ -310,12 +311,9 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
     return this.wait(submitted, options);
   }
 
-  async status(
-    job: JobRef | string,
-    options: { readonly signal?: AbortSignal; readonly traceparent?: string } = {},
-  ): Promise<JobStatusDocument> {
+  async status(job: JobRef | string, options: JobRequestOptions = {}): Promise<JobStatusDocument> {
     const url = this.#monitorUrl(job);
-    const trace = traceOf(options.traceparent ?? (typeof job === 'string' ? undefined : job.traceparent));
+    const trace = jobTrace(job, options);
     const { response } = await this.#send(
       'status',
       'GET',
@@ -329,12 +327,9 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
     return this.#documentOf(response, typeof job === 'string' ? undefined : job.operation);
   }
 
-  async cancel(
-    job: JobRef | string,
-    options: { readonly signal?: AbortSignal; readonly traceparent?: string } = {},
-  ): Promise<JobStatusDocument> {
+  async cancel(job: JobRef | string, options: JobRequestOptions = {}): Promise<JobStatusDocument> {
     const url = this.#monitorUrl(job);
-    const trace = traceOf(options.traceparent ?? (typeof job === 'string' ? undefined : job.traceparent));
+    const trace = jobTrace(job, options);
     const { response } = await this.#send(
       'cancel',
       'DELETE',
@@ -727,6 +722,12 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
       throw failed.error;
     }
   }
+}
+
+/** The trace of one request of a job: the options' (as a pair) or the job's own. */
+function jobTrace(job: JobRef | string, options: JobRequestOptions): Trace {
+  if (options.traceparent !== undefined || typeof job === 'string') return callerTrace(options.traceparent, options.tracestate);
+  return traceOf(job.traceparent, job.tracestate);
 }
 
 /** A failure worth another try (connection refused or reset). */

@@ -1,5 +1,5 @@
 import type { HandlerContext, Invocation, JobRecord, Progress } from '@switchboard/core';
-import { childTraceparent } from '@switchboard/core/kit';
+import { continueTrace } from '@switchboard/core';
 
 /** The `HandlerContext` of a handler run as a job: `via: 'job'`, the job id, progress reporting. */
 export class JobHandlerContext implements HandlerContext {
@@ -18,9 +18,10 @@ export class JobHandlerContext implements HandlerContext {
     this.operation = job.operation;
     this.signal = signal;
     this.deadline = deadline;
-    // Every attempt is a new span of the submitter's trace.
-    this.traceparent = childTraceparent(job.traceparent);
-    this.tracestate = job.traceparent === undefined ? undefined : job.tracestate;
+    // Every attempt is a new span of the submitter's trace; a stored context is re-validated.
+    const trace = continueTrace(job.traceparent, job.tracestate);
+    this.traceparent = trace.traceparent;
+    this.tracestate = trace.tracestate;
     this.idempotencyKey = job.idempotencyKey === undefined ? undefined : idempotencyKeyOf(job.operation, job.idempotencyKey);
     this.jobId = job.id;
     this.principal = job.owner ?? undefined;

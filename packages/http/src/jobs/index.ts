@@ -2,6 +2,7 @@ export { createJobsClient } from './client.js';
 export type {
   JobRef,
   JobRequestInfo,
+  JobRequestOptions,
   JobsClient,
   JobsClientOptions,
   SubmitOptions,

@@ -5,6 +5,7 @@ import {
   OperationError,
   operationProblemType,
   problemType,
+  runWithTrace,
   SwitchboardError,
   traceAsync,
   tracing,
@@ -111,7 +112,8 @@ function endHandler(message: HandlerMessage, outcome: OperationOutcome): void {
 
 async function runOperation(operation: CompiledOperation, input: unknown, context: HandlerContext): Promise<OperationOutcome> {
   try {
-    let value = operation.handler(input, context);
+    // The handler's context is the ambient trace of every call, submit and send it makes.
+    let value = runWithTrace(context, operation.handler, input, context);
     if (isThenable(value)) value = await value;
     const checked = validate(operation.definition.output, value);
     const result = checked instanceof Promise ? await checked : checked;

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IdempotencyLock, StoredResponse } from '@switchboard/core';
-import { parseTraceparent, SwitchboardError } from '@switchboard/core';
-import { childTraceparent, idempotencyScope, validate } from '@switchboard/core/kit';
+import { continueTrace, SwitchboardError } from '@switchboard/core';
+import { idempotencyScope, validate } from '@switchboard/core/kit';
 import { requestHash } from '../idempotency/hash.js';
 import { HttpHandlerContext } from './context.js';
 import type { CompiledOperation } from './invoke.js';
@@ -246,14 +246,15 @@ export class OperationRequest {
       signal = this.controller.signal;
     }
     const headers = req.headers;
-    const incomingTrace = headers.traceparent as string | undefined;
+    // W3C Trace Context: a child span of a valid parent with its tracestate normalized; otherwise a
+    // new trace, and a tracestate without a valid parent is discarded.
+    const trace = continueTrace(headers.traceparent, headers.tracestate);
     return new HttpHandlerContext(
       this.operation.name,
       signal,
       this.deadline,
-      childTraceparent(incomingTrace),
-      // W3C Trace Context: the tracestate belongs to the parent; a new trace (no valid parent) drops it.
-      incomingTrace !== undefined && parseTraceparent(incomingTrace) !== undefined ? (headers.tracestate as string | undefined) : undefined,
+      trace.traceparent,
+      trace.tracestate,
       key,
       headers,
       this.principal,

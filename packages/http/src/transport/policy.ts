@@ -40,10 +40,8 @@ export interface AttemptObserver {
  * record, which must be a plain object made for this request.
  */
 export interface CallPolicy {
-  /** Tracing: each attempt continues this trace with a new span id (`traceparent`). */
+  /** Tracing: each attempt continues this trace with a new span id (`traceparent`), and its `tracestate`. */
   readonly trace?: Trace;
-  /** Passed on only when `trace` continues the caller's trace. */
-  readonly tracestate?: string | undefined;
   /** Deadline: epoch ms by which the whole call must end. */
   readonly deadline?: number;
   /** Deadline: limit of one attempt, in ms. */

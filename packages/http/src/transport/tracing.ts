@@ -19,10 +19,12 @@ export function tracing(): Dispatcher.DispatcherComposeInterceptor {
       traceparent = attemptTraceparent(trace);
       const headers = headersOf(opts);
       if (headers === undefined) {
-        next = { ...opts, headers: { traceparent } };
+        next = { ...opts, headers: trace.tracestate === undefined ? { traceparent } : { traceparent, tracestate: trace.tracestate } };
       } else {
         headers.traceparent = traceparent;
-        if (policy.tracestate !== undefined && trace.continued) headers.tracestate = policy.tracestate;
+        // The tracestate belongs to the trace: sent with a continued one, never a stale one.
+        if (trace.tracestate === undefined) delete headers.tracestate;
+        else headers.tracestate = trace.tracestate;
       }
     }
     const attempt = attemptOf(opts);

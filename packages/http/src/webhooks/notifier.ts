@@ -1,5 +1,5 @@
 import type { BackoffOptions, JobCallback, JobRecord, JobStore } from '@switchboard/core';
-import { backoffDelay, isFinishedStatus, SwitchboardError } from '@switchboard/core';
+import { backoffDelay, continueTrace, isFinishedStatus, SwitchboardError } from '@switchboard/core';
 import type { Dispatcher } from 'undici';
 import { Agent } from 'undici';
 import { statusDocument } from '../jobs/document.js';
@@ -136,7 +136,7 @@ export class CallbackNotifier {
     while (attempts < this.#attempts && !this.#closing.signal.aborted) {
       attempts += 1;
       const startedAt = Date.now();
-      const error = await this.#send(callback.url, id, body);
+      const error = await this.#send(callback.url, id, body, job);
       const last = attempts >= this.#attempts;
       const delay = error === undefined || last ? 0 : backoffDelay(attempts, this.#backoff);
       const state: JobCallback = {
@@ -168,7 +168,7 @@ export class CallbackNotifier {
   }
 
   /** One attempt: `undefined` when the receiver answered 2xx, else the category of the failure. */
-  async #send(url: string, id: string, body: string): Promise<CallbackFailure | undefined> {
+  async #send(url: string, id: string, body: string, job: JobRecord): Promise<CallbackFailure | undefined> {
     // Checked again here: the job may have been accepted by an instance with another allow-list.
     let target: URL;
     try {
@@ -176,11 +176,15 @@ export class CallbackNotifier {
     } catch {
       return 'refused-by-policy';
     }
-    const headers = {
+    // Each attempt is a new span of the submitter's trace (W3C Trace Context).
+    const trace = continueTrace(job.traceparent, job.tracestate);
+    const headers: Record<string, string> = {
       'content-type': 'application/json',
       'user-agent': 'switchboard-webhooks/1',
+      traceparent: trace.traceparent,
       ...webhookHeaders(this.#secrets, id, body),
     };
+    if (trace.tracestate !== undefined) headers.tracestate = trace.tracestate;
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     try {
       const response = await this.#dispatcher.request({
