@@ -199,6 +199,12 @@ export interface Broker {
   declareGroup(topic: string, group: string): Promise<void>;
   subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription>;
   /**
+   * Optional capability: how many messages the engine keeps for `group` on `topic` that the group
+   * has not acknowledged yet, as the engine counts them (see `docs/observability.md` for each
+   * engine's exact measure); `undefined` when the group does not exist. For metrics (queue depth).
+   */
+  pending?(topic: string, group: string): Promise<number | undefined>;
+  /**
    * Request/reply the engine does natively (NATS reply subjects, ...). Optional: where it is
    * missing, `requestsOf` in `@switchboard/core/kit` builds it from `publish` and `subscribe`
    * (a per-process reply topic, correlated by the request's id), so every engine has it.

@@ -1,5 +1,13 @@
 import type { AnyContract, OperationDefinition, ProblemDetails } from '@switchboard/core';
-import { OperationError, operationProblemType, runWithTrace, SwitchboardError } from '@switchboard/core';
+import {
+  type HandlerMessage,
+  OperationError,
+  operationProblemType,
+  runWithTrace,
+  SwitchboardError,
+  traceAsync,
+  tracing,
+} from '@switchboard/core';
 import { validate } from '@switchboard/core/kit';
 import { DeliveryContext } from './context.js';
 import { OperationFailure } from './middleware/retry.js';
@@ -26,6 +34,25 @@ export function handlerStep(defaultTimeoutMs: number, resultLimit: number): Step
   };
 }
 
+/** The `switchboard:handler` context of an operation reached through a broker. */
+function handlerContext(message: Inbound, service: string, operation: string, context: DeliveryContext): HandlerMessage {
+  const extensions = message.event!.extensions;
+  return {
+    service,
+    operation,
+    via: 'message',
+    traceparent: typeof extensions?.traceparent === 'string' ? extensions.traceparent : undefined,
+    parentTraceparent: typeof extensions?.traceparent === 'string' ? extensions.traceparent : undefined,
+    route: undefined,
+    tracestate: typeof extensions?.tracestate === 'string' ? extensions.tracestate : undefined,
+    idempotencyKey: undefined,
+    jobId: undefined,
+    messageId: message.event!.id,
+    attempt: message.attempt,
+    context,
+  };
+}
+
 /**
  * Runs an operation route's handler with the validated input and checks its output against the
  * contract (`SB_INVALID_OUTPUT`); a declared `OperationError` is thrown as an `OperationFailure`
@@ -37,9 +64,13 @@ export async function runOperation(message: Inbound, context: DeliveryContext, d
   let value: unknown;
   try {
     // The handler's context is the ambient trace of everything it sends or calls.
-    value = await runWithTrace(context, route.invoke, message.data, context, () =>
-      context.operationContext(route.name, route.timeoutMs ?? defaultTimeoutMs),
-    );
+    const invoke = () =>
+      runWithTrace(context, route.invoke, message.data, context, () =>
+        context.operationContext(route.name, route.timeoutMs ?? defaultTimeoutMs),
+      );
+    value = tracing.handler.hasSubscribers
+      ? await traceAsync(tracing.handler, handlerContext(message, route.contract.name, route.name, context), invoke)
+      : await invoke();
   } catch (error) {
     throw operationFailure(route.contract, definition, error);
   }

@@ -1,6 +1,5 @@
 import type { CloudEventsBinding } from '@switchboard/core';
 import {
-  channels,
   cloudEventsBindings,
   createSigner,
   decodeBinary,
@@ -8,6 +7,8 @@ import {
   decodeStructured,
   defineContract,
   event,
+  subscribeTracing,
+  tracing,
   withMode,
 } from '@switchboard/core';
 import fc from 'fast-check';
@@ -139,10 +140,10 @@ describe('buildOutgoing in structured mode', () => {
     await expect(buildOutgoing(cfg, address('ping'), ping, { seq: 1 })).rejects.toMatchObject({ code: 'SB_VALIDATION' });
   });
 
-  it('tells the publish channel the type and trace of the messages it builds while observed', async () => {
+  it('tells the send channel the type, source, kind and trace of the messages it builds while observed', async () => {
     const cfg = structured();
-    const listener = () => {};
-    channels.publish.subscribe(listener);
+    const listener = { start: () => {} };
+    const unsubscribe = subscribeTracing(tracing.send, listener);
     try {
       const built = [
         await buildOutgoing(cfg, address('tick'), shape, { seq: 1 }),
@@ -151,10 +152,15 @@ describe('buildOutgoing in structured mode', () => {
       ];
       for (const message of built) {
         const decoded = decodeStructured(message.body, message.headers['content-type']);
-        expect(describeOutgoing(message)).toEqual({ type: 'ticker.tick', traceparent: decoded.extensions?.traceparent });
+        expect(describeOutgoing(message)).toEqual({
+          type: 'ticker.tick',
+          traceparent: decoded.extensions?.traceparent,
+          source: decoded.source,
+          kind: 'event',
+        });
       }
     } finally {
-      channels.publish.unsubscribe(listener);
+      unsubscribe();
     }
   });
 });

@@ -1,6 +1,15 @@
-import { performance } from 'node:perf_hooks';
 import type { HandlerContext, OperationDefinition, ProblemDetails, StandardSchemaV1 } from '@switchboard/core';
-import { channels, OperationError, operationProblemType, problemType, runWithTrace, SwitchboardError } from '@switchboard/core';
+import {
+  errorTypeOf,
+  type HandlerMessage,
+  OperationError,
+  operationProblemType,
+  problemType,
+  runWithTrace,
+  SwitchboardError,
+  traceAsync,
+  tracing,
+} from '@switchboard/core';
 import { validate } from '@switchboard/core/kit';
 import type { OperationOutcome } from './types.js';
 
@@ -16,7 +25,11 @@ interface CompiledError {
 
 /** Everything about one operation that can be computed once, at service creation. */
 export interface CompiledOperation {
+  /** Contract name. */
+  readonly service: string;
   readonly name: string;
+  /** Its HTTP path (`{basePath}/ops/{name}`). */
+  readonly path: string;
   readonly definition: OperationDefinition;
   readonly handler: AnyHandler;
   readonly errors: Readonly<Record<string, CompiledError>>;
@@ -26,7 +39,13 @@ export interface CompiledOperation {
   readonly invalidOutput: ProblemDetails;
 }
 
-export function compileOperation(contractName: string, name: string, definition: OperationDefinition, handler: unknown): CompiledOperation {
+export function compileOperation(
+  contractName: string,
+  name: string,
+  definition: OperationDefinition,
+  handler: unknown,
+  basePath = '',
+): CompiledOperation {
   if (typeof handler !== 'function') throw new TypeError(`No handler for operation "${name}" of contract "${contractName}"`);
   const errors: Record<string, CompiledError> = Object.create(null);
   for (const [code, declaration] of Object.entries(definition.errors)) {
@@ -39,7 +58,9 @@ export function compileOperation(contractName: string, name: string, definition:
     };
   }
   return {
+    service: contractName,
     name,
+    path: `${basePath}/ops/${name}`,
     definition,
     handler: handler as AnyHandler,
     errors,
@@ -57,22 +78,46 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 /**
  * Runs the handler, validates what it returns and maps what it throws to a problem. Never
- * rejects. Publishes `handlerStart` / `handlerEnd` when someone listens.
+ * rejects. Traced on `switchboard:handler` when someone listens.
  */
-export async function invokeOperation(operation: CompiledOperation, input: unknown, context: HandlerContext): Promise<OperationOutcome> {
-  const observed = channels.handlerEnd.hasSubscribers;
-  const started = observed ? performance.now() : 0;
-  if (channels.handlerStart.hasSubscribers) {
-    channels.handlerStart.publish({ operation: operation.name, via: context.via, traceparent: context.traceparent, request: context });
+export function invokeOperation(operation: CompiledOperation, input: unknown, context: HandlerContext): Promise<OperationOutcome> {
+  if (!tracing.handler.hasSubscribers) return runOperation(operation, input, context);
+  const message: HandlerMessage = {
+    service: operation.service,
+    operation: operation.name,
+    via: context.via,
+    traceparent: context.traceparent,
+    parentTraceparent: context.via === 'http' ? context.headers?.traceparent : undefined,
+    route: context.via === 'http' ? operation.path : undefined,
+    tracestate: context.tracestate,
+    idempotencyKey: context.idempotencyKey,
+    jobId: context.jobId,
+    messageId: context.messageId,
+    attempt: 1,
+    context,
+  };
+  return traceAsync(tracing.handler, message, () => runOperation(operation, input, context), endHandler);
+}
+
+function endHandler(message: HandlerMessage, outcome: OperationOutcome): void {
+  if (outcome.ok) {
+    message.status = 200;
+    return;
   }
-  let outcome: OperationOutcome;
+  message.outcome = 'error';
+  message.status = outcome.problem.status;
+  message.error = outcome.error;
+  message.errorType = typeof outcome.problem.code === 'string' ? outcome.problem.code : errorTypeOf(outcome.error);
+}
+
+async function runOperation(operation: CompiledOperation, input: unknown, context: HandlerContext): Promise<OperationOutcome> {
   try {
     // The handler's context is the ambient trace of every call, submit and send it makes.
     let value = runWithTrace(context, operation.handler, input, context);
     if (isThenable(value)) value = await value;
     const checked = validate(operation.definition.output, value);
     const result = checked instanceof Promise ? await checked : checked;
-    outcome = result.ok
+    return result.ok
       ? { ok: true, value: result.value }
       : {
           ok: false,
@@ -80,18 +125,8 @@ export async function invokeOperation(operation: CompiledOperation, input: unkno
           error: new SwitchboardError('SB_INVALID_OUTPUT', { detail: operation.invalidOutput.detail as string, errors: result.errors }),
         };
   } catch (error) {
-    outcome = await outcomeOfError(operation, error);
+    return outcomeOfError(operation, error);
   }
-  if (observed) {
-    channels.handlerEnd.publish({
-      operation: operation.name,
-      via: context.via,
-      traceparent: context.traceparent,
-      durationMs: performance.now() - started,
-      ...(outcome.ok ? {} : { error: outcome.error }),
-    });
-  }
-  return outcome;
 }
 
 /** Maps what a handler threw to the problem the caller sees. */
