@@ -452,6 +452,15 @@ class PostgresChangeSource implements ChangeSource {
       });
     }
     this.#lagExceeded = exceeded;
+    if (channels.changeProgress.hasSubscribers) {
+      channels.changeProgress.publish({
+        source: this.#contract.name,
+        slot: this.#options.slot,
+        lagBytes: bytes,
+        confirmedLsn: lag.confirmedLsn,
+        currentLsn: lag.currentLsn,
+      });
+    }
     return lag;
   }
 

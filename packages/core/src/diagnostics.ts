@@ -1,33 +1,396 @@
-import diagnosticsChannel from 'node:diagnostics_channel';
+import diagnosticsChannel, { type Channel, type TracingChannel } from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
+import type { Invocation } from './contract.js';
 
 /**
- * Named `node:diagnostics_channel`s. The core publishes; observers (the OpenTelemetry bridge,
- * loggers, the dashboard) subscribe, so the core never imports a tracing library. Publishing to a
- * channel without subscribers costs a property check.
+ * Switchboard's `node:diagnostics_channel`s. The core and the packages publish; observers (the
+ * OpenTelemetry bridge, the metrics registry, loggers, the dashboard) subscribe, so no package
+ * imports a tracing library. Nothing is built, timed or published while a channel has no
+ * subscriber: every site checks `hasSubscribers` first.
+ *
+ * Operations that take time are `TracingChannel`s (`tracing:<name>:start|end|asyncStart|asyncEnd|error`,
+ * one context object shared by the five events). The publisher fills `outcome`, `durationMs` and
+ * the result fields on that object before `asyncEnd`, so a subscriber reads everything there;
+ * `error` is published (before `asyncEnd`) only when the operation rejected, while `context.error`
+ * is also set for failures that resolve (a handler's declared error, an HTTP 503). End spans on
+ * `asyncEnd`, once. Instantaneous facts are plain channels. `docs/diagnostics.md` lists them all.
  */
-export const channels = {
-  /** `{ operation, via, traceparent, request }` when a handler starts. */
-  handlerStart: diagnosticsChannel.channel('switchboard:handler:start'),
-  /** `{ operation, via, traceparent, durationMs, error? }` when a handler ends. */
-  handlerEnd: diagnosticsChannel.channel('switchboard:handler:end'),
-  /** `{ operation, url, traceparent, attempt }` before a client request is sent. */
-  clientRequest: diagnosticsChannel.channel('switchboard:client:request'),
-  /** `{ operation, url, traceparent, status?, durationMs, error? }` when a client request ends. */
-  clientResponse: diagnosticsChannel.channel('switchboard:client:response'),
-  /** `{ jobId, operation, status }` on every job state change. */
-  jobState: diagnosticsChannel.channel('switchboard:job:state'),
-  /** `{ messageId, topic, type, traceparent }` when a message or event is published. */
-  publish: diagnosticsChannel.channel('switchboard:message:publish'),
-  /** `{ messageId, topic, type, attempt, traceparent }` when a delivery reaches a handler. */
-  deliver: diagnosticsChannel.channel('switchboard:message:deliver'),
-  /** `{ messageId, topic, type, outcome, error? }` when a delivery is settled. */
-  settle: diagnosticsChannel.channel('switchboard:message:settle'),
-  /**
-   * `{ source, slot, lagBytes, maxLagBytes, confirmedLsn, currentLsn, exceeded }` when a change
-   * source's replication slot lags more than its bound (`exceeded: true`, at every check while it
-   * does) and once when it is back under it (`exceeded: false`).
-   */
-  changeLag: diagnosticsChannel.channel('switchboard:changes:lag'),
+
+/** `ok`: succeeded; `error`: failed (see `error` and `errorType`). */
+export type TraceOutcome = 'ok' | 'error';
+
+/** Fields every traced context carries once it ended. */
+export interface Ended {
+  outcome?: TraceOutcome;
+  /** Milliseconds from `start` to `asyncEnd`, measured by the publisher (`performance.now()`). */
+  durationMs?: number;
+  /** What failed: a thrown value, a `SwitchboardError`, an `OperationError`. */
+  error?: unknown;
+  /** Low-cardinality failure class: an error code (`SB_TIMEOUT`, a declared code), an HTTP status, an exception name. */
+  errorType?: string;
+}
+
+/** `switchboard:handler`: an operation's handler, however it was reached. */
+export interface HandlerMessage extends Ended {
+  /** Contract name. */
+  readonly service: string;
+  readonly operation: string;
+  readonly via: Invocation;
+  /** The incoming hop (HTTP `traceparent`, the job's, the message's transport header). */
+  readonly traceparent: string | undefined;
+  readonly tracestate: string | undefined;
+  readonly idempotencyKey: string | undefined;
+  /** Set when run as a job. */
+  readonly jobId: string | undefined;
+  /** Set when reached through a broker (the CloudEvent id). */
+  readonly messageId: string | undefined;
+  /** Delivery or job attempt, 1-based. */
+  readonly attempt: number;
+  /** The `HandlerContext` the handler receives. */
+  readonly context: unknown;
+  /** HTTP status the outcome maps to (200, or the problem's status), set at the end. */
+  status?: number;
+}
+
+/** `switchboard:call`: one typed client call, from its first attempt to its answer. */
+export interface CallMessage extends Ended {
+  readonly service: string;
+  readonly operation: string;
+  readonly method: 'POST';
+  readonly url: string;
+  /** The caller's context (what the call's attempts are children of), when it has one. */
+  readonly parentTraceparent: string | undefined;
+  readonly idempotencyKey: string | undefined;
+  /** Attempts made so far; final at `asyncEnd`. */
+  attempts: number;
+  /** HTTP status of the last answer, when there was one. */
+  status?: number;
+}
+
+/** `switchboard:call:attempt`: one HTTP request of a call (a retry is another attempt). */
+export interface AttemptMessage extends Ended {
+  readonly service: string;
+  readonly operation: string;
+  readonly method: 'POST';
+  readonly url: string;
+  /** 1-based; `attempt - 1` is OTel's `http.request.resend_count`. */
+  readonly attempt: number;
+  /** The `traceparent` sent with this request. */
+  readonly traceparent: string | undefined;
+  readonly parentTraceparent: string | undefined;
+  status?: number;
+}
+
+/** `switchboard:job:submit`: a client submitting an operation as a job (POST, 202). */
+export interface JobSubmitMessage extends Ended {
+  readonly service: string;
+  readonly operation: string;
+  readonly url: string;
+  readonly idempotencyKey: string | undefined;
+  readonly parentTraceparent: string | undefined;
+  /** Set at the end, when the server accepted it. */
+  jobId?: string;
+  /** HTTP status of the answer (202, or a problem's). */
+  status?: number;
+}
+
+/** `switchboard:job:poll`: a client reading a job's status monitor once (a long poll is one poll). */
+export interface JobPollMessage extends Ended {
+  readonly jobId: string;
+  readonly url: string;
+  /** 1-based count of polls of this job by this client handle. */
+  readonly poll: number;
+  readonly parentTraceparent: string | undefined;
+  /** HTTP status of the monitor's answer. */
+  status?: number;
+  /** The job's state as read (`pending`, `running`, `succeeded`, `failed`, `canceled`). */
+  jobStatus?: string;
+  retryAfterMs?: number;
+}
+
+/** `switchboard:job:run`: the server running one attempt of a job's handler. */
+export interface JobRunMessage extends Ended {
+  readonly service: string;
+  readonly operation: string;
+  readonly jobId: string;
+  /** The submitting request's `traceparent`, kept with the job. */
+  readonly traceparent: string | undefined;
+  readonly idempotencyKey: string | undefined;
+  readonly attempt: number;
+  /** State the job is left in. */
+  jobStatus?: string;
+}
+
+/** `switchboard:job:state`: every job state change on the server. */
+export interface JobStateMessage {
+  readonly jobId: string;
+  readonly operation: string;
+  readonly status: string;
+  readonly traceparent?: string | undefined;
+}
+
+/** `switchboard:job:complete`: a job reached a final state on the server. */
+export interface JobCompleteMessage {
+  readonly service: string;
+  readonly operation: string;
+  readonly jobId: string;
+  readonly status: string;
+  readonly traceparent: string | undefined;
+  /** From submission to the final state. */
+  readonly durationMs: number;
+  readonly attempts: number;
+}
+
+/** Kinds of outgoing message. */
+export type SendKind = 'send' | 'invoke' | 'emit';
+
+/** `switchboard:send`: one message or event handed to a broker, until the broker confirmed it. */
+export interface SendMessage extends Ended {
+  readonly system: string;
+  /** The broker topic (OTel `messaging.destination.name`). */
+  readonly destination: string;
+  readonly kind: SendKind;
+  /** CloudEvent id = MessageId. */
+  readonly messageId: string;
+  readonly source: string | undefined;
+  readonly type: string | undefined;
+  /** The CloudEvents `traceparent` extension: the creation context. */
+  readonly traceparent: string | undefined;
+  readonly idempotencyKey: string | undefined;
+  /** Messages in the broker batch this one went in (1 for a single publish). */
+  readonly batchSize: number;
+  readonly bodySize: number;
+}
+
+/** `switchboard:receive`: a delivery taken from a broker and decoded (a sync trace: start/end). */
+export interface ReceiveMessage extends Ended {
+  readonly system: string;
+  readonly destination: string;
+  readonly group: string;
+  /** The delivery's transport id (`messageId` once decoded). */
+  readonly deliveryId: string;
+  readonly attempt: number;
+  readonly bodySize: number;
+  messageId?: string;
+  source?: string;
+  type?: string;
+  traceparent?: string;
+}
+
+/** How a delivery ended. */
+export type Settlement = 'ack' | 'retry' | 'dead-letter' | 'filtered' | 'dropped';
+
+/** `switchboard:process`: a delivery running the pipeline (inbox, retries, claim check, validation, handler). */
+export interface ProcessMessage extends Ended {
+  readonly system: string;
+  readonly destination: string;
+  readonly group: string;
+  readonly messageId: string;
+  readonly source: string;
+  readonly type: string;
+  /** The creation context (CloudEvents `traceparent` extension). */
+  readonly traceparent: string | undefined;
+  readonly tracestate: string | undefined;
+  readonly attempt: number;
+  /** `broker`, or `http` for an event received on the CloudEvents endpoint. */
+  readonly via: 'broker' | 'http';
+  /** The decision, set at the end. */
+  settlement?: Settlement;
+  /** Dead-letter reason or retry delay. */
+  reason?: string;
+  retryDelayMs?: number;
+}
+
+/** `switchboard:settle`: the decision sent back to the broker (ack, nack with a delay), until the broker took it. */
+export interface SettleMessage extends Ended {
+  readonly system: string;
+  readonly destination: string;
+  readonly group: string;
+  readonly messageId: string;
+  readonly type: string | undefined;
+  readonly attempt: number;
+  readonly settlement: Settlement;
+  readonly reason: string | undefined;
+}
+
+/** `switchboard:claimcheck:put|get`: a large payload stored in / fetched from the blob store. */
+export interface ClaimCheckMessage extends Ended {
+  readonly store: string;
+  /** The claim-check reference (blob key). */
+  readonly ref: string;
+  readonly messageId: string | undefined;
+  readonly destination: string | undefined;
+  /** Bytes put, or expected on get. */
+  size?: number;
+}
+
+/** `switchboard:dlq`: a dead letter was stored. */
+export interface DeadLetterMessage {
+  readonly system: string;
+  readonly destination: string;
+  readonly group: string;
+  readonly messageId: string;
+  readonly type: string | undefined;
+  readonly attempt: number;
+  readonly reason: string;
+  readonly problem: unknown;
+}
+
+/** `switchboard:changes:lag`: a change source's replication slot over (or back under) its bound. */
+export interface ChangeLagMessage {
+  readonly source: string;
+  readonly slot: string;
+  readonly lagBytes: number;
+  readonly maxLagBytes: number;
+  readonly confirmedLsn: string;
+  readonly currentLsn: string;
+  readonly exceeded: boolean;
+}
+
+/** `switchboard:changes:progress`: a change source's slot lag, each time it is measured (`source.lag()`, and its periodic lag check). */
+export interface ChangeProgressMessage {
+  readonly source: string;
+  readonly slot: string;
+  readonly lagBytes: number;
+  readonly confirmedLsn: string;
+  readonly currentLsn: string;
+}
+
+function traced<C extends object>(name: string): TracingChannel<unknown, C> {
+  return diagnosticsChannel.tracingChannel<unknown, C>(name);
+}
+
+function point<M>(name: string): Channel<unknown, M> {
+  return diagnosticsChannel.channel(name) as Channel<unknown, M>;
+}
+
+/** The tracing channels (`tracing:<name>:*`). */
+export const tracing = {
+  handler: traced<HandlerMessage>('switchboard:handler'),
+  call: traced<CallMessage>('switchboard:call'),
+  attempt: traced<AttemptMessage>('switchboard:call:attempt'),
+  jobSubmit: traced<JobSubmitMessage>('switchboard:job:submit'),
+  jobPoll: traced<JobPollMessage>('switchboard:job:poll'),
+  jobRun: traced<JobRunMessage>('switchboard:job:run'),
+  send: traced<SendMessage>('switchboard:send'),
+  receive: traced<ReceiveMessage>('switchboard:receive'),
+  process: traced<ProcessMessage>('switchboard:process'),
+  settle: traced<SettleMessage>('switchboard:settle'),
+  claimCheckPut: traced<ClaimCheckMessage>('switchboard:claimcheck:put'),
+  claimCheckGet: traced<ClaimCheckMessage>('switchboard:claimcheck:get'),
 } as const;
 
+/** The plain channels. */
+export const channels = {
+  jobState: point<JobStateMessage>('switchboard:job:state'),
+  jobComplete: point<JobCompleteMessage>('switchboard:job:complete'),
+  deadLetter: point<DeadLetterMessage>('switchboard:dlq'),
+  changeLag: point<ChangeLagMessage>('switchboard:changes:lag'),
+  changeProgress: point<ChangeProgressMessage>('switchboard:changes:progress'),
+} as const;
+
+export type TracingChannelName = keyof typeof tracing;
 export type ChannelName = keyof typeof channels;
+
+/** Every channel name, as subscribers write them (tracing channels without their `tracing:` prefix and event suffix). */
+export const channelNames = {
+  tracing: [
+    'switchboard:handler',
+    'switchboard:call',
+    'switchboard:call:attempt',
+    'switchboard:job:submit',
+    'switchboard:job:poll',
+    'switchboard:job:run',
+    'switchboard:send',
+    'switchboard:receive',
+    'switchboard:process',
+    'switchboard:settle',
+    'switchboard:claimcheck:put',
+    'switchboard:claimcheck:get',
+  ],
+  point: [
+    'switchboard:job:state',
+    'switchboard:job:complete',
+    'switchboard:dlq',
+    'switchboard:changes:lag',
+    'switchboard:changes:progress',
+  ],
+} as const;
+
+/**
+ * Runs `run` traced on `channel` with `context` when it has subscribers (`start`, `end`,
+ * `asyncStart`, `asyncEnd`, `error`), or just runs it. `finish` fills the context from the value
+ * before `asyncEnd`; `durationMs` and `outcome` are set here (`outcome` from a rejection, else
+ * what `finish` said, else `ok`).
+ */
+export function traceAsync<C extends Ended, T>(
+  channel: TracingChannel<unknown, C>,
+  context: C,
+  run: () => Promise<T>,
+  finish?: (context: C, value: T) => void,
+): Promise<T> {
+  const started = performance.now();
+  return channel.tracePromise(
+    () =>
+      run().then(
+        (value) => {
+          context.durationMs = performance.now() - started;
+          if (finish !== undefined) finish(context, value);
+          context.outcome ??= 'ok';
+          return value;
+        },
+        (error: unknown) => {
+          context.durationMs = performance.now() - started;
+          context.outcome = 'error';
+          context.error ??= error;
+          context.errorType ??= errorTypeOf(error);
+          throw error;
+        },
+      ),
+    context,
+  );
+}
+
+/** A traced span published by hand (when start and end are callbacks, not one promise). */
+export interface ManualTrace<C extends Ended> {
+  readonly context: C;
+  /** Publishes `error` (when `error` is given) then `asyncEnd`. Idempotent. */
+  end(error?: unknown): void;
+}
+
+/** Publishes `start` now; `end` publishes `asyncStart` and `asyncEnd` (`error` first when failed). */
+export function traceManual<C extends Ended>(channel: TracingChannel<unknown, C>, context: C): ManualTrace<C> {
+  const started = performance.now();
+  channel.start.publish(context);
+  channel.end.publish(context);
+  let ended = false;
+  return {
+    context,
+    end(error?: unknown) {
+      if (ended) return;
+      ended = true;
+      context.durationMs = performance.now() - started;
+      if (error !== undefined) {
+        context.outcome = 'error';
+        context.error ??= error;
+        context.errorType ??= errorTypeOf(error);
+        channel.error.publish(context);
+      } else {
+        context.outcome ??= 'ok';
+      }
+      channel.asyncStart.publish(context);
+      channel.asyncEnd.publish(context);
+    },
+  };
+}
+
+/** A low-cardinality name for what failed: a Switchboard or operation error code, else the error's name. */
+export function errorTypeOf(error: unknown): string {
+  if (typeof error === 'object' && error !== null) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && code.length > 0 && code.length <= 64) return code;
+    const name = (error as { name?: unknown }).name;
+    if (typeof name === 'string' && name.length > 0) return name;
+  }
+  return '_OTHER';
+}

@@ -1,6 +1,27 @@
 import { setMaxListeners } from 'node:events';
-import type { Broker, CloudEvent, Delivery, DeliveryGuarantee, Headers, Subscription } from '@switchboard/core';
-import { backoffDelay, channels, encodeCloudEvent, isSwitchboardError, SwitchboardError } from '@switchboard/core';
+import { performance } from 'node:perf_hooks';
+import type {
+  Broker,
+  CloudEvent,
+  Delivery,
+  DeliveryGuarantee,
+  Headers,
+  ProcessMessage,
+  ReceiveMessage,
+  SettleMessage,
+  Settlement,
+  Subscription,
+} from '@switchboard/core';
+import {
+  backoffDelay,
+  channels,
+  encodeCloudEvent,
+  errorTypeOf,
+  isSwitchboardError,
+  SwitchboardError,
+  traceAsync,
+  tracing,
+} from '@switchboard/core';
 import { checkIdentity, decodeDelivery, undecodableId } from './decode.js';
 import type { DeadLetterWriter } from './middleware/dead-letter.js';
 import { classify } from './middleware/retry.js';
@@ -85,6 +106,7 @@ export class Consumer {
   }
 
   readonly #onDelivery = (delivery: Delivery): Promise<void> => {
+    if (observed()) return this.#onObservedDelivery(delivery);
     let event: CloudEvent;
     try {
       event = decodeDelivery(delivery, this.#config.broker.binding);
@@ -95,35 +117,90 @@ export class Consumer {
     if (admit !== undefined && !admit(delivery.topic, event)) return this.#skip(delivery, event);
     const run = this.#run(delivery, event, 'broker');
     if (!this.#atLeastOnce) return run.then(done, done);
-    return run.then((outcome) => {
-      switch (outcome.kind) {
-        case 'ack':
-        case 'dead-letter':
-          return delivery.ack();
-        case 'retry':
-          return delivery.nack(outcome.delayMs);
-      }
-    });
+    return run.then((outcome) => settle(delivery, outcome));
   };
 
-  /** Filtered out: acknowledged, counted, told to the settle channel as `filtered`. */
+  /** `#onDelivery` while someone listens: traced on `switchboard:receive`, `process` and `settle`. */
+  #onObservedDelivery(delivery: Delivery): Promise<void> {
+    const { broker, group } = this.#config;
+    const receive: ReceiveMessage = {
+      system: broker.name,
+      destination: delivery.topic,
+      group,
+      deliveryId: delivery.id,
+      attempt: delivery.attempt,
+      bodySize: delivery.body.byteLength,
+    };
+    const decode = (): CloudEvent => {
+      const started = performance.now();
+      try {
+        const decoded = decodeDelivery(delivery, broker.binding);
+        receive.messageId = decoded.id;
+        receive.source = decoded.source;
+        receive.type = decoded.type;
+        const traceparent = decoded.extensions?.traceparent;
+        if (typeof traceparent === 'string') receive.traceparent = traceparent;
+        receive.outcome = 'ok';
+        return decoded;
+      } catch (error) {
+        receive.outcome = 'error';
+        receive.error = error;
+        receive.errorType = errorTypeOf(error);
+        throw error;
+      } finally {
+        receive.durationMs = performance.now() - started;
+      }
+    };
+    let event: CloudEvent;
+    try {
+      event = tracing.receive.hasSubscribers ? tracing.receive.traceSync(decode, receive) : decode();
+    } catch (error) {
+      return this.#undecodable(delivery, error);
+    }
+    const admit = this.#config.admit;
+    if (admit !== undefined && !admit(delivery.topic, event)) return this.#skip(delivery, event);
+    const run = this.#process(delivery, event, 'broker');
+    if (!this.#atLeastOnce) return run.then(done, done);
+    return run.then((outcome) => {
+      if (!tracing.settle.hasSubscribers) return settle(delivery, outcome);
+      const context: SettleMessage = {
+        system: broker.name,
+        destination: delivery.topic,
+        group,
+        messageId: event.id,
+        type: event.type,
+        attempt: delivery.attempt,
+        settlement: outcome.kind,
+        reason: outcome.kind === 'dead-letter' ? outcome.reason : undefined,
+      };
+      return traceAsync(tracing.settle, context, () => settle(delivery, outcome));
+    });
+  }
+
+  /** Filtered out: acknowledged, counted, traced on `switchboard:settle` as `filtered`. */
   #skip(delivery: Delivery, event: CloudEvent): Promise<void> {
     this.#filtered += 1;
-    if (channels.settle.hasSubscribers) {
-      channels.settle.publish({ messageId: event.id, topic: delivery.topic, type: event.type, outcome: 'filtered' });
-    }
-    return this.#atLeastOnce ? delivery.ack() : RESOLVED;
+    if (!this.#atLeastOnce) return RESOLVED;
+    if (!tracing.settle.hasSubscribers) return delivery.ack();
+    return traceAsync(tracing.settle, this.#settleContext(delivery, event.id, event.type, 'filtered', undefined), () => delivery.ack());
+  }
+
+  #settleContext(
+    delivery: Delivery,
+    messageId: string,
+    type: string | undefined,
+    settlement: Settlement,
+    reason: string | undefined,
+  ): SettleMessage {
+    const { broker, group } = this.#config;
+    return { system: broker.name, destination: delivery.topic, group, messageId, type, attempt: delivery.attempt, settlement, reason };
   }
 
   /** Bytes that are not a CloudEvent (or whose identity is over its limits): a dead letter with the raw bytes, never a retry. */
   async #undecodable(delivery: Delivery, error: unknown): Promise<void> {
-    const { group } = this.#config;
+    const { group, broker } = this.#config;
     const verdict = classify(error);
     const reason = verdict.permanent ? verdict.reason : 'not-cloudevent';
-    if (channels.settle.hasSubscribers) {
-      const outcome = this.#atLeastOnce ? 'dead-letter' : 'dropped';
-      channels.settle.publish({ messageId: delivery.id, topic: delivery.topic, type: undefined, outcome, error });
-    }
     if (!this.#atLeastOnce) return;
     const subject = { group, delivery, messageId: undecodableId(delivery), source: '', type: undefined, attempt: delivery.attempt };
     try {
@@ -132,30 +209,87 @@ export class Consumer {
       // The dead-letter store is down: the message comes back later and is tried again.
       return delivery.nack(backoffDelay(delivery.attempt));
     }
-    return delivery.ack();
+    if (channels.deadLetter.hasSubscribers) {
+      channels.deadLetter.publish({
+        system: broker.name,
+        destination: delivery.topic,
+        group,
+        messageId: subject.messageId,
+        type: undefined,
+        attempt: delivery.attempt,
+        reason,
+        problem: verdict.problem,
+      });
+    }
+    if (!tracing.settle.hasSubscribers) return delivery.ack();
+    return traceAsync(tracing.settle, this.#settleContext(delivery, subject.messageId, undefined, 'dead-letter', reason), () =>
+      delivery.ack(),
+    );
+  }
+
+  /** `#run`, traced on `switchboard:process` when someone listens; a dead letter is told to `switchboard:dlq`. */
+  #process(delivery: Delivery, event: CloudEvent, via: InboundVia): Promise<Outcome> {
+    const { broker, group } = this.#config;
+    if (!tracing.process.hasSubscribers) return this.#run(delivery, event, via).then((outcome) => this.#told(delivery, event, outcome));
+    const extensions = event.extensions;
+    const context: ProcessMessage = {
+      system: broker.name,
+      destination: delivery.topic,
+      group,
+      messageId: event.id,
+      source: event.source,
+      type: event.type,
+      traceparent: typeof extensions?.traceparent === 'string' ? extensions.traceparent : undefined,
+      tracestate: typeof extensions?.tracestate === 'string' ? extensions.tracestate : undefined,
+      attempt: delivery.attempt,
+      via,
+    };
+    return traceAsync(
+      tracing.process,
+      context,
+      () => this.#run(delivery, event, via),
+      (message, outcome) => {
+        this.#told(delivery, event, outcome);
+        if (outcome.kind === 'ack') {
+          message.settlement = outcome.skipped === 'filtered' ? 'filtered' : 'ack';
+        } else {
+          message.settlement = this.#atLeastOnce ? outcome.kind : 'dropped';
+          if (outcome.kind === 'dead-letter') message.reason = outcome.reason;
+          else message.retryDelayMs = outcome.delayMs;
+          message.outcome = 'error';
+          const problem = outcome.error;
+          message.error = problem;
+          message.errorType = typeof problem?.code === 'string' ? problem.code : outcome.kind === 'dead-letter' ? outcome.reason : 'retry';
+        }
+      },
+    );
+  }
+
+  /** Tells `switchboard:dlq` about a dead letter. */
+  #told(delivery: Delivery, event: CloudEvent, outcome: Outcome): Outcome {
+    if (outcome.kind === 'dead-letter' && this.#atLeastOnce && channels.deadLetter.hasSubscribers) {
+      const { broker, group } = this.#config;
+      channels.deadLetter.publish({
+        system: broker.name,
+        destination: delivery.topic,
+        group,
+        messageId: event.id,
+        type: event.type,
+        attempt: delivery.attempt,
+        reason: outcome.reason,
+        problem: outcome.error,
+      });
+    }
+    return outcome;
   }
 
   async #run(delivery: Delivery, event: CloudEvent, via: InboundVia): Promise<Outcome> {
-    const { group } = this.#config;
-    const message = new InboundMessage(delivery, event, group, via, this.#closing.signal);
-    if (channels.deliver.hasSubscribers) {
-      channels.deliver.publish({ messageId: event.id, source: event.source, topic: delivery.topic, attempt: delivery.attempt, group });
-    }
-    let outcome: Outcome;
+    const message = new InboundMessage(delivery, event, this.#config.group, via, this.#closing.signal);
     try {
-      outcome = await this.#config.pipeline(message);
+      return await this.#config.pipeline(message);
     } catch (error) {
-      outcome = await this.#machineryFailed(message, error);
-      if (channels.settle.hasSubscribers) {
-        const kind = this.#atLeastOnce ? outcome.kind : 'dropped';
-        channels.settle.publish({ messageId: event.id, topic: delivery.topic, type: event.type, outcome: kind, error });
-      }
-      return outcome;
+      return this.#machineryFailed(message, error);
     }
-    if (channels.settle.hasSubscribers) {
-      channels.settle.publish({ messageId: event.id, topic: delivery.topic, type: event.type, outcome: outcome.kind });
-    }
-    return outcome;
   }
 
   /**
@@ -203,7 +337,8 @@ export class Consumer {
       this.#filtered += 1;
       return Promise.resolve({ kind: 'ack', skipped: 'filtered' });
     }
-    return this.#run(new HttpDelivery(event, topic, this.#config.broker), event, 'http');
+    const delivery = new HttpDelivery(event, topic, this.#config.broker);
+    return observed() ? this.#process(delivery, event, 'http') : this.#run(delivery, event, 'http');
   }
 
   /** Stops taking deliveries; in-flight ones finish (or are released by the broker after its drain timeout). */
@@ -220,6 +355,24 @@ export class Consumer {
 
 function done(): Promise<void> {
   return RESOLVED;
+}
+
+/** The delivery policy's settlement of an outcome (at-least-once). */
+function settle(delivery: Delivery, outcome: Outcome): Promise<void> {
+  switch (outcome.kind) {
+    case 'ack':
+    case 'dead-letter':
+      return delivery.ack();
+    case 'retry':
+      return delivery.nack(outcome.delayMs);
+  }
+}
+
+/** Whether any consumer-side channel has a subscriber (one check on the fast path). */
+function observed(): boolean {
+  return (
+    tracing.receive.hasSubscribers || tracing.process.hasSubscribers || tracing.settle.hasSubscribers || channels.deadLetter.hasSubscribers
+  );
 }
 
 /** A delivery made of an event received over HTTP: nothing to settle, its bytes encoded only if something asks for them. */

@@ -1,9 +1,9 @@
 import type { AnyContract, OperationDefinition, ProblemDetails } from '@switchboard/core';
-import { OperationError, operationProblemType, SwitchboardError } from '@switchboard/core';
+import { type HandlerMessage, OperationError, operationProblemType, SwitchboardError, traceAsync, tracing } from '@switchboard/core';
 import { validate } from '@switchboard/core/kit';
 import { DeliveryContext } from './context.js';
 import { OperationFailure } from './middleware/retry.js';
-import type { Step } from './pipeline.js';
+import type { Inbound, Step } from './pipeline.js';
 
 /**
  * The innermost step: runs the route's handler with the validated data. Operations get their
@@ -18,8 +18,12 @@ export function handlerStep(defaultTimeoutMs: number, resultLimit: number): Step
     let value: unknown;
     if (route.kind === 'operation') {
       const definition = route.contract.operations[route.name]!;
+      const invoke = () =>
+        route.invoke(message.data, context, () => context.operationContext(route.name, route.timeoutMs ?? defaultTimeoutMs));
       try {
-        value = await route.invoke(message.data, context, () => context.operationContext(route.name, route.timeoutMs ?? defaultTimeoutMs));
+        value = tracing.handler.hasSubscribers
+          ? await traceAsync(tracing.handler, handlerContext(message, route.contract.name, route.name, context), invoke)
+          : await invoke();
       } catch (error) {
         throw operationFailure(route.contract, definition, error);
       }
@@ -37,6 +41,23 @@ export function handlerStep(defaultTimeoutMs: number, resultLimit: number): Step
     }
     const summary = summarize(value, resultLimit);
     return summary === undefined ? { kind: 'ack' } : { kind: 'ack', result: summary };
+  };
+}
+
+/** The `switchboard:handler` context of an operation reached through a broker. */
+function handlerContext(message: Inbound, service: string, operation: string, context: DeliveryContext): HandlerMessage {
+  const extensions = message.event!.extensions;
+  return {
+    service,
+    operation,
+    via: 'message',
+    traceparent: typeof extensions?.traceparent === 'string' ? extensions.traceparent : undefined,
+    tracestate: typeof extensions?.tracestate === 'string' ? extensions.tracestate : undefined,
+    idempotencyKey: undefined,
+    jobId: undefined,
+    messageId: message.event!.id,
+    attempt: message.attempt,
+    context,
   };
 }
 

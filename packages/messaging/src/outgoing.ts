@@ -8,13 +8,15 @@ import type {
   ValidationResult,
 } from '@switchboard/core';
 import {
-  channels,
+  type ClaimCheckMessage,
   createCloudEvent,
   encodeCloudEvent,
   formatDataHash,
   identityProblems,
   newMessageId,
   SwitchboardError,
+  traceAsync,
+  tracing,
 } from '@switchboard/core';
 import { childTraceparent, percentEncodeHeaderValue, stringProblem, validate } from '@switchboard/core/kit';
 import type { Address } from './addressing.js';
@@ -141,7 +143,8 @@ function encode(
         options.key === undefined
           ? { id: built.id, topic: address.topic, headers: built.headers, body: built.body }
           : { id: built.id, topic: address.topic, headers: built.headers, body: built.body, key: options.key };
-      if (channels.publish.hasSubscribers) described.set(message, { type: address.type, traceparent });
+      if (tracing.send.hasSubscribers)
+        described.set(message, { type: address.type, traceparent, source: config.service, kind: address.kind });
       return message;
     }
   }
@@ -194,10 +197,12 @@ async function encodeFull(
     }
     const blobs = requireBlobs(config);
     const expires = expiresAt(options.attachmentExpiresAt);
-    const info = await blobs.put(options.attachment, {
-      mediaType: options.attachmentType ?? OCTET_STREAM,
-      ...(expires === undefined ? {} : { expiresAt: expires }),
-    });
+    const info = await putBlob(
+      blobs,
+      options.attachment,
+      { mediaType: options.attachmentType ?? OCTET_STREAM, ...(expires === undefined ? {} : { expiresAt: expires }) },
+      address.topic,
+    );
     Object.assign(extensions, claimExtensions(info.uri, info.sha256, info.size, expires));
     extensions.datamediatype = info.mediaType;
   }
@@ -218,10 +223,12 @@ async function encodeFull(
     ) {
       // The data itself is claim-checked: `dataref` without `datamediatype`; `datacontenttype` describes it.
       const expires = expiresAt(undefined);
-      const info = await config.blobs.put(Buffer.from(json, 'utf8'), {
-        mediaType: JSON_TYPE,
-        ...(expires === undefined ? {} : { expiresAt: expires }),
-      });
+      const info = await putBlob(
+        config.blobs,
+        Buffer.from(json, 'utf8'),
+        { mediaType: JSON_TYPE, ...(expires === undefined ? {} : { expiresAt: expires }) },
+        address.topic,
+      );
       Object.assign(extensions, claimExtensions(info.uri, info.sha256, info.size, expires));
       json = undefined;
     }
@@ -235,7 +242,7 @@ async function encodeFull(
     body: encoded.body,
     ...(options.key === undefined ? {} : { key: options.key }),
   };
-  if (channels.publish.hasSubscribers) described.set(message, { type: address.type, traceparent });
+  if (tracing.send.hasSubscribers) described.set(message, { type: address.type, traceparent, source: config.service, kind: address.kind });
   return message;
 }
 
@@ -449,15 +456,46 @@ function nowIso(): string {
   return iso;
 }
 
-/** Type and trace of messages built while the `publish` channel had subscribers. */
-const described = new WeakMap<OutgoingMessage, { readonly type: string; readonly traceparent: string }>();
-
-/** CloudEvents `type` and `traceparent` of a message built here (for the `publish` diagnostics channel). */
-export function describeOutgoing(message: OutgoingMessage): {
+/** What the `switchboard:send` channel tells about a message built here. */
+export interface OutgoingDescription {
   readonly type: string | undefined;
   readonly traceparent: string | undefined;
-} {
-  return described.get(message) ?? { type: undefined, traceparent: undefined };
+  readonly source: string | undefined;
+  readonly kind: string | undefined;
+}
+
+/** Descriptions of messages built while the `send` channel had subscribers. */
+const described = new WeakMap<OutgoingMessage, OutgoingDescription>();
+const UNDESCRIBED: OutgoingDescription = { type: undefined, traceparent: undefined, source: undefined, kind: undefined };
+
+/** CloudEvents `type`, `source` and `traceparent` of a message built here (for the `send` diagnostics channel). */
+export function describeOutgoing(message: OutgoingMessage): OutgoingDescription {
+  return described.get(message) ?? UNDESCRIBED;
+}
+
+/** `blobs.put`, traced on `switchboard:claimcheck:put` when someone listens. */
+function putBlob(
+  blobs: BlobStore,
+  bytes: Parameters<BlobStore['put']>[0],
+  options: Parameters<BlobStore['put']>[1],
+  destination: string,
+): ReturnType<BlobStore['put']> {
+  if (!tracing.claimCheckPut.hasSubscribers) return blobs.put(bytes, options);
+  const context: ClaimCheckMessage = { store: storeName(blobs), ref: '', messageId: undefined, destination };
+  return traceAsync(
+    tracing.claimCheckPut,
+    context,
+    () => blobs.put(bytes, options),
+    (message, info) => {
+      (message as { ref: string }).ref = info.uri;
+      message.size = info.size;
+    },
+  );
+}
+
+function storeName(blobs: BlobStore): string {
+  const name = (blobs as { name?: unknown }).name;
+  return typeof name === 'string' ? name : (blobs.constructor?.name ?? 'blobs');
 }
 
 function requireBlobs(config: OutgoingConfig): BlobStore {

@@ -8,7 +8,7 @@ import type {
   OperationName,
   OutgoingMessage,
 } from '@switchboard/core';
-import { channels, SwitchboardError } from '@switchboard/core';
+import { type SendMessage, SwitchboardError, traceAsync, tracing } from '@switchboard/core';
 import { type Address, eventsTopic, eventType, messagesTopic, messageType, operationType } from './addressing.js';
 import { describeOutgoing, type OutgoingConfig, type OutgoingShape, prepareOutgoing } from './outgoing.js';
 import type { EmitArgs, PublishOptions, Sent } from './types.js';
@@ -145,6 +145,12 @@ export class Publisher {
   }
 
   #publish(lane: Lane, message: OutgoingMessage): Promise<Sent> {
+    if (tracing.send.hasSubscribers)
+      return traceAsync(tracing.send, sendContext(lane.broker, message, 1), () => this.#publishNow(lane, message));
+    return this.#publishNow(lane, message);
+  }
+
+  #publishNow(lane: Lane, message: OutgoingMessage): Promise<Sent> {
     let published: Promise<void>;
     try {
       published = lane.broker.publish(message);
@@ -153,12 +159,6 @@ export class Publisher {
     }
     // Only the id outlives the publish: the body can go as soon as the broker let go of it.
     const sent: Sent = { messageId: message.id };
-    if (channels.publish.hasSubscribers) {
-      return published.then(() => {
-        report(message);
-        return sent;
-      });
-    }
     return published.then(() => sent);
   }
 
@@ -181,10 +181,7 @@ export class Publisher {
       if (list === undefined) byLane.set(lane, [message]);
       else list.push(message);
     });
-    await Promise.all(
-      [...byLane].map(([lane, list]) => (list.length === 1 ? lane.broker.publish(list[0]!) : lane.broker.publishBatch(list))),
-    );
-    if (channels.publish.hasSubscribers) for (const message of messages) report(message);
+    await Promise.all([...byLane].map(([lane, list]) => publishList(lane.broker, list)));
     return messages.map((message) => ({ messageId: message.id }));
   }
 
@@ -209,10 +206,37 @@ export class Publisher {
 
 const DONE: Promise<void> = Promise.resolve();
 
-/** Tells the `publish` diagnostics channel about a published message. */
-function report(message: OutgoingMessage): void {
-  const { type, traceparent } = describeOutgoing(message);
-  channels.publish.publish({ messageId: message.id, topic: message.topic, type, traceparent });
+/** One broker batch (or a single publish); each message traced on `switchboard:send` when someone listens. */
+function publishList(broker: Broker, list: readonly OutgoingMessage[]): Promise<void> {
+  if (list.length === 1) {
+    const message = list[0]!;
+    return tracing.send.hasSubscribers
+      ? traceAsync(tracing.send, sendContext(broker, message, 1), () => broker.publish(message))
+      : broker.publish(message);
+  }
+  if (!tracing.send.hasSubscribers) return broker.publishBatch(list);
+  const published = broker.publishBatch(list);
+  // One context per message, all ended by the batch's confirmation.
+  return Promise.all(list.map((message) => traceAsync(tracing.send, sendContext(broker, message, list.length), () => published))).then(
+    () => undefined,
+  );
+}
+
+/** The `switchboard:send` context of a message. */
+export function sendContext(broker: Broker, message: OutgoingMessage, batchSize: number): SendMessage {
+  const described = describeOutgoing(message);
+  return {
+    system: broker.name,
+    destination: message.topic,
+    kind: described.kind === 'event' ? 'emit' : described.kind === 'operation' ? 'invoke' : 'send',
+    messageId: message.id,
+    source: described.source,
+    type: described.type,
+    traceparent: described.traceparent,
+    idempotencyKey: undefined,
+    batchSize,
+    bodySize: message.body.byteLength,
+  };
 }
 
 const targets = new WeakMap<AnyContract, Map<string, Target>>();

@@ -1,5 +1,15 @@
-import type { AnyContract, CallInput, CallOutput, OperationDefinition, OperationErrorCode, OperationName } from '@switchboard/core';
-import { channels, newMessageId, SwitchboardError } from '@switchboard/core';
+import type {
+  AnyContract,
+  AttemptMessage,
+  CallInput,
+  CallMessage,
+  CallOutput,
+  ManualTrace,
+  OperationDefinition,
+  OperationErrorCode,
+  OperationName,
+} from '@switchboard/core';
+import { newMessageId, SwitchboardError, traceAsync, traceManual, tracing } from '@switchboard/core';
 import { validate } from '@switchboard/core/kit';
 import type { Dispatcher } from 'undici';
 import { AuthError } from '../transport/auth.js';
@@ -224,6 +234,18 @@ class HttpClient<C extends AnyContract> implements Client<C> {
     headers['content-type'] = 'application/json';
     headers.accept = 'application/json';
     if (key !== undefined) headers['idempotency-key'] = key;
+    const observed = tracing.call.hasSubscribers || tracing.attempt.hasSubscribers;
+    const message: CallMessage | undefined = observed
+      ? {
+          service: this.contract.name,
+          operation: plan.name,
+          method: 'POST',
+          url: plan.url,
+          parentTraceparent: call.trace.continued ? (options.traceparent ?? context?.traceparent) : undefined,
+          idempotencyKey: key,
+          attempts: 0,
+        }
+      : undefined;
     const callPolicy: CallPolicy = {
       trace: call.trace,
       tracestate: call.tracestate,
@@ -239,8 +261,20 @@ class HttpClient<C extends AnyContract> implements Client<C> {
             }
           : undefined,
       classify: (result) => classifyAttempt(result, plan.definition),
-      observe: channels.clientRequest.hasSubscribers || channels.clientResponse.hasSubscribers ? observer(plan) : undefined,
+      observe: message === undefined ? undefined : observer(message),
     };
+    if (message === undefined || !tracing.call.hasSubscribers) return this.#dispatch(plan, headers, body, signal, call, callPolicy);
+    return traceAsync(tracing.call, message, () => this.#dispatch(plan, headers, body, signal, call, callPolicy), endCall);
+  }
+
+  async #dispatch(
+    plan: Plan,
+    headers: Record<string, string>,
+    body: string,
+    signal: AbortSignal | undefined,
+    call: CallState,
+    callPolicy: CallPolicy,
+  ): Promise<Success | Failure> {
     try {
       const response = await this.#transport.dispatcher.request({
         origin: this.#origin,
@@ -286,25 +320,43 @@ function classifyAttempt(result: AttemptResult, definition: OperationDefinition)
   return { retry: failed.retry, health: failed.health };
 }
 
-/** Publishes `switchboard:client:request` and `switchboard:client:response` for each attempt. */
-function observer(plan: Plan): CallPolicy['observe'] {
-  let started = 0;
+/** Fills a call's context from its answer. */
+function endCall(message: CallMessage, outcome: Success | Failure): void {
+  if (outcome.ok) return;
+  message.outcome = 'error';
+  message.error = outcome.error;
+  message.errorType = outcome.error.code;
+}
+
+/** Traces each attempt on `switchboard:call:attempt` and counts them on the call's context. */
+function observer(call: CallMessage): CallPolicy['observe'] {
+  const attempts = new Map<number, ManualTrace<AttemptMessage>>();
   return {
     start(attempt, traceparent) {
-      started = performance.now();
-      if (channels.clientRequest.hasSubscribers)
-        channels.clientRequest.publish({ operation: plan.name, url: plan.url, traceparent, attempt });
-    },
-    end(_attempt, traceparent, status, error) {
-      if (!channels.clientResponse.hasSubscribers) return;
-      channels.clientResponse.publish({
-        operation: plan.name,
-        url: plan.url,
+      call.attempts = attempt;
+      if (!tracing.attempt.hasSubscribers) return;
+      const context: AttemptMessage = {
+        service: call.service,
+        operation: call.operation,
+        method: 'POST',
+        url: call.url,
+        attempt,
         traceparent,
-        status,
-        durationMs: performance.now() - started,
-        ...(error === undefined ? {} : { error }),
-      });
+        parentTraceparent: call.parentTraceparent,
+      };
+      attempts.set(attempt, traceManual(tracing.attempt, context));
+    },
+    end(attempt, _traceparent, status, error) {
+      if (status !== undefined) call.status = status;
+      const trace = attempts.get(attempt);
+      if (trace === undefined) return;
+      attempts.delete(attempt);
+      if (status !== undefined) trace.context.status = status;
+      if (error === undefined && status !== undefined && status >= 400) {
+        trace.context.outcome = 'error';
+        trace.context.errorType = String(status);
+      }
+      trace.end(error);
     },
   };
 }

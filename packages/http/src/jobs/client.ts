@@ -1,5 +1,14 @@
-import type { AnyContract, CallInput, CallOutput, OperationDefinition, OperationName, ProblemDetails } from '@switchboard/core';
-import { backoffDelay, newMessageId, OperationError, SwitchboardError } from '@switchboard/core';
+import type {
+  AnyContract,
+  CallInput,
+  CallOutput,
+  JobPollMessage,
+  JobSubmitMessage,
+  OperationDefinition,
+  OperationName,
+  ProblemDetails,
+} from '@switchboard/core';
+import { backoffDelay, newMessageId, OperationError, SwitchboardError, traceAsync, tracing } from '@switchboard/core';
 import { parseRetryAfter, sleep, validate } from '@switchboard/core/kit';
 import type { Dispatcher } from 'undici';
 import { transportFailure } from '../client/failure.js';
@@ -67,6 +76,11 @@ interface Waiting {
   readonly settings: Settings;
   etag: string | undefined;
   progress: string | undefined;
+  readonly jobId: string;
+  /** The submit's `traceparent`. */
+  readonly traceparent: string | undefined;
+  /** Polls so far (for `switchboard:job:poll`). */
+  polls: number;
 }
 
 function header(value: string | string[] | undefined): string | undefined {
@@ -143,7 +157,32 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
     return `${this.#base}/jobs/${encodeURIComponent(id)}`;
   }
 
-  async submit<K extends OperationName<C>>(operation: K, input: CallInput<C, K>, options: SubmitOptions = {}): Promise<SubmittedJob<K>> {
+  submit<K extends OperationName<C>>(operation: K, input: CallInput<C, K>, options: SubmitOptions = {}): Promise<SubmittedJob<K>> {
+    if (!tracing.jobSubmit.hasSubscribers) return this.#submit(operation, input, options);
+    const context: JobSubmitMessage = {
+      service: this.contract.name,
+      operation,
+      url: `${this.#base}/ops/${encodeURIComponent(operation)}`,
+      idempotencyKey: options.idempotencyKey,
+      parentTraceparent: options.traceparent,
+    };
+    return traceAsync(
+      tracing.jobSubmit,
+      context,
+      () => this.#submit(operation, input, options, context),
+      (message, job) => {
+        message.jobId = job.jobId;
+        message.status = 202;
+      },
+    );
+  }
+
+  async #submit<K extends OperationName<C>>(
+    operation: K,
+    input: CallInput<C, K>,
+    options: SubmitOptions,
+    trace?: JobSubmitMessage,
+  ): Promise<SubmittedJob<K>> {
     const definition = this.#definition(operation);
     if (definition.mode === 'sync') {
       throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `Operation ${operation} is declared sync-only; call it instead` });
@@ -159,7 +198,8 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
     }
     const body = JSON.stringify(input) ?? 'null';
     const key = options.idempotencyKey ?? newMessageId();
-    const trace = traceOf(options.traceparent);
+    if (trace !== undefined) (trace as { idempotencyKey: string | undefined }).idempotencyKey = key;
+    const traced = traceOf(options.traceparent);
     const deadline = Date.now() + (options.timeoutMs ?? 30_000);
     const signal = this.#signal(options.signal);
     const url = `${this.#base}/ops/${encodeURIComponent(operation)}`;
@@ -173,11 +213,12 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
         'idempotency-key': key,
       };
       if (options.callbackUrl !== undefined) headers['switchboard-callback'] = options.callbackUrl;
-      if (options.tracestate !== undefined && trace.continued) headers.tracestate = options.tracestate;
+      if (options.tracestate !== undefined && traced.continued) headers.tracestate = options.tracestate;
       let retry: { error: SwitchboardError; retryAfterMs: number | undefined };
       try {
-        const sent = await this.#send('submit', 'POST', url, headers, trace, deadline, signal, options.onRequest, body);
+        const sent = await this.#send('submit', 'POST', url, headers, traced, deadline, signal, options.onRequest, body);
         const { response } = sent;
+        if (trace !== undefined) trace.status = response.statusCode;
         if (response.statusCode === 202) {
           const location = header(response.headers.location);
           const json: unknown = await response.body.json().catch(() => undefined);
@@ -230,6 +271,9 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
       settings,
       etag: undefined,
       progress: undefined,
+      jobId: job.jobId,
+      traceparent: job.traceparent,
+      polls: 0,
     };
     try {
       return (await this.#follow(waiting)) as CallOutput<C, K>;
@@ -322,7 +366,7 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
         // The stream could not be used or ended early: go on by long-polling.
         useSse = false;
       }
-      const poll = await this.#poll(waiting, settings.transport !== 'poll');
+      const poll = await this.#tracedPoll(waiting, settings.transport !== 'poll');
       let pause: number;
       switch (poll.kind) {
         case 'done':
@@ -392,7 +436,35 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
     });
   }
 
-  async #poll(waiting: Waiting, longPoll: boolean): Promise<Poll> {
+  /** `#poll`, traced on `switchboard:job:poll` when someone listens. */
+  #tracedPoll(waiting: Waiting, longPoll: boolean): Promise<Poll> {
+    waiting.polls += 1;
+    if (!tracing.jobPoll.hasSubscribers) return this.#poll(waiting, longPoll);
+    const context: JobPollMessage = {
+      jobId: waiting.jobId,
+      url: waiting.statusUrl,
+      poll: waiting.polls,
+      parentTraceparent: waiting.traceparent,
+    };
+    return traceAsync(
+      tracing.jobPoll,
+      context,
+      () => this.#poll(waiting, longPoll, context),
+      (message, poll) => {
+        if (poll.kind === 'status' || poll.kind === 'done') message.jobStatus = poll.status?.status ?? 'succeeded';
+        if (poll.kind === 'status' || poll.kind === 'unchanged' || poll.kind === 'transient') {
+          if (poll.retryAfterMs !== undefined) message.retryAfterMs = poll.retryAfterMs;
+        }
+        if (poll.kind === 'transient') {
+          message.outcome = 'error';
+          message.error = poll.error;
+          message.errorType = poll.error.code;
+        }
+      },
+    );
+  }
+
+  async #poll(waiting: Waiting, longPoll: boolean, trace?: JobPollMessage): Promise<Poll> {
     const remaining = waiting.deadline - Date.now();
     const hold = longPoll ? Math.min(waiting.settings.longPollSeconds, Math.floor(remaining / 1000) - 1) : 0;
     const headers: Record<string, string> = { ...this.#headers, ...lowerCaseKeys(waiting.options.headers), accept: 'application/json' };
@@ -414,6 +486,7 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
       if (error instanceof Transient) return { kind: 'transient', error: error.error, retryAfterMs: undefined };
       throw error;
     }
+    if (trace !== undefined) trace.status = response.statusCode;
     const retryAfterMs = parseRetryAfter(header(response.headers['retry-after']));
     const held = hold > 0 && /\bwait=/.test(header(response.headers['preference-applied']) ?? '');
     switch (response.statusCode) {

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { BackoffOptions, JobClaim, JobRecord, JobStore, ProblemDetails, Progress, SettleOutcome } from '@switchboard/core';
-import { backoffDelay, channels, SwitchboardError } from '@switchboard/core';
+import { backoffDelay, channels, type JobRunMessage, SwitchboardError, traceAsync, tracing } from '@switchboard/core';
 import { canceledProblem, newSecretId } from '@switchboard/core/kit';
 import type { HttpService, OperationOutcome } from '../server/types.js';
 import { JobHandlerContext } from './context.js';
@@ -40,6 +40,8 @@ interface Running {
   readonly deadline: number;
   /** When the lease was last renewed (`performance.now()` time). */
   renewedAt: number;
+  /** The `switchboard:job:run` context, when someone listens. */
+  trace?: JobRunMessage;
 }
 
 const SETTLE_ATTEMPTS = 5;
@@ -285,14 +287,29 @@ export class JobRunner {
     };
     this.#running.set(job.id, running);
     this.#scheduleTimers(running);
-    publishState(job.id, job.operation, 'running');
-    const settle = this.#run(running, settings).finally(() => {
+    publishState(job.id, job.operation, 'running', job.traceparent);
+    const settle = this.#traced(running, settings).finally(() => {
       this.#running.delete(job.id);
       this.#settling.delete(settle);
       if (this.#running.size === 0) this.#stopTimers();
       this.wake();
     });
     this.#settling.add(settle);
+  }
+
+  /** `#run`, traced on `switchboard:job:run` when someone listens. */
+  #traced(running: Running, settings: ResolvedOperation | undefined): Promise<void> {
+    if (!tracing.jobRun.hasSubscribers) return this.#run(running, settings);
+    const { job } = running.claim;
+    running.trace = {
+      service: this.#service.contract.name,
+      operation: job.operation,
+      jobId: job.id,
+      traceparent: job.traceparent,
+      idempotencyKey: job.idempotencyKey,
+      attempt: job.attempts,
+    };
+    return traceAsync(tracing.jobRun, running.trace, () => this.#run(running, settings));
   }
 
   async #run(running: Running, settings: ResolvedOperation | undefined): Promise<void> {
@@ -369,8 +386,25 @@ export class JobRunner {
     for (let attempt = 1; ; attempt++) {
       try {
         const outcome = await write();
+        const trace = running.trace;
+        if (trace !== undefined) {
+          trace.jobStatus = outcome === 'retrying' ? 'queued' : outcome;
+          if (outcome !== 'succeeded' && outcome !== 'retrying') trace.outcome = 'error';
+          if (trace.outcome === 'error') trace.errorType ??= running.reason ?? outcome;
+        }
         if (outcome === 'lost') return;
-        publishState(job.id, job.operation, outcome === 'retrying' ? 'queued' : outcome);
+        publishState(job.id, job.operation, outcome === 'retrying' ? 'queued' : outcome, job.traceparent);
+        if (outcome !== 'retrying' && channels.jobComplete.hasSubscribers) {
+          channels.jobComplete.publish({
+            service: this.#service.contract.name,
+            operation: job.operation,
+            jobId: job.id,
+            status: outcome,
+            traceparent: job.traceparent,
+            durationMs: Date.now() - job.createdAt,
+            attempts: job.attempts,
+          });
+        }
         if (outcome !== 'retrying') await this.#announce(job.id);
         return;
       } catch (error) {
@@ -497,6 +531,6 @@ function stopError(reason: StopReason, job: JobRecord, settings: ResolvedOperati
   }
 }
 
-function publishState(jobId: string, operation: string, status: string): void {
-  if (channels.jobState.hasSubscribers) channels.jobState.publish({ jobId, operation, status });
+function publishState(jobId: string, operation: string, status: string, traceparent: string | undefined): void {
+  if (channels.jobState.hasSubscribers) channels.jobState.publish({ jobId, operation, status, traceparent });
 }

@@ -1,6 +1,14 @@
-import { performance } from 'node:perf_hooks';
 import type { HandlerContext, OperationDefinition, ProblemDetails, StandardSchemaV1 } from '@switchboard/core';
-import { channels, OperationError, operationProblemType, problemType, SwitchboardError } from '@switchboard/core';
+import {
+  errorTypeOf,
+  type HandlerMessage,
+  OperationError,
+  operationProblemType,
+  problemType,
+  SwitchboardError,
+  traceAsync,
+  tracing,
+} from '@switchboard/core';
 import { validate } from '@switchboard/core/kit';
 import type { OperationOutcome } from './types.js';
 
@@ -16,6 +24,8 @@ interface CompiledError {
 
 /** Everything about one operation that can be computed once, at service creation. */
 export interface CompiledOperation {
+  /** Contract name. */
+  readonly service: string;
   readonly name: string;
   readonly definition: OperationDefinition;
   readonly handler: AnyHandler;
@@ -39,6 +49,7 @@ export function compileOperation(contractName: string, name: string, definition:
     };
   }
   return {
+    service: contractName,
     name,
     definition,
     handler: handler as AnyHandler,
@@ -57,21 +68,43 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 /**
  * Runs the handler, validates what it returns and maps what it throws to a problem. Never
- * rejects. Publishes `handlerStart` / `handlerEnd` when someone listens.
+ * rejects. Traced on `switchboard:handler` when someone listens.
  */
-export async function invokeOperation(operation: CompiledOperation, input: unknown, context: HandlerContext): Promise<OperationOutcome> {
-  const observed = channels.handlerEnd.hasSubscribers;
-  const started = observed ? performance.now() : 0;
-  if (channels.handlerStart.hasSubscribers) {
-    channels.handlerStart.publish({ operation: operation.name, via: context.via, traceparent: context.traceparent, request: context });
+export function invokeOperation(operation: CompiledOperation, input: unknown, context: HandlerContext): Promise<OperationOutcome> {
+  if (!tracing.handler.hasSubscribers) return runOperation(operation, input, context);
+  const message: HandlerMessage = {
+    service: operation.service,
+    operation: operation.name,
+    via: context.via,
+    traceparent: context.traceparent,
+    tracestate: context.tracestate,
+    idempotencyKey: context.idempotencyKey,
+    jobId: context.jobId,
+    messageId: context.messageId,
+    attempt: 1,
+    context,
+  };
+  return traceAsync(tracing.handler, message, () => runOperation(operation, input, context), endHandler);
+}
+
+function endHandler(message: HandlerMessage, outcome: OperationOutcome): void {
+  if (outcome.ok) {
+    message.status = 200;
+    return;
   }
-  let outcome: OperationOutcome;
+  message.outcome = 'error';
+  message.status = outcome.problem.status;
+  message.error = outcome.error;
+  message.errorType = typeof outcome.problem.code === 'string' ? outcome.problem.code : errorTypeOf(outcome.error);
+}
+
+async function runOperation(operation: CompiledOperation, input: unknown, context: HandlerContext): Promise<OperationOutcome> {
   try {
     let value = operation.handler(input, context);
     if (isThenable(value)) value = await value;
     const checked = validate(operation.definition.output, value);
     const result = checked instanceof Promise ? await checked : checked;
-    outcome = result.ok
+    return result.ok
       ? { ok: true, value: result.value }
       : {
           ok: false,
@@ -79,18 +112,8 @@ export async function invokeOperation(operation: CompiledOperation, input: unkno
           error: new SwitchboardError('SB_INVALID_OUTPUT', { detail: operation.invalidOutput.detail as string, errors: result.errors }),
         };
   } catch (error) {
-    outcome = await outcomeOfError(operation, error);
+    return outcomeOfError(operation, error);
   }
-  if (observed) {
-    channels.handlerEnd.publish({
-      operation: operation.name,
-      via: context.via,
-      traceparent: context.traceparent,
-      durationMs: performance.now() - started,
-      ...(outcome.ok ? {} : { error: outcome.error }),
-    });
-  }
-  return outcome;
 }
 
 /** Maps what a handler threw to the problem the caller sees. */

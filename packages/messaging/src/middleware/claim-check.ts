@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { BlobStore, CloudEvent } from '@switchboard/core';
-import { isSwitchboardError, parseDataHash, SwitchboardError } from '@switchboard/core';
+import { isSwitchboardError, parseDataHash, SwitchboardError, traceAsync, tracing } from '@switchboard/core';
 import { dataKind, missingBlob, readAllBytes, refuseDataref, verifyBlobStream } from '@switchboard/core/kit';
 import type { Middleware } from '../pipeline.js';
 import type { AttachmentInfo } from '../types.js';
@@ -72,8 +72,23 @@ export function claimCheck(stores: readonly BlobStore[]): Middleware {
     const { store, key } = resolveDataref(stores, reference.uri);
     const expected = { sha256: reference.sha256, ...(reference.size === undefined ? {} : { size: reference.size }) };
     if (reference.isData) {
-      const blob = await store.get(key);
-      const bytes = await readAllBytes(verifyBlobStream(blob.body, expected));
+      const fetch = async (): Promise<Buffer> => readAllBytes(verifyBlobStream((await store.get(key)).body, expected));
+      const bytes = tracing.claimCheckGet.hasSubscribers
+        ? await traceAsync(
+            tracing.claimCheckGet,
+            {
+              store: (store as { name?: string }).name ?? store.constructor?.name ?? 'blobs',
+              ref: reference.uri,
+              messageId: event.id,
+              destination: message.delivery.topic,
+              ...(reference.size === undefined ? {} : { size: reference.size }),
+            },
+            fetch,
+            (context, value) => {
+              context.size = value.byteLength;
+            },
+          )
+        : await fetch();
       message.data = toData(bytes, reference.mediaType);
       return next(message);
     }
