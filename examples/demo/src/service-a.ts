@@ -6,6 +6,7 @@ import { onShutdown, readConfig, requireEnv } from './config.js';
 import { type Pattern, type PatternReport, serviceA, serviceB, serviceC } from './contracts.js';
 import { generatePicture } from './picture.js';
 import { announceReady } from './processes.js';
+import { openDashboard, startRecorder } from './observe.js';
 import { openMessaging } from './wiring.js';
 
 /**
@@ -14,6 +15,7 @@ import { openMessaging } from './wiring.js';
  * had to know about B.
  */
 const config = readConfig(4001);
+const recorder = startRecorder('service-a', config);
 const serviceBUrl = requireEnv('SERVICE_B_URL');
 const serviceCUrl = requireEnv('SERVICE_C_URL');
 const b = createClient(serviceB, { baseUrl: serviceBUrl, timeoutMs: 10_000 });
@@ -27,10 +29,13 @@ const receiptWait = { source: service, wait: { timeoutMs: 15_000 } };
 
 type Report = Omit<PatternReport, 'pattern' | 'durationMs'>;
 
-const runners: Record<Pattern, (name: string) => Promise<Report>> = {
+/** The trace of A's own request: every hop A makes for it continues it, so the dashboard joins them into one flow. */
+type Trace = { readonly traceparent?: string };
+
+const runners: Record<Pattern, (name: string, trace: Trace) => Promise<Report>> = {
   /** Pattern 1: call B and wait for its answer. */
-  'sync-http': async (name) => {
-    const { saved, id } = await b.call('save', { name });
+  'sync-http': async (name, trace) => {
+    const { saved, id } = await b.call('save', { name }, trace);
     return {
       ok: saved,
       summary: `B answered saved=${saved} (id ${id})`,
@@ -44,8 +49,8 @@ const runners: Record<Pattern, (name: string) => Promise<Report>> = {
    * A follows the status with long-polls (the server holds each request until something changes),
    * so a 1.5 s job costs a handful of status requests instead of one per poll interval.
    */
-  'async-http': async (name) => {
-    const job = await bJobs.submit('analyze', { name, workMs: 1500 });
+  'async-http': async (name, trace) => {
+    const job = await bJobs.submit('analyze', { name, workMs: 1500 }, trace);
     let statusRequests = 0;
     let lastProgress = 0;
     const result = await bJobs.wait(job, {
@@ -69,8 +74,8 @@ const runners: Record<Pattern, (name: string) => Promise<Report>> = {
    * Pattern 3: the same `save` operation, sent through the broker instead of over HTTP. Publishing
    * returns a MessageId once the broker confirmed it; B records what it did with it, and A asks.
    */
-  message: async (name) => {
-    const { messageId } = await messaging.invoke(serviceB, 'save', { name });
+  message: async (name, trace) => {
+    const { messageId } = await messaging.invoke(serviceB, 'save', { name }, trace);
     const receipt = await fetchReceipt(serviceBUrl, messageId, receiptWait);
     const state = receipt?.groups.find((group) => group.group === 'service-b');
     return {
@@ -85,8 +90,8 @@ const runners: Record<Pattern, (name: string) => Promise<Report>> = {
    * Pattern 4: A announces that a name was processed. No payload, no recipients: B and C each
    * react in their own way. A asks both for their receipts only to show that they did.
    */
-  event: async () => {
-    const { messageId } = await messaging.emit(serviceA, 'name.processed');
+  event: async (_name, trace) => {
+    const { messageId } = await messaging.emit(serviceA, 'name.processed', undefined, trace);
     const [fromB, fromC] = await Promise.all([
       fetchReceipt(serviceBUrl, messageId, receiptWait),
       fetchReceipt(serviceCUrl, messageId, receiptWait),
@@ -105,7 +110,7 @@ const runners: Record<Pattern, (name: string) => Promise<Report>> = {
    * Pattern 4b: a picture by claim check. The bytes go once to the blob store; the event carries
    * `dataref` + hash + size. B reads the bytes through its blob store, verified against the hash.
    */
-  'claim-check': async (name) => {
+  'claim-check': async (name, trace) => {
     const width = 1024;
     const height = 1024;
     const picture = generatePicture(width, height, name.length);
@@ -114,7 +119,7 @@ const runners: Record<Pattern, (name: string) => Promise<Report>> = {
       serviceA,
       'picture.uploaded',
       { name, width, height },
-      { attachment: picture, attachmentType: 'image/png' },
+      { attachment: picture, attachmentType: 'image/png', ...trace },
     );
     const receipt = await fetchReceipt(serviceBUrl, messageId, receiptWait);
     const state = receipt?.groups.find((group) => group.group === 'service-b');
@@ -132,9 +137,9 @@ const runners: Record<Pattern, (name: string) => Promise<Report>> = {
    * names table and nothing else. The committed change becomes `name.saved` (B's contract declares
    * it with `changes(...)`), and C reacts. A asks C what it saw, only to show that it did.
    */
-  'change-event': async (name) => {
-    const { id, saves } = await b.call('save', { name });
-    const seen = await c.call('seen', { id, saves, waitMs: 15_000 });
+  'change-event': async (name, trace) => {
+    const { id, saves } = await b.call('save', { name }, trace);
+    const seen = await c.call('seen', { id, saves, waitMs: 15_000 }, trace);
     return {
       ok: seen.seen && seen.saves !== undefined && seen.saves >= saves,
       summary: seen.seen
@@ -156,14 +161,20 @@ function normalise(name: string): string {
 }
 
 const handlers = implement(serviceA, {
-  process: async ({ name, pattern }) => {
+  process: async ({ name, pattern }, ctx) => {
     const started = performance.now();
-    const report = await runners[pattern](normalise(name));
+    const report = await runners[pattern](normalise(name), ctx.traceparent === undefined ? {} : { traceparent: ctx.traceparent });
     return { pattern, durationMs: Math.round((performance.now() - started) * 100) / 100, ...report };
   },
 });
 
-const http = createHttpService({ contract: serviceA, handlers });
+// A's dashboard (/_switchboard/) shows its own flows joined with B's and C's, which it pulls from theirs.
+const dashboard = openDashboard(recorder, {
+  deadLetters: messaging.deadLetters,
+  receipts: messaging.receipts,
+  peers: [serviceBUrl, serviceCUrl],
+});
+const http = createHttpService({ contract: serviceA, handlers, routes: [dashboard.route] });
 const { url } = await http.listen({ port: config.port, host: config.host });
 announceReady('service-a', url);
 onShutdown(async () => {
@@ -172,4 +183,6 @@ onShutdown(async () => {
   await bJobs.close();
   await c.close();
   await close();
+  await dashboard.close();
+  recorder.close();
 });

@@ -9,6 +9,7 @@ import { serviceA, serviceB } from './contracts.js';
 import { openNames } from './names.js';
 import { pngSize } from './picture.js';
 import { announceReady } from './processes.js';
+import { openDashboard, startRecorder } from './observe.js';
 import { openMessaging } from './wiring.js';
 
 /**
@@ -18,16 +19,35 @@ import { openMessaging } from './wiring.js';
  * becomes the `name.saved` event its contract declares (`changes(...)`), with no emit in B's code.
  */
 const config = readConfig(4002);
-const { messaging, broker, deadLetters, close } = await openMessaging('service-b', config);
+const recorder = startRecorder('service-b', config);
+// Three attempts, close together, before a message goes to the dead letters (the default is five, backing off).
+const { messaging, broker, deadLetters, close } = await openMessaging('service-b', config, {
+  retry: { maxAttempts: 3, backoff: { baseMs: 200, maxMs: 1000 } },
+});
 const names = await openNames({ config, broker, deadLetters }).catch(async (error: unknown) => {
   console.error(`service-b: ${error instanceof Error ? error.message : String(error)}`);
   await close();
   process.exit(1);
 });
 
+/**
+ * A dependency that is down for a while, for the dead-letter view: a name with `(flaky)` in it,
+ * arriving as a message, fails its first three deliveries (a transient error: retried, then
+ * dead-lettered) and succeeds from the fourth on, which is the replay.
+ */
+const flaky = new Map<string, number>();
+const FLAKY_FAILURES = 3;
+
 export const handlers = implement(serviceB, {
-  save: async ({ name }) => {
+  save: async ({ name }, ctx) => {
     if (/^\d+$/.test(name)) throw new OperationError('NameRejected', { detail: 'a name needs letters', data: { reason: 'digits only' } });
+    if (ctx.via === 'message' && name.includes('(flaky)')) {
+      const failures = flaky.get(name) ?? 0;
+      if (failures < FLAKY_FAILURES) {
+        flaky.set(name, failures + 1);
+        throw new Error(`the names table is locked (failure ${failures + 1} of ${FLAKY_FAILURES} for a flaky name)`);
+      }
+    }
     const { id, saves } = await names.save(name);
     return { saved: true, id, saves };
   },
@@ -87,10 +107,11 @@ const documents = apiDocumentRoutes(serviceB, {
   },
 });
 
+const dashboard = openDashboard(recorder, { deadLetters: messaging.deadLetters, receipts: messaging.receipts });
 const http = createHttpService({
   contract: serviceB,
   handlers,
-  routes: [...messaging.routes(), ...jobs.routes, ...documents],
+  routes: [...messaging.routes(), ...jobs.routes, ...documents, dashboard.route],
   interceptors: jobs.interceptors,
 });
 jobs.start(http);
@@ -102,4 +123,6 @@ onShutdown(async () => {
   await jobStore.close();
   await names.close();
   await close();
+  await dashboard.close();
+  recorder.close();
 });

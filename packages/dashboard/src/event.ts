@@ -21,6 +21,12 @@ export interface FlowEvent {
   readonly group?: string;
   /** CloudEvents `source` of a delivered message. */
   readonly source?: string;
+  /** The contract named by a handler, call or job (the callee's). */
+  readonly contract?: string;
+  /** The broker (`sqlite`, `nats`, …) or blob store. */
+  readonly system?: string;
+  /** `send`, `invoke` or `emit` for a publish. */
+  readonly sendKind?: string;
   /** How a handler was reached: `http`, `job`, `message`, … */
   readonly via?: string;
   readonly url?: string;
@@ -31,9 +37,18 @@ export interface FlowEvent {
   readonly idempotencyKey?: string;
   /** HTTP status of a call, or a job's status. */
   readonly status?: number | string;
-  /** How a delivery was settled: `ack`, `retry`, `dead-letter`, `filtered`, … */
+  /** `ok` or `error` for what took time; for a delivery its settlement: `ack`, `retry`, `dead-letter`, `filtered`, `dropped`. */
   readonly outcome?: string;
   readonly attempt?: number;
+  /** Attempts a call made, or a job took. */
+  readonly attempts?: number;
+  /** A job's state as a poll read it, or as a run left it. */
+  readonly jobStatus?: string;
+  /** Polls of a job by this client so far. */
+  readonly poll?: number;
+  readonly retryAfterMs?: number;
+  /** Dead-letter reason, or why a delivery was retried. */
+  readonly reason?: string;
   readonly durationMs?: number;
   /** Claim-check reference (`dataref`). */
   readonly dataref?: string;
@@ -51,20 +66,32 @@ export interface EventError {
 }
 
 export type FlowEventKind =
+  /** A typed client call started (`switchboard:call` start). */
   | 'call.request'
+  /** It ended: status, latency, attempts (`switchboard:call` asyncEnd). */
   | 'call.response'
+  /** One HTTP request of a call (`switchboard:call:attempt` asyncEnd). */
+  | 'call.attempt'
   | 'handler.start'
   | 'handler.end'
+  /** A job submitted: 202 and its job id (`switchboard:job:submit`). */
   | 'job.submit'
+  /** One read of the status monitor (`switchboard:job:poll`). */
   | 'job.poll'
+  /** One run of the job's handler on the server (`switchboard:job:run`). */
+  | 'job.run'
   | 'job.state'
+  | 'job.complete'
+  /** Handed to the broker and confirmed (`switchboard:send`). */
   | 'message.publish'
+  /** One delivery through the consumer pipeline: attempt n, and what was decided (`switchboard:process`). */
   | 'message.deliver'
+  /** The decision sent to the broker (`switchboard:settle`). */
   | 'message.settle'
   | 'claimcheck.put'
   | 'claimcheck.get'
+  /** A dead letter was stored (`switchboard:dlq`). */
   | 'dead-letter'
-  | 'receipt'
   | 'other';
 
 /** The pattern an event belongs to, from its kind and topic. */
@@ -74,6 +101,7 @@ export function patternOf(event: Pick<FlowEvent, 'kind' | 'topic' | 'via' | 'job
   switch (event.kind) {
     case 'call.request':
     case 'call.response':
+    case 'call.attempt':
       return 'call';
     case 'handler.start':
     case 'handler.end':
@@ -82,7 +110,9 @@ export function patternOf(event: Pick<FlowEvent, 'kind' | 'topic' | 'via' | 'job
       return 'call';
     case 'job.submit':
     case 'job.poll':
+    case 'job.run':
     case 'job.state':
+    case 'job.complete':
       return 'job';
     case 'claimcheck.put':
     case 'claimcheck.get':
@@ -91,7 +121,6 @@ export function patternOf(event: Pick<FlowEvent, 'kind' | 'topic' | 'via' | 'job
     case 'message.deliver':
     case 'message.settle':
     case 'dead-letter':
-    case 'receipt':
       return event.topic?.endsWith('.events') ? 'event' : 'message';
     default:
       return 'other';
@@ -106,12 +135,13 @@ export function parseTraceparent(value: unknown): { traceId: string; spanId: str
   return { traceId: match[1] as string, spanId: match[2] as string };
 }
 
-/** The keys an event joins flows by, namespaced: `t:` trace id, `m:` MessageId, `j:` job id, `k:` Idempotency-Key. */
+/** The keys an event joins flows by, namespaced: `t:` trace id, `m:` MessageId, `j:` job id, `k:` Idempotency-Key, `d:` claim-check reference. */
 export function keysOf(event: FlowEvent): string[] {
   const keys: string[] = [];
   if (event.traceId !== undefined) keys.push(`t:${event.traceId}`);
   if (event.messageId !== undefined) keys.push(`m:${event.messageId}`);
   if (event.jobId !== undefined) keys.push(`j:${event.jobId}`);
   if (event.idempotencyKey !== undefined) keys.push(`k:${event.idempotencyKey}`);
+  if (event.dataref !== undefined) keys.push(`d:${event.dataref}`);
   return keys;
 }

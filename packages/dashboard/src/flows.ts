@@ -32,6 +32,8 @@ export interface FlowSummary {
   readonly messageIds: readonly string[];
   readonly jobIds: readonly string[];
   readonly idempotencyKeys: readonly string[];
+  /** Operations and CloudEvents types the flow touched. */
+  readonly names: readonly string[];
 }
 
 export interface JobSummary {
@@ -213,14 +215,12 @@ export class FlowIndex {
       if (event.at < start || event.at >= end) continue;
       const slot = Math.floor((event.at - start) / 1000);
       const pattern = patternOf(event);
-      if (event.kind === 'handler.end' || event.kind === 'call.response') {
-        if (event.durationMs !== undefined) durations[slot]?.push(event.durationMs);
-        if (event.kind === 'call.response' && pattern === 'call') rate.call[slot]++;
-      } else if (event.kind === 'message.settle' && (pattern === 'message' || pattern === 'event')) {
-        rate[pattern][slot]++;
-      } else if (event.kind === 'job.state' && typeof event.status === 'string' && TERMINAL_JOB.has(event.status)) {
-        rate.job[slot]++;
+      if ((event.kind === 'handler.end' || event.kind === 'call.response') && event.durationMs !== undefined) {
+        durations[slot]?.push(event.durationMs);
       }
+      if (event.kind === 'call.response') rate.call[slot]++;
+      else if (event.kind === 'job.complete') rate.job[slot]++;
+      else if (event.kind === 'message.deliver' && (pattern === 'message' || pattern === 'event')) rate[pattern][slot]++;
     }
     const pick = (q: number) =>
       durations.map((list) => {
@@ -233,7 +233,7 @@ export class FlowIndex {
 
   #search(q: string): Flow[] {
     const text = q.trim();
-    const exact = [text, normaliseKey(text), `t:${text}`, `m:${text}`, `j:${text}`, `k:${text}`];
+    const exact = [text, normaliseKey(text), `t:${text}`, `m:${text}`, `j:${text}`, `k:${text}`, `d:${text}`];
     const found = new Set<Flow>();
     for (const key of exact) {
       const flow = this.#byKey.get(key);
@@ -243,7 +243,9 @@ export class FlowIndex {
       const lower = text.toLowerCase();
       for (const [key, flow] of this.#byKey) if (key.toLowerCase().includes(lower)) found.add(flow);
       if (found.size === 0) {
-        for (const flow of this.#flows.values()) if (this.#summary(flow).title.toLowerCase().includes(lower)) found.add(flow);
+        for (const flow of this.#flows.values()) {
+          if (this.#summary(flow).names.some((name) => name.toLowerCase().includes(lower))) found.add(flow);
+        }
       }
     }
     return [...found].sort((a, b) => this.#summary(b).ended - this.#summary(a).ended);
@@ -291,21 +293,19 @@ export class FlowIndex {
   #trackJob(event: FlowEvent, flow: Flow): void {
     if (event.jobId === undefined) return;
     const previous = this.#jobs.get(event.jobId);
-    const status =
-      event.kind === 'job.state' && typeof event.status === 'string'
-        ? event.status
-        : event.kind === 'job.submit'
-          ? (previous?.status ?? 'queued')
-          : (previous?.status ?? 'running');
+    let status = previous?.status ?? (event.kind === 'job.submit' ? 'queued' : 'running');
+    if ((event.kind === 'job.state' || event.kind === 'job.complete') && typeof event.status === 'string') status = event.status;
+    else if (event.jobStatus !== undefined && !TERMINAL_JOB.has(status)) status = event.jobStatus;
+    const operation = event.operation ?? previous?.operation;
     const job: JobSummary = {
       jobId: event.jobId,
-      service: previous?.service ?? event.service,
+      service: previous?.service ?? (event.kind === 'job.submit' || event.kind === 'job.poll' ? (event.contract ?? event.service) : event.service),
       status,
-      submittedAt: previous?.submittedAt ?? event.at,
-      updatedAt: event.at,
+      submittedAt: Math.min(previous?.submittedAt ?? event.at, event.at),
+      updatedAt: Math.max(previous?.updatedAt ?? event.at, event.at),
       polls: (previous?.polls ?? 0) + (event.kind === 'job.poll' ? 1 : 0),
       flow: firstKey(flow),
-      ...(event.operation ?? previous?.operation ? { operation: (event.operation ?? previous?.operation) as string } : {}),
+      ...(operation === undefined ? {} : { operation }),
     };
     this.#jobs.delete(event.jobId);
     this.#jobs.set(event.jobId, job);
@@ -326,9 +326,11 @@ export class FlowIndex {
     const keys = new Set<string>();
     let error = false;
     let open = 0;
-    const unsettled = new Set<string>();
+    const published = new Set<string>();
+    const settled = new Set<string>();
+    const lastDelivery = new Map<string, string>();
     const jobStatus = new Map<string, string>();
-    let title: string | undefined;
+    const names = new Set<string>();
     for (const event of events) {
       services.add(event.service);
       const pattern = patternOf(event);
@@ -337,40 +339,67 @@ export class FlowIndex {
       if (event.messageId) messageIds.add(event.messageId);
       if (event.jobId) jobIds.add(event.jobId);
       if (event.idempotencyKey) keys.add(event.idempotencyKey);
-      title ??= event.operation ?? event.type;
-      if (event.error !== undefined && event.kind !== 'message.settle') error = true;
-      if (typeof event.status === 'number' && event.status >= 500) error = true;
-      if (event.kind === 'handler.start') open++;
-      if (event.kind === 'handler.end') open--;
-      if (event.kind === 'message.deliver' && event.messageId) unsettled.add(`${event.messageId}|${event.group ?? ''}`);
-      if (event.kind === 'message.settle' && event.messageId) {
-        unsettled.delete(`${event.messageId}|${event.group ?? ''}`);
-        if (event.outcome === 'dead-letter' || event.outcome === 'dead-lettered') error = true;
-      }
-      if (event.kind === 'job.state' && event.jobId && typeof event.status === 'string') {
-        jobStatus.set(event.jobId, event.status);
-        if (event.status === 'failed') error = true;
+      const name = event.operation ?? event.type;
+      if (name !== undefined) names.add(name);
+      switch (event.kind) {
+        case 'handler.start':
+          open++;
+          break;
+        case 'handler.end':
+          open--;
+          if (event.outcome === 'error') error = true;
+          break;
+        case 'call.response':
+          if (event.outcome === 'error' || (typeof event.status === 'number' && event.status >= 400)) error = true;
+          break;
+        case 'message.publish':
+          if (event.messageId) published.add(event.messageId);
+          if (event.outcome === 'error') error = true;
+          break;
+        case 'message.deliver':
+          if (event.messageId && event.outcome !== 'retry') settled.add(event.messageId);
+          // The last word per message and group counts: a replayed dead letter that was then processed is fine.
+          if (event.messageId) lastDelivery.set(`${event.messageId}|${event.group ?? ''}`, event.outcome ?? '');
+          break;
+        case 'job.state':
+        case 'job.complete':
+          if (event.jobId && typeof event.status === 'string') jobStatus.set(event.jobId, event.status);
+          if (event.status === 'failed') error = true;
+          break;
+        case 'job.submit':
+          if (event.jobId && !jobStatus.has(event.jobId)) jobStatus.set(event.jobId, 'queued');
+          if (event.outcome === 'error') error = true;
+          break;
+        case 'claimcheck.get':
+        case 'claimcheck.put':
+          if (event.outcome === 'error') error = true;
+          break;
       }
     }
+    for (const outcome of lastDelivery.values()) if (outcome === 'dead-letter' || outcome === 'error') error = true;
+    let unsettled = 0;
+    for (const id of published) if (!settled.has(id)) unsettled++;
     const jobsOpen = [...jobStatus.values()].some((status) => !TERMINAL_JOB.has(status));
     const first = events[0];
-    const last = events[events.length - 1];
     const started = first?.at ?? 0;
-    const ended = last?.at ?? 0;
+    let ended = started;
+    for (const event of events) ended = Math.max(ended, event.at + (event.kind === 'job.complete' ? 0 : (event.durationMs ?? 0)));
+    ended = Math.round(ended);
     flow.summary = {
       key: firstKey(flow),
-      title: title ?? first?.kind ?? 'flow',
+      title: [...names].slice(0, 3).join(' → ') || (first?.kind ?? 'flow'),
       started,
       ended,
       durationMs: ended - started,
       services: [...services],
       patterns: [...patterns],
-      status: error ? 'error' : open > 0 || unsettled.size > 0 || jobsOpen ? 'pending' : 'ok',
+      status: error ? 'error' : open > 0 || unsettled > 0 || jobsOpen ? 'pending' : 'ok',
       events: events.length,
       traces: [...traces],
       messageIds: [...messageIds],
       jobIds: [...jobIds],
       idempotencyKeys: [...keys],
+      names: [...names],
     };
     return flow.summary;
   }

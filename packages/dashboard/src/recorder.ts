@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
 import { type EventError, type FlowEvent, type FlowEventKind, parseTraceparent } from './event.js';
@@ -6,27 +7,32 @@ import { type EventError, type FlowEvent, type FlowEventKind, parseTraceparent }
 export const DEFAULT_CAPACITY = 100_000;
 export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 
+/** When a channel's message becomes an event: a plain channel's publish, or a tracing channel's `start`, `end` (sync traces) or `asyncEnd`. */
+export type Phase = 'point' | 'start' | 'end' | 'asyncEnd';
+
 /**
- * The channels the recorder listens to, and the kind of event each becomes. A channel that no
- * code publishes yet costs nothing; names starting `switchboard:` that are not listed can be added
- * with the `channels` option and are classified by their name.
+ * The channels the recorder listens to (`docs/diagnostics.md` describes their messages), the phase
+ * each is read at and the kind of event it becomes. What ended is recorded once, at its end, with
+ * `at` set back to when it started and `durationMs` filled in.
  */
-export const RECORDED_CHANNELS: Readonly<Record<string, FlowEventKind>> = {
-  'switchboard:client:request': 'call.request',
-  'switchboard:client:response': 'call.response',
-  'switchboard:handler:start': 'handler.start',
-  'switchboard:handler:end': 'handler.end',
-  'switchboard:job:submit': 'job.submit',
-  'switchboard:job:poll': 'job.poll',
-  'switchboard:job:state': 'job.state',
-  'switchboard:message:publish': 'message.publish',
-  'switchboard:message:deliver': 'message.deliver',
-  'switchboard:message:settle': 'message.settle',
-  'switchboard:claimcheck:put': 'claimcheck.put',
-  'switchboard:claimcheck:get': 'claimcheck.get',
-  'switchboard:message:dead-letter': 'dead-letter',
-  'switchboard:receipt': 'receipt',
-};
+export const RECORDED_CHANNELS: readonly { readonly channel: string; readonly phase: Phase; readonly kind: FlowEventKind }[] = [
+  { channel: 'switchboard:handler', phase: 'start', kind: 'handler.start' },
+  { channel: 'switchboard:handler', phase: 'asyncEnd', kind: 'handler.end' },
+  { channel: 'switchboard:call', phase: 'start', kind: 'call.request' },
+  { channel: 'switchboard:call', phase: 'asyncEnd', kind: 'call.response' },
+  { channel: 'switchboard:call:attempt', phase: 'asyncEnd', kind: 'call.attempt' },
+  { channel: 'switchboard:job:submit', phase: 'asyncEnd', kind: 'job.submit' },
+  { channel: 'switchboard:job:poll', phase: 'asyncEnd', kind: 'job.poll' },
+  { channel: 'switchboard:job:run', phase: 'asyncEnd', kind: 'job.run' },
+  { channel: 'switchboard:job:state', phase: 'point', kind: 'job.state' },
+  { channel: 'switchboard:job:complete', phase: 'point', kind: 'job.complete' },
+  { channel: 'switchboard:send', phase: 'asyncEnd', kind: 'message.publish' },
+  { channel: 'switchboard:process', phase: 'asyncEnd', kind: 'message.deliver' },
+  { channel: 'switchboard:settle', phase: 'asyncEnd', kind: 'message.settle' },
+  { channel: 'switchboard:claimcheck:put', phase: 'asyncEnd', kind: 'claimcheck.put' },
+  { channel: 'switchboard:claimcheck:get', phase: 'asyncEnd', kind: 'claimcheck.get' },
+  { channel: 'switchboard:dlq', phase: 'point', kind: 'dead-letter' },
+];
 
 export interface RecorderOptions {
   /** The service's name: the swimlane its events are drawn in. */
@@ -41,8 +47,8 @@ export interface RecorderOptions {
    * timings and error codes are always kept. Default `true`.
    */
   readonly redact?: boolean | ((event: FlowEvent) => FlowEvent);
-  /** More channels to listen to, with the kind each becomes. */
-  readonly channels?: Readonly<Record<string, FlowEventKind>>;
+  /** More channels to listen to (plain channels, or tracing channels at a phase), with the kind each becomes. */
+  readonly channels?: readonly { readonly channel: string; readonly phase: Phase; readonly kind: FlowEventKind }[];
   /**
    * Keep events in a SQLite file too (better-sqlite3 must be installed): a restarted service
    * starts with its last `capacity` events, and older ones can be read with `history`.
@@ -97,8 +103,6 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
   let recorded = 0;
   let evicted = 0;
   const listeners = new Set<(event: FlowEvent) => void>();
-  /** The group of the delivery each MessageId is being handled in (settlements do not carry it). */
-  const delivering = new Map<string, string>();
   const retention = options.retention === undefined ? undefined : openRetention(options.retention, now);
 
   const evictOldest = () => {
@@ -145,26 +149,64 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
     return event;
   };
 
-  const onMessage = (kind: FlowEventKind, channel: string) => (message: unknown) => {
+  const onMessage = (kind: FlowEventKind, channel: string, phase: Phase) => (message: unknown) => {
     if (typeof message !== 'object' || message === null) return;
-    const draft = normalise(message as Payload, kind, channel, options.service, now(), redact === false);
-    if (draft.kind === 'message.deliver' && draft.messageId !== undefined && draft.group !== undefined) {
-      if (delivering.size > 10_000) delivering.clear();
-      delivering.set(draft.messageId, draft.group);
-    } else if (draft.kind === 'message.settle' && draft.messageId !== undefined && draft.group === undefined) {
-      const group = delivering.get(draft.messageId);
-      if (group !== undefined) (draft as { group?: string }).group = group;
-      delivering.delete(draft.messageId);
+    const p = message as Payload;
+    if (kind === 'call.request' && p.parentTraceparent === undefined) {
+      // A call outside any trace: its trace is the one its first attempt starts; recorded then.
+      unrooted.add(p);
+      return;
+    }
+    const draft = normalise(p, kind, channel, options.service, now(), redact === false, phase !== 'start' && phase !== 'point');
+    if (kind === 'claimcheck.put' && draft.dataref !== undefined && draft.topic !== undefined && draft.messageId === undefined) {
+      // The payload goes to the blob store before its message is published: the publish that follows
+      // on that topic carries the reference, which joins the put (and every consumer's get) to its flow.
+      if (puts.size > 1000) puts.clear();
+      puts.set(draft.topic, draft.dataref);
+    } else if (kind === 'message.publish' && draft.topic !== undefined && draft.dataref === undefined) {
+      const dataref = puts.get(draft.topic);
+      if (dataref !== undefined) {
+        puts.delete(draft.topic);
+        (draft as { dataref?: string }).dataref = dataref;
+      }
+    }
+    if (kind === 'call.response' && draft.traceId === undefined) {
+      const trace = callTraces.get(p);
+      if (trace !== undefined) Object.assign(draft, trace);
     }
     const event = finish(draft);
     if (event !== undefined) publish(event);
   };
 
+  const puts = new Map<string, string>();
+  // A call's context, inside its attempts (the call's `start` runs its body in this store).
+  const callStore = new AsyncLocalStorage<Payload>();
+  const unrooted = new WeakSet<Payload>();
+  const callTraces = new WeakMap<Payload, { traceId: string; spanId: string }>();
+  const onAttemptStart = (message: unknown) => {
+    const call = callStore.getStore();
+    if (call === undefined || callTraces.has(call)) return;
+    const trace = parseTraceparent((message as Payload).traceparent);
+    if (trace === undefined) return;
+    callTraces.set(call, trace);
+    if (unrooted.has(call)) {
+      unrooted.delete(call);
+      const draft = normalise(call, 'call.request', 'switchboard:call', options.service, now(), redact === false, false);
+      const event = finish({ ...draft, ...trace });
+      if (event !== undefined) publish(event);
+    }
+  };
+  const callChannel = diagnosticsChannel.tracingChannel('switchboard:call');
+  callChannel.start.bindStore(callStore, (context) => context as Payload);
+  const attemptStart = diagnosticsChannel.channel('tracing:switchboard:call:attempt:start');
+  attemptStart.subscribe(onAttemptStart);
+
   const subscriptions: [string, (message: unknown) => void][] = [];
-  for (const [channel, kind] of Object.entries({ ...RECORDED_CHANNELS, ...options.channels })) {
-    const handler = onMessage(kind, channel);
-    diagnosticsChannel.subscribe(channel, handler);
-    subscriptions.push([channel, handler]);
+  for (const { channel, phase, kind } of [...RECORDED_CHANNELS, ...(options.channels ?? [])]) {
+    const name = phase === 'point' ? channel : `tracing:${channel}:${phase}`;
+    const handler = onMessage(kind, channel, phase);
+    diagnosticsChannel.subscribe(name, handler);
+    subscriptions.push([name, handler]);
   }
 
   if (retention !== undefined) {
@@ -208,6 +250,8 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
     close() {
       for (const [channel, handler] of subscriptions) diagnosticsChannel.unsubscribe(channel, handler);
       subscriptions.length = 0;
+      attemptStart.unsubscribe(onAttemptStart);
+      callChannel.start.unbindStore(callStore);
       listeners.clear();
       retention?.close();
     },
@@ -217,43 +261,61 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
 const str = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
 const num = (value: unknown): number | undefined => (typeof value === 'number' && Number.isFinite(value) ? value : undefined);
 
-function normalise(p: Payload, kind: FlowEventKind, channel: string, service: string, at: number, keepData: boolean): Omit<FlowEvent, 'seq'> {
-  const request = (typeof p.request === 'object' && p.request !== null ? p.request : {}) as Payload;
-  const trace = parseTraceparent(p.traceparent ?? request.traceparent);
-  const out: Record<string, unknown> = { at, service, kind, channel };
+function normalise(
+  p: Payload,
+  kind: FlowEventKind,
+  channel: string,
+  service: string,
+  at: number,
+  keepData: boolean,
+  ended: boolean,
+): Omit<FlowEvent, 'seq'> {
+  const context = (typeof p.context === 'object' && p.context !== null ? p.context : {}) as Payload;
+  const trace = parseTraceparent(p.traceparent ?? p.parentTraceparent ?? context.traceparent);
+  const durationMs = num(p.durationMs);
+  // What ended is placed at its start; its duration says when it ended.
+  const out: Record<string, unknown> = { at: ended && durationMs !== undefined ? Math.round(at - durationMs) : at, service, kind, channel };
   const set = (key: keyof FlowEvent, value: unknown) => {
     if (value !== undefined) out[key] = value;
   };
-  set('operation', str(p.operation) ?? str(request.operation));
-  set('topic', str(p.topic));
+  set('operation', str(p.operation));
+  set('contract', str(p.service));
+  set('system', str(p.system) ?? str(p.store));
+  set('sendKind', kind === 'message.publish' ? str(p.kind) : undefined);
+  set('topic', str(p.destination) ?? str(p.topic));
   set('type', str(p.type));
   set('group', str(p.group));
   set('source', str(p.source));
-  set('via', str(p.via) ?? str(request.via));
+  set('via', str(p.via));
   set('url', str(p.url));
   set('traceId', trace?.traceId);
   set('spanId', trace?.spanId);
-  set('messageId', str(p.messageId) ?? str(request.messageId));
-  set('jobId', str(p.jobId) ?? str(request.jobId));
-  set('idempotencyKey', str(p.idempotencyKey) ?? str(request.idempotencyKey));
+  set('messageId', str(p.messageId));
+  set('jobId', str(p.jobId));
+  set('idempotencyKey', str(p.idempotencyKey));
   set('status', num(p.status) ?? str(p.status));
-  set('outcome', str(p.outcome) ?? str(p.reason));
+  set('jobStatus', str(p.jobStatus));
+  set('outcome', str(p.settlement) ?? str(p.outcome));
+  set('reason', str(p.reason));
   set('attempt', num(p.attempt));
-  set('durationMs', num(p.durationMs) === undefined ? undefined : Math.round((p.durationMs as number) * 1000) / 1000);
-  set('dataref', str(p.dataref));
-  set('bytes', num(p.bytes) ?? num(p.size));
-  set('error', errorOf(p.error));
+  set('attempts', num(p.attempts));
+  set('poll', num(p.poll));
+  set('retryAfterMs', num(p.retryAfterMs) ?? num(p.retryDelayMs));
+  set('durationMs', durationMs === undefined ? undefined : Math.round(durationMs * 1000) / 1000);
+  set('dataref', str(p.ref) ?? str(p.dataref));
+  set('bytes', num(p.size) ?? num(p.bodySize) ?? num(p.bytes));
+  set('error', ended || kind === 'dead-letter' ? errorOf(p.problem ?? p.error, str(p.errorType)) : undefined);
   if (keepData) set('data', p.data ?? p.input ?? p.result);
   return out as unknown as Omit<FlowEvent, 'seq'>;
 }
 
-function errorOf(error: unknown): EventError | undefined {
-  if (error === undefined || error === null) return undefined;
-  if (typeof error !== 'object') return { detail: String(error) };
+function errorOf(error: unknown, errorType: string | undefined): EventError | undefined {
+  if (error === undefined || error === null) return errorType === undefined ? undefined : { code: errorType };
+  if (typeof error !== 'object') return { detail: String(error), ...(errorType === undefined ? {} : { code: errorType }) };
   const e = error as Payload;
   const problem = (typeof e.problem === 'object' && e.problem !== null ? e.problem : {}) as Payload;
   const out: Record<string, unknown> = {};
-  const code = str(e.code) ?? str(problem.code);
+  const code = str(e.code) ?? str(problem.code) ?? errorType;
   const title = str(e.title) ?? str(problem.title);
   const status = num(e.status) ?? num(problem.status);
   const detail = str(e.detail) ?? str(problem.detail) ?? str(e.message);
