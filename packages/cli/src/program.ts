@@ -2,11 +2,12 @@ import { Command, CommanderError } from 'commander';
 import type { RegisterCommand } from './command.js';
 import { register as asyncapi } from './commands/asyncapi.js';
 import { register as openapi } from './commands/openapi.js';
+import { register as tail } from './commands/tail.js';
 import type { CliIo } from './io.js';
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, writeProblem } from './io.js';
 
 /** Every command, one file each in `commands/`. A new command adds its file and one line here. */
-const COMMANDS: readonly RegisterCommand[] = [openapi, asyncapi];
+const COMMANDS: readonly RegisterCommand[] = [openapi, asyncapi, tail];
 
 export const VERSION = '0.1.0';
 
@@ -19,7 +20,7 @@ const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.version', 'com
  */
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const program = new Command('switchboard')
-    .description('Switchboard: API documents from contracts (more commands to come)')
+    .description('Switchboard: API documents from contracts, live flows from a dashboard')
     .version(VERSION)
     .exitOverride()
     .showHelpAfterError(false)
