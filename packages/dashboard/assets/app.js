@@ -224,7 +224,10 @@ async function render() {
   } catch (error) {
     if (token === renderToken) fill(main, h('p', { class: 'empty' }, `Could not load: ${error.message}`));
   }
+  if (token !== renderToken) return;
   document.title = `Switchboard — ${document.querySelector('nav a[aria-current]')?.textContent ?? 'Flows'}`;
+  // Tests (and scripts) can wait for this: the view of this URL is on screen.
+  document.body.dataset.rendered = location.hash || '#/flows';
 }
 
 /** Arrow keys move between rows of a list; Enter or Space opens the focused row. */
@@ -496,7 +499,9 @@ function timeline(summary, events) {
       }
       case 'message.deliver': {
         const cls = event.outcome === 'dead-letter' ? 'g-err' : event.outcome === 'retry' ? 'g-warn' : `g-${p}`;
-        bar(event.service, event.at, event.durationMs, cls, `#${event.attempt} ${event.outcome ?? ''}`, describe(event));
+        // A delivery after the message was dead-lettered in this group is its replay.
+        const replay = events.some((e) => e.kind === 'dead-letter' && e.messageId === event.messageId && e.group === event.group && e.at <= event.at);
+        bar(event.service, event.at, event.durationMs, cls, `${replay ? 'replay ' : ''}#${event.attempt} ${event.outcome ?? ''}`, describe(event));
         break;
       }
       case 'dead-letter':
