@@ -460,10 +460,11 @@ function timeline(summary, events) {
         }
         break;
       case 'handler.end':
+        if (event.via === 'message') break; // its delivery is drawn instead
         bar(event.service, event.at, event.durationMs, failed ? 'g-err' : `g-${p}`, `${event.operation} ${event.status ?? ''} ${ms(event.durationMs)}`, describe(event));
         break;
       case 'handler.start':
-        if (!events.some((e) => e.kind === 'handler.end' && e.service === event.service && e.operation === event.operation && Math.abs(e.at - event.at) < 2)) {
+        if (event.via !== 'message' && !events.some((e) => e.kind === 'handler.end' && e.service === event.service && e.operation === event.operation && Math.abs(e.at - event.at) < 2)) {
           bar(event.service, event.at, summary.ended - event.at, `g-${p} g-open`, `${event.operation} …`, 'running');
         }
         break;
@@ -489,7 +490,7 @@ function timeline(summary, events) {
         break;
       case 'message.publish': {
         dot(event.service, event.at, event.outcome === 'error' ? 'g-err' : `g-${p}`, describe(event), 6);
-        svg.append(s('text', { x: x(event.at) + 8, y: y(event.service) - 9 }, `${event.sendKind ?? 'send'} ${event.type ?? ''}`));
+        svg.append(s('text', { x: x(event.at) + 8, y: y(event.service) + 24 }, `${event.sendKind ?? 'send'} ${event.type ?? ''}`));
         for (const delivery of events.filter((e) => e.kind === 'message.deliver' && e.messageId === event.messageId)) {
           if (delivery.attempt === 1 || !events.some((e) => e.kind === 'message.deliver' && e.messageId === event.messageId && e.group === delivery.group && e.at < delivery.at)) {
             arrow(event.service, event.at, delivery.service, delivery.at, `stroke-${p}`);

@@ -180,6 +180,10 @@ export class FlowIndex {
     const out: FlowSummary[] = [];
     let total = 0;
     const flows = matches ?? [...this.#flows.values()].reverse();
+    if (!options.service && !options.pattern && !options.status) {
+      // Nothing to filter by: only the flows shown are summarised (a summary is cached until its flow changes).
+      return { total: flows.length, flows: flows.slice(0, limit).map((flow) => this.#summary(flow)) };
+    }
     for (const flow of flows) {
       const summary = this.#summary(flow);
       if (options.service && !summary.services.includes(options.service)) continue;
@@ -387,7 +391,7 @@ export class FlowIndex {
     ended = Math.round(ended);
     flow.summary = {
       key: firstKey(flow),
-      title: [...names].slice(0, 3).join(' → ') || (first?.kind ?? 'flow'),
+      title: titleOf(events, [...names]),
       started,
       ended,
       durationMs: ended - started,
@@ -403,6 +407,18 @@ export class FlowIndex {
     };
     return flow.summary;
   }
+}
+
+/** The flow's name: what started it (a served request, a call, a job or a message), then what it reached. */
+function titleOf(events: readonly FlowEvent[], names: string[]): string {
+  const first = events[0];
+  if (first === undefined) return 'flow';
+  const root = events.find(
+    (event) => event.at - first.at < 5 && (event.kind === 'handler.start' || event.kind === 'call.request') && event.via !== 'message' && event.via !== 'job',
+  );
+  const rootName = root?.operation;
+  const ordered = rootName === undefined ? names : [rootName, ...names.filter((name) => name !== rootName)];
+  return ordered.slice(0, 3).join(' → ') || first.kind;
 }
 
 function liveEvents(flow: Flow): FlowEvent[] {

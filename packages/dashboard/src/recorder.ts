@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnosticsChannel from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
 import { createRequire } from 'node:module';
 import { type EventError, type FlowEvent, type FlowEventKind, parseTraceparent } from './event.js';
 
@@ -92,7 +93,8 @@ type Payload = Record<string, unknown>;
 export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
   const capacity = Math.max(1, options.capacity ?? DEFAULT_CAPACITY);
   const maxBytes = Math.max(1024, options.maxBytes ?? DEFAULT_MAX_BYTES);
-  const now = options.now ?? Date.now;
+  // Sub-millisecond and consistent with the durations publishers measure (performance.now()).
+  const now = options.now ?? (() => Math.round((performance.timeOrigin + performance.now()) * 1000) / 1000);
   const redact = options.redact ?? true;
   const buffer: (FlowEvent | undefined)[] = new Array(capacity);
   const sizes = new Uint32Array(capacity);
@@ -274,7 +276,7 @@ function normalise(
   const trace = parseTraceparent(p.traceparent ?? p.parentTraceparent ?? context.traceparent);
   const durationMs = num(p.durationMs);
   // What ended is placed at its start; its duration says when it ended.
-  const out: Record<string, unknown> = { at: ended && durationMs !== undefined ? Math.round(at - durationMs) : at, service, kind, channel };
+  const out: Record<string, unknown> = { at: ended && durationMs !== undefined ? Math.round((at - durationMs) * 1000) / 1000 : at, service, kind, channel };
   const set = (key: keyof FlowEvent, value: unknown) => {
     if (value !== undefined) out[key] = value;
   };
