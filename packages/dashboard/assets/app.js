@@ -216,7 +216,7 @@ async function render() {
     if (link.dataset.view === view) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  if (document.activeElement !== searchBox) searchBox.value = params.get('q') ?? params.get('id') ?? '';
+  if (document.activeElement !== searchBox) searchBox.value = params.get('q') ?? (view === 'receipts' ? params.get('id') : null) ?? '';
   const views = { flows: flowsView, tail: tailView, 'dead-letters': deadLettersView, receipts: receiptsView, jobs: jobsView, charts: chartsView };
   const fn = views[view] ?? flowsView;
   try {
