@@ -1,4 +1,4 @@
-import { parseEngineUrl } from '@switchboard/connect';
+import { awsTarget, parseEngineUrl } from '@switchboard/connect';
 import type { Broker, CloudEventsBinding, DeliveryGuarantee } from '@switchboard/core';
 import { cloudEventsBindings, SwitchboardError } from '@switchboard/core';
 
@@ -42,6 +42,7 @@ const PROTOCOLS: Readonly<Record<string, string>> = {
   sqlite: 'sqlite',
   memory: 'memory',
   kafka: 'kafka',
+  'sns-sqs': 'sns',
 };
 
 const CARRIERS: Readonly<Record<string, string>> = {
@@ -54,6 +55,7 @@ const CARRIERS: Readonly<Record<string, string>> = {
   postgres: 'the message row’s headers',
   sqlite: 'the message row’s headers',
   memory: 'in-process message headers',
+  'sns-sqs': 'the SNS message body; ce-type, ce-source and content-type also as message attributes',
 };
 
 /**
@@ -93,6 +95,7 @@ const BROKER_OF_ENGINE: Readonly<Record<string, Pick<Broker, 'name' | 'binding'>
   redis: { name: 'redis-streams', binding: cloudEventsBindings.plain, capabilities: { delivery: 'at-least-once' } },
   postgres: { name: 'postgres', binding: cloudEventsBindings.plain, capabilities: { delivery: 'at-least-once' } },
   mqtt: { name: 'mqtt', binding: cloudEventsBindings.mqtt, capabilities: { delivery: 'at-most-once' } },
+  'sns-sqs': { name: 'sns-sqs', binding: cloudEventsBindings.snsSqs, capabilities: { delivery: 'at-least-once' } },
 };
 
 /**
@@ -112,6 +115,9 @@ export function engineFromUrl(url: string, options: { readonly id?: string; read
     pathname = file.startsWith('/') ? file : `/${file}`;
   } else if (target.engine === 'memory') {
     host = 'in-process';
+  } else if (target.engine === 'sns-sqs') {
+    const aws = awsTarget(url);
+    host = aws.endpoint === undefined ? `sns.${aws.region}.amazonaws.com` : new URL(aws.endpoint).host;
   } else {
     const parsed = new URL(url);
     host = parsed.host;

@@ -100,6 +100,18 @@ describe('generateAsyncApi', () => {
     expect(document.servers).toMatchObject({ mqtt: { protocol: 'mqtt', 'x-switchboard-delivery': 'at-most-once' } });
   });
 
+  it('describes SNS + SQS from its URL, without connecting: structured events, on the emulator or on AWS', async () => {
+    const emulator = engineFromUrl('sns-sqs://127.0.0.1:4566');
+    expect(emulator).toMatchObject({ broker: 'sns-sqs', protocol: 'sns', host: '127.0.0.1:4566', delivery: 'at-least-once' });
+    expect(emulator.cloudEvents.mode).toBe('structured');
+    expect(engineFromUrl('sns-sqs://?region=eu-west-1&bucket=pictures').host).toBe('sns.eu-west-1.amazonaws.com');
+    const { document } = await generateAsyncApi(zodContract, { engines: [emulator] });
+    const diagnostics = await asyncApiDiagnostics(document);
+    expect(diagnostics.errors).toEqual([]);
+    expect(diagnostics.warnings).toEqual([]);
+    expect(message(document, 'zod-service.person.registered').contentType).toBe('application/cloudevents+json');
+  });
+
   it('describes the consumer groups: who serves, emits, subscribes and sends', async () => {
     const { document } = await generateAsyncApi([serviceA, serviceB], {
       services: [

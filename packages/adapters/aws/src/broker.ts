@@ -9,6 +9,7 @@ import type {
   SubscribeOptions,
   Subscription,
 } from '@switchboard/core';
+import { cloudEventsBindings } from '@switchboard/core';
 import { resolveSubscribeOptions } from '@switchboard/core/kit';
 import { clientConfig } from './clients.js';
 import { MAX_VISIBILITY_SECONDS } from './delivery.js';
@@ -29,15 +30,7 @@ import { SNS_MAX_BYTES } from './wire.js';
  * attributes nor a content type is read as a structured event: what a plain `sns.publish` of a
  * CloudEvent JSON document sends.
  */
-export const snsSqsBinding: CloudEventsBinding = {
-  name: 'sns-sqs',
-  mode: 'structured',
-  prefix: 'ce-',
-  readPrefixes: ['ce-'],
-  values: 'raw',
-  dataContentType: 'content-type',
-  impliedStructured: true,
-};
+export const snsSqsBinding: CloudEventsBinding = cloudEventsBindings.snsSqs;
 
 /** Bytes kept for the attributes under SNS's 256 KiB when a body is checked against `maxMessageBytes`. */
 const ATTRIBUTE_RESERVE = 8 * 1024;

@@ -189,6 +189,19 @@ export const cloudEventsBindings = {
     dataContentType: 'attribute',
     impliedStructured: true,
   },
+  /**
+   * SNS + SQS (no CloudEvents protocol binding exists): structured, the whole event is the message
+   * body; `ce-` message attributes are read too, and a body with no attributes is read as structured.
+   */
+  snsSqs: {
+    name: 'sns-sqs',
+    mode: 'structured',
+    prefix: 'ce-',
+    readPrefixes: ['ce-'],
+    values: 'raw',
+    dataContentType: 'content-type',
+    impliedStructured: true,
+  },
   plain: {
     name: 'plain',
     mode: 'binary',
