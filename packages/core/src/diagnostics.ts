@@ -36,8 +36,12 @@ export interface HandlerMessage extends Ended {
   readonly service: string;
   readonly operation: string;
   readonly via: Invocation;
-  /** The incoming hop (HTTP `traceparent`, the job's, the message's transport header). */
+  /** The handler's own context (`HandlerContext.traceparent`): what the calls and sends it makes descend from. */
   readonly traceparent: string | undefined;
+  /** What it was reached with: the HTTP request's `traceparent` header, the job's submit, the message's creation context. */
+  readonly parentTraceparent: string | undefined;
+  /** HTTP route template (`{basePath}/ops/{operation}`), when reached over HTTP. */
+  readonly route: string | undefined;
   readonly tracestate: string | undefined;
   readonly idempotencyKey: string | undefined;
   /** Set when run as a job. */
@@ -88,6 +92,8 @@ export interface JobSubmitMessage extends Ended {
   readonly url: string;
   readonly idempotencyKey: string | undefined;
   readonly parentTraceparent: string | undefined;
+  /** The `traceparent` sent with the accepted submit (what the job and its polls continue), set at the end. */
+  traceparent?: string;
   /** Set at the end, when the server accepted it. */
   jobId?: string;
   /** HTTP status of the answer (202, or a problem's). */
@@ -156,6 +162,8 @@ export interface SendMessage extends Ended {
   readonly type: string | undefined;
   /** The CloudEvents `traceparent` extension: the creation context. */
   readonly traceparent: string | undefined;
+  /** The sender's context (`PublishOptions.traceparent`), which the creation context is a child of. */
+  readonly parentTraceparent: string | undefined;
   readonly idempotencyKey: string | undefined;
   /** Messages in the broker batch this one went in (1 for a single publish). */
   readonly batchSize: number;
@@ -393,4 +401,26 @@ export function errorTypeOf(error: unknown): string {
     if (typeof name === 'string' && name.length > 0) return name;
   }
   return '_OTHER';
+}
+
+/** Some of a tracing channel's five events. */
+export type TracingHandlers<C> = {
+  readonly [E in 'start' | 'end' | 'asyncStart' | 'asyncEnd' | 'error']?: (context: C) => void;
+};
+
+const EVENTS = ['start', 'end', 'asyncStart', 'asyncEnd', 'error'] as const;
+
+/** Subscribes to the given events of a tracing channel; returns the unsubscribe function. */
+export function subscribeTracing<C extends object>(channel: TracingChannel<unknown, C>, handlers: TracingHandlers<C>): () => void {
+  const subscribed: [Channel, (message: unknown) => void][] = [];
+  for (const event of EVENTS) {
+    const handler = handlers[event];
+    if (handler === undefined) continue;
+    const listener = handler as (message: unknown) => void;
+    channel[event].subscribe(listener);
+    subscribed.push([channel[event], listener]);
+  }
+  return () => {
+    for (const [events, listener] of subscribed.splice(0)) events.unsubscribe(listener);
+  };
 }

@@ -1,5 +1,5 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
-import { channels, OperationError, parseTraceparent, SwitchboardError } from '@switchboard/core';
+import { OperationError, parseTraceparent, SwitchboardError } from '@switchboard/core';
 import { createClient } from '@switchboard/http';
 import { Agent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -240,20 +240,24 @@ describe('client: trace context and diagnostics', () => {
     expect(second?.parentId).not.toBe(first?.parentId);
   });
 
-  it('publishes client request and response diagnostics', async () => {
+  it('traces the call and each attempt on switchboard:call and switchboard:call:attempt', async () => {
     const { peer, client } = await setup((_request, response) => sendJson(response, 200, { id: 'a1', name: 'Ada' }));
     const seen: { name: string; message: Record<string, unknown> }[] = [];
     const onRequest = (message: unknown) => seen.push({ name: 'request', message: message as Record<string, unknown> });
     const onResponse = (message: unknown) => seen.push({ name: 'response', message: message as Record<string, unknown> });
-    diagnosticsChannel.subscribe(channels.clientRequest.name, onRequest);
-    diagnosticsChannel.subscribe(channels.clientResponse.name, onResponse);
+    const onCall = (message: unknown) => seen.push({ name: 'call', message: message as Record<string, unknown> });
+    diagnosticsChannel.subscribe('tracing:switchboard:call:attempt:start', onRequest);
+    diagnosticsChannel.subscribe('tracing:switchboard:call:attempt:asyncEnd', onResponse);
+    diagnosticsChannel.subscribe('tracing:switchboard:call:asyncEnd', onCall);
     try {
       await client.call('save', { name: 'Ada' });
     } finally {
-      diagnosticsChannel.unsubscribe(channels.clientRequest.name, onRequest);
-      diagnosticsChannel.unsubscribe(channels.clientResponse.name, onResponse);
+      diagnosticsChannel.unsubscribe('tracing:switchboard:call:attempt:start', onRequest);
+      diagnosticsChannel.unsubscribe('tracing:switchboard:call:attempt:asyncEnd', onResponse);
+      diagnosticsChannel.unsubscribe('tracing:switchboard:call:asyncEnd', onCall);
     }
-    expect(seen.map((entry) => entry.name)).toEqual(['request', 'response']);
+    expect(seen.map((entry) => entry.name)).toEqual(['request', 'response', 'call']);
+    expect(seen[2]?.message).toMatchObject({ operation: 'save', method: 'POST', attempts: 1, status: 200, outcome: 'ok' });
     expect(seen[0]?.message).toMatchObject({ operation: 'save', url: `${peer.url}/ops/save`, attempt: 1 });
     expect(seen[0]?.message.traceparent).toBe(peer.received[0]?.headers.traceparent);
     expect(seen[1]?.message).toMatchObject({ operation: 'save', status: 200 });

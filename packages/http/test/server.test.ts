@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { channels, parseTraceparent, SwitchboardError } from '@switchboard/core';
+import { parseTraceparent, SwitchboardError, subscribeTracing, tracing } from '@switchboard/core';
 import type { HttpService } from '@switchboard/http';
 import { createHttpService } from '@switchboard/http';
 import { request } from 'undici';
@@ -133,19 +133,19 @@ describe('createHttpService on node:http', () => {
     expect(errors.length - errorsBefore).toBe(2);
   });
 
-  it('continues the caller trace and publishes handler start and end', async () => {
+  it('continues the caller trace and traces the handler on switchboard:handler', async () => {
     const seen: Array<{ name: string; message: Record<string, unknown> }> = [];
-    const onStart = (message: unknown) => seen.push({ name: 'start', message: message as Record<string, unknown> });
-    const onEnd = (message: unknown) => seen.push({ name: 'end', message: message as Record<string, unknown> });
-    channels.handlerStart.subscribe(onStart);
-    channels.handlerEnd.subscribe(onEnd);
+    const handlers = {
+      start: (message: unknown) => seen.push({ name: 'start', message: message as Record<string, unknown> }),
+      asyncEnd: (message: unknown) => seen.push({ name: 'end', message: message as Record<string, unknown> }),
+    };
+    const unsubscribe = subscribeTracing(tracing.handler, handlers);
     try {
       const incoming = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
       await post(mounted.base, 'echo', JSON.stringify({ text: 'trace' }), { ...JSON_HEADERS, traceparent: incoming });
       await post(mounted.base, 'echo', JSON.stringify({ text: 'fresh' }));
     } finally {
-      channels.handlerStart.unsubscribe(onStart);
-      channels.handlerEnd.unsubscribe(onEnd);
+      unsubscribe();
     }
     const starts = seen.filter((entry) => entry.name === 'start');
     expect(starts).toHaveLength(2);
@@ -156,7 +156,7 @@ describe('createHttpService on node:http', () => {
     expect(started?.traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(started?.traceId).not.toBe(continued?.traceId);
     const end = seen.find((entry) => entry.name === 'end');
-    expect(end?.message).toMatchObject({ operation: 'echo', via: 'http' });
+    expect(end?.message).toMatchObject({ service: contract.name, operation: 'echo', via: 'http', outcome: 'ok', status: 200 });
     expect(typeof end?.message.durationMs).toBe('number');
   });
 });

@@ -52,6 +52,8 @@ function handlerContext(message: Inbound, service: string, operation: string, co
     operation,
     via: 'message',
     traceparent: typeof extensions?.traceparent === 'string' ? extensions.traceparent : undefined,
+    parentTraceparent: typeof extensions?.traceparent === 'string' ? extensions.traceparent : undefined,
+    route: undefined,
     tracestate: typeof extensions?.tracestate === 'string' ? extensions.tracestate : undefined,
     idempotencyKey: undefined,
     jobId: undefined,

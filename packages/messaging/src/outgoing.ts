@@ -144,7 +144,13 @@ function encode(
           ? { id: built.id, topic: address.topic, headers: built.headers, body: built.body }
           : { id: built.id, topic: address.topic, headers: built.headers, body: built.body, key: options.key };
       if (tracing.send.hasSubscribers)
-        described.set(message, { type: address.type, traceparent, source: config.service, kind: address.kind });
+        described.set(message, {
+          type: address.type,
+          traceparent,
+          source: config.service,
+          kind: address.kind,
+          parentTraceparent: options.traceparent,
+        });
       return message;
     }
   }
@@ -242,7 +248,14 @@ async function encodeFull(
     body: encoded.body,
     ...(options.key === undefined ? {} : { key: options.key }),
   };
-  if (tracing.send.hasSubscribers) described.set(message, { type: address.type, traceparent, source: config.service, kind: address.kind });
+  if (tracing.send.hasSubscribers)
+    described.set(message, {
+      type: address.type,
+      traceparent,
+      source: config.service,
+      kind: address.kind,
+      parentTraceparent: options.traceparent,
+    });
   return message;
 }
 
@@ -462,11 +475,18 @@ export interface OutgoingDescription {
   readonly traceparent: string | undefined;
   readonly source: string | undefined;
   readonly kind: string | undefined;
+  readonly parentTraceparent: string | undefined;
 }
 
 /** Descriptions of messages built while the `send` channel had subscribers. */
 const described = new WeakMap<OutgoingMessage, OutgoingDescription>();
-const UNDESCRIBED: OutgoingDescription = { type: undefined, traceparent: undefined, source: undefined, kind: undefined };
+const UNDESCRIBED: OutgoingDescription = {
+  type: undefined,
+  traceparent: undefined,
+  source: undefined,
+  kind: undefined,
+  parentTraceparent: undefined,
+};
 
 /** CloudEvents `type`, `source` and `traceparent` of a message built here (for the `send` diagnostics channel). */
 export function describeOutgoing(message: OutgoingMessage): OutgoingDescription {

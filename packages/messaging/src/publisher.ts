@@ -233,6 +233,7 @@ export function sendContext(broker: Broker, message: OutgoingMessage, batchSize:
     source: described.source,
     type: described.type,
     traceparent: described.traceparent,
+    parentTraceparent: described.parentTraceparent,
     idempotencyKey: undefined,
     batchSize,
     bodySize: message.body.byteLength,

@@ -1,4 +1,4 @@
-import { channels, createCloudEvent, encodeCloudEvent } from '@switchboard/core';
+import { createCloudEvent, encodeCloudEvent, type SettleMessage, subscribeTracing, tracing } from '@switchboard/core';
 import { eventsTopic } from '@switchboard/messaging';
 import { describe, expect, it } from 'vitest';
 import { engines, serviceA, until } from './harness.js';
@@ -7,8 +7,8 @@ describe.each(engines)('CloudEvents SQL subscription filters on %s', (_name, fac
   it('runs the handler only for events the filter matches; the others are acknowledged and counted, never dead-lettered', async () => {
     const engine = factory();
     const settled: string[] = [];
-    const listener = (message: unknown) => settled.push((message as { outcome: string }).outcome);
-    channels.settle.subscribe(listener);
+    const listener = { asyncEnd: (message: SettleMessage) => settled.push(message.settlement) };
+    const unsubscribe = subscribeTracing(tracing.settle, listener);
     try {
       const a = engine.messaging({ service: 'service-a' });
       const b = engine.messaging({ service: 'service-b' });
@@ -45,7 +45,7 @@ describe.each(engines)('CloudEvents SQL subscription filters on %s', (_name, fac
       await until(() => b.filtered === 3, 'the third filtered');
       expect(widths).toHaveLength(2);
     } finally {
-      channels.settle.unsubscribe(listener);
+      unsubscribe();
       await engine.close();
     }
   });

@@ -11,8 +11,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Broker, CloudEvent, DeadLetterStore, Delivery, NewDeadLetter, ReceiptStore } from '@switchboard/core';
-import { channels, decodeCloudEvent, encodeCloudEvent, PermanentError } from '@switchboard/core';
+import type { Broker, CloudEvent, DeadLetterStore, Delivery, NewDeadLetter, ReceiptStore, SettleMessage } from '@switchboard/core';
+import { decodeCloudEvent, encodeCloudEvent, PermanentError, subscribeTracing, tracing } from '@switchboard/core';
 import { createMemoryBroker, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
 import type { Messaging } from '@switchboard/messaging';
 import { createMessaging } from '@switchboard/messaging';
@@ -34,7 +34,7 @@ interface Ledger {
   readonly deadLetters: Map<string, NewDeadLetter[]>;
   /** Data the handler was given. */
   readonly handled: unknown[];
-  /** Final outcomes told to the `switchboard:message:settle` channel (retries left out). */
+  /** Final outcomes told to the `switchboard:settle` channel (retries left out). */
   readonly outcomes: { ack: number; deadLetter: number };
 }
 
@@ -204,10 +204,13 @@ describe.each(engines)('fuzz: the broker path end to end on %s', (_name, factory
   let broker: Broker;
   let messaging: Messaging;
   const ledger: Ledger = { acks: new Map(), deadLetters: new Map(), handled: [], outcomes: { ack: 0, deadLetter: 0 } };
-  const onSettle = (message: unknown): void => {
-    const { outcome } = message as { outcome: string };
-    if (outcome === 'ack' || outcome === 'filtered') ledger.outcomes.ack++;
-    else if (outcome === 'dead-letter') ledger.outcomes.deadLetter++;
+  let unsubscribe: (() => void) | undefined;
+  const onSettle = {
+    start(message: SettleMessage): void {
+      const { settlement } = message;
+      if (settlement === 'ack' || settlement === 'filtered') ledger.outcomes.ack++;
+      else if (settlement === 'dead-letter') ledger.outcomes.deadLetter++;
+    },
   };
 
   beforeAll(async () => {
@@ -231,11 +234,11 @@ describe.each(engines)('fuzz: the broker path end to end on %s', (_name, factory
     });
     messaging.serve(serviceB, { save: () => ({ id: 'saved' }) });
     await messaging.start();
-    channels.settle.subscribe(onSettle);
+    unsubscribe = subscribeTracing(tracing.settle, onSettle);
   });
 
   afterAll(async () => {
-    channels.settle.unsubscribe(onSettle);
+    unsubscribe?.();
     await messaging?.close();
     await engine?.close();
   });

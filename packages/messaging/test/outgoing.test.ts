@@ -1,12 +1,13 @@
 import type { CloudEventsBinding } from '@switchboard/core';
 import {
-  channels,
   cloudEventsBindings,
   decodeBinary,
   decodeCloudEvent,
   decodeStructured,
   defineContract,
   event,
+  subscribeTracing,
+  tracing,
   withMode,
 } from '@switchboard/core';
 import fc from 'fast-check';
@@ -136,10 +137,10 @@ describe('buildOutgoing in structured mode', () => {
     await expect(buildOutgoing(cfg, address('ping'), ping, { seq: 1 })).rejects.toMatchObject({ code: 'SB_VALIDATION' });
   });
 
-  it('tells the publish channel the type and trace of the messages it builds while observed', async () => {
+  it('tells the send channel the type, source, kind and trace of the messages it builds while observed', async () => {
     const cfg = structured();
-    const listener = () => {};
-    channels.publish.subscribe(listener);
+    const listener = { start: () => {} };
+    const unsubscribe = subscribeTracing(tracing.send, listener);
     try {
       const built = [
         await buildOutgoing(cfg, address('tick'), shape, { seq: 1 }),
@@ -148,10 +149,15 @@ describe('buildOutgoing in structured mode', () => {
       ];
       for (const message of built) {
         const decoded = decodeStructured(message.body, message.headers['content-type']);
-        expect(describeOutgoing(message)).toEqual({ type: 'ticker.tick', traceparent: decoded.extensions?.traceparent });
+        expect(describeOutgoing(message)).toEqual({
+          type: 'ticker.tick',
+          traceparent: decoded.extensions?.traceparent,
+          source: decoded.source,
+          kind: 'event',
+        });
       }
     } finally {
-      channels.publish.unsubscribe(listener);
+      unsubscribe();
     }
   });
 });

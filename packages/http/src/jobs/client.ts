@@ -173,6 +173,7 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
       (message, job) => {
         message.jobId = job.jobId;
         message.status = 202;
+        if (job.traceparent !== undefined) message.traceparent = job.traceparent;
       },
     );
   }

@@ -27,6 +27,8 @@ export interface CompiledOperation {
   /** Contract name. */
   readonly service: string;
   readonly name: string;
+  /** Its HTTP path (`{basePath}/ops/{name}`). */
+  readonly path: string;
   readonly definition: OperationDefinition;
   readonly handler: AnyHandler;
   readonly errors: Readonly<Record<string, CompiledError>>;
@@ -36,7 +38,13 @@ export interface CompiledOperation {
   readonly invalidOutput: ProblemDetails;
 }
 
-export function compileOperation(contractName: string, name: string, definition: OperationDefinition, handler: unknown): CompiledOperation {
+export function compileOperation(
+  contractName: string,
+  name: string,
+  definition: OperationDefinition,
+  handler: unknown,
+  basePath = '',
+): CompiledOperation {
   if (typeof handler !== 'function') throw new TypeError(`No handler for operation "${name}" of contract "${contractName}"`);
   const errors: Record<string, CompiledError> = Object.create(null);
   for (const [code, declaration] of Object.entries(definition.errors)) {
@@ -51,6 +59,7 @@ export function compileOperation(contractName: string, name: string, definition:
   return {
     service: contractName,
     name,
+    path: `${basePath}/ops/${name}`,
     definition,
     handler: handler as AnyHandler,
     errors,
@@ -77,6 +86,8 @@ export function invokeOperation(operation: CompiledOperation, input: unknown, co
     operation: operation.name,
     via: context.via,
     traceparent: context.traceparent,
+    parentTraceparent: context.via === 'http' ? context.headers?.traceparent : undefined,
+    route: context.via === 'http' ? operation.path : undefined,
     tracestate: context.tracestate,
     idempotencyKey: context.idempotencyKey,
     jobId: context.jobId,

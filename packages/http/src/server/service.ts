@@ -101,7 +101,7 @@ class SwitchboardHttpService implements HttpService {
     this.#readyPath = `${this.basePath}/readyz`;
     const handlers = options.handlers as Readonly<Record<string, unknown>>;
     for (const [name, definition] of Object.entries(options.contract.operations)) {
-      const compiled = compileOperation(options.contract.name, name, definition, handlers[name]);
+      const compiled = compileOperation(options.contract.name, name, definition, handlers[name], this.basePath);
       this.#byPath.set(this.#opsPrefix + name, compiled);
       this.#byName.set(name, compiled);
     }
