@@ -1,5 +1,12 @@
 import { join } from 'node:path';
-import { createDashboard, createFlowRecorder, type Dashboard, type DashboardDeadLetters, type DashboardReceipts, type FlowRecorder } from '@switchboard/dashboard';
+import {
+  createDashboard,
+  createFlowRecorder,
+  type Dashboard,
+  type DashboardDeadLetters,
+  type DashboardReceipts,
+  type FlowRecorder,
+} from '@switchboard/dashboard';
 import type { ServiceConfig } from './config.js';
 
 /**

@@ -4,9 +4,9 @@ import { createClient, createHttpService, createJobsClient } from '@switchboard/
 import { fetchReceipt, type ReceiptDocument } from '@switchboard/messaging';
 import { onShutdown, readConfig, requireEnv } from './config.js';
 import { type Pattern, type PatternReport, serviceA, serviceB, serviceC } from './contracts.js';
+import { openDashboard, startRecorder } from './observe.js';
 import { generatePicture } from './picture.js';
 import { announceReady } from './processes.js';
-import { openDashboard, startRecorder } from './observe.js';
 import { openMessaging } from './wiring.js';
 
 /**

@@ -7,9 +7,9 @@ import { createSqliteJobStore } from '@switchboard/sqlite';
 import { onShutdown, readConfig } from './config.js';
 import { serviceA, serviceB } from './contracts.js';
 import { openNames } from './names.js';
+import { openDashboard, startRecorder } from './observe.js';
 import { pngSize } from './picture.js';
 import { announceReady } from './processes.js';
-import { openDashboard, startRecorder } from './observe.js';
 import { openMessaging } from './wiring.js';
 
 /**

@@ -2,8 +2,8 @@ import { implement } from '@switchboard/core';
 import { createHttpService } from '@switchboard/http';
 import { onShutdown, readConfig } from './config.js';
 import { serviceA, serviceB, serviceC } from './contracts.js';
-import { announceReady } from './processes.js';
 import { openDashboard, startRecorder } from './observe.js';
+import { announceReady } from './processes.js';
 import { openMessaging } from './wiring.js';
 
 /**

@@ -56,7 +56,8 @@ beforeAll(async () => {
   page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
   page.on('requestfailed', (request) => {
     // Requests cut short because the test moved to another page are not failures.
-    if (request.failure()?.errorText !== 'net::ERR_ABORTED') problems.push(`request failed: ${request.url()}: ${request.failure()?.errorText}`);
+    if (request.failure()?.errorText !== 'net::ERR_ABORTED')
+      problems.push(`request failed: ${request.url()}: ${request.failure()?.errorText}`);
   });
 }, 120_000);
 
@@ -74,7 +75,7 @@ afterAll(async () => {
 async function view(hash: string): Promise<void> {
   await page.goto('about:blank');
   await page.goto(`${dashboardUrl}${hash}`);
-  await page.waitForFunction((wanted) => document.body.dataset.rendered?.startsWith(wanted), hash);
+  await page.waitForFunction(`document.body.dataset.rendered?.startsWith(${JSON.stringify(hash)})`);
 }
 
 describe('the dashboard of the demo, in Chromium', () => {
@@ -106,7 +107,9 @@ describe('the dashboard of the demo, in Chromium', () => {
 
     // The event: fan-out from A to B and C.
     await rows.filter({ hasText: 'name.processed' }).first().click();
-    await expect.poll(async () => (await page.locator('.timeline svg text.lane-label').allTextContents()).sort()).toEqual(['service-a', 'service-b', 'service-c']);
+    await expect
+      .poll(async () => (await page.locator('.timeline svg text.lane-label').allTextContents()).sort())
+      .toEqual(['service-a', 'service-b', 'service-c']);
     expect(await page.locator('.timeline svg').textContent()).toContain('emit service-a.name.processed');
     expect(await page.locator('.timeline svg path.arrow').count()).toBeGreaterThanOrEqual(2);
     await page.screenshot({ path: join(shots, 'flow-event.png'), fullPage: true });
@@ -116,7 +119,7 @@ describe('the dashboard of the demo, in Chromium', () => {
     await view('#/flows');
     await page.locator('table[aria-label="Flows"] tbody tr').first().waitFor();
     await page.keyboard.press('/');
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('q');
+    expect(await page.evaluate('document.activeElement?.id')).toBe('q');
     await page.keyboard.type(flakyMessageId);
     await page.keyboard.press('Enter');
     await page.waitForURL(/flow=/);
@@ -135,7 +138,7 @@ describe('the dashboard of the demo, in Chromium', () => {
     const first = page.locator('table[aria-label="Flows"] tbody tr').first();
     await first.focus();
     await page.keyboard.press('ArrowDown');
-    const focused = await page.evaluate(() => document.activeElement?.getAttribute('data-key'));
+    const focused = await page.evaluate("document.activeElement?.getAttribute('data-key')");
     const second = await page.locator('table[aria-label="Flows"] tbody tr').nth(1).getAttribute('data-key');
     expect(focused).toBe(second);
     await page.keyboard.press('Enter');
@@ -147,7 +150,9 @@ describe('the dashboard of the demo, in Chromium', () => {
 
   it('replays a dead letter from the dead-letter view (dry run first); its receipt turns processed', async () => {
     await view(`#/receipts?id=${flakyMessageId}`);
-    await expect.poll(() => page.locator('table[aria-label="Receipts"] tr[data-group="service-b"]').textContent(), { timeout: 10_000 }).toContain('dead-lettered');
+    await expect
+      .poll(() => page.locator('table[aria-label="Receipts"] tr[data-group="service-b"]').textContent(), { timeout: 10_000 })
+      .toContain('dead-lettered');
 
     await view('#/dead-letters');
     const row = page.locator(`table[aria-label="Dead letters"] tr[data-message-id="${flakyMessageId}"]`);
@@ -177,7 +182,9 @@ describe('the dashboard of the demo, in Chromium', () => {
     await page.screenshot({ path: join(shots, 'receipts.png'), fullPage: true });
     // And the flow shows the replay's delivery, acknowledged, after the dead letter.
     await view(`#/flows?q=${flakyMessageId}`);
-    await expect.poll(async () => (await page.locator('.timeline svg').textContent()) ?? '', { timeout: 10_000 }).toMatch(/dead letter: max-attempts.*replay #1 ack/);
+    await expect
+      .poll(async () => (await page.locator('.timeline svg').textContent()) ?? '', { timeout: 10_000 })
+      .toMatch(/dead letter: max-attempts.*replay #1 ack/);
   });
 
   it('tails live events, and holds them while paused', async () => {
@@ -210,13 +217,14 @@ describe('the dashboard of the demo, in Chromium', () => {
 
     await view('#/charts');
     await expect.poll(() => page.locator('main p.muted').textContent(), { timeout: 10_000 }).toMatch(/call: [1-9]/);
-    const painted = await page.evaluate(() => {
-      const canvas = document.querySelector('canvas') as HTMLCanvasElement;
-      const data = (canvas.getContext('2d') as CanvasRenderingContext2D).getImageData(0, 0, canvas.width, canvas.height).data;
+    // Pixels the rate chart inked (the page's own script, evaluated in the browser).
+    const painted = await page.evaluate(`(() => {
+      const canvas = document.querySelector('canvas');
+      const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
       let inked = 0;
-      for (let i = 3; i < data.length; i += 4) if ((data[i] as number) > 0) inked++;
+      for (let i = 3; i < data.length; i += 4) if (data[i] > 0) inked++;
       return inked;
-    });
+    })()`);
     expect(painted).toBeGreaterThan(100);
     await page.screenshot({ path: join(shots, 'charts.png') });
   });

@@ -48,11 +48,30 @@ async function serve(token?: string) {
 describe('switchboard tail', () => {
   it('prints live events as NDJSON, with the backlog first, and stops after --count', async () => {
     const { recorder, url } = await serve();
-    recorder.record({ kind: 'message.publish', messageId: 'm-old', topic: 'service-b.messages', type: 'service-b.op.save', sendKind: 'invoke' });
-    recorder.record({ kind: 'message.publish', messageId: 'm-1', topic: 'service-b.messages', type: 'service-b.op.save', sendKind: 'invoke' });
+    recorder.record({
+      kind: 'message.publish',
+      messageId: 'm-old',
+      topic: 'service-b.messages',
+      type: 'service-b.op.save',
+      sendKind: 'invoke',
+    });
+    recorder.record({
+      kind: 'message.publish',
+      messageId: 'm-1',
+      topic: 'service-b.messages',
+      type: 'service-b.op.save',
+      sendKind: 'invoke',
+    });
     const tail = run(['tail', url, '--json', '--backlog', '1', '--count', '3']);
     await expect.poll(() => tail.out().split('\n').length, { timeout: 15_000 }).toBeGreaterThan(1);
-    recorder.record({ kind: 'message.deliver', messageId: 'm-1', topic: 'service-b.messages', group: 'service-b', attempt: 1, outcome: 'ack' });
+    recorder.record({
+      kind: 'message.deliver',
+      messageId: 'm-1',
+      topic: 'service-b.messages',
+      group: 'service-b',
+      attempt: 1,
+      outcome: 'ack',
+    });
     recorder.record({ kind: 'job.state', jobId: 'j-1', status: 'running' });
     expect(await tail.exited).toBe(0);
     const lines = tail

@@ -95,7 +95,7 @@ function bytes(n) {
   if (n >= 1024) return `${(n / 1024).toFixed(1)} KB`;
   return `${n} B`;
 }
-const short = (id) => (id && id.length > 14 ? `${id.slice(0, 8)}…${id.slice(-4)}` : id ?? '');
+const short = (id) => (id && id.length > 14 ? `${id.slice(0, 8)}…${id.slice(-4)}` : (id ?? ''));
 const patternBadges = (patterns) => patterns.map((p) => h('span', { class: `badge p-${p}` }, p));
 const statusText = (status) => h('span', { class: `s-${status}` }, status);
 
@@ -135,7 +135,9 @@ function describe(event) {
       parts.push(`call ${name} →${event.contract ?? ''}`);
       break;
     case 'call.response':
-      parts.push(`call ${name} ${event.status ?? ''} in ${ms(event.durationMs)}${event.attempts > 1 ? `, ${event.attempts} attempts` : ''}`);
+      parts.push(
+        `call ${name} ${event.status ?? ''} in ${ms(event.durationMs)}${event.attempts > 1 ? `, ${event.attempts} attempts` : ''}`,
+      );
       break;
     case 'call.attempt':
       parts.push(`attempt ${event.attempt} of ${name}: ${event.status ?? event.outcome}`);
@@ -194,7 +196,11 @@ async function refreshInfo() {
     box.replaceChildren(
       h('span', { class: 'chip up', title: 'this service' }, info.service),
       ...info.peers.map((peer) =>
-        h('span', { class: `chip ${peer.ok ? 'up' : 'down'}`, title: peer.ok ? peer.url : `${peer.url}: ${peer.error ?? 'not reached yet'}` }, peer.service ?? peer.url),
+        h(
+          'span',
+          { class: `chip ${peer.ok ? 'up' : 'down'}`, title: peer.ok ? peer.url : `${peer.url}: ${peer.error ?? 'not reached yet'}` },
+          peer.service ?? peer.url,
+        ),
       ),
     );
   } catch {
@@ -217,7 +223,14 @@ async function render() {
     else link.removeAttribute('aria-current');
   }
   if (document.activeElement !== searchBox) searchBox.value = params.get('q') ?? (view === 'receipts' ? params.get('id') : null) ?? '';
-  const views = { flows: flowsView, tail: tailView, 'dead-letters': deadLettersView, receipts: receiptsView, jobs: jobsView, charts: chartsView };
+  const views = {
+    flows: flowsView,
+    tail: tailView,
+    'dead-letters': deadLettersView,
+    receipts: receiptsView,
+    jobs: jobsView,
+    charts: chartsView,
+  };
   const fn = views[view] ?? flowsView;
   try {
     await fn(params, () => token === renderToken);
@@ -291,10 +304,28 @@ async function flowsView(params, current) {
     { class: 'list' },
     list.flows.length === 0
       ? h('p', { class: 'empty' }, q ? `No recorded flow matches “${q}”.` : 'No flows recorded yet.')
-      : h('table', { 'aria-label': 'Flows' }, h('thead', {}, h('tr', {}, ['started', 'flow', 'patterns', 'status', 'took'].map((t) => h('th', {}, t)))), tbody),
+      : h(
+          'table',
+          { 'aria-label': 'Flows' },
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ['started', 'flow', 'patterns', 'status', 'took'].map((t) => h('th', {}, t)),
+            ),
+          ),
+          tbody,
+        ),
   );
-  const detail = h('section', { class: 'panel', 'aria-label': 'Flow timeline' }, h('p', { class: 'empty' }, 'Select a flow to see its timeline.'));
-  fill(main, 
+  const detail = h(
+    'section',
+    { class: 'panel', 'aria-label': 'Flow timeline' },
+    h('p', { class: 'empty' }, 'Select a flow to see its timeline.'),
+  );
+  fill(
+    main,
     h(
       'div',
       { class: 'toolbar' },
@@ -388,7 +419,20 @@ function flowDetail(flow) {
       h('span', { class: 's-error' }, '✕ failed / dead letter'),
     ),
     h('h3', {}, `Events (${events.length})`),
-    h('table', { 'aria-label': 'Events of the flow' }, h('thead', {}, h('tr', {}, ['at', 'service', 'kind', 'what'].map((t) => h('th', {}, t)))), table),
+    h(
+      'table',
+      { 'aria-label': 'Events of the flow' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['at', 'service', 'kind', 'what'].map((t) => h('th', {}, t)),
+        ),
+      ),
+      table,
+    ),
   ];
 }
 
@@ -398,7 +442,8 @@ function timeline(summary, events) {
   for (const event of events) if (!lanes.includes(event.service)) lanes.push(event.service);
   for (const event of events) {
     // A call or job to a contract whose service has no events yet still gets its lane.
-    if ((event.kind === 'call.request' || event.kind === 'job.submit') && event.contract && !lanes.includes(event.contract)) lanes.push(event.contract);
+    if ((event.kind === 'call.request' || event.kind === 'job.submit') && event.contract && !lanes.includes(event.contract))
+      lanes.push(event.contract);
   }
   const laneH = 64;
   const left = 110;
@@ -408,9 +453,23 @@ function timeline(summary, events) {
   const span = Math.max(1, summary.durationMs);
   const x = (at) => left + ((at - summary.started) / span) * (width - left - 190);
   const y = (service) => top + lanes.indexOf(service) * laneH + laneH / 2;
-  const svg = s('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': `Timeline of ${summary.title} across ${lanes.join(', ')}` });
+  const svg = s('svg', {
+    width,
+    height,
+    viewBox: `0 0 ${width} ${height}`,
+    role: 'img',
+    'aria-label': `Timeline of ${summary.title} across ${lanes.join(', ')}`,
+  });
   svg.append(
-    s('defs', {}, s('marker', { id: 'head', viewBox: '0 0 8 8', refX: 7, refY: 4, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, s('path', { d: 'M0,0 L8,4 L0,8 z', fill: 'currentColor', class: 'axis' }))),
+    s(
+      'defs',
+      {},
+      s(
+        'marker',
+        { id: 'head', viewBox: '0 0 8 8', refX: 7, refY: 4, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
+        s('path', { d: 'M0,0 L8,4 L0,8 z', fill: 'currentColor', class: 'axis' }),
+      ),
+    ),
   );
   for (let i = 0; i <= 4; i++) {
     const at = summary.started + (span * i) / 4;
@@ -432,8 +491,10 @@ function timeline(summary, events) {
     if (label) g.append(s('text', { x: x1 + 2, y: y(service) - 11 + dy }, label));
     svg.append(g);
   };
-  const dot = (service, at, cls, text, r = 5, dy = 0) => svg.append(title(s('circle', { cx: x(at), cy: y(service) + dy, r, class: cls }), text));
-  const mark = (service, at, glyph, cls, text, dy = 0) => svg.append(title(s('text', { x: x(at), y: y(service) + 4 + dy, 'text-anchor': 'middle', class: cls }, glyph), text));
+  const dot = (service, at, cls, text, r = 5, dy = 0) =>
+    svg.append(title(s('circle', { cx: x(at), cy: y(service) + dy, r, class: cls }), text));
+  const mark = (service, at, glyph, cls, text, dy = 0) =>
+    svg.append(title(s('text', { x: x(at), y: y(service) + 4 + dy, 'text-anchor': 'middle', class: cls }, glyph), text));
   const arrow = (from, at1, to, at2, cls) => {
     if (!lanes.includes(from) || !lanes.includes(to) || from === to) return;
     const y1 = y(from) + (y(to) > y(from) ? 8 : -8);
@@ -441,30 +502,59 @@ function timeline(summary, events) {
     svg.append(s('path', { d: `M${x(at1)},${y1} L${x(at2)},${y2}`, class: `arrow ${cls ?? ''}` }));
   };
 
-  const handlersBy = (service, operation) => events.filter((e) => e.kind === 'handler.end' && e.service === service && e.operation === operation);
+  const handlersBy = (service, operation) =>
+    events.filter((e) => e.kind === 'handler.end' && e.service === service && e.operation === operation);
   const polls = new Map();
   for (const event of events) {
     const p = patternOf(event);
     const failed = event.outcome === 'error' || (typeof event.status === 'number' && event.status >= 400);
     switch (event.kind) {
       case 'call.response': {
-        bar(event.service, event.at, event.durationMs, failed ? 'g-err' : 'g-call', `${event.operation} ${event.status ?? ''} ${ms(event.durationMs)}`, describe(event), 14);
+        bar(
+          event.service,
+          event.at,
+          event.durationMs,
+          failed ? 'g-err' : 'g-call',
+          `${event.operation} ${event.status ?? ''} ${ms(event.durationMs)}`,
+          describe(event),
+          14,
+        );
         const callee = event.contract;
-        const handler = callee ? handlersBy(callee, event.operation).find((hd) => hd.at >= event.at - 5 && hd.at <= event.at + (event.durationMs ?? 0)) : undefined;
+        const handler = callee
+          ? handlersBy(callee, event.operation).find((hd) => hd.at >= event.at - 5 && hd.at <= event.at + (event.durationMs ?? 0))
+          : undefined;
         if (callee) arrow(event.service, event.at, callee, handler?.at ?? event.at + (event.durationMs ?? 0) / 2);
         break;
       }
       case 'call.request':
-        if (!events.some((e) => e.kind === 'call.response' && e.traceId === event.traceId && e.operation === event.operation && e.service === event.service)) {
+        if (
+          !events.some(
+            (e) =>
+              e.kind === 'call.response' && e.traceId === event.traceId && e.operation === event.operation && e.service === event.service,
+          )
+        ) {
           bar(event.service, event.at, summary.ended - event.at, 'g-call g-open', `${event.operation} …`, 'call in flight', 14);
         }
         break;
       case 'handler.end':
         if (event.via === 'message') break; // its delivery is drawn instead
-        bar(event.service, event.at, event.durationMs, failed ? 'g-err' : `g-${p}`, `${event.operation} ${event.status ?? ''} ${ms(event.durationMs)}`, describe(event));
+        bar(
+          event.service,
+          event.at,
+          event.durationMs,
+          failed ? 'g-err' : `g-${p}`,
+          `${event.operation} ${event.status ?? ''} ${ms(event.durationMs)}`,
+          describe(event),
+        );
         break;
       case 'handler.start':
-        if (event.via !== 'message' && !events.some((e) => e.kind === 'handler.end' && e.service === event.service && e.operation === event.operation && Math.abs(e.at - event.at) < 2)) {
+        if (
+          event.via !== 'message' &&
+          !events.some(
+            (e) =>
+              e.kind === 'handler.end' && e.service === event.service && e.operation === event.operation && Math.abs(e.at - event.at) < 2,
+          )
+        ) {
           bar(event.service, event.at, summary.ended - event.at, `g-${p} g-open`, `${event.operation} …`, 'running');
         }
         break;
@@ -483,16 +573,35 @@ function timeline(summary, events) {
         break;
       }
       case 'job.run':
-        bar(event.service, event.at, event.durationMs, event.jobStatus === 'failed' || failed ? 'g-err' : 'g-job', `run ${event.operation} → ${event.jobStatus ?? ''}`, describe(event), 14);
+        bar(
+          event.service,
+          event.at,
+          event.durationMs,
+          event.jobStatus === 'failed' || failed ? 'g-err' : 'g-job',
+          `run ${event.operation} → ${event.jobStatus ?? ''}`,
+          describe(event),
+          14,
+        );
         break;
       case 'job.complete':
-        mark(event.service, event.at, event.status === 'succeeded' ? '✓' : '✕', event.status === 'succeeded' ? 'g-job' : 'g-err', describe(event));
+        mark(
+          event.service,
+          event.at,
+          event.status === 'succeeded' ? '✓' : '✕',
+          event.status === 'succeeded' ? 'g-job' : 'g-err',
+          describe(event),
+        );
         break;
       case 'message.publish': {
         dot(event.service, event.at, event.outcome === 'error' ? 'g-err' : `g-${p}`, describe(event), 6);
         svg.append(s('text', { x: x(event.at) + 8, y: y(event.service) + 24 }, `${event.sendKind ?? 'send'} ${event.type ?? ''}`));
         for (const delivery of events.filter((e) => e.kind === 'message.deliver' && e.messageId === event.messageId)) {
-          if (delivery.attempt === 1 || !events.some((e) => e.kind === 'message.deliver' && e.messageId === event.messageId && e.group === delivery.group && e.at < delivery.at)) {
+          if (
+            delivery.attempt === 1 ||
+            !events.some(
+              (e) => e.kind === 'message.deliver' && e.messageId === event.messageId && e.group === delivery.group && e.at < delivery.at,
+            )
+          ) {
             arrow(event.service, event.at, delivery.service, delivery.at, `stroke-${p}`);
           }
         }
@@ -501,8 +610,17 @@ function timeline(summary, events) {
       case 'message.deliver': {
         const cls = event.outcome === 'dead-letter' ? 'g-err' : event.outcome === 'retry' ? 'g-warn' : `g-${p}`;
         // A delivery after the message was dead-lettered in this group is its replay.
-        const replay = events.some((e) => e.kind === 'dead-letter' && e.messageId === event.messageId && e.group === event.group && e.at <= event.at);
-        bar(event.service, event.at, event.durationMs, cls, `${replay ? 'replay ' : ''}#${event.attempt} ${event.outcome ?? ''}`, describe(event));
+        const replay = events.some(
+          (e) => e.kind === 'dead-letter' && e.messageId === event.messageId && e.group === event.group && e.at <= event.at,
+        );
+        bar(
+          event.service,
+          event.at,
+          event.durationMs,
+          cls,
+          `${replay ? 'replay ' : ''}#${event.attempt} ${event.outcome ?? ''}`,
+          describe(event),
+        );
         break;
       }
       case 'dead-letter':
@@ -522,7 +640,13 @@ function timeline(summary, events) {
   for (const [, list] of polls) {
     const first = list[0];
     const last = list[list.length - 1];
-    svg.append(s('text', { x: x(first.at) + 60, y: y(first.service) + 38 }, `${list.length} poll${list.length === 1 ? '' : 's'} → ${last.jobStatus ?? last.status}`));
+    svg.append(
+      s(
+        'text',
+        { x: x(first.at) + 60, y: y(first.service) + 38 },
+        `${list.length} poll${list.length === 1 ? '' : 's'} → ${last.jobStatus ?? last.status}`,
+      ),
+    );
   }
   return svg;
 }
@@ -561,9 +685,27 @@ async function tailView(params, current) {
     while (tbody.children.length > 500) tbody.lastElementChild.remove();
   };
   rowKeys(tbody);
-  fill(main, 
+  fill(
+    main,
     h('div', { class: 'toolbar' }, h('h2', {}, 'Live tail'), pauseButton, counter),
-    h('div', { class: 'list' }, h('table', { 'aria-label': 'Live events' }, h('thead', {}, h('tr', {}, ['at', 'service', 'kind', 'what', 'id'].map((t) => h('th', {}, t)))), tbody)),
+    h(
+      'div',
+      { class: 'list' },
+      h(
+        'table',
+        { 'aria-label': 'Live events' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ['at', 'service', 'kind', 'what', 'id'].map((t) => h('th', {}, t)),
+          ),
+        ),
+        tbody,
+      ),
+    ),
   );
   update();
   const source = new EventSource('api/stream?backlog=200');
@@ -656,13 +798,33 @@ async function deadLettersView(params, current) {
         h('td', {}, item.attempts.length),
         h('td', {}, item.status, item.replayCount ? h('div', { class: 'muted' }, `replayed ×${item.replayCount}`) : null),
         h('td', { class: 'mono' }, ago(item.deadLetteredAt)),
-        h('td', {}, item.status === 'pending' ? h('button', { onclick: (e) => (e.stopPropagation(), run([[item.service, { ids: [item.id] }]])) }, 'Replay') : ''),
+        h(
+          'td',
+          {},
+          item.status === 'pending'
+            ? h(
+                'button',
+                {
+                  onclick: (e) => {
+                    e.stopPropagation();
+                    run([[item.service, { ids: [item.id] }]]);
+                  },
+                },
+                'Replay',
+              )
+            : '',
+        ),
       ),
     );
   }
   rowKeys(tbody);
-  const detail = h('section', { class: 'panel', 'aria-label': 'Dead letter' }, h('p', { class: 'empty' }, 'Select a dead letter to see its attempts.'));
-  fill(main, 
+  const detail = h(
+    'section',
+    { class: 'panel', 'aria-label': 'Dead letter' },
+    h('p', { class: 'empty' }, 'Select a dead letter to see its attempts.'),
+  );
+  fill(
+    main,
     h(
       'div',
       { class: 'toolbar' },
@@ -673,7 +835,14 @@ async function deadLettersView(params, current) {
         ['pending', 'replayed', 'all'].map((value) => h('option', { value, selected: value === status }, value)),
       ),
       replaySelected,
-      h('button', { disabled: services.length === 0 || status === 'replayed', onclick: () => run(services.map((service) => [service, { all: true }])) }, 'Replay all'),
+      h(
+        'button',
+        {
+          disabled: services.length === 0 || status === 'replayed',
+          onclick: () => run(services.map((service) => [service, { all: true }])),
+        },
+        'Replay all',
+      ),
       h('label', {}, 'at most ', limit),
       h('label', {}, dryRun, ' dry run'),
     ),
@@ -683,34 +852,75 @@ async function deadLettersView(params, current) {
       : h(
           'div',
           { class: 'list' },
-          h('table', { 'aria-label': 'Dead letters' }, h('thead', {}, h('tr', {}, ['', 'service', 'reason', 'type', 'MessageId', 'attempts', 'status', 'when', ''].map((t) => h('th', {}, t)))), tbody),
+          h(
+            'table',
+            { 'aria-label': 'Dead letters' },
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                ['', 'service', 'reason', 'type', 'MessageId', 'attempts', 'status', 'when', ''].map((t) => h('th', {}, t)),
+              ),
+            ),
+            tbody,
+          ),
         ),
     output,
     detail,
   );
   if (selectedId) {
-    const entry = await api(`dead-letters/${encodeURIComponent(selectedId)}?service=${encodeURIComponent(params.get('service') ?? '')}`).catch((e) => ({ error: e.message }));
+    const entry = await api(
+      `dead-letters/${encodeURIComponent(selectedId)}?service=${encodeURIComponent(params.get('service') ?? '')}`,
+    ).catch((e) => ({ error: e.message }));
     if (!current()) return;
     if (entry.error) fill(detail, h('p', { class: 'empty' }, entry.error));
     else {
-      fill(detail, 
+      fill(
+        detail,
         h('h2', {}, `Dead letter ${entry.messageId}`),
         h(
           'dl',
           { class: 'kv' },
-          ['service', 'group', 'topic', 'type', 'source', 'reason', 'detail', 'status', 'size'].flatMap((k) => [h('dt', {}, k), h('dd', {}, k === 'size' ? bytes(entry.size) : (entry[k] ?? ''))]),
+          ['service', 'group', 'topic', 'type', 'source', 'reason', 'detail', 'status', 'size'].flatMap((k) => [
+            h('dt', {}, k),
+            h('dd', {}, k === 'size' ? bytes(entry.size) : (entry[k] ?? '')),
+          ]),
           h('dt', {}, 'flow'),
-          h('dd', {}, h('a', { href: `#/flows?q=${encodeURIComponent(entry.messageId)}` }, 'open the flow'), ' · ', h('a', { href: `#/receipts?id=${encodeURIComponent(entry.messageId)}` }, 'receipts')),
+          h(
+            'dd',
+            {},
+            h('a', { href: `#/flows?q=${encodeURIComponent(entry.messageId)}` }, 'open the flow'),
+            ' · ',
+            h('a', { href: `#/receipts?id=${encodeURIComponent(entry.messageId)}` }, 'receipts'),
+          ),
         ),
         h('h3', {}, 'Attempts, newest first'),
         h(
           'table',
           {},
-          h('tbody', {}, [...entry.attempts].reverse().map((a) => h('tr', {}, h('td', {}, `#${a.attempt}`), h('td', { class: 'mono' }, clock(a.at)), h('td', {}, a.error?.code ?? '', ' ', a.error?.detail ?? '')))),
+          h(
+            'tbody',
+            {},
+            [...entry.attempts]
+              .reverse()
+              .map((a) =>
+                h(
+                  'tr',
+                  {},
+                  h('td', {}, `#${a.attempt}`),
+                  h('td', { class: 'mono' }, clock(a.at)),
+                  h('td', {}, a.error?.code ?? '', ' ', a.error?.detail ?? ''),
+                ),
+              ),
+          ),
         ),
         h('h3', {}, 'Headers'),
         h('pre', {}, JSON.stringify(entry.headers, null, 2)),
-        entry.bodyShown ? [h('h3', {}, 'Body'), h('pre', {}, entry.body)] : h('p', { class: 'muted' }, 'The body is not shown (payloads are redacted; the service can allow it with showBodies).'),
+        entry.bodyShown
+          ? [h('h3', {}, 'Body'), h('pre', {}, entry.body)]
+          : h('p', { class: 'muted' }, 'The body is not shown (payloads are redacted; the service can allow it with showBodies).'),
       );
     }
   }
@@ -749,7 +959,15 @@ async function receiptsView(params, current) {
           { 'data-group': group.group },
           h('td', {}, service),
           h('td', {}, group.group),
-          h('td', {}, h('span', { class: group.state === 'processed' ? 's-ok' : group.state === 'dead-lettered' ? 's-error' : 's-pending' }, group.state)),
+          h(
+            'td',
+            {},
+            h(
+              'span',
+              { class: group.state === 'processed' ? 's-ok' : group.state === 'dead-lettered' ? 's-error' : 's-pending' },
+              group.state,
+            ),
+          ),
           h('td', {}, group.attempts ?? ''),
           h('td', { class: 'mono' }, group.result ?? group.error?.detail ?? ''),
         ),
@@ -757,10 +975,29 @@ async function receiptsView(params, current) {
     }
   }
   main.append(
-    h('p', {}, result.flow ? h('a', { href: `#/flows?flow=${encodeURIComponent(result.flow)}` }, 'Open the flow of this message') : h('span', { class: 'muted' }, 'No recorded flow carries this MessageId.')),
+    h(
+      'p',
+      {},
+      result.flow
+        ? h('a', { href: `#/flows?flow=${encodeURIComponent(result.flow)}` }, 'Open the flow of this message')
+        : h('span', { class: 'muted' }, 'No recorded flow carries this MessageId.'),
+    ),
     rows.length === 0
       ? h('p', { class: 'empty' }, 'No service has a receipt for this MessageId.')
-      : h('table', { 'aria-label': 'Receipts' }, h('thead', {}, h('tr', {}, ['service', 'group', 'state', 'attempts', 'result'].map((t) => h('th', {}, t)))), h('tbody', {}, rows)),
+      : h(
+          'table',
+          { 'aria-label': 'Receipts' },
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ['service', 'group', 'state', 'attempts', 'result'].map((t) => h('th', {}, t)),
+            ),
+          ),
+          h('tbody', {}, rows),
+        ),
     h('h3', {}, 'Deliveries recorded'),
     h(
       'table',
@@ -768,12 +1005,16 @@ async function receiptsView(params, current) {
       h(
         'tbody',
         {},
-        result.deliveries.map((e) => h('tr', {}, h('td', { class: 'mono' }, clock(e.at)), h('td', {}, e.service), h('td', {}, e.kind), h('td', {}, describe(e)))),
+        result.deliveries.map((e) =>
+          h('tr', {}, h('td', { class: 'mono' }, clock(e.at)), h('td', {}, e.service), h('td', {}, e.kind), h('td', {}, describe(e))),
+        ),
       ),
     ),
   );
   // A receipt that is not final yet is asked again.
-  const final = result.receipts.every(({ receipt }) => (receipt?.groups ?? []).every((g) => g.state === 'processed' || g.state === 'dead-lettered'));
+  const final = result.receipts.every(({ receipt }) =>
+    (receipt?.groups ?? []).every((g) => g.state === 'processed' || g.state === 'dead-lettered'),
+  );
   if (!final) {
     const timer = setTimeout(() => current() && render(), 1500);
     cleanup = () => clearTimeout(timer);
@@ -798,7 +1039,11 @@ async function jobsView(_params, current) {
             h('td', { class: 'mono' }, j.jobId),
             h('td', {}, j.operation ?? ''),
             h('td', {}, j.service),
-            h('td', {}, h('span', { class: j.status === 'succeeded' ? 's-ok' : j.status === 'failed' ? 's-error' : 's-pending' }, j.status)),
+            h(
+              'td',
+              {},
+              h('span', { class: j.status === 'succeeded' ? 's-ok' : j.status === 'failed' ? 's-error' : 's-pending' }, j.status),
+            ),
             h('td', {}, j.polls),
             h('td', { class: 'mono' }, ms(j.updatedAt - j.submittedAt)),
             h('td', { class: 'mono' }, ago(j.updatedAt)),
@@ -808,9 +1053,28 @@ async function jobsView(_params, current) {
       rowKeys(tbody);
       return list.length === 0
         ? h('p', { class: 'empty' }, label === 'in progress' ? 'No job in progress.' : 'No finished job recorded.')
-        : h('table', { 'aria-label': `Jobs ${label}` }, h('thead', {}, h('tr', {}, ['job', 'operation', 'service', 'status', 'polls', 'age', 'updated'].map((t) => h('th', {}, t)))), tbody);
+        : h(
+            'table',
+            { 'aria-label': `Jobs ${label}` },
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                ['job', 'operation', 'service', 'status', 'polls', 'age', 'updated'].map((t) => h('th', {}, t)),
+              ),
+            ),
+            tbody,
+          );
     };
-    fill(main, h('h2', {}, `Jobs in progress (${active.length})`), table(active, 'in progress'), h('h3', {}, `Finished (${done.length})`), table(done, 'finished'));
+    fill(
+      main,
+      h('h2', {}, `Jobs in progress (${active.length})`),
+      table(active, 'in progress'),
+      h('h3', {}, `Finished (${done.length})`),
+      table(done, 'finished'),
+    );
   };
   await draw();
   const timer = setInterval(() => draw().catch(() => {}), 1000);
@@ -822,26 +1086,44 @@ async function chartsView(_params, current) {
   const rateCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Completions per second by pattern' });
   const latencyCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Latency p50 and p99 in milliseconds' });
   const totals = h('p', { class: 'muted' });
-  fill(main, 
+  fill(
+    main,
     h('h2', {}, 'Last 60 seconds'),
     totals,
-    h('div', { class: 'charts' }, h('section', { class: 'panel' }, h('h3', {}, 'Rate (per second)'), rateCanvas), h('section', { class: 'panel' }, h('h3', {}, 'Latency (ms): p50, p99'), latencyCanvas)),
+    h(
+      'div',
+      { class: 'charts' },
+      h('section', { class: 'panel' }, h('h3', {}, 'Rate (per second)'), rateCanvas),
+      h('section', { class: 'panel' }, h('h3', {}, 'Latency (ms): p50, p99'), latencyCanvas),
+    ),
   );
   const colors = () => {
     const css = getComputedStyle(document.documentElement);
-    return Object.fromEntries(['call', 'job', 'message', 'event', 'muted', 'line', 'text', 'err', 'accent'].map((k) => [k, css.getPropertyValue(`--${k}`).trim()]));
+    return Object.fromEntries(
+      ['call', 'job', 'message', 'event', 'muted', 'line', 'text', 'err', 'accent'].map((k) => [k, css.getPropertyValue(`--${k}`).trim()]),
+    );
   };
   const draw = async () => {
     const m = await api('metrics?seconds=60');
     if (!current()) return;
     const c = colors();
     const sum = (list) => list.reduce((a, b) => a + b, 0);
-    totals.textContent = PATTERNS.map((p) => `${p}: ${sum(m.rate[p])}`).join(' · ') + ' completed in the last minute';
-    chart(rateCanvas, m.seconds, PATTERNS.map((p) => ({ label: p, color: c[p], values: m.rate[p] })), c);
-    chart(latencyCanvas, m.seconds, [
-      { label: 'p50', color: c.accent, values: m.p50 },
-      { label: 'p99', color: c.err, values: m.p99 },
-    ], c);
+    totals.textContent = `${PATTERNS.map((p) => `${p}: ${sum(m.rate[p])}`).join(' · ')} completed in the last minute`;
+    chart(
+      rateCanvas,
+      m.seconds,
+      PATTERNS.map((p) => ({ label: p, color: c[p], values: m.rate[p] })),
+      c,
+    );
+    chart(
+      latencyCanvas,
+      m.seconds,
+      [
+        { label: 'p50', color: c.accent, values: m.p50 },
+        { label: 'p99', color: c.err, values: m.p99 },
+      ],
+      c,
+    );
   };
   await draw();
   const timer = setInterval(() => draw().catch(() => {}), 1000);

@@ -11,7 +11,9 @@ import type { FlowRecorder } from './recorder.js';
 export interface DashboardDeadLetters {
   list(options?: DeadLetterListOptions): Promise<{ readonly items: readonly DeadLetterSummary[]; readonly nextCursor?: string }>;
   get(id: string): Promise<StoredDeadLetter | undefined>;
-  replay(selector: { readonly ids: readonly string[] }): Promise<{ readonly replayed: number; readonly ids: readonly string[]; readonly messageIds: readonly string[] }>;
+  replay(selector: {
+    readonly ids: readonly string[];
+  }): Promise<{ readonly replayed: number; readonly ids: readonly string[]; readonly messageIds: readonly string[] }>;
 }
 
 /** What the receipts view needs: `Messaging.receipts` of `@switchboard/messaging` has this shape. */
@@ -191,7 +193,8 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       problem(res, 'SB_FORBIDDEN', 'the dashboard answers only on loopback unless it has a token');
       return false;
     }
-    const given = bearer(req.headers.authorization) ?? cookie(req.headers.cookie, 'sb_dashboard') ?? url.searchParams.get('token') ?? undefined;
+    const given =
+      bearer(req.headers.authorization) ?? cookie(req.headers.cookie, 'sb_dashboard') ?? url.searchParams.get('token') ?? undefined;
     if (given !== undefined && safeEqual(given, options.token)) {
       if (url.searchParams.has('token')) {
         res.setHeader(
@@ -207,7 +210,8 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   };
 
   const readJson = async (req: IncomingMessage, given: unknown): Promise<Record<string, unknown>> => {
-    if (given !== undefined && given !== null && typeof given === 'object' && !Buffer.isBuffer(given)) return given as Record<string, unknown>;
+    if (given !== undefined && given !== null && typeof given === 'object' && !Buffer.isBuffer(given))
+      return given as Record<string, unknown>;
     let text: string;
     if (typeof given === 'string' || Buffer.isBuffer(given)) text = given.toString();
     else {
@@ -360,7 +364,11 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       return json(res, {
         ...rest,
         service,
-        body: options.showBodies ? Buffer.from(body).toString('utf8').slice(0, 64 * 1024) : undefined,
+        body: options.showBodies
+          ? Buffer.from(body)
+              .toString('utf8')
+              .slice(0, 64 * 1024)
+          : undefined,
         bodyShown: options.showBodies === true,
       });
     }
@@ -386,7 +394,9 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       const receipts: { service: string; receipt: unknown }[] = [];
       if (options.receipts !== undefined) {
         const source = q.get('source');
-        const receipt = await options.receipts.get(messageId, source ? { source } : {}).catch((error: unknown) => ({ error: String(error) }));
+        const receipt = await options.receipts
+          .get(messageId, source ? { source } : {})
+          .catch((error: unknown) => ({ error: String(error) }));
         if (receipt !== undefined) receipts.push({ service, receipt });
       }
       if (q.get('local') !== '1') {
@@ -530,7 +540,11 @@ export function createDashboard(options: DashboardOptions): Dashboard {
 
 function json(res: ServerResponse, value: unknown, status = 200): void {
   const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(body),
+  });
   res.end(body);
 }
 
@@ -547,7 +561,10 @@ function sendProblem(res: ServerResponse, error: SwitchboardError): void {
 
 async function relay(res: ServerResponse, response: Response): Promise<void> {
   const body = Buffer.from(await response.arrayBuffer());
-  res.writeHead(response.status, { 'content-type': response.headers.get('content-type') ?? 'application/json', 'content-length': body.length });
+  res.writeHead(response.status, {
+    'content-type': response.headers.get('content-type') ?? 'application/json',
+    'content-length': body.length,
+  });
   res.end(body);
 }
 

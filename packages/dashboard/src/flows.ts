@@ -211,7 +211,12 @@ export class FlowIndex {
     const end = Math.floor(now / 1000) * 1000 + 1000;
     const start = end - seconds * 1000;
     const secondsList = Array.from({ length: seconds }, (_, i) => start + i * 1000);
-    const rate = { call: new Array(seconds).fill(0), job: new Array(seconds).fill(0), message: new Array(seconds).fill(0), event: new Array(seconds).fill(0) };
+    const rate = {
+      call: new Array(seconds).fill(0),
+      job: new Array(seconds).fill(0),
+      message: new Array(seconds).fill(0),
+      event: new Array(seconds).fill(0),
+    };
     const durations: number[][] = Array.from({ length: seconds }, () => []);
     for (let i = this.#count - 1; i >= 0; i--) {
       const { event } = this.#ring[(this.#head + i) % this.capacity] as Entry;
@@ -303,7 +308,8 @@ export class FlowIndex {
     const operation = event.operation ?? previous?.operation;
     const job: JobSummary = {
       jobId: event.jobId,
-      service: previous?.service ?? (event.kind === 'job.submit' || event.kind === 'job.poll' ? (event.contract ?? event.service) : event.service),
+      service:
+        previous?.service ?? (event.kind === 'job.submit' || event.kind === 'job.poll' ? (event.contract ?? event.service) : event.service),
       status,
       submittedAt: Math.min(previous?.submittedAt ?? event.at, event.at),
       updatedAt: Math.max(previous?.updatedAt ?? event.at, event.at),
@@ -414,7 +420,11 @@ function titleOf(events: readonly FlowEvent[], names: string[]): string {
   const first = events[0];
   if (first === undefined) return 'flow';
   const root = events.find(
-    (event) => event.at - first.at < 5 && (event.kind === 'handler.start' || event.kind === 'call.request') && event.via !== 'message' && event.via !== 'job',
+    (event) =>
+      event.at - first.at < 5 &&
+      (event.kind === 'handler.start' || event.kind === 'call.request') &&
+      event.via !== 'message' &&
+      event.via !== 'job',
   );
   const rootName = root?.operation;
   const ordered = rootName === undefined ? names : [rootName, ...names.filter((name) => name !== rootName)];

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnosticsChannel from 'node:diagnostics_channel';
-import { performance } from 'node:perf_hooks';
 import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
 import { type EventError, type FlowEvent, type FlowEventKind, parseTraceparent } from './event.js';
 
 /** Default bounds of the ring buffer: whichever is reached first evicts the oldest events. */
@@ -276,7 +276,12 @@ function normalise(
   const trace = parseTraceparent(p.traceparent ?? p.parentTraceparent ?? context.traceparent);
   const durationMs = num(p.durationMs);
   // What ended is placed at its start; its duration says when it ended.
-  const out: Record<string, unknown> = { at: ended && durationMs !== undefined ? Math.round((at - durationMs) * 1000) / 1000 : at, service, kind, channel };
+  const out: Record<string, unknown> = {
+    at: ended && durationMs !== undefined ? Math.round((at - durationMs) * 1000) / 1000 : at,
+    service,
+    kind,
+    channel,
+  };
   const set = (key: keyof FlowEvent, value: unknown) => {
     if (value !== undefined) out[key] = value;
   };

@@ -28,7 +28,10 @@ function dashboardWithFlow(options: Parameters<typeof createDashboard>[0] = {}):
   const recorder = createFlowRecorder({ service: 'svc' });
   recorder.record({ kind: 'message.publish', messageId: 'msg-1', topic: 'svc.messages', type: 'svc.op.save', traceId: 'a'.repeat(32) });
   const dashboard = createDashboard({ recorder, ...options });
-  closers.push(() => dashboard.close(), () => recorder.close());
+  closers.push(
+    () => dashboard.close(),
+    () => recorder.close(),
+  );
   return dashboard;
 }
 
@@ -153,7 +156,9 @@ describe('dashboard access', () => {
     expect((await requestFrom(dashboard, '192.0.2.7', '/_switchboard/api/info')).status).toBe(401);
     expect((await requestFrom(dashboard, '127.0.0.1', '/_switchboard/api/info')).status).toBe(401);
     expect((await requestFrom(dashboard, '192.0.2.7', '/_switchboard/api/info', { authorization: 'Bearer wrong' })).status).toBe(401);
-    expect((await requestFrom(dashboard, '192.0.2.7', '/_switchboard/api/info', { authorization: 'Bearer s3cret-token' })).status).toBe(200);
+    expect((await requestFrom(dashboard, '192.0.2.7', '/_switchboard/api/info', { authorization: 'Bearer s3cret-token' })).status).toBe(
+      200,
+    );
     const viaQuery = await requestFrom(dashboard, '192.0.2.7', '/_switchboard/?token=s3cret-token');
     expect(viaQuery.status).toBe(200);
     expect(String(viaQuery.setCookie)).toMatch(/^sb_dashboard=s3cret-token; HttpOnly; SameSite=Strict; Path=\/_switchboard/);
@@ -194,19 +199,28 @@ describe('dashboard API', () => {
       await broker.close();
     });
     const base = await listen(createServer(dashboard.listener));
-    const ids = [];
+    const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await sender.invoke(saver, 'save', { name: `n${i}` })).messageId);
     type Listing = { items: { id: string; messageId: string; status: string; reason: string; service: string }[] };
-    const list = async (status = 'pending') => (await (await fetch(`${base}/_switchboard/api/dead-letters?status=${status}`)).json()) as Listing;
+    const list = async (status = 'pending') =>
+      (await (await fetch(`${base}/_switchboard/api/dead-letters?status=${status}`)).json()) as Listing;
     await expect.poll(async () => (await list()).items.length, { timeout: 10_000 }).toBe(3);
     const first = (await list()).items.find((item) => item.messageId === ids[0]);
     expect(first).toMatchObject({ reason: 'max-attempts', service: 'saver', status: 'pending' });
-    const detail = await (await fetch(`${base}/_switchboard/api/dead-letters/${first?.id}`)).json();
+    const detail = (await (await fetch(`${base}/_switchboard/api/dead-letters/${first?.id}`)).json()) as {
+      messageId: string;
+      bodyShown: boolean;
+      attempts: { error: { detail: string } }[];
+    };
     expect(detail).toMatchObject({ messageId: ids[0], bodyShown: false });
-    expect(detail.attempts[0].error.detail).toContain('down for now');
+    expect(detail.attempts[0]?.error.detail).toContain('down for now');
 
     const post = (body: unknown) =>
-      fetch(`${base}/_switchboard/api/dead-letters/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(`${base}/_switchboard/api/dead-letters/replay`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     const dry = await (await post({ all: true, dryRun: true, limit: 2 })).json();
     expect(dry).toMatchObject({ dryRun: true, wouldReplay: 2 });
     expect((await list()).items).toHaveLength(3); // a dry run changes nothing
@@ -215,7 +229,8 @@ describe('dashboard API', () => {
     const one = await (await post({ ids: [first?.id] })).json();
     expect(one).toMatchObject({ dryRun: false, replayed: 1, messageIds: [ids[0]] });
     type Receipt = { receipts: { receipt: { groups: { group: string; state: string }[] } }[] };
-    const receiptOf = async (id: string) => ((await (await fetch(`${base}/_switchboard/api/receipts/${id}`)).json()) as Receipt).receipts[0]?.receipt.groups[0]?.state;
+    const receiptOf = async (id: string) =>
+      ((await (await fetch(`${base}/_switchboard/api/receipts/${id}`)).json()) as Receipt).receipts[0]?.receipt.groups[0]?.state;
     await expect.poll(() => receiptOf(ids[0] as string), { timeout: 10_000 }).toBe('processed');
 
     const rest = await (await post({ all: true, limit: 1 })).json();
@@ -255,7 +270,10 @@ describe('dashboard API', () => {
   it('streams events over SSE, resuming after Last-Event-ID', async () => {
     const recorder = createFlowRecorder({ service: 'live' });
     const dashboard = createDashboard({ recorder });
-    closers.push(() => dashboard.close(), () => recorder.close());
+    closers.push(
+      () => dashboard.close(),
+      () => recorder.close(),
+    );
     const base = await listen(createServer(dashboard.listener));
     recorder.record({ kind: 'job.state', jobId: 'j-1', status: 'queued' });
     recorder.record({ kind: 'job.state', jobId: 'j-1', status: 'running' });

@@ -25,7 +25,10 @@ describe('flow recorder', () => {
   it('records a real HTTP call on both sides, joined into one flow by its trace', async () => {
     const recorder = createFlowRecorder({ service: 'both' });
     closers.push(() => recorder.close());
-    const service = createHttpService({ contract: greeter, handlers: implement(greeter, { greet: ({ name }) => ({ text: `hello ${name}` }) }) });
+    const service = createHttpService({
+      contract: greeter,
+      handlers: implement(greeter, { greet: ({ name }) => ({ text: `hello ${name}` }) }),
+    });
     const { url } = await service.listen({ port: 0, host: '127.0.0.1' });
     closers.push(() => service.close());
     const client = createClient(greeter, { baseUrl: url });
@@ -112,7 +115,9 @@ describe('flow recorder', () => {
     expect(kept).toHaveLength(stats.count);
     expect(kept[kept.length - 1]?.messageId).toBe('m-19999');
     expect(kept.every((event, i) => i === 0 || event.seq === (kept[i - 1] as FlowEvent).seq + 1)).toBe(true);
-    expect(recorder.events({ since: 19_990 }).map((event) => event.seq)).toEqual([19_991, 19_992, 19_993, 19_994, 19_995, 19_996, 19_997, 19_998, 19_999, 20_000]);
+    expect(recorder.events({ since: 19_990 }).map((event) => event.seq)).toEqual([
+      19_991, 19_992, 19_993, 19_994, 19_995, 19_996, 19_997, 19_998, 19_999, 20_000,
+    ]);
   });
 
   it('drops payloads unless told not to, and applies a redact function', () => {
@@ -120,7 +125,11 @@ describe('flow recorder', () => {
     const plain = createFlowRecorder({ service: 'a' });
     const open = createFlowRecorder({ service: 'b', redact: false });
     const custom = createFlowRecorder({ service: 'c', redact: (event) => ({ ...event, operation: 'hidden' }) });
-    closers.push(() => plain.close(), () => open.close(), () => custom.close());
+    closers.push(
+      () => plain.close(),
+      () => open.close(),
+      () => custom.close(),
+    );
     channels.jobState.publish(message as never);
     expect(plain.events()[0]).toMatchObject({ kind: 'job.state', jobId: 'j1', status: 'running' });
     expect(plain.events()[0]).not.toHaveProperty('data');
@@ -132,11 +141,24 @@ describe('flow recorder', () => {
   it('places what ended at its start, with its duration', async () => {
     const recorder = createFlowRecorder({ service: 'x', now: () => 10_000 });
     closers.push(() => recorder.close());
-    const context = { service: 'greeter', operation: 'greet', url: 'http://x/ops/greet', idempotencyKey: 'k-1', parentTraceparent: undefined };
+    const context = {
+      service: 'greeter',
+      operation: 'greet',
+      url: 'http://x/ops/greet',
+      idempotencyKey: 'k-1',
+      parentTraceparent: undefined,
+    };
     await tracing.jobSubmit.tracePromise(async () => {
       Object.assign(context, { jobId: 'job-1', status: 202, durationMs: 250, outcome: 'ok' });
     }, context);
-    expect(recorder.events()[0]).toMatchObject({ kind: 'job.submit', at: 9_750, durationMs: 250, jobId: 'job-1', idempotencyKey: 'k-1', status: 202 });
+    expect(recorder.events()[0]).toMatchObject({
+      kind: 'job.submit',
+      at: 9_750,
+      durationMs: 250,
+      jobId: 'job-1',
+      idempotencyKey: 'k-1',
+      status: 202,
+    });
   });
 
   it('keeps events in a SQLite file and starts from them again', () => {
