@@ -92,7 +92,7 @@ export interface JobSubmitMessage extends Ended {
   readonly url: string;
   readonly idempotencyKey: string | undefined;
   readonly parentTraceparent: string | undefined;
-  /** The `traceparent` sent with the accepted submit (what the job and its polls continue), set at the end. */
+  /** The `traceparent` sent with the submit request (what the job and its polls continue), set as it is sent. */
   traceparent?: string;
   /** Set at the end, when the server accepted it. */
   jobId?: string;
@@ -423,4 +423,11 @@ export function subscribeTracing<C extends object>(channel: TracingChannel<unkno
   return () => {
     for (const [events, listener] of subscribed.splice(0)) events.unsubscribe(listener);
   };
+}
+
+/** Subscribes to a plain channel with a typed listener; returns the unsubscribe function. */
+export function subscribeChannel<M>(channel: Channel<unknown, M>, listener: (message: M) => void): () => void {
+  const untyped = listener as (message: unknown) => void;
+  channel.subscribe(untyped);
+  return () => channel.unsubscribe(untyped);
 }

@@ -217,7 +217,23 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
       if (options.tracestate !== undefined && traced.continued) headers.tracestate = options.tracestate;
       let retry: { error: SwitchboardError; retryAfterMs: number | undefined };
       try {
-        const sent = await this.#send('submit', 'POST', url, headers, traced, deadline, signal, options.onRequest, body);
+        const sent = await this.#send(
+          'submit',
+          'POST',
+          url,
+          headers,
+          traced,
+          deadline,
+          signal,
+          options.onRequest,
+          body,
+          false,
+          trace === undefined
+            ? undefined
+            : (sent) => {
+                trace.traceparent = sent;
+              },
+        );
         const { response } = sent;
         if (trace !== undefined) trace.status = response.statusCode;
         if (response.statusCode === 202) {
@@ -660,6 +676,7 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
     onRequest: ((info: JobRequestInfo) => void) | undefined,
     body?: string,
     streaming = false,
+    onSent?: (traceparent: string) => void,
   ): Promise<Sent> {
     const target = new URL(url);
     if (signal.aborted)
@@ -676,6 +693,7 @@ class HttpJobsClient<C extends AnyContract> implements JobsClient<C> {
         start: (_attempt, sent) => {
           traceparent = sent ?? '';
           started = performance.now();
+          onSent?.(traceparent);
         },
         end: (_attempt, sent, status) => {
           onRequest?.({ kind, method, url, status, traceparent: sent ?? '', durationMs: performance.now() - started });
