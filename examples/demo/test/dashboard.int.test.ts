@@ -75,7 +75,14 @@ afterAll(async () => {
 async function view(hash: string): Promise<void> {
   await page.goto('about:blank');
   await page.goto(`${dashboardUrl}${hash}`);
-  await page.waitForFunction(`document.body.dataset.rendered?.startsWith(${JSON.stringify(hash)})`);
+  // Runs in the page (serialised: a function, since the page's Content-Security-Policy forbids eval of strings).
+  await page.waitForFunction(
+    (wanted) =>
+      (
+        globalThis as unknown as { document: { body: { dataset: Record<string, string | undefined> } } }
+      ).document.body.dataset.rendered?.startsWith(wanted) ?? false,
+    hash,
+  );
 }
 
 describe('the dashboard of the demo, in Chromium', () => {

@@ -75,7 +75,12 @@ describe('dashboard with 10,000 recorded flows', () => {
       for (let run = 0; run < 3; run++) {
         await page.goto('about:blank');
         await page.goto(url);
-        await page.waitForFunction('document.body.dataset.rendered !== undefined');
+        // In the page (a function, not a string: the page's Content-Security-Policy forbids eval).
+        await page.waitForFunction(
+          () =>
+            (globalThis as unknown as { document: { body: { dataset: Record<string, string | undefined> } } }).document.body.dataset
+              .rendered !== undefined,
+        );
         // Milliseconds since navigation started: first contentful paint, and now (the flow list is on screen).
         const timing = (await page.evaluate(`({
           firstContentfulPaintMs: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1,
