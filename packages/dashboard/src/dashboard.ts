@@ -373,6 +373,15 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       });
     }
     if (path === '/api/dead-letters/replay' && method === 'POST') {
+      // Cross-site requests cannot replay: a JSON body (so a browser asks first), from this origin.
+      if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+        throw new SwitchboardError('SB_UNSUPPORTED_MEDIA_TYPE', { detail: 'a replay request is application/json' });
+      }
+      const origin = req.headers.origin;
+      if (origin !== undefined && origin !== 'null' && safeHost(origin) !== req.headers.host) {
+        return problem(res, 'SB_FORBIDDEN', `a replay from another origin (${origin}) is refused`);
+      }
+      if (origin === 'null') return problem(res, 'SB_FORBIDDEN', 'a replay from an opaque origin is refused');
       const body = await readJson(req, given);
       const owner = typeof body.service === 'string' ? body.service : service;
       if (owner !== service) {
@@ -589,6 +598,14 @@ function cookie(header: string | undefined, name: string): string | undefined {
     if (key === name) return decodeURIComponent(rest.join('='));
   }
   return undefined;
+}
+
+function safeHost(origin: string): string | undefined {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return undefined;
+  }
 }
 
 function safeEqual(a: string, b: string): boolean {

@@ -241,6 +241,20 @@ describe('dashboard API', () => {
     const bad = await post({ ids: [42] });
     expect(bad.status).toBe(400);
     expect((await post('[')).status).toBe(400);
+    // Not from another site: a form post (no JSON) or another origin is refused, and nothing is replayed.
+    const form = await fetch(`${base}/_switchboard/api/dead-letters/replay`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: '{"all":true}',
+    });
+    expect(form.status).toBe(415);
+    const foreign = await fetch(`${base}/_switchboard/api/dead-letters/replay`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'http://evil.example' },
+      body: JSON.stringify({ all: true }),
+    });
+    expect(foreign.status).toBe(403);
+    expect((await list()).items).toHaveLength(1);
   });
 
   it('pulls its peers and joins their events into the same flows', async () => {
