@@ -54,7 +54,7 @@ export interface RecorderOptions {
    * Keep events in a SQLite file too (better-sqlite3 must be installed): a restarted service
    * starts with its last `capacity` events, and older ones can be read with `history`.
    */
-  readonly retention?: { readonly path: string; readonly maxAgeMs?: number };
+  readonly retention?: { readonly path: string; readonly maxAgeMs?: number; readonly maxRows?: number };
   /** Clock, for tests. */
   readonly now?: () => number;
 }
@@ -105,7 +105,7 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
   let recorded = 0;
   let evicted = 0;
   const listeners = new Set<(event: FlowEvent) => void>();
-  const retention = options.retention === undefined ? undefined : openRetention(options.retention, now);
+  const retention = options.retention === undefined ? undefined : openRetention(options.retention, options.service, now);
 
   const evictOldest = () => {
     bytes -= sizes[head] as number;
@@ -353,7 +353,11 @@ interface SqliteDatabase {
 }
 
 /** The retention file: events written in batches (one transaction per turn of the event loop). */
-function openRetention(options: { readonly path: string; readonly maxAgeMs?: number }, now: () => number): Retention {
+function openRetention(
+  options: { readonly path: string; readonly maxAgeMs?: number; readonly maxRows?: number },
+  service: string,
+  now: () => number,
+): Retention {
   const require = createRequire(import.meta.url);
   const Database = require('better-sqlite3') as new (path: string) => SqliteDatabase;
   const db = new Database(options.path);
@@ -365,7 +369,11 @@ function openRetention(options: { readonly path: string; readonly maxAgeMs?: num
   );
   const insert = db.prepare('INSERT OR REPLACE INTO sb_flow_events (service, seq, at, event) VALUES (?, ?, ?, ?)');
   const prune = db.prepare('DELETE FROM sb_flow_events WHERE at < ?');
+  const trim = db.prepare(
+    'DELETE FROM sb_flow_events WHERE service = ? AND seq <= (SELECT seq FROM sb_flow_events WHERE service = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)',
+  );
   const maxAgeMs = options.maxAgeMs ?? 7 * 24 * 3600 * 1000;
+  const maxRows = Math.max(1, options.maxRows ?? 1_000_000);
   let pending: FlowEvent[] = [];
   let scheduled = false;
   let flushes = 0;
@@ -379,7 +387,10 @@ function openRetention(options: { readonly path: string; readonly maxAgeMs?: num
     const batch = pending;
     pending = [];
     flushAll(batch);
-    if (++flushes % 100 === 1) prune.run(now() - maxAgeMs);
+    if (++flushes % 100 === 1) {
+      prune.run(now() - maxAgeMs);
+      trim.run(service, service, maxRows);
+    }
   };
   return {
     write(event) {

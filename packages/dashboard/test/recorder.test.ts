@@ -175,4 +175,18 @@ describe('flow recorder', () => {
     expect(next.seq).toBe(51);
     expect(second.history({ limit: 100 })).toHaveLength(51);
   });
+
+  it('keeps at most maxRows events of a service in the retention file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-recorder-'));
+    closers.push(() => rmSync(dir, { recursive: true, force: true }));
+    const recorder = createFlowRecorder({ service: 'trimmed', retention: { path: join(dir, 'flows.db'), maxRows: 30 } });
+    for (let i = 0; i < 100; i++) recorder.record({ kind: 'job.state', jobId: `job-${i}`, status: 'queued' });
+    recorder.close(); // the last batch is written, and the file trimmed on the first write
+    const again = createFlowRecorder({ service: 'trimmed', retention: { path: join(dir, 'flows.db'), maxRows: 30 } });
+    closers.push(() => again.close());
+    again.record({ kind: 'job.state', jobId: 'one-more', status: 'queued' });
+    const kept = again.history({ limit: 1000 });
+    expect(kept.length).toBeLessThanOrEqual(31);
+    expect(kept[kept.length - 1]?.jobId).toBe('one-more');
+  });
 });
