@@ -198,6 +198,12 @@ export interface Broker {
   /** Declares a group so that it keeps messages published before its first subscriber starts. */
   declareGroup(topic: string, group: string): Promise<void>;
   subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription>;
+  /**
+   * Optional capability: how many messages the engine keeps for `group` on `topic` that the group
+   * has not acknowledged yet, as the engine counts them (see `docs/observability.md` for each
+   * engine's exact measure); `undefined` when the group does not exist. For metrics (queue depth).
+   */
+  pending?(topic: string, group: string): Promise<number | undefined>;
   /** Closes every subscription (draining as `Subscription.close` does) and the connection. */
   close(): Promise<void>;
 }

@@ -119,8 +119,9 @@ export interface JobRunMessage extends Ended {
   readonly service: string;
   readonly operation: string;
   readonly jobId: string;
-  /** The submitting request's `traceparent`, kept with the job. */
+  /** The job's `traceparent` (the server's context of the submit request), kept with the job. */
   readonly traceparent: string | undefined;
+  /** The Idempotency-Key as stored (scoped: `{operation}:{key}`, with the owner when auth is on). */
   readonly idempotencyKey: string | undefined;
   readonly attempt: number;
   /** State the job is left in. */

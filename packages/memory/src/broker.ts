@@ -72,6 +72,11 @@ class MemoryBroker implements Broker {
     return queue;
   }
 
+  /** Entries waiting for the group (not yet delivered, or back after a nack). */
+  async pending(topic: string, group: string): Promise<number | undefined> {
+    return this.#topics.get(topic)?.get(group)?.pending;
+  }
+
   async declareGroup(topic: string, group: string): Promise<void> {
     this.#lifecycle.assertOpen('declareGroup');
     this.#group(topic, group);

@@ -75,6 +75,13 @@ export class Group {
   #scheduled = false;
   #closed = false;
 
+  /** Entries waiting to be delivered (queued, or behind an outstanding entry of their key). */
+  get pending(): number {
+    let count = this.#queue.length;
+    for (const waiting of this.#waiting.values()) count += waiting.length;
+    return count;
+  }
+
   join(member: GroupMember): void {
     this.#members.push(member);
     this.schedule();

@@ -221,7 +221,7 @@ class Bridge {
   #on<C extends Ended & object>(
     channel: Parameters<typeof subscribeTracing<C>>[0],
     start: (message: C) => Span | undefined,
-    end?: (message: C, span: Span) => boolean | undefined | void,
+    end?: (message: C, span: Span) => unknown,
   ): void {
     this.#unsubscribe.push(
       subscribeTracing<C>(channel, {

@@ -153,6 +153,18 @@ export class NatsBroker implements Broker {
     if (failure !== undefined) throw failure;
   }
 
+  /** The durable consumer's `num_pending` (not yet delivered) plus `num_ack_pending` (delivered, not acknowledged). */
+  async pending(topic: string, group: string): Promise<number | undefined> {
+    const names = (await this.#streams.get(topic)?.catch(() => undefined)) ?? topicNames(this.#options.prefix, topic);
+    try {
+      const info = await this.#jsm.consumers.info(names.stream, safeToken(group));
+      return info.num_pending + info.num_ack_pending;
+    } catch (error) {
+      if (apiCode(error) === CONSUMER_NOT_FOUND || apiCode(error) === STREAM_NOT_FOUND) return undefined;
+      throw toBrokerError(error, `consumer ${group} on ${names.stream}`);
+    }
+  }
+
   async declareGroup(topic: string, group: string): Promise<void> {
     this.#assertOpen('declareGroup');
     await this.#ensureConsumer(topic, group, DEFAULT_MAX_IN_FLIGHT, DEFAULT_ACK_TIMEOUT_MS, false);

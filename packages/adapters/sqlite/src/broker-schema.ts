@@ -25,6 +25,8 @@ export interface BrokerStatements {
   readonly groupsOfTopic: Database.Statement<[string], { gid: number }>;
   readonly declareGroup: Database.Statement<[string, string]>;
   readonly groupId: Database.Statement<[string, string], { gid: number }>;
+  /** Rows a group has not acknowledged (ready or leased). */
+  readonly pending: Database.Statement<[number], { n: number }>;
   /** Inserts rows, up to {@link INSERT_CHUNK} per statement. */
   insert(rows: readonly QueueRow[]): void;
   /** Ready rows of a group in `seq` order, with their messages: a read, outside the write transaction. */
@@ -124,6 +126,7 @@ export function prepareBrokerSchema(db: Database.Database, prefix: string): Brok
     groupsOfTopic: db.prepare(`SELECT gid FROM ${groups} WHERE topic = ?`),
     declareGroup: db.prepare(`INSERT INTO ${groups} (topic, name) VALUES (?, ?) ON CONFLICT DO NOTHING`),
     groupId: db.prepare(`SELECT gid FROM ${groups} WHERE topic = ? AND name = ?`),
+    pending: db.prepare(`SELECT count(*) AS n FROM ${queue} WHERE gid = ?`),
     insert(rows) {
       for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
         const count = Math.min(INSERT_CHUNK, rows.length - i);

@@ -130,6 +130,13 @@ class SqliteBroker implements Broker, SettleQueue {
     this.#groupId(topic, group);
   }
 
+  /** Rows the group has not acknowledged (ready or leased). */
+  async pending(topic: string, group: string): Promise<number | undefined> {
+    if (this.#dbClosed) return undefined;
+    const row = this.#sql.groupId.get(topic, group);
+    return row === undefined ? undefined : this.#sql.pending.get(row.gid)!.n;
+  }
+
   #groupId(topic: string, group: string): number {
     this.#lifecycle.assertOpen('declareGroup');
     try {
