@@ -537,7 +537,7 @@ function timeline(summary, events) {
         }
         break;
       case 'handler.end':
-        if (event.via === 'message') break; // its delivery is drawn instead
+        if (event.via === 'message' || event.via === 'job') break; // its delivery, or the job's run, is drawn instead
         bar(
           event.service,
           event.at,
@@ -550,6 +550,7 @@ function timeline(summary, events) {
       case 'handler.start':
         if (
           event.via !== 'message' &&
+          event.via !== 'job' &&
           !events.some(
             (e) =>
               e.kind === 'handler.end' && e.service === event.service && e.operation === event.operation && Math.abs(e.at - event.at) < 2,
