@@ -7,6 +7,7 @@ import { cesqlFilter } from './cesql-filter.js';
 import { changeEvents } from './change-events.js';
 import { eventsAtMostOnce } from './events-at-most-once.js';
 import { messaging } from './messaging.js';
+import { observability } from './observability.js';
 import { sqliteBacklog } from './sqlite-backlog.js';
 import { sqliteQueue } from './sqlite-queue.js';
 import { syncHttp } from './sync-http.js';
@@ -27,4 +28,5 @@ export const scenarios: Scenario[] = [
   eventsAtMostOnce,
   cesqlFilter,
   changeEvents,
+  observability,
 ];

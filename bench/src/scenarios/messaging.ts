@@ -113,7 +113,7 @@ interface InMemoryStores {
 }
 
 /** In one process: `count` messages sent in batches and handled, on the memory broker. Messages per second. */
-async function inMemory(count: number, path: 'broker' | 'transport' | 'full'): Promise<number> {
+export async function inMemory(count: number, path: 'broker' | 'transport' | 'full'): Promise<number> {
   const broker: Broker = createMemoryBroker();
   let handled = 0;
   let finish!: () => void;
