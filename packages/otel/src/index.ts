@@ -44,11 +44,14 @@ export interface InstrumentOptions {
 }
 
 export interface Instrumentation {
-  /** Unsubscribes from every channel; spans still open are ended. */
+  /** Unsubscribes from every channel (spans still open are not ended: their end is no longer observed). */
   close(): void;
 }
 
 const NAME = '@switchboard/otel';
+/** Where the bridge keeps a context's span: on the context object itself (cheaper than a WeakMap). */
+const SPAN = Symbol('switchboard.otel.span');
+type Carrier = { [SPAN]?: Span | undefined };
 const VERSION = '0.1.0';
 
 /**
@@ -84,24 +87,29 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
   return { close: () => bridge.close() };
 }
 
-/** A bounded map: the oldest entry goes first. */
+/**
+ * A bounded map in two generations: entries go into the young one; when it is full it becomes the
+ * old one and the previous old one is dropped. O(1) per operation (deleting the oldest entry of
+ * one big Map one at a time makes V8 walk its tombstones).
+ */
 class Remembered<V> {
   readonly #max: number;
-  readonly #map = new Map<string, V>();
+  #young = new Map<string, V>();
+  #old = new Map<string, V>();
   constructor(max: number) {
-    this.#max = max;
+    this.#max = Math.max(1, Math.ceil(max / 2));
   }
   get(key: string | undefined): V | undefined {
-    return key === undefined ? undefined : this.#map.get(key);
+    if (key === undefined) return undefined;
+    return this.#young.get(key) ?? this.#old.get(key);
   }
   set(key: string | undefined, value: V): void {
     if (key === undefined) return;
-    this.#map.delete(key);
-    this.#map.set(key, value);
-    if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string);
-  }
-  delete(key: string | undefined): void {
-    if (key !== undefined) this.#map.delete(key);
+    if (this.#young.size >= this.#max) {
+      this.#old = this.#young;
+      this.#young = new Map();
+    }
+    this.#young.set(key, value);
   }
 }
 
@@ -125,8 +133,6 @@ function httpTarget(url: string): { readonly path: string; readonly host: string
 class Bridge {
   readonly #tracer: Tracer;
   readonly #parentOnCreation: boolean;
-  readonly #spans = new WeakMap<object, Span>();
-  readonly #open = new Set<Span>();
   /** Span contexts by the Switchboard `traceparent` they stand for (the handler's, an attempt's, a message's creation). */
   readonly #contexts: Remembered<SpanContext>;
   /** Live job runs by job id (polls link to them, job handlers nest in them). */
@@ -214,8 +220,6 @@ class Bridge {
 
   close(): void {
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
-    for (const span of this.#open) span.end();
-    this.#open.clear();
   }
 
   #on<C extends Ended & object>(
@@ -227,15 +231,12 @@ class Bridge {
       subscribeTracing<C>(channel, {
         start: (message) => {
           const span = start(message);
-          if (span === undefined) return;
-          this.#spans.set(message, span);
-          this.#open.add(span);
+          if (span !== undefined) (message as Carrier)[SPAN] = span;
         },
         asyncEnd: (message) => {
-          const span = this.#spans.get(message);
+          const span = (message as Carrier)[SPAN];
           if (span === undefined) return;
-          this.#spans.delete(message);
-          this.#open.delete(span);
+          (message as Carrier)[SPAN] = undefined;
           const statusSet = end?.(message, span) === true;
           this.#finish(span, message, statusSet);
         },
