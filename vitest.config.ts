@@ -16,6 +16,7 @@ const faultTests = [
   'packages/adapters/redis/test/pubsub.conformance.int.test.ts',
   'packages/adapters/nats/test/core-conformance.int.test.ts',
   'packages/adapters/mqtt/test/conformance.int.test.ts',
+  'packages/chaos/test/**/*.int.test.ts',
 ];
 
 export default defineConfig({

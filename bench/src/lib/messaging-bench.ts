@@ -1,4 +1,4 @@
-import { defineContract, message } from '@switchboard/core';
+import { defineContract, message, type SigningOptions } from '@switchboard/core';
 import { z } from 'zod';
 
 /** The messaging benchmark's contract: one message of ~1 KiB JSON, stamped with its send time. */
@@ -19,9 +19,21 @@ export const PAD = 'x'.repeat(1024 - JSON.stringify({ n: 100000, sentAt: 1234567
  */
 export type MessagingPath = 'bare' | 'transport' | 'full';
 
+/**
+ * Signing on both sides (the `messaging-signing` scenario): the producer signs with HMAC-SHA256,
+ * the consumer verifies against the key bound to the producer's source.
+ */
+export const BENCH_SIGNING_KEY = { id: 'bench-1', algorithm: 'hs256', secret: 'bench-signing-secret-0123456789abcdef' } as const;
+export const benchProducerSigning: SigningOptions = { sign: BENCH_SIGNING_KEY };
+export const benchConsumerSigning: SigningOptions = {
+  verify: { keys: [BENCH_SIGNING_KEY], sources: { 'bench-producer': [BENCH_SIGNING_KEY.id] } },
+};
+
 export interface ConsumerStart {
   readonly path: string;
   readonly mode: MessagingPath;
+  /** Verify signatures (and the producer signs). */
+  readonly signing?: boolean;
   readonly count: number;
   readonly maxInFlight: number;
 }
@@ -29,6 +41,8 @@ export interface ConsumerStart {
 export interface ProducerStart {
   readonly path: string;
   readonly mode: MessagingPath;
+  /** Sign every message. */
+  readonly signing?: boolean;
   readonly count: number;
   /** Messages per `sendBatch` (per insert transaction for `bare`). */
   readonly batch: number;

@@ -6,7 +6,7 @@ import { brokerMemory } from './broker-memory.js';
 import { cesqlFilter } from './cesql-filter.js';
 import { changeEvents } from './change-events.js';
 import { eventsAtMostOnce } from './events-at-most-once.js';
-import { messaging } from './messaging.js';
+import { messaging, messagingSigning } from './messaging.js';
 import { observability } from './observability.js';
 import { sqliteBacklog } from './sqlite-backlog.js';
 import { sqliteQueue } from './sqlite-queue.js';
@@ -25,6 +25,7 @@ export const scenarios: Scenario[] = [
   brokerPostgres,
   brokerAws,
   messaging,
+  messagingSigning,
   eventsAtMostOnce,
   cesqlFilter,
   changeEvents,

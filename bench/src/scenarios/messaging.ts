@@ -7,6 +7,8 @@ import type { Broker, DeadLetterStore, ReceiptStore } from '@switchboard/core';
 import { createMemoryBroker, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
 import { createMessaging } from '@switchboard/messaging';
 import {
+  benchConsumerSigning,
+  benchProducerSigning,
   type ConsumerDone,
   type MessagingPath,
   messagingBenchContract,
@@ -89,15 +91,16 @@ interface TwoProcessResult {
 async function twoProcesses(
   mode: MessagingPath,
   count: number,
-  producer: Omit<ProducerStart, 'path' | 'mode' | 'count'>,
+  producer: Omit<ProducerStart, 'path' | 'mode' | 'count' | 'signing'>,
+  signing = false,
 ): Promise<TwoProcessResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sb-bench-messaging-'));
   const path = join(dir, 'bench.db');
-  const consumer = new Worker('consumer', { path, mode, count, maxInFlight: MAX_IN_FLIGHT });
+  const consumer = new Worker('consumer', { path, mode, count, maxInFlight: MAX_IN_FLIGHT, signing });
   let sender: Worker | undefined;
   try {
     await consumer.next('ready', 30_000);
-    sender = new Worker('producer', { path, mode, count, ...producer } satisfies ProducerStart);
+    sender = new Worker('producer', { path, mode, count, signing, ...producer } satisfies ProducerStart);
     const timeoutMs = 120_000 + (producer.intervalMs ?? 0) * count;
     const [consumed, produced] = await Promise.all([consumer.next('consumed', timeoutMs), sender.next('produced', timeoutMs)]);
     return { consumer: consumed, producer: produced, msgsPerS: Math.round(count / ((consumed.lastAt - produced.startedAt) / 1000)) };
@@ -113,7 +116,7 @@ interface InMemoryStores {
 }
 
 /** In one process: `count` messages sent in batches and handled, on the memory broker. Messages per second. */
-export async function inMemory(count: number, path: 'broker' | 'transport' | 'full'): Promise<number> {
+export async function inMemory(count: number, path: 'broker' | 'transport' | 'full', signing = false): Promise<number> {
   const broker: Broker = createMemoryBroker();
   let handled = 0;
   let finish!: () => void;
@@ -143,10 +146,21 @@ export async function inMemory(count: number, path: 'broker' | 'transport' | 'fu
       deadLetters: createMemoryDeadLetterStore(),
       ...(path === 'full' ? { receipts: createMemoryReceiptStore() } : {}),
     };
-    const consumer = createMessaging({ broker, service: messagingBenchContract.name, maxInFlight: MAX_IN_FLIGHT, ...stores });
+    const consumer = createMessaging({
+      broker,
+      service: messagingBenchContract.name,
+      maxInFlight: MAX_IN_FLIGHT,
+      ...stores,
+      ...(signing ? { signing: benchConsumerSigning } : {}),
+    });
     consumer.handle(messagingBenchContract, 'work.submitted', onHandled);
     await consumer.start();
-    const producer = createMessaging({ broker, service: 'bench-producer', deadLetters: false });
+    const producer = createMessaging({
+      broker,
+      service: 'bench-producer',
+      deadLetters: false,
+      ...(signing ? { signing: benchProducerSigning } : {}),
+    });
     for (let n = 0; n < count; n += MAX_IN_FLIGHT) {
       const items = [];
       for (let i = n; i < Math.min(count, n + MAX_IN_FLIGHT); i++) {
@@ -243,5 +257,62 @@ export const messaging: Scenario = {
     await sqlitePaths(ctx);
     await sqliteIdleLatency(ctx);
     await memoryPaths(ctx);
+  },
+};
+
+/**
+ * Signed messages on the messaging transport path, signing off and on in the same run, alternated
+ * (off, on, off, on) so that a change of machine load hits both: SQLite with separate producer and
+ * consumer processes (HMAC-SHA256 signing in the producer, verification before the pipeline in the
+ * consumer), and in memory in one process (both sides on one core: the worst case for the ratio).
+ */
+export const messagingSigning: Scenario = {
+  name: 'messaging-signing',
+  description: 'messaging transport path with signed messages (HMAC-SHA256) vs unsigned, same run: SQLite 2 processes and in memory',
+  async run(ctx) {
+    const count = Math.max(2000, Math.round(40_000 * ctx.scale));
+    const sqlite: Record<'off' | 'on', number[]> = { off: [], on: [] };
+    for (const signing of [false, true, false, true]) {
+      const result = await twoProcesses('transport', count, { batch: BATCH, inFlight: BATCHES_IN_FLIGHT }, signing);
+      sqlite[signing ? 'on' : 'off'].push(result.msgsPerS);
+      ctx.record({
+        scenario: 'messaging-signing',
+        subject: `sqlite: messaging transport path, signing ${signing ? 'on' : 'off'}`,
+        load: `${count} x 1 KiB`,
+        metrics: {
+          msgsPerS: result.msgsPerS,
+          consumerCpuUsPerMsg: round((result.consumer.cpuMs * 1000) / count, 1),
+          producerCpuUsPerMsg: round((result.producer.cpuMs * 1000) / count, 1),
+        },
+      });
+    }
+    const memoryCount = Math.max(20_000, Math.round(100_000 * ctx.scale));
+    await inMemory(Math.min(memoryCount, 20_000), 'transport', true);
+    const memory: Record<'off' | 'on', number[]> = { off: [], on: [] };
+    for (const signing of [false, true, false, true]) {
+      const msgsPerS = await inMemory(memoryCount, 'transport', signing);
+      memory[signing ? 'on' : 'off'].push(msgsPerS);
+      ctx.record({
+        scenario: 'messaging-signing',
+        subject: `memory: messaging transport path, signing ${signing ? 'on' : 'off'}`,
+        load: `${memoryCount} x 1 KiB, 1 process`,
+        metrics: { msgsPerS, usPerMsg: round(1e6 / msgsPerS, 2) },
+      });
+    }
+    const best = (rates: number[]) => Math.max(...rates);
+    for (const [subject, rates] of [
+      ['sqlite', sqlite],
+      ['memory', memory],
+    ] as const) {
+      ctx.record({
+        scenario: 'messaging-signing',
+        subject: `${subject}: signed / unsigned (best of two each)`,
+        load: '',
+        metrics: {
+          ratio: round(best(rates.on) / best(rates.off), 3),
+          usPerMsgAdded: round(1e6 / best(rates.on) - 1e6 / best(rates.off), 2),
+        },
+      });
+    }
   },
 };

@@ -1,6 +1,13 @@
 import { createMessaging } from '@switchboard/messaging';
 import { createSqliteBroker, createSqliteDeadLetterStore, createSqliteReceiptStore, openDatabase } from '@switchboard/sqlite';
-import { BARE_TABLE, type ConsumerDone, type ConsumerStart, messagingBenchContract, type WorkerMessage } from '../lib/messaging-bench.js';
+import {
+  BARE_TABLE,
+  benchConsumerSigning,
+  type ConsumerDone,
+  type ConsumerStart,
+  messagingBenchContract,
+  type WorkerMessage,
+} from '../lib/messaging-bench.js';
 import { clockMs, readStamp } from '../lib/stamp.js';
 import { round, Samples } from '../lib/stats.js';
 
@@ -50,6 +57,7 @@ async function run(start: ConsumerStart): Promise<void> {
       deadLetters,
       maxInFlight: start.maxInFlight,
       ...(receipts === undefined ? {} : { receipts }),
+      ...(start.signing === true ? { signing: benchConsumerSigning } : {}),
     });
     messaging.handle(messagingBenchContract, 'work.submitted', (data) => handled(data.sentAt));
     await messaging.start();

@@ -1,7 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createMessaging } from '@switchboard/messaging';
 import { createSqliteBroker, openDatabase } from '@switchboard/sqlite';
-import { BARE_TABLE, messagingBenchContract, PAD, type ProducerStart, type WorkerMessage } from '../lib/messaging-bench.js';
+import {
+  BARE_TABLE,
+  benchProducerSigning,
+  messagingBenchContract,
+  PAD,
+  type ProducerStart,
+  type WorkerMessage,
+} from '../lib/messaging-bench.js';
 import { bodyTemplate, clockMs, stampedBody } from '../lib/stamp.js';
 import { round } from '../lib/stats.js';
 import { Window } from '../lib/window.js';
@@ -22,7 +29,7 @@ process.once('message', (start: ProducerStart) => {
 
 async function run(start: ProducerStart): Promise<void> {
   const cpu0 = process.cpuUsage();
-  const producer = start.mode === 'bare' ? bareProducer(start.path) : messagingProducer(start.path);
+  const producer = start.mode === 'bare' ? bareProducer(start.path) : messagingProducer(start.path, start.signing === true);
   const startedAt = clockMs();
   if (start.intervalMs !== undefined) {
     for (let n = 0; n < start.count; n++) {
@@ -56,9 +63,14 @@ interface Producer {
 }
 
 /** Switchboard messaging: `sendBatch` of typed, validated messages (CloudEvents envelope, confirmed commit). */
-function messagingProducer(path: string): Producer {
+function messagingProducer(path: string, signing: boolean): Producer {
   const broker = createSqliteBroker({ path });
-  const messaging = createMessaging({ broker, service: 'bench-producer', deadLetters: false });
+  const messaging = createMessaging({
+    broker,
+    service: 'bench-producer',
+    deadLetters: false,
+    ...(signing ? { signing: benchProducerSigning } : {}),
+  });
   return {
     send(first, count) {
       const items = [];

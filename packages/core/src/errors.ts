@@ -167,6 +167,13 @@ export const errorRegistry = {
     retryable: false,
     description: 'The webhook signature or timestamp does not verify.',
   },
+  SB_SIGNATURE_INVALID: {
+    status: 403,
+    title: 'Message signature invalid',
+    retryable: false,
+    description:
+      'The CloudEvent carries no signature where one is required, or one that does not verify with a key bound to its `source` (see security.md, Signed messages); on a broker it is dead-lettered with reason `signature`.',
+  },
   SB_NOT_CLOUDEVENT: {
     status: 400,
     title: 'Not a CloudEvent',

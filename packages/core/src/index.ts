@@ -99,14 +99,26 @@ export type {
 export { isFinalReceiptState, receiptStates } from './receipts.js';
 export type {
   MessageSigner,
+  MessageSigning,
   MessageVerifier,
   SignatureProblem,
   SigningAlgorithm,
   SigningKey,
+  SigningOptions,
   TrustedSources,
   VerificationKey,
 } from './signing.js';
-export { canonicalEvent, createSigner, createVerifier, dataDigest, SIGNATURE_ATTRIBUTE, signEvent } from './signing.js';
+export {
+  canonicalEvent,
+  canonicalJson,
+  createMessageSigning,
+  createSigner,
+  createVerifier,
+  dataDigest,
+  SIGNATURE_ATTRIBUTE,
+  signatureError,
+  signEvent,
+} from './signing.js';
 export type { FieldError, InferInput, InferOutput, StandardSchemaV1, ValidationResult } from './standard-schema.js';
 export type { TraceParent } from './trace.js';
 export { formatTraceparent, parseTraceparent } from './trace.js';

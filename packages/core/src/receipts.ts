@@ -36,9 +36,10 @@ import { type ProblemDetails, SwitchboardError } from './errors.js';
  * lease runs out — and, once `processed` is recorded, every later delivery gets
  * `duplicate-processed` and the handler is not run again. This makes the handler's effect happen
  * **once per group** only when one of these holds:
- * 1. the handler's side effects and the `processed` mark commit in the same transaction (the SQLite
- *    store offers a synchronous `recordSync` for use inside the application's own transaction on the
- *    same database), or
+ * 1. the handler's side effects and the `processed` mark commit in the same transaction, the mark
+ *    first and the effects only when it did not answer `ignored` (a run that outlived its lease and
+ *    was taken over finds the mark already recorded; the SQLite store offers a synchronous
+ *    `recordSync` for use inside the application's own transaction on the same database), or
  * 2. the handler is idempotent.
  *
  * Otherwise the guarantee is "at most once at a time, and never again after success": if the process

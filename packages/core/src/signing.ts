@@ -1,14 +1,15 @@
 import {
-  createHash,
   createHmac,
   createPrivateKey,
   createPublicKey,
   type JsonWebKey,
   type KeyObject,
+  hash as oneShotHash,
   sign,
   timingSafeEqual,
   verify,
 } from 'node:crypto';
+import { dataKind } from './cloudevents/data.js';
 import type { CloudEvent } from './cloudevents/event.js';
 import { attributeToString } from './cloudevents/header-value.js';
 import { SwitchboardError } from './errors.js';
@@ -83,21 +84,90 @@ export function canonicalEvent(event: CloudEvent): string {
   attributes.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   let out = 'sbsig1\n';
   for (const [name, value] of attributes) out += `${name}=${JSON.stringify(value)}\n`;
-  return `${out}data=${dataDigest(event.data)}\n`;
+  return `${out}data=${dataDigest(event.data, datacontenttype)}\n`;
 }
 
 /**
- * SHA-256 (hex) of the data as it is carried: the bytes of binary data, the UTF-8 of text, the JSON
- * text `JSON.stringify` writes of a JSON value (so the digest survives a hop between binary and
- * structured mode, which parse and write the same JSON), `-` for no data.
+ * SHA-256 (lowercase hex) of the data, as its `datacontenttype` says to read it, so that the digest
+ * is the same in binary and structured mode and in any language:
+ * - JSON (`datacontenttype` absent, `application/json`, `*+json`): the RFC 8785 (JCS) canonical
+ *   JSON text of the value, in UTF-8. Data held as bytes (a sender's encoded JSON) is parsed first.
+ * - text (`text/*`, XML): the UTF-8 bytes of the text (whatever charset carried it).
+ * - anything else (and bytes without a `datacontenttype`): the bytes.
+ * - no data: `-`.
  */
-export function dataDigest(data: unknown): string {
+export function dataDigest(data: unknown, datacontenttype?: string): string {
   if (data === undefined) return '-';
-  const hash = createHash('sha256');
-  if (data instanceof Uint8Array) hash.update(data);
-  else if (typeof data === 'string') hash.update(data, 'utf8');
-  else hash.update(JSON.stringify(data) ?? 'null', 'utf8');
-  return hash.digest('hex');
+  const kind = datacontenttype === undefined && data instanceof Uint8Array ? 'bytes' : dataKind(datacontenttype);
+  if (kind === 'json') {
+    if (!(data instanceof Uint8Array)) return sha256Hex(canonicalJson(data));
+    let value: unknown;
+    try {
+      value = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+    } catch {
+      // Not JSON although said to be: no decoder reads such an event; its bytes are what there is.
+      return sha256Hex(data);
+    }
+    return sha256Hex(canonicalJson(value));
+  }
+  if (data instanceof Uint8Array || typeof data === 'string') return sha256Hex(data);
+  return sha256Hex(canonicalJson(data));
+}
+
+/** One-shot SHA-256 (`crypto.hash`, Node 20.12+), lowercase hex. Strings are hashed as UTF-8. */
+function sha256Hex(data: string | Uint8Array): string {
+  return oneShotHash('sha256', data, 'hex');
+}
+
+/**
+ * RFC 8785 JSON Canonicalization Scheme: no whitespace, object members sorted by the UTF-16 code
+ * units of their names, numbers and strings as ECMAScript `JSON.stringify` writes them (which is
+ * what RFC 8785 specifies). Members whose value is `undefined` are left out, as JSON has none.
+ */
+export function canonicalJson(value: unknown): string {
+  // Most values already have their members in order: then JSON.stringify writes exactly RFC 8785.
+  return inCanonicalOrder(value, 0) ? (JSON.stringify(value) ?? 'null') : walk(value);
+}
+
+/** Whether every object in `value` has its members sorted and nothing JSON.stringify would treat specially. */
+function inCanonicalOrder(value: unknown, depth: number): boolean {
+  if (value === null || typeof value !== 'object')
+    return typeof value !== 'undefined' && typeof value !== 'function' && typeof value !== 'bigint';
+  if (depth > 64) return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (item === undefined || !inCanonicalOrder(item, depth + 1)) return false;
+    return true;
+  }
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
+  let previous: string | undefined;
+  for (const name in value) {
+    if (!Object.hasOwn(value, name)) return false;
+    if (previous !== undefined && !(previous < name)) return false;
+    const member = (value as Record<string, unknown>)[name];
+    if (member === undefined || !inCanonicalOrder(member, depth + 1)) return false;
+    previous = name;
+  }
+  return true;
+}
+
+function walk(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + walk(value[i] === undefined ? null : value[i]);
+    return `${out}]`;
+  }
+  const record = value as Record<string, unknown>;
+  const names = Object.keys(record).sort();
+  let out = '{';
+  let first = true;
+  for (const name of names) {
+    const member = record[name];
+    if (member === undefined || typeof member === 'function') continue;
+    out += `${first ? '' : ','}${JSON.stringify(name)}:${walk(member)}`;
+    first = false;
+  }
+  return `${out}}`;
 }
 
 /** Signs with one key; its `sign` returns the attribute value for a canonical form. */
@@ -173,7 +243,13 @@ export function createVerifier(trusted: TrustedSources): MessageVerifier {
       const key = keys.get(keyId);
       if (key === undefined) return 'unknown-key';
       if (key.algorithm !== algorithm) return 'mismatch';
-      const canonical = Buffer.from(canonicalEvent(event), 'utf8');
+      let canonical: Buffer;
+      try {
+        canonical = Buffer.from(canonicalEvent(event), 'utf8');
+      } catch {
+        // Data no canonical form exists for (JSON nested past what can be walked): it cannot verify.
+        return 'mismatch';
+      }
       if (key.algorithm === 'hs256') {
         const expected = createHmac('sha256', key.secret!).update(canonical).digest();
         return signature.length === expected.length && timingSafeEqual(signature, expected) ? undefined : 'mismatch';
@@ -185,6 +261,89 @@ export function createVerifier(trusted: TrustedSources): MessageVerifier {
       }
     },
   };
+}
+
+/**
+ * Signing for one service: the key it signs what it publishes with, the keys it verifies with, and
+ * which sources each key may sign for. Rotation: list the new key under the source next to the old
+ * one on every receiver, then sign with the new one, then drop the old one.
+ */
+export interface SigningOptions {
+  /** The key this service signs everything it publishes with. Its own `source` may always sign with it. */
+  readonly sign?: SigningKey;
+  readonly verify?: {
+    /** Every key this service verifies with, by id (secrets for `hs256`, public keys for `ed25519`). */
+    readonly keys: readonly VerificationKey[];
+    /** The key ids allowed to sign under each `source`. A source not listed cannot publish to this service. */
+    readonly sources: Readonly<Record<string, readonly string[]>>;
+  };
+  /**
+   * Refuse events without a signature. Default `true`. `false` accepts unsigned events (while senders
+   * are being rolled out); a signature that is present is checked all the same.
+   */
+  readonly require?: boolean;
+}
+
+/** What a service does with its {@link SigningOptions}, prepared once. */
+export interface MessageSigning {
+  readonly signer: MessageSigner | undefined;
+  /** `undefined`: the event may be taken; else why it must be refused. */
+  check(event: CloudEvent): SignatureProblem | undefined;
+}
+
+/**
+ * Prepares `options` for `service` (its own source trusts its signing key). `SB_CONFIG_INVALID` for
+ * a malformed key, a key id listed twice, or a source naming a key that is not in `keys`.
+ */
+export function createMessageSigning(options: SigningOptions, service: string): MessageSigning {
+  const signer = options.sign === undefined ? undefined : createSigner(options.sign);
+  const ring = new Map<string, VerificationKey>();
+  for (const key of options.verify?.keys ?? []) {
+    if (ring.has(key.id)) throw config(`verification key id ${JSON.stringify(key.id)} is listed twice`);
+    ring.set(key.id, key);
+  }
+  const trusted: Record<string, VerificationKey[]> = {};
+  for (const [source, ids] of Object.entries(options.verify?.sources ?? {})) {
+    trusted[source] = ids.map((id) => {
+      const key = ring.get(id);
+      if (key === undefined) throw config(`source ${JSON.stringify(source)} names key ${JSON.stringify(id)}, which is not in verify.keys`);
+      return key;
+    });
+  }
+  if (options.sign !== undefined) {
+    const own = options.sign;
+    const mine = trusted[service] ?? [];
+    if (!mine.some((key) => key.id === own.id)) {
+      mine.push(
+        own.algorithm === 'hs256'
+          ? { id: own.id, algorithm: 'hs256', secret: own.secret }
+          : { id: own.id, algorithm: 'ed25519', publicKey: asKey(own.privateKey, 'private', own.id) },
+      );
+    }
+    trusted[service] = mine;
+  }
+  const verifier = createVerifier(trusted);
+  const required = options.require ?? true;
+  return {
+    signer,
+    check(event) {
+      const problem = verifier.check(event);
+      return problem === 'missing' && !required ? undefined : problem;
+    },
+  };
+}
+
+const PROBLEM_TEXT: Readonly<Record<SignatureProblem, string>> = {
+  missing: 'the event carries no signature (sbsignature)',
+  malformed: 'the signature attribute is not <algorithm>;<key id>;<signature>',
+  'untrusted-source': 'no key may sign for the event source',
+  'unknown-key': 'the key is not one the event source may sign with',
+  mismatch: 'the signature does not match the event',
+};
+
+/** `SB_SIGNATURE_INVALID` for a verification verdict, with a fixed text naming the problem. */
+export function signatureError(problem: SignatureProblem): SwitchboardError {
+  return new SwitchboardError('SB_SIGNATURE_INVALID', { detail: PROBLEM_TEXT[problem] });
 }
 
 function secretBytes(secret: string | Uint8Array, id: string): Buffer {

@@ -1,6 +1,16 @@
 import { createHash, createHmac, generateKeyPairSync } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type CloudEvent, canonicalEvent, createSigner, createVerifier, dataDigest, SIGNATURE_ATTRIBUTE, signEvent } from '../src/index.js';
+import {
+  type CloudEvent,
+  canonicalEvent,
+  canonicalJson,
+  createSigner,
+  createVerifier,
+  dataDigest,
+  SIGNATURE_ATTRIBUTE,
+  signEvent,
+} from '../src/index.js';
 
 const secret = 'k'.repeat(32);
 const event: CloudEvent = {
@@ -14,9 +24,49 @@ const event: CloudEvent = {
   extensions: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', datasize: 7, urgent: true },
 };
 
+/** The same JSON value with every object's members in reverse order. */
+function reorder(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(reorder);
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(
+    Object.keys(v)
+      .reverse()
+      .map((k) => [k, reorder((v as Record<string, unknown>)[k])]),
+  );
+}
+
 describe('message signatures', () => {
+  it('digests JSON data in its RFC 8785 canonical form, whatever bytes carried it; text and bytes as they are', () => {
+    // RFC 8785 section 3.2.2 (sorting) and 3.2.3 (numbers, strings) examples.
+    expect(canonicalJson({ '\u20ac': 'Euro Sign', '\r': 'Carriage Return', '1': 'One', '\u0080': 'Control' })).toBe(
+      '{"\\r":"Carriage Return","1":"One","\u0080":"Control","\u20ac":"Euro Sign"}',
+    );
+    expect(
+      canonicalJson(
+        JSON.parse('{ "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001], "literals": [null, true, false] }'),
+      ),
+    ).toBe('{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27]}');
+    // Any JSON value: its canonical text reads back as the value, is its own canonical form, and does not depend on member order.
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const text = canonicalJson(v);
+        expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(v)));
+        expect(canonicalJson(JSON.parse(text))).toBe(text);
+        expect(canonicalJson(reorder(v))).toBe(text);
+      }),
+      { numRuns: 300, seed: 20261202 },
+    );
+    const sha = (text: string | Uint8Array) => createHash('sha256').update(text).digest('hex');
+    // The same JSON value as bytes with whitespace (binary mode, another language's encoder) or as a value.
+    expect(dataDigest(Buffer.from('{ "b": [1, 2.50], "a": "x" }'), 'application/json')).toBe(sha('{"a":"x","b":[1,2.5]}'));
+    expect(dataDigest({ b: [1, 2.5], a: 'x' }, 'application/cloudevents-batch+json')).toBe(sha('{"a":"x","b":[1,2.5]}'));
+    expect(dataDigest('héllo', 'text/plain; charset=iso-8859-1')).toBe(sha(Buffer.from('héllo', 'utf8')));
+    expect(dataDigest(new Uint8Array([0x7b]), 'application/octet-stream')).toBe(sha(Buffer.from([0x7b])));
+  });
+
   it('covers every attribute but the signature, sorted, canonical strings, then the SHA-256 of the data', () => {
-    const digest = createHash('sha256').update('{"total":12,"items":["a"]}').digest('hex');
+    // RFC 8785: members sorted by name, no whitespace.
+    const digest = createHash('sha256').update('{"items":["a"],"total":12}').digest('hex');
     expect(canonicalEvent(event)).toBe(
       [
         'sbsig1',

@@ -10,6 +10,7 @@ import type {
   ReceiveMessage,
   SettleMessage,
   Settlement,
+  SignatureProblem,
   Subscription,
 } from '@switchboard/core';
 import {
@@ -19,10 +20,11 @@ import {
   errorTypeOf,
   isSwitchboardError,
   SwitchboardError,
+  signatureError,
   traceAsync,
   tracing,
 } from '@switchboard/core';
-import { checkIdentity, decodeDelivery, undecodableId } from './decode.js';
+import { bytesId, checkIdentity, decodeDelivery, undecodableId } from './decode.js';
 import type { DeadLetterWriter } from './middleware/dead-letter.js';
 import { classify } from './middleware/retry.js';
 import { InboundMessage, type InboundVia, type Outcome, type Step } from './pipeline.js';
@@ -53,6 +55,11 @@ export interface ConsumerConfig {
   readonly admit?: (topic: string, event: CloudEvent) => boolean;
   /** The filter each topic's subscription hands to the engine (`SubscribeOptions.filter`). */
   readonly filterOf?: (topic: string) => string | undefined;
+  /**
+   * Checks the event's signature before anything else reads it (before the filter and the inbox):
+   * `undefined` to take it, else why it is refused (a dead letter with reason `signature`).
+   */
+  readonly verify?: (event: CloudEvent) => SignatureProblem | undefined;
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -113,6 +120,11 @@ export class Consumer {
     } catch (error) {
       return this.#undecodable(delivery, error);
     }
+    const verify = this.#config.verify;
+    if (verify !== undefined) {
+      const problem = verify(event);
+      if (problem !== undefined) return this.#forged(delivery, event, problem);
+    }
     const admit = this.#config.admit;
     if (admit !== undefined && !admit(delivery.topic, event)) return this.#skip(delivery, event);
     const run = this.#run(delivery, event, 'broker');
@@ -156,6 +168,11 @@ export class Consumer {
       event = tracing.receive.hasSubscribers ? tracing.receive.traceSync(decode, receive) : decode();
     } catch (error) {
       return this.#undecodable(delivery, error);
+    }
+    const verify = this.#config.verify;
+    if (verify !== undefined) {
+      const problem = verify(event);
+      if (problem !== undefined) return this.#forged(delivery, event, problem);
     }
     const admit = this.#config.admit;
     if (admit !== undefined && !admit(delivery.topic, event)) return this.#skip(delivery, event);
@@ -283,6 +300,45 @@ export class Consumer {
     return outcome;
   }
 
+  /**
+   * A signature that is missing or does not verify: a dead letter with reason `signature`, never a
+   * retry, never the inbox. Filed under a digest of the bytes (not the event's id, which the sender
+   * chose), so a forgery cannot add to, or take the place of, the dead letter of a genuine message.
+   */
+  async #forged(delivery: Delivery, event: CloudEvent, problem: SignatureProblem): Promise<void> {
+    const error = signatureError(problem);
+    if (!this.#atLeastOnce) return;
+    const subject = {
+      group: this.#config.group,
+      delivery,
+      messageId: bytesId(delivery),
+      source: event.source,
+      type: event.type,
+      attempt: delivery.attempt,
+    };
+    try {
+      await this.#config.deadLetters?.write(subject, 'signature', error.toProblem());
+    } catch {
+      return delivery.nack(backoffDelay(delivery.attempt));
+    }
+    if (channels.deadLetter.hasSubscribers) {
+      channels.deadLetter.publish({
+        system: this.#config.broker.name,
+        destination: delivery.topic,
+        group: this.#config.group,
+        messageId: subject.messageId,
+        type: event.type,
+        attempt: delivery.attempt,
+        reason: 'signature',
+        problem: error.toProblem(),
+      });
+    }
+    if (!tracing.settle.hasSubscribers) return delivery.ack();
+    return traceAsync(tracing.settle, this.#settleContext(delivery, subject.messageId, event.type, 'dead-letter', 'signature'), () =>
+      delivery.ack(),
+    );
+  }
+
   async #run(delivery: Delivery, event: CloudEvent, via: InboundVia): Promise<Outcome> {
     const message = new InboundMessage(delivery, event, this.#config.group, via, this.#closing.signal);
     try {
@@ -330,6 +386,7 @@ export class Consumer {
   receive(event: CloudEvent, topic: string): Promise<Outcome> {
     try {
       checkIdentity(event);
+      this.verifyOrThrow(event);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -339,6 +396,12 @@ export class Consumer {
     }
     const delivery = new HttpDelivery(event, topic, this.#config.broker);
     return observed() ? this.#process(delivery, event, 'http') : this.#run(delivery, event, 'http');
+  }
+
+  /** `SB_SIGNATURE_INVALID` (403) when the event's signature is missing or does not verify. */
+  verifyOrThrow(event: CloudEvent): void {
+    const problem = this.#config.verify?.(event);
+    if (problem !== undefined) throw signatureError(problem);
   }
 
   /** Stops taking deliveries; in-flight ones finish (or are released by the broker after its drain timeout). */

@@ -30,6 +30,11 @@ export function checkIdentity(event: CloudEvent): void {
  */
 export function undecodableId(delivery: Delivery): string {
   if (delivery.id !== '' && Buffer.byteLength(delivery.id, 'utf8') <= CLOUDEVENT_ID_MAX_BYTES) return delivery.id;
+  return bytesId(delivery);
+}
+
+/** `sha256:` and the digest of a delivery's headers and body: an id nobody can choose for the bytes. */
+export function bytesId(delivery: Delivery): string {
   const hash = createHash('sha256');
   for (const name of Object.keys(delivery.headers).sort()) hash.update(`${name}:${delivery.headers[name]}\n`);
   hash.update(delivery.body);

@@ -42,8 +42,14 @@ function toResult(id: string, outcome: Outcome): EventResult {
  * - one event dead-lettered: its problem and status (400 for a schema failure or unknown type)
  * - a batch: `200` with `{ results: [{ id, status, retryAfterMs?, error? }] }`
  * - 413 over the body limit, 415 unsupported media type, 400 malformed, nested too deep or not a CloudEvent
+ * - 403 `SB_SIGNATURE_INVALID` when signing is configured and an event's signature is missing or
+ *   does not verify (in a batch: the whole batch, before any of it runs)
  */
-export function cloudEventsRoute(receive: (event: CloudEvent) => Promise<Outcome>, options: { readonly path?: string } = {}): HttpRoute {
+export function cloudEventsRoute(
+  receive: (event: CloudEvent) => Promise<Outcome>,
+  options: { readonly path?: string; readonly verify?: (event: CloudEvent) => void } = {},
+): HttpRoute {
+  const verify = options.verify;
   return {
     methods: ['POST'],
     path: options.path ?? '/events',
@@ -53,6 +59,8 @@ export function cloudEventsRoute(receive: (event: CloudEvent) => Promise<Outcome
       if (isJsonMediaType(req.headers['content-type'])) checkJsonDepth(body, context.maxJsonDepth);
       const decoded = cloudEventFromHttp(req.headers, body);
       if (decoded.mode === 'batch') {
+        // Every signature first: a batch with one forged event is refused whole (403), nothing of it run.
+        if (verify !== undefined) for (const event of decoded.events) verify(event);
         const results: EventResult[] = [];
         for (const event of decoded.events) results.push(toResult(event.id, await receive(event)));
         sendJson(res, 200, { results });

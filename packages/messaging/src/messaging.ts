@@ -18,8 +18,9 @@ import type {
   OutboxMessage,
   OutgoingMessage,
   ReceiptStore,
+  SigningOptions,
 } from '@switchboard/core';
-import { SwitchboardError, withMode } from '@switchboard/core';
+import { createMessageSigning, SwitchboardError, withMode } from '@switchboard/core';
 import { newSecretId } from '@switchboard/core/kit';
 import type { HttpRoute } from '@switchboard/http';
 import { eventsTopic } from './addressing.js';
@@ -96,6 +97,14 @@ export interface MessagingOptions {
    * receipts, retries and dead letters. Without it such events travel the reliable path like the others.
    */
   readonly atMostOnce?: AtMostOnceOptions;
+  /**
+   * Signed messages: every event this service publishes is signed with `sign` (the `sbsignature`
+   * extension attribute), and every event it receives (broker or `POST /events`) is verified before
+   * the inbox with the keys `verify.sources` binds to its `source`. An unsigned (unless `require:
+   * false`) or wrongly signed event is a dead letter with reason `signature` (403
+   * `SB_SIGNATURE_INVALID` over HTTP). See docs/security.md, Signed messages.
+   */
+  readonly signing?: SigningOptions;
 }
 
 /** The dead-letter side: listing, inspecting, replaying. */
@@ -177,7 +186,7 @@ export interface Messaging {
 /**
  * One service's messaging: typed senders from contracts, and a consumer (group = the service
  * name) with the reliability pipeline. Each delivery is decoded once, then, outer to inner:
- * inbox/receipts → dead letter → retry → route → claim check → validate → timeout → [middleware] → handler.
+ * [signature] → inbox/receipts → dead letter → retry → route → claim check → validate → timeout → [middleware] → handler.
  * Events declared at-most-once travel a second broker when `atMostOnce` is given, on the same track
  * with the at-most-once delivery policy: route → claim check → validate → handler, nothing kept.
  */
@@ -209,9 +218,13 @@ export function createMessaging(options: MessagingOptions): Messaging {
     expiresInMs: options.claimCheck?.expiresInMs,
   };
 
+  const signing = options.signing === undefined ? undefined : createMessageSigning(options.signing, service);
+  const signer = signing?.signer;
+  const verify = signing?.check;
+
   const reliable: Lane = {
     broker,
-    config: { service, binding: broker.binding, ...claimCheckConfig },
+    config: { service, binding: broker.binding, ...claimCheckConfig, signer },
     declareReceivers: options.declareReceiverGroups ?? true,
   };
   const fastBroker = options.atMostOnce?.broker;
@@ -220,7 +233,7 @@ export function createMessaging(options: MessagingOptions): Messaging {
   const fast: Lane | undefined =
     fastBroker === undefined || fastBinding === undefined
       ? undefined
-      : { broker: fastBroker, config: { service, binding: fastBinding, ...claimCheckConfig }, declareReceivers: false };
+      : { broker: fastBroker, config: { service, binding: fastBinding, ...claimCheckConfig, signer }, declareReceivers: false };
   const publisher = new Publisher(reliable, fast);
 
   const routes = new RouteTable();
@@ -261,6 +274,7 @@ export function createMessaging(options: MessagingOptions): Messaging {
     deadLetters,
     admit: (topic, event) => routes.admits(topic, event),
     filterOf: (topic) => routes.filterOf(topic),
+    ...(verify === undefined ? {} : { verify }),
     maxInFlight,
     ackTimeoutMs: options.ackTimeoutMs ?? handlerTimeoutMs + 10_000,
   });
@@ -277,6 +291,7 @@ export function createMessaging(options: MessagingOptions): Messaging {
           deadLetters: undefined,
           admit: (topic, event) => routes.admits(topic, event),
           filterOf: (topic) => routes.filterOf(topic),
+          ...(verify === undefined ? {} : { verify }),
           maxInFlight: options.atMostOnce?.maxInFlight ?? maxInFlight,
           ackTimeoutMs: options.ackTimeoutMs ?? handlerTimeoutMs + 10_000,
         });
@@ -346,7 +361,12 @@ export function createMessaging(options: MessagingOptions): Messaging {
       const out: HttpRoute[] = [];
       if (receiptStore !== undefined)
         out.push(receiptsRoute(receipts, routeOptions.receiptsPath === undefined ? {} : { path: routeOptions.receiptsPath }));
-      out.push(cloudEventsRoute(receive, routeOptions.eventsPath === undefined ? {} : { path: routeOptions.eventsPath }));
+      out.push(
+        cloudEventsRoute(receive, {
+          ...(routeOptions.eventsPath === undefined ? {} : { path: routeOptions.eventsPath }),
+          verify: (event) => consumer.verifyOrThrow(event),
+        }),
+      );
       return out;
     },
   };

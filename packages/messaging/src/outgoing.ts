@@ -3,18 +3,22 @@ import type {
   CloudEvent,
   CloudEventExtensions,
   CloudEventsBinding,
+  MessageSigner,
   OutgoingMessage,
   StandardSchemaV1,
   ValidationResult,
 } from '@switchboard/core';
 import {
   type ClaimCheckMessage,
+  canonicalEvent,
+  channels,
   createCloudEvent,
   encodeCloudEvent,
   formatDataHash,
   identityProblems,
   newMessageId,
   SwitchboardError,
+  signEvent,
   traceAsync,
   tracing,
 } from '@switchboard/core';
@@ -34,6 +38,8 @@ export interface OutgoingConfig {
   readonly blobs: BlobStore | undefined;
   readonly thresholdBytes: number;
   readonly expiresInMs: number | undefined;
+  /** Signs every event sent (the `sbsignature` extension); undefined: nothing is signed. */
+  readonly signer?: MessageSigner | undefined;
 }
 
 /** What one entry of the contract accepts: its schema (or none: a payload-free event), and whether it takes attachments. */
@@ -138,7 +144,10 @@ function encode(
     const template = templateFor(config, address, json !== undefined, subject !== undefined);
     if (template !== undefined) {
       const traceparent = childTraceparent(options.traceparent);
-      const built = template.build(options.id ?? newMessageId(), nowIso(), traceparent, json, subject);
+      const id = options.id ?? newMessageId();
+      const time = nowIso();
+      const signature = config.signer === undefined ? undefined : plainSignature(config, address, id, time, traceparent, json, subject);
+      const built = template.build(id, time, traceparent, json, subject, signature);
       const message: OutgoingMessage =
         options.key === undefined
           ? { id: built.id, topic: address.topic, headers: built.headers, body: built.body }
@@ -239,7 +248,8 @@ async function encodeFull(
       json = undefined;
     }
   }
-  const event = envelope(config, address, json, extensions as CloudEventExtensions, options);
+  const unsigned = envelope(config, address, json, extensions as CloudEventExtensions, options);
+  const event = config.signer === undefined ? unsigned : signEvent(unsigned, config.signer);
   const encoded = encodeCloudEvent(event, config.binding);
   const message: OutgoingMessage = {
     id: event.id,
@@ -292,8 +302,35 @@ const SLOT_TIME = '1970-01-01T00:00:00.713Z';
 const SLOT_TRACEPARENT = '00-7e3a0c5e1f8a2b4d6c9e0f1a2b3c4d5e-0f1e2d3c4b5a6978-01';
 const SLOT_DATA = 'sb0template0data0c5e1f8a';
 const SLOT_SUBJECT = 'sb0template0subject0c5e1f8a';
+const SLOT_SIGNATURE = 'sb0template0signature0c5e1f8a';
 
-type SlotName = 'id' | 'time' | 'traceparent' | 'data' | 'subject';
+type SlotName = 'id' | 'time' | 'traceparent' | 'data' | 'subject' | 'signature';
+
+/**
+ * The signature of a plain send, over the event the template writes (what a receiver decodes: the
+ * JSON value, not its bytes), computed with the core canonical form.
+ */
+function plainSignature(
+  config: OutgoingConfig,
+  address: Address,
+  id: string,
+  time: string,
+  traceparent: string,
+  json: string | undefined,
+  subject: string | undefined,
+): string {
+  const event: CloudEvent = {
+    specversion: '1.0',
+    id,
+    source: config.service,
+    type: address.type,
+    time,
+    ...(subject === undefined ? {} : { subject }),
+    ...(json === undefined ? {} : { datacontenttype: JSON_TYPE, data: JSON.parse(json) }),
+    extensions: { traceparent },
+  };
+  return config.signer!.sign(canonicalEvent(event));
+}
 
 interface Built {
   readonly id: string;
@@ -310,7 +347,7 @@ interface Built {
  * source or type containing it): that address always takes the full path.
  */
 interface Template {
-  build(id: string, time: string, traceparent: string, json: string | undefined, subject: string | undefined): Built;
+  build(id: string, time: string, traceparent: string, json: string | undefined, subject: string | undefined, signature?: string): Built;
 }
 
 const templates = new WeakMap<OutgoingConfig, Map<string, Template | null>>();
@@ -345,21 +382,24 @@ function makeTemplate(config: OutgoingConfig, address: Address, withData: boolea
             data: config.binding.mode === 'structured' ? SLOT_DATA : Buffer.from(JSON.stringify(SLOT_DATA), 'utf8'),
           }
         : {}),
-      extensions: { traceparent: SLOT_TRACEPARENT },
+      extensions:
+        config.signer === undefined ? { traceparent: SLOT_TRACEPARENT } : { traceparent: SLOT_TRACEPARENT, sbsignature: SLOT_SIGNATURE },
     });
   } catch {
     return undefined;
   }
   const encoded = encodeCloudEvent(event, config.binding);
+  const signed = config.signer !== undefined;
   return config.binding.mode === 'structured'
-    ? structuredTemplate(encoded.headers, encoded.body, withData, withSubject)
-    : binaryTemplate(encoded.headers, config.binding, withSubject);
+    ? structuredTemplate(encoded.headers, encoded.body, withData, withSubject, signed)
+    : binaryTemplate(encoded.headers, config.binding, withSubject, signed);
 }
 
 function binaryTemplate(
   headers: Readonly<Record<string, string>>,
   binding: CloudEventsBinding,
   withSubject: boolean,
+  signed: boolean,
 ): Template | undefined {
   const names = Object.keys(headers);
   const fixed = names.map((name) => headers[name]!);
@@ -372,15 +412,19 @@ function binaryTemplate(
           ? 'traceparent'
           : value === SLOT_SUBJECT
             ? 'subject'
-            : undefined,
+            : value === SLOT_SIGNATURE
+              ? 'signature'
+              : undefined,
   );
   const once = (slot: SlotName) => slots.filter((s) => s === slot).length === 1;
-  if (!once('id') || !once('time') || !once('traceparent') || (withSubject && !once('subject'))) return undefined;
+  if (!once('id') || !once('time') || !once('traceparent') || (withSubject && !once('subject')) || (signed && !once('signature'))) {
+    return undefined;
+  }
   // A caller's id or subject is encoded as the codec encodes every attribute value of this binding.
   const encodeValue = binding.values === 'percent' ? percentEncodeHeaderValue : (value: string) => value;
   const count = names.length;
   return {
-    build(id, time, traceparent, json, subject) {
+    build(id, time, traceparent, json, subject, signature) {
       const out: Record<string, string> = {};
       for (let i = 0; i < count; i++) {
         const slot = slots[i];
@@ -393,7 +437,9 @@ function binaryTemplate(
                 ? time
                 : slot === 'traceparent'
                   ? traceparent
-                  : encodeValue(subject as string);
+                  : slot === 'signature'
+                    ? encodeValue(signature as string)
+                    : encodeValue(subject as string);
       }
       return { id, headers: out, body: json === undefined ? EMPTY_BODY : Buffer.from(json, 'utf8') };
     },
@@ -405,6 +451,7 @@ function structuredTemplate(
   body: Uint8Array,
   withData: boolean,
   withSubject: boolean,
+  signed: boolean,
 ): Template | undefined {
   const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
   const wanted: [SlotName, string][] = [
@@ -414,6 +461,7 @@ function structuredTemplate(
   ];
   if (withData) wanted.push(['data', JSON.stringify(SLOT_DATA)]);
   if (withSubject) wanted.push(['subject', JSON.stringify(SLOT_SUBJECT)]);
+  if (signed) wanted.push(['signature', JSON.stringify(SLOT_SIGNATURE)]);
   const found: { slot: SlotName; at: number; length: number }[] = [];
   for (const [slot, literal] of wanted) {
     const at = text.indexOf(literal);
@@ -431,7 +479,7 @@ function structuredTemplate(
   const order = found.map((cut) => cut.slot);
   const shared = Object.freeze({ ...headers });
   return {
-    build(id, time, traceparent, json, subject) {
+    build(id, time, traceparent, json, subject, signature) {
       let out = parts[0]!;
       for (let i = 0; i < order.length; i++) {
         const slot = order[i];
@@ -446,7 +494,9 @@ function structuredTemplate(
                 ? `"${time}"`
                 : slot === 'traceparent'
                   ? `"${traceparent}"`
-                  : JSON.stringify(subject);
+                  : slot === 'signature'
+                    ? JSON.stringify(signature)
+                    : JSON.stringify(subject);
         out += parts[i + 1]!;
       }
       return { id, headers: shared, body: Buffer.from(out, 'utf8') };
@@ -550,11 +600,15 @@ export function encodePlainBothWays(
     { traceparent: values.traceparent },
     { id: values.id, time: values.time, ...(values.subject === undefined ? {} : { subject: values.subject }) },
   );
-  const encoded = encodeCloudEvent(event, config.binding);
+  const encoded = encodeCloudEvent(config.signer === undefined ? event : signEvent(event, config.signer), config.binding);
   const template = templateFor(config, address, json !== undefined, values.subject !== undefined);
+  const signature =
+    config.signer === undefined || template === undefined
+      ? undefined
+      : plainSignature(config, address, values.id, values.time, values.traceparent, json, values.subject);
   return {
     full: { id: event.id, headers: encoded.headers, body: encoded.body },
-    template: template?.build(values.id, values.time, values.traceparent, json, values.subject),
+    template: template?.build(values.id, values.time, values.traceparent, json, values.subject, signature),
     plain: plainValue(values.id, true) && plainValue(values.subject, false),
   };
 }

@@ -1,6 +1,7 @@
 import type { CloudEventsBinding } from '@switchboard/core';
 import {
   cloudEventsBindings,
+  createSigner,
   decodeBinary,
   decodeCloudEvent,
   decodeStructured,
@@ -29,9 +30,11 @@ function address(name: 'tick' | 'ping'): Address {
   return { kind: 'event', contract, name, type: eventType(contract, name), topic: eventsTopic(contract) };
 }
 
-function config(binding: CloudEventsBinding): OutgoingConfig {
-  return { service: 'ticker', binding, blobs: undefined, thresholdBytes: 1024, expiresInMs: undefined };
+function config(binding: CloudEventsBinding, signed = false): OutgoingConfig {
+  return { service: 'ticker', binding, blobs: undefined, thresholdBytes: 1024, expiresInMs: undefined, ...(signed ? { signer } : {}) };
 }
+
+const signer = createSigner({ id: 'ticker-1', algorithm: 'hs256', secret: 't'.repeat(32) });
 
 const shape = { schema: contract.events.tick.data, attachments: false };
 
@@ -216,10 +219,11 @@ describe('the template fast path is the codec, byte for byte', () => {
         contractName,
         fc.option(fc.jsonValue(), { nil: undefined }),
         values,
-        (binding, source, name, data, v) => {
+        fc.boolean(),
+        (binding, source, name, data, v, signed) => {
           const c = defineContract({ name, events: { e: event({ data: z.unknown() }) } });
           const a: Address = { kind: 'event', contract: c, name: 'e', type: eventType(c, 'e'), topic: eventsTopic(c) };
-          const cfg = config(binding);
+          const cfg = config(binding, signed);
           let both: ReturnType<typeof encodePlainBothWays>;
           try {
             both = encodePlainBothWays({ ...cfg, service: source }, a, data, v);
@@ -257,8 +261,9 @@ describe('the template fast path is the codec, byte for byte', () => {
         values,
         anyText,
         anyText,
-        (binding, data, v, id, subject) => {
-          const cfg = config(binding);
+        fc.boolean(),
+        (binding, data, v, id, subject, signed) => {
+          const cfg = config(binding, signed);
           let both: ReturnType<typeof encodePlainBothWays>;
           try {
             both = encodePlainBothWays(cfg, address('tick'), data, { ...v, id, subject });
@@ -279,10 +284,10 @@ describe('the template fast path is the codec, byte for byte', () => {
     expect(compared).toBeGreaterThan(150);
   });
 
-  it('has a template for ordinary addresses in every binding (the fast path is taken)', () => {
-    for (const binding of allBindings) {
+  it('has a template for ordinary addresses in every binding (the fast path is taken), signed or not', () => {
+    for (const [binding, signed] of allBindings.flatMap((b) => [[b, false] as const, [b, true] as const])) {
       const both = encodePlainBothWays(
-        config(binding),
+        config(binding, signed),
         address('tick'),
         { seq: 1 },
         {

@@ -85,7 +85,9 @@ const PURGE_CHUNK = 1000;
  * before the batch's transaction starts.
  *
  * To commit a handler's writes and the `processed` mark together, open the store on the
- * application's database handle and call `recordSync` inside the application's own transaction.
+ * application's database handle and call `recordSync` inside the application's own transaction,
+ * before the writes: when it answers `ignored`, another run already committed, and the writes must
+ * be skipped (a handler that outlived its lease would otherwise repeat them).
  */
 export class SqliteReceiptStore implements ReceiptStore {
   readonly #db: BetterSqlite3.Database;

@@ -47,6 +47,42 @@ describe('SqliteReceiptStore', () => {
     await second.close();
   });
 
+  it("fences a zombie's late commit when the mark goes first and its answer decides the effect", async () => {
+    const db = new Database(':memory:');
+    db.exec('CREATE TABLE effects (id TEXT NOT NULL, worker TEXT NOT NULL)');
+    const clock = testClock();
+    const store = createSqliteReceiptStore({ database: db, clock: clock.now });
+    const insert = db.prepare('INSERT INTO effects (id, worker) VALUES (?, ?)');
+    // The recipe of docs/messaging.md: the `processed` mark first; `ignored` means another run committed.
+    const commit = (messageId: string, worker: string) =>
+      db.transaction(() => {
+        const [outcome] = store.recordSync([{ group: 'g', source: 's', messageId, state: 'processed' }]);
+        if (outcome !== 'ignored') insert.run(messageId, worker);
+        return outcome;
+      })();
+    const [early, late] = [newMessageId(), newMessageId()];
+    for (const messageId of [early, late]) {
+      expect((await store.claim({ group: 'g', source: 's', messageId, owner: 'zombie', leaseMs: 1000 })).outcome).toBe('claimed');
+    }
+    // The zombie stops past its lease; another worker takes both claims over.
+    clock.advance(1500);
+    for (const messageId of [early, late]) {
+      expect((await store.claim({ group: 'g', source: 's', messageId, owner: 'taker', leaseMs: 1000 })).outcome).toBe('claimed');
+    }
+    // `early`: the taker commits, then the zombie wakes up and commits too.
+    expect(commit(early, 'taker')).toBe('updated');
+    expect(commit(early, 'zombie')).toBe('ignored');
+    // `late`: the zombie wakes up first, the taker commits after.
+    expect(commit(late, 'zombie')).toBe('updated');
+    expect(commit(late, 'taker')).toBe('ignored');
+    expect(db.prepare('SELECT id, worker FROM effects ORDER BY rowid').all()).toEqual([
+      { id: early, worker: 'taker' },
+      { id: late, worker: 'zombie' },
+    ]);
+    await store.close();
+    db.close();
+  });
+
   it('commits the processed mark with the application write, or rolls both back', async () => {
     const db = new Database(':memory:');
     db.exec('CREATE TABLE orders (id TEXT PRIMARY KEY)');
