@@ -11,10 +11,12 @@ import { observability } from './observability.js';
 import { sqliteBacklog } from './sqlite-backlog.js';
 import { sqliteQueue } from './sqlite-queue.js';
 import { syncHttp } from './sync-http.js';
+import { syncHttpAuth } from './sync-http-auth.js';
 
 /** Every scenario `npm run bench` knows, in the order a full run measures them. */
 export const scenarios: Scenario[] = [
   syncHttp,
+  syncHttpAuth,
   asyncHttp,
   brokerMemory,
   sqliteQueue,

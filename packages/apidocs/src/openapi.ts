@@ -35,6 +35,12 @@ export interface OpenApiAuth {
   readonly bearer?: boolean | { readonly description?: string; readonly bearerFormat?: string };
   /** Client certificates (mutual TLS). */
   readonly mutualTLS?: boolean | { readonly description?: string };
+  /**
+   * Scopes each operation requires, by name, over those its contract declares (`operation({ scopes })`):
+   * the operation's `security` then lists them for every scheme. `apiDocumentRoutes` takes them
+   * from the serving service.
+   */
+  readonly scopes?: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface OpenApiOptions extends Omit<OpenApiService, 'contract'> {
@@ -162,6 +168,8 @@ export async function generateOpenApi(
         idempotency,
         auth: auth !== undefined,
       });
+      const scopes = auth?.scopes?.[name] ?? definition.scopes ?? [];
+      if (auth !== undefined && scopes.length > 0) operation.security = securityOf(auth, [...scopes]);
       addPath(`${base}/ops/${name}`, 'post', operation);
     }
     if (jobs.operations.length > 0) {
@@ -183,8 +191,10 @@ export async function generateOpenApi(
       addPath(`${base}${routePath(settings.path ?? '/events')}`, 'post', operation);
     }
     if (options.health !== false) {
-      addPath(`${base}/healthz`, 'get', healthOperation(contract, 'liveness', id(contract, 'healthz')));
-      addPath(`${base}/readyz`, 'get', healthOperation(contract, 'readiness', id(contract, 'readyz')));
+      // Probes are served without authentication.
+      const open = auth === undefined ? {} : { security: [] };
+      addPath(`${base}/healthz`, 'get', { ...healthOperation(contract, 'liveness', id(contract, 'healthz')), ...open });
+      addPath(`${base}/readyz`, 'get', { ...healthOperation(contract, 'readiness', id(contract, 'readyz')), ...open });
     }
     for (const [kind, path] of Object.entries(options.documents ?? {})) {
       if (path === undefined) continue;
@@ -218,7 +228,6 @@ export async function generateOpenApi(
   document.paths = paths;
   if (auth !== undefined) {
     const schemes: JsonObject = {};
-    const security: JsonObject[] = [];
     if (auth.bearer) {
       const bearer = typeof auth.bearer === 'object' ? auth.bearer : {};
       schemes.bearerAuth = {
@@ -227,18 +236,24 @@ export async function generateOpenApi(
         bearerFormat: bearer.bearerFormat ?? 'JWT',
         description: bearer.description ?? 'A service token (JWT) in `Authorization: Bearer <token>`, verified against the issuer’s JWKS.',
       };
-      security.push({ bearerAuth: [] });
     }
     if (auth.mutualTLS) {
       const mtls = typeof auth.mutualTLS === 'object' ? auth.mutualTLS : {};
       schemes.mutualTLS = { type: 'mutualTLS', description: mtls.description ?? 'A client certificate the service trusts.' };
-      security.push({ mutualTLS: [] });
     }
     components.securitySchemes = schemes;
-    document.security = security;
+    document.security = securityOf(auth, []);
   }
   document.components = components;
   return { document, warnings: [...parts.schemas.warnings] };
+}
+
+/** One security requirement per scheme (either will do), each with the scopes required. */
+function securityOf(auth: OpenApiAuth, scopes: string[]): JsonObject[] {
+  const security: JsonObject[] = [];
+  if (auth.bearer) security.push({ bearerAuth: scopes });
+  if (auth.mutualTLS) security.push({ mutualTLS: scopes });
+  return security;
 }
 
 interface OperationSettings {

@@ -1,10 +1,10 @@
 import type { AnyContract } from '@switchboard/core';
-import type { HttpRoute } from '@switchboard/http';
+import type { AuthGate, HttpRoute, HttpService } from '@switchboard/http';
 import { sendJson } from '@switchboard/http';
 import type { AsyncApiOptions } from './asyncapi.js';
 import { generateAsyncApi } from './asyncapi.js';
 import type { JsonObject } from './json.js';
-import type { GeneratedDocument, OpenApiOptions } from './openapi.js';
+import type { GeneratedDocument, OpenApiAuth, OpenApiOptions } from './openapi.js';
 import { generateOpenApi } from './openapi.js';
 
 export const OPENAPI_PATH = '/openapi.json';
@@ -21,6 +21,11 @@ export interface ApiDocumentRoutesOptions {
   /** Where they are served, below the service's base path. Defaults `/openapi.json`, `/asyncapi.json`. */
   readonly openapiPath?: string;
   readonly asyncapiPath?: string;
+  /**
+   * Serve the documents without authentication when the service has it. Default false: they need
+   * an authenticated principal, like every other route.
+   */
+  readonly public?: boolean;
   /** Told about the warnings of each document, once, when it is first generated. Default: nothing. */
   readonly onWarnings?: (document: 'openapi' | 'asyncapi', warnings: GeneratedDocument['warnings']) => void;
 }
@@ -38,13 +43,14 @@ export function apiDocumentRoutes(contract: AnyContract, options: ApiDocumentRou
     ...(options.openapi === false ? {} : { openapi: openapiPath }),
     ...(options.asyncapi === false ? {} : { asyncapi: asyncapiPath }),
   };
-  const route = (path: string, kind: 'openapi' | 'asyncapi', generate: (basePath: string) => Promise<GeneratedDocument>): HttpRoute => {
+  const route = (path: string, kind: 'openapi' | 'asyncapi', generate: (service: HttpService) => Promise<GeneratedDocument>): HttpRoute => {
     let body: Promise<JsonObject> | undefined;
     return {
       methods: ['GET', 'HEAD'],
       path,
+      ...(options.public === true ? { public: true } : {}),
       async handle(req, res, context) {
-        body ??= generate(context.service.basePath).then(({ document, warnings }) => {
+        body ??= generate(context.service).then(({ document, warnings }) => {
           if (warnings.length > 0) options.onWarnings?.(kind, warnings);
           return document;
         });
@@ -63,11 +69,29 @@ export function apiDocumentRoutes(contract: AnyContract, options: ApiDocumentRou
   };
   if (options.openapi !== false) {
     const openapi = options.openapi ?? {};
-    routes.push(route(openapiPath, 'openapi', (basePath) => generateOpenApi(contract, { basePath, ...openapi, documents: served })));
+    routes.push(
+      route(openapiPath, 'openapi', (service) =>
+        generateOpenApi(contract, {
+          basePath: service.basePath,
+          ...(service.auth === undefined ? {} : { auth: serviceAuth(service.auth) }),
+          ...openapi,
+          documents: served,
+        }),
+      ),
+    );
   }
   if (options.asyncapi !== false) {
     const { contracts, ...asyncapi } = options.asyncapi ?? {};
     routes.push(route(asyncapiPath, 'asyncapi', () => generateAsyncApi(contracts ?? [contract], asyncapi)));
   }
   return routes;
+}
+
+/** The security schemes and operation scopes of a service's authentication, as the OpenAPI document states them. */
+function serviceAuth(gate: AuthGate): OpenApiAuth {
+  return {
+    ...(gate.schemes.includes('bearer') ? { bearer: true } : {}),
+    ...(gate.schemes.includes('mutualTLS') ? { mutualTLS: true } : {}),
+    scopes: Object.fromEntries(gate.operationScopes),
+  };
 }

@@ -1,13 +1,18 @@
 import { Command, CommanderError } from 'commander';
 import type { RegisterCommand } from './command.js';
 import { register as asyncapi } from './commands/asyncapi.js';
+import { register as demo } from './commands/demo.js';
+import { register as dlq } from './commands/dlq.js';
+import { register as doctor } from './commands/doctor.js';
+import { register as jobs } from './commands/jobs.js';
 import { register as openapi } from './commands/openapi.js';
+import { register as receipts } from './commands/receipts.js';
 import { register as tail } from './commands/tail.js';
 import type { CliIo } from './io.js';
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, writeProblem } from './io.js';
 
 /** Every command, one file each in `commands/`. A new command adds its file and one line here. */
-const COMMANDS: readonly RegisterCommand[] = [openapi, asyncapi, tail];
+const COMMANDS: readonly RegisterCommand[] = [openapi, asyncapi, dlq, receipts, jobs, doctor, demo, tail];
 
 export const VERSION = '0.1.0';
 
@@ -20,7 +25,7 @@ const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.version', 'com
  */
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const program = new Command('switchboard')
-    .description('Switchboard: API documents from contracts, live flows from a dashboard')
+    .description('Switchboard: API documents, dead letters, receipts, jobs, engine checks and live flows')
     .version(VERSION)
     .exitOverride()
     .showHelpAfterError(false)
@@ -32,7 +37,11 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     });
   const context = { io };
   for (const register of COMMANDS) register(program, context);
-  for (const command of program.commands) command.exitOverride().configureOutput({ outputError: () => {} });
+  const quiet = (command: Command): void => {
+    command.exitOverride().configureOutput({ outputError: () => {} });
+    for (const sub of command.commands) quiet(sub);
+  };
+  for (const command of program.commands) quiet(command);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return EXIT_OK;

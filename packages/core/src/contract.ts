@@ -33,6 +33,11 @@ export interface OperationDefinition<
   readonly mode: OperationMode;
   /** Server-side time limit for one run of the handler, in milliseconds. */
   readonly timeoutMs?: number;
+  /**
+   * Scopes a caller must hold (every one) when the service requires authentication: over HTTP a
+   * principal without them is answered 403 `SB_FORBIDDEN`. The server's `auth.scopes` overrides them.
+   */
+  readonly scopes?: readonly string[];
   readonly description?: string;
 }
 
@@ -156,6 +161,7 @@ export function operation<
   idempotent?: boolean;
   mode?: OperationMode;
   timeoutMs?: number;
+  scopes?: readonly string[];
   description?: string;
 }): OperationDefinition<I, O, NoInfer<E>> {
   return {
@@ -166,6 +172,7 @@ export function operation<
     idempotent: definition.idempotent ?? false,
     mode: definition.mode ?? 'either',
     ...(definition.timeoutMs === undefined ? {} : { timeoutMs: definition.timeoutMs }),
+    ...(definition.scopes === undefined ? {} : { scopes: [...definition.scopes] }),
     ...(definition.description === undefined ? {} : { description: definition.description }),
   };
 }

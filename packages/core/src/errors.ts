@@ -118,7 +118,8 @@ export const errorRegistry = {
     status: 503,
     title: 'Upstream unavailable',
     retryable: true,
-    description: 'The upstream could not be reached (connection refused, reset, DNS).',
+    description:
+      'The upstream could not be reached (connection refused, reset, DNS); on a service with authentication, the credentials could not be checked (the JWKS of the issuer could not be fetched).',
   },
   SB_IDEMPOTENCY_STORE_FULL: {
     status: 503,

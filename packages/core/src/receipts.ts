@@ -81,6 +81,13 @@ export interface Receipt {
   readonly error?: ProblemDetails;
   /** Short summary of the handler's result, set with `processed` (keep it small: it is stored per message). */
   readonly result?: string;
+  /**
+   * The principal that delivered the event when the record was created: the authenticated caller of
+   * `POST /events`, or the sender a verified signature names on a broker. Set once, never changed
+   * (a later delivery by someone else cannot take a receipt over). Receipts over HTTP are shown
+   * only to it (or to a reader with the receipts read scope) when the service has authentication.
+   */
+  readonly sender?: string;
   /** Who holds the processing lease (set by `claim`). */
   readonly leaseOwner?: string;
   /** Until when the processing lease holds; after it another worker may claim the message. */
@@ -110,6 +117,8 @@ export interface ReceiptUpdate extends ReceiptKey {
   readonly result?: string;
   /** When it happened; defaults to the store's clock. */
   readonly at?: number;
+  /** Kept only when this update creates the record (see `Receipt.sender`). */
+  readonly sender?: string;
 }
 
 /** One inbox check for `ReceiptStore.claim`. */
@@ -120,6 +129,8 @@ export interface ReceiptClaim extends ReceiptKey {
   readonly leaseMs: number;
   readonly type?: string;
   readonly topic?: string;
+  /** Kept only when this claim creates the record (see `Receipt.sender`). */
+  readonly sender?: string;
 }
 
 export type ReceiptClaimResult =
@@ -238,6 +249,7 @@ export function mergeReceipt(current: Receipt | undefined, update: ReceiptUpdate
         attempts: attempt,
         receivedAt: at,
         updatedAt: at,
+        ...(update.sender === undefined ? {} : { sender: update.sender }),
       },
       update,
       at,
@@ -291,6 +303,7 @@ export function decideClaim(current: Receipt | undefined, request: ReceiptClaim,
       attempt: (current?.attempts ?? 0) + 1,
       ...(request.type === undefined ? {} : { type: request.type }),
       ...(request.topic === undefined ? {} : { topic: request.topic }),
+      ...(request.sender === undefined ? {} : { sender: request.sender }),
     },
     now,
   );

@@ -225,6 +225,7 @@ function firstClaim(request: ReceiptClaim, now: number): Receipt {
   };
   if (request.type !== undefined) receipt.type = request.type;
   if (request.topic !== undefined) receipt.topic = request.topic;
+  if (request.sender !== undefined) receipt.sender = request.sender;
   receipt.leaseOwner = request.owner;
   receipt.leaseUntil = now + request.leaseMs;
   return receipt;
@@ -252,6 +253,7 @@ function processedReceipt(current: Receipt, update: ReceiptUpdate, now: number):
   const topic = update.topic ?? current.topic;
   if (type !== undefined) receipt.type = type;
   if (topic !== undefined) receipt.topic = topic;
+  if (current.sender !== undefined) receipt.sender = current.sender;
   if (update.result !== undefined) receipt.result = update.result;
   return receipt;
 }

@@ -19,6 +19,7 @@ import {
   encodeCloudEvent,
   errorTypeOf,
   isSwitchboardError,
+  SIGNATURE_ATTRIBUTE,
   SwitchboardError,
   signatureError,
   traceAsync,
@@ -121,13 +122,17 @@ export class Consumer {
       return this.#undecodable(delivery, error);
     }
     const verify = this.#config.verify;
+    // A signature that verified binds the event to its source: that source is its sender (the
+    // receipt's, readable over HTTP by the principal of that name). Unsigned events have none.
+    let sender: string | undefined;
     if (verify !== undefined) {
       const problem = verify(event);
       if (problem !== undefined) return this.#forged(delivery, event, problem);
+      if (event.extensions?.[SIGNATURE_ATTRIBUTE] !== undefined) sender = event.source;
     }
     const admit = this.#config.admit;
     if (admit !== undefined && !admit(delivery.topic, event)) return this.#skip(delivery, event);
-    const run = this.#run(delivery, event, 'broker');
+    const run = this.#run(delivery, event, 'broker', sender);
     if (!this.#atLeastOnce) return run.then(done, done);
     return run.then((outcome) => settle(delivery, outcome));
   };
@@ -170,13 +175,16 @@ export class Consumer {
       return this.#undecodable(delivery, error);
     }
     const verify = this.#config.verify;
+    // A signature that verified binds the event to its source: that source is its sender.
+    let sender: string | undefined;
     if (verify !== undefined) {
       const problem = verify(event);
       if (problem !== undefined) return this.#forged(delivery, event, problem);
+      if (event.extensions?.[SIGNATURE_ATTRIBUTE] !== undefined) sender = event.source;
     }
     const admit = this.#config.admit;
     if (admit !== undefined && !admit(delivery.topic, event)) return this.#skip(delivery, event);
-    const run = this.#process(delivery, event, 'broker');
+    const run = this.#process(delivery, event, 'broker', sender);
     if (!this.#atLeastOnce) return run.then(done, done);
     return run.then((outcome) => {
       if (!tracing.settle.hasSubscribers) return settle(delivery, outcome);
@@ -245,9 +253,11 @@ export class Consumer {
   }
 
   /** `#run`, traced on `switchboard:process` when someone listens; a dead letter is told to `switchboard:dlq`. */
-  #process(delivery: Delivery, event: CloudEvent, via: InboundVia): Promise<Outcome> {
+  #process(delivery: Delivery, event: CloudEvent, via: InboundVia, sender?: string): Promise<Outcome> {
     const { broker, group } = this.#config;
-    if (!tracing.process.hasSubscribers) return this.#run(delivery, event, via).then((outcome) => this.#told(delivery, event, outcome));
+    if (!tracing.process.hasSubscribers) {
+      return this.#run(delivery, event, via, sender).then((outcome) => this.#told(delivery, event, outcome));
+    }
     const extensions = event.extensions;
     const context: ProcessMessage = {
       system: broker.name,
@@ -264,7 +274,7 @@ export class Consumer {
     return traceAsync(
       tracing.process,
       context,
-      () => this.#run(delivery, event, via),
+      () => this.#run(delivery, event, via, sender),
       (message, outcome) => {
         this.#told(delivery, event, outcome);
         if (outcome.kind === 'ack') {
@@ -339,8 +349,9 @@ export class Consumer {
     );
   }
 
-  async #run(delivery: Delivery, event: CloudEvent, via: InboundVia): Promise<Outcome> {
+  async #run(delivery: Delivery, event: CloudEvent, via: InboundVia, sender?: string): Promise<Outcome> {
     const message = new InboundMessage(delivery, event, this.#config.group, via, this.#closing.signal);
+    if (sender !== undefined) message.sender = sender;
     try {
       return await this.#config.pipeline(message);
     } catch (error) {
@@ -383,7 +394,7 @@ export class Consumer {
    * pipeline, without encoding or decoding it again. Should it be dead-lettered, its headers and
    * body are encoded in the broker's binding then, so the dead letter can be replayed through the broker.
    */
-  receive(event: CloudEvent, topic: string): Promise<Outcome> {
+  receive(event: CloudEvent, topic: string, sender?: string): Promise<Outcome> {
     try {
       checkIdentity(event);
       this.verifyOrThrow(event);
@@ -395,7 +406,7 @@ export class Consumer {
       return Promise.resolve({ kind: 'ack', skipped: 'filtered' });
     }
     const delivery = new HttpDelivery(event, topic, this.#config.broker);
-    return observed() ? this.#process(delivery, event, 'http') : this.#run(delivery, event, 'http');
+    return observed() ? this.#process(delivery, event, 'http', sender) : this.#run(delivery, event, 'http', sender);
   }
 
   /** `SB_SIGNATURE_INVALID` (403) when the event's signature is missing or does not verify. */

@@ -46,13 +46,14 @@ function toResult(id: string, outcome: Outcome): EventResult {
  *   does not verify (in a batch: the whole batch, before any of it runs)
  */
 export function cloudEventsRoute(
-  receive: (event: CloudEvent) => Promise<Outcome>,
-  options: { readonly path?: string; readonly verify?: (event: CloudEvent) => void } = {},
+  receive: (event: CloudEvent, sender?: string) => Promise<Outcome>,
+  options: { readonly path?: string; readonly scopes?: readonly string[]; readonly verify?: (event: CloudEvent) => void } = {},
 ): HttpRoute {
   const verify = options.verify;
   return {
     methods: ['POST'],
     path: options.path ?? '/events',
+    ...(options.scopes === undefined ? {} : { scopes: options.scopes }),
     async handle(req, res, context) {
       const body = await context.readBody();
       // The same nesting bound as every JSON body the HTTP layer parses (400 SB_JSON_TOO_DEEP).
@@ -62,11 +63,11 @@ export function cloudEventsRoute(
         // Every signature first: a batch with one forged event is refused whole (403), nothing of it run.
         if (verify !== undefined) for (const event of decoded.events) verify(event);
         const results: EventResult[] = [];
-        for (const event of decoded.events) results.push(toResult(event.id, await receive(event)));
+        for (const event of decoded.events) results.push(toResult(event.id, await receive(event, context.principal)));
         sendJson(res, 200, { results });
         return;
       }
-      const result = toResult(decoded.event.id, await receive(decoded.event));
+      const result = toResult(decoded.event.id, await receive(decoded.event, context.principal));
       switch (result.status) {
         case 'processed':
         case 'duplicate':

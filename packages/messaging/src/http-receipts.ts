@@ -4,6 +4,16 @@ import { sendJson } from '@switchboard/http';
 import { outwardProblem } from './outward.js';
 import type { Receipts } from './receipts.js';
 
+export interface ReceiptsRouteOptions {
+  /** Where it is served. Default `/receipts/`. */
+  readonly path?: string;
+  /**
+   * With authentication: a principal holding this scope reads every receipt (an operator, a
+   * dashboard); everyone else only those of the events it delivered. Default: none (nobody reads another's).
+   */
+  readonly readScope?: string;
+}
+
 /** Longest `?wait=` a receipts request may ask for, in seconds. */
 const MAX_WAIT_SECONDS = 30;
 
@@ -16,7 +26,8 @@ const MAX_WAIT_SECONDS = 30;
  * `source` is 400. `?wait=N` (seconds, at most 30) long-polls until every group reached a final
  * state (or `&group=` did).
  */
-export function receiptsRoute(receipts: Receipts, options: { readonly path?: string } = {}): HttpRoute {
+export function receiptsRoute(receipts: Receipts, options: ReceiptsRouteOptions = {}): HttpRoute {
+  const readScope = options.readScope;
   const base = options.path ?? '/receipts/';
   const prefix = base.endsWith('/') ? base : `${base}/`;
   return {
@@ -36,7 +47,12 @@ export function receiptsRoute(receipts: Receipts, options: { readonly path?: str
       const group = query.get('group') ?? undefined;
       const source = query.get('source') ?? undefined;
       if (source === '') throw new SwitchboardError('SB_BAD_REQUEST', { detail: 'source must be a non-empty CloudEvents source' });
-      const bySource = source === undefined ? {} : { source };
+      // With authentication, a reader sees the receipts of the events it delivered; another's event is
+      // a 404 like one never received (not a 403: whether it exists is the sender's business).
+      const reader = context.service.auth === undefined ? undefined : context.authenticated;
+      const privileged = reader !== undefined && readScope !== undefined && reader.scopes.includes(readScope);
+      const visibility = reader === undefined || privileged ? {} : { visibleTo: reader.id };
+      const bySource = { ...(source === undefined ? {} : { source }), ...visibility };
       const document =
         Number.isFinite(waitSeconds) && waitSeconds > 0
           ? await receipts.wait(messageId, {

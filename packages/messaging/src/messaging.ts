@@ -172,15 +172,18 @@ export interface Messaging {
   start(): Promise<void>;
   /** Stops taking deliveries, lets in-flight ones finish (the broker releases what is left). Does not close the broker or stores. */
   close(): Promise<void>;
-  /** Runs a CloudEvent received outside the broker through the consumer pipeline (what `POST /events` does). */
-  receive(event: CloudEvent): Promise<Outcome>;
+  /**
+   * Runs a CloudEvent received outside the broker through the consumer pipeline (what `POST /events`
+   * does). `sender`: the principal that delivered it, kept with its receipt (see `Receipt.sender`).
+   */
+  receive(event: CloudEvent, sender?: string): Promise<Outcome>;
   // --- receipts and dead letters
   readonly receipts: Receipts;
   readonly deadLetters: DeadLetters;
   /** Same as `deadLetters.replay`. */
   replay(selector: ReplaySelector, options?: ReplayOptions): Promise<ReplayResult>;
   /** HTTP routes for `createHttpService({ routes })`: `GET /receipts/{id}` (with receipts) and `POST /events`. */
-  routes(options?: { readonly receiptsPath?: string; readonly eventsPath?: string }): HttpRoute[];
+  routes(options?: MessagingRoutesOptions): HttpRoute[];
 }
 
 /**
@@ -310,7 +313,8 @@ export function createMessaging(options: MessagingOptions): Messaging {
   };
   const replay = (selector: ReplaySelector, replayOptions?: ReplayOptions): Promise<ReplayResult> =>
     replayDeadLetters({ broker, deadLetters: requireDeadLetters(), receipts: receiptStore }, selector, replayOptions);
-  const receive = (event: CloudEvent): Promise<Outcome> => consumer.receive(event, routes.topicOf(event.type) ?? `${group}.unrouted`);
+  const receive = (event: CloudEvent, sender?: string): Promise<Outcome> =>
+    consumer.receive(event, routes.topicOf(event.type) ?? `${group}.unrouted`, sender);
 
   const messaging: Messaging = {
     service,
@@ -360,10 +364,16 @@ export function createMessaging(options: MessagingOptions): Messaging {
     routes(routeOptions = {}) {
       const out: HttpRoute[] = [];
       if (receiptStore !== undefined)
-        out.push(receiptsRoute(receipts, routeOptions.receiptsPath === undefined ? {} : { path: routeOptions.receiptsPath }));
+        out.push(
+          receiptsRoute(receipts, {
+            ...(routeOptions.receiptsPath === undefined ? {} : { path: routeOptions.receiptsPath }),
+            ...(routeOptions.receiptsReadScope === undefined ? {} : { readScope: routeOptions.receiptsReadScope }),
+          }),
+        );
       out.push(
         cloudEventsRoute(receive, {
           ...(routeOptions.eventsPath === undefined ? {} : { path: routeOptions.eventsPath }),
+          ...(routeOptions.eventsScopes === undefined ? {} : { scopes: routeOptions.eventsScopes }),
           verify: (event) => consumer.verifyOrThrow(event),
         }),
       );
@@ -371,6 +381,16 @@ export function createMessaging(options: MessagingOptions): Messaging {
     },
   };
   return messaging;
+}
+
+/** `messaging.routes(options)`. */
+export interface MessagingRoutesOptions {
+  readonly receiptsPath?: string;
+  readonly eventsPath?: string;
+  /** With authentication: scopes a principal needs to post events. Default none (authenticated is enough). */
+  readonly eventsScopes?: readonly string[];
+  /** With authentication: the scope that reads every receipt; without it a principal reads only its own. */
+  readonly receiptsReadScope?: string;
 }
 
 /** The outbox form of a built message: the message itself, and the receiver group its relay declares. */

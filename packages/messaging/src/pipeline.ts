@@ -17,6 +17,11 @@ export interface Inbound {
   readonly event: CloudEvent;
   readonly group: string;
   readonly via: InboundVia;
+  /**
+   * The principal that delivered the event, kept with its receipt when the receipt is created: the
+   * authenticated caller of `POST /events`, or (on a broker) the sender a verified signature names.
+   */
+  sender?: string | undefined;
   /** Attempt number used for retry decisions (the broker's, or the inbox's for HTTP). */
   attempt: number;
   /** Aborted when the consumer closes; the timeout middleware replaces it with a per-run signal. */
@@ -41,6 +46,7 @@ export class InboundMessage implements Inbound {
   readonly event: CloudEvent;
   readonly group: string;
   readonly via: InboundVia;
+  sender?: string | undefined;
   attempt: number;
   route?: Route;
   data?: unknown;

@@ -16,6 +16,8 @@ export interface GroupReceipt {
   readonly error?: ProblemDetails;
   /** JSON summary of what the handler returned (an operation's output), on `processed`. */
   readonly result?: string;
+  /** The principal that delivered the event to this group (see `Receipt.sender`), when known. */
+  readonly sender?: string;
 }
 
 /**
@@ -43,6 +45,7 @@ export function toGroupReceipt(receipt: Receipt): GroupReceipt {
     ...(receipt.processedAt === undefined ? {} : { processedAt: new Date(receipt.processedAt).toISOString() }),
     ...(receipt.error === undefined ? {} : { error: receipt.error }),
     ...(receipt.result === undefined ? {} : { result: receipt.result }),
+    ...(receipt.sender === undefined ? {} : { sender: receipt.sender }),
   };
 }
 
@@ -53,6 +56,11 @@ export interface ReceiptQuery {
    * event of the one source that used the MessageId, and `SB_CONFLICT` when several did.
    */
   readonly source?: string;
+  /**
+   * Only the receipts this principal delivered (`Receipt.sender`): what the others are is not said,
+   * not even that they exist. The HTTP route passes the reader when the service has authentication.
+   */
+  readonly visibleTo?: string;
 }
 
 /** The receiving side's receipts API. */
@@ -79,7 +87,9 @@ export function isSettled(document: ReceiptDocument | undefined, group?: string)
 
 export function createReceipts(store: ReceiptStore): Receipts {
   const get = async (messageId: string, options: ReceiptQuery = {}): Promise<ReceiptDocument | undefined> => {
-    const all = await store.getAll(messageId, options.source);
+    const stored = await store.getAll(messageId, options.source);
+    const reader = options.visibleTo;
+    const all = reader === undefined ? stored : stored.filter((receipt) => receipt.sender === reader);
     const first = all[0];
     if (first === undefined) return undefined;
     // Without a source, the store answers every source's receipts, ordered by source.
@@ -95,7 +105,10 @@ export function createReceipts(store: ReceiptStore): Receipts {
     get,
     async wait(messageId, options = {}) {
       const deadline = Date.now() + (options.timeoutMs ?? 10_000);
-      const query = options.source === undefined ? {} : { source: options.source };
+      const query = {
+        ...(options.source === undefined ? {} : { source: options.source }),
+        ...(options.visibleTo === undefined ? {} : { visibleTo: options.visibleTo }),
+      };
       let interval = 10;
       for (;;) {
         const document = await get(messageId, query);

@@ -222,6 +222,31 @@ export function describeReceiptStoreConformance(name: string, factory: ReceiptSt
       });
     });
 
+    describe('sender (the principal that delivered the event)', () => {
+      it('keeps the sender of the claim or update that created the record, through every later change', async () => {
+        const g = group();
+        const claimed = at(g, newMessageId());
+        const first = await store.claim({ ...claimed, owner: 'w1', leaseMs: LEASE, sender: 'service-a' });
+        expect(first.receipt.sender).toBe('service-a');
+        await store.record([{ ...claimed, state: 'failed', attempt: 1, error: problem('once'), sender: 'intruder' }]);
+        const second = await store.claim({ ...claimed, owner: 'w2', leaseMs: LEASE, sender: 'intruder' });
+        expect(second.receipt.sender).toBe('service-a');
+        await store.record([{ ...claimed, state: 'processed', attempt: 2, result: 'ok', sender: 'intruder' }]);
+        expect((await store.get(claimed))?.sender).toBe('service-a');
+        expect((await store.getAll(claimed.messageId, SOURCE))[0]?.sender).toBe('service-a');
+
+        const recorded = at(g, newMessageId());
+        await store.record([{ ...recorded, state: 'processed', attempt: 1, sender: 'service-b' }]);
+        expect((await store.get(recorded))?.sender).toBe('service-b');
+
+        const anonymous = at(g, newMessageId());
+        await store.claim({ ...anonymous, owner: 'w1', leaseMs: LEASE });
+        await store.claim({ ...anonymous, owner: 'w1', leaseMs: LEASE, sender: 'late-comer' });
+        await store.record([{ ...anonymous, state: 'processed', attempt: 1, sender: 'late-comer' }]);
+        expect((await store.get(anonymous))?.sender).toBeUndefined();
+      });
+    });
+
     describe('event identity (source + MessageId)', () => {
       it('keeps the same MessageId from two sources as two independent records', async () => {
         const g = group();

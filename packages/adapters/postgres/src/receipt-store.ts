@@ -42,6 +42,7 @@ interface ReceiptRow {
   state: ReceiptState;
   type: string | null;
   topic: string | null;
+  sender?: string | null;
   attempts: number;
   received_at: string;
   updated_at: string;
@@ -71,8 +72,10 @@ CREATE TABLE IF NOT EXISTS ${t} (
   result TEXT,
   lease_owner TEXT,
   lease_until BIGINT,
+  sender TEXT,
   PRIMARY KEY (message_id, source, grp)
 );
+ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS sender TEXT;
 CREATE INDEX IF NOT EXISTS ${t}_received ON ${t} (received_at, grp, source, message_id);
 CREATE INDEX IF NOT EXISTS ${t}_grp_received ON ${t} (grp, received_at, source, message_id);
 CREATE INDEX IF NOT EXISTS ${t}_updated ON ${t} (updated_at);`;
@@ -278,9 +281,9 @@ export class PostgresReceiptStore implements ReceiptStore {
   async #write(client: Queryable, receipts: readonly Receipt[]): Promise<void> {
     const column = <V>(pick: (r: Receipt) => V) => receipts.map(pick);
     await client.query(
-      `INSERT INTO ${this.#t} (message_id, source, grp, state, type, topic, attempts, received_at, updated_at, processed_at, error, result, lease_owner, lease_until)
+      `INSERT INTO ${this.#t} (message_id, source, grp, state, type, topic, attempts, received_at, updated_at, processed_at, error, result, lease_owner, lease_until, sender)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[], $9::bigint[],
-         $10::bigint[], $11::text[], $12::text[], $13::text[], $14::bigint[])
+         $10::bigint[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[])
        ON CONFLICT (message_id, source, grp) DO UPDATE SET
          state = excluded.state, type = excluded.type, topic = excluded.topic, attempts = excluded.attempts,
          updated_at = excluded.updated_at, processed_at = excluded.processed_at, error = excluded.error, result = excluded.result,
@@ -300,6 +303,7 @@ export class PostgresReceiptStore implements ReceiptStore {
         column((r) => r.result ?? null),
         column((r) => r.leaseOwner ?? null),
         column((r) => r.leaseUntil ?? null),
+        column((r) => r.sender ?? null),
       ],
     );
   }
@@ -332,6 +336,7 @@ function fromRow(row: ReceiptRow): Receipt {
     ...(row.result === null ? {} : { result: row.result }),
     ...(row.lease_owner === null ? {} : { leaseOwner: row.lease_owner }),
     ...(leaseUntil === undefined ? {} : { leaseUntil }),
+    ...(row.sender === null || row.sender === undefined ? {} : { sender: row.sender }),
   };
 }
 

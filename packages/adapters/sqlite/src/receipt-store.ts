@@ -44,6 +44,7 @@ interface ReceiptRow {
   result: string | null;
   lease_owner: string | null;
   lease_until: number | null;
+  sender: string | null;
 }
 
 /** A full row as positional parameters, in column order (positional binding is cheaper than named). */
@@ -62,15 +63,16 @@ type RowValues = [
   result: string | null,
   leaseOwner: string | null,
   leaseUntil: number | null,
+  sender: string | null,
 ];
 
 /** Parameters of the `processed` fast path: type, topic, attempt, at (updated), at (processed), result, message_id, source, grp. */
 type ProcessedValues = [string | null, string | null, number, number, number, string | null, string, string, string];
 
 const COLUMNS =
-  'message_id, source, grp, state, type, topic, attempts, received_at, updated_at, processed_at, error, result, lease_owner, lease_until';
+  'message_id, source, grp, state, type, topic, attempts, received_at, updated_at, processed_at, error, result, lease_owner, lease_until, sender';
 const KEY = 'message_id, source, grp';
-const PLACEHOLDERS = '?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?';
+const PLACEHOLDERS = '?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?';
 
 const PURGE_CHUNK = 1000;
 
@@ -133,11 +135,15 @@ export class SqliteReceiptStore implements ReceiptStore {
         result TEXT,
         lease_owner TEXT,
         lease_until INTEGER,
+        sender TEXT,
         PRIMARY KEY (message_id, source, grp)
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS ${t}_received ON ${t} (received_at, grp, source, message_id);
       CREATE INDEX IF NOT EXISTS ${t}_updated ON ${t} (updated_at);
     `);
+    // Tables of versions before the sender was kept get its column (NULL: no sender known).
+    const known = db.prepare<[string], { name: string }>('SELECT name FROM pragma_table_info(?)').all(t);
+    if (!known.some((c) => c.name === 'sender')) db.exec(`ALTER TABLE ${t} ADD COLUMN sender TEXT`);
     this.#select = db.prepare<[string, string, string], ReceiptRow>(`SELECT * FROM ${t} WHERE message_id = ? AND source = ? AND grp = ?`);
     this.#selectAll = db.prepare<[string], ReceiptRow>(`SELECT * FROM ${t} WHERE message_id = ? ORDER BY source, grp`);
     this.#selectBySource = db.prepare<[string, string], ReceiptRow>(`SELECT * FROM ${t} WHERE message_id = ? AND source = ? ORDER BY grp`);
@@ -383,6 +389,7 @@ function firstClaim(request: ReceiptClaim, now: number): Receipt {
   };
   if (request.type !== undefined) receipt.type = request.type;
   if (request.topic !== undefined) receipt.topic = request.topic;
+  if (request.sender !== undefined) receipt.sender = request.sender;
   receipt.leaseOwner = request.owner;
   receipt.leaseUntil = now + request.leaseMs;
   return receipt;
@@ -404,6 +411,7 @@ function toValues(receipt: Receipt): RowValues {
     receipt.result ?? null,
     receipt.leaseOwner ?? null,
     receipt.leaseUntil ?? null,
+    receipt.sender ?? null,
   ];
 }
 
@@ -423,6 +431,7 @@ function fromRow(row: ReceiptRow): Receipt {
     ...(row.result === null ? {} : { result: row.result }),
     ...(row.lease_owner === null ? {} : { leaseOwner: row.lease_owner }),
     ...(row.lease_until === null ? {} : { leaseUntil: row.lease_until }),
+    ...(row.sender === null || row.sender === undefined ? {} : { sender: row.sender }),
   };
 }
 

@@ -155,6 +155,26 @@ describe('SqliteReceiptStore', () => {
     db.close();
   });
 
+  it('adds the sender column to a table of the version before it, keeping its rows', async () => {
+    const db = new Database(':memory:');
+    db.exec(`CREATE TABLE sb_receipts (
+      message_id TEXT NOT NULL, source TEXT NOT NULL, grp TEXT NOT NULL, state TEXT NOT NULL, type TEXT, topic TEXT,
+      attempts INTEGER NOT NULL, received_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, processed_at INTEGER,
+      error TEXT, result TEXT, lease_owner TEXT, lease_until INTEGER, PRIMARY KEY (message_id, source, grp)) WITHOUT ROWID`);
+    db.prepare(
+      `INSERT INTO sb_receipts (message_id, source, grp, state, attempts, received_at, updated_at) VALUES ('old', 's', 'g', 'processed', 1, 1, 1)`,
+    ).run();
+    const store = createSqliteReceiptStore({ database: db });
+    expect(await store.get({ group: 'g', source: 's', messageId: 'old' })).toMatchObject({ state: 'processed' });
+    expect((await store.get({ group: 'g', source: 's', messageId: 'old' }))?.sender).toBeUndefined();
+    const fresh = await store.claim({ group: 'g', source: 's', messageId: 'new', owner: 'w', leaseMs: 1000, sender: 'service-a' });
+    expect(fresh.receipt.sender).toBe('service-a');
+    expect((await store.get({ group: 'g', source: 's', messageId: 'new' }))?.sender).toBe('service-a');
+    // Opening it again finds the column there.
+    expect(() => createSqliteReceiptStore({ database: db })).not.toThrow();
+    db.close();
+  });
+
   it('reports a value the engine refuses (a constraint) as SB_STORE_REFUSED, not retryable, and rolls the batch back', async () => {
     const db = new Database(':memory:');
     const store = createSqliteReceiptStore({ database: db });

@@ -1,9 +1,13 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
+import { createServer as createSecureServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { AnyContract, HandlerContext } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
 import { MemoryIdempotencyStore } from '@switchboard/memory';
+import { AuthGate, sendRefusal } from '../auth/gate.js';
+import type { Principal, Verification } from '../auth/types.js';
+import { principalOf, setPrincipal } from '../auth/types.js';
 import { readBody } from './body.js';
 import { answerClientError } from './client-error.js';
 import { isJsonContentType } from './content-type.js';
@@ -50,6 +54,8 @@ const CONSUMED = staticProblem('SB_CONFIG_INVALID', 'The request body was alread
 const READY = '{"status":"ready"}';
 const NOT_READY = '{"status":"draining"}';
 const ALIVE = '{"status":"ok"}';
+const NO_SCOPES: readonly string[] = [];
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '::ffff:127.0.0.1']);
 
 interface MountedRoute {
   readonly route: HttpRoute;
@@ -80,6 +86,10 @@ class SwitchboardHttpService implements HttpService {
   readonly basePath: string;
   readonly routes: readonly HttpRoute[];
   readonly handle: (req: IncomingMessage, res: ServerResponse, next?: () => void) => void;
+  readonly auth: AuthGate | undefined;
+  readonly #authMode: 'on' | 'none' | 'unset';
+  /** Scopes each operation requires (contract, then `auth.scopes`). */
+  readonly #scopes = new Map<string, readonly string[]>();
   readonly #runtime: ServiceRuntime;
   /** Full path (`{base}/ops/{name}`) to operation. */
   readonly #byPath = new Map<string, CompiledOperation>();
@@ -104,6 +114,25 @@ class SwitchboardHttpService implements HttpService {
       const compiled = compileOperation(options.contract.name, name, definition, handlers[name], this.basePath);
       this.#byPath.set(this.#opsPrefix + name, compiled);
       this.#byName.set(name, compiled);
+    }
+    if (options.auth !== undefined && options.auth !== 'none' && (typeof options.auth !== 'object' || options.auth === null)) {
+      throw new SwitchboardError('SB_CONFIG_INVALID', { detail: "auth must be { authenticators } or 'none'" });
+    }
+    this.auth = options.auth === undefined || options.auth === 'none' ? undefined : new AuthGate(options.auth, options.contract.name);
+    this.#authMode = options.auth === undefined ? 'unset' : options.auth === 'none' ? 'none' : 'on';
+    if (this.auth !== undefined) {
+      const overrides = (options.auth as Exclude<typeof options.auth, 'none' | undefined>).scopes ?? {};
+      for (const name of Object.keys(overrides)) {
+        if (!this.#byName.has(name)) throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `auth.scopes names no operation ${name}` });
+      }
+      for (const [name, definition] of Object.entries(options.contract.operations)) {
+        const scopes = overrides[name] ?? definition.scopes ?? NO_SCOPES;
+        if (!Array.isArray(scopes) || scopes.some((scope) => typeof scope !== 'string' || scope === '')) {
+          throw new SwitchboardError('SB_CONFIG_INVALID', { detail: `The scopes of operation ${name} must be non-empty strings` });
+        }
+        this.#scopes.set(name, scopes);
+        this.auth.operationScopes.set(name, scopes);
+      }
     }
     this.routes = options.routes ?? [];
     this.#routes = this.routes.map((route) => {
@@ -144,7 +173,7 @@ class SwitchboardHttpService implements HttpService {
       maxJsonDepth,
       maxInFlight: positive('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT),
       idempotency,
-      principal: options.principal,
+      principal: options.principal ?? (this.auth === undefined ? undefined : principalId),
       interceptors: options.interceptors ?? [],
       onError: options.onError,
       problems: buildStaticProblems(bodyLimit, retryAfterSeconds, maxJsonDepth),
@@ -179,19 +208,70 @@ class SwitchboardHttpService implements HttpService {
     const path = query === -1 ? url : url.slice(0, query);
     const operation = this.#byPath.get(path);
     if (operation !== undefined) {
-      if (req.method === 'POST') this.#call(operation, req, res);
-      else this.#early(req, res, ALLOW_POST);
+      if (this.auth === undefined) this.#operation(operation, req, res);
+      else this.#guard(req, res, this.#scopes.get(operation.name) ?? NO_SCOPES, () => this.#operation(operation, req, res));
       return;
     }
     if (path === this.#healthPath || path === this.#readyPath) {
       this.#health(path === this.#healthPath, req, res);
       return;
     }
-    if (this.#routes.length > 0 && this.#route(path, query === -1 ? '' : url.slice(query + 1), req, res)) return;
+    if (this.#routes.length > 0) {
+      const mounted = this.#matchRoute(path, req.method);
+      if (mounted !== undefined) {
+        const queryString = query === -1 ? '' : url.slice(query + 1);
+        if (this.auth === undefined || mounted.route?.route.public === true) this.#route(path, queryString, req, res, mounted);
+        else this.#guard(req, res, mounted.route?.route.scopes ?? NO_SCOPES, () => this.#route(path, queryString, req, res, mounted));
+        return;
+      }
+    }
     // The service owns all of `{base}/ops/`, even when mounted as middleware.
-    if (path.startsWith(this.#opsPrefix)) this.#early(req, res, this.#runtime.problems.unknownOperation);
-    else if (next !== undefined) next();
+    if (path.startsWith(this.#opsPrefix)) {
+      // With auth, an unauthenticated caller learns nothing of which operations exist.
+      if (this.auth === undefined) this.#early(req, res, this.#runtime.problems.unknownOperation);
+      else this.#guard(req, res, NO_SCOPES, () => this.#early(req, res, this.#runtime.problems.unknownOperation));
+    } else if (next !== undefined) next();
     else this.#early(req, res, this.#runtime.problems.notFound);
+  }
+
+  #operation(operation: CompiledOperation, req: IncomingMessage, res: ServerResponse): void {
+    if (req.method === 'POST') this.#call(operation, req, res);
+    else this.#early(req, res, ALLOW_POST);
+  }
+
+  /** Authenticates, checks `scopes`, and runs `proceed` or answers the refusal (synchronously when the authenticators are). */
+  #guard(req: IncomingMessage, res: ServerResponse, scopes: readonly string[], proceed: () => void): void {
+    const gate = this.auth as AuthGate;
+    const verification = gate.authenticate(req);
+    if (verification instanceof Promise) {
+      verification.then(
+        (settled) => this.#admit(gate, req, res, scopes, settled, proceed),
+        (error: unknown) => {
+          report(this.#runtime, error, 'auth', 500);
+          this.#early(req, res, this.#runtime.problems.internal);
+        },
+      );
+    } else {
+      this.#admit(gate, req, res, scopes, verification, proceed);
+    }
+  }
+
+  #admit(
+    gate: AuthGate,
+    req: IncomingMessage,
+    res: ServerResponse,
+    scopes: readonly string[],
+    verification: Verification,
+    proceed: () => void,
+  ): void {
+    const refused = gate.refusal(verification, scopes);
+    if (refused !== undefined) {
+      sendRefusal(res, refused);
+      boundUnreadBody(req, res, this.#runtime.drainLimit, this.#runtime.drainTimeoutMs);
+      return;
+    }
+    setPrincipal(req, verification as Principal);
+    proceed();
   }
 
   /** Answers without reading the body, then drops what is left of it within the drain bounds. */
@@ -240,22 +320,32 @@ class SwitchboardHttpService implements HttpService {
     boundUnreadBody(req, res, this.#runtime.drainLimit, this.#runtime.drainTimeoutMs);
   }
 
-  /** True when an extra route owns the path (it answered, or a 405 was sent). */
-  #route(path: string, query: string, req: IncomingMessage, res: ServerResponse): boolean {
+  /** The extra route for the path and method, or the methods the path takes (a 405); undefined when no route owns the path. */
+  #matchRoute(path: string, method: string | undefined): { readonly route?: MountedRoute; readonly allow?: readonly string[] } | undefined {
     let allow: string[] | undefined;
     for (const mounted of this.#routes) {
       if (mounted.prefix ? !path.startsWith(mounted.path) : path !== mounted.path) continue;
-      if (mounted.route.methods.includes(req.method ?? '')) {
-        this.#runRoute(mounted.route, path, query, req, res);
-        return true;
-      }
+      if (mounted.route.methods.includes(method ?? '')) return { route: mounted };
       allow = [...(allow ?? []), ...mounted.route.methods];
     }
-    if (allow === undefined) return false;
-    const allowed = [...new Set(allow)].join(', ');
+    return allow === undefined ? undefined : { allow };
+  }
+
+  /** Runs the matched extra route, or answers the 405. */
+  #route(
+    path: string,
+    query: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    matched: { readonly route?: MountedRoute; readonly allow?: readonly string[] },
+  ): void {
+    if (matched.route !== undefined) {
+      this.#runRoute(matched.route.route, path, query, req, res);
+      return;
+    }
+    const allowed = [...new Set(matched.allow)].join(', ');
     sendProblem(res, new SwitchboardError('SB_METHOD_NOT_ALLOWED', { detail: `Allowed: ${allowed}` }), { allow: allowed });
     boundUnreadBody(req, res, this.#runtime.drainLimit, this.#runtime.drainTimeoutMs);
-    return true;
   }
 
   #runRoute(route: HttpRoute, path: string, query: string, req: IncomingMessage, res: ServerResponse): void {
@@ -268,6 +358,9 @@ class SwitchboardHttpService implements HttpService {
       maxJsonDepth: runtime.maxJsonDepth,
       get principal() {
         return runtime.principal?.(req);
+      },
+      get authenticated() {
+        return principalOf(req);
       },
       readBody: () => {
         reading = true;
@@ -311,18 +404,29 @@ class SwitchboardHttpService implements HttpService {
     if (this.#server !== undefined)
       return Promise.reject(new SwitchboardError('SB_CONFIG_INVALID', { detail: 'The service is already listening' }));
     if (this.#runtime.closing) return Promise.reject(new SwitchboardError('SB_CLOSED'));
-    const server = createServer({ connectionsCheckingInterval: checkingInterval(this.#limits) }, this.handle);
+    const host = options.host ?? '127.0.0.1';
+    if (this.#authMode === 'unset' && !LOOPBACK.has(host)) {
+      process.emitWarning(
+        `${this.contract.name} listens on ${host} with no authentication: anyone who can reach it may call every operation. ` +
+          "Configure createHttpService({ auth }) or say auth: 'none' on purpose.",
+        { code: 'SWITCHBOARD_NO_AUTH' },
+      );
+    }
+    const settings = { connectionsCheckingInterval: checkingInterval(this.#limits) };
+    const server: Server =
+      options.tls === undefined
+        ? createServer(settings, this.handle)
+        : (createSecureServer({ ...options.tls, ...settings }, this.handle) as unknown as Server);
     this.#connections = applyServerLimits(server, this.#limits);
     server.on('clientError', answerClientError);
     this.#server = server;
-    const host = options.host ?? '127.0.0.1';
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port ?? 0, host, () => {
         server.removeListener('error', reject);
         const port = (server.address() as AddressInfo).port;
         const hostname = host.includes(':') ? `[${host}]` : host;
-        resolve({ url: `http://${hostname}:${port}`, port, server });
+        resolve({ url: `${options.tls === undefined ? 'http' : 'https'}://${hostname}:${port}`, port, server });
       });
     });
   }
@@ -359,4 +463,8 @@ class SwitchboardHttpService implements HttpService {
     await closed;
     if (runtime.idempotency?.owned === true) await runtime.idempotency.store.close?.();
   }
+}
+
+function principalId(req: IncomingMessage): string | undefined {
+  return principalOf(req)?.id;
 }

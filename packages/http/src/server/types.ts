@@ -1,5 +1,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { AnyContract, HandlerContext, Handlers, IdempotencyStore, OperationDefinition, ProblemDetails } from '@switchboard/core';
+import type { AuthGate } from '../auth/gate.js';
+import type { AuthOptions, Principal } from '../auth/types.js';
 
 export interface HttpServiceOptions<C extends AnyContract> {
   readonly contract: C;
@@ -45,8 +48,17 @@ export interface HttpServiceOptions<C extends AnyContract> {
    */
   readonly idempotency?: IdempotencyOptions | false;
   /**
-   * The caller's identity, for `ctx.principal` and the idempotency scope. Authentication itself
-   * is not done here; a resolver typically reads what an auth layer already verified.
+   * Service authentication: every operation, job and extra route (not `/healthz`, `/readyz`, nor a
+   * route marked `public`) needs a principal that one of the authenticators establishes (else 401
+   * `SB_UNAUTHORIZED` with `WWW-Authenticate`), holding the scopes the operation or route requires
+   * (else 403 `SB_FORBIDDEN`). `'none'` says on purpose that the service is open: `listen()` on an
+   * address other than loopback then does not warn. Default: none, with that warning.
+   */
+  readonly auth?: AuthOptions | 'none';
+  /**
+   * The caller's identity, for `ctx.principal` and the idempotency scope. Default with `auth`: the
+   * authenticated principal's `id`. Without `auth`, a resolver typically reads what an auth layer in
+   * front of the service already verified.
    */
   readonly principal?: (req: IncomingMessage) => string | undefined;
   /** Extra routes under `{basePath}` (job status monitor, receipts, CloudEvents endpoint...). */
@@ -74,6 +86,12 @@ export interface ListenOptions {
   readonly port?: number;
   /** Default `127.0.0.1`; use `0.0.0.0` or `::` to listen on every interface. */
   readonly host?: string;
+  /**
+   * Serve HTTPS (`node:https`) with these options: `key`, `cert`, and for mutual TLS `ca` +
+   * `requestCert: true` (with `rejectUnauthorized: false` an untrusted certificate is answered 401
+   * as a problem document instead of a failed handshake; `mutualTlsAuthenticator` refuses it).
+   */
+  readonly tls?: HttpsServerOptions;
 }
 
 export interface Listening {
@@ -120,6 +138,11 @@ export interface HttpService {
   readonly connections: number;
   /** Aborted when `close` gives up waiting; the `ctx.signal` of calls without a deadline. */
   readonly signal: AbortSignal;
+  /**
+   * The service's authentication (undefined without `auth`, or with `'none'`): its schemes for the
+   * API documents, and `guard(req, res, scopes)` for surfaces served elsewhere.
+   */
+  readonly auth: AuthGate | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -131,8 +154,10 @@ export interface RouteContext {
   /** The query string without `?`, or `''`. */
   readonly query: string;
   readonly service: HttpService;
-  /** The caller's identity from the service's `principal` option (`undefined` without one). */
+  /** The caller's identity from the service's `principal` option, or the authenticated principal's id. */
   readonly principal: string | undefined;
+  /** The authenticated principal (with its scopes), when the service has `auth`. */
+  readonly authenticated: Principal | undefined;
   /**
    * Reads the body under the service's size limit and time limit. On failure the problem (413,
    * 408) has already been answered and the promise rejects with the `SwitchboardError`. A route
@@ -151,6 +176,10 @@ export interface RouteContext {
 export interface HttpRoute {
   readonly methods: readonly string[];
   readonly path: string;
+  /** With `auth`: scopes a principal must hold for this route (every one). Default none: authenticated is enough. */
+  readonly scopes?: readonly string[];
+  /** With `auth`: served without authentication (a public document, a probe). Default false. */
+  readonly public?: boolean;
   handle(req: IncomingMessage, res: ServerResponse, context: RouteContext): void | Promise<void>;
 }
 

@@ -10,6 +10,8 @@ export { AuthError } from './auth.js';
 export type { AttemptObserver, AttemptResult, CallPolicy, RetryPlan, Verdict } from './policy.js';
 export { CircuitOpenError, CutError } from './policy.js';
 export { RetryPauseClosed } from './retry.js';
+export type { CachedTokenOptions, CachedTokenProvider } from './token.js';
+export { cachedToken, jwtExpiry } from './token.js';
 export type { Transport, TransportOptions } from './transport.js';
 export { createTransport } from './transport.js';
 

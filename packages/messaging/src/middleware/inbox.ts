@@ -35,6 +35,7 @@ export function inbox(options: InboxMiddlewareOptions): Middleware {
         leaseMs,
         topic: delivery.topic,
         type: event.type,
+        sender: message.sender,
       });
       switch (claim.outcome) {
         case 'duplicate-processed':
@@ -86,5 +87,6 @@ function update(
     type: message.event.type,
     error,
     result,
+    sender: message.sender,
   };
 }
