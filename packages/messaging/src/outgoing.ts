@@ -11,7 +11,6 @@ import type {
 import {
   type ClaimCheckMessage,
   canonicalEvent,
-  channels,
   createCloudEvent,
   encodeCloudEvent,
   formatDataHash,

@@ -36,7 +36,12 @@ function record(): { seen: Seen[]; stop(): void } {
     for (const event of ['start', 'end', 'asyncStart', 'asyncEnd', 'error'] as const) listen(`tracing:${channel}:${event}`, channel, event);
   }
   for (const channel of channelNames.point) listen(channel, channel, 'point');
-  return { seen, stop: () => stops.splice(0).forEach((stop) => stop()) };
+  return {
+    seen,
+    stop: () => {
+      for (const stop of stops.splice(0)) stop();
+    },
+  };
 }
 
 function ended(seen: Seen[], channel: string): Record<string, unknown>[] {
