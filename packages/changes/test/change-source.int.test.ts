@@ -420,6 +420,10 @@ describe('PostgreSQL change source', () => {
     const onLag = (message: unknown) => reports.push(message as { exceeded: boolean; lagBytes: number; slot: string });
     subscribe('switchboard:changes:lag', onLag);
     cleanup.push(async () => unsubscribe('switchboard:changes:lag', onLag));
+    const progress: { lagBytes: number; slot: string; source: string; confirmedLsn: string; currentLsn: string }[] = [];
+    const onProgress = (message: unknown) => progress.push(message as (typeof progress)[number]);
+    subscribe('switchboard:changes:progress', onProgress);
+    cleanup.push(async () => unsubscribe('switchboard:changes:progress', onProgress));
     const changeSource = source(f, broker, { maxLagBytes: 64 * 1024, lagCheckIntervalMs: 100 });
     await changeSource.start();
     state.closed = true; // the broker takes nothing
@@ -428,6 +432,14 @@ describe('PostgreSQL change source', () => {
     const lag = await changeSource.lag();
     expect(lag.exceeded).toBe(true);
     expect(lag.bytes).toBeGreaterThan(64 * 1024);
+    // Every measurement is told to switchboard:changes:progress (what the metrics' slot-lag gauge reads).
+    expect(progress.at(-1)).toEqual({
+      source: f.contract.name,
+      slot: f.slot,
+      lagBytes: lag.bytes,
+      confirmedLsn: lag.confirmedLsn,
+      currentLsn: lag.currentLsn,
+    });
     expect(lag.pending).toBeGreaterThan(0);
     expect(received).toHaveLength(0);
     state.closed = false;

@@ -38,7 +38,7 @@ export interface ConsumerConfig {
    * outcome (ack, nack with a delay, ack after a dead letter was stored), and a pipeline that itself
    * fails (a store down) nacks with backoff — the message is never lost. `at-most-once`: nothing is
    * declared or settled (the engine keeps nothing to settle); whatever fails is dropped and told to
-   * the `switchboard:message:settle` channel as `dropped`.
+   * the `switchboard:process` channel as `dropped`.
    */
   readonly guarantee: DeliveryGuarantee;
   /** The topics to subscribe to, asked at `start`. */
@@ -175,7 +175,6 @@ export class Consumer {
       return this.#undecodable(delivery, error);
     }
     const verify = this.#config.verify;
-    // A signature that verified binds the event to its source: that source is its sender.
     let sender: string | undefined;
     if (verify !== undefined) {
       const problem = verify(event);
@@ -317,7 +316,14 @@ export class Consumer {
    */
   async #forged(delivery: Delivery, event: CloudEvent, problem: SignatureProblem): Promise<void> {
     const error = signatureError(problem);
-    if (!this.#atLeastOnce) return;
+    if (!this.#atLeastOnce) {
+      // Nothing to settle: told to the settle channel as dropped.
+      if (tracing.settle.hasSubscribers) {
+        const context = this.#settleContext(delivery, event.id, event.type, 'dropped', 'signature');
+        await traceAsync(tracing.settle, context, () => RESOLVED);
+      }
+      return;
+    }
     const subject = {
       group: this.#config.group,
       delivery,

@@ -113,7 +113,10 @@ class Histogram {
       found = { labels, counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };
       this.series.set(key, found);
     }
-    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) found.counts[i]! += 1;
+    // One increment in the first bucket that holds it; the counts are made cumulative when written.
+    let i = 0;
+    while (i < this.buckets.length && value > this.buckets[i]!) i++;
+    if (i < this.buckets.length) found.counts[i]! += 1;
     found.sum += value;
     found.count += 1;
   }
@@ -376,8 +379,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       lines.push(`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${type}`);
       if (family instanceof Histogram) {
         for (const series of family.series.values()) {
+          let cumulative = 0;
           family.buckets.forEach((bound, i) => {
-            lines.push(`${family.name}_bucket${formatLabels(series.labels, ['le', formatValue(bound)])} ${series.counts[i]}`);
+            cumulative += series.counts[i]!;
+            lines.push(`${family.name}_bucket${formatLabels(series.labels, ['le', formatValue(bound)])} ${cumulative}`);
           });
           lines.push(`${family.name}_bucket${formatLabels(series.labels, ['le', '+Inf'])} ${series.count}`);
           lines.push(`${family.name}_sum${formatLabels(series.labels)} ${formatValue(series.sum)}`);
