@@ -11,9 +11,23 @@ import { pngSize } from './picture.js';
  * through the broker. Saving writes a row of its names table, and that is all.
  */
 export function serviceBHandlers(names: Pick<Names, 'save'>): Handlers<typeof serviceB> {
+  /**
+   * A dependency that is down for a while, for the dashboard's dead-letter view: a name with
+   * `(flaky)` in it, arriving as a message, fails its first three deliveries (a transient error:
+   * retried, then dead-lettered) and succeeds from the fourth on, which is the replay.
+   */
+  const flaky = new Map<string, number>();
+  const FLAKY_FAILURES = 3;
   return implement(serviceB, {
     save: async ({ name }, ctx) => {
       if (/^\d+$/.test(name)) throw new OperationError('NameRejected', { detail: 'a name needs letters', data: { reason: 'digits only' } });
+      if (ctx.via === 'message' && name.includes('(flaky)')) {
+        const failures = flaky.get(name) ?? 0;
+        if (failures < FLAKY_FAILURES) {
+          flaky.set(name, failures + 1);
+          throw new Error(`the names table is locked (failure ${failures + 1} of ${FLAKY_FAILURES} for a flaky name)`);
+        }
+      }
       const { id, saves } = await names.save(name);
       return { saved: true, id, saves, traceId: traceIdOf(ctx.traceparent) };
     },

@@ -113,10 +113,20 @@ async function main(): Promise<boolean> {
       say(`   A had to know: ${report.coupling}\n`);
     }
   }
+  if (!once) {
+    // One message B cannot handle yet, so the dashboard's dead-letter view has something to replay.
+    const flaky = await client
+      .call('process', { name: `${values.name ?? 'Ada Lovelace'} (flaky)`, pattern: 'message' })
+      .catch((error: unknown) => ({ summary: error instanceof Error ? error.message : String(error) }));
+    say('6. Dead letter: B fails a "(flaky)" name three times, then it waits in its dead letters');
+    say(`   ${flaky.summary}`);
+    say('   Replay it from the dashboard: B processes it the fourth time.\n');
+  }
   await client.close();
 
   if (!once) {
-    say('Both services keep running. Try them yourself:');
+    say(`Dashboard: ${a.url}/_switchboard/   (flows across A, B and C; each service also serves its own)`);
+    say('The services keep running. Try them yourself:');
     say(`  curl -s -X POST ${b.url}/ops/save -H 'content-type: application/json' -d '{"name":"Grace Hopper"}'`);
     say(`  curl -s -X POST ${a.url}/ops/process -H 'content-type: application/json' -d '{"name":"Grace","pattern":"sync-http"}'`);
     say(`  curl -s ${b.url}/openapi.json   # B's API documents, generated from its contract (also /asyncapi.json)`);

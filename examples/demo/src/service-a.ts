@@ -2,6 +2,7 @@ import { createClient, createHttpService, createJobsClient } from '@switchboard/
 import { onShutdown, readConfig, requireEnv } from './config.js';
 import { serviceA, serviceB, serviceC } from './contracts.js';
 import { serviceAHandlers } from './handlers-a.js';
+import { openDashboard, startRecorder } from './observe.js';
 import { announceReady } from './processes.js';
 import { openMessaging } from './wiring.js';
 
@@ -10,6 +11,7 @@ import { openMessaging } from './wiring.js';
  * clients and A's messaging; here they are wired to the configured URLs and broker.
  */
 const config = readConfig(4001);
+const recorder = startRecorder('service-a', config);
 const serviceBUrl = requireEnv('SERVICE_B_URL');
 const serviceCUrl = requireEnv('SERVICE_C_URL');
 const b = createClient(serviceB, { baseUrl: serviceBUrl, timeoutMs: 10_000 });
@@ -19,7 +21,13 @@ const service = 'service-a';
 const { messaging, close } = await openMessaging(service, config);
 const handlers = serviceAHandlers({ b, bJobs, c, messaging, serviceBUrl, serviceCUrl });
 
-const http = createHttpService({ contract: serviceA, handlers });
+// A's dashboard (/_switchboard/) shows its own flows joined with B's and C's, which it pulls from theirs.
+const dashboard = openDashboard(recorder, {
+  deadLetters: messaging.deadLetters,
+  receipts: messaging.receipts,
+  peers: [serviceBUrl, serviceCUrl],
+});
+const http = createHttpService({ contract: serviceA, handlers, routes: [dashboard.route] });
 const { url } = await http.listen({ port: config.port, host: config.host });
 announceReady('service-a', url);
 onShutdown(async () => {
@@ -28,4 +36,6 @@ onShutdown(async () => {
   await bJobs.close();
   await c.close();
   await close();
+  await dashboard.close();
+  recorder.close();
 });

@@ -6,6 +6,7 @@ import { onShutdown, readConfig } from './config.js';
 import { serviceA, serviceB } from './contracts.js';
 import { serviceBConsumes, serviceBHandlers } from './handlers-b.js';
 import { openNames } from './names.js';
+import { openDashboard, startRecorder } from './observe.js';
 import { announceReady } from './processes.js';
 import { openMessaging } from './wiring.js';
 
@@ -16,7 +17,11 @@ import { openMessaging } from './wiring.js';
  * becomes the `name.saved` event its contract declares (`changes(...)`), with no emit in B's code.
  */
 const config = readConfig(4002);
-const { messaging, broker, deadLetters, close } = await openMessaging('service-b', config);
+const recorder = startRecorder('service-b', config);
+// Three attempts, close together, before a message goes to the dead letters (the default is five, backing off).
+const { messaging, broker, deadLetters, close } = await openMessaging('service-b', config, {
+  retry: { maxAttempts: 3, backoff: { baseMs: 200, maxMs: 1000 } },
+});
 const names = await openNames({ config, broker, deadLetters }).catch(async (error: unknown) => {
   console.error(`service-b: ${error instanceof Error ? error.message : String(error)}`);
   await close();
@@ -45,10 +50,11 @@ const documents = apiDocumentRoutes(serviceB, {
   },
 });
 
+const dashboard = openDashboard(recorder, { deadLetters: messaging.deadLetters, receipts: messaging.receipts });
 const http = createHttpService({
   contract: serviceB,
   handlers,
-  routes: [...messaging.routes(), ...jobs.routes, ...documents],
+  routes: [...messaging.routes(), ...jobs.routes, ...documents, dashboard.route],
   interceptors: jobs.interceptors,
 });
 jobs.start(http);
@@ -60,4 +66,6 @@ onShutdown(async () => {
   await jobStore.close();
   await names.close();
   await close();
+  await dashboard.close();
+  recorder.close();
 });

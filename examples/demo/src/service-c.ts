@@ -2,6 +2,7 @@ import { createHttpService } from '@switchboard/http';
 import { onShutdown, readConfig } from './config.js';
 import { serviceC } from './contracts.js';
 import { createServiceC } from './handlers-c.js';
+import { openDashboard, startRecorder } from './observe.js';
 import { announceReady } from './processes.js';
 import { openMessaging } from './wiring.js';
 
@@ -12,17 +13,21 @@ import { openMessaging } from './wiring.js';
  * answers `seen` about what it saw of them.
  */
 const config = readConfig(4003);
+const recorder = startRecorder('service-c', config);
 const serviceCParts = createServiceC();
 const { messaging, close } = await openMessaging('service-c', config);
 serviceCParts.consumes(messaging);
 await messaging.start();
 const handlers = serviceCParts.handlers;
 
-// C's HTTP server: `seen`, health and receipts.
-const http = createHttpService({ contract: serviceC, handlers, routes: messaging.routes() });
+// C's HTTP server: `seen`, health, receipts and its dashboard.
+const dashboard = openDashboard(recorder, { deadLetters: messaging.deadLetters, receipts: messaging.receipts });
+const http = createHttpService({ contract: serviceC, handlers, routes: [...messaging.routes(), dashboard.route] });
 const { url } = await http.listen({ port: config.port, host: config.host });
 announceReady('service-c', url);
 onShutdown(async () => {
   await http.close({ timeoutMs: 5000 });
   await close();
+  await dashboard.close();
+  recorder.close();
 });

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectBlobStore, connectBroker, hasBlobStore } from '@switchboard/connect';
 import type { Broker, DeadLetterStore } from '@switchboard/core';
-import { createFsBlobStore, createMessaging, type Messaging, startHousekeeping } from '@switchboard/messaging';
+import { createFsBlobStore, createMessaging, type Messaging, type RetryOptions, startHousekeeping } from '@switchboard/messaging';
 import { createSqliteDeadLetterStore, createSqliteReceiptStore } from '@switchboard/sqlite';
 import type { ServiceConfig } from './config.js';
 
@@ -15,6 +15,7 @@ import type { ServiceConfig } from './config.js';
 export async function openMessaging(
   service: string,
   config: ServiceConfig,
+  options: { readonly retry?: RetryOptions } = {},
 ): Promise<{ messaging: Messaging; broker: Broker; deadLetters: DeadLetterStore; close(): Promise<void> }> {
   mkdirSync(config.dataDir, { recursive: true });
   const broker = await connectBroker(config.broker);
@@ -25,7 +26,15 @@ export async function openMessaging(
     : createFsBlobStore({ root: join(config.dataDir, 'blobs'), name: 'demo' });
   // Data over the threshold goes by claim check; it stays under what the broker takes (SNS: 256 KiB with attributes).
   const thresholdBytes = Math.min(256 * 1024, broker.capabilities.maxMessageBytes - 16 * 1024);
-  const messaging = createMessaging({ broker, service, receipts, deadLetters, blobs, claimCheck: { thresholdBytes } });
+  const messaging = createMessaging({
+    broker,
+    service,
+    receipts,
+    deadLetters,
+    blobs,
+    claimCheck: { thresholdBytes },
+    ...(options.retry === undefined ? {} : { retry: options.retry }),
+  });
   // Retention: receipts for a week, replayed dead letters for a month, expired blobs deleted.
   const housekeeping = startHousekeeping({ receipts, deadLetters, blobs, onError: (error) => console.error('housekeeping:', error) });
   return {

@@ -7,11 +7,12 @@ import { register as doctor } from './commands/doctor.js';
 import { register as jobs } from './commands/jobs.js';
 import { register as openapi } from './commands/openapi.js';
 import { register as receipts } from './commands/receipts.js';
+import { register as tail } from './commands/tail.js';
 import type { CliIo } from './io.js';
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, writeProblem } from './io.js';
 
 /** Every command, one file each in `commands/`. A new command adds its file and one line here. */
-const COMMANDS: readonly RegisterCommand[] = [openapi, asyncapi, dlq, receipts, jobs, doctor, demo];
+const COMMANDS: readonly RegisterCommand[] = [openapi, asyncapi, dlq, receipts, jobs, doctor, demo, tail];
 
 export const VERSION = '0.1.0';
 
@@ -24,7 +25,7 @@ const NOT_ERRORS = new Set(['commander.helpDisplayed', 'commander.version', 'com
  */
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const program = new Command('switchboard')
-    .description('Switchboard: API documents, dead letters, receipts, jobs and engine checks')
+    .description('Switchboard: API documents, dead letters, receipts, jobs, engine checks and live flows')
     .version(VERSION)
     .exitOverride()
     .showHelpAfterError(false)

@@ -1,6 +1,7 @@
 export * from './blob-store-conformance.js';
 export * from './broker-conformance.js';
 export * from './broker-helpers.js';
+export * from './browser.js';
 export * from './consumer-processes.js';
 export * from './dead-letter-store-conformance.js';
 export * from './fauxqs.js';

@@ -1,0 +1,8 @@
+export type { Dashboard, DashboardDeadLetters, DashboardOptions, DashboardPeer, DashboardReceipts, PeerState } from './dashboard.js';
+export { createDashboard, isLoopback } from './dashboard.js';
+export type { EventError, FlowEvent, FlowEventKind, Pattern } from './event.js';
+export { keysOf, parseTraceparent, patternOf } from './event.js';
+export type { FlowSummary, JobSummary, MetricsWindow } from './flows.js';
+export { FlowIndex } from './flows.js';
+export type { FlowRecorder, RecorderOptions, RecorderStats } from './recorder.js';
+export { createFlowRecorder, DEFAULT_CAPACITY, DEFAULT_MAX_BYTES, RECORDED_CHANNELS } from './recorder.js';

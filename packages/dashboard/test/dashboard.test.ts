@@ -1,0 +1,306 @@
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Socket } from 'node:net';
+import { defineContract, implement, operation } from '@switchboard/core';
+import { createDashboard, createFlowRecorder, type Dashboard } from '@switchboard/dashboard';
+import { createHttpService } from '@switchboard/http';
+import { createMemoryBroker, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
+import { createMessaging } from '@switchboard/messaging';
+import express from 'express';
+import Fastify from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+
+const closers: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+async function listen(server: Server): Promise<string> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  closers.push(() => new Promise((resolve) => server.close(resolve)));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function dashboardWithFlow(options: Parameters<typeof createDashboard>[0] = {}): Dashboard {
+  const recorder = createFlowRecorder({ service: 'svc' });
+  recorder.record({ kind: 'message.publish', messageId: 'msg-1', topic: 'svc.messages', type: 'svc.op.save', traceId: 'a'.repeat(32) });
+  const dashboard = createDashboard({ recorder, ...options });
+  closers.push(
+    () => dashboard.close(),
+    () => recorder.close(),
+  );
+  return dashboard;
+}
+
+async function checkMounted(base: string): Promise<void> {
+  const page = await fetch(`${base}/_switchboard/`);
+  expect(page.status).toBe(200);
+  expect(page.headers.get('content-type')).toContain('text/html');
+  expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+  const html = await page.text();
+  expect(html).toContain('<script type="module" src="app.js">');
+  expect(html).not.toMatch(/https?:\/\//); // nothing from elsewhere
+  expect((await fetch(`${base}/_switchboard/app.js`)).headers.get('content-type')).toContain('javascript');
+  const flows = (await (await fetch(`${base}/_switchboard/api/flows?q=msg-1`)).json()) as { flows: { key: string }[] };
+  expect(flows.flows.map((flow) => flow.key)).toEqual([`t:${'a'.repeat(32)}`]);
+  const missing = await fetch(`${base}/_switchboard/api/nothing`);
+  expect(missing.status).toBe(404);
+  expect(missing.headers.get('content-type')).toBe('application/problem+json');
+}
+
+describe('dashboard mounting', () => {
+  it('serves on plain node:http', async () => {
+    const dashboard = dashboardWithFlow();
+    const base = await listen(createServer(dashboard.listener));
+    await checkMounted(base);
+    const redirect = await fetch(`${base}/_switchboard`, { redirect: 'manual' });
+    expect(redirect.status).toBe(308);
+    expect(redirect.headers.get('location')).toBe('/_switchboard/');
+    expect((await fetch(`${base}/elsewhere`)).status).toBe(404);
+  });
+
+  it('serves as a route of a Switchboard HTTP service', async () => {
+    const dashboard = dashboardWithFlow();
+    const contract = defineContract({ name: 'svc', operations: { ping: operation({ input: z.object({}), output: z.object({}) }) } });
+    const service = createHttpService({ contract, handlers: implement(contract, { ping: () => ({}) }), routes: [dashboard.route] });
+    const { url } = await service.listen({ port: 0, host: '127.0.0.1' });
+    closers.push(() => service.close());
+    await checkMounted(url);
+  });
+
+  it('mounts on Express, next to other routes', async () => {
+    const dashboard = dashboardWithFlow();
+    const app = express();
+    app.use(express.json());
+    app.use(dashboard.express);
+    app.get('/hello', (_req, res) => {
+      res.json({ hello: true });
+    });
+    const base = await listen(createServer(app));
+    await checkMounted(base);
+    expect(await (await fetch(`${base}/hello`)).json()).toEqual({ hello: true });
+    // A body Express already parsed reaches the dashboard.
+    const replay = await fetch(`${base}/_switchboard/api/dead-letters/replay`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ids: ['x'] }),
+    });
+    expect(replay.status).toBe(404); // this dashboard has no dead-letter store
+  });
+
+  it('mounts on Fastify as a plugin', async () => {
+    const dashboard = dashboardWithFlow();
+    const app = Fastify();
+    await app.register(dashboard.fastify);
+    app.get('/hello', async () => ({ hello: true }));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    closers.push(() => app.close());
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    await checkMounted(base);
+    expect(await (await fetch(`${base}/hello`)).json()).toEqual({ hello: true });
+    const bad = await fetch(`${base}/_switchboard/api/dead-letters/replay`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ nothing: true }),
+    });
+    expect(bad.status).toBe(404);
+  });
+});
+
+/** A request as it arrives from `remoteAddress`, answered by the dashboard; resolves with status and body. */
+async function requestFrom(dashboard: Dashboard, remoteAddress: string, path: string, headers: Record<string, string> = {}) {
+  const socket = new Socket();
+  Object.defineProperty(socket, 'remoteAddress', { value: remoteAddress });
+  const { IncomingMessage: Incoming } = await import('node:http');
+  const req = new Incoming(socket) as IncomingMessage;
+  req.url = path;
+  req.method = 'GET';
+  req.headers = headers;
+  req.push(null);
+  const res = new ServerResponse(req);
+  let body = '';
+  const write = res.write.bind(res);
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    body += String(chunk);
+    return write(chunk as never, ...(rest as []));
+  }) as typeof res.write;
+  const end = res.end.bind(res);
+  const done = new Promise<void>((resolve) => {
+    res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+      if (chunk !== undefined && typeof chunk !== 'function') body += String(chunk);
+      resolve();
+      return end(chunk as never, ...(rest as []));
+    }) as typeof res.end;
+  });
+  await dashboard.handle(req, res);
+  await done;
+  socket.destroy();
+  return { status: res.statusCode, body, setCookie: res.getHeader('set-cookie') };
+}
+
+describe('dashboard access', () => {
+  it('answers loopback only when it has no token', async () => {
+    const dashboard = dashboardWithFlow();
+    expect((await requestFrom(dashboard, '127.0.0.1', '/_switchboard/api/info')).status).toBe(200);
+    expect((await requestFrom(dashboard, '::1', '/_switchboard/api/info')).status).toBe(200);
+    const remote = await requestFrom(dashboard, '192.0.2.7', '/_switchboard/api/info');
+    expect(remote.status).toBe(403);
+    expect(JSON.parse(remote.body)).toMatchObject({ code: 'SB_FORBIDDEN', status: 403 });
+  });
+
+  it('with a token, answers anyone who carries it', async () => {
+    const dashboard = dashboardWithFlow({ token: 's3cret-token' });
+    expect((await requestFrom(dashboard, '192.0.2.7', '/_switchboard/api/info')).status).toBe(401);
+    expect((await requestFrom(dashboard, '127.0.0.1', '/_switchboard/api/info')).status).toBe(401);
+    expect((await requestFrom(dashboard, '192.0.2.7', '/_switchboard/api/info', { authorization: 'Bearer wrong' })).status).toBe(401);
+    expect((await requestFrom(dashboard, '192.0.2.7', '/_switchboard/api/info', { authorization: 'Bearer s3cret-token' })).status).toBe(
+      200,
+    );
+    const viaQuery = await requestFrom(dashboard, '192.0.2.7', '/_switchboard/?token=s3cret-token');
+    expect(viaQuery.status).toBe(200);
+    expect(String(viaQuery.setCookie)).toMatch(/^sb_dashboard=s3cret-token; HttpOnly; SameSite=Strict; Path=\/_switchboard/);
+    expect((await requestFrom(dashboard, '192.0.2.7', '/_switchboard/api/info', { cookie: 'sb_dashboard=s3cret-token' })).status).toBe(200);
+  });
+});
+
+describe('dashboard API', () => {
+  const saver = defineContract({
+    name: 'saver',
+    operations: { save: operation({ input: z.object({ name: z.string() }), output: z.object({ ok: z.boolean() }) }) },
+  });
+
+  it('browses dead letters without changing them, dry-runs, replays with a limit, and the receipt turns processed', async () => {
+    const broker = createMemoryBroker();
+    const deadLetters = createMemoryDeadLetterStore();
+    const receipts = createMemoryReceiptStore();
+    let failing = true;
+    const receiver = createMessaging({ broker, service: 'saver', receipts, deadLetters, retry: { maxAttempts: 1 } });
+    receiver.serve(
+      saver,
+      implement(saver, {
+        save: () => {
+          if (failing) throw new Error('down for now');
+          return { ok: true };
+        },
+      }),
+    );
+    await receiver.start();
+    const sender = createMessaging({ broker, service: 'sender', deadLetters: false });
+    const recorder = createFlowRecorder({ service: 'saver' });
+    const dashboard = createDashboard({ recorder, deadLetters: receiver.deadLetters, receipts: receiver.receipts });
+    closers.push(async () => {
+      await dashboard.close();
+      recorder.close();
+      await sender.close();
+      await receiver.close();
+      await broker.close();
+    });
+    const base = await listen(createServer(dashboard.listener));
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await sender.invoke(saver, 'save', { name: `n${i}` })).messageId);
+    type Listing = { items: { id: string; messageId: string; status: string; reason: string; service: string }[] };
+    const list = async (status = 'pending') =>
+      (await (await fetch(`${base}/_switchboard/api/dead-letters?status=${status}`)).json()) as Listing;
+    await expect.poll(async () => (await list()).items.length, { timeout: 10_000 }).toBe(3);
+    const first = (await list()).items.find((item) => item.messageId === ids[0]);
+    expect(first).toMatchObject({ reason: 'max-attempts', service: 'saver', status: 'pending' });
+    const detail = (await (await fetch(`${base}/_switchboard/api/dead-letters/${first?.id}`)).json()) as {
+      messageId: string;
+      bodyShown: boolean;
+      attempts: { error: { detail: string } }[];
+    };
+    expect(detail).toMatchObject({ messageId: ids[0], bodyShown: false });
+    expect(detail.attempts[0]?.error.detail).toContain('down for now');
+
+    const post = (body: unknown) =>
+      fetch(`${base}/_switchboard/api/dead-letters/replay`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const dry = await (await post({ all: true, dryRun: true, limit: 2 })).json();
+    expect(dry).toMatchObject({ dryRun: true, wouldReplay: 2 });
+    expect((await list()).items).toHaveLength(3); // a dry run changes nothing
+
+    failing = false;
+    const one = await (await post({ ids: [first?.id] })).json();
+    expect(one).toMatchObject({ dryRun: false, replayed: 1, messageIds: [ids[0]] });
+    type Receipt = { receipts: { receipt: { groups: { group: string; state: string }[] } }[] };
+    const receiptOf = async (id: string) =>
+      ((await (await fetch(`${base}/_switchboard/api/receipts/${id}`)).json()) as Receipt).receipts[0]?.receipt.groups[0]?.state;
+    await expect.poll(() => receiptOf(ids[0] as string), { timeout: 10_000 }).toBe('processed');
+
+    const rest = await (await post({ all: true, limit: 1 })).json();
+    expect(rest).toMatchObject({ replayed: 1 });
+    expect((await list()).items).toHaveLength(1);
+    expect((await list('replayed')).items).toHaveLength(2);
+
+    const bad = await post({ ids: [42] });
+    expect(bad.status).toBe(400);
+    expect((await post('[')).status).toBe(400);
+    // Not from another site: a form post (no JSON) or another origin is refused, and nothing is replayed.
+    const form = await fetch(`${base}/_switchboard/api/dead-letters/replay`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: '{"all":true}',
+    });
+    expect(form.status).toBe(415);
+    const foreign = await fetch(`${base}/_switchboard/api/dead-letters/replay`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'http://evil.example' },
+      body: JSON.stringify({ all: true }),
+    });
+    expect(foreign.status).toBe(403);
+    expect((await list()).items).toHaveLength(1);
+  });
+
+  it('pulls its peers and joins their events into the same flows', async () => {
+    const here = createFlowRecorder({ service: 'here' });
+    const there = createFlowRecorder({ service: 'there' });
+    const peer = createDashboard({ recorder: there });
+    const peerBase = await listen(createServer(peer.listener));
+    const dashboard = createDashboard({ recorder: here, peers: [{ url: `${peerBase}/_switchboard` }], pollMs: 50 });
+    closers.push(async () => {
+      await dashboard.close();
+      await peer.close();
+      here.close();
+      there.close();
+    });
+    here.record({ kind: 'message.publish', messageId: 'shared-id', topic: 'there.messages', traceId: 'b'.repeat(32) });
+    there.record({ kind: 'message.deliver', messageId: 'shared-id', topic: 'there.messages', group: 'there', attempt: 1, outcome: 'ack' });
+    await dashboard.pull();
+    const flow = dashboard.index.flow('m:shared-id');
+    expect(flow?.summary.services).toEqual(['here', 'there']);
+    expect(flow?.summary).toMatchObject({ status: 'ok', key: `t:${'b'.repeat(32)}` });
+    expect(dashboard.peers()).toEqual([expect.objectContaining({ service: 'there', ok: true })]);
+    // Pulling again adds nothing twice.
+    await dashboard.pull();
+    expect(dashboard.index.flow('m:shared-id')?.events).toHaveLength(2);
+  });
+
+  it('streams events over SSE, resuming after Last-Event-ID', async () => {
+    const recorder = createFlowRecorder({ service: 'live' });
+    const dashboard = createDashboard({ recorder });
+    closers.push(
+      () => dashboard.close(),
+      () => recorder.close(),
+    );
+    const base = await listen(createServer(dashboard.listener));
+    recorder.record({ kind: 'job.state', jobId: 'j-1', status: 'queued' });
+    recorder.record({ kind: 'job.state', jobId: 'j-1', status: 'running' });
+    const controller = new AbortController();
+    const response = await fetch(`${base}/_switchboard/api/stream`, { headers: { 'last-event-id': '1' }, signal: controller.signal });
+    expect(response.headers.get('content-type')).toContain('text/event-stream');
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    let text = '';
+    recorder.record({ kind: 'job.state', jobId: 'j-1', status: 'succeeded' });
+    while (!text.includes('succeeded')) text += new TextDecoder().decode((await reader.read()).value);
+    controller.abort();
+    expect(text).not.toContain('"queued"');
+    expect(text).toContain('id: 2\nevent: flow-event\ndata: {');
+    expect(text).toContain('"running"');
+  });
+});
