@@ -1022,8 +1022,34 @@ async function receiptsView(params, current) {
   }
 }
 
-// Jobs: those in progress first, then the recently finished, refreshed every second.
+// Jobs: those in progress first (each with a Cancel, as DELETE on its monitor), then the recently finished, refreshed every second.
 async function jobsView(_params, current) {
+  const cancelButton = (j) =>
+    h(
+      'button',
+      {
+        class: 'cancel-job',
+        'aria-label': `Cancel job ${j.jobId}`,
+        // The row opens the job's flow: the button's click and keys are its own.
+        onkeydown: (event) => event.stopPropagation(),
+        onclick: async (event) => {
+          event.stopPropagation();
+          event.currentTarget.disabled = true;
+          try {
+            const result = await api('jobs/cancel', {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ service: j.service, id: j.jobId }),
+            });
+            say(result.outcome === 'canceled' ? `Job ${j.jobId} canceled.` : `Cancel of job ${j.jobId} requested.`);
+          } catch (error) {
+            say(`Cancel failed: ${error.message}`);
+          }
+          draw().catch(() => {});
+        },
+      },
+      'Cancel',
+    );
   const draw = async () => {
     const { jobs } = await api('jobs');
     if (!current()) return;
@@ -1048,6 +1074,7 @@ async function jobsView(_params, current) {
             h('td', {}, j.polls),
             h('td', { class: 'mono' }, ms(j.updatedAt - j.submittedAt)),
             h('td', { class: 'mono' }, ago(j.updatedAt)),
+            label === 'in progress' ? h('td', {}, cancelButton(j)) : null,
           ),
         ),
       );
@@ -1063,12 +1090,16 @@ async function jobsView(_params, current) {
               h(
                 'tr',
                 {},
-                ['job', 'operation', 'service', 'status', 'polls', 'age', 'updated'].map((t) => h('th', {}, t)),
+                ['job', 'operation', 'service', 'status', 'polls', 'age', 'updated', ...(label === 'in progress' ? [''] : [])].map((t) =>
+                  h('th', {}, t),
+                ),
               ),
             ),
             tbody,
           );
     };
+    // The refresh rebuilds the rows: keep the keyboard focus on the same Cancel button.
+    const focused = document.activeElement?.classList.contains('cancel-job') ? document.activeElement.getAttribute('aria-label') : null;
     fill(
       main,
       h('h2', {}, `Jobs in progress (${active.length})`),
@@ -1076,6 +1107,7 @@ async function jobsView(_params, current) {
       h('h3', {}, `Finished (${done.length})`),
       table(done, 'finished'),
     );
+    if (focused !== null) [...main.querySelectorAll('button.cancel-job')].find((b) => b.getAttribute('aria-label') === focused)?.focus();
   };
   await draw();
   const timer = setInterval(() => draw().catch(() => {}), 1000);

@@ -21,6 +21,19 @@ export interface DashboardReceipts {
   get(messageId: string, options?: { readonly source?: string }): Promise<unknown>;
 }
 
+/**
+ * What the jobs view's Cancel needs: `enableJobs(...)` of `@switchboard/http` has this shape
+ * (`cancel` as `DELETE {base}/jobs/{id}` does it).
+ */
+export interface DashboardJobs {
+  cancel(
+    id: string,
+  ): Promise<{
+    readonly outcome: 'canceled' | 'cancel-requested' | 'finished' | 'gone' | 'missing';
+    readonly job?: { readonly status: string };
+  }>;
+}
+
 export interface DashboardPeer {
   /** The peer's dashboard, e.g. `http://127.0.0.1:4002/_switchboard`. */
   readonly url: string;
@@ -41,6 +54,8 @@ export interface DashboardOptions {
   readonly deadLetters?: DashboardDeadLetters;
   /** This service's receipts (by MessageId). */
   readonly receipts?: DashboardReceipts;
+  /** This service's jobs, for the jobs view's Cancel. */
+  readonly jobs?: DashboardJobs;
   /**
    * Without a token the dashboard answers only requests from the loopback interface (403 for any
    * other). With one, every request must carry it: `Authorization: Bearer <token>`, or `?token=`
@@ -87,7 +102,7 @@ export interface PeerState {
   readonly service?: string;
   readonly ok: boolean;
   readonly error?: string;
-  readonly capabilities?: { readonly deadLetters: boolean; readonly receipts: boolean };
+  readonly capabilities?: { readonly deadLetters: boolean; readonly receipts: boolean; readonly jobs?: boolean };
 }
 
 interface FastifyLike {
@@ -156,7 +171,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
           boot: string;
           events: FlowEvent[];
           last: number;
-          capabilities: { deadLetters: boolean; receipts: boolean };
+          capabilities: { deadLetters: boolean; receipts: boolean; jobs?: boolean };
         };
         if (peer.boot !== undefined && peer.boot !== page.boot) {
           // The peer restarted: its positions start again.
@@ -245,6 +260,46 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     return page.items.map((item) => ({ ...item, service }));
   };
 
+  const capabilities = {
+    deadLetters: options.deadLetters !== undefined,
+    receipts: options.receipts !== undefined,
+    jobs: options.jobs !== undefined,
+  };
+
+  /** Cross-site requests cannot change anything: a JSON body (so a browser asks first), from this origin. */
+  const refuseCrossSite = (req: IncomingMessage, res: ServerResponse, what: string): boolean => {
+    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+      throw new SwitchboardError('SB_UNSUPPORTED_MEDIA_TYPE', { detail: `a ${what} request is application/json` });
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== 'null' && safeHost(origin) !== req.headers.host) {
+      problem(res, 'SB_FORBIDDEN', `a ${what} from another origin (${origin}) is refused`);
+      return true;
+    }
+    if (origin === 'null') {
+      problem(res, 'SB_FORBIDDEN', `a ${what} from an opaque origin is refused`);
+      return true;
+    }
+    return false;
+  };
+
+  const cancelJob = async (body: Record<string, unknown>) => {
+    if (options.jobs === undefined) throw new SwitchboardError('SB_NOT_FOUND', { detail: `${service} has no job store` });
+    if (typeof body.id !== 'string' || body.id === '') throw new SwitchboardError('SB_BAD_REQUEST', { detail: '`id` must name a job' });
+    const id = body.id;
+    const result = await options.jobs.cancel(id);
+    switch (result.outcome) {
+      case 'missing':
+        throw new SwitchboardError('SB_NOT_FOUND', { detail: `${service} has no job ${id}` });
+      case 'gone':
+        throw new SwitchboardError('SB_JOB_GONE', { detail: `Job ${id} finished and its retention has passed` });
+      case 'finished':
+        throw new SwitchboardError('SB_JOB_FINISHED', { detail: `Job ${id} already ${result.job?.status ?? 'finished'}` });
+      default:
+        return { service, id, outcome: result.outcome, status: result.job?.status };
+    }
+  };
+
   const replay = async (body: Record<string, unknown>) => {
     if (options.deadLetters === undefined) throw new SwitchboardError('SB_NOT_FOUND', { detail: `${service} has no dead-letter store` });
     const dryRun = body.dryRun === true;
@@ -287,7 +342,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
         boot: bootId,
         recorder: options.recorder?.stats() ?? null,
         index: { events: index.size, flows: index.flowCount, capacity: index.capacity },
-        capabilities: { deadLetters: options.deadLetters !== undefined, receipts: options.receipts !== undefined },
+        capabilities,
         peers: peers.map((peer) => peer.state),
         services: [service, ...peers.map((peer) => peer.state.service).filter((name) => name !== undefined)],
       });
@@ -301,7 +356,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
           boot: bootId,
           events: options.recorder?.events({ since, limit }) ?? [],
           last: options.recorder?.stats().lastSeq ?? 0,
-          capabilities: { deadLetters: options.deadLetters !== undefined, receipts: options.receipts !== undefined },
+          capabilities,
         });
       }
       const page = index.since(since, limit);
@@ -328,6 +383,24 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       return json(res, flow);
     }
     if (path === '/api/jobs' && method === 'GET') return json(res, { jobs: index.jobs({ active: q.get('active') === '1' }) });
+    if (path === '/api/jobs/cancel' && method === 'POST') {
+      if (refuseCrossSite(req, res, 'cancel')) return;
+      const body = await readJson(req, given);
+      const owner = typeof body.service === 'string' ? body.service : service;
+      if (owner !== service) {
+        const peer = peerOf(owner);
+        if (peer === undefined) return problem(res, 'SB_NOT_FOUND', `no peer named ${owner}`);
+        return relay(
+          res,
+          await peerFetch(peer, '/api/jobs/cancel', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+          }),
+        );
+      }
+      return json(res, await cancelJob(body));
+    }
     if (path === '/api/metrics' && method === 'GET') return json(res, index.metrics(clampInt(q.get('seconds'), 60, 5, 600), Date.now()));
     if (path === '/api/dead-letters' && method === 'GET') {
       const wanted = q.get('service');
@@ -373,15 +446,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       });
     }
     if (path === '/api/dead-letters/replay' && method === 'POST') {
-      // Cross-site requests cannot replay: a JSON body (so a browser asks first), from this origin.
-      if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
-        throw new SwitchboardError('SB_UNSUPPORTED_MEDIA_TYPE', { detail: 'a replay request is application/json' });
-      }
-      const origin = req.headers.origin;
-      if (origin !== undefined && origin !== 'null' && safeHost(origin) !== req.headers.host) {
-        return problem(res, 'SB_FORBIDDEN', `a replay from another origin (${origin}) is refused`);
-      }
-      if (origin === 'null') return problem(res, 'SB_FORBIDDEN', 'a replay from an opaque origin is refused');
+      if (refuseCrossSite(req, res, 'replay')) return;
       const body = await readJson(req, given);
       const owner = typeof body.service === 'string' ? body.service : service;
       if (owner !== service) {

@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { Socket } from 'node:net';
 import { defineContract, implement, operation } from '@switchboard/core';
 import { createDashboard, createFlowRecorder, type Dashboard } from '@switchboard/dashboard';
-import { createHttpService } from '@switchboard/http';
-import { createMemoryBroker, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
+import { createHttpService, enableJobs } from '@switchboard/http';
+import { createMemoryBroker, createMemoryDeadLetterStore, createMemoryJobStore, createMemoryReceiptStore } from '@switchboard/memory';
 import { createMessaging } from '@switchboard/messaging';
 import express from 'express';
 import Fastify from 'fastify';
@@ -302,5 +302,82 @@ describe('dashboard API', () => {
     expect(text).not.toContain('"queued"');
     expect(text).toContain('id: 2\nevent: flow-event\ndata: {');
     expect(text).toContain('"running"');
+  });
+});
+
+describe('jobs: cancel from the dashboard', () => {
+  it('cancels a running job as DELETE on its monitor does; a finished one is a 409 problem; cross-site and peer rules as replay', async () => {
+    const contract = defineContract({
+      name: 'worker',
+      operations: { slow: operation({ input: z.object({}), output: z.object({ done: z.boolean() }) }) },
+    });
+    const store = createMemoryJobStore();
+    const jobs = enableJobs(contract, { store, worker: { pollIntervalMs: 10, heartbeatMs: 50 } });
+    const handlers = implement(contract, {
+      // Runs until its job is canceled.
+      slow: (_input, ctx) =>
+        new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true })),
+    });
+    const owner = dashboardWithFlow({ service: 'worker', jobs });
+    const service = createHttpService({ contract, handlers, routes: [...jobs.routes, owner.route], interceptors: jobs.interceptors });
+    jobs.start(service);
+    const { url } = await service.listen({ port: 0, host: '127.0.0.1' });
+    closers.push(
+      () => service.close(),
+      () => jobs.close({ timeoutMs: 1000 }),
+    );
+    // A second service's dashboard that knows the first as a peer: its Cancel goes through it.
+    const front = dashboardWithFlow({ service: 'front', peers: [{ url: `${url}/_switchboard` }] });
+    const frontBase = await listen(createServer(front.listener));
+    await front.pull();
+    expect(front.peers()[0]).toMatchObject({ ok: true, service: 'worker', capabilities: { jobs: true } });
+
+    const submit = await fetch(`${url}/ops/slow`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+      body: '{}',
+    });
+    expect(submit.status).toBe(202);
+    const { id } = (await submit.json()) as { id: string };
+    for (let lookup = await store.get(id); lookup.state !== 'found' || lookup.job.status !== 'running'; lookup = await store.get(id)) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const cancel = (base: string, body: unknown, headers: Record<string, string> = {}) =>
+      fetch(`${base}/_switchboard/api/jobs/cancel`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+
+    // Not from another site: a form post or another origin is refused, and the job keeps running.
+    const form = await fetch(`${url}/_switchboard/api/jobs/cancel`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `id=${id}`,
+    });
+    expect(form.status).toBe(415);
+    const foreign = await cancel(url, { id }, { origin: 'https://evil.example' });
+    expect(foreign.status).toBe(403);
+    expect(foreign.headers.get('content-type')).toBe('application/problem+json');
+    const still = await store.get(id);
+    expect(still.state === 'found' && still.job.status).toBe('running');
+
+    const canceled = await cancel(frontBase, { service: 'worker', id });
+    expect(canceled.status).toBe(200);
+    expect(await canceled.json()).toMatchObject({ service: 'worker', id, outcome: 'cancel-requested' });
+    for (let lookup = await store.get(id); lookup.state !== 'found' || lookup.job.status !== 'canceled'; lookup = await store.get(id)) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const monitor = await fetch(new URL(submit.headers.get('location') ?? '', url));
+    expect(((await monitor.json()) as { status: string }).status).toBe('canceled');
+
+    const again = await cancel(url, { id });
+    expect(again.status).toBe(409);
+    expect(again.headers.get('content-type')).toBe('application/problem+json');
+    expect(await again.json()).toMatchObject({ code: 'SB_JOB_FINISHED' });
+    const unknown = await cancel(url, { id: 'no-such-job' });
+    expect(unknown.status).toBe(404);
+    expect((await cancel(frontBase, { id })).status).toBe(404); // the front service has no job store
+    expect((await cancel(url, {})).status).toBe(400);
   });
 });
