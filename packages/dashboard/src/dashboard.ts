@@ -26,9 +26,7 @@ export interface DashboardReceipts {
  * (`cancel` as `DELETE {base}/jobs/{id}` does it).
  */
 export interface DashboardJobs {
-  cancel(
-    id: string,
-  ): Promise<{
+  cancel(id: string): Promise<{
     readonly outcome: 'canceled' | 'cancel-requested' | 'finished' | 'gone' | 'missing';
     readonly job?: { readonly status: string };
   }>;
