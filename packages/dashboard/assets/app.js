@@ -1119,6 +1119,10 @@ async function chartsView(_params, current) {
   const rateCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Completions per second by pattern' });
   const latencyCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Latency p50 and p99 in milliseconds' });
   const totals = h('p', { class: 'muted' });
+  // Queue depth: each broker's `pending` for the groups the services know, sampled every few seconds.
+  const depthCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Queue depth by topic and group' });
+  const depthNote = h('p', { class: 'muted', id: 'queue-depth-note' });
+  const depthPanel = h('section', { class: 'panel', hidden: true }, h('h3', {}, 'Queue depth (not acknowledged)'), depthCanvas, depthNote);
   fill(
     main,
     h('h2', {}, 'Last 60 seconds'),
@@ -1128,6 +1132,7 @@ async function chartsView(_params, current) {
       { class: 'charts' },
       h('section', { class: 'panel' }, h('h3', {}, 'Rate (per second)'), rateCanvas),
       h('section', { class: 'panel' }, h('h3', {}, 'Latency (ms): p50, p99'), latencyCanvas),
+      depthPanel,
     ),
   );
   const colors = () => {
@@ -1157,6 +1162,27 @@ async function chartsView(_params, current) {
       ],
       c,
     );
+    const { queues } = await api('queues').catch(() => ({ queues: [] }));
+    if (!current()) return;
+    depthPanel.hidden = queues.length === 0;
+    if (queues.length === 0) return;
+    const palette = [c.message, c.job, c.call, c.event, c.accent, c.err];
+    // The last sample at or before the end of each second; nothing before the first sample.
+    const valuesOf = (samples) =>
+      m.seconds.map((second) => {
+        let value = null;
+        for (const [at, depth] of samples) if (at < second + 1000) value = depth;
+        return value;
+      });
+    chart(
+      depthCanvas,
+      m.seconds,
+      queues.map((q, i) => ({ label: `${q.topic}/${q.group}`, color: palette[i % palette.length], values: valuesOf(q.samples) })),
+      c,
+    );
+    depthNote.textContent = queues
+      .map((q) => `${q.service}: ${q.topic}/${q.group} ${q.samples.length > 0 ? q.samples[q.samples.length - 1][1] : '–'}`)
+      .join(' · ');
   };
   await draw();
   const timer = setInterval(() => draw().catch(() => {}), 1000);

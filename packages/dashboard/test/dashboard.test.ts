@@ -381,3 +381,54 @@ describe('jobs: cancel from the dashboard', () => {
     expect((await cancel(url, {})).status).toBe(400);
   });
 });
+
+describe('queue depth', () => {
+  it("samples the broker's pending for the configured queues and those seen in deliveries, and joins the peers'", async () => {
+    const broker = createMemoryBroker();
+    closers.push(() => broker.close());
+    await broker.declareGroup('orders', 'billing');
+    await broker.declareGroup('orders', 'shipping');
+    await broker.publishBatch(
+      Array.from({ length: 3 }, (_, i) => ({ id: `o${i}`, topic: 'orders', headers: {}, body: new Uint8Array([i]) })),
+    );
+    const recorder = createFlowRecorder({ service: 'orders-svc' });
+    const owner = createDashboard({ recorder, broker, queues: [{ topic: 'orders', group: 'billing' }], queuePollMs: 60_000 });
+    closers.push(
+      () => owner.close(),
+      () => recorder.close(),
+    );
+    // A delivery to another group makes it known as well.
+    recorder.record({ kind: 'message.deliver', messageId: 'o0', topic: 'orders', group: 'shipping' });
+    const ownerBase = await listen(createServer(owner.listener));
+    const depths = async (base: string) => {
+      const page = (await (await fetch(`${base}/_switchboard/api/queues?fresh=1`)).json()) as {
+        queues: { service: string; topic: string; group: string; samples: [number, number][] }[];
+      };
+      return page.queues.map((q) => ({ service: q.service, queue: `${q.topic}/${q.group}`, depth: q.samples.at(-1)?.[1] }));
+    };
+    expect(await depths(ownerBase)).toEqual([
+      { service: 'orders-svc', queue: 'orders/billing', depth: 3 },
+      { service: 'orders-svc', queue: 'orders/shipping', depth: 3 },
+    ]);
+
+    // Two of billing's messages acknowledged: its depth falls, shipping's stays.
+    let acked = 0;
+    const subscription = await broker.subscribe({ topic: 'orders', group: 'billing', maxInFlight: 1 }, async (delivery) => {
+      if (acked < 2) {
+        acked++;
+        await delivery.ack();
+      } else await delivery.nack();
+    });
+    while (acked < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    await subscription.close();
+
+    const front = dashboardWithFlow({ service: 'front', peers: [{ url: `${ownerBase}/_switchboard` }] });
+    const frontBase = await listen(createServer(front.listener));
+    await front.pull();
+    expect(front.peers()[0]).toMatchObject({ ok: true, capabilities: { queues: true } });
+    expect(await depths(frontBase)).toEqual([
+      { service: 'orders-svc', queue: 'orders/billing', depth: 1 },
+      { service: 'orders-svc', queue: 'orders/shipping', depth: 3 },
+    ]);
+  });
+});
