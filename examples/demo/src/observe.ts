@@ -5,6 +5,7 @@ import {
   type Dashboard,
   type DashboardDeadLetters,
   type DashboardJobs,
+  type DashboardOptions,
   type DashboardReceipts,
   type FlowRecorder,
 } from '@switchboard/dashboard';
@@ -31,6 +32,7 @@ export function openDashboard(
     readonly deadLetters?: DashboardDeadLetters;
     readonly receipts?: DashboardReceipts;
     readonly jobs?: DashboardJobs;
+    readonly broker?: DashboardOptions['broker'];
     readonly peers?: readonly string[];
   } = {},
 ): Dashboard {
@@ -45,6 +47,7 @@ export function openDashboard(
     ...(parts.deadLetters ? { deadLetters: parts.deadLetters } : {}),
     ...(parts.receipts ? { receipts: parts.receipts } : {}),
     ...(parts.jobs ? { jobs: parts.jobs } : {}),
+    ...(parts.broker ? { broker: parts.broker } : {}),
     ...(token === undefined ? {} : { token }),
   });
 }

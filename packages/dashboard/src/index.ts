@@ -4,6 +4,8 @@ export type {
   DashboardJobs,
   DashboardOptions,
   DashboardPeer,
+  DashboardQueue,
+  DashboardQueueDepth,
   DashboardReceipts,
   PeerState,
 } from './dashboard.js';
