@@ -1121,7 +1121,7 @@ async function chartsView(_params, current) {
   const totals = h('p', { class: 'muted' });
   // Queue depth: each broker's `pending` for the groups the services know, sampled every few seconds.
   const depthCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Queue depth by topic and group' });
-  const depthNote = h('p', { class: 'muted', id: 'queue-depth-note' });
+  const depthNote = h('div', { class: 'muted', id: 'queue-depth-note' });
   const depthPanel = h('section', { class: 'panel', hidden: true }, h('h3', {}, 'Queue depth (not acknowledged)'), depthCanvas, depthNote);
   fill(
     main,
