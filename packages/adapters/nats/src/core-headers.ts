@@ -196,7 +196,8 @@ export function messageHeaders(id: string, source: Headers, key: string | undefi
         entries.push([extra[0], extra[1]]);
         text += `\r\n${extra[0]}: ${extra[1]}`;
       }
-      return new EncodedHeaders({ text, entries, ascii: isAscii(text) }, id);
+      // Written as UTF-8 without a scan for non-ASCII first: one block per message, not one per template.
+      return new EncodedHeaders({ text, entries, ascii: false }, id);
     }
   }
   return toNatsHeaders(id, extra === undefined ? source : { ...source, [extra[0]]: extra[1] }, key);

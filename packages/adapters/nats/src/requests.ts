@@ -166,8 +166,10 @@ class NatsServed implements Subscription {
   readonly topic: string;
   readonly group: string;
   readonly #subscription: NatsSubscriptionHandle;
-  readonly #running = new Set<Promise<void>>();
   readonly #onClosed: (served: NatsServed) => void;
+  /** Handlers running (a count, not a set of their promises: one promise per request, the handler's own). */
+  #running = 0;
+  #idle: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(
@@ -185,17 +187,30 @@ class NatsServed implements Subscription {
       queue: options.group,
       callback: (error, msg) => {
         if (error !== null || msg.reply === undefined || msg.reply === '') return;
-        const run = handler(new NatsRequest(msg, options.topic, cork, () => this.#running.size <= 1)).catch(() => {});
-        this.#running.add(run);
-        void run.then(() => this.#running.delete(run));
+        this.#running += 1;
+        let run: Promise<void>;
+        try {
+          run = handler(new NatsRequest(msg, options.topic, cork, this.#alone));
+        } catch {
+          this.#done();
+          return;
+        }
+        run.then(this.#done, this.#done);
       },
     });
   }
 
+  readonly #alone = (): boolean => this.#running <= 1;
+
+  readonly #done = (): void => {
+    this.#running -= 1;
+    if (this.#running === 0) this.#idle?.();
+  };
+
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#subscription.unsubscribe();
-      await Promise.all([...this.#running]);
+      if (this.#running > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
       this.#onClosed(this);
     })();
     return this.#closing;
