@@ -141,7 +141,7 @@ export class PendingReplies {
   readonly #remove = (entry: PendingEntry): void => {
     this.#entries.delete(entry.id);
     const group = this.#byTimeout.get(entry.timeoutMs);
-    if (group !== undefined && group.delete(entry) && group.size === 0) this.#byTimeout.delete(entry.timeoutMs);
+    if (group?.delete(entry) && group.size === 0) this.#byTimeout.delete(entry.timeoutMs);
     // Nothing waits: the timer stays armed, but no longer keeps the process alive.
     if (this.#entries.size === 0) this.#timer?.unref();
   };
