@@ -139,6 +139,8 @@ class Bridge {
   readonly #jobs = new Map<string, Span>();
   /** Live `process` spans by message id + group (handlers and claim-check fetches nest in them). */
   readonly #processes = new Map<string, Span>();
+  /** The first of those live `process` spans by message id alone, for what knows no group (handlers, claim-check gets). */
+  readonly #processesById = new Map<string, Span>();
   /** Ended `process` span contexts by message id + group (settle spans are their children). */
   readonly #processed: Remembered<SpanContext>;
   readonly #unsubscribe: (() => void)[] = [];
@@ -197,6 +199,7 @@ class Bridge {
       (m, span) => {
         const key = `${m.messageId}\u0000${m.group}`;
         this.#processes.delete(key);
+        if (this.#processesById.get(m.messageId) === span) this.#processesById.delete(m.messageId);
         this.#processed.set(key, span.spanContext());
         if (m.settlement !== undefined) span.setAttribute('switchboard.settlement', m.settlement);
       },
@@ -323,6 +326,9 @@ class Bridge {
   }
 
   #processOf(messageId: string): Span | undefined {
+    const first = this.#processesById.get(messageId);
+    if (first !== undefined || this.#processes.size === 0) return first;
+    // The first one ended while another group's is still live (rare): the oldest live one.
     for (const [key, span] of this.#processes) if (key.startsWith(`${messageId}\u0000`)) return span;
     return undefined;
   }
@@ -497,6 +503,7 @@ class Bridge {
       parent,
     );
     this.#processes.set(`${m.messageId}\u0000${m.group}`, span);
+    if (!this.#processesById.has(m.messageId)) this.#processesById.set(m.messageId, span);
     return span;
   }
 
