@@ -140,7 +140,14 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
   };
 
   const finish = (draft: Omit<FlowEvent, 'seq'>): FlowEvent | undefined => {
-    let event: FlowEvent = { seq: ++seq, ...draft };
+    // `normalise` leaves a `seq` of 0 in first place, to be numbered here without a copy.
+    let event: FlowEvent;
+    if ((draft as { seq?: number }).seq === 0) {
+      (draft as unknown as { seq: number }).seq = ++seq;
+      event = draft as FlowEvent;
+    } else {
+      event = { seq: ++seq, ...draft };
+    }
     if (typeof redact === 'function') {
       try {
         event = { ...redact(event), seq: event.seq };
@@ -277,6 +284,7 @@ function normalise(
   const durationMs = num(p.durationMs);
   // What ended is placed at its start; its duration says when it ended.
   const out: Record<string, unknown> = {
+    seq: 0,
     at: ended && durationMs !== undefined ? Math.round((at - durationMs) * 1000) / 1000 : at,
     service,
     kind,
