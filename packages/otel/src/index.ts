@@ -120,7 +120,21 @@ export function spanContextOf(traceparent: string | undefined): SpanContext | un
   return { traceId: parsed.traceId, spanId: parsed.parentId, traceFlags: Number.parseInt(parsed.flags, 16) & 1, isRemote: true };
 }
 
-function httpTarget(url: string): { readonly path: string; readonly host: string; readonly port: number; readonly scheme: string } {
+type HttpTarget = { readonly path: string; readonly host: string; readonly port: number; readonly scheme: string };
+/** Parsed URLs: a client calls the same few URLs again and again, and `new URL` costs microseconds. */
+const targets = new Map<string, HttpTarget>();
+
+function httpTarget(url: string): HttpTarget {
+  let target = targets.get(url);
+  if (target === undefined) {
+    if (targets.size >= 1000) targets.clear();
+    target = parseTarget(url);
+    targets.set(url, target);
+  }
+  return target;
+}
+
+function parseTarget(url: string): HttpTarget {
   try {
     const parsed = new URL(url);
     const scheme = parsed.protocol.replace(/:$/, '');
