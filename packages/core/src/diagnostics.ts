@@ -377,6 +377,45 @@ export function traceAsync<C extends Ended, T>(
   });
 }
 
+/**
+ * Traces many operations that one promise completes (each message of a broker batch, all confirmed
+ * by the batch's publish): `start` and `end` for each context now, then `asyncStart` and `asyncEnd`
+ * for each (`error` first when it rejected) from a single `.then`, instead of one `traceAsync` per
+ * context and a `Promise.all` over them. Resolves or rejects as `promise` does.
+ */
+export function traceAll<C extends Ended>(channel: TracingChannel<unknown, C>, contexts: readonly C[], promise: Promise<void>): Promise<void> {
+  const started = performance.now();
+  for (const context of contexts) {
+    channel.start.runStores(context, noop);
+    channel.end.publish(context);
+  }
+  return promise.then(
+    (value) => {
+      const durationMs = performance.now() - started;
+      for (const context of contexts) {
+        context.durationMs = durationMs;
+        context.outcome ??= 'ok';
+        (context as { result?: unknown }).result = value;
+        channel.asyncStart.publish(context);
+        channel.asyncEnd.publish(context);
+      }
+    },
+    (error: unknown) => {
+      const durationMs = performance.now() - started;
+      for (const context of contexts) {
+        context.durationMs = durationMs;
+        failed(context, error);
+        channel.error.publish(context);
+        channel.asyncStart.publish(context);
+        channel.asyncEnd.publish(context);
+      }
+      throw error;
+    },
+  );
+}
+
+function noop(): void {}
+
 function failed(context: Ended, error: unknown): void {
   context.outcome = 'error';
   context.error = error;
