@@ -46,14 +46,14 @@ describe('the demo with --changes postgres://', () => {
       for (const line of lines) expect(line.ok, `run ${run}, ${line.pattern}: ${line.summary}`).toBe(true);
       expect(code).toBe(0);
       const change = lines.find((line) => line.pattern === 'change-event');
-      // Three saves per run (sync, message, change-event) of the same name.
-      expect(change?.details).toMatchObject({ saves: run * 3, seenSaves: run * 3, source: '/postgres/postgres/public.names' });
+      // Four saves per run (sync, message, request-reply, change-event) of the same name.
+      expect(change?.details).toMatchObject({ saves: run * 4, seenSaves: run * 4, source: '/postgres/postgres/public.names' });
     }
     const db = new pg.Client(server.url);
     await db.connect();
     try {
       const rows = await db.query('SELECT name, saves FROM names');
-      expect(rows.rows).toEqual([{ name: 'Ada Lovelace', saves: 6 }]);
+      expect(rows.rows).toEqual([{ name: 'Ada Lovelace', saves: 8 }]);
       const slot = await db.query("SELECT plugin, active FROM pg_replication_slots WHERE slot_name = 'service_b_names'");
       expect(slot.rows).toEqual([{ plugin: 'pgoutput', active: false }]);
     } finally {
