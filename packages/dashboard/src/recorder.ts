@@ -116,7 +116,7 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
   };
 
   const keep = (event: FlowEvent): FlowEvent => {
-    const size = JSON.stringify(event).length;
+    const size = jsonLength(event);
     while (count > 0 && (count >= capacity || bytes + size > maxBytes)) evictOldest();
     const index = (head + count) % capacity;
     buffer[index] = event;
@@ -265,6 +265,32 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
       retention?.close();
     },
   };
+}
+
+/** What JSON.stringify escapes in a string (quote, backslash, control characters, and surrogates, which may be lone). */
+const ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * `JSON.stringify(event).length`, counted without building the string for the flat fields an
+ * event has (strings, finite numbers); anything else (an error, kept data) is stringified.
+ */
+function jsonLength(event: object): number {
+  let length = 2; // {}
+  let fields = 0;
+  for (const key in event) {
+    const value = (event as Record<string, unknown>)[key];
+    let size: number;
+    if (typeof value === 'string') size = ESCAPED.test(value) ? JSON.stringify(value).length : value.length + 2;
+    else if (typeof value === 'number' && Number.isFinite(value)) size = String(value).length;
+    else {
+      const json = JSON.stringify(value) as string | undefined;
+      if (json === undefined) continue; // undefined, a function: left out, as JSON.stringify does
+      size = json.length;
+    }
+    length += (ESCAPED.test(key) ? JSON.stringify(key).length : key.length + 2) + 1 + size;
+    fields++;
+  }
+  return length + Math.max(0, fields - 1);
 }
 
 const str = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
