@@ -383,7 +383,11 @@ export function traceAsync<C extends Ended, T>(
  * for each (`error` first when it rejected) from a single `.then`, instead of one `traceAsync` per
  * context and a `Promise.all` over them. Resolves or rejects as `promise` does.
  */
-export function traceAll<C extends Ended>(channel: TracingChannel<unknown, C>, contexts: readonly C[], promise: Promise<void>): Promise<void> {
+export function traceAll<C extends Ended>(
+  channel: TracingChannel<unknown, C>,
+  contexts: readonly C[],
+  promise: Promise<void>,
+): Promise<void> {
   const started = performance.now();
   for (const context of contexts) {
     channel.start.runStores(context, noop);

@@ -268,6 +268,7 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
 }
 
 /** What JSON.stringify escapes in a string (quote, backslash, control characters, and surrogates, which may be lone). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 /**
