@@ -1,4 +1,6 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { channelNames } from '@switchboard/core';
 import { createClient, createHttpService } from '@switchboard/http';
 import { createMetrics } from '@switchboard/metrics';
 import { instrument } from '@switchboard/otel';
@@ -8,8 +10,22 @@ import type { Scenario } from '../lib/scenario.js';
 import { round } from '../lib/stats.js';
 import { inMemory } from './messaging.js';
 
-type Observer = 'nothing attached' | 'OpenTelemetry bridge' | 'Prometheus metrics';
-const OBSERVERS: readonly Observer[] = ['nothing attached', 'OpenTelemetry bridge', 'Prometheus metrics'];
+type Observer = 'nothing attached' | 'no-op subscriber' | 'OpenTelemetry bridge' | 'Prometheus metrics';
+const OBSERVERS: readonly Observer[] = ['nothing attached', 'no-op subscriber', 'OpenTelemetry bridge', 'Prometheus metrics'];
+
+/** Every event of every Switchboard tracing channel: what publishing costs whoever listens. */
+const NOOP_EVENTS = channelNames.tracing.flatMap((name) =>
+  (['start', 'end', 'asyncStart', 'asyncEnd', 'error'] as const).map((event) => `tracing:${name}:${event}`),
+);
+const noop = (): void => {};
+
+/** CPU time (this process, user + system) per operation of `run`, in µs: steadier than throughput on a shared machine. */
+async function cpuPer(operations: number, run: () => Promise<unknown>): Promise<number> {
+  const before = process.cpuUsage();
+  await run();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / operations;
+}
 
 /** An exporter that counts and drops (the SDK's batching and span building are what is measured). */
 class CountingExporter implements SpanExporter {
@@ -28,6 +44,12 @@ function attach(observer: Observer): () => Promise<void> {
   switch (observer) {
     case 'nothing attached':
       return async () => {};
+    case 'no-op subscriber': {
+      for (const name of NOOP_EVENTS) diagnosticsChannel.subscribe(name, noop);
+      return async () => {
+        for (const name of NOOP_EVENTS) diagnosticsChannel.unsubscribe(name, noop);
+      };
+    }
     case 'OpenTelemetry bridge': {
       const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(new CountingExporter())] });
       const instrumentation = instrument({ tracerProvider: provider });
@@ -51,13 +73,16 @@ function median(values: number[]): number {
 /**
  * The cost of observing: the sync-http path (Switchboard server + typed client in this process,
  * 64 in flight) and the messaging transport path (memory broker, envelope, validation, dead-letter
- * middleware) with nothing subscribed to the diagnostics channels, with the OpenTelemetry bridge
- * (SDK 2.12 tracer provider, batching span processor, an exporter that drops) and with the
- * Prometheus registry. Alternating rounds, median reported; ratios against "nothing attached".
+ * middleware) with nothing subscribed to the diagnostics channels, with a no-op listener on every
+ * event of every tracing channel (the publishing cost any subscriber brings), with the OpenTelemetry
+ * bridge (SDK 2.12 tracer provider, batching span processor, an exporter that drops) and with the
+ * Prometheus registry. Alternating rounds, median reported; ratios against "nothing attached", of
+ * throughput and of this process's CPU time per operation (the steadier one on a shared machine).
  */
 export const observability: Scenario = {
   name: 'observability',
-  description: 'sync-http and messaging throughput with nothing, the OTel bridge or Prometheus metrics attached (target ≥ 0.95)',
+  description:
+    'sync-http and messaging throughput and CPU per operation with nothing, a no-op subscriber, the OTel bridge or Prometheus metrics attached (target ≥ 0.95)',
   async run(ctx) {
     const rounds = ctx.scale < 1 ? 1 : 3;
     const durationMs = Math.round(4000 * ctx.scale);
@@ -74,12 +99,15 @@ export const observability: Scenario = {
     try {
       const http = new Map<Observer, number[]>(OBSERVERS.map((o) => [o, []]));
       const messaging = new Map<Observer, number[]>(OBSERVERS.map((o) => [o, []]));
+      const httpCpu = new Map<Observer, number[]>(OBSERVERS.map((o) => [o, []]));
+      const messagingCpu = new Map<Observer, number[]>(OBSERVERS.map((o) => [o, []]));
       for (let r = 0; r < rounds; r++) {
         for (let i = 0; i < OBSERVERS.length; i++) {
           const observer = OBSERVERS[(i + r) % OBSERVERS.length]!;
           const detach = attach(observer);
           try {
             const client = createClient(benchContract, { baseUrl: origin, connections: 64, retry: false, breaker: false });
+            const before = process.cpuUsage();
             const result = await runLoad({
               origin,
               path: '/ops/save',
@@ -89,26 +117,43 @@ export const observability: Scenario = {
               warmupMs,
               send: () => client.call('save', input),
             });
+            const used = process.cpuUsage(before);
             await client.close();
             http.get(observer)?.push(result.rps);
-            messaging.get(observer)?.push(await inMemory(count, 'transport'));
+            // The CPU time includes the warm-up: divided by the requests the round made at its measured rate.
+            httpCpu.get(observer)?.push((used.user + used.system) / Math.max(1, result.rps * ((durationMs + warmupMs) / 1000)));
+            let rate = 0;
+            messagingCpu.get(observer)?.push(
+              await cpuPer(count, async () => {
+                rate = await inMemory(count, 'transport');
+              }),
+            );
+            messaging.get(observer)?.push(rate);
           } finally {
             await detach();
           }
         }
       }
-      for (const [path, results, unit] of [
-        ['sync-http (server + client, 64 in flight)', http, 'rps'],
-        ['messaging transport path (memory broker)', messaging, 'msgsPerS'],
+      for (const [path, results, cpu, unit] of [
+        ['sync-http (server + client, 64 in flight)', http, httpCpu, 'rps'],
+        ['messaging transport path (memory broker)', messaging, messagingCpu, 'msgsPerS'],
       ] as const) {
         const base = median(results.get('nothing attached') ?? []);
+        const baseCpu = median(cpu.get('nothing attached') ?? []);
         for (const observer of OBSERVERS) {
           const value = median(results.get(observer) ?? []);
+          const cpuUs = median(cpu.get(observer) ?? []);
           ctx.record({
             scenario: 'observability',
             subject: observer,
             load: path,
-            metrics: { [unit]: Math.round(value), ratioToNothing: round(value / base, 3), rounds: results.get(observer)?.length ?? 0 },
+            metrics: {
+              [unit]: Math.round(value),
+              ratioToNothing: round(value / base, 3),
+              cpuUsPerOp: round(cpuUs, 2),
+              cpuRatioToNothing: round(baseCpu / cpuUs, 3),
+              rounds: results.get(observer)?.length ?? 0,
+            },
           });
         }
       }

@@ -35,10 +35,16 @@ describe('chaos slice: SQLite (embedded)', () => {
   });
 
   it("a consumer SIGSTOPped past its lease: the zombie's late completions are fenced, not committed twice", async () => {
-    const result = await runScenario({ engine: 'sqlite', fault: 'zombie', server, total: TOTAL, faultMs: 3000 });
-    expectKept(result);
-    // The zombie did wake up with runs in flight whose claims had been taken over, and the recipe refused them.
-    expect(result.fenced).toBeGreaterThan(0);
+    // Every run must keep the counts. Whether the zombie wakes with a run still in flight (rather than
+    // one its own time limit ended while it was stopped) depends on the machine's timing, so the run
+    // is repeated, up to three times, until one shows a late completion the recipe refused.
+    let fenced = 0;
+    for (let run = 1; run <= 3 && fenced === 0; run++) {
+      const result = await runScenario({ engine: 'sqlite', fault: 'zombie', server, total: TOTAL, faultMs: 3000 });
+      expectKept(result);
+      fenced = result.fenced;
+    }
+    expect(fenced).toBeGreaterThan(0);
   });
 });
 

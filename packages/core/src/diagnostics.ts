@@ -331,6 +331,10 @@ export const channelNames = {
  * `asyncStart`, `asyncEnd`, `error`), or just runs it. `finish` fills the context from the value
  * before `asyncEnd`; `durationMs` and `outcome` are set here (`outcome` from a rejection, else
  * what `finish` said, else `ok`).
+ *
+ * The events and the context are those of `TracingChannel.tracePromise` (stores bound to `start`
+ * are entered around `run`; `result` or `error` is set on the context), but published here with one
+ * `.then` on `run`'s promise rather than `tracePromise`'s layers and closures around another.
  */
 export function traceAsync<C extends Ended, T>(
   channel: TracingChannel<unknown, C>,
@@ -339,25 +343,87 @@ export function traceAsync<C extends Ended, T>(
   finish?: (context: C, value: T) => void,
 ): Promise<T> {
   const started = performance.now();
-  return channel.tracePromise(
-    () =>
-      run().then(
-        (value) => {
-          context.durationMs = performance.now() - started;
-          if (finish !== undefined) finish(context, value);
-          context.outcome ??= 'ok';
-          return value;
-        },
-        (error: unknown) => {
-          context.durationMs = performance.now() - started;
-          context.outcome = 'error';
-          context.error ??= error;
-          context.errorType ??= errorTypeOf(error);
-          throw error;
-        },
-      ),
-    context,
+  return channel.start.runStores(context, () => {
+    let promise: Promise<T>;
+    try {
+      promise = run();
+    } catch (error) {
+      context.durationMs = performance.now() - started;
+      failed(context, error);
+      channel.error.publish(context);
+      channel.end.publish(context);
+      throw error;
+    }
+    channel.end.publish(context);
+    return promise.then(
+      (value) => {
+        context.durationMs = performance.now() - started;
+        if (finish !== undefined) finish(context, value);
+        context.outcome ??= 'ok';
+        (context as { result?: unknown }).result = value;
+        channel.asyncStart.publish(context);
+        channel.asyncEnd.publish(context);
+        return value;
+      },
+      (error: unknown) => {
+        context.durationMs = performance.now() - started;
+        failed(context, error);
+        channel.error.publish(context);
+        channel.asyncStart.publish(context);
+        channel.asyncEnd.publish(context);
+        throw error;
+      },
+    );
+  });
+}
+
+/**
+ * Traces many operations that one promise completes (each message of a broker batch, all confirmed
+ * by the batch's publish): `start` and `end` for each context now, then `asyncStart` and `asyncEnd`
+ * for each (`error` first when it rejected) from a single `.then`, instead of one `traceAsync` per
+ * context and a `Promise.all` over them. Resolves or rejects as `promise` does.
+ */
+export function traceAll<C extends Ended>(
+  channel: TracingChannel<unknown, C>,
+  contexts: readonly C[],
+  promise: Promise<void>,
+): Promise<void> {
+  const started = performance.now();
+  for (const context of contexts) {
+    channel.start.runStores(context, noop);
+    channel.end.publish(context);
+  }
+  return promise.then(
+    (value) => {
+      const durationMs = performance.now() - started;
+      for (const context of contexts) {
+        context.durationMs = durationMs;
+        context.outcome ??= 'ok';
+        (context as { result?: unknown }).result = value;
+        channel.asyncStart.publish(context);
+        channel.asyncEnd.publish(context);
+      }
+    },
+    (error: unknown) => {
+      const durationMs = performance.now() - started;
+      for (const context of contexts) {
+        context.durationMs = durationMs;
+        failed(context, error);
+        channel.error.publish(context);
+        channel.asyncStart.publish(context);
+        channel.asyncEnd.publish(context);
+      }
+      throw error;
+    },
   );
+}
+
+function noop(): void {}
+
+function failed(context: Ended, error: unknown): void {
+  context.outcome = 'error';
+  context.error = error;
+  context.errorType ??= errorTypeOf(error);
 }
 
 /** A traced span published by hand (when start and end are callbacks, not one promise). */

@@ -52,9 +52,23 @@ export function requestAborted(signal: AbortSignal): SwitchboardError {
   });
 }
 
-/** One request waiting for its reply: settled once, by the reply, the timer, the signal or close. */
+/**
+ * The requests waiting for their reply, each settled once: by the reply, its timeout, its signal or
+ * `failAll`. However it ends, its entry and its abort listener are gone.
+ *
+ * Timeouts share one timer: entries are grouped by their timeout, so within a group they expire in
+ * the order they were made (adding and removing is O(1)), and the timer is armed for the earliest
+ * only. A request therefore costs no timer of its own; the timer is not cleared when the last
+ * request ends (a caller making one request at a time would arm and clear one per request), only
+ * unref'd, so it keeps the process alive exactly while something waits, as a timer per request did.
+ * When it fires with nothing due it re-arms for the earliest entry left, if any.
+ */
 export class PendingReplies {
   readonly #entries = new Map<string, PendingEntry>();
+  /** Waiting entries by timeout (ms), each set in the order the entries were made, so by deadline. */
+  readonly #byTimeout = new Map<number, Set<PendingEntry>>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #armedAt = Number.POSITIVE_INFINITY;
 
   get size(): number {
     return this.#entries.size;
@@ -67,7 +81,8 @@ export class PendingReplies {
   /**
    * Waits for the reply to `id`; `start` sends the request once the entry exists (a reply cannot
    * arrive before it is awaited). Rejects with `SB_REPLY_TIMEOUT` / `SB_ABORTED`, or with what
-   * `start` rejects with; the entry, its timer and its abort listener are gone however it ends.
+   * `start` rejects with; the entry, its place on the timer and its abort listener are gone however
+   * it ends.
    */
   wait(id: string, topic: string, options: RequestOptions, start: () => Promise<void> | undefined): Promise<ReplyMessage> {
     const { timeoutMs, signal } = options;
@@ -76,9 +91,8 @@ export class PendingReplies {
       return Promise.reject(new SwitchboardError('SB_CONFIG_INVALID', { detail: `a request with id ${id} is already waiting` }));
     }
     return new Promise<ReplyMessage>((resolve, reject) => {
-      const entry = new PendingEntry(this.#entries, id, resolve, reject, signal);
-      entry.timer = setTimeout(() => entry.fail(replyTimeout(timeoutMs, topic)), timeoutMs);
-      this.#entries.set(id, entry);
+      const entry = new PendingEntry(this.#remove, id, topic, timeoutMs, resolve, reject, signal);
+      this.#add(entry);
       let started: Promise<void> | undefined;
       try {
         started = start();
@@ -110,26 +124,83 @@ export class PendingReplies {
   failAll(error: unknown): void {
     for (const entry of [...this.#entries.values()]) entry.fail(error);
   }
+
+  #add(entry: PendingEntry): void {
+    this.#entries.set(entry.id, entry);
+    let group = this.#byTimeout.get(entry.timeoutMs);
+    if (group === undefined) {
+      group = new Set();
+      this.#byTimeout.set(entry.timeoutMs, group);
+    }
+    group.add(entry);
+    if (entry.deadline < this.#armedAt) this.#arm(entry.deadline);
+    else if (this.#entries.size === 1) this.#timer?.ref();
+  }
+
+  /** Called once by an entry as it ends. */
+  readonly #remove = (entry: PendingEntry): void => {
+    this.#entries.delete(entry.id);
+    const group = this.#byTimeout.get(entry.timeoutMs);
+    if (group?.delete(entry) && group.size === 0) this.#byTimeout.delete(entry.timeoutMs);
+    // Nothing waits: the timer stays armed, but no longer keeps the process alive.
+    if (this.#entries.size === 0) this.#timer?.unref();
+  };
+
+  #arm(at: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#armedAt = at;
+    this.#timer = setTimeout(this.#fire, Math.max(0, at - Date.now()));
+  }
+
+  readonly #fire = (): void => {
+    this.#timer = undefined;
+    this.#armedAt = Number.POSITIVE_INFINITY;
+    const now = Date.now();
+    const expired: PendingEntry[] = [];
+    let next = Number.POSITIVE_INFINITY;
+    for (const group of this.#byTimeout.values()) {
+      for (const entry of group) {
+        if (entry.deadline > now) {
+          next = Math.min(next, entry.deadline);
+          break;
+        }
+        expired.push(entry);
+      }
+    }
+    for (const entry of expired) entry.fail(replyTimeout(entry.timeoutMs, entry.topic));
+    // Failing may have ended other entries; arm for the earliest still waiting.
+    if (next !== Number.POSITIVE_INFINITY && this.#entries.size > 0) {
+      this.#arm(next);
+    }
+  };
 }
 
 class PendingEntry {
-  timer: ReturnType<typeof setTimeout> | undefined;
-  readonly #entries: Map<string, PendingEntry>;
-  readonly #id: string;
+  readonly id: string;
+  readonly topic: string;
+  readonly timeoutMs: number;
+  /** Epoch ms at which the request times out. */
+  readonly deadline: number;
+  readonly #onEnd: (entry: PendingEntry) => void;
   readonly #resolve: (reply: ReplyMessage) => void;
   readonly #reject: (error: unknown) => void;
   readonly #signal: AbortSignal | undefined;
   #done = false;
 
   constructor(
-    entries: Map<string, PendingEntry>,
+    onEnd: (entry: PendingEntry) => void,
     id: string,
+    topic: string,
+    timeoutMs: number,
     resolve: (reply: ReplyMessage) => void,
     reject: (error: unknown) => void,
     signal: AbortSignal | undefined,
   ) {
-    this.#entries = entries;
-    this.#id = id;
+    this.#onEnd = onEnd;
+    this.id = id;
+    this.topic = topic;
+    this.timeoutMs = timeoutMs;
+    this.deadline = Date.now() + timeoutMs;
     this.#resolve = resolve;
     this.#reject = reject;
     this.#signal = signal;
@@ -151,9 +222,8 @@ class PendingEntry {
   #end(): boolean {
     if (this.#done) return false;
     this.#done = true;
-    clearTimeout(this.timer);
     this.#signal?.removeEventListener('abort', this.#onAbort);
-    this.#entries.delete(this.#id);
+    this.#onEnd(this);
     return true;
   }
 }

@@ -116,7 +116,7 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
   };
 
   const keep = (event: FlowEvent): FlowEvent => {
-    const size = JSON.stringify(event).length;
+    const size = jsonLength(event);
     while (count > 0 && (count >= capacity || bytes + size > maxBytes)) evictOldest();
     const index = (head + count) % capacity;
     buffer[index] = event;
@@ -140,7 +140,14 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
   };
 
   const finish = (draft: Omit<FlowEvent, 'seq'>): FlowEvent | undefined => {
-    let event: FlowEvent = { seq: ++seq, ...draft };
+    // `normalise` leaves a `seq` of 0 in first place, to be numbered here without a copy.
+    let event: FlowEvent;
+    if ((draft as { seq?: number }).seq === 0) {
+      (draft as unknown as { seq: number }).seq = ++seq;
+      event = draft as FlowEvent;
+    } else {
+      event = { seq: ++seq, ...draft };
+    }
     if (typeof redact === 'function') {
       try {
         event = { ...redact(event), seq: event.seq };
@@ -260,6 +267,33 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
   };
 }
 
+/** What JSON.stringify escapes in a string (quote, backslash, control characters, and surrogates, which may be lone). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * `JSON.stringify(event).length`, counted without building the string for the flat fields an
+ * event has (strings, finite numbers); anything else (an error, kept data) is stringified.
+ */
+function jsonLength(event: object): number {
+  let length = 2; // {}
+  let fields = 0;
+  for (const key in event) {
+    const value = (event as Record<string, unknown>)[key];
+    let size: number;
+    if (typeof value === 'string') size = ESCAPED.test(value) ? JSON.stringify(value).length : value.length + 2;
+    else if (typeof value === 'number' && Number.isFinite(value)) size = String(value).length;
+    else {
+      const json = JSON.stringify(value) as string | undefined;
+      if (json === undefined) continue; // undefined, a function: left out, as JSON.stringify does
+      size = json.length;
+    }
+    length += (ESCAPED.test(key) ? JSON.stringify(key).length : key.length + 2) + 1 + size;
+    fields++;
+  }
+  return length + Math.max(0, fields - 1);
+}
+
 const str = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
 const num = (value: unknown): number | undefined => (typeof value === 'number' && Number.isFinite(value) ? value : undefined);
 
@@ -277,6 +311,7 @@ function normalise(
   const durationMs = num(p.durationMs);
   // What ended is placed at its start; its duration says when it ended.
   const out: Record<string, unknown> = {
+    seq: 0,
     at: ended && durationMs !== undefined ? Math.round((at - durationMs) * 1000) / 1000 : at,
     service,
     kind,

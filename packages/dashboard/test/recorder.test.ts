@@ -92,6 +92,39 @@ describe('flow recorder', () => {
     expect(index.flow(`m:${messageId}`)?.summary).toMatchObject({ status: 'error', patterns: ['message'] });
   });
 
+  it('counts each event as the length of its JSON, whatever its strings, numbers and errors hold', () => {
+    const recorder = createFlowRecorder({ service: 'sizes "quoted" \\ ☃', redact: false });
+    closers.push(() => recorder.close());
+    const awkward = ['plain', 'quote " and \\ backslash', 'line\nfeed\ttab\u0001', 'snow ☃ and 😀 pair', 'lone \ud800 surrogate', ''];
+    awkward.forEach((text, i) => {
+      recorder.record({
+        kind: 'message.publish',
+        messageId: `m-${i}`,
+        topic: text,
+        type: `t.${i}`,
+        attempt: i,
+        durationMs: i / 3,
+        bytes: Number.NaN,
+        error: { code: 'SB_X', detail: text },
+        data: { text, list: [1, text, null] },
+      });
+    });
+    channels.deadLetter.publish({
+      system: 'memory',
+      destination: 'd',
+      group: 'g',
+      messageId: 'dl-1',
+      type: undefined,
+      attempt: 2,
+      reason: 'poison',
+      problem: { code: 'SB_VALIDATION', title: 'Invalid "input"', status: 422, detail: 'bad\u2028line' },
+    });
+    const events = recorder.events();
+    expect(events).toHaveLength(awkward.length + 1);
+    const expected = events.reduce((sum, event) => sum + JSON.stringify(event).length, 0);
+    expect(recorder.stats().bytes).toBe(expected);
+  });
+
   it('keeps within its count and byte bounds under sustained load', () => {
     const capacity = 500;
     const maxBytes = 64 * 1024;

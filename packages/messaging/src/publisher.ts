@@ -8,7 +8,7 @@ import type {
   OperationName,
   OutgoingMessage,
 } from '@switchboard/core';
-import { type SendMessage, SwitchboardError, traceAsync, tracing } from '@switchboard/core';
+import { type SendMessage, SwitchboardError, traceAll, traceAsync, tracing } from '@switchboard/core';
 import { type Address, eventsTopic, eventType, messagesTopic, messageType, operationType } from './addressing.js';
 import { describeOutgoing, type OutgoingConfig, type OutgoingShape, prepareOutgoing } from './outgoing.js';
 import type { EmitArgs, PublishOptions, Sent } from './types.js';
@@ -215,11 +215,9 @@ function publishList(broker: Broker, list: readonly OutgoingMessage[]): Promise<
       : broker.publish(message);
   }
   if (!tracing.send.hasSubscribers) return broker.publishBatch(list);
-  const published = broker.publishBatch(list);
+  const contexts = list.map((message) => sendContext(broker, message, list.length));
   // One context per message, all ended by the batch's confirmation.
-  return Promise.all(list.map((message) => traceAsync(tracing.send, sendContext(broker, message, list.length), () => published))).then(
-    () => undefined,
-  );
+  return traceAll(tracing.send, contexts, broker.publishBatch(list));
 }
 
 /** The `switchboard:send` context of a message. */

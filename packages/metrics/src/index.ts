@@ -4,6 +4,7 @@ import type {
   ChangeProgressMessage,
   ClaimCheckMessage,
   DeadLetterMessage,
+  Ended,
   HandlerMessage,
   JobCompleteMessage,
   JobPollMessage,
@@ -71,17 +72,42 @@ function keyOf(labels: Labels): string {
   return key;
 }
 
+/**
+ * The hot paths name a series by its label values joined with NULs (`fast`), looked up in a cache
+ * before any label object is built: the labels and their key are made once per series, not per
+ * observation. The values' order is fixed per call site, and each site's `fast` starts with its own tag.
+ */
+type LabelsOf<M> = (message: M) => Labels;
+/** Most cached names per family (the cache is only a shortcut to `series`: cleared when full). */
+const FAST_CACHE = 10_000;
+
 class Counter {
   readonly series = new Map<string, { labels: Labels; value: number }>();
+  readonly #fast = new Map<string, { labels: Labels; value: number }>();
   constructor(
     readonly name: string,
     readonly help: string,
   ) {}
   add(labels: Labels, by = 1): void {
+    this.#seriesOf(labels).value += by;
+  }
+  addFast<M>(fast: string, message: M, labelsOf: LabelsOf<M>): void {
+    let found = this.#fast.get(fast);
+    if (found === undefined) {
+      found = this.#seriesOf(labelsOf(message));
+      if (this.#fast.size >= FAST_CACHE) this.#fast.clear();
+      this.#fast.set(fast, found);
+    }
+    found.value += 1;
+  }
+  #seriesOf(labels: Labels): { labels: Labels; value: number } {
     const key = keyOf(labels);
-    const found = this.series.get(key);
-    if (found === undefined) this.series.set(key, { labels, value: by });
-    else found.value += by;
+    let found = this.series.get(key);
+    if (found === undefined) {
+      found = { labels, value: 0 };
+      this.series.set(key, found);
+    }
+    return found;
   }
 }
 
@@ -99,20 +125,38 @@ class Gauge {
   }
 }
 
+type HistogramSeries = { labels: Labels; counts: number[]; sum: number; count: number };
+
 class Histogram {
-  readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
+  readonly series = new Map<string, HistogramSeries>();
+  readonly #fast = new Map<string, HistogramSeries>();
   constructor(
     readonly name: string,
     readonly help: string,
     readonly buckets: readonly number[],
   ) {}
   observe(labels: Labels, value: number): void {
+    this.#add(this.#seriesOf(labels), value);
+  }
+  observeFast<M>(fast: string, message: M, labelsOf: LabelsOf<M>, value: number): void {
+    let found = this.#fast.get(fast);
+    if (found === undefined) {
+      found = this.#seriesOf(labelsOf(message));
+      if (this.#fast.size >= FAST_CACHE) this.#fast.clear();
+      this.#fast.set(fast, found);
+    }
+    this.#add(found, value);
+  }
+  #seriesOf(labels: Labels): HistogramSeries {
     const key = keyOf(labels);
     let found = this.series.get(key);
     if (found === undefined) {
       found = { labels, counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };
       this.series.set(key, found);
     }
+    return found;
+  }
+  #add(found: HistogramSeries, value: number): void {
     // One increment in the first bucket that holds it; the counts are made cumulative when written.
     let i = 0;
     while (i < this.buckets.length && value > this.buckets[i]!) i++;
@@ -155,6 +199,86 @@ function labels(entries: Record<string, string | number | undefined>): Labels {
   }
   return out;
 }
+
+/** `host` of a URL, parsed once per URL (a client calls the same few URLs again and again); empty when it does not parse. */
+const hosts = new Map<string, string>();
+function hostOf(url: string): string {
+  let host = hosts.get(url);
+  if (host === undefined) {
+    try {
+      host = new URL(url).host;
+    } catch {
+      host = '';
+    }
+    if (hosts.size >= 1000) hosts.clear();
+    hosts.set(url, host);
+  }
+  return host;
+}
+
+const attemptLabels = (m: AttemptMessage): Labels =>
+  labels({
+    http_request_method: 'POST',
+    server_address: hostOf(m.url),
+    switchboard_operation: m.operation,
+    http_response_status_code: m.status,
+    error_type: failedType(m),
+  });
+
+const failedType = (m: Ended): string | undefined => (m.outcome === 'error' ? m.errorType : undefined);
+
+const handlerLabels = (m: HandlerMessage): Labels =>
+  labels({ switchboard_service: m.service, switchboard_operation: m.operation, switchboard_via: m.via, error_type: failedType(m) });
+
+function serverLabels(m: HandlerMessage): Labels {
+  const status = m.status ?? 500;
+  return labels({
+    http_request_method: 'POST',
+    http_route: m.route,
+    http_response_status_code: status,
+    error_type: status >= 500 ? String(status) : undefined,
+  });
+}
+
+const sendDurationLabels = (m: SendMessage): Labels =>
+  labels({
+    messaging_system: m.system,
+    messaging_destination_name: m.destination,
+    messaging_operation_name: 'send',
+    error_type: failedType(m),
+  });
+
+const sentLabels = (m: SendMessage): Labels =>
+  labels({ messaging_system: m.system, messaging_destination_name: m.destination, error_type: failedType(m) });
+
+/** The series key of a consumer-side message (system, destination, group, failure). */
+const consumerKey = (m: ReceiveMessage | ProcessMessage): string =>
+  `${m.system}\u0000${m.destination}\u0000${m.group}\u0000${m.outcome === 'error' ? (m.errorType ?? '') : ''}`;
+
+const consumedLabels = (m: ReceiveMessage | ProcessMessage): Labels =>
+  labels({
+    messaging_system: m.system,
+    messaging_destination_name: m.destination,
+    messaging_consumer_group_name: m.group,
+    error_type: failedType(m),
+  });
+
+const settleDurationLabels = (m: SettleMessage): Labels =>
+  labels({
+    messaging_system: m.system,
+    messaging_destination_name: m.destination,
+    messaging_consumer_group_name: m.group,
+    messaging_operation_name: m.settlement === 'retry' ? 'nack' : 'ack',
+    error_type: failedType(m),
+  });
+
+const settlementLabels = (m: SettleMessage): Labels =>
+  labels({
+    messaging_system: m.system,
+    messaging_destination_name: m.destination,
+    messaging_consumer_group_name: m.group,
+    switchboard_settlement: m.settlement,
+  });
 
 const FINAL_JOB_STATES = new Set(['succeeded', 'failed', 'canceled']);
 
@@ -222,93 +346,55 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const unsubscribe = [
     subscribeTracing(tracing.handler, {
       asyncEnd: (m: HandlerMessage) => {
-        const failed = m.outcome === 'error' ? m.errorType : undefined;
-        handlerDuration.observe(
-          labels({ switchboard_service: m.service, switchboard_operation: m.operation, switchboard_via: m.via, error_type: failed }),
+        const failed = m.outcome === 'error' ? (m.errorType ?? '') : '';
+        handlerDuration.observeFast(
+          `${m.service}\u0000${m.operation}\u0000${m.via}\u0000${failed}`,
+          m,
+          handlerLabels,
           seconds(m.durationMs),
         );
         if (m.via !== 'http') return;
-        const status = m.status ?? 500;
-        serverDuration.observe(
-          labels({
-            http_request_method: 'POST',
-            http_route: m.route,
-            http_response_status_code: status,
-            error_type: status >= 500 ? String(status) : undefined,
-          }),
-          seconds(m.durationMs),
-        );
+        serverDuration.observeFast(`${m.route ?? ''}\u0000${m.status ?? 500}`, m, serverLabels, seconds(m.durationMs));
       },
     }),
     subscribeTracing(tracing.attempt, {
       asyncEnd: (m: AttemptMessage) => {
-        let host = '';
-        try {
-          host = new URL(m.url).host;
-        } catch {
-          // keep it empty
-        }
-        clientDuration.observe(
-          labels({
-            http_request_method: 'POST',
-            server_address: host,
-            switchboard_operation: m.operation,
-            http_response_status_code: m.status,
-            error_type: m.outcome === 'error' ? m.errorType : undefined,
-          }),
+        const failed = m.outcome === 'error' ? (m.errorType ?? '') : '';
+        clientDuration.observeFast(
+          `${m.url}\u0000${m.operation}\u0000${m.status ?? ''}\u0000${failed}`,
+          m,
+          attemptLabels,
           seconds(m.durationMs),
         );
       },
     }),
     subscribeTracing(tracing.send, {
       asyncEnd: (m: SendMessage) => {
-        const common = { messaging_system: m.system, messaging_destination_name: m.destination };
-        const failed = m.outcome === 'error' ? m.errorType : undefined;
-        messagingDuration.observe(labels({ ...common, messaging_operation_name: 'send', error_type: failed }), seconds(m.durationMs));
-        sent.add(labels({ ...common, error_type: failed }));
+        const fast = `${m.system}\u0000${m.destination}\u0000${m.outcome === 'error' ? (m.errorType ?? '') : ''}`;
+        messagingDuration.observeFast(`send\u0000${fast}`, m, sendDurationLabels, seconds(m.durationMs));
+        sent.addFast(fast, m, sentLabels);
       },
     }),
     subscribeTracing(tracing.receive, {
       end: (m: ReceiveMessage) => {
-        consumed.add(
-          labels({
-            messaging_system: m.system,
-            messaging_destination_name: m.destination,
-            messaging_consumer_group_name: m.group,
-            error_type: m.outcome === 'error' ? m.errorType : undefined,
-          }),
-        );
+        consumed.addFast(consumerKey(m), m, consumedLabels);
       },
     }),
     subscribeTracing(tracing.process, {
       asyncEnd: (m: ProcessMessage) => {
-        processDuration.observe(
-          labels({
-            messaging_system: m.system,
-            messaging_destination_name: m.destination,
-            messaging_consumer_group_name: m.group,
-            error_type: m.outcome === 'error' ? m.errorType : undefined,
-          }),
-          seconds(m.durationMs),
-        );
+        processDuration.observeFast(consumerKey(m), m, consumedLabels, seconds(m.durationMs));
       },
     }),
     subscribeTracing(tracing.settle, {
       asyncEnd: (m: SettleMessage) => {
-        const common = {
-          messaging_system: m.system,
-          messaging_destination_name: m.destination,
-          messaging_consumer_group_name: m.group,
-        };
-        messagingDuration.observe(
-          labels({
-            ...common,
-            messaging_operation_name: m.settlement === 'retry' ? 'nack' : 'ack',
-            error_type: m.outcome === 'error' ? m.errorType : undefined,
-          }),
+        const fast = `${m.system}\u0000${m.destination}\u0000${m.group}\u0000${m.settlement}`;
+        messagingDuration.observeFast(
+          `settle\u0000${fast}\u0000${m.outcome === 'error' ? (m.errorType ?? '') : ''}`,
+          m,
+          settleDurationLabels,
           seconds(m.durationMs),
         );
-        settlements.add(labels({ ...common, switchboard_settlement: m.settlement }));
+        settlements.addFast(fast, m, settlementLabels);
       },
     }),
     ...(['put', 'get'] as const).map((operation) =>

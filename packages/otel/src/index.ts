@@ -120,7 +120,21 @@ export function spanContextOf(traceparent: string | undefined): SpanContext | un
   return { traceId: parsed.traceId, spanId: parsed.parentId, traceFlags: Number.parseInt(parsed.flags, 16) & 1, isRemote: true };
 }
 
-function httpTarget(url: string): { readonly path: string; readonly host: string; readonly port: number; readonly scheme: string } {
+type HttpTarget = { readonly path: string; readonly host: string; readonly port: number; readonly scheme: string };
+/** Parsed URLs: a client calls the same few URLs again and again, and `new URL` costs microseconds. */
+const targets = new Map<string, HttpTarget>();
+
+function httpTarget(url: string): HttpTarget {
+  let target = targets.get(url);
+  if (target === undefined) {
+    if (targets.size >= 1000) targets.clear();
+    target = parseTarget(url);
+    targets.set(url, target);
+  }
+  return target;
+}
+
+function parseTarget(url: string): HttpTarget {
   try {
     const parsed = new URL(url);
     const scheme = parsed.protocol.replace(/:$/, '');
@@ -139,6 +153,8 @@ class Bridge {
   readonly #jobs = new Map<string, Span>();
   /** Live `process` spans by message id + group (handlers and claim-check fetches nest in them). */
   readonly #processes = new Map<string, Span>();
+  /** The first of those live `process` spans by message id alone, for what knows no group (handlers, claim-check gets). */
+  readonly #processesById = new Map<string, Span>();
   /** Ended `process` span contexts by message id + group (settle spans are their children). */
   readonly #processed: Remembered<SpanContext>;
   readonly #unsubscribe: (() => void)[] = [];
@@ -197,6 +213,7 @@ class Bridge {
       (m, span) => {
         const key = `${m.messageId}\u0000${m.group}`;
         this.#processes.delete(key);
+        if (this.#processesById.get(m.messageId) === span) this.#processesById.delete(m.messageId);
         this.#processed.set(key, span.spanContext());
         if (m.settlement !== undefined) span.setAttribute('switchboard.settlement', m.settlement);
       },
@@ -323,6 +340,9 @@ class Bridge {
   }
 
   #processOf(messageId: string): Span | undefined {
+    const first = this.#processesById.get(messageId);
+    if (first !== undefined || this.#processes.size === 0) return first;
+    // The first one ended while another group's is still live (rare): the oldest live one.
     for (const [key, span] of this.#processes) if (key.startsWith(`${messageId}\u0000`)) return span;
     return undefined;
   }
@@ -497,6 +517,7 @@ class Bridge {
       parent,
     );
     this.#processes.set(`${m.messageId}\u0000${m.group}`, span);
+    if (!this.#processesById.has(m.messageId)) this.#processesById.set(m.messageId, span);
     return span;
   }
 

@@ -84,7 +84,7 @@ class EncodedHeaders implements MsgHdrs {
     if (this.#full === undefined) {
       const full = new MsgHdrsImpl();
       for (const [name, value] of this.#prefix.entries) full.headers.set(name, [value]);
-      full.headers.set(MSG_ID_HEADER, [this.#id]);
+      if (this.#id !== '') full.headers.set(MSG_ID_HEADER, [this.#id]);
       this.#full = full;
     }
     return this.#full;
@@ -93,7 +93,8 @@ class EncodedHeaders implements MsgHdrs {
   /** What `MsgHdrsImpl.encode` gives for the same entries. */
   encode(): Uint8Array {
     if (this.#full !== undefined) return this.#full.encode();
-    return Buffer.from(`${this.#prefix.text}\r\n${MSG_ID_HEADER}: ${this.#id}\r\n\r\n`, this.#prefix.ascii ? 'latin1' : 'utf8');
+    const text = this.#id === '' ? `${this.#prefix.text}\r\n\r\n` : `${this.#prefix.text}\r\n${MSG_ID_HEADER}: ${this.#id}\r\n\r\n`;
+    return Buffer.from(text, this.#prefix.ascii ? 'latin1' : 'utf8');
   }
 
   toString(): string {
@@ -160,6 +161,79 @@ export function coreHeaders(id: string, source: Headers, key: string | undefined
     if (prefix !== null) return new EncodedHeaders(prefix, id);
   }
   return toNatsHeaders(id, source, key);
+}
+
+/**
+ * The NATS headers of one message whose headers are made per message (a binary-mode CloudEvent, a
+ * request with its deadline): the same block as `toNatsHeaders(id, { ...source, [extra name]: extra
+ * value }, key)`, written as one string in one pass instead of through the client's header object.
+ * Anything out of the ordinary (a key, a value that needs escaping, a reserved name, an id the
+ * client would trim) takes the general path.
+ */
+export function messageHeaders(id: string, source: Headers, key: string | undefined, extra?: readonly [string, string]): MsgHdrs {
+  if (key === undefined && (id === '' || isPlainId(id)) && (extra === undefined || !Object.hasOwn(source, extra[0]))) {
+    const entries: [string, string][] = [];
+    let text = HEADER_LINE;
+    let plain = true;
+    for (const name in source) {
+      const value = source[name];
+      if (value === undefined) continue;
+      if (name === MSG_ID_HEADER || name.startsWith(OWN_PREFIX) || needsEscape(value)) {
+        plain = false;
+        break;
+      }
+      checkName(name);
+      entries.push([name, value]);
+      text += `\r\n${name}: ${value}`;
+    }
+    if (
+      plain &&
+      (entries.length > 0 || extra !== undefined || id !== '') &&
+      (extra === undefined || (!needsEscape(extra[1]) && !extra[0].startsWith(OWN_PREFIX) && extra[0] !== MSG_ID_HEADER))
+    ) {
+      if (extra !== undefined) {
+        checkName(extra[0]);
+        entries.push([extra[0], extra[1]]);
+        text += `\r\n${extra[0]}: ${extra[1]}`;
+      }
+      // Written as UTF-8 without a scan for non-ASCII first: one block per message, not one per template.
+      return new EncodedHeaders({ text, entries, ascii: false }, id);
+    }
+  }
+  return toNatsHeaders(id, extra === undefined ? source : { ...source, [extra[0]]: extra[1] }, key);
+}
+
+/** A value NATS would alter (trim) or refuse (a line break): the general path escapes it. */
+function needsEscape(value: string): boolean {
+  const n = value.length;
+  if (n === 0) return false;
+  const first = value.charCodeAt(0);
+  const last = value.charCodeAt(n - 1);
+  if (first <= 0x20 || first >= 0x7f || last <= 0x20 || last >= 0x7f) return true;
+  return value.indexOf('\n') !== -1 || value.indexOf('\r') !== -1;
+}
+
+/**
+ * The status code of a received message's header block (`NATS/1.0 503` → 503; 0 without one), read
+ * from the received bytes when the client kept them.
+ */
+export function statusOf(msg: Msg): number {
+  if (!(msg instanceof MsgImpl)) return msg.headers?.code ?? 0;
+  const length = msg._msg.hdr;
+  if (length < 0) return 0;
+  const raw = msg._rdata;
+  if (raw === undefined || raw.byteLength < length) return msg.headers?.code ?? 0;
+  // `NATS/1.0` is 8 bytes; a status follows it after a space, before the first line break.
+  if (length < 10 || raw[8] !== 0x20) return 0;
+  let code = 0;
+  let i = 9;
+  while (i < length && raw[i] === 0x20) i++;
+  for (; i < length; i++) {
+    const c = raw[i]!;
+    if (c < 0x30 || c > 0x39) break;
+    code = code * 10 + (c - 0x30);
+  }
+  return code;
 }
 
 /** Header names already checked by the client's own rule (a small, bounded set). */

@@ -13,8 +13,8 @@ import type {
 } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
 import { assertMessageSize, checkRequestTimeout, PendingReplies, REQUEST_HEADERS, readDeadline } from '@switchboard/core/kit';
-import { fromNatsHeaders, toNatsHeaders } from './binding.js';
 import { natsErrors } from './connection.js';
+import { messageHeaders, readCoreHeaders, statusOf } from './core-headers.js';
 import { assertGroup, assertTopic } from './names.js';
 
 const NO_RESPONDERS = 503;
@@ -95,7 +95,7 @@ export class NatsRequests implements BrokerRequests {
       const inbox = this.#listen();
       const token = (this.#next++).toString(36);
       const deadline = Date.now() + options.timeoutMs;
-      const headers = toNatsHeaders(message.id, { ...message.headers, [REQUEST_HEADERS.deadline]: String(deadline) }, message.key);
+      const headers = messageHeaders(message.id, message.headers, message.key, [REQUEST_HEADERS.deadline, String(deadline)]);
       const connection = this.#connection;
       const pending = this.#pending;
       return pending.wait(token, message.topic, options, () => {
@@ -128,14 +128,16 @@ export class NatsRequests implements BrokerRequests {
   #onReply(prefix: string, error: Error | null, msg: Msg): void {
     if (error !== null) return;
     const token = msg.subject.slice(prefix.length + 1);
-    const headers = msg.headers;
-    if (headers?.hasError === true) {
-      if (headers.code === NO_RESPONDERS) {
+    // A status of 300 or more is the server speaking (no responders), not a reply.
+    const status = statusOf(msg);
+    if (status >= 300) {
+      if (status === NO_RESPONDERS) {
         this.#pending.reject(token, new SwitchboardError('SB_NO_RESPONDERS', { detail: 'nobody serves this operation on NATS' }));
       }
       return;
     }
-    this.#pending.resolve(token, { headers: fromNatsHeaders(headers).headers, body: msg.data });
+    if (!this.#pending.has(token)) return;
+    this.#pending.resolve(token, { headers: readCoreHeaders(msg).headers, body: msg.data });
   }
 
   async serve(options: SubscribeOptions, handler: RequestHandler): Promise<Subscription> {
@@ -164,8 +166,10 @@ class NatsServed implements Subscription {
   readonly topic: string;
   readonly group: string;
   readonly #subscription: NatsSubscriptionHandle;
-  readonly #running = new Set<Promise<void>>();
   readonly #onClosed: (served: NatsServed) => void;
+  /** Handlers running (a count, not a set of their promises: one promise per request, the handler's own). */
+  #running = 0;
+  #idle: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(
@@ -183,17 +187,30 @@ class NatsServed implements Subscription {
       queue: options.group,
       callback: (error, msg) => {
         if (error !== null || msg.reply === undefined || msg.reply === '') return;
-        const run = handler(new NatsRequest(msg, options.topic, cork, () => this.#running.size <= 1)).catch(() => {});
-        this.#running.add(run);
-        void run.then(() => this.#running.delete(run));
+        this.#running += 1;
+        let run: Promise<void>;
+        try {
+          run = handler(new NatsRequest(msg, options.topic, cork, this.#alone));
+        } catch {
+          this.#done();
+          return;
+        }
+        run.then(this.#done, this.#done);
       },
     });
   }
 
+  readonly #alone = (): boolean => this.#running <= 1;
+
+  readonly #done = (): void => {
+    this.#running -= 1;
+    if (this.#running === 0) this.#idle?.();
+  };
+
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#subscription.unsubscribe();
-      await Promise.all([...this.#running]);
+      if (this.#running > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
       this.#onClosed(this);
     })();
     return this.#closing;
@@ -213,7 +230,7 @@ class NatsRequest implements RequestDelivery {
   readonly #alone: () => boolean;
 
   constructor(msg: Msg, topic: string, cork: Cork, alone: () => boolean) {
-    const received = fromNatsHeaders(msg.headers);
+    const received = readCoreHeaders(msg);
     this.#msg = msg;
     this.#cork = cork;
     this.#alone = alone;
@@ -235,9 +252,9 @@ class NatsRequest implements RequestDelivery {
   }
 
   reply(reply: ReplyMessage): Promise<void> {
-    let headers: ReturnType<typeof toNatsHeaders>;
+    let headers: ReturnType<typeof messageHeaders>;
     try {
-      headers = toNatsHeaders('', reply.headers, undefined);
+      headers = messageHeaders('', reply.headers, undefined);
     } catch (error) {
       return Promise.reject(natsErrors.toBrokerError(error, 'reply'));
     }

@@ -4,7 +4,7 @@ import { MsgImpl } from '@nats-io/nats-core/internal';
 import { cloudEventsBindings, decodeCloudEvent } from '@switchboard/core';
 import { describe, expect, it } from 'vitest';
 import { fromNatsHeaders, MSG_ID_HEADER, toNatsHeaders } from '../src/binding.js';
-import { coreHeaders, readCoreHeaders } from '../src/core-headers.js';
+import { coreHeaders, messageHeaders, readCoreHeaders, statusOf } from '../src/core-headers.js';
 
 const text = (headers: unknown) => new TextDecoder().decode((headers as MsgHdrsImpl).encode());
 
@@ -121,5 +121,46 @@ describe('core NATS headers', () => {
   it('refuses a received header name NATS cannot carry, with the client error', () => {
     const msg = received(new TextEncoder().encode('NATS/1.0\r\nbad name: v\r\n\r\n'), new Uint8Array(0));
     expect(() => readCoreHeaders(msg)).toThrow(/not a valid character/);
+  });
+
+  it('writes per-message headers (with an added header, or without an id) exactly as the general path', () => {
+    const deadline = ['sb-deadline', '1796000000000'] as const;
+    const cases: [string, Record<string, string>, string | undefined, readonly [string, string] | undefined][] = [
+      ['0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', { 'ce-id': 'a1', 'ce-type': 't', 'ce-note': 'caf\u00e9' }, undefined, deadline],
+      ['', { 'ce-id': 'r1', 'ce-datacontenttype': 'application/json' }, undefined, undefined],
+      ['id-1', { 'ce-subject': ' padded ' }, undefined, deadline],
+      ['id-2', { 'ce-note': 'two\r\nlines' }, undefined, undefined],
+      ['id-3', { 'ce-id': 'a1' }, 'k 1', deadline],
+      [' id-4 ', { 'ce-id': 'a1' }, undefined, deadline],
+      ['id-5', { 'ce-id': 'a1', 'x-sb-key': 'own', [MSG_ID_HEADER]: 'theirs' }, undefined, deadline],
+      ['id-6', { 'ce-id': 'a1', 'sb-deadline': '1' }, undefined, deadline],
+      ['', {}, undefined, undefined],
+    ];
+    for (const [id, source, key, extra] of cases) {
+      const general = toNatsHeaders(id, extra === undefined ? source : { ...source, [extra[0]]: extra[1] }, key);
+      const fast = messageHeaders(id, source, key, extra);
+      expect(text(fast)).toBe(text(general));
+      for (const name of general.keys()) expect(fast.get(name)).toBe(general.get(name));
+      expect(fast.keys()).toEqual(general.keys());
+    }
+  });
+
+  it('refuses a header name NATS cannot carry when writing per-message headers, with the client error', () => {
+    expect(() => messageHeaders('id-1', { 'bad name': 'v' }, undefined, undefined)).toThrow(/not a valid character/);
+  });
+
+  it('reads the status of a received message as the client does', () => {
+    const body = new Uint8Array(0);
+    for (const block of [
+      'NATS/1.0 503\r\n\r\n',
+      'NATS/1.0 408 Request Timeout\r\n\r\n',
+      'NATS/1.0\r\nce-id: a\r\n\r\n',
+      'NATS/1.0\r\n\r\n',
+    ]) {
+      const bytes = new TextEncoder().encode(block);
+      expect(statusOf(received(bytes, body))).toBe(MsgHdrsImpl.decode(bytes).code);
+    }
+    const bare = new MsgImpl({ subject: new TextEncoder().encode('s'), sid: 1, hdr: -1, size: 0 }, body, {} as never);
+    expect(statusOf(bare)).toBe(0);
   });
 });

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { BlobStore, CloudEvent } from '@switchboard/core';
 import { isSwitchboardError, parseDataHash, SwitchboardError, traceAsync, tracing } from '@switchboard/core';
 import { dataKind, missingBlob, readAllBytes, refuseDataref, verifyBlobStream } from '@switchboard/core/kit';
-import type { Middleware } from '../pipeline.js';
+import type { Inbound, Middleware, Outcome, Step } from '../pipeline.js';
 import type { AttachmentInfo } from '../types.js';
 
 const CLAIM_CHECK_CODES = new Set(['SB_CLAIM_CHECK_MISSING', 'SB_CLAIM_CHECK_HASH_MISMATCH', 'SB_DATAREF_REFUSED']);
@@ -19,7 +19,9 @@ export function resolveDataref(stores: readonly BlobStore[], uri: string): { sto
   throw refuseDataref(uri, stores.length === 0 ? 'no blob store is configured' : 'not a URI of a configured blob store');
 }
 
-function readReference(event: CloudEvent): (AttachmentInfo & { readonly isData: boolean }) | undefined {
+type Reference = AttachmentInfo & { readonly isData: boolean };
+
+function readReference(event: CloudEvent): Reference | undefined {
   const ext = event.extensions;
   const uri = ext?.dataref;
   if (typeof uri !== 'string') return undefined;
@@ -65,57 +67,68 @@ function toData(bytes: Buffer, contentType: string): unknown {
  *   outcome even when the handler swallowed it: the message is dead-lettered (`claim-check`).
  */
 export function claimCheck(stores: readonly BlobStore[]): Middleware {
-  return (next) => async (message) => {
+  return (next) => (message) => {
     const event = message.event!;
-    const reference = readReference(event);
-    if (reference === undefined) return next(message);
-    const { store, key } = resolveDataref(stores, reference.uri);
-    const expected = { sha256: reference.sha256, ...(reference.size === undefined ? {} : { size: reference.size }) };
-    if (reference.isData) {
-      const fetch = async (): Promise<Buffer> => readAllBytes(verifyBlobStream((await store.get(key)).body, expected));
-      const bytes = tracing.claimCheckGet.hasSubscribers
-        ? await traceAsync(
-            tracing.claimCheckGet,
-            {
-              store: (store as { name?: string }).name ?? store.constructor?.name ?? 'blobs',
-              ref: reference.uri,
-              messageId: event.id,
-              destination: message.delivery.topic,
-              ...(reference.size === undefined ? {} : { size: reference.size }),
-            },
-            fetch,
-            (context, value) => {
-              context.size = value.byteLength;
-            },
-          )
-        : await fetch();
-      message.data = toData(bytes, reference.mediaType);
-      return next(message);
-    }
-    if (!(await store.has(key))) throw missingBlob(key);
-    const { isData: _isData, ...info } = reference;
-    message.attachment = {
-      info,
-      open: () => {
-        const stream = Readable.from(
-          (async function* verified() {
-            const blob = await store.get(key);
-            yield* verifyBlobStream(blob.body, expected);
-          })(),
-          { objectMode: false },
-        );
-        stream.on('error', (error) => {
-          if (isSwitchboardError(error) && CLAIM_CHECK_CODES.has(error.code)) message.attachmentFailure ??= error;
-        });
-        return stream;
-      },
-    };
+    let reference: Reference | undefined;
     try {
-      const outcome = await next(message);
-      if (message.attachmentFailure !== undefined) throw message.attachmentFailure;
-      return outcome;
+      reference = readReference(event);
     } catch (error) {
-      throw message.attachmentFailure ?? error;
+      return Promise.reject(error);
     }
+    // Most events carry no claim check: they pass without a promise of their own.
+    if (reference === undefined) return next(message);
+    return claimed(stores, message, reference, next);
   };
+}
+
+async function claimed(stores: readonly BlobStore[], message: Inbound, reference: Reference, next: Step): Promise<Outcome> {
+  const event = message.event!;
+  const { store, key } = resolveDataref(stores, reference.uri);
+  const expected = { sha256: reference.sha256, ...(reference.size === undefined ? {} : { size: reference.size }) };
+  if (reference.isData) {
+    const fetch = async (): Promise<Buffer> => readAllBytes(verifyBlobStream((await store.get(key)).body, expected));
+    const bytes = tracing.claimCheckGet.hasSubscribers
+      ? await traceAsync(
+          tracing.claimCheckGet,
+          {
+            store: (store as { name?: string }).name ?? store.constructor?.name ?? 'blobs',
+            ref: reference.uri,
+            messageId: event.id,
+            destination: message.delivery.topic,
+            ...(reference.size === undefined ? {} : { size: reference.size }),
+          },
+          fetch,
+          (context, value) => {
+            context.size = value.byteLength;
+          },
+        )
+      : await fetch();
+    message.data = toData(bytes, reference.mediaType);
+    return next(message);
+  }
+  if (!(await store.has(key))) throw missingBlob(key);
+  const { isData: _isData, ...info } = reference;
+  message.attachment = {
+    info,
+    open: () => {
+      const stream = Readable.from(
+        (async function* verified() {
+          const blob = await store.get(key);
+          yield* verifyBlobStream(blob.body, expected);
+        })(),
+        { objectMode: false },
+      );
+      stream.on('error', (error) => {
+        if (isSwitchboardError(error) && CLAIM_CHECK_CODES.has(error.code)) message.attachmentFailure ??= error;
+      });
+      return stream;
+    },
+  };
+  try {
+    const outcome = await next(message);
+    if (message.attachmentFailure !== undefined) throw message.attachmentFailure;
+    return outcome;
+  } catch (error) {
+    throw message.attachmentFailure ?? error;
+  }
 }
