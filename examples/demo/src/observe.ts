@@ -4,6 +4,8 @@ import {
   createFlowRecorder,
   type Dashboard,
   type DashboardDeadLetters,
+  type DashboardJobs,
+  type DashboardOptions,
   type DashboardReceipts,
   type FlowRecorder,
 } from '@switchboard/dashboard';
@@ -26,7 +28,13 @@ export function startRecorder(service: string, config: ServiceConfig): FlowRecor
  */
 export function openDashboard(
   recorder: FlowRecorder,
-  parts: { readonly deadLetters?: DashboardDeadLetters; readonly receipts?: DashboardReceipts; readonly peers?: readonly string[] } = {},
+  parts: {
+    readonly deadLetters?: DashboardDeadLetters;
+    readonly receipts?: DashboardReceipts;
+    readonly jobs?: DashboardJobs;
+    readonly broker?: DashboardOptions['broker'];
+    readonly peers?: readonly string[];
+  } = {},
 ): Dashboard {
   const token = process.env.SWITCHBOARD_DASHBOARD_TOKEN || undefined;
   const peers = [...(parts.peers ?? []), ...(process.env.SWITCHBOARD_DASHBOARD_PEERS ?? '').split(',')]
@@ -38,6 +46,8 @@ export function openDashboard(
     peers,
     ...(parts.deadLetters ? { deadLetters: parts.deadLetters } : {}),
     ...(parts.receipts ? { receipts: parts.receipts } : {}),
+    ...(parts.jobs ? { jobs: parts.jobs } : {}),
+    ...(parts.broker ? { broker: parts.broker } : {}),
     ...(token === undefined ? {} : { token }),
   });
 }

@@ -18,13 +18,14 @@ const b = createClient(serviceB, { baseUrl: serviceBUrl, timeoutMs: 10_000 });
 const bJobs = createJobsClient(serviceB, { baseUrl: serviceBUrl });
 const c = createClient(serviceC, { baseUrl: serviceCUrl, timeoutMs: 20_000 });
 const service = 'service-a';
-const { messaging, close } = await openMessaging(service, config);
+const { messaging, broker, close } = await openMessaging(service, config);
 const handlers = serviceAHandlers({ b, bJobs, c, messaging, serviceBUrl, serviceCUrl });
 
 // A's dashboard (/_switchboard/) shows its own flows joined with B's and C's, which it pulls from theirs.
 const dashboard = openDashboard(recorder, {
   deadLetters: messaging.deadLetters,
   receipts: messaging.receipts,
+  broker,
   peers: [serviceBUrl, serviceCUrl],
 });
 const http = createHttpService({ contract: serviceA, handlers, routes: [dashboard.route] });

@@ -50,7 +50,7 @@ const documents = apiDocumentRoutes(serviceB, {
   },
 });
 
-const dashboard = openDashboard(recorder, { deadLetters: messaging.deadLetters, receipts: messaging.receipts });
+const dashboard = openDashboard(recorder, { deadLetters: messaging.deadLetters, receipts: messaging.receipts, jobs, broker });
 const http = createHttpService({
   contract: serviceB,
   handlers,

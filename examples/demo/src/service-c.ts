@@ -15,13 +15,13 @@ import { openMessaging } from './wiring.js';
 const config = readConfig(4003);
 const recorder = startRecorder('service-c', config);
 const serviceCParts = createServiceC();
-const { messaging, close } = await openMessaging('service-c', config);
+const { messaging, broker, close } = await openMessaging('service-c', config);
 serviceCParts.consumes(messaging);
 await messaging.start();
 const handlers = serviceCParts.handlers;
 
 // C's HTTP server: `seen`, health, receipts and its dashboard.
-const dashboard = openDashboard(recorder, { deadLetters: messaging.deadLetters, receipts: messaging.receipts });
+const dashboard = openDashboard(recorder, { deadLetters: messaging.deadLetters, receipts: messaging.receipts, broker });
 const http = createHttpService({ contract: serviceC, handlers, routes: [...messaging.routes(), dashboard.route] });
 const { url } = await http.listen({ port: config.port, host: config.host });
 announceReady('service-c', url);

@@ -233,6 +233,8 @@ describe('the dashboard of the demo, in Chromium', () => {
       return inked;
     })()`);
     expect(painted).toBeGreaterThan(100);
+    // Queue depth of the groups the services consume, read from the broker's pending.
+    await expect.poll(() => page.locator('#queue-depth-note').textContent(), { timeout: 15_000 }).toMatch(/service-[abc]: \S+\/\S+ \d+/);
     await page.screenshot({ path: join(shots, 'charts.png') });
   });
 

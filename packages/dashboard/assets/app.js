@@ -1022,8 +1022,34 @@ async function receiptsView(params, current) {
   }
 }
 
-// Jobs: those in progress first, then the recently finished, refreshed every second.
+// Jobs: those in progress first (each with a Cancel, as DELETE on its monitor), then the recently finished, refreshed every second.
 async function jobsView(_params, current) {
+  const cancelButton = (j) =>
+    h(
+      'button',
+      {
+        class: 'cancel-job',
+        'aria-label': `Cancel job ${j.jobId}`,
+        // The row opens the job's flow: the button's click and keys are its own.
+        onkeydown: (event) => event.stopPropagation(),
+        onclick: async (event) => {
+          event.stopPropagation();
+          event.currentTarget.disabled = true;
+          try {
+            const result = await api('jobs/cancel', {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ service: j.service, id: j.jobId }),
+            });
+            say(result.outcome === 'canceled' ? `Job ${j.jobId} canceled.` : `Cancel of job ${j.jobId} requested.`);
+          } catch (error) {
+            say(`Cancel failed: ${error.message}`);
+          }
+          draw().catch(() => {});
+        },
+      },
+      'Cancel',
+    );
   const draw = async () => {
     const { jobs } = await api('jobs');
     if (!current()) return;
@@ -1048,6 +1074,7 @@ async function jobsView(_params, current) {
             h('td', {}, j.polls),
             h('td', { class: 'mono' }, ms(j.updatedAt - j.submittedAt)),
             h('td', { class: 'mono' }, ago(j.updatedAt)),
+            label === 'in progress' ? h('td', {}, cancelButton(j)) : null,
           ),
         ),
       );
@@ -1063,12 +1090,16 @@ async function jobsView(_params, current) {
               h(
                 'tr',
                 {},
-                ['job', 'operation', 'service', 'status', 'polls', 'age', 'updated'].map((t) => h('th', {}, t)),
+                ['job', 'operation', 'service', 'status', 'polls', 'age', 'updated', ...(label === 'in progress' ? [''] : [])].map((t) =>
+                  h('th', {}, t),
+                ),
               ),
             ),
             tbody,
           );
     };
+    // The refresh rebuilds the rows: keep the keyboard focus on the same Cancel button.
+    const focused = document.activeElement?.classList.contains('cancel-job') ? document.activeElement.getAttribute('aria-label') : null;
     fill(
       main,
       h('h2', {}, `Jobs in progress (${active.length})`),
@@ -1076,6 +1107,7 @@ async function jobsView(_params, current) {
       h('h3', {}, `Finished (${done.length})`),
       table(done, 'finished'),
     );
+    if (focused !== null) [...main.querySelectorAll('button.cancel-job')].find((b) => b.getAttribute('aria-label') === focused)?.focus();
   };
   await draw();
   const timer = setInterval(() => draw().catch(() => {}), 1000);
@@ -1087,6 +1119,10 @@ async function chartsView(_params, current) {
   const rateCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Completions per second by pattern' });
   const latencyCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Latency p50 and p99 in milliseconds' });
   const totals = h('p', { class: 'muted' });
+  // Queue depth: each broker's `pending` for the groups the services know, sampled every few seconds.
+  const depthCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Queue depth by topic and group' });
+  const depthNote = h('div', { class: 'muted', id: 'queue-depth-note' });
+  const depthPanel = h('section', { class: 'panel', hidden: true }, h('h3', {}, 'Queue depth (not acknowledged)'), depthCanvas, depthNote);
   fill(
     main,
     h('h2', {}, 'Last 60 seconds'),
@@ -1096,6 +1132,7 @@ async function chartsView(_params, current) {
       { class: 'charts' },
       h('section', { class: 'panel' }, h('h3', {}, 'Rate (per second)'), rateCanvas),
       h('section', { class: 'panel' }, h('h3', {}, 'Latency (ms): p50, p99'), latencyCanvas),
+      depthPanel,
     ),
   );
   const colors = () => {
@@ -1125,6 +1162,27 @@ async function chartsView(_params, current) {
       ],
       c,
     );
+    const { queues } = await api('queues').catch(() => ({ queues: [] }));
+    if (!current()) return;
+    depthPanel.hidden = queues.length === 0;
+    if (queues.length === 0) return;
+    const palette = [c.message, c.job, c.call, c.event, c.accent, c.err];
+    // The last sample at or before the end of each second; nothing before the first sample.
+    const valuesOf = (samples) =>
+      m.seconds.map((second) => {
+        let value = null;
+        for (const [at, depth] of samples) if (at < second + 1000) value = depth;
+        return value;
+      });
+    chart(
+      depthCanvas,
+      m.seconds,
+      queues.map((q, i) => ({ label: `${q.topic}/${q.group}`, color: palette[i % palette.length], values: valuesOf(q.samples) })),
+      c,
+    );
+    depthNote.textContent = queues
+      .map((q) => `${q.service}: ${q.topic}/${q.group} ${q.samples.length > 0 ? q.samples[q.samples.length - 1][1] : '–'}`)
+      .join(' · ');
   };
   await draw();
   const timer = setInterval(() => draw().catch(() => {}), 1000);

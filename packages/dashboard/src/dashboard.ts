@@ -21,6 +21,28 @@ export interface DashboardReceipts {
   get(messageId: string, options?: { readonly source?: string }): Promise<unknown>;
 }
 
+/**
+ * What the jobs view's Cancel needs: `enableJobs(...)` of `@switchboard/http` has this shape
+ * (`cancel` as `DELETE {base}/jobs/{id}` does it).
+ */
+export interface DashboardJobs {
+  cancel(id: string): Promise<{
+    readonly outcome: 'canceled' | 'cancel-requested' | 'finished' | 'gone' | 'missing';
+    readonly job?: { readonly status: string };
+  }>;
+}
+
+/** What the queue-depth chart reads: a `Broker` with the optional `pending` capability has this shape. */
+export interface DashboardQueueDepth {
+  pending(topic: string, group: string): Promise<number | undefined>;
+}
+
+/** A queue the chart follows: a topic and a consumer group on it. */
+export interface DashboardQueue {
+  readonly topic: string;
+  readonly group: string;
+}
+
 export interface DashboardPeer {
   /** The peer's dashboard, e.g. `http://127.0.0.1:4002/_switchboard`. */
   readonly url: string;
@@ -41,6 +63,18 @@ export interface DashboardOptions {
   readonly deadLetters?: DashboardDeadLetters;
   /** This service's receipts (by MessageId). */
   readonly receipts?: DashboardReceipts;
+  /** This service's jobs, for the jobs view's Cancel. */
+  readonly jobs?: DashboardJobs;
+  /**
+   * This service's broker, for the queue-depth chart: every `queuePollMs` the dashboard asks its
+   * `pending` for the groups in `queues` and those this service's recorder saw deliveries of.
+   * A broker without `pending` (at-most-once engines, SNS/SQS) gives no chart.
+   */
+  readonly broker?: { readonly pending?: DashboardQueueDepth['pending'] };
+  /** Queues to chart besides those seen in deliveries. */
+  readonly queues?: readonly DashboardQueue[];
+  /** How often queue depths are read, in ms. Default 2000. */
+  readonly queuePollMs?: number;
   /**
    * Without a token the dashboard answers only requests from the loopback interface (403 for any
    * other). With one, every request must carry it: `Authorization: Bearer <token>`, or `?token=`
@@ -87,7 +121,7 @@ export interface PeerState {
   readonly service?: string;
   readonly ok: boolean;
   readonly error?: string;
-  readonly capabilities?: { readonly deadLetters: boolean; readonly receipts: boolean };
+  readonly capabilities?: { readonly deadLetters: boolean; readonly receipts: boolean; readonly jobs?: boolean; readonly queues?: boolean };
 }
 
 interface FastifyLike {
@@ -96,6 +130,14 @@ interface FastifyLike {
     url: string;
     handler: (request: { raw: IncomingMessage; body?: unknown }, reply: { raw: ServerResponse; hijack(): void }) => Promise<void>;
   }): unknown;
+}
+
+/** How far back the queue-depth samples go, and how many queues a dashboard follows at most. */
+const QUEUE_WINDOW_MS = 60_000;
+const MAX_QUEUES = 100;
+
+function idle(ms: number): Promise<undefined> {
+  return new Promise((resolve) => setTimeout(() => resolve(undefined), ms).unref());
 }
 
 const ASSETS: Record<string, string> = {
@@ -156,7 +198,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
           boot: string;
           events: FlowEvent[];
           last: number;
-          capabilities: { deadLetters: boolean; receipts: boolean };
+          capabilities: { deadLetters: boolean; receipts: boolean; jobs?: boolean; queues?: boolean };
         };
         if (peer.boot !== undefined && peer.boot !== page.boot) {
           // The peer restarted: its positions start again.
@@ -184,6 +226,41 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   const timer = peers.length > 0 ? setInterval(() => void pull(), options.pollMs ?? 500) : undefined;
   timer?.unref();
   if (peers.length > 0) void pull();
+
+  // Queue depth: samples of the last QUEUE_WINDOW_MS per known (topic, group), read from the broker.
+  const pendingOf = options.broker?.pending?.bind(options.broker);
+  const depths = pendingOf === undefined ? undefined : new Map<string, { topic: string; group: string; samples: [number, number][] }>();
+  const knowQueue = (topic: string, group: string) => {
+    const key = JSON.stringify([topic, group]);
+    if (depths !== undefined && !depths.has(key) && depths.size < MAX_QUEUES) depths.set(key, { topic, group, samples: [] });
+  };
+  for (const queue of options.queues ?? []) knowQueue(queue.topic, queue.group);
+  const unsubscribeQueues =
+    depths === undefined
+      ? undefined
+      : options.recorder?.subscribe((event) => {
+          if (event.kind === 'message.deliver' && event.topic !== undefined && event.group !== undefined)
+            knowQueue(event.topic, event.group);
+        });
+  let sampling: Promise<void> | undefined;
+  const sample = (): Promise<void> => {
+    if (depths === undefined || pendingOf === undefined) return Promise.resolve();
+    sampling ??= Promise.all(
+      [...depths.values()].map(async (queue) => {
+        const depth = await Promise.race([pendingOf(queue.topic, queue.group), idle(5000)]).catch(() => undefined);
+        if (typeof depth !== 'number') return;
+        const at = Date.now();
+        queue.samples.push([at, depth]);
+        while (queue.samples.length > 0 && (queue.samples[0] as [number, number])[0] < at - QUEUE_WINDOW_MS) queue.samples.shift();
+      }),
+    ).then(() => {
+      sampling = undefined;
+    });
+    return sampling;
+  };
+  const depthTimer = depths === undefined ? undefined : setInterval(() => void sample(), options.queuePollMs ?? 2000);
+  depthTimer?.unref();
+  if (depths !== undefined) void sample();
 
   const streams = new Set<ServerResponse>();
 
@@ -245,6 +322,47 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     return page.items.map((item) => ({ ...item, service }));
   };
 
+  const capabilities = {
+    deadLetters: options.deadLetters !== undefined,
+    receipts: options.receipts !== undefined,
+    jobs: options.jobs !== undefined,
+    queues: depths !== undefined,
+  };
+
+  /** Cross-site requests cannot change anything: a JSON body (so a browser asks first), from this origin. */
+  const refuseCrossSite = (req: IncomingMessage, res: ServerResponse, what: string): boolean => {
+    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+      throw new SwitchboardError('SB_UNSUPPORTED_MEDIA_TYPE', { detail: `a ${what} request is application/json` });
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== 'null' && safeHost(origin) !== req.headers.host) {
+      problem(res, 'SB_FORBIDDEN', `a ${what} from another origin (${origin}) is refused`);
+      return true;
+    }
+    if (origin === 'null') {
+      problem(res, 'SB_FORBIDDEN', `a ${what} from an opaque origin is refused`);
+      return true;
+    }
+    return false;
+  };
+
+  const cancelJob = async (body: Record<string, unknown>) => {
+    if (options.jobs === undefined) throw new SwitchboardError('SB_NOT_FOUND', { detail: `${service} has no job store` });
+    if (typeof body.id !== 'string' || body.id === '') throw new SwitchboardError('SB_BAD_REQUEST', { detail: '`id` must name a job' });
+    const id = body.id;
+    const result = await options.jobs.cancel(id);
+    switch (result.outcome) {
+      case 'missing':
+        throw new SwitchboardError('SB_NOT_FOUND', { detail: `${service} has no job ${id}` });
+      case 'gone':
+        throw new SwitchboardError('SB_JOB_GONE', { detail: `Job ${id} finished and its retention has passed` });
+      case 'finished':
+        throw new SwitchboardError('SB_JOB_FINISHED', { detail: `Job ${id} already ${result.job?.status ?? 'finished'}` });
+      default:
+        return { service, id, outcome: result.outcome, status: result.job?.status };
+    }
+  };
+
   const replay = async (body: Record<string, unknown>) => {
     if (options.deadLetters === undefined) throw new SwitchboardError('SB_NOT_FOUND', { detail: `${service} has no dead-letter store` });
     const dryRun = body.dryRun === true;
@@ -287,7 +405,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
         boot: bootId,
         recorder: options.recorder?.stats() ?? null,
         index: { events: index.size, flows: index.flowCount, capacity: index.capacity },
-        capabilities: { deadLetters: options.deadLetters !== undefined, receipts: options.receipts !== undefined },
+        capabilities,
         peers: peers.map((peer) => peer.state),
         services: [service, ...peers.map((peer) => peer.state.service).filter((name) => name !== undefined)],
       });
@@ -301,7 +419,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
           boot: bootId,
           events: options.recorder?.events({ since, limit }) ?? [],
           last: options.recorder?.stats().lastSeq ?? 0,
-          capabilities: { deadLetters: options.deadLetters !== undefined, receipts: options.receipts !== undefined },
+          capabilities,
         });
       }
       const page = index.since(since, limit);
@@ -328,6 +446,24 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       return json(res, flow);
     }
     if (path === '/api/jobs' && method === 'GET') return json(res, { jobs: index.jobs({ active: q.get('active') === '1' }) });
+    if (path === '/api/jobs/cancel' && method === 'POST') {
+      if (refuseCrossSite(req, res, 'cancel')) return;
+      const body = await readJson(req, given);
+      const owner = typeof body.service === 'string' ? body.service : service;
+      if (owner !== service) {
+        const peer = peerOf(owner);
+        if (peer === undefined) return problem(res, 'SB_NOT_FOUND', `no peer named ${owner}`);
+        return relay(
+          res,
+          await peerFetch(peer, '/api/jobs/cancel', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+          }),
+        );
+      }
+      return json(res, await cancelJob(body));
+    }
     if (path === '/api/metrics' && method === 'GET') return json(res, index.metrics(clampInt(q.get('seconds'), 60, 5, 600), Date.now()));
     if (path === '/api/dead-letters' && method === 'GET') {
       const wanted = q.get('service');
@@ -373,15 +509,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       });
     }
     if (path === '/api/dead-letters/replay' && method === 'POST') {
-      // Cross-site requests cannot replay: a JSON body (so a browser asks first), from this origin.
-      if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
-        throw new SwitchboardError('SB_UNSUPPORTED_MEDIA_TYPE', { detail: 'a replay request is application/json' });
-      }
-      const origin = req.headers.origin;
-      if (origin !== undefined && origin !== 'null' && safeHost(origin) !== req.headers.host) {
-        return problem(res, 'SB_FORBIDDEN', `a replay from another origin (${origin}) is refused`);
-      }
-      if (origin === 'null') return problem(res, 'SB_FORBIDDEN', 'a replay from an opaque origin is refused');
+      if (refuseCrossSite(req, res, 'replay')) return;
       const body = await readJson(req, given);
       const owner = typeof body.service === 'string' ? body.service : service;
       if (owner !== service) {
@@ -430,6 +558,26 @@ export function createDashboard(options: DashboardOptions): Dashboard {
         deliveries: (flow?.events ?? []).filter((event) => event.messageId === messageId),
         flow: flow?.summary.key ?? null,
       });
+    }
+    if (path === '/api/queues' && method === 'GET') {
+      if (q.get('fresh') === '1') await sample();
+      const queues = [...(depths?.values() ?? [])].map((queue) => ({ service, ...queue }));
+      if (q.get('local') !== '1') {
+        await Promise.all(
+          peers
+            .filter((peer) => peer.state.capabilities?.queues)
+            .map(async (peer) => {
+              try {
+                const response = await peerFetch(peer, `/api/queues?local=1${q.get('fresh') === '1' ? '&fresh=1' : ''}`);
+                const page = (await response.json()) as { queues?: typeof queues };
+                queues.push(...(page.queues ?? []));
+              } catch {
+                // Unreachable peer: its queues are missing from the answer; the info view says why.
+              }
+            }),
+        );
+      }
+      return json(res, { queues, windowMs: QUEUE_WINDOW_MS });
     }
     if (path.startsWith('/api/')) return problem(res, 'SB_NOT_FOUND', `no dashboard API at ${method} ${path}`);
   };
@@ -538,6 +686,9 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     peers: () => peers.map((peer) => peer.state),
     async close() {
       if (timer !== undefined) clearInterval(timer);
+      if (depthTimer !== undefined) clearInterval(depthTimer);
+      unsubscribeQueues?.();
+      await sampling;
       unsubscribe?.();
       for (const res of streams) res.end();
       streams.clear();

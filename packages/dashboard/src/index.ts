@@ -1,4 +1,14 @@
-export type { Dashboard, DashboardDeadLetters, DashboardOptions, DashboardPeer, DashboardReceipts, PeerState } from './dashboard.js';
+export type {
+  Dashboard,
+  DashboardDeadLetters,
+  DashboardJobs,
+  DashboardOptions,
+  DashboardPeer,
+  DashboardQueue,
+  DashboardQueueDepth,
+  DashboardReceipts,
+  PeerState,
+} from './dashboard.js';
 export { createDashboard, isLoopback } from './dashboard.js';
 export type { EventError, FlowEvent, FlowEventKind, Pattern } from './event.js';
 export { keysOf, parseTraceparent, patternOf } from './event.js';

@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { Socket } from 'node:net';
 import { defineContract, implement, operation } from '@switchboard/core';
 import { createDashboard, createFlowRecorder, type Dashboard } from '@switchboard/dashboard';
-import { createHttpService } from '@switchboard/http';
-import { createMemoryBroker, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
+import { createHttpService, enableJobs } from '@switchboard/http';
+import { createMemoryBroker, createMemoryDeadLetterStore, createMemoryJobStore, createMemoryReceiptStore } from '@switchboard/memory';
 import { createMessaging } from '@switchboard/messaging';
 import express from 'express';
 import Fastify from 'fastify';
@@ -302,5 +302,133 @@ describe('dashboard API', () => {
     expect(text).not.toContain('"queued"');
     expect(text).toContain('id: 2\nevent: flow-event\ndata: {');
     expect(text).toContain('"running"');
+  });
+});
+
+describe('jobs: cancel from the dashboard', () => {
+  it('cancels a running job as DELETE on its monitor does; a finished one is a 409 problem; cross-site and peer rules as replay', async () => {
+    const contract = defineContract({
+      name: 'worker',
+      operations: { slow: operation({ input: z.object({}), output: z.object({ done: z.boolean() }) }) },
+    });
+    const store = createMemoryJobStore();
+    const jobs = enableJobs(contract, { store, worker: { pollIntervalMs: 10, heartbeatMs: 50 } });
+    const handlers = implement(contract, {
+      // Runs until its job is canceled.
+      slow: (_input, ctx) =>
+        new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true })),
+    });
+    const owner = dashboardWithFlow({ service: 'worker', jobs });
+    const service = createHttpService({ contract, handlers, routes: [...jobs.routes, owner.route], interceptors: jobs.interceptors });
+    jobs.start(service);
+    const { url } = await service.listen({ port: 0, host: '127.0.0.1' });
+    closers.push(
+      () => service.close(),
+      () => jobs.close({ timeoutMs: 1000 }),
+    );
+    // A second service's dashboard that knows the first as a peer: its Cancel goes through it.
+    const front = dashboardWithFlow({ service: 'front', peers: [{ url: `${url}/_switchboard` }] });
+    const frontBase = await listen(createServer(front.listener));
+    await front.pull();
+    expect(front.peers()[0]).toMatchObject({ ok: true, service: 'worker', capabilities: { jobs: true } });
+
+    const submit = await fetch(`${url}/ops/slow`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+      body: '{}',
+    });
+    expect(submit.status).toBe(202);
+    const { id } = (await submit.json()) as { id: string };
+    for (let lookup = await store.get(id); lookup.state !== 'found' || lookup.job.status !== 'running'; lookup = await store.get(id)) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const cancel = (base: string, body: unknown, headers: Record<string, string> = {}) =>
+      fetch(`${base}/_switchboard/api/jobs/cancel`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+
+    // Not from another site: a form post or another origin is refused, and the job keeps running.
+    const form = await fetch(`${url}/_switchboard/api/jobs/cancel`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `id=${id}`,
+    });
+    expect(form.status).toBe(415);
+    const foreign = await cancel(url, { id }, { origin: 'https://evil.example' });
+    expect(foreign.status).toBe(403);
+    expect(foreign.headers.get('content-type')).toBe('application/problem+json');
+    const still = await store.get(id);
+    expect(still.state === 'found' && still.job.status).toBe('running');
+
+    const canceled = await cancel(frontBase, { service: 'worker', id });
+    expect(canceled.status).toBe(200);
+    expect(await canceled.json()).toMatchObject({ service: 'worker', id, outcome: 'cancel-requested' });
+    for (let lookup = await store.get(id); lookup.state !== 'found' || lookup.job.status !== 'canceled'; lookup = await store.get(id)) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const monitor = await fetch(new URL(submit.headers.get('location') ?? '', url));
+    expect(((await monitor.json()) as { status: string }).status).toBe('canceled');
+
+    const again = await cancel(url, { id });
+    expect(again.status).toBe(409);
+    expect(again.headers.get('content-type')).toBe('application/problem+json');
+    expect(await again.json()).toMatchObject({ code: 'SB_JOB_FINISHED' });
+    const unknown = await cancel(url, { id: 'no-such-job' });
+    expect(unknown.status).toBe(404);
+    expect((await cancel(frontBase, { id })).status).toBe(404); // the front service has no job store
+    expect((await cancel(url, {})).status).toBe(400);
+  });
+});
+
+describe('queue depth', () => {
+  it("samples the broker's pending for the configured queues and those seen in deliveries, and joins the peers'", async () => {
+    const broker = createMemoryBroker();
+    closers.push(() => broker.close());
+    await broker.declareGroup('orders', 'billing');
+    await broker.declareGroup('orders', 'shipping');
+    await broker.publishBatch(
+      Array.from({ length: 3 }, (_, i) => ({ id: `o${i}`, topic: 'orders', headers: {}, body: new Uint8Array([i]) })),
+    );
+    const recorder = createFlowRecorder({ service: 'orders-svc' });
+    const owner = createDashboard({ recorder, broker, queues: [{ topic: 'orders', group: 'billing' }], queuePollMs: 60_000 });
+    closers.push(
+      () => owner.close(),
+      () => recorder.close(),
+    );
+    // A delivery to another group makes it known as well.
+    recorder.record({ kind: 'message.deliver', messageId: 'o0', topic: 'orders', group: 'shipping' });
+    const ownerBase = await listen(createServer(owner.listener));
+    const depths = async (base: string) => {
+      const page = (await (await fetch(`${base}/_switchboard/api/queues?fresh=1`)).json()) as {
+        queues: { service: string; topic: string; group: string; samples: [number, number][] }[];
+      };
+      return page.queues.map((q) => ({ service: q.service, queue: `${q.topic}/${q.group}`, depth: q.samples.at(-1)?.[1] }));
+    };
+    expect(await depths(ownerBase)).toEqual([
+      { service: 'orders-svc', queue: 'orders/billing', depth: 3 },
+      { service: 'orders-svc', queue: 'orders/shipping', depth: 3 },
+    ]);
+
+    // Two of billing's messages acknowledged: its depth falls, shipping's stays.
+    let acked = 0;
+    const subscription = await broker.subscribe({ topic: 'orders', group: 'billing', maxInFlight: 1 }, async (delivery) => {
+      if (acked < 2) {
+        acked++;
+        await delivery.ack();
+      } else await delivery.nack();
+    });
+    while (acked < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    await subscription.close();
+
+    const front = dashboardWithFlow({ service: 'front', peers: [{ url: `${ownerBase}/_switchboard` }] });
+    const frontBase = await listen(createServer(front.listener));
+    await front.pull();
+    expect(front.peers()[0]).toMatchObject({ ok: true, capabilities: { queues: true } });
+    expect(await depths(frontBase)).toEqual([
+      { service: 'orders-svc', queue: 'orders/billing', depth: 1 },
+      { service: 'orders-svc', queue: 'orders/shipping', depth: 3 },
+    ]);
   });
 });

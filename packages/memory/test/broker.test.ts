@@ -8,6 +8,7 @@ describeBrokerConformance('memory', () => createMemoryBroker(), {
   delayedRedelivery: false,
   publishDeduplication: false,
   maxMessageBytes: 16 * 1024 * 1024,
+  pending: true,
   ackTimeoutMs: 100,
   nackDelayMs: 100,
   quietMs: 150,

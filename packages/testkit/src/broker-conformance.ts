@@ -35,6 +35,11 @@ export interface BrokerFeatures extends Omit<BrokerCapabilities, 'delivery'> {
    * must fail with `SB_NO_RESPONDERS` instead of waiting for its timeout. Default false.
    */
   readonly noResponders?: boolean;
+  /**
+   * The broker implements `pending` (queue depth): publish N to a declared group, consume none →
+   * N; ack k of them → N − k; an unknown group → undefined. Default false: then `pending` must be absent.
+   */
+  readonly pending?: boolean;
 }
 
 const KIB = 1024;
@@ -53,13 +58,14 @@ export const AT_MOST_ONCE_FEATURES = {
   publishDeduplication: false,
 } as const satisfies Partial<BrokerFeatures>;
 
-/** What a durable queue of several processes declares (SQLite, Redis Streams, PostgreSQL) besides its size limit. */
+/** What a durable queue of several processes declares (SQLite, Redis Streams, PostgreSQL) besides its size limit; each counts its queue depth (`pending`). */
 export const DURABLE_QUEUE_FEATURES = {
   persistent: true,
   multiProcess: true,
   ordering: 'per-topic',
   delayedRedelivery: true,
   publishDeduplication: false,
+  pending: true,
 } as const satisfies Partial<BrokerFeatures>;
 
 function capabilitiesOf(features: BrokerFeatures): BrokerCapabilities {
@@ -192,6 +198,46 @@ export function describeBrokerConformance(name: string, factory: () => Promise<B
         await recorder.waitForUnique(messages.length, timeoutMs);
         expect(recorder.unique()).toEqual(new Set(messages.map((m) => m.id)));
       });
+
+    it(features.pending
+      ? 'pending counts what the group has not acknowledged: N published, then N − k after k acks; undefined for an unknown group'
+      : 'has no pending (queue depth)', { timeout: testTimeout }, async () => {
+      const broker = await connect();
+      expect(typeof broker.pending).toBe(features.pending === true ? 'function' : 'undefined');
+      if (features.pending !== true || broker.pending === undefined) return;
+      const topic = newTopic();
+      const group = newGroup();
+      const depth = async (expected: number) => {
+        const deadline = Date.now() + timeoutMs;
+        let seen = await broker.pending?.(topic, group);
+        while (seen !== expected && Date.now() < deadline) {
+          await delay(20);
+          seen = await broker.pending?.(topic, group);
+        }
+        expect(seen).toBe(expected);
+      };
+      expect(await broker.pending(topic, newGroup())).toBeUndefined();
+      await broker.declareGroup(topic, group);
+      await depth(0);
+      const total = 6;
+      const acks = 2;
+      await broker.publishBatch(Array.from({ length: total }, () => testMessage(topic)));
+      await depth(total);
+      let acked = 0;
+      const done = deferred();
+      const subscription = await broker.subscribe({ topic, group, maxInFlight: 1 }, async (delivery) => {
+        if (acked < acks) {
+          acked++;
+          await delivery.ack();
+          if (acked === acks) done.resolve();
+        } else {
+          await delivery.nack();
+        }
+      });
+      await done.promise;
+      await subscription.close();
+      await depth(total - acks);
+    });
 
     it('balances a group: two subscribers share the messages, none is handled twice', { timeout: testTimeout }, async () => {
       const broker = await connect();

@@ -32,6 +32,7 @@ describeBrokerConformance('nats', () => createNatsBroker({ url, prefix }), {
   publishDeduplication: true,
   maxMessageBytes: (await maxPayload()) - 8 * 1024,
   noResponders: true,
+  pending: true,
 });
 
 // The same contract with every ack confirmed by JetStream itself (`doubleAck`).
@@ -43,4 +44,5 @@ describeBrokerConformance('nats (doubleAck)', () => createNatsBroker({ url, pref
   publishDeduplication: true,
   maxMessageBytes: (await maxPayload()) - 8 * 1024,
   noResponders: true,
+  pending: true,
 });

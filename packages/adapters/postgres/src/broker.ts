@@ -118,6 +118,24 @@ export class PostgresBroker implements Broker {
     }
   }
 
+  /** The group's rows in the queue table: ready, leased to a consumer, or waiting out a nack delay (an ack deletes the row). */
+  async pending(topic: string, group: string): Promise<number | undefined> {
+    if (this.#lifecycle.closed) return undefined;
+    checkName('topic', topic);
+    checkName('group', group);
+    await this.#ensureSchema();
+    const { groups, queue } = this.#tables;
+    try {
+      const { rows } = await this.#pool.query<{ n: string }>({
+        text: `SELECT (SELECT count(*) FROM ${queue} q WHERE q.gid = g.gid) AS n FROM ${groups} g WHERE g.topic = $1 AND g.group_name = $2`,
+        values: [topic, group],
+      });
+      return rows[0] === undefined ? undefined : Number(rows[0].n);
+    } catch (error) {
+      throw postgresErrors.toBrokerError(error, `count the rows of group ${group}`);
+    }
+  }
+
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
     this.#lifecycle.assertOpen('subscribe');
     const { maxInFlight, ackTimeoutMs } = resolveSubscribeOptions(options);

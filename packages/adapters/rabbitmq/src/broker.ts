@@ -39,6 +39,11 @@ function isTooLarge(error: unknown): boolean {
   return /larger than configured max size|max_message_size|Encoded field table|frame size/i.test(describeError(error));
 }
 
+/** The server's 404 NOT_FOUND channel close (a passive declare of a missing queue). */
+function isNotFound(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 404;
+}
+
 const { toBrokerError, closedError } = brokerErrors({ engine: 'RabbitMQ', tooLarge: isTooLarge });
 
 /** Unused delay queues disappear this long after their last declaration (plus their TTL). */
@@ -283,6 +288,35 @@ export class RabbitMqBroker implements Broker {
     };
     await Promise.all(Array.from({ length: Math.min(messages.length, this.#options.publishConcurrency) }, worker));
     if (failure !== undefined) throw failure;
+  }
+
+  /**
+   * The message count of the group's queue (`queue.declare` passive): messages ready for delivery.
+   * RabbitMQ leaves out those delivered and not acknowledged yet, and those parked in a delay queue
+   * after `nack(delayMs)`. Asked on a channel of its own, since a missing queue closes the channel.
+   */
+  async pending(topic: string, group: string): Promise<number | undefined> {
+    if (this.#closing !== undefined) return undefined;
+    assertTopic(topic);
+    assertGroup(group);
+    const queue = groupQueueName(this.#options.prefix, topic, group);
+    const link = await this.#liveLink(Date.now() + this.#options.publishTimeoutMs, 'pending');
+    let channel: Channel;
+    try {
+      channel = await link.model.createChannel();
+    } catch (error) {
+      throw toBrokerError(error, `check queue ${queue}`);
+    }
+    channel.on('error', () => {});
+    try {
+      const { messageCount } = await channel.checkQueue(queue);
+      return messageCount;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw toBrokerError(error, `check queue ${queue}`);
+    } finally {
+      await channel.close().catch(() => {});
+    }
   }
 
   async declareGroup(topic: string, group: string): Promise<void> {

@@ -17,5 +17,6 @@ describeBrokerConformance('rabbitmq', async () => tracker.track(await createRabb
   delayedRedelivery: true,
   publishDeduplication: false,
   maxMessageBytes: 128 * 1024 * 1024,
+  pending: true,
   noResponders: true,
 });

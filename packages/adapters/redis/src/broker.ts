@@ -83,6 +83,36 @@ export class RedisStreamsBroker implements Broker {
     await this.#createGroup(topic, group, '$');
   }
 
+  /**
+   * Entries the group has not acknowledged: those not delivered to it yet (the group's `lag` in
+   * XINFO GROUPS, Redis 7; where the server gives none, XLEN minus the group's `entries-read`, an
+   * upper bound) plus its pending-entries list (delivered, not acknowledged yet, nacks included).
+   */
+  async pending(topic: string, group: string): Promise<number | undefined> {
+    if (this.#lifecycle.closed) return undefined;
+    checkName('topic', topic);
+    checkName('group', group);
+    const key = this.streamKey(topic);
+    let groups: unknown[];
+    try {
+      groups = (await this.#commands.xinfo('GROUPS', key)) as unknown[];
+    } catch (error) {
+      if (/no such key/i.test(describeError(error))) return undefined;
+      throw redisErrors.toBrokerError(error, `read the groups of ${key}`);
+    }
+    for (const entry of groups) {
+      const fields = fieldsOf(entry);
+      if (fields.get('name') !== group) continue;
+      const inList = Number(fields.get('pending') ?? 0);
+      const lag = fields.get('lag');
+      if (typeof lag === 'number') return lag + inList;
+      const read = fields.get('entries-read');
+      const length = await this.#commands.xlen(key);
+      return Math.max(0, length - (typeof read === 'number' ? read : 0)) + inList;
+    }
+    return undefined;
+  }
+
   async subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription> {
     this.#lifecycle.assertOpen('subscribe');
     const { topic, group } = options;
@@ -182,4 +212,12 @@ export class RedisStreamsBroker implements Broker {
 /** Creates a Redis Streams broker. It connects lazily; the first command waits for the connection. */
 export function createRedisStreamsBroker(options: RedisStreamsBrokerOptions = {}): RedisStreamsBroker {
   return new RedisStreamsBroker(options);
+}
+
+/** A flat `[name, value, ...]` reply as a map. */
+function fieldsOf(reply: unknown): Map<string, unknown> {
+  const fields = new Map<string, unknown>();
+  if (!Array.isArray(reply)) return fields;
+  for (let i = 0; i + 1 < reply.length; i += 2) fields.set(String(reply[i]), reply[i + 1]);
+  return fields;
 }

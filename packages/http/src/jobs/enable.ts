@@ -1,4 +1,4 @@
-import type { AnyContract, JobRecord, JobStore } from '@switchboard/core';
+import type { AnyContract, CancelResult, JobRecord, JobStore } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
 import type { HttpRoute, HttpService, OperationInterceptor } from '../server/types.js';
 import { CallbackNotifier } from '../webhooks/notifier.js';
@@ -20,6 +20,13 @@ export interface HttpJobs {
   readonly runner: JobRunner | undefined;
   /** Starts the worker, which runs the handlers through `service.invoke`. */
   start(service: HttpService): this;
+  /**
+   * Cancels a job as `DELETE {base}/jobs/{id}` does, for code of the service (the dashboard's
+   * Cancel): a queued job is canceled at once (its callback, if any, is sent), a running one gets a
+   * cancel request and stops at once when it runs in this process. `finished`, `gone` and
+   * `missing` change nothing. No owner check: the caller is the service itself.
+   */
+  cancel(id: string): Promise<CancelResult>;
   /**
    * Graceful shutdown: stops claiming, lets running jobs finish for `timeoutMs` (then aborts them
    * and queues them again), ends long-polls and event streams, stops callback retries. Does not
@@ -55,6 +62,7 @@ export function enableJobs<C extends AnyContract>(contract: C, options: JobsOpti
   const routes = [monitorRoute(runtime)];
   const interceptors = [submitInterceptor(runtime)];
   let closed: Promise<void> | undefined;
+  let basePath: string | undefined;
   return {
     routes,
     interceptors,
@@ -66,6 +74,7 @@ export function enableJobs<C extends AnyContract>(contract: C, options: JobsOpti
       if (service.contract !== contract) {
         throw new SwitchboardError('SB_CONFIG_INVALID', { detail: 'enableJobs was made for another contract than this service' });
       }
+      basePath = service.basePath;
       if (options.worker === false || runtime.runner !== undefined || closed !== undefined) return this;
       const worker = options.worker ?? {};
       runtime.runner = new JobRunner({
@@ -80,6 +89,14 @@ export function enableJobs<C extends AnyContract>(contract: C, options: JobsOpti
         ...(options.onError === undefined ? {} : { onError: options.onError }),
       }).start();
       return this;
+    },
+    async cancel(id) {
+      const result = await options.store.cancel(id);
+      if (result.outcome === 'cancel-requested') runtime.runner?.cancel(id);
+      if (result.outcome === 'canceled' && basePath !== undefined) {
+        runtime.notifier?.notify(options.store, result.job, `${basePath}${path}${id}`);
+      }
+      return result;
     },
     close(closeOptions = {}) {
       closed ??= (async () => {
