@@ -439,6 +439,17 @@ export function createDashboard(options: DashboardOptions): Dashboard {
         last: index.last,
       });
     }
+    /** A same-origin JSON action on one service: done here, or passed on to the peer that owns it. */
+    const ownerAction = async (route: string, kind: string, local: (body: Record<string, unknown>) => Promise<unknown>) => {
+      if (refuseCrossSite(req, res, kind)) return;
+      const body = await readJson(req, given);
+      const owner = typeof body.service === 'string' ? body.service : service;
+      if (owner === service) return json(res, await local(body));
+      const peer = peerOf(owner);
+      if (peer === undefined) return problem(res, 'SB_NOT_FOUND', `no peer named ${owner}`);
+      const init = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+      return relay(res, await peerFetch(peer, route, init));
+    };
     if (path === '/api/flow' && method === 'GET') {
       await maybePull(q);
       const flow = index.flow(q.get('key') ?? '');
@@ -446,24 +457,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       return json(res, flow);
     }
     if (path === '/api/jobs' && method === 'GET') return json(res, { jobs: index.jobs({ active: q.get('active') === '1' }) });
-    if (path === '/api/jobs/cancel' && method === 'POST') {
-      if (refuseCrossSite(req, res, 'cancel')) return;
-      const body = await readJson(req, given);
-      const owner = typeof body.service === 'string' ? body.service : service;
-      if (owner !== service) {
-        const peer = peerOf(owner);
-        if (peer === undefined) return problem(res, 'SB_NOT_FOUND', `no peer named ${owner}`);
-        return relay(
-          res,
-          await peerFetch(peer, '/api/jobs/cancel', {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify(body),
-          }),
-        );
-      }
-      return json(res, await cancelJob(body));
-    }
+    if (path === '/api/jobs/cancel' && method === 'POST') return ownerAction('/api/jobs/cancel', 'cancel', cancelJob);
     if (path === '/api/metrics' && method === 'GET') return json(res, index.metrics(clampInt(q.get('seconds'), 60, 5, 600), Date.now()));
     if (path === '/api/dead-letters' && method === 'GET') {
       const wanted = q.get('service');
@@ -508,24 +502,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
         bodyShown: options.showBodies === true,
       });
     }
-    if (path === '/api/dead-letters/replay' && method === 'POST') {
-      if (refuseCrossSite(req, res, 'replay')) return;
-      const body = await readJson(req, given);
-      const owner = typeof body.service === 'string' ? body.service : service;
-      if (owner !== service) {
-        const peer = peerOf(owner);
-        if (peer === undefined) return problem(res, 'SB_NOT_FOUND', `no peer named ${owner}`);
-        return relay(
-          res,
-          await peerFetch(peer, '/api/dead-letters/replay', {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify(body),
-          }),
-        );
-      }
-      return json(res, await replay(body));
-    }
+    if (path === '/api/dead-letters/replay' && method === 'POST') return ownerAction('/api/dead-letters/replay', 'replay', replay);
     if (path.startsWith('/api/receipts/') && method === 'GET') {
       const messageId = decodeURIComponent(path.slice('/api/receipts/'.length));
       const receipts: { service: string; receipt: unknown }[] = [];
