@@ -129,11 +129,13 @@ export function patternOf(event: Pick<FlowEvent, 'kind' | 'topic' | 'via' | 'job
 
 /** The W3C trace id and span id of a `traceparent`, when it is well formed. */
 export function parseTraceparent(value: unknown): { traceId: string; spanId: string } | undefined {
-  if (typeof value !== 'string') return undefined;
-  const match = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}/.exec(value);
-  if (match === null || match[1] === '00000000000000000000000000000000') return undefined;
-  return { traceId: match[1] as string, spanId: match[2] as string };
+  // `vv-<32 hex>-<16 hex>-ff`, anything after it ignored (a later version may add fields).
+  if (typeof value !== 'string' || !TRACEPARENT.test(value) || value.startsWith(ZERO_TRACE_ID, 3)) return undefined;
+  return { traceId: value.slice(3, 35), spanId: value.slice(36, 52) };
 }
+
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}/;
+const ZERO_TRACE_ID = '00000000000000000000000000000000';
 
 /** The keys an event joins flows by, namespaced: `t:` trace id, `m:` MessageId, `j:` job id, `k:` Idempotency-Key, `d:` claim-check reference. */
 export function keysOf(event: FlowEvent): string[] {

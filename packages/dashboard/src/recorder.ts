@@ -115,8 +115,8 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
     evicted++;
   };
 
-  const keep = (event: FlowEvent): FlowEvent => {
-    const size = jsonLength(event);
+  /** Keeps an event; `size` is its JSON length when the caller counted it already. */
+  const keep = (event: FlowEvent, size = jsonLength(event)): FlowEvent => {
     while (count > 0 && (count >= capacity || bytes + size > maxBytes)) evictOldest();
     const index = (head + count) % capacity;
     buffer[index] = event;
@@ -127,8 +127,8 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
     return event;
   };
 
-  const publish = (event: FlowEvent) => {
-    keep(event);
+  const publish = (event: FlowEvent, size?: number) => {
+    keep(event, size);
     retention?.write(event);
     for (const listener of listeners) {
       try {
@@ -158,33 +158,44 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
     return event;
   };
 
-  const onMessage = (kind: FlowEventKind, channel: string, phase: Phase) => (message: unknown) => {
-    if (typeof message !== 'object' || message === null) return;
-    const p = message as Payload;
-    if (kind === 'call.request' && p.parentTraceparent === undefined) {
-      // A call outside any trace: its trace is the one its first attempt starts; recorded then.
-      unrooted.add(p);
-      return;
-    }
-    const draft = normalise(p, kind, channel, options.service, now(), redact === false, phase !== 'start' && phase !== 'point');
-    if (kind === 'claimcheck.put' && draft.dataref !== undefined && draft.topic !== undefined && draft.messageId === undefined) {
-      // The payload goes to the blob store before its message is published: the publish that follows
-      // on that topic carries the reference, which joins the put (and every consumer's get) to its flow.
-      if (puts.size > 1000) puts.clear();
-      puts.set(draft.topic, draft.dataref);
-    } else if (kind === 'message.publish' && draft.topic !== undefined && draft.dataref === undefined) {
-      const dataref = puts.get(draft.topic);
-      if (dataref !== undefined) {
-        puts.delete(draft.topic);
-        (draft as { dataref?: string }).dataref = dataref;
+  const onMessage = (kind: FlowEventKind, channel: string, phase: Phase) => {
+    const shared = fixed(kind, channel, options.service);
+    return (message: unknown) => {
+      if (typeof message !== 'object' || message === null) return;
+      const p = message as Payload;
+      if (kind === 'call.request' && p.parentTraceparent === undefined) {
+        // A call outside any trace: its trace is the one its first attempt starts; recorded then.
+        unrooted.add(p);
+        return;
       }
-    }
-    if (kind === 'call.response' && draft.traceId === undefined) {
-      const trace = callTraces.get(p);
-      if (trace !== undefined) Object.assign(draft, trace);
-    }
-    const event = finish(draft);
-    if (event !== undefined) publish(event);
+      const built = normalise(p, shared, now(), redact === false, phase !== 'start' && phase !== 'point');
+      const draft = built.event;
+      // Counted as built, unless a field is added below or a redact function changes the event.
+      let counted = typeof redact !== 'function';
+      if (kind === 'claimcheck.put' && draft.dataref !== undefined && draft.topic !== undefined && draft.messageId === undefined) {
+        // The payload goes to the blob store before its message is published: the publish that follows
+        // on that topic carries the reference, which joins the put (and every consumer's get) to its flow.
+        if (puts.size > 1000) puts.clear();
+        puts.set(draft.topic, draft.dataref);
+      } else if (kind === 'message.publish' && draft.topic !== undefined && draft.dataref === undefined) {
+        const dataref = puts.get(draft.topic);
+        if (dataref !== undefined) {
+          puts.delete(draft.topic);
+          (draft as { dataref?: string }).dataref = dataref;
+          counted = false;
+        }
+      }
+      if (kind === 'call.response' && draft.traceId === undefined) {
+        const trace = callTraces.get(p);
+        if (trace !== undefined) {
+          Object.assign(draft, trace);
+          counted = false;
+        }
+      }
+      const event = finish(draft);
+      // The seq's digits and its comma were left out of the count.
+      if (event !== undefined) publish(event, counted ? built.size + String(event.seq).length + 1 : undefined);
+    };
   };
 
   const puts = new Map<string, string>();
@@ -192,6 +203,7 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
   const callStore = new AsyncLocalStorage<Payload>();
   const unrooted = new WeakSet<Payload>();
   const callTraces = new WeakMap<Payload, { traceId: string; spanId: string }>();
+  const callRequest = fixed('call.request', 'switchboard:call', options.service);
   const onAttemptStart = (message: unknown) => {
     const call = callStore.getStore();
     if (call === undefined || callTraces.has(call)) return;
@@ -200,7 +212,7 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
     callTraces.set(call, trace);
     if (unrooted.has(call)) {
       unrooted.delete(call);
-      const draft = normalise(call, 'call.request', 'switchboard:call', options.service, now(), redact === false, false);
+      const draft = normalise(call, callRequest, now(), redact === false, false).event;
       const event = finish({ ...draft, ...trace });
       if (event !== undefined) publish(event);
     }
@@ -271,23 +283,24 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
 
+/** The JSON length of a value as a field of an event: strings and finite numbers counted directly, anything else stringified. */
+function valueLength(value: unknown): number {
+  if (typeof value === 'string') return ESCAPED.test(value) ? JSON.stringify(value).length : value.length + 2;
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value).length : 4; // null
+  const json = JSON.stringify(value) as string | undefined;
+  return json === undefined ? -1 : json.length;
+}
+
 /**
- * `JSON.stringify(event).length`, counted without building the string for the flat fields an
- * event has (strings, finite numbers); anything else (an error, kept data) is stringified.
+ * `JSON.stringify(event).length` of any event (one given to `record`, or changed by a redact
+ * function): every field but an `undefined` one, which JSON.stringify leaves out.
  */
 function jsonLength(event: object): number {
   let length = 2; // {}
   let fields = 0;
   for (const key in event) {
-    const value = (event as Record<string, unknown>)[key];
-    let size: number;
-    if (typeof value === 'string') size = ESCAPED.test(value) ? JSON.stringify(value).length : value.length + 2;
-    else if (typeof value === 'number' && Number.isFinite(value)) size = String(value).length;
-    else {
-      const json = JSON.stringify(value) as string | undefined;
-      if (json === undefined) continue; // undefined, a function: left out, as JSON.stringify does
-      size = json.length;
-    }
+    const size = valueLength((event as Record<string, unknown>)[key]);
+    if (size < 0) continue; // undefined, a function: left out, as JSON.stringify does
     length += (ESCAPED.test(key) ? JSON.stringify(key).length : key.length + 2) + 1 + size;
     fields++;
   }
@@ -297,58 +310,127 @@ function jsonLength(event: object): number {
 const str = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
 const num = (value: unknown): number | undefined => (typeof value === 'number' && Number.isFinite(value) ? value : undefined);
 
-function normalise(
-  p: Payload,
-  kind: FlowEventKind,
-  channel: string,
-  service: string,
-  at: number,
-  keepData: boolean,
-  ended: boolean,
-): Omit<FlowEvent, 'seq'> {
-  const context = (typeof p.context === 'object' && p.context !== null ? p.context : {}) as Payload;
-  const trace = parseTraceparent(p.traceparent ?? p.parentTraceparent ?? context.traceparent);
+/**
+ * An event as the recorder builds it from a channel message: every field in one fixed order, the
+ * missing ones `undefined` (one object shape for every event, so building and reading them stays
+ * monomorphic), and the length of its JSON counted as it is built, field by field.
+ */
+interface Built {
+  readonly event: Omit<FlowEvent, 'seq'>;
+  readonly size: number;
+}
+
+/** A string or number field's share of the JSON length: `"key":value` and its comma. */
+function fieldLength(key: string, value: string | number | undefined): number {
+  if (value === undefined) return 0;
+  return (
+    key.length +
+    4 +
+    (typeof value === 'string' ? (ESCAPED.test(value) ? JSON.stringify(value).length : value.length + 2) : String(value).length)
+  );
+}
+
+/** What every event of one channel and phase shares: its kind, channel and service, and their share of the JSON length. */
+interface Fixed {
+  readonly kind: FlowEventKind;
+  readonly channel: string;
+  readonly service: string;
+  readonly size: number;
+}
+
+function fixed(kind: FlowEventKind, channel: string, service: string): Fixed {
+  // {"seq":  and  "service":…, "kind":…, "channel":… — the seq's digits and its comma are added when it is numbered.
+  const size = 2 + 6 + fieldLength('service', service) + fieldLength('kind', kind) + fieldLength('channel', channel);
+  return { kind, channel, service, size };
+}
+
+function normalise(p: Payload, shared: Fixed, now: number, keepData: boolean, ended: boolean): Built {
+  const { kind, channel, service } = shared;
+  const context = p.context;
+  const trace = parseTraceparent(
+    p.traceparent ??
+      p.parentTraceparent ??
+      (typeof context === 'object' && context !== null ? (context as Payload).traceparent : undefined),
+  );
   const durationMs = num(p.durationMs);
   // What ended is placed at its start; its duration says when it ended.
-  const out: Record<string, unknown> = {
+  const at = ended && durationMs !== undefined ? Math.round((now - durationMs) * 1000) / 1000 : now;
+  const status = num(p.status) ?? str(p.status);
+  const error = ended || kind === 'dead-letter' ? errorOf(p.problem ?? p.error, str(p.errorType)) : undefined;
+  const data = keepData ? (p.data ?? p.input ?? p.result) : undefined;
+  const event = {
     seq: 0,
-    at: ended && durationMs !== undefined ? Math.round((at - durationMs) * 1000) / 1000 : at,
+    at,
     service,
     kind,
     channel,
+    operation: str(p.operation),
+    contract: str(p.service),
+    system: str(p.system) ?? str(p.store),
+    sendKind: kind === 'message.publish' ? str(p.kind) : undefined,
+    topic: str(p.destination) ?? str(p.topic),
+    type: str(p.type),
+    group: str(p.group),
+    source: str(p.source),
+    via: str(p.via),
+    url: str(p.url),
+    traceId: trace?.traceId,
+    spanId: trace?.spanId,
+    messageId: str(p.messageId),
+    jobId: str(p.jobId),
+    idempotencyKey: str(p.idempotencyKey),
+    status,
+    jobStatus: str(p.jobStatus),
+    outcome: str(p.settlement) ?? str(p.outcome),
+    reason: str(p.reason),
+    attempt: num(p.attempt),
+    attempts: num(p.attempts),
+    poll: num(p.poll),
+    retryAfterMs: num(p.retryAfterMs) ?? num(p.retryDelayMs),
+    durationMs: durationMs === undefined ? undefined : Math.round(durationMs * 1000) / 1000,
+    dataref: str(p.ref) ?? str(p.dataref),
+    bytes: num(p.size) ?? num(p.bytes) ?? num(p.bodySize),
+    error,
   };
-  const set = (key: keyof FlowEvent, value: unknown) => {
-    if (value !== undefined) out[key] = value;
-  };
-  set('operation', str(p.operation));
-  set('contract', str(p.service));
-  set('system', str(p.system) ?? str(p.store));
-  set('sendKind', kind === 'message.publish' ? str(p.kind) : undefined);
-  set('topic', str(p.destination) ?? str(p.topic));
-  set('type', str(p.type));
-  set('group', str(p.group));
-  set('source', str(p.source));
-  set('via', str(p.via));
-  set('url', str(p.url));
-  set('traceId', trace?.traceId);
-  set('spanId', trace?.spanId);
-  set('messageId', str(p.messageId));
-  set('jobId', str(p.jobId));
-  set('idempotencyKey', str(p.idempotencyKey));
-  set('status', num(p.status) ?? str(p.status));
-  set('jobStatus', str(p.jobStatus));
-  set('outcome', str(p.settlement) ?? str(p.outcome));
-  set('reason', str(p.reason));
-  set('attempt', num(p.attempt));
-  set('attempts', num(p.attempts));
-  set('poll', num(p.poll));
-  set('retryAfterMs', num(p.retryAfterMs) ?? num(p.retryDelayMs));
-  set('durationMs', durationMs === undefined ? undefined : Math.round(durationMs * 1000) / 1000);
-  set('dataref', str(p.ref) ?? str(p.dataref));
-  set('bytes', num(p.size) ?? num(p.bodySize) ?? num(p.bytes));
-  set('error', ended || kind === 'dead-letter' ? errorOf(p.problem ?? p.error, str(p.errorType)) : undefined);
-  if (keepData) set('data', p.data ?? p.input ?? p.result);
-  return out as unknown as Omit<FlowEvent, 'seq'>;
+  // Only a recorder told not to redact has a `data` field at all.
+  if (data !== undefined) (event as { data?: unknown }).data = data;
+  // {"seq":N, — the seq is numbered later; its digits are added then.
+  let size =
+    shared.size +
+    fieldLength('at', at) +
+    fieldLength('operation', event.operation) +
+    fieldLength('contract', event.contract) +
+    fieldLength('system', event.system) +
+    fieldLength('sendKind', event.sendKind) +
+    fieldLength('topic', event.topic) +
+    fieldLength('type', event.type) +
+    fieldLength('group', event.group) +
+    fieldLength('source', event.source) +
+    fieldLength('via', event.via) +
+    fieldLength('url', event.url) +
+    fieldLength('traceId', event.traceId) +
+    fieldLength('spanId', event.spanId) +
+    fieldLength('messageId', event.messageId) +
+    fieldLength('jobId', event.jobId) +
+    fieldLength('idempotencyKey', event.idempotencyKey) +
+    fieldLength('status', status) +
+    fieldLength('jobStatus', event.jobStatus) +
+    fieldLength('outcome', event.outcome) +
+    fieldLength('reason', event.reason) +
+    fieldLength('attempt', event.attempt) +
+    fieldLength('attempts', event.attempts) +
+    fieldLength('poll', event.poll) +
+    fieldLength('retryAfterMs', event.retryAfterMs) +
+    fieldLength('durationMs', event.durationMs) +
+    fieldLength('dataref', event.dataref) +
+    fieldLength('bytes', event.bytes);
+  if (error !== undefined) size += 9 + JSON.stringify(error).length;
+  if (data !== undefined) {
+    const length = valueLength(data);
+    if (length >= 0) size += 8 + length;
+  }
+  // Every field ended with a comma; the last one has none.
+  return { event: event as Omit<FlowEvent, 'seq'>, size: size - 1 };
 }
 
 function errorOf(error: unknown, errorType: string | undefined): EventError | undefined {

@@ -47,6 +47,8 @@ describe('flow recorder', () => {
     expect(flows).toHaveLength(1);
     expect(flows[0]).toMatchObject({ status: 'ok', patterns: ['call'], events: recorder.events().length });
     expect(flows[0]?.traces).toEqual([response.traceId]);
+    // The byte bound counts each event, as built from its channel message, as the length of its JSON.
+    expect(recorder.stats().bytes).toBe(recorder.events().reduce((sum, event) => sum + JSON.stringify(event).length, 0));
   });
 
   it('records a message through a broker: publish, delivery attempts, dead letter', async () => {
@@ -90,6 +92,8 @@ describe('flow recorder', () => {
     const index = new FlowIndex();
     for (const event of recorder.events()) index.add(event);
     expect(index.flow(`m:${messageId}`)?.summary).toMatchObject({ status: 'error', patterns: ['message'] });
+    // Errors, retries and dead letters counted as the length of their JSON too.
+    expect(recorder.stats().bytes).toBe(recorder.events().reduce((sum, event) => sum + JSON.stringify(event).length, 0));
   });
 
   it('counts each event as the length of its JSON, whatever its strings, numbers and errors hold', () => {
