@@ -200,6 +200,12 @@ export interface ProcessMessage extends Ended {
   /** The creation context (CloudEvents `traceparent` extension). */
   readonly traceparent: string | undefined;
   readonly tracestate: string | undefined;
+  /**
+   * The delivery's own context: a child of the hop's transport `traceparent` when it has a valid
+   * one, else of the creation context (a new trace without either). The handler runs in it
+   * (`HandlerContext.traceparent`): what it calls and sends descends from it.
+   */
+  readonly spanTraceparent: string;
   readonly attempt: number;
   /** `broker`, or `http` for an event received on the CloudEvents endpoint. */
   readonly via: 'broker' | 'http';

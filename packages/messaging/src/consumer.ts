@@ -13,6 +13,7 @@ import type {
   SignatureProblem,
   Subscription,
   TraceCarrier,
+  TraceContext,
 } from '@switchboard/core';
 import {
   backoffDelay,
@@ -26,6 +27,7 @@ import {
   traceAsync,
   tracing,
 } from '@switchboard/core';
+import { deliveryTrace } from './context.js';
 import { bytesId, checkIdentity, decodeDelivery, undecodableId } from './decode.js';
 import type { DeadLetterWriter } from './middleware/dead-letter.js';
 import { classify } from './middleware/retry.js';
@@ -267,6 +269,8 @@ export class Consumer {
       return this.#run(delivery, event, via, sender).then((outcome) => this.#told(delivery, event, outcome));
     }
     const extensions = event.extensions;
+    // Made now, so the process span can stand for the context the handler runs in.
+    const trace = deliveryTrace(delivery, event, via);
     const context: ProcessMessage = {
       system: broker.name,
       destination: delivery.topic,
@@ -276,13 +280,14 @@ export class Consumer {
       type: event.type,
       traceparent: typeof extensions?.traceparent === 'string' ? extensions.traceparent : undefined,
       tracestate: typeof extensions?.tracestate === 'string' ? extensions.tracestate : undefined,
+      spanTraceparent: trace.traceparent,
       attempt: delivery.attempt,
       via,
     };
     return traceAsync(
       tracing.process,
       context,
-      () => this.#run(delivery, event, via, sender),
+      () => this.#run(delivery, event, via, sender, trace),
       (message, outcome) => {
         this.#told(delivery, event, outcome);
         if (outcome.kind === 'ack') {
@@ -364,9 +369,10 @@ export class Consumer {
     );
   }
 
-  async #run(delivery: Delivery, event: CloudEvent, via: InboundVia, sender?: string): Promise<Outcome> {
+  async #run(delivery: Delivery, event: CloudEvent, via: InboundVia, sender?: string, trace?: TraceContext): Promise<Outcome> {
     const message = new InboundMessage(delivery, event, this.#config.group, via, this.#closing.signal);
     if (sender !== undefined) message.sender = sender;
+    if (trace !== undefined) message.trace = trace;
     try {
       return await this.#config.pipeline(message);
     } catch (error) {

@@ -1,8 +1,25 @@
 import type { Readable } from 'node:stream';
-import type { CloudEvent, HandlerContext, Invocation, Progress, TraceCarrier, TraceContext } from '@switchboard/core';
+import type { CloudEvent, Delivery, HandlerContext, Invocation, Progress, TraceCarrier, TraceContext } from '@switchboard/core';
 import { continueTrace, parseTraceparent, SwitchboardError } from '@switchboard/core';
-import type { Inbound } from './pipeline.js';
+import type { Inbound, InboundVia } from './pipeline.js';
 import type { AttachmentInfo, MessageContext } from './types.js';
+
+/**
+ * A delivery's own span (W3C Trace Context): a child of the hop's transport `traceparent` header
+ * when the delivery has a valid one (a foreign producer's instrumentation), else of the event's
+ * `traceparent` extension, the creation context; invalid or missing, a new trace. The hop is a
+ * broker delivery's own headers, or the trace headers of the HTTP request that carried the event
+ * (POST /events; its delivery headers would be the event encoded again).
+ */
+export function deliveryTrace(delivery: Delivery, event: CloudEvent, via: InboundVia): TraceContext {
+  const hop: TraceCarrier | undefined = via === 'broker' ? delivery.headers : (delivery as { hop?: TraceCarrier }).hop;
+  if (hop?.traceparent !== undefined && parseTraceparent(hop.traceparent) !== undefined)
+    return continueTrace(hop.traceparent, hop.tracestate);
+  const extensions = event.extensions;
+  const traceparent = extensions?.traceparent;
+  const tracestate = extensions?.tracestate;
+  return continueTrace(typeof traceparent === 'string' ? traceparent : undefined, typeof tracestate === 'string' ? tracestate : undefined);
+}
 
 /** The `MessageContext` of one run. A class, so every delivery shares one shape. */
 export class DeliveryContext implements MessageContext {
@@ -53,21 +70,8 @@ export class DeliveryContext implements MessageContext {
 
   #traced(): TraceContext {
     if (this.#trace === undefined) {
-      // The hop: a broker delivery's own headers, or the trace headers of the HTTP request that
-      // carried the event (POST /events; its delivery headers would be the event encoded again).
-      const delivery = this.#inbound.delivery;
-      const hop: TraceCarrier | undefined = this.#inbound.via === 'broker' ? delivery.headers : (delivery as { hop?: TraceCarrier }).hop;
-      if (hop?.traceparent !== undefined && parseTraceparent(hop.traceparent) !== undefined) {
-        this.#trace = continueTrace(hop.traceparent, hop.tracestate);
-      } else {
-        const extensions = this.event.extensions;
-        const traceparent = extensions?.traceparent;
-        const tracestate = extensions?.tracestate;
-        this.#trace = continueTrace(
-          typeof traceparent === 'string' ? traceparent : undefined,
-          typeof tracestate === 'string' ? tracestate : undefined,
-        );
-      }
+      const inbound = this.#inbound;
+      this.#trace = inbound.trace ?? deliveryTrace(inbound.delivery, this.event, inbound.via);
     }
     return this.#trace;
   }

@@ -3,6 +3,7 @@ import {
   type HandlerMessage,
   OperationError,
   operationProblemType,
+  parseTraceparent,
   runWithTrace,
   SwitchboardError,
   traceAsync,
@@ -37,14 +38,18 @@ export function handlerStep(defaultTimeoutMs: number, resultLimit: number): Step
 /** The `switchboard:handler` context of an operation reached through a broker. */
 function handlerContext(message: Inbound, service: string, operation: string, context: DeliveryContext): HandlerMessage {
   const extensions = message.event!.extensions;
+  const header = message.via === 'broker' ? message.delivery.headers?.traceparent : undefined;
+  const hop = typeof header === 'string' && parseTraceparent(header) !== undefined ? header : undefined;
   return {
     service,
     operation,
     via: 'message',
-    traceparent: typeof extensions?.traceparent === 'string' ? extensions.traceparent : undefined,
-    parentTraceparent: typeof extensions?.traceparent === 'string' ? extensions.traceparent : undefined,
+    // The handler's own context (what its calls and sends descend from), and what it continues: the
+    // hop's transport header when the delivery has one, else the creation context.
+    traceparent: context.traceparent,
+    parentTraceparent: hop ?? (typeof extensions?.traceparent === 'string' ? extensions.traceparent : undefined),
     route: undefined,
-    tracestate: typeof extensions?.tracestate === 'string' ? extensions.tracestate : undefined,
+    tracestate: context.tracestate,
     idempotencyKey: undefined,
     jobId: undefined,
     messageId: message.event!.id,

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { CloudEvent, DeadLetterReason, Delivery, ProblemDetails } from '@switchboard/core';
+import type { CloudEvent, DeadLetterReason, Delivery, ProblemDetails, TraceContext } from '@switchboard/core';
 import type { Route } from './routes.js';
 import type { AttachmentInfo } from './types.js';
 
@@ -34,6 +34,8 @@ export interface Inbound {
   attachment?: { readonly info: AttachmentInfo; open(): Readable };
   /** A claim-check failure seen while the handler read the attachment: it decides the outcome. */
   attachmentFailure?: unknown;
+  /** The delivery's own trace context, when it was made before the run (an observed delivery's, published on `switchboard:process`). */
+  trace?: TraceContext | undefined;
 }
 
 /**
@@ -52,6 +54,7 @@ export class InboundMessage implements Inbound {
   data?: unknown;
   attachment?: { readonly info: AttachmentInfo; open(): Readable };
   attachmentFailure?: unknown;
+  trace?: TraceContext | undefined;
   #signal: AbortSignal | undefined;
   #signalSource: { readonly signal: AbortSignal } | undefined;
 

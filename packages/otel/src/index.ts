@@ -8,6 +8,7 @@ import {
   type Span,
   type SpanContext,
   SpanKind,
+  type SpanOptions,
   SpanStatusCode,
   type Tracer,
   type TracerProvider,
@@ -29,6 +30,7 @@ import type {
   SettleMessage,
 } from '@switchboard/core';
 import { channels, parseTraceparent, subscribeChannel, subscribeTracing, tracing } from '@switchboard/core';
+import { newSpanId, newTraceId } from '@switchboard/core/kit';
 
 export interface InstrumentOptions {
   /** Where spans go. Default: the global tracer provider (`trace.getTracerProvider()`). */
@@ -41,6 +43,13 @@ export interface InstrumentOptions {
   readonly parentProcessOnCreation?: boolean;
   /** Span contexts remembered by Switchboard `traceparent` (to parent and link across channels in one process). Default 10 000. */
   readonly maxRemembered?: number;
+  /**
+   * A CLIENT span for each settlement (`ack {destination}`, `nack {destination}`, a child of the
+   * process span), timing the broker's acknowledgement. Default false: the process span carries the
+   * settlement (`switchboard.settlement`), and Switchboard settles for the handler, as the messaging
+   * conventions allow leaving settle spans out of.
+   */
+  readonly settleSpans?: boolean;
 }
 
 export interface Instrumentation {
@@ -53,6 +62,13 @@ const NAME = '@switchboard/otel';
 const SPAN = Symbol('switchboard.otel.span');
 type Carrier = { [SPAN]?: Span | undefined };
 const VERSION = '0.1.0';
+
+/** A live `process` span of one group, and the next live one of the same message (another group's). */
+interface LiveProcess {
+  readonly span: Span;
+  readonly group: string;
+  next: LiveProcess | undefined;
+}
 
 /**
  * `messaging.system` for each Switchboard engine (`Broker.name`). The registry has no value for
@@ -113,6 +129,45 @@ class Remembered<V> {
   }
 }
 
+/** An OpenTelemetry SDK `IdGenerator` (`idGenerator` of a tracer provider's options). */
+export interface IdGenerator {
+  generateTraceId(): string;
+  generateSpanId(): string;
+}
+
+/** The ids the span being started is to have: those Switchboard already put on the wire for it. */
+let nextIds: { readonly traceId: string; readonly spanId: string } | undefined;
+let idsWanted = false;
+
+/**
+ * An `IdGenerator` for your tracer provider (`new NodeTracerProvider({ idGenerator:
+ * switchboardIds() })`) that gives each span the bridge starts the ids Switchboard sent on the wire
+ * for it: an attempt's `traceparent` header, a handler's own context, a message's creation context
+ * (its CloudEvents `traceparent`), a delivery's own context. Then a span in another process names an
+ * exported span as its parent or link, and trace UIs show no missing parents. Spans started by
+ * anything else get random ids, as with the SDK's own generator.
+ */
+export function switchboardIds(): IdGenerator {
+  idsWanted = true;
+  return {
+    generateTraceId: () => nextIds?.traceId ?? newTraceId(),
+    generateSpanId: () => nextIds?.spanId ?? newSpanId(),
+  };
+}
+
+/** Starts a span with the ids of `traceparent` when `switchboardIds` is in use. */
+function startAs(tracer: Tracer, traceparent: string | undefined, name: string, options: SpanOptions, parent: Context): Span {
+  if (!idsWanted || traceparent === undefined) return tracer.startSpan(name, options, parent);
+  const parsed = parseTraceparent(traceparent);
+  if (parsed === undefined) return tracer.startSpan(name, options, parent);
+  nextIds = { traceId: parsed.traceId, spanId: parsed.parentId };
+  try {
+    return tracer.startSpan(name, options, parent);
+  } finally {
+    nextIds = undefined;
+  }
+}
+
 /** A W3C `traceparent` as a remote span context. */
 export function spanContextOf(traceparent: string | undefined): SpanContext | undefined {
   const parsed = parseTraceparent(traceparent);
@@ -151,19 +206,17 @@ class Bridge {
   readonly #contexts: Remembered<SpanContext>;
   /** Live job runs by job id (polls link to them, job handlers nest in them). */
   readonly #jobs = new Map<string, Span>();
-  /** Live `process` spans by message id + group (handlers and claim-check fetches nest in them). */
-  readonly #processes = new Map<string, Span>();
-  /** The first of those live `process` spans by message id alone, for what knows no group (handlers, claim-check gets). */
-  readonly #processesById = new Map<string, Span>();
-  /** Ended `process` span contexts by message id + group (settle spans are their children). */
-  readonly #processed: Remembered<SpanContext>;
+  /** Live `process` spans by message id (handlers, claim-check fetches and dead letters nest in them); one per group, oldest first. */
+  readonly #processes = new Map<string, LiveProcess>();
+  /** Ended `process` span contexts by message id + group (settle spans are their children), kept with `settleSpans` only. */
+  readonly #processed: Remembered<SpanContext> | undefined;
   readonly #unsubscribe: (() => void)[] = [];
 
   constructor(tracer: Tracer, options: InstrumentOptions) {
     this.#tracer = tracer;
     this.#parentOnCreation = options.parentProcessOnCreation ?? false;
     this.#contexts = new Remembered(options.maxRemembered ?? 10_000);
-    this.#processed = new Remembered(options.maxRemembered ?? 10_000);
+    this.#processed = options.settleSpans === true ? new Remembered(options.maxRemembered ?? 10_000) : undefined;
     this.#on(
       tracing.handler,
       (m) => this.#handler(m),
@@ -211,18 +264,16 @@ class Bridge {
       tracing.process,
       (m) => this.#process(m),
       (m, span) => {
-        const key = `${m.messageId}\u0000${m.group}`;
-        this.#processes.delete(key);
-        if (this.#processesById.get(m.messageId) === span) this.#processesById.delete(m.messageId);
-        this.#processed.set(key, span.spanContext());
+        this.#ended(m.messageId, span);
+        this.#processed?.set(`${m.messageId}\u0000${m.group}`, span.spanContext());
         if (m.settlement !== undefined) span.setAttribute('switchboard.settlement', m.settlement);
       },
     );
-    this.#on(tracing.settle, (m) => this.#settle(m));
+    if (options.settleSpans === true) this.#on(tracing.settle, (m) => this.#settle(m));
     this.#on(tracing.claimCheckPut, (m) => this.#claimCheck('put', m));
     this.#on(tracing.claimCheckGet, (m) => this.#claimCheck('get', m));
     this.#point(channels.deadLetter, (m: DeadLetterMessage) => {
-      this.#processes.get(`${m.messageId}\u0000${m.group}`)?.addEvent('switchboard.dead_letter', {
+      this.#liveProcess(m.messageId, m.group)?.addEvent('switchboard.dead_letter', {
         'switchboard.dead_letter.reason': m.reason,
         'messaging.message.id': m.messageId,
       });
@@ -294,39 +345,45 @@ class Bridge {
     return this.#parentOf(traceparent) ?? active;
   }
 
-  #handler(m: HandlerMessage): Span {
+  #handler(m: HandlerMessage): Span | undefined {
     let span: Span;
-    const common: Attributes = {
-      'switchboard.service': m.service,
-      'switchboard.operation': m.operation,
-      'switchboard.via': m.via,
-      ...(m.idempotencyKey === undefined ? {} : { 'switchboard.idempotency_key': m.idempotencyKey }),
-    };
     if (m.via === 'http') {
       const route = m.route ?? `/ops/${m.operation}`;
-      span = this.#tracer.startSpan(
+      span = startAs(
+        this.#tracer,
+        m.traceparent,
         `POST ${route}`,
-        {
-          kind: SpanKind.SERVER,
-          attributes: { 'http.request.method': 'POST', 'http.route': route, 'url.path': route, 'url.scheme': 'http', ...common },
-        },
+        { kind: SpanKind.SERVER, attributes: { 'http.request.method': 'POST', 'url.path': route, 'url.scheme': 'http' } },
         this.#parentOf(m.parentTraceparent) ?? contextApi.active(),
       );
+      if (span.isRecording()) {
+        span.setAttributes({
+          'http.route': route,
+          'switchboard.service': m.service,
+          'switchboard.operation': m.operation,
+          'switchboard.via': m.via,
+        });
+        if (m.idempotencyKey !== undefined) span.setAttribute('switchboard.idempotency_key', m.idempotencyKey);
+      }
     } else {
-      const parent =
-        m.via === 'job'
-          ? m.jobId === undefined
-            ? undefined
-            : this.#jobs.get(m.jobId)
-          : m.messageId === undefined
-            ? undefined
-            : this.#processOf(m.messageId);
+      const process = m.via === 'message' && m.messageId !== undefined ? this.#processOf(m.messageId) : undefined;
+      if (process !== undefined) {
+        // The process span is the handler's (messaging conventions): no span of its own. What the
+        // handler calls and sends descends from its traceparent, which stands for the process span.
+        if (process.isRecording()) process.setAttribute('switchboard.operation', m.operation);
+        this.#contexts.set(m.traceparent, process.spanContext());
+        return undefined;
+      }
+      const parent = m.via === 'job' && m.jobId !== undefined ? this.#jobs.get(m.jobId) : undefined;
       span = this.#tracer.startSpan(
         m.operation,
         {
           kind: SpanKind.INTERNAL,
           attributes: {
-            ...common,
+            'switchboard.service': m.service,
+            'switchboard.operation': m.operation,
+            'switchboard.via': m.via,
+            ...(m.idempotencyKey === undefined ? {} : { 'switchboard.idempotency_key': m.idempotencyKey }),
             ...(m.jobId === undefined ? {} : { 'switchboard.job.id': m.jobId }),
             ...(m.messageId === undefined ? {} : { 'messaging.message.id': m.messageId }),
           },
@@ -339,33 +396,59 @@ class Bridge {
     return span;
   }
 
+  /** The oldest live `process` span of a message (what knows no group: handlers, claim-check gets). */
   #processOf(messageId: string): Span | undefined {
-    const first = this.#processesById.get(messageId);
-    if (first !== undefined || this.#processes.size === 0) return first;
-    // The first one ended while another group's is still live (rare): the oldest live one.
-    for (const [key, span] of this.#processes) if (key.startsWith(`${messageId}\u0000`)) return span;
+    return this.#processes.get(messageId)?.span;
+  }
+
+  #liveProcess(messageId: string, group: string): Span | undefined {
+    for (let live = this.#processes.get(messageId); live !== undefined; live = live.next) if (live.group === group) return live.span;
     return undefined;
+  }
+
+  #started(messageId: string, group: string, span: Span): void {
+    const first = this.#processes.get(messageId);
+    if (first === undefined) {
+      this.#processes.set(messageId, { span, group, next: undefined });
+      return;
+    }
+    let last = first;
+    while (last.next !== undefined) last = last.next;
+    last.next = { span, group, next: undefined };
+  }
+
+  #ended(messageId: string, span: Span): void {
+    const first = this.#processes.get(messageId);
+    if (first === undefined) return;
+    if (first.span === span) {
+      if (first.next === undefined) this.#processes.delete(messageId);
+      else this.#processes.set(messageId, first.next);
+      return;
+    }
+    for (let live = first; live.next !== undefined; live = live.next) {
+      if (live.next.span === span) {
+        live.next = live.next.next;
+        return;
+      }
+    }
   }
 
   #attempt(m: AttemptMessage): Span {
     const target = httpTarget(m.url);
-    const span = this.#tracer.startSpan(
+    const span = startAs(
+      this.#tracer,
+      m.traceparent,
       `POST ${target.path}`,
       {
         kind: SpanKind.CLIENT,
-        attributes: {
-          'http.request.method': 'POST',
-          'url.full': m.url,
-          'url.template': target.path,
-          'server.address': target.host,
-          'server.port': target.port,
-          'switchboard.service': m.service,
-          'switchboard.operation': m.operation,
-          ...(m.attempt > 1 ? { 'http.request.resend_count': m.attempt - 1 } : {}),
-        },
+        attributes: { 'http.request.method': 'POST', 'url.full': m.url, 'server.address': target.host, 'server.port': target.port },
       },
       this.#ambient(m.parentTraceparent),
     );
+    if (span.isRecording()) {
+      span.setAttributes({ 'url.template': target.path, 'switchboard.service': m.service, 'switchboard.operation': m.operation });
+      if (m.attempt > 1) span.setAttribute('http.request.resend_count', m.attempt - 1);
+    }
     // The server's span is a child of what this attempt sent.
     this.#contexts.set(m.traceparent, span.spanContext());
     return span;
@@ -453,28 +536,35 @@ class Bridge {
 
   #send(m: SendMessage): Span {
     const system = messagingSystem(m.system, 'send');
-    const span = this.#tracer.startSpan(
+    const span = startAs(
+      this.#tracer,
+      m.traceparent,
       `send ${m.destination}`,
       {
         // The send creates the message's context (its CloudEvents traceparent): PRODUCER.
         kind: SpanKind.PRODUCER,
+        // What a sampler may decide on (the messaging conventions' sampling-relevant attributes); the rest only when recorded.
         attributes: {
           'messaging.system': system,
           'messaging.operation.name': 'send',
           'messaging.operation.type': 'send',
           'messaging.destination.name': m.destination,
-          'messaging.message.id': m.messageId,
-          'messaging.message.body.size': m.bodySize,
-          ...(m.batchSize > 1 ? { 'messaging.batch.message_count': m.batchSize } : {}),
-          'cloudevents.event_id': m.messageId,
-          ...(m.source === undefined ? {} : { 'cloudevents.event_source': m.source }),
-          ...(m.type === undefined ? {} : { 'cloudevents.event_type': m.type }),
-          'cloudevents.event_spec_version': '1.0',
-          'switchboard.send.kind': m.kind,
         },
       },
       this.#ambient(m.parentTraceparent),
     );
+    if (span.isRecording()) {
+      span.setAttributes({
+        'messaging.message.id': m.messageId,
+        'messaging.message.body.size': m.bodySize,
+        'cloudevents.event_id': m.messageId,
+        'cloudevents.event_spec_version': '1.0',
+        'switchboard.send.kind': m.kind,
+      });
+      if (m.batchSize > 1) span.setAttribute('messaging.batch.message_count', m.batchSize);
+      if (m.source !== undefined) span.setAttribute('cloudevents.event_source', m.source);
+      if (m.type !== undefined) span.setAttribute('cloudevents.event_type', m.type);
+    }
     // Consumers link to the creation context: the CloudEvents traceparent stands for this span.
     this.#contexts.set(m.traceparent, span.spanContext());
     return span;
@@ -493,7 +583,9 @@ class Bridge {
     } else if (creation !== undefined) {
       links.push({ context: creation, attributes: { 'messaging.message.id': m.messageId } });
     }
-    const span = this.#tracer.startSpan(
+    const span = startAs(
+      this.#tracer,
+      m.spanTraceparent,
       `process ${m.destination}`,
       {
         kind: SpanKind.CONSUMER,
@@ -504,27 +596,30 @@ class Bridge {
           'messaging.destination.name': m.destination,
           'messaging.consumer.group.name': m.group,
           'messaging.destination.subscription.name': m.group,
-          'messaging.message.id': m.messageId,
-          'cloudevents.event_id': m.messageId,
-          'cloudevents.event_source': m.source,
-          'cloudevents.event_type': m.type,
-          'cloudevents.event_spec_version': '1.0',
-          'switchboard.delivery.attempt': m.attempt,
-          'switchboard.via': m.via,
         },
         links,
       },
       parent,
     );
-    this.#processes.set(`${m.messageId}\u0000${m.group}`, span);
-    if (!this.#processesById.has(m.messageId)) this.#processesById.set(m.messageId, span);
+    if (span.isRecording()) {
+      span.setAttributes({
+        'messaging.message.id': m.messageId,
+        'cloudevents.event_id': m.messageId,
+        'cloudevents.event_source': m.source,
+        'cloudevents.event_type': m.type,
+        'cloudevents.event_spec_version': '1.0',
+        'switchboard.delivery.attempt': m.attempt,
+        'switchboard.via': m.via,
+      });
+    }
+    this.#started(m.messageId, m.group, span);
     return span;
   }
 
   #settle(m: SettleMessage): Span {
     const system = messagingSystem(m.system, 'receive');
     const name = m.settlement === 'retry' ? 'nack' : 'ack';
-    const processed = this.#processed.get(`${m.messageId}\u0000${m.group}`);
+    const processed = this.#processed?.get(`${m.messageId}\u0000${m.group}`);
     return this.#tracer.startSpan(
       `${name} ${m.destination}`,
       {

@@ -28,7 +28,7 @@ afterAll(async () => {
 
 describe('OpenTelemetry spans over NATS JetStream', () => {
   it('send, process and settle spans with messaging.system nats, the process linked to the send across the real broker', async () => {
-    const tracing = startTracing();
+    const tracing = startTracing({ settleSpans: true });
     const broker = await createNatsBroker({ url, prefix });
     const deadLetters = createMemoryDeadLetterStore();
     const a = createMessaging({ service: orders.name, broker, deadLetters });

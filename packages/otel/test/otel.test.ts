@@ -112,8 +112,8 @@ describe('OpenTelemetry spans over HTTP', () => {
 });
 
 describe('OpenTelemetry spans over a broker (memory)', () => {
-  it('send PRODUCER, process CONSUMER linked to the creation context, settle CLIENT under it; an operation invoked through the broker gets its handler span', async () => {
-    const tracing = startTracing();
+  it('send PRODUCER, process CONSUMER linked to the creation context, settle CLIENT under it (settleSpans); an operation invoked through the broker runs in its process span', async () => {
+    const tracing = startTracing({ settleSpans: true });
     closers.push(tracing.close);
     const broker = createMemoryBroker();
     const options = { broker, receipts: createMemoryReceiptStore(), deadLetters: createMemoryDeadLetterStore() };
@@ -171,10 +171,52 @@ describe('OpenTelemetry spans over a broker (memory)', () => {
     const invokeProcess = tracing
       .spans()
       .find((span) => span.attributes['messaging.message.id'] === invoked.messageId && kindName(span) === 'CONSUMER');
-    const handler = tracing.spans().find((span) => span.name === 'greet' && span.attributes['switchboard.via'] === 'message');
-    expect(kindName(handler!)).toBe('INTERNAL');
-    expect(handler?.attributes['messaging.message.id']).toBe(invoked.messageId);
-    expect(parentOf(handler!)).toBe(invokeProcess?.spanContext().spanId);
+    // The process span is the handler's: no INTERNAL span of its own, the operation on the process span.
+    expect(tracing.spans().filter((span) => kindName(span) === 'INTERNAL')).toEqual([]);
+    expect(invokeProcess?.attributes['switchboard.operation']).toBe('greet');
+  });
+
+  it('by default: no settle spans (the settlement is on the process span), and what a handler sends nests under its process span', async () => {
+    const tracing = startTracing();
+    closers.push(tracing.close);
+    const broker = createMemoryBroker();
+    const deadLetters = createMemoryDeadLetterStore();
+    const a = createMessaging({ service: 'greeter', broker, deadLetters });
+    const b = createMessaging({ service: 'listener', broker, deadLetters });
+    closers.push(async () => {
+      await a.close();
+      await b.close();
+      await broker.close();
+    });
+    const heard: string[] = [];
+    a.on(greeter, 'greeted', (data) => {
+      heard.push(data.name);
+    });
+    b.serve(greeter, {
+      ...handlers,
+      greet: async ({ name }) => {
+        // Sent from inside the handler: its trace is the process span's.
+        await b.emit(greeter, 'greeted', { name });
+        return { text: `hello ${name}` };
+      },
+    });
+    await Promise.all([a.start(), b.start()]);
+    const invoked = await a.invoke(greeter, 'greet', { name: 'Lin' });
+    await until(
+      () => heard.length === 1 && tracing.spans().filter((span) => kindName(span) === 'CONSUMER').length === 2,
+      'both process spans',
+    );
+
+    const process = tracing
+      .spans()
+      .find((span) => span.attributes['messaging.message.id'] === invoked.messageId && kindName(span) === 'CONSUMER');
+    expect(process?.attributes).toMatchObject({ 'switchboard.settlement': 'ack', 'switchboard.operation': 'greet' });
+    const emitted = tracing
+      .spans()
+      .find((span) => kindName(span) === 'PRODUCER' && span.attributes['cloudevents.event_type'] === 'greeter.greeted');
+    expect(parentOf(emitted!)).toBe(process?.spanContext().spanId);
+    expect(emitted?.spanContext().traceId).toBe(process?.spanContext().traceId);
+    expect(tracing.spans().filter((span) => kindName(span) === 'CLIENT' || kindName(span) === 'INTERNAL')).toEqual([]);
   });
 
   it('parents the process span on the creation context when asked (the ambient context becomes a link)', async () => {
@@ -261,3 +303,67 @@ describe('OpenTelemetry spans of a job', () => {
     expect(parentOf(handler!)).toBe(run.spanContext().spanId);
   });
 });
+
+describe('span ids that match the wire (switchboardIds)', () => {
+  it('the ids another process parents on and links to are those of exported spans: attempt, handler, send, delivery', async () => {
+    const tracing = startTracing({ wireIds: true });
+    closers.push(tracing.close);
+    // What the receiving side saw on the wire, as another process would.
+    const seen: { header?: string; handler?: string; creation?: string; delivery?: string } = {};
+    const service = createHttpService({
+      contract: greeter,
+      handlers: {
+        ...handlers,
+        greet: ({ name }, ctx) => {
+          seen.handler = ctx.traceparent;
+          return { text: `hello ${name}` };
+        },
+      },
+      interceptors: [
+        (call) => {
+          seen.header = call.req.headers.traceparent as string | undefined;
+          return undefined;
+        },
+      ],
+    });
+    const { url } = await service.listen({ port: 0, host: '127.0.0.1' });
+    closers.push(() => service.close());
+    const client = createClient(greeter, { baseUrl: url, retry: false });
+    closers.push(() => client.close());
+    await client.call('greet', { name: 'Ada' });
+
+    const broker = createMemoryBroker();
+    const deadLetters = createMemoryDeadLetterStore();
+    const a = createMessaging({ service: 'greeter', broker, deadLetters });
+    const b = createMessaging({ service: 'listener', broker, deadLetters });
+    closers.push(async () => {
+      await a.close();
+      await b.close();
+      await broker.close();
+    });
+    b.on(greeter, 'greeted', (_data, ctx) => {
+      seen.creation = ctx.event.extensions?.traceparent as string | undefined;
+      seen.delivery = ctx.traceparent;
+    });
+    await Promise.all([a.start(), b.start()]);
+    await a.emit(greeter, 'greeted', { name: 'Ada' });
+    await until(() => tracing.spans().some((span) => kindName(span) === 'CONSUMER'), 'the process span');
+
+    const idOf = (traceparent: string | undefined) => traceparent?.split('-')[2];
+    const traceOf = (traceparent: string | undefined) => traceparent?.split('-')[1];
+    const attempt = tracing.spans().find((span) => kindName(span) === 'CLIENT');
+    const server = tracing.spans().find((span) => kindName(span) === 'SERVER');
+    const send = tracing.spans().find((span) => kindName(span) === 'PRODUCER');
+    const process = tracing.spans().find((span) => kindName(span) === 'CONSUMER');
+    expect(seen.header).toBeDefined();
+    expect(attempt?.spanContext().spanId).toBe(idOf(seen.header));
+    expect(attempt?.spanContext().traceId).toBe(traceOf(seen.header));
+    expect(server?.spanContext().spanId).toBe(idOf(seen.handler));
+    expect(parentOf(server!)).toBe(attempt?.spanContext().spanId);
+    expect(send?.spanContext().spanId).toBe(idOf(seen.creation));
+    expect(send?.spanContext().traceId).toBe(traceOf(seen.creation));
+    expect(process?.spanContext().spanId).toBe(idOf(seen.delivery));
+    expect(process?.links.map((link) => link.context.spanId)).toEqual([send?.spanContext().spanId]);
+  });
+});
+

@@ -1,9 +1,9 @@
 import { SpanKind } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { type Instrumentation, instrument } from '@switchboard/otel';
+import { type Instrumentation, instrument, switchboardIds } from '@switchboard/otel';
 
 /** The OTel SDK with an in-memory exporter, and the bridge subscribed to it. */
-export function startTracing(options: { parentProcessOnCreation?: boolean } = {}): {
+export function startTracing(options: { parentProcessOnCreation?: boolean; settleSpans?: boolean; wireIds?: boolean } = {}): {
   readonly exporter: InMemorySpanExporter;
   readonly instrumentation: Instrumentation;
   spans(): ReadableSpan[];
@@ -11,8 +11,12 @@ export function startTracing(options: { parentProcessOnCreation?: boolean } = {}
   close(): Promise<void>;
 } {
   const exporter = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-  const instrumentation = instrument({ tracerProvider: provider, ...options });
+  const { wireIds, ...bridge } = options;
+  const provider = new BasicTracerProvider({
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    ...(wireIds === true ? { idGenerator: switchboardIds() } : {}),
+  });
+  const instrumentation = instrument({ tracerProvider: provider, ...bridge });
   return {
     exporter,
     instrumentation,
