@@ -366,4 +366,3 @@ describe('span ids that match the wire (switchboardIds)', () => {
     expect(process?.links.map((link) => link.context.spanId)).toEqual([send?.spanContext().spanId]);
   });
 });
-
