@@ -116,8 +116,12 @@ interface InMemoryStores {
 }
 
 /** In one process: `count` messages sent in batches and handled, on the memory broker. Messages per second. */
-export async function inMemory(count: number, path: 'broker' | 'transport' | 'full', signing = false): Promise<number> {
-  const broker: Broker = createMemoryBroker();
+export async function inMemory(
+  count: number,
+  path: 'broker' | 'transport' | 'full',
+  signing = false,
+  broker: Broker = createMemoryBroker(),
+): Promise<number> {
   let handled = 0;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => {

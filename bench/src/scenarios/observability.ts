@@ -1,17 +1,42 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
-import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { channelNames } from '@switchboard/core';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  type ReadableSpan,
+  type Sampler,
+  type SpanExporter,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace-base';
+import { type Broker, channelNames } from '@switchboard/core';
+import { createFlowRecorder } from '@switchboard/dashboard';
 import { createClient, createHttpService } from '@switchboard/http';
 import { createMetrics } from '@switchboard/metrics';
-import { instrument } from '@switchboard/otel';
+import { createNatsBroker } from '@switchboard/nats';
+import { instrument, switchboardIds } from '@switchboard/otel';
 import { benchContract, payload } from '../contract.js';
 import { runLoad } from '../lib/http-load.js';
 import type { Scenario } from '../lib/scenario.js';
 import { round } from '../lib/stats.js';
 import { inMemory } from './messaging.js';
 
-type Observer = 'nothing attached' | 'no-op subscriber' | 'OpenTelemetry bridge' | 'Prometheus metrics';
-const OBSERVERS: readonly Observer[] = ['nothing attached', 'no-op subscriber', 'OpenTelemetry bridge', 'Prometheus metrics'];
+type Observer =
+  | 'nothing attached'
+  | 'no-op subscriber'
+  | 'OpenTelemetry bridge'
+  | 'OTel bridge + recorder'
+  | 'OTel bridge (1 % sampled) + recorder'
+  | 'recorder'
+  | 'Prometheus metrics';
+const OBSERVERS: readonly Observer[] = [
+  'nothing attached',
+  'no-op subscriber',
+  'OpenTelemetry bridge',
+  'OTel bridge + recorder',
+  'OTel bridge (1 % sampled) + recorder',
+  'recorder',
+  'Prometheus metrics',
+];
 
 /** Every event of every Switchboard tracing channel: what publishing costs whoever listens. */
 const NOOP_EVENTS = channelNames.tracing.flatMap((name) =>
@@ -50,18 +75,52 @@ function attach(observer: Observer): () => Promise<void> {
         for (const name of NOOP_EVENTS) diagnosticsChannel.unsubscribe(name, noop);
       };
     }
-    case 'OpenTelemetry bridge': {
-      const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(new CountingExporter())] });
-      const instrumentation = instrument({ tracerProvider: provider });
-      return async () => {
-        instrumentation.close();
-        await provider.shutdown();
-      };
-    }
+    case 'OpenTelemetry bridge':
+      return attachOtel();
+    case 'OTel bridge + recorder':
+      return withRecorder(attachOtel());
+    case 'OTel bridge (1 % sampled) + recorder':
+      return withRecorder(attachOtel(new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0.01) })));
+    case 'recorder':
+      return withRecorder(async () => {});
     case 'Prometheus metrics': {
       const metrics = createMetrics();
       return async () => metrics.close();
     }
+  }
+}
+
+/** The bridge on an SDK tracer provider (span ids from the wire, a batching processor, an exporter that drops), with the SDK's default sampler unless given one. */
+function attachOtel(sampler?: Sampler): () => Promise<void> {
+  const provider = new BasicTracerProvider({
+    idGenerator: switchboardIds(),
+    spanProcessors: [new BatchSpanProcessor(new CountingExporter())],
+    ...(sampler === undefined ? {} : { sampler }),
+  });
+  const instrumentation = instrument({ tracerProvider: provider });
+  return async () => {
+    instrumentation.close();
+    await provider.shutdown();
+  };
+}
+
+/** The dashboard's flow recorder at its defaults (100 000 events, 64 MiB, payloads redacted) besides `detach`'s observer. */
+function withRecorder(detach: () => Promise<void>): () => Promise<void> {
+  const recorder = createFlowRecorder({ service: 'bench' });
+  return async () => {
+    recorder.close();
+    await detach();
+  };
+}
+
+const NATS_URL = process.env.SWITCHBOARD_NATS_URL ?? 'nats://127.0.0.1:4222';
+
+/** NATS JetStream for the messaging transport path, or undefined when no server answers. */
+async function natsBroker(prefix: string): Promise<Broker | undefined> {
+  try {
+    return await createNatsBroker({ url: NATS_URL, prefix, storage: 'memory', maxAgeMs: 120_000 });
+  } catch {
+    return undefined;
   }
 }
 
@@ -82,7 +141,7 @@ function median(values: number[]): number {
 export const observability: Scenario = {
   name: 'observability',
   description:
-    'sync-http and messaging throughput and CPU per operation with nothing, a no-op subscriber, the OTel bridge or Prometheus metrics attached (target ≥ 0.95)',
+    'sync-http and messaging (memory broker, NATS JetStream) throughput and CPU per operation with nothing, a no-op subscriber, the OTel bridge, the recorder or Prometheus metrics attached (target ≥ 0.95 with the OTel bridge + recorder)',
   async run(ctx) {
     const rounds = ctx.scale < 1 ? 1 : 3;
     const durationMs = Math.round(4000 * ctx.scale);
@@ -101,6 +160,16 @@ export const observability: Scenario = {
       const messaging = new Map<Observer, number[]>(OBSERVERS.map((o) => [o, []]));
       const httpCpu = new Map<Observer, number[]>(OBSERVERS.map((o) => [o, []]));
       const messagingCpu = new Map<Observer, number[]>(OBSERVERS.map((o) => [o, []]));
+      const nats = new Map<Observer, number[]>(OBSERVERS.map((o) => [o, []]));
+      const natsCpu = new Map<Observer, number[]>(OBSERVERS.map((o) => [o, []]));
+      // One namespace per run on the shared server: streams of earlier runs are never read.
+      const prefix = `obs${process.pid}x${Date.now().toString(36)}`;
+      const natsCount = Math.round(20_000 * ctx.scale);
+      let natsUp = true;
+      // Warm-up, not measured: the JIT, the connection pools, and the run's streams created.
+      await inMemory(Math.round(10_000 * ctx.scale), 'transport');
+      const warm = await natsBroker(prefix);
+      if (warm !== undefined) await inMemory(Math.round(5_000 * ctx.scale), 'transport', false, warm);
       for (let r = 0; r < rounds; r++) {
         for (let i = 0; i < OBSERVERS.length; i++) {
           const observer = OBSERVERS[(i + r) % OBSERVERS.length]!;
@@ -129,6 +198,19 @@ export const observability: Scenario = {
               }),
             );
             messaging.get(observer)?.push(rate);
+            const broker = natsUp ? await natsBroker(prefix) : undefined;
+            if (broker === undefined) {
+              if (natsUp) ctx.log(`observability: no NATS JetStream at ${NATS_URL}; its messaging path is left out`);
+              natsUp = false;
+            } else {
+              let natsRate = 0;
+              natsCpu.get(observer)?.push(
+                await cpuPer(natsCount, async () => {
+                  natsRate = await inMemory(natsCount, 'transport', false, broker);
+                }),
+              );
+              nats.get(observer)?.push(natsRate);
+            }
           } finally {
             await detach();
           }
@@ -137,7 +219,9 @@ export const observability: Scenario = {
       for (const [path, results, cpu, unit] of [
         ['sync-http (server + client, 64 in flight)', http, httpCpu, 'rps'],
         ['messaging transport path (memory broker)', messaging, messagingCpu, 'msgsPerS'],
+        ['messaging transport path (NATS JetStream, producer and consumer in this process)', nats, natsCpu, 'msgsPerS'],
       ] as const) {
+        if ((results.get('nothing attached') ?? []).length === 0) continue;
         const base = median(results.get('nothing attached') ?? []);
         const baseCpu = median(cpu.get('nothing attached') ?? []);
         for (const observer of OBSERVERS) {
