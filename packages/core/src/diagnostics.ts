@@ -148,8 +148,8 @@ export interface JobCompleteMessage {
   readonly attempts: number;
 }
 
-/** Kinds of outgoing message. */
-export type SendKind = 'send' | 'invoke' | 'emit';
+/** Kinds of outgoing message: `relay` is one an outbox relay publishes (sent, invoked or emitted into the outbox earlier). */
+export type SendKind = 'send' | 'invoke' | 'emit' | 'relay';
 
 /** `switchboard:send`: one message or event handed to a broker, until the broker confirmed it. */
 export interface SendMessage extends Ended {

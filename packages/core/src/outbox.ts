@@ -1,5 +1,7 @@
 import { backoffDelay } from './backoff.js';
 import type { Broker, OutgoingMessage } from './broker.js';
+import { decodeCloudEvent } from './cloudevents/codec.js';
+import { type SendMessage, traceAll, tracing } from './diagnostics.js';
 import { SwitchboardError } from './errors.js';
 import { newSecretId } from './ids.js';
 
@@ -201,7 +203,14 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const seqs = entries.map((entry) => entry.seq);
     try {
       await declareReceivers(entries);
-      await broker.publishBatch(entries.map(({ message }) => toOutgoing(message)));
+      const list = entries.map(({ message }) => toOutgoing(message));
+      await (tracing.send.hasSubscribers
+        ? traceAll(
+            tracing.send,
+            list.map((message) => relayedContext(broker, message, list.length)),
+            broker.publishBatch(list),
+          )
+        : broker.publishBatch(list));
     } catch (error) {
       // Not confirmed: give the entries back so they are published (first) on the next claim.
       await store.release(seqs, owner).catch(() => undefined);
@@ -264,6 +273,38 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 }
 
 /** The broker message of an outbox message (without the relay's `receiverGroup`). */
+/**
+ * The `switchboard:send` context of a message the relay publishes (kind `relay`): its CloudEvents
+ * attributes read back from the bytes enqueued, since the enqueuing process may be another one.
+ */
+function relayedContext(broker: Broker, message: OutgoingMessage, batchSize: number): SendMessage {
+  let source: string | undefined;
+  let type: string | undefined;
+  let traceparent: string | undefined;
+  try {
+    const event = decodeCloudEvent(message.headers, message.body, broker.binding);
+    source = event.source;
+    type = event.type;
+    const extension = event.extensions?.traceparent;
+    if (typeof extension === 'string') traceparent = extension;
+  } catch {
+    // Bytes that are not a CloudEvent are published as they are; the context names only the id.
+  }
+  return {
+    system: broker.name,
+    destination: message.topic,
+    kind: 'relay',
+    messageId: message.id,
+    source,
+    type,
+    traceparent,
+    parentTraceparent: undefined,
+    idempotencyKey: undefined,
+    batchSize,
+    bodySize: message.body.byteLength,
+  };
+}
+
 function toOutgoing(message: OutboxMessage): OutgoingMessage {
   if (message.receiverGroup === undefined) return message;
   const { receiverGroup: _group, ...outgoing } = message;

@@ -1,4 +1,4 @@
-import { cloudEventsBindings, createOutboxRelay, decodeCloudEvent } from '@switchboard/core';
+import { cloudEventsBindings, createOutboxRelay, decodeCloudEvent, type SendMessage, subscribeTracing, tracing } from '@switchboard/core';
 import { createMemoryBroker, createMemoryDeadLetterStore } from '@switchboard/memory';
 import { createMessaging } from '@switchboard/messaging';
 import { createSqliteOutbox } from '@switchboard/sqlite';
@@ -33,6 +33,41 @@ describe('the transactional outbox through messaging', () => {
     await expect.poll(() => seen.length).toBe(3);
     expect(seen).toEqual(prepared.map((m, i) => `${['Ada', 'Grace', 'Edsger'][i]}:${m.id}`));
     await Promise.all([a.close(), b.close(), outbox.close()]);
+    await broker.close();
+  });
+
+  it('traces what the relay publishes on switchboard:send (kind relay), with the attributes read back from the enqueued bytes', async () => {
+    const broker = createMemoryBroker();
+    const db = new Database(':memory:');
+    const outbox = createSqliteOutbox({ database: db });
+    const a = createMessaging({ broker, service: 'service-a', deadLetters: false });
+    const prepared = await Promise.all(['Ada', 'Grace'].map((name) => a.prepareSend(serviceB, 'name.submitted', { name })));
+    outbox.enqueue(prepared);
+    const ended: SendMessage[] = [];
+    const unsubscribe = subscribeTracing(tracing.send, { asyncEnd: (context) => ended.push(context) });
+    try {
+      const relay = createOutboxRelay({ store: outbox, broker });
+      expect(await relay.runOnce()).toBe(2);
+    } finally {
+      unsubscribe();
+    }
+    expect(ended).toHaveLength(2);
+    prepared.forEach((message, i) => {
+      const event = decodeCloudEvent(message.headers, message.body, broker.binding);
+      expect(ended[i]).toMatchObject({
+        kind: 'relay',
+        system: 'memory',
+        destination: 'service-b.messages',
+        messageId: message.id,
+        source: 'service-a',
+        type: 'service-b.name.submitted',
+        traceparent: event.extensions?.traceparent,
+        batchSize: 2,
+        outcome: 'ok',
+      });
+      expect(ended[i]?.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]$/);
+    });
+    await Promise.all([a.close(), outbox.close()]);
     await broker.close();
   });
 
