@@ -54,6 +54,20 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
+/** Two services on one memory broker, `greeter` and `listener`, closed after the test. */
+function greeterAndListener(stores: { receipts?: ReturnType<typeof createMemoryReceiptStore> } = {}) {
+  const broker = createMemoryBroker();
+  const options = { broker, deadLetters: createMemoryDeadLetterStore(), ...stores };
+  const a = createMessaging({ service: 'greeter', ...options });
+  const b = createMessaging({ service: 'listener', ...options });
+  closers.push(async () => {
+    await a.close();
+    await b.close();
+    await broker.close();
+  });
+  return { a, b };
+}
+
 describe('OpenTelemetry spans over HTTP', () => {
   it('a CLIENT span per attempt and the SERVER span of the handler as its child, named and attributed per the HTTP conventions', async () => {
     const tracing = startTracing();
@@ -115,15 +129,7 @@ describe('OpenTelemetry spans over a broker (memory)', () => {
   it('send PRODUCER, process CONSUMER linked to the creation context, settle CLIENT under it (settleSpans); an operation invoked through the broker runs in its process span', async () => {
     const tracing = startTracing({ settleSpans: true });
     closers.push(tracing.close);
-    const broker = createMemoryBroker();
-    const options = { broker, receipts: createMemoryReceiptStore(), deadLetters: createMemoryDeadLetterStore() };
-    const a = createMessaging({ service: 'greeter', ...options });
-    const b = createMessaging({ service: 'listener', ...options });
-    closers.push(async () => {
-      await a.close();
-      await b.close();
-      await broker.close();
-    });
+    const { a, b } = greeterAndListener({ receipts: createMemoryReceiptStore() });
     const heard: string[] = [];
     b.on(greeter, 'greeted', (data) => {
       heard.push(data.name);
@@ -179,15 +185,7 @@ describe('OpenTelemetry spans over a broker (memory)', () => {
   it('by default: no settle spans (the settlement is on the process span), and what a handler sends nests under its process span', async () => {
     const tracing = startTracing();
     closers.push(tracing.close);
-    const broker = createMemoryBroker();
-    const deadLetters = createMemoryDeadLetterStore();
-    const a = createMessaging({ service: 'greeter', broker, deadLetters });
-    const b = createMessaging({ service: 'listener', broker, deadLetters });
-    closers.push(async () => {
-      await a.close();
-      await b.close();
-      await broker.close();
-    });
+    const { a, b } = greeterAndListener();
     const heard: string[] = [];
     a.on(greeter, 'greeted', (data) => {
       heard.push(data.name);
@@ -222,15 +220,7 @@ describe('OpenTelemetry spans over a broker (memory)', () => {
   it('parents the process span on the creation context when asked (the ambient context becomes a link)', async () => {
     const tracing = startTracing({ parentProcessOnCreation: true });
     closers.push(tracing.close);
-    const broker = createMemoryBroker();
-    const deadLetters = createMemoryDeadLetterStore();
-    const a = createMessaging({ service: 'greeter', broker, deadLetters });
-    const b = createMessaging({ service: 'listener', broker, deadLetters });
-    closers.push(async () => {
-      await a.close();
-      await b.close();
-      await broker.close();
-    });
+    const { a, b } = greeterAndListener();
     b.on(greeter, 'greeted', () => {});
     await Promise.all([a.start(), b.start()]);
     const sent = await a.emit(greeter, 'greeted', { name: 'Ada' });
@@ -332,15 +322,7 @@ describe('span ids that match the wire (switchboardIds)', () => {
     closers.push(() => client.close());
     await client.call('greet', { name: 'Ada' });
 
-    const broker = createMemoryBroker();
-    const deadLetters = createMemoryDeadLetterStore();
-    const a = createMessaging({ service: 'greeter', broker, deadLetters });
-    const b = createMessaging({ service: 'listener', broker, deadLetters });
-    closers.push(async () => {
-      await a.close();
-      await b.close();
-      await broker.close();
-    });
+    const { a, b } = greeterAndListener();
     b.on(greeter, 'greeted', (_data, ctx) => {
       seen.creation = ctx.event.extensions?.traceparent as string | undefined;
       seen.delivery = ctx.traceparent;
