@@ -41,7 +41,7 @@ export const TRACESTATE_MAX_MEMBERS = 32;
 export const TRACESTATE_MAX_LENGTH = 512;
 const TRACESTATE_LONG_MEMBER = 128;
 
-const HEX_FIELDS = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})/;
+const HEX_FIELDS = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}/;
 const ALL_ZERO = /^0+$/;
 const OWS_EDGES = /^[ \t]+|[ \t]+$/g;
 
@@ -58,15 +58,27 @@ function single(value: TraceHeaderValue): string | undefined {
 export function parseTraceparent(value: TraceHeaderValue): TraceParent | undefined {
   const raw = single(value);
   if (raw === undefined || raw.length < 55) return undefined;
-  const text = raw.replace(OWS_EDGES, '');
-  const match = HEX_FIELDS.exec(text);
-  if (match === null) return undefined;
-  const [, version, traceId, parentId, flags] = match as unknown as [string, string, string, string, string];
+  // Optional whitespace around the value: only then is a trimmed copy made.
+  const text = isOws(raw.charCodeAt(0)) || isOws(raw.charCodeAt(raw.length - 1)) ? raw.replace(OWS_EDGES, '') : raw;
+  if (!HEX_FIELDS.test(text)) return undefined;
+  const version = text.slice(0, 2);
   if (version === 'ff') return undefined;
   if (version === '00' ? text.length !== 55 : text.length > 55 && text.charCodeAt(55) !== 0x2d) return undefined;
-  if (ALL_ZERO.test(traceId) || ALL_ZERO.test(parentId)) return undefined;
-  const known = Number.parseInt(flags, 16) & KNOWN_FLAGS;
-  return { version, traceId, parentId, flags: `0${known}` };
+  const traceId = text.slice(3, 35);
+  const parentId = text.slice(36, 52);
+  if (traceId === ZERO_TRACE_ID || parentId === ZERO_SPAN_ID) return undefined;
+  // Only the last hex digit holds the known flags (0x01, 0x02).
+  const last = text.charCodeAt(54);
+  const known = (last <= 0x39 ? last - 0x30 : last - 0x57) & KNOWN_FLAGS;
+  return { version, traceId, parentId, flags: FLAGS[known] as string };
+}
+
+const ZERO_TRACE_ID = '0'.repeat(32);
+const ZERO_SPAN_ID = '0'.repeat(16);
+const FLAGS = ['00', '01', '02', '03'] as const;
+
+function isOws(code: number): boolean {
+  return code === 0x20 || code === 0x09;
 }
 
 /** A `traceparent` value (version `00`, reserved flags zero). */

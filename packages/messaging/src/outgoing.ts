@@ -180,14 +180,7 @@ function encode(
         options.key === undefined
           ? { id: built.id, topic: address.topic, headers: built.headers, body: built.body }
           : { id: built.id, topic: address.topic, headers: built.headers, body: built.body, key: options.key };
-      if (tracing.send.hasSubscribers)
-        described.set(message, {
-          type: address.type,
-          traceparent,
-          source: config.service,
-          kind: address.kind,
-          parentTraceparent: options.traceparent,
-        });
+      if (tracing.send.hasSubscribers) describe(message, config, address, traceparent, options.traceparent);
       return message;
     }
   }
@@ -301,14 +294,7 @@ async function encodeFull(
     body: encoded.body,
     ...(options.key === undefined ? {} : { key: options.key }),
   };
-  if (tracing.send.hasSubscribers)
-    described.set(message, {
-      type: address.type,
-      traceparent,
-      source: config.service,
-      kind: address.kind,
-      parentTraceparent: options.traceparent,
-    });
+  if (tracing.send.hasSubscribers) describe(message, config, address, traceparent, options.traceparent);
   return message;
 }
 
@@ -571,8 +557,23 @@ export interface OutgoingDescription {
   readonly parentTraceparent: string | undefined;
 }
 
-/** Descriptions of messages built while the `send` channel had subscribers. */
-const described = new WeakMap<OutgoingMessage, OutgoingDescription>();
+/**
+ * Where a message built while the `send` channel had subscribers keeps its description: a
+ * symbol-keyed field (cheaper than a WeakMap entry per message; JSON and the brokers never see it).
+ */
+const DESCRIPTION = Symbol('switchboard.outgoing.description');
+type Described = OutgoingMessage & { [DESCRIPTION]?: OutgoingDescription };
+
+function describe(
+  message: OutgoingMessage,
+  config: OutgoingConfig,
+  address: Address,
+  traceparent: string | undefined,
+  parentTraceparent: string | undefined,
+): void {
+  (message as Described)[DESCRIPTION] = { type: address.type, traceparent, source: config.service, kind: address.kind, parentTraceparent };
+}
+
 const UNDESCRIBED: OutgoingDescription = {
   type: undefined,
   traceparent: undefined,
@@ -583,7 +584,7 @@ const UNDESCRIBED: OutgoingDescription = {
 
 /** CloudEvents `type`, `source` and `traceparent` of a message built here (for the `send` diagnostics channel). */
 export function describeOutgoing(message: OutgoingMessage): OutgoingDescription {
-  return described.get(message) ?? UNDESCRIBED;
+  return (message as Described)[DESCRIPTION] ?? UNDESCRIBED;
 }
 
 /** `blobs.put`, traced on `switchboard:claimcheck:put` when someone listens. */
