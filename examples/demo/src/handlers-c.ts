@@ -58,6 +58,14 @@ export function createServiceC(): ServiceC {
           processedNames++;
           return { reacted: 'service-c', seen: processedNames };
         })
+        // C catalogues pictures from the event alone: the claim check lets it skip the bytes B reads.
+        .on(serviceA, 'picture.uploaded', (data, ctx) => ({
+          reacted: 'service-c',
+          name: data.name,
+          width: data.width,
+          height: data.height,
+          bytes: ctx.attachmentInfo?.size,
+        }))
         .on(serviceB, 'name.saved', (row, ctx) => {
           const last = savedNames.get(row.id);
           if (last === undefined || row.saves >= last.saves)
