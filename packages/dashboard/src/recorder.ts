@@ -310,11 +310,7 @@ function jsonLength(event: object): number {
 const str = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
 const num = (value: unknown): number | undefined => (typeof value === 'number' && Number.isFinite(value) ? value : undefined);
 
-/**
- * An event as the recorder builds it from a channel message: every field in one fixed order, the
- * missing ones `undefined` (one object shape for every event, so building and reading them stays
- * monomorphic), and the length of its JSON counted as it is built, field by field.
- */
+/** An event as the recorder builds it from a channel message, and the length of its JSON, counted field by field as it was built. */
 interface Built {
   readonly event: Omit<FlowEvent, 'seq'>;
   readonly size: number;
@@ -358,79 +354,53 @@ function normalise(p: Payload, shared: Fixed, now: number, keepData: boolean, en
   const status = num(p.status) ?? str(p.status);
   const error = ended || kind === 'dead-letter' ? errorOf(p.problem ?? p.error, str(p.errorType)) : undefined;
   const data = keepData ? (p.data ?? p.input ?? p.result) : undefined;
-  const event = {
-    seq: 0,
-    at,
-    service,
-    kind,
-    channel,
-    operation: str(p.operation),
-    contract: str(p.service),
-    system: str(p.system) ?? str(p.store),
-    sendKind: kind === 'message.publish' ? str(p.kind) : undefined,
-    topic: str(p.destination) ?? str(p.topic),
-    type: str(p.type),
-    group: str(p.group),
-    source: str(p.source),
-    via: str(p.via),
-    url: str(p.url),
-    traceId: trace?.traceId,
-    spanId: trace?.spanId,
-    messageId: str(p.messageId),
-    jobId: str(p.jobId),
-    idempotencyKey: str(p.idempotencyKey),
-    status,
-    jobStatus: str(p.jobStatus),
-    outcome: str(p.settlement) ?? str(p.outcome),
-    reason: str(p.reason),
-    attempt: num(p.attempt),
-    attempts: num(p.attempts),
-    poll: num(p.poll),
-    retryAfterMs: num(p.retryAfterMs) ?? num(p.retryDelayMs),
-    durationMs: durationMs === undefined ? undefined : Math.round(durationMs * 1000) / 1000,
-    dataref: str(p.ref) ?? str(p.dataref),
-    bytes: num(p.size) ?? num(p.bytes) ?? num(p.bodySize),
-    error,
+  // Only the fields that have a value (a small object per event), counted as they are set.
+  const out: Record<string, unknown> = { seq: 0, at, service, kind, channel };
+  let size = shared.size + fieldLength('at', at);
+  const set = (key: keyof FlowEvent, value: string | number | undefined) => {
+    if (value === undefined) return;
+    out[key] = value;
+    size += fieldLength(key, value);
   };
-  // Only a recorder told not to redact has a `data` field at all.
-  if (data !== undefined) (event as { data?: unknown }).data = data;
-  // {"seq":N, — the seq is numbered later; its digits are added then.
-  let size =
-    shared.size +
-    fieldLength('at', at) +
-    fieldLength('operation', event.operation) +
-    fieldLength('contract', event.contract) +
-    fieldLength('system', event.system) +
-    fieldLength('sendKind', event.sendKind) +
-    fieldLength('topic', event.topic) +
-    fieldLength('type', event.type) +
-    fieldLength('group', event.group) +
-    fieldLength('source', event.source) +
-    fieldLength('via', event.via) +
-    fieldLength('url', event.url) +
-    fieldLength('traceId', event.traceId) +
-    fieldLength('spanId', event.spanId) +
-    fieldLength('messageId', event.messageId) +
-    fieldLength('jobId', event.jobId) +
-    fieldLength('idempotencyKey', event.idempotencyKey) +
-    fieldLength('status', status) +
-    fieldLength('jobStatus', event.jobStatus) +
-    fieldLength('outcome', event.outcome) +
-    fieldLength('reason', event.reason) +
-    fieldLength('attempt', event.attempt) +
-    fieldLength('attempts', event.attempts) +
-    fieldLength('poll', event.poll) +
-    fieldLength('retryAfterMs', event.retryAfterMs) +
-    fieldLength('durationMs', event.durationMs) +
-    fieldLength('dataref', event.dataref) +
-    fieldLength('bytes', event.bytes);
-  if (error !== undefined) size += 9 + JSON.stringify(error).length;
+  set('operation', str(p.operation));
+  set('contract', str(p.service));
+  set('system', str(p.system) ?? str(p.store));
+  set('sendKind', kind === 'message.publish' ? str(p.kind) : undefined);
+  set('topic', str(p.destination) ?? str(p.topic));
+  set('type', str(p.type));
+  set('group', str(p.group));
+  set('source', str(p.source));
+  set('via', str(p.via));
+  set('url', str(p.url));
+  set('traceId', trace?.traceId);
+  set('spanId', trace?.spanId);
+  set('messageId', str(p.messageId));
+  set('jobId', str(p.jobId));
+  set('idempotencyKey', str(p.idempotencyKey));
+  set('status', status);
+  set('jobStatus', str(p.jobStatus));
+  set('outcome', str(p.settlement) ?? str(p.outcome));
+  set('reason', str(p.reason));
+  set('attempt', num(p.attempt));
+  set('attempts', num(p.attempts));
+  set('poll', num(p.poll));
+  set('retryAfterMs', num(p.retryAfterMs) ?? num(p.retryDelayMs));
+  set('durationMs', durationMs === undefined ? undefined : Math.round(durationMs * 1000) / 1000);
+  set('dataref', str(p.ref) ?? str(p.dataref));
+  set('bytes', num(p.size) ?? num(p.bytes) ?? num(p.bodySize));
+  if (error !== undefined) {
+    out.error = error;
+    size += 9 + JSON.stringify(error).length;
+  }
   if (data !== undefined) {
     const length = valueLength(data);
-    if (length >= 0) size += 8 + length;
+    if (length >= 0) {
+      out.data = data;
+      size += 8 + length;
+    }
   }
   // Every field ended with a comma; the last one has none.
-  return { event: event as Omit<FlowEvent, 'seq'>, size: size - 1 };
+  return { event: out as unknown as Omit<FlowEvent, 'seq'>, size: size - 1 };
 }
 
 function errorOf(error: unknown, errorType: string | undefined): EventError | undefined {
