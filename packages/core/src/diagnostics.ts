@@ -82,6 +82,8 @@ export interface AttemptMessage extends Ended {
   /** The `traceparent` sent with this request. */
   readonly traceparent: string | undefined;
   readonly parentTraceparent: string | undefined;
+  /** The `switchboard:call` context of the call this attempt belongs to. */
+  readonly call: CallMessage;
   status?: number;
 }
 

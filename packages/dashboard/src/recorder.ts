@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
@@ -199,13 +198,12 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
   };
 
   const puts = new Map<string, string>();
-  // A call's context, inside its attempts (the call's `start` runs its body in this store).
-  const callStore = new AsyncLocalStorage<Payload>();
   const unrooted = new WeakSet<Payload>();
   const callTraces = new WeakMap<Payload, { traceId: string; spanId: string }>();
   const callRequest = fixed('call.request', 'switchboard:call', options.service);
   const onAttemptStart = (message: unknown) => {
-    const call = callStore.getStore();
+    // The call this attempt belongs to (its `switchboard:call` context).
+    const call = (message as Payload).call as Payload | undefined;
     if (call === undefined || callTraces.has(call)) return;
     const trace = parseTraceparent((message as Payload).traceparent);
     if (trace === undefined) return;
@@ -217,8 +215,6 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
       if (event !== undefined) publish(event);
     }
   };
-  const callChannel = diagnosticsChannel.tracingChannel('switchboard:call');
-  callChannel.start.bindStore(callStore, (context) => context as Payload);
   const attemptStart = diagnosticsChannel.channel('tracing:switchboard:call:attempt:start');
   attemptStart.subscribe(onAttemptStart);
 
@@ -272,7 +268,6 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
       for (const [channel, handler] of subscriptions) diagnosticsChannel.unsubscribe(channel, handler);
       subscriptions.length = 0;
       attemptStart.unsubscribe(onAttemptStart);
-      callChannel.start.unbindStore(callStore);
       listeners.clear();
       retention?.close();
     },

@@ -342,6 +342,7 @@ function observer(call: CallMessage): CallPolicy['observe'] {
         attempt,
         traceparent,
         parentTraceparent: call.parentTraceparent,
+        call,
       };
       attempts.set(attempt, traceManual(tracing.attempt, context));
     },
