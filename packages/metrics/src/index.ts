@@ -73,17 +73,46 @@ function keyOf(labels: Labels): string {
 }
 
 /**
- * The hot paths name a series by its label values joined with NULs (`fast`), looked up in a cache
- * before any label object is built: the labels and their key are made once per series, not per
- * observation. The values' order is fixed per call site, and each site's `fast` starts with its own tag.
+ * The hot paths find a series by its label values, looked up level by level in nested maps before
+ * any label object is built: the labels and their key are made once per series, not per
+ * observation, and no key string is built either (the values are mostly the same string objects
+ * every time, whose hashes V8 keeps). The values' order is fixed per call site; sites that share a
+ * family start with their own tag.
  */
 type LabelsOf<M> = (message: M) => Labels;
-/** Most cached names per family (the cache is only a shortcut to `series`: cleared when full). */
+type Key = string | number | undefined;
+/** Most cached series per family (the cache is only a shortcut to `series`: cleared when full). */
 const FAST_CACHE = 10_000;
+
+class Lookup<V> {
+  #root = new Map<Key, unknown>();
+  #size = 0;
+  get(a: Key, b: Key, c: Key, d: Key, e: Key, f: Key): V | undefined {
+    const l1 = this.#root.get(a) as Map<Key, Map<Key, Map<Key, Map<Key, Map<Key, V>>>>> | undefined;
+    return l1?.get(b)?.get(c)?.get(d)?.get(e)?.get(f);
+  }
+  set(a: Key, b: Key, c: Key, d: Key, e: Key, f: Key, value: V): void {
+    if (this.#size >= FAST_CACHE) {
+      this.#root = new Map();
+      this.#size = 0;
+    }
+    let level = this.#root;
+    for (const key of [a, b, c, d, e]) {
+      let next = level.get(key) as Map<Key, unknown> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        level.set(key, next);
+      }
+      level = next;
+    }
+    level.set(f, value);
+    this.#size++;
+  }
+}
 
 class Counter {
   readonly series = new Map<string, { labels: Labels; value: number }>();
-  readonly #fast = new Map<string, { labels: Labels; value: number }>();
+  readonly #fast = new Lookup<{ labels: Labels; value: number }>();
   constructor(
     readonly name: string,
     readonly help: string,
@@ -91,12 +120,12 @@ class Counter {
   add(labels: Labels, by = 1): void {
     this.#seriesOf(labels).value += by;
   }
-  addFast<M>(fast: string, message: M, labelsOf: LabelsOf<M>): void {
-    let found = this.#fast.get(fast);
+  /** Adds one to the series of `message`, found by the label values `a`…`f` (unused ones `undefined`). */
+  addFast<M>(a: Key, b: Key, c: Key, d: Key, e: Key, f: Key, message: M, labelsOf: LabelsOf<M>): void {
+    let found = this.#fast.get(a, b, c, d, e, f);
     if (found === undefined) {
       found = this.#seriesOf(labelsOf(message));
-      if (this.#fast.size >= FAST_CACHE) this.#fast.clear();
-      this.#fast.set(fast, found);
+      this.#fast.set(a, b, c, d, e, f, found);
     }
     found.value += 1;
   }
@@ -129,7 +158,7 @@ type HistogramSeries = { labels: Labels; counts: number[]; sum: number; count: n
 
 class Histogram {
   readonly series = new Map<string, HistogramSeries>();
-  readonly #fast = new Map<string, HistogramSeries>();
+  readonly #fast = new Lookup<HistogramSeries>();
   constructor(
     readonly name: string,
     readonly help: string,
@@ -138,12 +167,12 @@ class Histogram {
   observe(labels: Labels, value: number): void {
     this.#add(this.#seriesOf(labels), value);
   }
-  observeFast<M>(fast: string, message: M, labelsOf: LabelsOf<M>, value: number): void {
-    let found = this.#fast.get(fast);
+  /** Observes `value` in the series of `message`, found by the label values `a`…`f` (unused ones `undefined`). */
+  observeFast<M>(a: Key, b: Key, c: Key, d: Key, e: Key, f: Key, message: M, labelsOf: LabelsOf<M>, value: number): void {
+    let found = this.#fast.get(a, b, c, d, e, f);
     if (found === undefined) {
       found = this.#seriesOf(labelsOf(message));
-      if (this.#fast.size >= FAST_CACHE) this.#fast.clear();
-      this.#fast.set(fast, found);
+      this.#fast.set(a, b, c, d, e, f, found);
     }
     this.#add(found, value);
   }
@@ -252,8 +281,8 @@ const sentLabels = (m: SendMessage): Labels =>
   labels({ messaging_system: m.system, messaging_destination_name: m.destination, error_type: failedType(m) });
 
 /** The series key of a consumer-side message (system, destination, group, failure). */
-const consumerKey = (m: ReceiveMessage | ProcessMessage): string =>
-  `${m.system}\u0000${m.destination}\u0000${m.group}\u0000${m.outcome === 'error' ? (m.errorType ?? '') : ''}`;
+/** The error type a failed operation is labelled with (`undefined` when it did not fail). */
+const failedKey = (m: Ended): string | undefined => (m.outcome === 'error' ? (m.errorType ?? '') : undefined);
 
 const consumedLabels = (m: ReceiveMessage | ProcessMessage): Labels =>
   labels({
@@ -346,22 +375,40 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const unsubscribe = [
     subscribeTracing(tracing.handler, {
       asyncEnd: (m: HandlerMessage) => {
-        const failed = m.outcome === 'error' ? (m.errorType ?? '') : '';
         handlerDuration.observeFast(
-          `${m.service}\u0000${m.operation}\u0000${m.via}\u0000${failed}`,
+          m.service,
+          m.operation,
+          m.via,
+          failedKey(m),
+          undefined,
+          undefined,
           m,
           handlerLabels,
           seconds(m.durationMs),
         );
         if (m.via !== 'http') return;
-        serverDuration.observeFast(`${m.route ?? ''}\u0000${m.status ?? 500}`, m, serverLabels, seconds(m.durationMs));
+        serverDuration.observeFast(
+          m.route,
+          m.status ?? 500,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          m,
+          serverLabels,
+          seconds(m.durationMs),
+        );
       },
     }),
     subscribeTracing(tracing.attempt, {
       asyncEnd: (m: AttemptMessage) => {
-        const failed = m.outcome === 'error' ? (m.errorType ?? '') : '';
         clientDuration.observeFast(
-          `${m.url}\u0000${m.operation}\u0000${m.status ?? ''}\u0000${failed}`,
+          m.url,
+          m.operation,
+          m.status,
+          failedKey(m),
+          undefined,
+          undefined,
           m,
           attemptLabels,
           seconds(m.durationMs),
@@ -370,31 +417,55 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     }),
     subscribeTracing(tracing.send, {
       asyncEnd: (m: SendMessage) => {
-        const fast = `${m.system}\u0000${m.destination}\u0000${m.outcome === 'error' ? (m.errorType ?? '') : ''}`;
-        messagingDuration.observeFast(`send\u0000${fast}`, m, sendDurationLabels, seconds(m.durationMs));
-        sent.addFast(fast, m, sentLabels);
+        const failed = failedKey(m);
+        messagingDuration.observeFast(
+          'send',
+          m.system,
+          m.destination,
+          failed,
+          undefined,
+          undefined,
+          m,
+          sendDurationLabels,
+          seconds(m.durationMs),
+        );
+        sent.addFast(m.system, m.destination, failed, undefined, undefined, undefined, m, sentLabels);
       },
     }),
     subscribeTracing(tracing.receive, {
       end: (m: ReceiveMessage) => {
-        consumed.addFast(consumerKey(m), m, consumedLabels);
+        consumed.addFast(m.system, m.destination, m.group, failedKey(m), undefined, undefined, m, consumedLabels);
       },
     }),
     subscribeTracing(tracing.process, {
       asyncEnd: (m: ProcessMessage) => {
-        processDuration.observeFast(consumerKey(m), m, consumedLabels, seconds(m.durationMs));
+        processDuration.observeFast(
+          m.system,
+          m.destination,
+          m.group,
+          failedKey(m),
+          undefined,
+          undefined,
+          m,
+          consumedLabels,
+          seconds(m.durationMs),
+        );
       },
     }),
     subscribeTracing(tracing.settle, {
       asyncEnd: (m: SettleMessage) => {
-        const fast = `${m.system}\u0000${m.destination}\u0000${m.group}\u0000${m.settlement}`;
         messagingDuration.observeFast(
-          `settle\u0000${fast}\u0000${m.outcome === 'error' ? (m.errorType ?? '') : ''}`,
+          'settle',
+          m.system,
+          m.destination,
+          m.group,
+          m.settlement,
+          failedKey(m),
           m,
           settleDurationLabels,
           seconds(m.durationMs),
         );
-        settlements.addFast(fast, m, settlementLabels);
+        settlements.addFast(m.system, m.destination, m.group, m.settlement, undefined, undefined, m, settlementLabels);
       },
     }),
     ...(['put', 'get'] as const).map((operation) =>
