@@ -157,6 +157,9 @@ describe('Prometheus metrics from the diagnostics channels', () => {
     const total = process.reduce((sum, m) => sum + Number(m.count), 0);
     expect(total).toBe(3);
     expect(process.some((m) => m.labels.error_type !== undefined)).toBe(true);
+    // The failed delivery is in its own series: the hot-path cache keeps label sets apart.
+    expect(process.filter((m) => m.labels.error_type === undefined).map((m) => Number(m.count))).toEqual([2]);
+    expect(process.filter((m) => m.labels.error_type !== undefined).map((m) => Number(m.count))).toEqual([1]);
     expect(family(parsed, 'switchboard_dead_letters_total').metrics).toEqual([
       {
         value: '1',
