@@ -1039,7 +1039,7 @@ async function jobsView(_params, current) {
             const result = await api('jobs/cancel', {
               method: 'POST',
               headers: { 'content-type': 'application/json' },
-              body: JSON.stringify({ service: j.service, id: j.jobId }),
+              body: JSON.stringify({ service: j.owner ?? j.service, id: j.jobId }),
             });
             say(result.outcome === 'canceled' ? `Job ${j.jobId} canceled.` : `Cancel of job ${j.jobId} requested.`);
           } catch (error) {
@@ -1055,32 +1055,59 @@ async function jobsView(_params, current) {
     if (!current()) return;
     const active = jobs.filter((j) => !['succeeded', 'failed', 'canceled', 'cancelled', 'expired'].includes(j.status));
     const done = jobs.filter((j) => !active.includes(j));
+    const status = (j) =>
+      h(
+        'td',
+        {},
+        h('span', { class: j.status === 'succeeded' ? 's-ok' : j.status === 'failed' ? 's-error' : 's-pending' }, j.status),
+        j.stuck
+          ? h(
+              'span',
+              {
+                class: 'badge stuck',
+                title: 'running, and no heartbeat renewed its lease for a whole lease: its worker died, hangs or cannot reach the store',
+              },
+              'stuck',
+            )
+          : null,
+        j.cancelRequested && j.status === 'running' ? h('span', { class: 'badge muted' }, 'cancel requested') : null,
+      );
+    const heartbeat = (j) => {
+      if (j.heartbeatAgeMs !== undefined) return `${ms(j.heartbeatAgeMs)} ago`;
+      if (j.leaseExpiresAt !== undefined)
+        return j.stuck ? `lease expired ${ago(j.leaseExpiresAt)}` : `lease till ${clock(j.leaseExpiresAt)}`;
+      return '';
+    };
+    const columns = {
+      'in progress': ['job', 'operation', 'service', 'status', 'progress', 'lease owner', 'heartbeat', 'attempt', 'polls', 'age', ''],
+      finished: ['job', 'operation', 'service', 'status', 'polls', 'age', 'updated'],
+    };
     const table = (list, label) => {
+      const live = label === 'in progress';
       const tbody = h(
         'tbody',
         {},
         list.map((j) =>
           h(
             'tr',
-            { tabindex: 0, onclick: () => go('flows', { flow: j.flow }) },
+            { tabindex: 0, class: j.stuck ? 'stuck-row' : '', onclick: () => go('flows', { flow: j.flow }) },
             h('td', { class: 'mono' }, j.jobId),
             h('td', {}, j.operation ?? ''),
-            h('td', {}, j.service),
-            h(
-              'td',
-              {},
-              h('span', { class: j.status === 'succeeded' ? 's-ok' : j.status === 'failed' ? 's-error' : 's-pending' }, j.status),
-            ),
+            h('td', {}, j.owner ?? j.service),
+            status(j),
+            live ? h('td', { class: 'mono progress' }, j.progress === undefined ? '' : JSON.stringify(j.progress).slice(0, 80)) : null,
+            live ? h('td', { class: 'mono' }, j.leaseOwner ?? '') : null,
+            live ? h('td', { class: 'mono heartbeat' }, heartbeat(j)) : null,
+            live ? h('td', {}, j.attempts === undefined ? '' : `${j.attempts}/${j.maxAttempts}`) : null,
             h('td', {}, j.polls),
-            h('td', { class: 'mono' }, ms(j.updatedAt - j.submittedAt)),
-            h('td', { class: 'mono' }, ago(j.updatedAt)),
-            label === 'in progress' ? h('td', {}, cancelButton(j)) : null,
+            h('td', { class: 'mono' }, ms((live ? Date.now() : j.updatedAt) - j.submittedAt)),
+            live ? h('td', {}, cancelButton(j)) : h('td', { class: 'mono' }, ago(j.updatedAt)),
           ),
         ),
       );
       rowKeys(tbody);
       return list.length === 0
-        ? h('p', { class: 'empty' }, label === 'in progress' ? 'No job in progress.' : 'No finished job recorded.')
+        ? h('p', { class: 'empty' }, live ? 'No job in progress.' : 'No finished job recorded.')
         : h(
             'table',
             { 'aria-label': `Jobs ${label}` },
@@ -1090,9 +1117,7 @@ async function jobsView(_params, current) {
               h(
                 'tr',
                 {},
-                ['job', 'operation', 'service', 'status', 'polls', 'age', 'updated', ...(label === 'in progress' ? [''] : [])].map((t) =>
-                  h('th', {}, t),
-                ),
+                columns[label].map((t) => h('th', {}, t)),
               ),
             ),
             tbody,
