@@ -174,7 +174,7 @@ function describe(event) {
       parts.push(`claim check put ${bytes(event.bytes)}`);
       break;
     case 'claimcheck.get':
-      parts.push(`claim check fetch ${bytes(event.bytes)}`);
+      parts.push(`claim check fetch ${bytes(event.bytes)}: ${VERDICT_TEXT[claimCheckVerdict(event)]}`);
       break;
     case 'dead-letter':
       parts.push(`dead letter (${event.reason}) in ${event.group}`);
@@ -185,6 +185,20 @@ function describe(event) {
   if (event.error && event.kind !== 'dead-letter') parts.push(`— ${event.error.code ?? event.error.title ?? 'error'}`);
   return parts.join(' ');
 }
+
+// A claim-check fetch verifies the bytes against the event's datahash before it ends: ended ok is verified.
+function claimCheckVerdict(event) {
+  if (event.outcome === 'ok' && !event.error) return 'verified';
+  if (event.error?.code === 'SB_CLAIM_CHECK_HASH_MISMATCH') return 'mismatch';
+  if (event.error?.code === 'SB_CLAIM_CHECK_MISSING') return 'missing';
+  return 'failed';
+}
+const VERDICT_TEXT = {
+  verified: 'fetched, sha-256 ok',
+  mismatch: 'sha-256 mismatch',
+  missing: 'blob missing',
+  failed: 'fetch failed',
+};
 
 // --- services (header chips)
 
@@ -631,9 +645,15 @@ function timeline(summary, events) {
       case 'claimcheck.put':
         mark(event.service, event.at, '⇧', 'g-event', describe(event), 16);
         break;
-      case 'claimcheck.get':
-        mark(event.service, event.at, '⇩', event.outcome === 'error' ? 'g-err' : 'g-event', describe(event), 16);
+      case 'claimcheck.get': {
+        const verdict = claimCheckVerdict(event);
+        const cls = verdict === 'verified' ? 'g-event' : 'g-err';
+        mark(event.service, event.at, '⇩', cls, describe(event), 16);
+        svg.append(
+          s('text', { x: x(event.at) + 8, y: y(event.service) + 24, class: `${cls} claimcheck-verdict` }, `⇩ ${VERDICT_TEXT[verdict]}`),
+        );
         break;
+      }
       default:
         break;
     }

@@ -1,10 +1,11 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { channels, defineContract, implement, operation, tracing } from '@switchboard/core';
-import { createFlowRecorder, type FlowEvent, FlowIndex } from '@switchboard/dashboard';
+import { channels, createCloudEvent, defineContract, encodeBinary, formatDataHash, implement, operation, tracing } from '@switchboard/core';
+import { claimCheckVerdict, createFlowRecorder, type FlowEvent, FlowIndex } from '@switchboard/dashboard';
 import { createClient, createHttpService } from '@switchboard/http';
-import { createMemoryBroker, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
+import { createMemoryBlobStore, createMemoryBroker, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
 import { createMessaging } from '@switchboard/messaging';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -94,6 +95,65 @@ describe('flow recorder', () => {
     expect(index.flow(`m:${messageId}`)?.summary).toMatchObject({ status: 'error', patterns: ['message'] });
     // Errors, retries and dead letters counted as the length of their JSON too.
     expect(recorder.stats().bytes).toBe(recorder.events().reduce((sum, event) => sum + JSON.stringify(event).length, 0));
+  });
+
+  it('records each claim-check fetch with its hash check: verified, or a mismatch that dead-letters the message', async () => {
+    const recorder = createFlowRecorder({ service: 'claims' });
+    closers.push(() => recorder.close());
+    const broker = createMemoryBroker();
+    const blobs = createMemoryBlobStore({ name: 'claims-blobs' });
+    const receipts = createMemoryReceiptStore();
+    const receiver = createMessaging({ broker, service: 'greeter', receipts, deadLetters: createMemoryDeadLetterStore(), blobs });
+    const seen: string[] = [];
+    receiver.serve(
+      greeter,
+      implement(greeter, {
+        greet: ({ name }) => {
+          seen.push(name);
+          return { text: 'ok' };
+        },
+      }),
+    );
+    await receiver.start();
+    const sender = createMessaging({ broker, service: 'sender', deadLetters: false, blobs, claimCheck: { thresholdBytes: 1024 } });
+    closers.push(async () => {
+      await sender.close();
+      await receiver.close();
+      await broker.close();
+    });
+    // Over the threshold: the data goes to the blob store, the consumer fetches it and checks its hash.
+    const big = 'x'.repeat(5000);
+    const good = await sender.invoke(greeter, 'greet', { name: big });
+    expect((await receiver.receipts.wait(good.messageId))?.groups[0]?.state).toBe('processed');
+    // A message whose datahash does not match the stored bytes (sent as the sender sends this operation).
+    const sent = recorder.events().find((e) => e.kind === 'message.publish' && e.messageId === good.messageId) as FlowEvent;
+    const stored = await blobs.put(Buffer.from(JSON.stringify({ name: 'tampered' })), { mediaType: 'application/json' });
+    const other = createHash('sha256').update('other bytes').digest('hex');
+    const event = createCloudEvent({
+      type: sent.type as string,
+      source: 'sender',
+      datacontenttype: 'application/json',
+      extensions: { dataref: stored.uri, datahash: formatDataHash(other) },
+    });
+    await broker.publish({ id: event.id, topic: sent.topic as string, ...encodeBinary(event, broker.binding) });
+    expect((await receiver.receipts.wait(event.id))?.groups[0]).toMatchObject({ state: 'dead-lettered' });
+
+    const gets = recorder.events().filter((e) => e.kind === 'claimcheck.get');
+    const fetched = gets.find((e) => e.messageId === good.messageId) as FlowEvent;
+    const tampered = gets.find((e) => e.messageId === event.id) as FlowEvent;
+    expect(claimCheckVerdict(fetched)).toBe('verified');
+    expect(fetched).toMatchObject({ outcome: 'ok', bytes: Buffer.byteLength(JSON.stringify({ name: big })) });
+    expect(claimCheckVerdict(tampered)).toBe('mismatch');
+    expect(tampered).toMatchObject({ outcome: 'error', error: { code: 'SB_CLAIM_CHECK_HASH_MISMATCH' }, dataref: stored.uri });
+    expect(seen).toEqual([big]); // the handler never saw the bytes that failed their check
+    const dead = recorder.events().find((e) => e.kind === 'dead-letter' && e.messageId === event.id);
+    expect(dead).toMatchObject({ reason: 'claim-check', error: { code: 'SB_CLAIM_CHECK_HASH_MISMATCH' } });
+    const index = new FlowIndex();
+    for (const e of recorder.events()) index.add(e);
+    expect(index.flow(`m:${event.id}`)?.summary.status).toBe('error');
+    expect(index.flow(`m:${good.messageId}`)?.summary.status).toBe('ok');
+    expect(claimCheckVerdict({ kind: 'claimcheck.get', outcome: 'error', error: { code: 'SB_CLAIM_CHECK_MISSING' } })).toBe('missing');
+    expect(claimCheckVerdict({ kind: 'claimcheck.put', outcome: 'ok' })).toBeUndefined();
   });
 
   it('counts each event as the length of its JSON, whatever its strings, numbers and errors hold', () => {
