@@ -390,11 +390,12 @@ function flowDetail(flow) {
     ['Idempotency-Key', summary.idempotencyKeys],
   ].filter(([, list]) => list.length > 0);
   const table = h('tbody');
-  for (const event of events) {
-    table.append(
+  const rows = [];
+  for (const [i, event] of events.entries()) {
+    rows.push(
       h(
         'tr',
-        {},
+        { 'data-n': i + 1 },
         h('td', { class: 'mono' }, `+${ms(event.at - summary.started)}`),
         h('td', {}, event.service),
         h('td', {}, h('span', { class: `badge p-${patternOf(event)}` }, event.kind)),
@@ -402,6 +403,9 @@ function flowDetail(flow) {
       ),
     );
   }
+  table.append(...rows);
+  const svg = timeline(summary, events);
+  const replay = replayControls(summary, events, svg, rows);
   return [
     h('h2', {}, summary.title, ' ', statusText(summary.status)),
     h(
@@ -422,7 +426,8 @@ function flowDetail(flow) {
       ]),
     ),
     h('h3', {}, 'Timeline'),
-    h('div', { class: 'timeline' }, timeline(summary, events)),
+    replay,
+    h('div', { class: 'timeline' }, svg),
     h(
       'div',
       { class: 'legend' },
@@ -448,6 +453,98 @@ function flowDetail(flow) {
       table,
     ),
   ];
+}
+
+/**
+ * Replay of a flow: steps through its events in order (previous, next, a scrubber, or play at 1×,
+ * 4× or 16× of the recorded time, a gap between two events shown at most MAX_REPLAY_GAP_MS long),
+ * marking the current one on the timeline and in the event list. Its position is `at` in the URL
+ * (1 is the first event).
+ */
+const MAX_REPLAY_GAP_MS = 3000;
+function replayControls(summary, events, svg, rows) {
+  const n = events.length;
+  let at = Math.min(n, Math.max(0, Number.parseInt(route().params.get('at') ?? '0', 10) || 0));
+  let speed = 1;
+  let timer;
+  const label = h('span', { class: 'dvr-label mono', 'aria-live': 'polite' });
+  const scrub = h('input', {
+    type: 'range',
+    min: 1,
+    max: Math.max(1, n),
+    value: Math.max(1, at),
+    'aria-label': 'Event of the flow',
+    oninput: (e) => {
+      stop();
+      show(Number(e.target.value));
+    },
+  });
+  const step = (delta) => {
+    stop();
+    show(Math.min(n, Math.max(1, (at || (delta > 0 ? 0 : n + 1)) + delta)));
+  };
+  const prev = h(
+    'button',
+    { 'data-step': 'prev', 'aria-label': 'Previous event', title: 'Previous event (,)', onclick: () => step(-1) },
+    '◀',
+  );
+  const next = h('button', { 'data-step': 'next', 'aria-label': 'Next event', title: 'Next event (.)', onclick: () => step(1) }, '▶');
+  const play = h('button', { 'data-step': 'play', 'aria-pressed': 'false', onclick: () => (timer ? stop() : start()) }, 'Play');
+  const speeds = h(
+    'select',
+    { 'aria-label': 'Replay speed', onchange: (e) => (speed = Number(e.target.value)) },
+    [1, 4, 16].map((k) => h('option', { value: k }, `${k}× recorded time`)),
+  );
+  const box = h('div', { class: 'dvr toolbar', role: 'group', 'aria-label': 'Replay the flow' }, prev, play, next, speeds, scrub, label);
+  function show(i) {
+    at = i;
+    const event = events[i - 1];
+    for (const row of rows) {
+      const current = Number(row.dataset.n) === i;
+      row.classList.toggle('current', current);
+      if (current) row.setAttribute('aria-current', 'true');
+      else row.removeAttribute('aria-current');
+    }
+    svg.showAt(event);
+    box.dataset.at = String(i);
+    scrub.value = String(Math.max(1, i));
+    label.textContent = event
+      ? `${i}/${n} +${ms(event.at - summary.started)} ${event.service}: ${describe(event)}`
+      : `${n} events: step or play to replay them`;
+    if (event) rows[i - 1]?.scrollIntoView({ block: 'nearest' });
+    const { view, params } = route();
+    if (i > 0) params.set('at', String(i));
+    else params.delete('at');
+    history.replaceState(null, '', `#/${view}?${params}`);
+  }
+  function stop() {
+    clearTimeout(timer);
+    timer = undefined;
+    play.textContent = 'Play';
+    play.setAttribute('aria-pressed', 'false');
+  }
+  function tick() {
+    if (!box.isConnected || at >= n) return stop();
+    show(at + 1);
+    if (at >= n) return stop();
+    const gap = Math.min(MAX_REPLAY_GAP_MS, Math.max(0, events[at].at - events[at - 1].at) / speed);
+    timer = setTimeout(tick, gap);
+  }
+  function start() {
+    if (at >= n) at = 0;
+    play.textContent = 'Pause';
+    play.setAttribute('aria-pressed', 'true');
+    timer = setTimeout(tick, 0);
+  }
+  // Shown once the panel is in the page (the event list's rows scroll into view).
+  queueMicrotask(() => {
+    if (at > 0) show(at);
+    else {
+      label.textContent = `${n} events: step or play to replay them`;
+      box.dataset.at = '0';
+    }
+  });
+  return box;
 }
 
 /** The swimlane timeline: one lane per service, pattern-aware glyphs, arrows between lanes. */
@@ -658,6 +755,21 @@ function timeline(summary, events) {
         break;
     }
   }
+  // The replay's cursor: a line at the current event's time and a ring on its lane.
+  const cursor = s('g', { class: 'dvr-cursor', visibility: 'hidden' });
+  const cursorLine = s('line', { y1: top - 4, y2: height - 4, class: 'dvr-line' });
+  const cursorRing = s('circle', { r: 12, class: 'dvr-ring' });
+  cursor.append(cursorLine, cursorRing);
+  svg.showAt = (event) => {
+    if (!event) return cursor.setAttribute('visibility', 'hidden');
+    const cx = x(event.at);
+    cursorLine.setAttribute('x1', cx);
+    cursorLine.setAttribute('x2', cx);
+    cursorRing.setAttribute('cx', cx);
+    cursorRing.setAttribute('cy', lanes.includes(event.service) ? y(event.service) : top);
+    cursor.setAttribute('visibility', 'visible');
+    svg.dataset.current = `${event.service}:${event.seq}`;
+  };
   for (const [, list] of polls) {
     const first = list[0];
     const last = list[list.length - 1];
@@ -669,6 +781,7 @@ function timeline(summary, events) {
       ),
     );
   }
+  svg.append(cursor);
   return svg;
 }
 
@@ -1163,6 +1276,8 @@ async function jobsView(_params, current) {
 async function chartsView(_params, current) {
   const rateCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Completions per second by pattern' });
   const latencyCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Latency p50 and p99 in milliseconds' });
+  const deadCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Dead letters per second' });
+  const deadNote = h('div', { class: 'muted', id: 'dead-letter-note' });
   const totals = h('p', { class: 'muted' });
   // Queue depth: each broker's `pending` for the groups the services know, sampled every few seconds.
   const depthCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Queue depth by topic and group' });
@@ -1177,6 +1292,7 @@ async function chartsView(_params, current) {
       { class: 'charts' },
       h('section', { class: 'panel' }, h('h3', {}, 'Rate (per second)'), rateCanvas),
       h('section', { class: 'panel' }, h('h3', {}, 'Latency (ms): p50, p99'), latencyCanvas),
+      h('section', { class: 'panel' }, h('h3', {}, 'Dead letters (per second)'), deadCanvas, deadNote),
       depthPanel,
     ),
   );
@@ -1207,6 +1323,8 @@ async function chartsView(_params, current) {
       ],
       c,
     );
+    chart(deadCanvas, m.seconds, [{ label: 'dead letters', color: c.err, values: m.deadLetters }], c);
+    deadNote.textContent = `${sum(m.deadLetters)} dead-lettered in the last minute`;
     const { queues } = await api('queues').catch(() => ({ queues: [] }));
     if (!current()) return;
     depthPanel.hidden = queues.length === 0;
@@ -1297,6 +1415,9 @@ document.addEventListener('keydown', (e) => {
     searchBox.select();
   } else if (e.key === 'Escape' && document.activeElement === searchBox) {
     searchBox.blur();
+  } else if ((e.key === ',' || e.key === '.') && !['INPUT', 'SELECT', 'TEXTAREA'].includes(document.activeElement?.tagName)) {
+    // The selected flow's replay: , previous event, . next event.
+    document.querySelector(`.dvr [data-step="${e.key === ',' ? 'prev' : 'next'}"]`)?.click();
   }
 });
 window.addEventListener('popstate', () => render());

@@ -93,6 +93,11 @@ describe('flow recorder', () => {
     const index = new FlowIndex();
     for (const event of recorder.events()) index.add(event);
     expect(index.flow(`m:${messageId}`)?.summary).toMatchObject({ status: 'error', patterns: ['message'] });
+    // The dead-letter rate: the one dead letter, in the second it was stored.
+    const window = index.metrics(60, Date.now());
+    expect(window.deadLetters.reduce((a, b) => a + b, 0)).toBe(1);
+    const dead = recorder.events().find((event) => event.kind === 'dead-letter') as FlowEvent;
+    expect(window.deadLetters[window.seconds.findIndex((second) => dead.at >= second && dead.at < second + 1000)]).toBe(1);
     // Errors, retries and dead letters counted as the length of their JSON too.
     expect(recorder.stats().bytes).toBe(recorder.events().reduce((sum, event) => sum + JSON.stringify(event).length, 0));
   });
