@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../command.js';
+import { causeOf, dashboardHeaders, dashboardUrl } from '../dashboard.js';
 import { CliError, useColor } from '../io.js';
 
 interface TailFlags {
@@ -50,16 +51,15 @@ export function register(program: Command, context: CommandContext): void {
       let lastId: string | undefined;
       let failures = 0;
       for (;;) {
-        const headers: Record<string, string> = { accept: 'text/event-stream' };
-        if (token) headers.authorization = `Bearer ${token}`;
+        const headers = dashboardHeaders(token, 'text/event-stream');
         if (lastId !== undefined) headers['last-event-id'] = lastId;
         let response: Response;
         try {
           response = await fetch(`${base}/api/stream?backlog=${backlog}`, { headers });
         } catch (error) {
           // The first connection must work; later ones are retried (the service may be restarting).
-          if (lastId === undefined && printed === 0) throw new Error(`cannot reach ${base}: ${cause(error)}`);
-          if (++failures > 30) throw new Error(`lost ${base}: ${cause(error)}`);
+          if (lastId === undefined && printed === 0) throw new Error(`cannot reach ${base}: ${causeOf(error)}`);
+          if (++failures > 30) throw new Error(`lost ${base}: ${causeOf(error)}`);
           await new Promise((resolve) => setTimeout(resolve, 1000));
           continue;
         }
@@ -95,36 +95,16 @@ export function register(program: Command, context: CommandContext): void {
             }
           }
         } catch (error) {
-          if (++failures > 30) throw new Error(`lost ${base}: ${cause(error)}`);
+          if (++failures > 30) throw new Error(`lost ${base}: ${causeOf(error)}`);
         }
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     });
 }
 
-function dashboardUrl(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw CliError.usage(`${url} is not a URL`);
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw CliError.usage(`${url} is not an http(s) URL`);
-  const path = parsed.pathname.replace(/\/+$/, '');
-  parsed.pathname = path.endsWith('/_switchboard') ? path : `${path}/_switchboard`;
-  parsed.search = '';
-  parsed.hash = '';
-  return parsed.toString().replace(/\/+$/, '');
-}
-
 function count(value: string, flag: string): number {
   if (!/^\d+$/.test(value)) throw CliError.usage(`${flag} must be a whole number`);
   return Number(value);
-}
-
-function cause(error: unknown): string {
-  const reason = (error as { cause?: { code?: string; message?: string } }).cause;
-  return reason?.code ?? reason?.message ?? (error instanceof Error ? error.message : String(error));
 }
 
 function parseFrame(frame: string): { id?: string; data: string } | undefined {
