@@ -1155,6 +1155,15 @@ async function receiptsView(params, current) {
   }
 }
 
+/** A job's progress (`ctx.progress({ percent, message })`), or any other JSON a store holds. */
+function progressText(progress) {
+  if (progress === undefined || progress === null) return '';
+  if (typeof progress === 'object' && (typeof progress.percent === 'number' || typeof progress.message === 'string')) {
+    return [typeof progress.percent === 'number' ? `${progress.percent}%` : '', progress.message ?? ''].filter(Boolean).join(' ');
+  }
+  return JSON.stringify(progress).slice(0, 80);
+}
+
 // Jobs: those in progress first (each with a Cancel, as DELETE on its monitor), then the recently finished, refreshed every second.
 async function jobsView(_params, current) {
   const cancelButton = (j) =>
@@ -1228,7 +1237,7 @@ async function jobsView(_params, current) {
             h('td', {}, j.operation ?? ''),
             h('td', {}, j.owner ?? j.service),
             status(j),
-            live ? h('td', { class: 'mono progress' }, j.progress === undefined ? '' : JSON.stringify(j.progress).slice(0, 80)) : null,
+            live ? h('td', { class: 'progress' }, progressText(j.progress)) : null,
             live ? h('td', { class: 'mono' }, j.leaseOwner ?? '') : null,
             live ? h('td', { class: 'mono heartbeat' }, heartbeat(j)) : null,
             live ? h('td', {}, j.attempts === undefined ? '' : `${j.attempts}/${j.maxAttempts}`) : null,

@@ -398,7 +398,7 @@ describe('jobs in progress: progress, lease owner, heartbeat age, stuck', () => 
       // Reports progress, then runs until its job is canceled or the worker closes.
       steady: (_input, ctx) =>
         new Promise((_resolve, reject) => {
-          ctx.progress({ done: 3, of: 10 });
+          ctx.progress({ percent: 30, message: 'step 3 of 10' });
           ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true });
         }),
       stalled: async () => ({ done: true }),
@@ -458,7 +458,12 @@ describe('jobs in progress: progress, lease owner, heartbeat age, stuck', () => 
     const lookup = await store.get(steady.jobId);
     const stored = lookup.state === 'found' ? lookup.job : undefined;
     const live = seen.get(steady.jobId) as Job;
-    expect(live).toMatchObject({ status: 'running', progress: { done: 3, of: 10 }, leaseOwner: jobs.runner?.workerId, stuck: false });
+    expect(live).toMatchObject({
+      status: 'running',
+      progress: { percent: 30, message: 'step 3 of 10' },
+      leaseOwner: jobs.runner?.workerId,
+      stuck: false,
+    });
     expect(live.leaseOwner).toBe(stored?.leaseOwner);
     expect(live.heartbeatAgeMs).toBeLessThan(1000);
     expect(live.leaseExpiresAt).toBeGreaterThan(Date.now() - 1000);
@@ -470,7 +475,7 @@ describe('jobs in progress: progress, lease owner, heartbeat age, stuck', () => 
       fromFront = await read(frontBase);
     }
     expect(fromFront.get(stalled.jobId)).toMatchObject({ leaseOwner: 'worker-gone', owner: 'lanes' });
-    expect(fromFront.get(steady.jobId)).toMatchObject({ progress: { done: 3, of: 10 }, stuck: false, owner: 'lanes' });
+    expect(fromFront.get(steady.jobId)).toMatchObject({ progress: { percent: 30, message: 'step 3 of 10' }, stuck: false, owner: 'lanes' });
     const state = (await (await fetch(`${url}/_switchboard/api/jobs/state?id=${stalled.jobId}&id=no-such-job`)).json()) as { jobs: Job[] };
     expect(state.jobs.map((job) => job.jobId)).toEqual([stalled.jobId]);
   });
