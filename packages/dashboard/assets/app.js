@@ -1181,7 +1181,7 @@ async function jobsView(_params, current) {
             const result = await api('jobs/cancel', {
               method: 'POST',
               headers: { 'content-type': 'application/json' },
-              body: JSON.stringify({ service: j.owner ?? j.service, id: j.jobId }),
+              body: JSON.stringify({ service: j.heldBy ?? j.service, id: j.jobId }),
             });
             say(result.outcome === 'canceled' ? `Job ${j.jobId} canceled.` : `Cancel of job ${j.jobId} requested.`);
           } catch (error) {
@@ -1235,7 +1235,7 @@ async function jobsView(_params, current) {
             { tabindex: 0, class: j.stuck ? 'stuck-row' : '', onclick: () => go('flows', { flow: j.flow }) },
             h('td', { class: 'mono' }, j.jobId),
             h('td', {}, j.operation ?? ''),
-            h('td', {}, j.owner ?? j.service),
+            h('td', {}, j.heldBy ?? j.service),
             status(j),
             live ? h('td', { class: 'progress' }, progressText(j.progress)) : null,
             live ? h('td', { class: 'mono' }, j.leaseOwner ?? '') : null,

@@ -452,8 +452,8 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     return jobs.map((job) => {
       const state = states.get(job.jobId);
       if (state === undefined) return job;
-      const { jobId: _id, service: owner, ...rest } = state;
-      return { ...job, ...rest, owner };
+      const { jobId: _id, service: heldBy, ...rest } = state;
+      return { ...job, ...rest, heldBy };
     });
   };
 

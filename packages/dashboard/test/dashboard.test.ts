@@ -437,7 +437,7 @@ describe('jobs in progress: progress, lease owner, heartbeat age, stuck', () => 
       heartbeatAgeMs?: number;
       stuck?: boolean;
       attempts?: number;
-      owner?: string;
+      heldBy?: string;
     };
     const read = async (base: string) => {
       await front.pull();
@@ -451,7 +451,7 @@ describe('jobs in progress: progress, lease owner, heartbeat age, stuck', () => 
       seen = await read(url);
     }
     const gone = seen.get(stalled.jobId) as Job;
-    expect(gone).toMatchObject({ status: 'running', leaseOwner: 'worker-gone', stuck: true, attempts: 1, owner: 'lanes' });
+    expect(gone).toMatchObject({ status: 'running', leaseOwner: 'worker-gone', stuck: true, attempts: 1, heldBy: 'lanes' });
     expect(gone.leaseExpiresAt).toBeLessThanOrEqual(Date.now());
     expect(gone.heartbeatAgeMs).toBeGreaterThanOrEqual(1000); // older than its lease
     // The steady job's lease is renewed every heartbeat, so it is not stuck.
@@ -474,8 +474,12 @@ describe('jobs in progress: progress, lease owner, heartbeat age, stuck', () => 
       await new Promise((resolve) => setTimeout(resolve, 50));
       fromFront = await read(frontBase);
     }
-    expect(fromFront.get(stalled.jobId)).toMatchObject({ leaseOwner: 'worker-gone', owner: 'lanes' });
-    expect(fromFront.get(steady.jobId)).toMatchObject({ progress: { percent: 30, message: 'step 3 of 10' }, stuck: false, owner: 'lanes' });
+    expect(fromFront.get(stalled.jobId)).toMatchObject({ leaseOwner: 'worker-gone', heldBy: 'lanes' });
+    expect(fromFront.get(steady.jobId)).toMatchObject({
+      progress: { percent: 30, message: 'step 3 of 10' },
+      stuck: false,
+      heldBy: 'lanes',
+    });
     const state = (await (await fetch(`${url}/_switchboard/api/jobs/state?id=${stalled.jobId}&id=no-such-job`)).json()) as { jobs: Job[] };
     expect(state.jobs.map((job) => job.jobId)).toEqual([stalled.jobId]);
   });
