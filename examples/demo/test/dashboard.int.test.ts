@@ -120,6 +120,13 @@ describe('the dashboard of the demo, in Chromium', () => {
     expect(await page.locator('.timeline svg').textContent()).toContain('emit service-a.name.processed');
     expect(await page.locator('.timeline svg path.arrow').count()).toBeGreaterThanOrEqual(2);
     await page.screenshot({ path: join(shots, 'flow-event.png'), fullPage: true });
+
+    // The picture by claim check: B's fetch of the attachment, its hash checked.
+    await rows.filter({ hasText: 'picture.uploaded' }).first().click();
+    await expect
+      .poll(async () => (await page.locator('.timeline svg').textContent()) ?? '', { timeout: 10_000 })
+      .toContain('⇩ fetched, sha-256 ok');
+    await page.screenshot({ path: join(shots, 'flow-claim-check.png'), fullPage: true });
   });
 
   it('replays a flow event by event: the current event marked on the timeline and in the list, its position in the URL', async () => {

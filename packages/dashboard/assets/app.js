@@ -191,12 +191,14 @@ function claimCheckVerdict(event) {
   if (event.outcome === 'ok' && !event.error) return 'verified';
   if (event.error?.code === 'SB_CLAIM_CHECK_HASH_MISMATCH') return 'mismatch';
   if (event.error?.code === 'SB_CLAIM_CHECK_MISSING') return 'missing';
+  if (event.error?.code === 'SB_CLAIM_CHECK_UNVERIFIED') return 'unverified';
   return 'failed';
 }
 const VERDICT_TEXT = {
   verified: 'fetched, sha-256 ok',
   mismatch: 'sha-256 mismatch',
   missing: 'blob missing',
+  unverified: 'read in part, not verified',
   failed: 'fetch failed',
 };
 

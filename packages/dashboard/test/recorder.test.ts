@@ -2,7 +2,17 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { channels, createCloudEvent, defineContract, encodeBinary, formatDataHash, implement, operation, tracing } from '@switchboard/core';
+import {
+  channels,
+  createCloudEvent,
+  defineContract,
+  encodeBinary,
+  event as eventOf,
+  formatDataHash,
+  implement,
+  operation,
+  tracing,
+} from '@switchboard/core';
 import { claimCheckVerdict, createFlowRecorder, type FlowEvent, FlowIndex } from '@switchboard/dashboard';
 import { createClient, createHttpService } from '@switchboard/http';
 import { createMemoryBlobStore, createMemoryBroker, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
@@ -159,6 +169,51 @@ describe('flow recorder', () => {
     expect(index.flow(`m:${good.messageId}`)?.summary.status).toBe('ok');
     expect(claimCheckVerdict({ kind: 'claimcheck.get', outcome: 'error', error: { code: 'SB_CLAIM_CHECK_MISSING' } })).toBe('missing');
     expect(claimCheckVerdict({ kind: 'claimcheck.put', outcome: 'ok' })).toBeUndefined();
+  });
+
+  it('records an attachment read by the handler as a claim-check fetch: verified when read to its end, unverified when closed unread', async () => {
+    const pictures = defineContract({
+      name: 'pictures',
+      operations: {},
+      messages: {},
+      events: { uploaded: eventOf({ data: z.object({ whole: z.boolean() }), attachment: true }) },
+    });
+    const recorder = createFlowRecorder({ service: 'readers' });
+    closers.push(() => recorder.close());
+    const broker = createMemoryBroker();
+    const blobs = createMemoryBlobStore({ name: 'picture-blobs' });
+    const sender = createMessaging({ broker, service: 'pictures', deadLetters: false, blobs });
+    const reader = createMessaging({ broker, service: 'reader', receipts: createMemoryReceiptStore(), deadLetters: false, blobs });
+    const read: number[] = [];
+    reader.on(pictures, 'uploaded', async (data, ctx) => {
+      const stream = ctx.attachment();
+      if (!data.whole) {
+        stream.destroy(); // opened, never read: its hash is never checked
+        return;
+      }
+      let bytes = 0;
+      for await (const chunk of stream) bytes += (chunk as Buffer).length;
+      read.push(bytes);
+    });
+    await reader.start();
+    closers.push(async () => {
+      await sender.close();
+      await reader.close();
+      await broker.close();
+    });
+    const picture = Buffer.alloc(256 * 1024, 7);
+    const whole = await sender.emit(pictures, 'uploaded', { whole: true }, { attachment: picture, attachmentType: 'image/png' });
+    const part = await sender.emit(pictures, 'uploaded', { whole: false }, { attachment: picture, attachmentType: 'image/png' });
+    expect((await reader.receipts.wait(whole.messageId))?.groups[0]?.state).toBe('processed');
+    expect((await reader.receipts.wait(part.messageId))?.groups[0]?.state).toBe('processed');
+    const gets = recorder.events().filter((e) => e.kind === 'claimcheck.get');
+    const full = gets.find((e) => e.messageId === whole.messageId) as FlowEvent;
+    const early = gets.find((e) => e.messageId === part.messageId) as FlowEvent;
+    expect(claimCheckVerdict(full)).toBe('verified');
+    expect(full).toMatchObject({ outcome: 'ok', bytes: picture.length, system: 'picture-blobs' });
+    expect(claimCheckVerdict(early)).toBe('unverified');
+    expect(early).toMatchObject({ outcome: 'error', error: { code: 'SB_CLAIM_CHECK_UNVERIFIED' } });
+    expect(read).toEqual([picture.length]);
   });
 
   it('counts each event as the length of its JSON, whatever its strings, numbers and errors hold', () => {
