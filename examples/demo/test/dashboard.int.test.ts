@@ -120,6 +120,72 @@ describe('the dashboard of the demo, in Chromium', () => {
     expect(await page.locator('.timeline svg').textContent()).toContain('emit service-a.name.processed');
     expect(await page.locator('.timeline svg path.arrow').count()).toBeGreaterThanOrEqual(2);
     await page.screenshot({ path: join(shots, 'flow-event.png'), fullPage: true });
+
+    // The picture by claim check: B's fetch of the attachment, its hash checked.
+    await rows.filter({ hasText: 'picture.uploaded' }).first().click();
+    await expect
+      .poll(async () => (await page.locator('.timeline svg').textContent()) ?? '', { timeout: 10_000 })
+      .toContain('⇩ fetched, sha-256 ok');
+    await page.screenshot({ path: join(shots, 'flow-claim-check.png'), fullPage: true });
+  });
+
+  it('replays a flow event by event: the current event marked on the timeline and in the list, its position in the URL', async () => {
+    await view('#/flows');
+    const rows = page.locator('table[aria-label="Flows"] tbody tr');
+    await expect.poll(() => rows.count(), { timeout: 20_000 }).toBeGreaterThanOrEqual(7);
+    await rows.filter({ hasText: 'analyze' }).first().click();
+    const replay = page.locator('.dvr');
+    await replay.waitFor();
+    const events = page.locator('table[aria-label="Events of the flow"] tbody tr');
+    const total = await events.count();
+    expect(total).toBeGreaterThanOrEqual(4);
+    const current = page.locator('table[aria-label="Events of the flow"] tbody tr.current');
+    const cursor = page.locator('.timeline svg g.dvr-cursor');
+    expect(await current.count()).toBe(0);
+    expect(await cursor.getAttribute('visibility')).toBe('hidden');
+
+    // `.` steps to the next event: the first, then the second.
+    await page.locator('body').click({ position: { x: 5, y: 5 } });
+    await page.keyboard.press('.');
+    await expect.poll(() => replay.getAttribute('data-at')).toBe('1');
+    expect(await current.getAttribute('data-n')).toBe('1');
+    expect(await cursor.getAttribute('visibility')).toBe('visible');
+    const firstText = await current.textContent();
+    const firstMark = await page.locator('.timeline svg').getAttribute('data-current');
+    await page.keyboard.press('.');
+    await expect.poll(() => replay.getAttribute('data-at')).toBe('2');
+    expect(await current.count()).toBe(1);
+    expect(await current.getAttribute('data-n')).toBe('2');
+    expect(await current.textContent()).not.toBe(firstText);
+    expect(await page.locator('.timeline svg').getAttribute('data-current')).not.toBe(firstMark);
+    expect(page.url()).toMatch(/[?&]at=2(&|$)/);
+    expect(await page.locator('.dvr-label').textContent()).toContain(`2/${total}`);
+
+    // The buttons are reachable with Tab and pressed with Enter: Previous goes back to the first.
+    await page.getByRole('button', { name: 'Previous event' }).focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => replay.getAttribute('data-at')).toBe('1');
+    expect(page.url()).toMatch(/[?&]at=1(&|$)/);
+    await page.keyboard.press('Tab'); // Play
+    await page.keyboard.press('Tab'); // Next
+    expect(await page.evaluate("document.activeElement?.getAttribute('aria-label')")).toBe('Next event');
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => replay.getAttribute('data-at')).toBe('3');
+
+    // A reload shows the same flow at the same event.
+    await page.reload();
+    await page.locator('.dvr').waitFor();
+    await expect.poll(() => page.locator('.dvr').getAttribute('data-at')).toBe('3');
+    expect(await page.locator('table[aria-label="Events of the flow"] tbody tr.current').getAttribute('data-n')).toBe('3');
+
+    // Play at 16× the recorded time runs to the last event and stops there.
+    await page.getByRole('combobox', { name: 'Replay speed' }).selectOption('16');
+    await page.locator('.dvr [data-step="play"]').click();
+    await expect.poll(() => page.locator('.dvr').getAttribute('data-at'), { timeout: 20_000 }).toBe(String(total));
+    await expect.poll(() => page.locator('.dvr [data-step="play"]').getAttribute('aria-pressed')).toBe('false');
+    expect(page.url()).toMatch(new RegExp(`[?&]at=${total}(&|$)`));
+    await page.screenshot({ path: join(shots, 'flow-replay.png'), fullPage: true });
   });
 
   it('finds a flow by MessageId from the search box, with the keyboard only', async () => {
@@ -233,6 +299,9 @@ describe('the dashboard of the demo, in Chromium', () => {
       return inked;
     })()`);
     expect(painted).toBeGreaterThan(100);
+    // The dead-letter rate, next to them (the demo's flaky message was dead-lettered at start).
+    expect(await page.locator('canvas[aria-label="Dead letters per second"]').count()).toBe(1);
+    expect(await page.locator('#dead-letter-note').textContent()).toMatch(/^\d+ dead-lettered in the last minute$/);
     // Queue depth of the groups the services consume, read from the broker's pending.
     await expect.poll(() => page.locator('#queue-depth-note').textContent(), { timeout: 15_000 }).toMatch(/service-[abc]: \S+\/\S+ \d+/);
     await page.screenshot({ path: join(shots, 'charts.png') });

@@ -174,7 +174,7 @@ function describe(event) {
       parts.push(`claim check put ${bytes(event.bytes)}`);
       break;
     case 'claimcheck.get':
-      parts.push(`claim check fetch ${bytes(event.bytes)}`);
+      parts.push(`claim check fetch ${bytes(event.bytes)}: ${VERDICT_TEXT[claimCheckVerdict(event)]}`);
       break;
     case 'dead-letter':
       parts.push(`dead letter (${event.reason}) in ${event.group}`);
@@ -185,6 +185,22 @@ function describe(event) {
   if (event.error && event.kind !== 'dead-letter') parts.push(`— ${event.error.code ?? event.error.title ?? 'error'}`);
   return parts.join(' ');
 }
+
+// A claim-check fetch verifies the bytes against the event's datahash before it ends: ended ok is verified.
+function claimCheckVerdict(event) {
+  if (event.outcome === 'ok' && !event.error) return 'verified';
+  if (event.error?.code === 'SB_CLAIM_CHECK_HASH_MISMATCH') return 'mismatch';
+  if (event.error?.code === 'SB_CLAIM_CHECK_MISSING') return 'missing';
+  if (event.error?.code === 'SB_CLAIM_CHECK_UNVERIFIED') return 'unverified';
+  return 'failed';
+}
+const VERDICT_TEXT = {
+  verified: 'fetched, sha-256 ok',
+  mismatch: 'sha-256 mismatch',
+  missing: 'blob missing',
+  unverified: 'read in part, not verified',
+  failed: 'fetch failed',
+};
 
 // --- services (header chips)
 
@@ -376,11 +392,12 @@ function flowDetail(flow) {
     ['Idempotency-Key', summary.idempotencyKeys],
   ].filter(([, list]) => list.length > 0);
   const table = h('tbody');
-  for (const event of events) {
-    table.append(
+  const rows = [];
+  for (const [i, event] of events.entries()) {
+    rows.push(
       h(
         'tr',
-        {},
+        { 'data-n': i + 1 },
         h('td', { class: 'mono' }, `+${ms(event.at - summary.started)}`),
         h('td', {}, event.service),
         h('td', {}, h('span', { class: `badge p-${patternOf(event)}` }, event.kind)),
@@ -388,6 +405,9 @@ function flowDetail(flow) {
       ),
     );
   }
+  table.append(...rows);
+  const svg = timeline(summary, events);
+  const replay = replayControls(summary, events, svg, rows);
   return [
     h('h2', {}, summary.title, ' ', statusText(summary.status)),
     h(
@@ -408,7 +428,8 @@ function flowDetail(flow) {
       ]),
     ),
     h('h3', {}, 'Timeline'),
-    h('div', { class: 'timeline' }, timeline(summary, events)),
+    replay,
+    h('div', { class: 'timeline' }, svg),
     h(
       'div',
       { class: 'legend' },
@@ -434,6 +455,98 @@ function flowDetail(flow) {
       table,
     ),
   ];
+}
+
+/**
+ * Replay of a flow: steps through its events in order (previous, next, a scrubber, or play at 1×,
+ * 4× or 16× of the recorded time, a gap between two events shown at most MAX_REPLAY_GAP_MS long),
+ * marking the current one on the timeline and in the event list. Its position is `at` in the URL
+ * (1 is the first event).
+ */
+const MAX_REPLAY_GAP_MS = 3000;
+function replayControls(summary, events, svg, rows) {
+  const n = events.length;
+  let at = Math.min(n, Math.max(0, Number.parseInt(route().params.get('at') ?? '0', 10) || 0));
+  let speed = 1;
+  let timer;
+  const label = h('span', { class: 'dvr-label mono', 'aria-live': 'polite' });
+  const scrub = h('input', {
+    type: 'range',
+    min: 1,
+    max: Math.max(1, n),
+    value: Math.max(1, at),
+    'aria-label': 'Event of the flow',
+    oninput: (e) => {
+      stop();
+      show(Number(e.target.value));
+    },
+  });
+  const step = (delta) => {
+    stop();
+    show(Math.min(n, Math.max(1, (at || (delta > 0 ? 0 : n + 1)) + delta)));
+  };
+  const prev = h(
+    'button',
+    { 'data-step': 'prev', 'aria-label': 'Previous event', title: 'Previous event (,)', onclick: () => step(-1) },
+    '◀',
+  );
+  const next = h('button', { 'data-step': 'next', 'aria-label': 'Next event', title: 'Next event (.)', onclick: () => step(1) }, '▶');
+  const play = h('button', { 'data-step': 'play', 'aria-pressed': 'false', onclick: () => (timer ? stop() : start()) }, 'Play');
+  const speeds = h(
+    'select',
+    { 'aria-label': 'Replay speed', onchange: (e) => (speed = Number(e.target.value)) },
+    [1, 4, 16].map((k) => h('option', { value: k }, `${k}× recorded time`)),
+  );
+  const box = h('div', { class: 'dvr toolbar', role: 'group', 'aria-label': 'Replay the flow' }, prev, play, next, speeds, scrub, label);
+  function show(i) {
+    at = i;
+    const event = events[i - 1];
+    for (const row of rows) {
+      const current = Number(row.dataset.n) === i;
+      row.classList.toggle('current', current);
+      if (current) row.setAttribute('aria-current', 'true');
+      else row.removeAttribute('aria-current');
+    }
+    svg.showAt(event);
+    box.dataset.at = String(i);
+    scrub.value = String(Math.max(1, i));
+    label.textContent = event
+      ? `${i}/${n} +${ms(event.at - summary.started)} ${event.service}: ${describe(event)}`
+      : `${n} events: step or play to replay them`;
+    if (event) rows[i - 1]?.scrollIntoView({ block: 'nearest' });
+    const { view, params } = route();
+    if (i > 0) params.set('at', String(i));
+    else params.delete('at');
+    history.replaceState(null, '', `#/${view}?${params}`);
+  }
+  function stop() {
+    clearTimeout(timer);
+    timer = undefined;
+    play.textContent = 'Play';
+    play.setAttribute('aria-pressed', 'false');
+  }
+  function tick() {
+    if (!box.isConnected || at >= n) return stop();
+    show(at + 1);
+    if (at >= n) return stop();
+    const gap = Math.min(MAX_REPLAY_GAP_MS, Math.max(0, events[at].at - events[at - 1].at) / speed);
+    timer = setTimeout(tick, gap);
+  }
+  function start() {
+    if (at >= n) at = 0;
+    play.textContent = 'Pause';
+    play.setAttribute('aria-pressed', 'true');
+    timer = setTimeout(tick, 0);
+  }
+  // Shown once the panel is in the page (the event list's rows scroll into view).
+  queueMicrotask(() => {
+    if (at > 0) show(at);
+    else {
+      label.textContent = `${n} events: step or play to replay them`;
+      box.dataset.at = '0';
+    }
+  });
+  return box;
 }
 
 /** The swimlane timeline: one lane per service, pattern-aware glyphs, arrows between lanes. */
@@ -631,13 +744,34 @@ function timeline(summary, events) {
       case 'claimcheck.put':
         mark(event.service, event.at, '⇧', 'g-event', describe(event), 16);
         break;
-      case 'claimcheck.get':
-        mark(event.service, event.at, '⇩', event.outcome === 'error' ? 'g-err' : 'g-event', describe(event), 16);
+      case 'claimcheck.get': {
+        const verdict = claimCheckVerdict(event);
+        const cls = verdict === 'verified' ? 'g-event' : 'g-err';
+        mark(event.service, event.at, '⇩', cls, describe(event), 16);
+        svg.append(
+          s('text', { x: x(event.at) + 8, y: y(event.service) + 24, class: `${cls} claimcheck-verdict` }, `⇩ ${VERDICT_TEXT[verdict]}`),
+        );
         break;
+      }
       default:
         break;
     }
   }
+  // The replay's cursor: a line at the current event's time and a ring on its lane.
+  const cursor = s('g', { class: 'dvr-cursor', visibility: 'hidden' });
+  const cursorLine = s('line', { y1: top - 4, y2: height - 4, class: 'dvr-line' });
+  const cursorRing = s('circle', { r: 12, class: 'dvr-ring' });
+  cursor.append(cursorLine, cursorRing);
+  svg.showAt = (event) => {
+    if (!event) return cursor.setAttribute('visibility', 'hidden');
+    const cx = x(event.at);
+    cursorLine.setAttribute('x1', cx);
+    cursorLine.setAttribute('x2', cx);
+    cursorRing.setAttribute('cx', cx);
+    cursorRing.setAttribute('cy', lanes.includes(event.service) ? y(event.service) : top);
+    cursor.setAttribute('visibility', 'visible');
+    svg.dataset.current = `${event.service}:${event.seq}`;
+  };
   for (const [, list] of polls) {
     const first = list[0];
     const last = list[list.length - 1];
@@ -649,6 +783,7 @@ function timeline(summary, events) {
       ),
     );
   }
+  svg.append(cursor);
   return svg;
 }
 
@@ -1022,6 +1157,15 @@ async function receiptsView(params, current) {
   }
 }
 
+/** A job's progress (`ctx.progress({ percent, message })`), or any other JSON a store holds. */
+function progressText(progress) {
+  if (progress === undefined || progress === null) return '';
+  if (typeof progress === 'object' && (typeof progress.percent === 'number' || typeof progress.message === 'string')) {
+    return [typeof progress.percent === 'number' ? `${progress.percent}%` : '', progress.message ?? ''].filter(Boolean).join(' ');
+  }
+  return JSON.stringify(progress).slice(0, 80);
+}
+
 // Jobs: those in progress first (each with a Cancel, as DELETE on its monitor), then the recently finished, refreshed every second.
 async function jobsView(_params, current) {
   const cancelButton = (j) =>
@@ -1039,7 +1183,7 @@ async function jobsView(_params, current) {
             const result = await api('jobs/cancel', {
               method: 'POST',
               headers: { 'content-type': 'application/json' },
-              body: JSON.stringify({ service: j.service, id: j.jobId }),
+              body: JSON.stringify({ service: j.heldBy ?? j.service, id: j.jobId }),
             });
             say(result.outcome === 'canceled' ? `Job ${j.jobId} canceled.` : `Cancel of job ${j.jobId} requested.`);
           } catch (error) {
@@ -1055,32 +1199,59 @@ async function jobsView(_params, current) {
     if (!current()) return;
     const active = jobs.filter((j) => !['succeeded', 'failed', 'canceled', 'cancelled', 'expired'].includes(j.status));
     const done = jobs.filter((j) => !active.includes(j));
+    const status = (j) =>
+      h(
+        'td',
+        {},
+        h('span', { class: j.status === 'succeeded' ? 's-ok' : j.status === 'failed' ? 's-error' : 's-pending' }, j.status),
+        j.stuck
+          ? h(
+              'span',
+              {
+                class: 'badge stuck',
+                title: 'running, and no heartbeat renewed its lease for a whole lease: its worker died, hangs or cannot reach the store',
+              },
+              'stuck',
+            )
+          : null,
+        j.cancelRequested && j.status === 'running' ? h('span', { class: 'badge muted' }, 'cancel requested') : null,
+      );
+    const heartbeat = (j) => {
+      if (j.heartbeatAgeMs !== undefined) return `${ms(j.heartbeatAgeMs)} ago`;
+      if (j.leaseExpiresAt !== undefined)
+        return j.stuck ? `lease expired ${ago(j.leaseExpiresAt)}` : `lease till ${clock(j.leaseExpiresAt)}`;
+      return '';
+    };
+    const columns = {
+      'in progress': ['job', 'operation', 'service', 'status', 'progress', 'lease owner', 'heartbeat', 'attempt', 'polls', 'age', ''],
+      finished: ['job', 'operation', 'service', 'status', 'polls', 'age', 'updated'],
+    };
     const table = (list, label) => {
+      const live = label === 'in progress';
       const tbody = h(
         'tbody',
         {},
         list.map((j) =>
           h(
             'tr',
-            { tabindex: 0, onclick: () => go('flows', { flow: j.flow }) },
+            { tabindex: 0, class: j.stuck ? 'stuck-row' : '', onclick: () => go('flows', { flow: j.flow }) },
             h('td', { class: 'mono' }, j.jobId),
             h('td', {}, j.operation ?? ''),
-            h('td', {}, j.service),
-            h(
-              'td',
-              {},
-              h('span', { class: j.status === 'succeeded' ? 's-ok' : j.status === 'failed' ? 's-error' : 's-pending' }, j.status),
-            ),
+            h('td', {}, j.heldBy ?? j.service),
+            status(j),
+            live ? h('td', { class: 'progress' }, progressText(j.progress)) : null,
+            live ? h('td', { class: 'mono' }, j.leaseOwner ?? '') : null,
+            live ? h('td', { class: 'mono heartbeat' }, heartbeat(j)) : null,
+            live ? h('td', {}, j.attempts === undefined ? '' : `${j.attempts}/${j.maxAttempts}`) : null,
             h('td', {}, j.polls),
-            h('td', { class: 'mono' }, ms(j.updatedAt - j.submittedAt)),
-            h('td', { class: 'mono' }, ago(j.updatedAt)),
-            label === 'in progress' ? h('td', {}, cancelButton(j)) : null,
+            h('td', { class: 'mono' }, ms((live ? Date.now() : j.updatedAt) - j.submittedAt)),
+            live ? h('td', {}, cancelButton(j)) : h('td', { class: 'mono' }, ago(j.updatedAt)),
           ),
         ),
       );
       rowKeys(tbody);
       return list.length === 0
-        ? h('p', { class: 'empty' }, label === 'in progress' ? 'No job in progress.' : 'No finished job recorded.')
+        ? h('p', { class: 'empty' }, live ? 'No job in progress.' : 'No finished job recorded.')
         : h(
             'table',
             { 'aria-label': `Jobs ${label}` },
@@ -1090,9 +1261,7 @@ async function jobsView(_params, current) {
               h(
                 'tr',
                 {},
-                ['job', 'operation', 'service', 'status', 'polls', 'age', 'updated', ...(label === 'in progress' ? [''] : [])].map((t) =>
-                  h('th', {}, t),
-                ),
+                columns[label].map((t) => h('th', {}, t)),
               ),
             ),
             tbody,
@@ -1118,6 +1287,8 @@ async function jobsView(_params, current) {
 async function chartsView(_params, current) {
   const rateCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Completions per second by pattern' });
   const latencyCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Latency p50 and p99 in milliseconds' });
+  const deadCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Dead letters per second' });
+  const deadNote = h('div', { class: 'muted', id: 'dead-letter-note' });
   const totals = h('p', { class: 'muted' });
   // Queue depth: each broker's `pending` for the groups the services know, sampled every few seconds.
   const depthCanvas = h('canvas', { width: 640, height: 220, role: 'img', 'aria-label': 'Queue depth by topic and group' });
@@ -1132,6 +1303,7 @@ async function chartsView(_params, current) {
       { class: 'charts' },
       h('section', { class: 'panel' }, h('h3', {}, 'Rate (per second)'), rateCanvas),
       h('section', { class: 'panel' }, h('h3', {}, 'Latency (ms): p50, p99'), latencyCanvas),
+      h('section', { class: 'panel' }, h('h3', {}, 'Dead letters (per second)'), deadCanvas, deadNote),
       depthPanel,
     ),
   );
@@ -1162,6 +1334,8 @@ async function chartsView(_params, current) {
       ],
       c,
     );
+    chart(deadCanvas, m.seconds, [{ label: 'dead letters', color: c.err, values: m.deadLetters }], c);
+    deadNote.textContent = `${sum(m.deadLetters)} dead-lettered in the last minute`;
     const { queues } = await api('queues').catch(() => ({ queues: [] }));
     if (!current()) return;
     depthPanel.hidden = queues.length === 0;
@@ -1252,6 +1426,9 @@ document.addEventListener('keydown', (e) => {
     searchBox.select();
   } else if (e.key === 'Escape' && document.activeElement === searchBox) {
     searchBox.blur();
+  } else if ((e.key === ',' || e.key === '.') && !['INPUT', 'SELECT', 'TEXTAREA'].includes(document.activeElement?.tagName)) {
+    // The selected flow's replay: , previous event, . next event.
+    document.querySelector(`.dvr [data-step="${e.key === ',' ? 'prev' : 'next'}"]`)?.click();
   }
 });
 window.addEventListener('popstate', () => render());

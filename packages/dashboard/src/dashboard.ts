@@ -1,7 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { DeadLetterListOptions, DeadLetterSummary, DeadLetter as StoredDeadLetter } from '@switchboard/core';
+import type { DeadLetterListOptions, DeadLetterSummary, JobStore, DeadLetter as StoredDeadLetter } from '@switchboard/core';
 import { SwitchboardError } from '@switchboard/core';
 import type { FlowEvent } from './event.js';
 import { FlowIndex } from './flows.js';
@@ -30,6 +30,37 @@ export interface DashboardJobs {
     readonly outcome: 'canceled' | 'cancel-requested' | 'finished' | 'gone' | 'missing';
     readonly job?: { readonly status: string };
   }>;
+  /**
+   * The job store (`enableJobs(...).store`): the jobs view reads each job in progress from it for its
+   * progress, lease owner, heartbeat age and stuck flag.
+   */
+  readonly store?: Pick<JobStore, 'get'>;
+  /** The worker of this process (`enableJobs(...).runner`): its `leaseMs` dates a lease's last renewal. */
+  readonly runner?: { readonly leaseMs: number } | undefined;
+}
+
+/**
+ * What the job store says of a job in progress, next to what the recorder saw. `stuck`: the job is
+ * `running` and its lease expired (`leaseExpiresAt <= now`): no heartbeat renewed it for a whole
+ * lease, so its worker died, hangs, or cannot reach the store; the next claim takes it over (or
+ * fails it when no attempt is left).
+ */
+export interface JobLiveState {
+  readonly jobId: string;
+  readonly service: string;
+  readonly status: string;
+  readonly progress?: unknown;
+  /** The worker holding (or last holding) the lease. */
+  readonly leaseOwner?: string;
+  readonly leaseExpiresAt?: number;
+  /** When the lease was last renewed (claim or heartbeat): `leaseExpiresAt - leaseMs`, when this process has a worker. */
+  readonly heartbeatAt?: number;
+  /** `now - heartbeatAt`. */
+  readonly heartbeatAgeMs?: number;
+  readonly stuck: boolean;
+  readonly attempts: number;
+  readonly maxAttempts: number;
+  readonly cancelRequested: boolean;
 }
 
 /** What the queue-depth chart reads: a `Broker` with the optional `pending` capability has this shape. */
@@ -135,6 +166,9 @@ interface FastifyLike {
 /** How far back the queue-depth samples go, and how many queues a dashboard follows at most. */
 const QUEUE_WINDOW_MS = 60_000;
 const MAX_QUEUES = 100;
+/** Jobs in progress read from their store per `api/jobs`. */
+const MAX_LIVE_JOBS = 100;
+const TERMINAL_JOB = new Set(['succeeded', 'failed', 'canceled', 'cancelled', 'expired']);
 
 function idle(ms: number): Promise<undefined> {
   return new Promise((resolve) => setTimeout(() => resolve(undefined), ms).unref());
@@ -363,6 +397,66 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     }
   };
 
+  /** What this service's job store says of these jobs (those it holds), as `JobLiveState`. */
+  const liveJobs = async (ids: readonly string[]): Promise<JobLiveState[]> => {
+    const store = options.jobs?.store;
+    if (store === undefined) return [];
+    const leaseMs = options.jobs?.runner?.leaseMs;
+    const found = await Promise.all(ids.map((id) => store.get(id).catch(() => undefined)));
+    const now = Date.now();
+    const out: JobLiveState[] = [];
+    for (const lookup of found) {
+      if (lookup?.state !== 'found') continue;
+      const job = lookup.job;
+      const heartbeatAt = job.leaseExpiresAt !== undefined && leaseMs !== undefined ? job.leaseExpiresAt - leaseMs : undefined;
+      out.push({
+        jobId: job.id,
+        service,
+        status: job.status,
+        ...(job.progress === undefined ? {} : { progress: job.progress }),
+        ...(job.leaseOwner === undefined ? {} : { leaseOwner: job.leaseOwner }),
+        ...(job.leaseExpiresAt === undefined ? {} : { leaseExpiresAt: job.leaseExpiresAt }),
+        ...(heartbeatAt === undefined ? {} : { heartbeatAt, heartbeatAgeMs: Math.max(0, now - heartbeatAt) }),
+        stuck: job.status === 'running' && job.leaseExpiresAt !== undefined && job.leaseExpiresAt <= now,
+        attempts: job.attempts,
+        maxAttempts: job.maxAttempts,
+        cancelRequested: job.cancelRequested,
+      });
+    }
+    return out;
+  };
+
+  /** The jobs seen, those in progress with what their store (this service's, or a peer's) says of them. */
+  const jobsWithState = async (active: boolean) => {
+    const jobs = index.jobs({ active });
+    const open = jobs.filter((job) => !TERMINAL_JOB.has(job.status)).slice(0, MAX_LIVE_JOBS);
+    const states = new Map<string, JobLiveState>();
+    for (const state of await liveJobs(open.map((job) => job.jobId))) states.set(state.jobId, state);
+    const rest = open.filter((job) => !states.has(job.jobId)).map((job) => job.jobId);
+    if (rest.length > 0) {
+      const query = rest.map((id) => `id=${encodeURIComponent(id)}`).join('&');
+      await Promise.all(
+        peers
+          .filter((peer) => peer.state.capabilities?.jobs)
+          .map(async (peer) => {
+            try {
+              const response = await peerFetch(peer, `/api/jobs/state?${query}`);
+              const page = (await response.json()) as { jobs?: JobLiveState[] };
+              for (const state of page.jobs ?? []) if (!states.has(state.jobId)) states.set(state.jobId, state);
+            } catch {
+              // Unreachable peer: its jobs show what the recorder saw; the info view says why.
+            }
+          }),
+      );
+    }
+    return jobs.map((job) => {
+      const state = states.get(job.jobId);
+      if (state === undefined) return job;
+      const { jobId: _id, service: heldBy, ...rest } = state;
+      return { ...job, ...rest, heldBy };
+    });
+  };
+
   const replay = async (body: Record<string, unknown>) => {
     if (options.deadLetters === undefined) throw new SwitchboardError('SB_NOT_FOUND', { detail: `${service} has no dead-letter store` });
     const dryRun = body.dryRun === true;
@@ -456,7 +550,8 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       if (flow === undefined) return problem(res, 'SB_NOT_FOUND', 'no recorded flow has that id');
       return json(res, flow);
     }
-    if (path === '/api/jobs' && method === 'GET') return json(res, { jobs: index.jobs({ active: q.get('active') === '1' }) });
+    if (path === '/api/jobs' && method === 'GET') return json(res, { jobs: await jobsWithState(q.get('active') === '1') });
+    if (path === '/api/jobs/state' && method === 'GET') return json(res, { jobs: await liveJobs(q.getAll('id').slice(0, MAX_LIVE_JOBS)) });
     if (path === '/api/jobs/cancel' && method === 'POST') return ownerAction('/api/jobs/cancel', 'cancel', cancelJob);
     if (path === '/api/metrics' && method === 'GET') return json(res, index.metrics(clampInt(q.get('seconds'), 60, 5, 600), Date.now()));
     if (path === '/api/dead-letters' && method === 'GET') {

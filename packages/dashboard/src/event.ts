@@ -147,3 +147,22 @@ export function keysOf(event: FlowEvent): string[] {
   if (event.dataref !== undefined) keys.push(`d:${event.dataref}`);
   return keys;
 }
+
+/**
+ * What a claim-check fetch (`claimcheck.get`) found. The fetch verifies the bytes against the
+ * event's `datahash` (SHA-256, and the size when `datasize` is given) before it ends, so a fetch
+ * that ended `ok` is `verified`; one that failed is a `mismatch` (`SB_CLAIM_CHECK_HASH_MISMATCH`),
+ * `missing` (`SB_CLAIM_CHECK_MISSING`: no blob under that reference), `unverified` (an attachment's
+ * stream closed before its end, `SB_CLAIM_CHECK_UNVERIFIED`) or `failed` (the store failed).
+ * `undefined` for any other event.
+ */
+export type ClaimCheckVerdict = 'verified' | 'mismatch' | 'missing' | 'unverified' | 'failed';
+
+export function claimCheckVerdict(event: Pick<FlowEvent, 'kind' | 'outcome' | 'error'>): ClaimCheckVerdict | undefined {
+  if (event.kind !== 'claimcheck.get') return undefined;
+  if (event.outcome === 'ok' && event.error === undefined) return 'verified';
+  if (event.error?.code === 'SB_CLAIM_CHECK_HASH_MISMATCH') return 'mismatch';
+  if (event.error?.code === 'SB_CLAIM_CHECK_MISSING') return 'missing';
+  if (event.error?.code === 'SB_CLAIM_CHECK_UNVERIFIED') return 'unverified';
+  return 'failed';
+}

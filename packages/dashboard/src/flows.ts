@@ -55,6 +55,8 @@ export interface MetricsWindow {
   /** Handler and call latency percentiles per second, in ms (`null`: nothing completed that second). */
   readonly p50: readonly (number | null)[];
   readonly p99: readonly (number | null)[];
+  /** Dead letters stored per second (`dead-letter` events of every service joined). */
+  readonly deadLetters: readonly number[];
 }
 
 const TERMINAL_JOB = new Set(['succeeded', 'failed', 'canceled', 'cancelled', 'expired']);
@@ -217,6 +219,7 @@ export class FlowIndex {
       message: new Array(seconds).fill(0),
       event: new Array(seconds).fill(0),
     };
+    const deadLetters: number[] = new Array(seconds).fill(0);
     const durations: number[][] = Array.from({ length: seconds }, () => []);
     for (let i = this.#count - 1; i >= 0; i--) {
       const { event } = this.#ring[(this.#head + i) % this.capacity] as Entry;
@@ -230,6 +233,7 @@ export class FlowIndex {
       if (event.kind === 'call.response') rate.call[slot]++;
       else if (event.kind === 'job.complete') rate.job[slot]++;
       else if (event.kind === 'message.deliver' && (pattern === 'message' || pattern === 'event')) rate[pattern][slot]++;
+      else if (event.kind === 'dead-letter') deadLetters[slot] = (deadLetters[slot] ?? 0) + 1;
     }
     const pick = (q: number) =>
       durations.map((list) => {
@@ -237,7 +241,7 @@ export class FlowIndex {
         list.sort((a, b) => a - b);
         return Math.round((list[Math.min(list.length - 1, Math.floor(q * list.length))] as number) * 100) / 100;
       });
-    return { seconds: secondsList, rate, p50: pick(0.5), p99: pick(0.99) };
+    return { seconds: secondsList, rate, p50: pick(0.5), p99: pick(0.99), deadLetters };
   }
 
   #search(q: string): Flow[] {

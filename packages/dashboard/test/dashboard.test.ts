@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Socket } from 'node:net';
 import { defineContract, implement, operation } from '@switchboard/core';
 import { createDashboard, createFlowRecorder, type Dashboard } from '@switchboard/dashboard';
-import { createHttpService, enableJobs } from '@switchboard/http';
+import { createHttpService, createJobsClient, enableJobs } from '@switchboard/http';
 import { createMemoryBroker, createMemoryDeadLetterStore, createMemoryJobStore, createMemoryReceiptStore } from '@switchboard/memory';
 import { createMessaging } from '@switchboard/messaging';
 import express from 'express';
@@ -379,6 +379,109 @@ describe('jobs: cancel from the dashboard', () => {
     expect(unknown.status).toBe(404);
     expect((await cancel(frontBase, { id })).status).toBe(404); // the front service has no job store
     expect((await cancel(url, {})).status).toBe(400);
+  });
+});
+
+describe('jobs in progress: progress, lease owner, heartbeat age, stuck', () => {
+  it("reads each job in progress from its store: one heartbeating, one whose worker's heartbeat stopped, also through a peer", async () => {
+    const contract = defineContract({
+      name: 'lanes',
+      operations: {
+        steady: operation({ input: z.object({}), output: z.object({ done: z.boolean() }) }),
+        stalled: operation({ input: z.object({}), output: z.object({ done: z.boolean() }) }),
+      },
+    });
+    const store = createMemoryJobStore();
+    // One slot: while `steady` runs, this worker claims nothing else.
+    const jobs = enableJobs(contract, { store, worker: { concurrency: 1, pollIntervalMs: 10, leaseMs: 1000, heartbeatMs: 50 } });
+    const handlers = implement(contract, {
+      // Reports progress, then runs until its job is canceled or the worker closes.
+      steady: (_input, ctx) =>
+        new Promise((_resolve, reject) => {
+          ctx.progress({ percent: 30, message: 'step 3 of 10' });
+          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true });
+        }),
+      stalled: async () => ({ done: true }),
+    });
+    const recorder = createFlowRecorder({ service: 'lanes' });
+    const dashboard = createDashboard({ recorder, jobs });
+    const service = createHttpService({ contract, handlers, routes: [...jobs.routes, dashboard.route], interceptors: jobs.interceptors });
+    jobs.start(service);
+    const { url } = await service.listen({ port: 0, host: '127.0.0.1' });
+    closers.push(
+      () => recorder.close(),
+      () => dashboard.close(),
+      () => service.close(),
+      () => jobs.close({ timeoutMs: 1000 }),
+    );
+    const front = dashboardWithFlow({ service: 'front', peers: [{ url: `${url}/_switchboard` }] });
+    const frontBase = await listen(createServer(front.listener));
+    const client = createJobsClient(contract, { baseUrl: url });
+
+    const steady = await client.submit('steady', {});
+    for (let lookup = await store.get(steady.jobId); lookup.state !== 'found' || lookup.job.progress === undefined; ) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      lookup = await store.get(steady.jobId);
+    }
+    // The slot is taken: `stalled` stays queued until a worker that then stops heartbeating claims it.
+    const stalled = await client.submit('stalled', {});
+    const claims = await store.claim({ workerId: 'worker-gone', leaseMs: 1000, operations: ['stalled'] });
+    expect(claims.map((claim) => claim.job.id)).toEqual([stalled.jobId]);
+
+    type Job = {
+      jobId: string;
+      status: string;
+      progress?: unknown;
+      leaseOwner?: string;
+      leaseExpiresAt?: number;
+      heartbeatAgeMs?: number;
+      stuck?: boolean;
+      attempts?: number;
+      heldBy?: string;
+    };
+    const read = async (base: string) => {
+      await front.pull();
+      const page = (await (await fetch(`${base}/_switchboard/api/jobs?active=1`)).json()) as { jobs: Job[] };
+      return new Map(page.jobs.map((job) => [job.jobId, job]));
+    };
+    // Until the lease of `stalled` runs out with no heartbeat to renew it.
+    let seen = await read(url);
+    while (seen.get(stalled.jobId)?.stuck !== true) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      seen = await read(url);
+    }
+    const gone = seen.get(stalled.jobId) as Job;
+    expect(gone).toMatchObject({ status: 'running', leaseOwner: 'worker-gone', stuck: true, attempts: 1, heldBy: 'lanes' });
+    expect(gone.leaseExpiresAt).toBeLessThanOrEqual(Date.now());
+    expect(gone.heartbeatAgeMs).toBeGreaterThanOrEqual(1000); // older than its lease
+    // The steady job's lease is renewed every heartbeat, so it is not stuck.
+    const lookup = await store.get(steady.jobId);
+    const stored = lookup.state === 'found' ? lookup.job : undefined;
+    const live = seen.get(steady.jobId) as Job;
+    expect(live).toMatchObject({
+      status: 'running',
+      progress: { percent: 30, message: 'step 3 of 10' },
+      leaseOwner: jobs.runner?.workerId,
+      stuck: false,
+    });
+    expect(live.leaseOwner).toBe(stored?.leaseOwner);
+    expect(live.heartbeatAgeMs).toBeLessThan(1000);
+    expect(live.leaseExpiresAt).toBeGreaterThan(Date.now() - 1000);
+
+    // The front dashboard has no job store: it asks the peer whose store holds them.
+    let fromFront = await read(frontBase);
+    while (fromFront.get(stalled.jobId)?.stuck !== true) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      fromFront = await read(frontBase);
+    }
+    expect(fromFront.get(stalled.jobId)).toMatchObject({ leaseOwner: 'worker-gone', heldBy: 'lanes' });
+    expect(fromFront.get(steady.jobId)).toMatchObject({
+      progress: { percent: 30, message: 'step 3 of 10' },
+      stuck: false,
+      heldBy: 'lanes',
+    });
+    const state = (await (await fetch(`${url}/_switchboard/api/jobs/state?id=${stalled.jobId}&id=no-such-job`)).json()) as { jobs: Job[] };
+    expect(state.jobs.map((job) => job.jobId)).toEqual([stalled.jobId]);
   });
 });
 

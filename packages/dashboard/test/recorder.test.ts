@@ -1,10 +1,21 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { channels, defineContract, implement, operation, tracing } from '@switchboard/core';
-import { createFlowRecorder, type FlowEvent, FlowIndex } from '@switchboard/dashboard';
+import {
+  channels,
+  createCloudEvent,
+  defineContract,
+  encodeBinary,
+  event as eventOf,
+  formatDataHash,
+  implement,
+  operation,
+  tracing,
+} from '@switchboard/core';
+import { claimCheckVerdict, createFlowRecorder, type FlowEvent, FlowIndex } from '@switchboard/dashboard';
 import { createClient, createHttpService } from '@switchboard/http';
-import { createMemoryBroker, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
+import { createMemoryBlobStore, createMemoryBroker, createMemoryDeadLetterStore, createMemoryReceiptStore } from '@switchboard/memory';
 import { createMessaging } from '@switchboard/messaging';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -92,8 +103,117 @@ describe('flow recorder', () => {
     const index = new FlowIndex();
     for (const event of recorder.events()) index.add(event);
     expect(index.flow(`m:${messageId}`)?.summary).toMatchObject({ status: 'error', patterns: ['message'] });
+    // The dead-letter rate: the one dead letter, in the second it was stored.
+    const window = index.metrics(60, Date.now());
+    expect(window.deadLetters.reduce((a, b) => a + b, 0)).toBe(1);
+    const dead = recorder.events().find((event) => event.kind === 'dead-letter') as FlowEvent;
+    expect(window.deadLetters[window.seconds.findIndex((second) => dead.at >= second && dead.at < second + 1000)]).toBe(1);
     // Errors, retries and dead letters counted as the length of their JSON too.
     expect(recorder.stats().bytes).toBe(recorder.events().reduce((sum, event) => sum + JSON.stringify(event).length, 0));
+  });
+
+  it('records each claim-check fetch with its hash check: verified, or a mismatch that dead-letters the message', async () => {
+    const recorder = createFlowRecorder({ service: 'claims' });
+    closers.push(() => recorder.close());
+    const broker = createMemoryBroker();
+    const blobs = createMemoryBlobStore({ name: 'claims-blobs' });
+    const receipts = createMemoryReceiptStore();
+    const receiver = createMessaging({ broker, service: 'greeter', receipts, deadLetters: createMemoryDeadLetterStore(), blobs });
+    const seen: string[] = [];
+    receiver.serve(
+      greeter,
+      implement(greeter, {
+        greet: ({ name }) => {
+          seen.push(name);
+          return { text: 'ok' };
+        },
+      }),
+    );
+    await receiver.start();
+    const sender = createMessaging({ broker, service: 'sender', deadLetters: false, blobs, claimCheck: { thresholdBytes: 1024 } });
+    closers.push(async () => {
+      await sender.close();
+      await receiver.close();
+      await broker.close();
+    });
+    // Over the threshold: the data goes to the blob store, the consumer fetches it and checks its hash.
+    const big = 'x'.repeat(5000);
+    const good = await sender.invoke(greeter, 'greet', { name: big });
+    expect((await receiver.receipts.wait(good.messageId))?.groups[0]?.state).toBe('processed');
+    // A message whose datahash does not match the stored bytes (sent as the sender sends this operation).
+    const sent = recorder.events().find((e) => e.kind === 'message.publish' && e.messageId === good.messageId) as FlowEvent;
+    const stored = await blobs.put(Buffer.from(JSON.stringify({ name: 'tampered' })), { mediaType: 'application/json' });
+    const other = createHash('sha256').update('other bytes').digest('hex');
+    const event = createCloudEvent({
+      type: sent.type as string,
+      source: 'sender',
+      datacontenttype: 'application/json',
+      extensions: { dataref: stored.uri, datahash: formatDataHash(other) },
+    });
+    await broker.publish({ id: event.id, topic: sent.topic as string, ...encodeBinary(event, broker.binding) });
+    expect((await receiver.receipts.wait(event.id))?.groups[0]).toMatchObject({ state: 'dead-lettered' });
+
+    const gets = recorder.events().filter((e) => e.kind === 'claimcheck.get');
+    const fetched = gets.find((e) => e.messageId === good.messageId) as FlowEvent;
+    const tampered = gets.find((e) => e.messageId === event.id) as FlowEvent;
+    expect(claimCheckVerdict(fetched)).toBe('verified');
+    expect(fetched).toMatchObject({ outcome: 'ok', bytes: Buffer.byteLength(JSON.stringify({ name: big })) });
+    expect(claimCheckVerdict(tampered)).toBe('mismatch');
+    expect(tampered).toMatchObject({ outcome: 'error', error: { code: 'SB_CLAIM_CHECK_HASH_MISMATCH' }, dataref: stored.uri });
+    expect(seen).toEqual([big]); // the handler never saw the bytes that failed their check
+    const dead = recorder.events().find((e) => e.kind === 'dead-letter' && e.messageId === event.id);
+    expect(dead).toMatchObject({ reason: 'claim-check', error: { code: 'SB_CLAIM_CHECK_HASH_MISMATCH' } });
+    const index = new FlowIndex();
+    for (const e of recorder.events()) index.add(e);
+    expect(index.flow(`m:${event.id}`)?.summary.status).toBe('error');
+    expect(index.flow(`m:${good.messageId}`)?.summary.status).toBe('ok');
+    expect(claimCheckVerdict({ kind: 'claimcheck.get', outcome: 'error', error: { code: 'SB_CLAIM_CHECK_MISSING' } })).toBe('missing');
+    expect(claimCheckVerdict({ kind: 'claimcheck.put', outcome: 'ok' })).toBeUndefined();
+  });
+
+  it('records an attachment read by the handler as a claim-check fetch: verified when read to its end, unverified when closed unread', async () => {
+    const pictures = defineContract({
+      name: 'pictures',
+      operations: {},
+      messages: {},
+      events: { uploaded: eventOf({ data: z.object({ whole: z.boolean() }), attachment: true }) },
+    });
+    const recorder = createFlowRecorder({ service: 'readers' });
+    closers.push(() => recorder.close());
+    const broker = createMemoryBroker();
+    const blobs = createMemoryBlobStore({ name: 'picture-blobs' });
+    const sender = createMessaging({ broker, service: 'pictures', deadLetters: false, blobs });
+    const reader = createMessaging({ broker, service: 'reader', receipts: createMemoryReceiptStore(), deadLetters: false, blobs });
+    const read: number[] = [];
+    reader.on(pictures, 'uploaded', async (data, ctx) => {
+      const stream = ctx.attachment();
+      if (!data.whole) {
+        stream.destroy(); // opened, never read: its hash is never checked
+        return;
+      }
+      let bytes = 0;
+      for await (const chunk of stream) bytes += (chunk as Buffer).length;
+      read.push(bytes);
+    });
+    await reader.start();
+    closers.push(async () => {
+      await sender.close();
+      await reader.close();
+      await broker.close();
+    });
+    const picture = Buffer.alloc(256 * 1024, 7);
+    const whole = await sender.emit(pictures, 'uploaded', { whole: true }, { attachment: picture, attachmentType: 'image/png' });
+    const part = await sender.emit(pictures, 'uploaded', { whole: false }, { attachment: picture, attachmentType: 'image/png' });
+    expect((await reader.receipts.wait(whole.messageId))?.groups[0]?.state).toBe('processed');
+    expect((await reader.receipts.wait(part.messageId))?.groups[0]?.state).toBe('processed');
+    const gets = recorder.events().filter((e) => e.kind === 'claimcheck.get');
+    const full = gets.find((e) => e.messageId === whole.messageId) as FlowEvent;
+    const early = gets.find((e) => e.messageId === part.messageId) as FlowEvent;
+    expect(claimCheckVerdict(full)).toBe('verified');
+    expect(full).toMatchObject({ outcome: 'ok', bytes: picture.length, system: 'picture-blobs' });
+    expect(claimCheckVerdict(early)).toBe('unverified');
+    expect(early).toMatchObject({ outcome: 'error', error: { code: 'SB_CLAIM_CHECK_UNVERIFIED' } });
+    expect(read).toEqual([picture.length]);
   });
 
   it('counts each event as the length of its JSON, whatever its strings, numbers and errors hold', () => {

@@ -120,6 +120,11 @@ export class JobRunner {
     this.#onError = options.onError;
   }
 
+  /** The lease of a job this worker claims, in ms: each heartbeat renews it to now + `leaseMs`. */
+  get leaseMs(): number {
+    return this.#leaseMs;
+  }
+
   /** Jobs running in this worker now. */
   get running(): number {
     return this.#running.size;

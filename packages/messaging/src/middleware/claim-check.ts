@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { BlobStore, CloudEvent } from '@switchboard/core';
-import { isSwitchboardError, parseDataHash, SwitchboardError, traceAsync, tracing } from '@switchboard/core';
+import { isSwitchboardError, parseDataHash, SwitchboardError, traceAsync, traceManual, tracing } from '@switchboard/core';
 import { dataKind, missingBlob, readAllBytes, refuseDataref, verifyBlobStream } from '@switchboard/core/kit';
 import type { Inbound, Middleware, Outcome, Step } from '../pipeline.js';
 import type { AttachmentInfo } from '../types.js';
@@ -91,7 +91,7 @@ async function claimed(stores: readonly BlobStore[], message: Inbound, reference
       ? await traceAsync(
           tracing.claimCheckGet,
           {
-            store: (store as { name?: string }).name ?? store.constructor?.name ?? 'blobs',
+            store: storeName(store),
             ref: reference.uri,
             messageId: event.id,
             destination: message.delivery.topic,
@@ -111,13 +111,46 @@ async function claimed(stores: readonly BlobStore[], message: Inbound, reference
   message.attachment = {
     info,
     open: () => {
+      // Traced as a claim-check get from the open to the end of the stream, when someone listens:
+      // `ok` once every byte was read and matched the hash; a stream closed before its end was not
+      // verified (`errorType` `SB_CLAIM_CHECK_UNVERIFIED`).
+      const trace = tracing.claimCheckGet.hasSubscribers
+        ? traceManual(tracing.claimCheckGet, {
+            store: storeName(store),
+            ref: reference.uri,
+            messageId: event.id,
+            destination: message.delivery.topic,
+            ...(reference.size === undefined ? {} : { size: reference.size }),
+          })
+        : undefined;
+      let read = 0;
+      let settled = false;
       const stream = Readable.from(
         (async function* verified() {
-          const blob = await store.get(key);
-          yield* verifyBlobStream(blob.body, expected);
+          try {
+            const blob = await store.get(key);
+            for await (const chunk of verifyBlobStream(blob.body, expected)) {
+              read += (chunk as Buffer).length;
+              yield chunk;
+            }
+            settled = true;
+            if (trace !== undefined) trace.context.size = read;
+            trace?.end();
+          } catch (error) {
+            settled = true;
+            trace?.end(error);
+            throw error;
+          }
         })(),
         { objectMode: false },
       );
+      if (trace !== undefined) {
+        stream.on('close', () => {
+          if (settled) return;
+          trace.context.errorType = 'SB_CLAIM_CHECK_UNVERIFIED';
+          trace.end(new Error(`the attachment stream was closed after ${read} bytes, before its hash could be checked`));
+        });
+      }
       stream.on('error', (error) => {
         if (isSwitchboardError(error) && CLAIM_CHECK_CODES.has(error.code)) message.attachmentFailure ??= error;
       });
@@ -131,4 +164,8 @@ async function claimed(stores: readonly BlobStore[], message: Inbound, reference
   } catch (error) {
     throw message.attachmentFailure ?? error;
   }
+}
+
+function storeName(store: BlobStore): string {
+  return (store as { name?: string }).name ?? store.constructor?.name ?? 'blobs';
 }
