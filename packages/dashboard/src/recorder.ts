@@ -85,6 +85,11 @@ export interface FlowRecorder {
 
 type Payload = Record<string, unknown>;
 
+/** What the recorder marks on a call's context: started outside any trace, and the trace its first attempt started. */
+const UNROOTED = Symbol('switchboard.recorder.unrooted');
+const CALL_TRACE = Symbol('switchboard.recorder.callTrace');
+type CallMarks = { [UNROOTED]?: boolean; [CALL_TRACE]?: { traceId: string; spanId: string } };
+
 /**
  * Starts recording what this process publishes on Switchboard's diagnostics channels into a
  * bounded ring buffer (`capacity` events and `maxBytes`, whichever is reached first).
@@ -164,10 +169,12 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
       const p = message as Payload;
       if (kind === 'call.request' && p.parentTraceparent === undefined) {
         // A call outside any trace: its trace is the one its first attempt starts; recorded then.
-        unrooted.add(p);
+        (p as CallMarks)[UNROOTED] = true;
         return;
       }
-      const built = normalise(p, shared, now(), redact === false, phase !== 'start' && phase !== 'point');
+      // A call that started outside any trace takes the trace its first attempt started.
+      const fallback = kind === 'call.response' ? (p as CallMarks)[CALL_TRACE] : undefined;
+      const built = normalise(p, shared, now(), redact === false, phase !== 'start' && phase !== 'point', fallback);
       const draft = built.event;
       // Counted as built, unless a field is added below or a redact function changes the event.
       let counted = typeof redact !== 'function';
@@ -184,13 +191,6 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
           counted = false;
         }
       }
-      if (kind === 'call.response' && draft.traceId === undefined) {
-        const trace = callTraces.get(p);
-        if (trace !== undefined) {
-          Object.assign(draft, trace);
-          counted = false;
-        }
-      }
       const event = finish(draft);
       // The seq's digits and its comma were left out of the count.
       if (event !== undefined) publish(event, counted ? built.size + String(event.seq).length + 1 : undefined);
@@ -198,21 +198,19 @@ export function createFlowRecorder(options: RecorderOptions): FlowRecorder {
   };
 
   const puts = new Map<string, string>();
-  const unrooted = new WeakSet<Payload>();
-  const callTraces = new WeakMap<Payload, { traceId: string; spanId: string }>();
   const callRequest = fixed('call.request', 'switchboard:call', options.service);
   const onAttemptStart = (message: unknown) => {
     // The call this attempt belongs to (its `switchboard:call` context).
     const call = (message as Payload).call as Payload | undefined;
-    if (call === undefined || callTraces.has(call)) return;
+    if (call === undefined || (call as CallMarks)[CALL_TRACE] !== undefined) return;
     const trace = parseTraceparent((message as Payload).traceparent);
     if (trace === undefined) return;
-    callTraces.set(call, trace);
-    if (unrooted.has(call)) {
-      unrooted.delete(call);
-      const draft = normalise(call, callRequest, now(), redact === false, false).event;
-      const event = finish({ ...draft, ...trace });
-      if (event !== undefined) publish(event);
+    (call as CallMarks)[CALL_TRACE] = trace;
+    if ((call as CallMarks)[UNROOTED] === true) {
+      (call as CallMarks)[UNROOTED] = false;
+      const built = normalise(call, callRequest, now(), redact === false, false, trace);
+      const event = finish(built.event);
+      if (event !== undefined) publish(event, typeof redact === 'function' ? undefined : built.size + String(event.seq).length + 1);
     }
   };
   const attemptStart = diagnosticsChannel.channel('tracing:switchboard:call:attempt:start');
@@ -312,12 +310,54 @@ interface Built {
 }
 
 /** A string or number field's share of the JSON length: `"key":value` and its comma. */
+/** `"at":` and the comma after the time. */
+const AT_KEY = 6;
+
+/**
+ * The JSON length of a time (ms since the epoch, rounded to the microsecond) at most: its integer
+ * digits, and a point with four decimals unless it is whole (a double this large needs at most four
+ * to be told apart). Counted without converting the number to text.
+ */
+function timeLength(at: number): number {
+  // Not on the microsecond grid (a clock given for tests): counted exactly.
+  if (Math.round(at * 1000) / 1000 !== at) return String(at).length;
+  const whole = Math.trunc(at);
+  return integerLength(whole) + (whole === at ? 0 : 5);
+}
+
+/** The decimal digits of an integer, its sign included. */
+function integerLength(value: number): number {
+  if (value < 0) return 1 + integerLength(-value);
+  let digits = 1;
+  for (let limit = 10; value >= limit && digits < 22; limit *= 10) digits++;
+  return digits;
+}
+
+/** The last traceparents read and their ids: an operation's events repeat the same one. */
+let lastTraceparent: string | undefined;
+let lastTrace: { traceId: string; spanId: string } | undefined;
+
+function traceOf(value: unknown): { traceId: string; spanId: string } | undefined {
+  if (typeof value !== 'string') return undefined;
+  if (value !== lastTraceparent) {
+    lastTrace = parseTraceparent(value);
+    lastTraceparent = value;
+  }
+  return lastTrace;
+}
+
 function fieldLength(key: string, value: string | number | undefined): number {
   if (value === undefined) return 0;
   return (
     key.length +
     4 +
-    (typeof value === 'string' ? (ESCAPED.test(value) ? JSON.stringify(value).length : value.length + 2) : String(value).length)
+    (typeof value === 'string'
+      ? ESCAPED.test(value)
+        ? JSON.stringify(value).length
+        : value.length + 2
+      : Number.isInteger(value)
+        ? integerLength(value)
+        : String(value).length)
   );
 }
 
@@ -335,14 +375,22 @@ function fixed(kind: FlowEventKind, channel: string, service: string): Fixed {
   return { kind, channel, service, size };
 }
 
-function normalise(p: Payload, shared: Fixed, now: number, keepData: boolean, ended: boolean): Built {
+function normalise(
+  p: Payload,
+  shared: Fixed,
+  now: number,
+  keepData: boolean,
+  ended: boolean,
+  fallback?: { readonly traceId: string; readonly spanId: string },
+): Built {
   const { kind, channel, service } = shared;
   const context = p.context;
-  const trace = parseTraceparent(
-    p.traceparent ??
-      p.parentTraceparent ??
-      (typeof context === 'object' && context !== null ? (context as Payload).traceparent : undefined),
-  );
+  const trace =
+    traceOf(
+      p.traceparent ??
+        p.parentTraceparent ??
+        (typeof context === 'object' && context !== null ? (context as Payload).traceparent : undefined),
+    ) ?? fallback;
   const durationMs = num(p.durationMs);
   // What ended is placed at its start; its duration says when it ended.
   const at = ended && durationMs !== undefined ? Math.round((now - durationMs) * 1000) / 1000 : now;
@@ -351,7 +399,7 @@ function normalise(p: Payload, shared: Fixed, now: number, keepData: boolean, en
   const data = keepData ? (p.data ?? p.input ?? p.result) : undefined;
   // Only the fields that have a value (a small object per event), counted as they are set.
   const out: Record<string, unknown> = { seq: 0, at, service, kind, channel };
-  let size = shared.size + fieldLength('at', at);
+  let size = shared.size + AT_KEY + timeLength(at);
   const set = (key: keyof FlowEvent, value: string | number | undefined) => {
     if (value === undefined) return;
     out[key] = value;
