@@ -2,34 +2,23 @@
  * `switchboard jobs <url>`, run as users run it (the built bin in a child process) against a real
  * service whose dashboard saw a job. `npm test` builds first; run `npm run build` before this file alone.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { join } from 'node:path';
 import { defineContract, implement, operation } from '@switchboard/core';
 import { createDashboard, createFlowRecorder } from '@switchboard/dashboard';
 import { createHttpService, enableJobs } from '@switchboard/http';
 import { createSqliteJobStore } from '@switchboard/sqlite';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { runBin } from './bin.js';
 
-const bin = join(import.meta.dirname, '..', 'bin', 'switchboard.js');
 const closers: (() => unknown)[] = [];
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
 async function run(args: readonly string[]): Promise<{ code: number; out: string; err: string }> {
-  const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? '', NO_COLOR: '1' } });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-  });
-  const [code] = await once(child, 'exit');
-  return { code: code as number, out, err };
+  const child = runBin(args);
+  closers.push(child.kill);
+  return { code: await child.exited, out: child.out(), err: child.err() };
 }
 
 describe('switchboard jobs <url>', () => {

@@ -2,33 +2,22 @@
  * `switchboard tail`, run as users run it (the built bin in a child process) against a real
  * dashboard served on node:http. `npm test` builds first; run `npm run build` before this file alone.
  */
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { createDashboard, createFlowRecorder } from '@switchboard/dashboard';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runBin } from './bin.js';
 
-const bin = join(import.meta.dirname, '..', 'bin', 'switchboard.js');
 const closers: (() => unknown)[] = [];
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
 function run(args: readonly string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = once(child, 'exit').then(([code]) => code as number);
-  closers.push(() => child.exitCode === null && child.kill());
-  return { exited, out: () => stdout, err: () => stderr };
+  const child = runBin(args, env);
+  closers.push(child.kill);
+  return child;
 }
 
 async function serve(token?: string) {

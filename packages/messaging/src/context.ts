@@ -12,13 +12,21 @@ import type { AttachmentInfo, MessageContext } from './types.js';
  * (POST /events; its delivery headers would be the event encoded again).
  */
 export function deliveryTrace(delivery: Delivery, event: CloudEvent, via: InboundVia): TraceContext {
+  const parent = deliveryParent(delivery, event, via);
+  return continueTrace(parent.traceparent, parent.tracestate);
+}
+
+/** What a delivery's own span continues: the hop's trace headers when its `traceparent` is valid, else the event's creation context. */
+export function deliveryParent(delivery: Delivery, event: CloudEvent, via: InboundVia): TraceCarrier {
   const hop: TraceCarrier | undefined = via === 'broker' ? delivery.headers : (delivery as { hop?: TraceCarrier }).hop;
-  if (hop?.traceparent !== undefined && parseTraceparent(hop.traceparent) !== undefined)
-    return continueTrace(hop.traceparent, hop.tracestate);
+  if (hop?.traceparent !== undefined && parseTraceparent(hop.traceparent) !== undefined) return hop;
   const extensions = event.extensions;
   const traceparent = extensions?.traceparent;
   const tracestate = extensions?.tracestate;
-  return continueTrace(typeof traceparent === 'string' ? traceparent : undefined, typeof tracestate === 'string' ? tracestate : undefined);
+  return {
+    traceparent: typeof traceparent === 'string' ? traceparent : undefined,
+    tracestate: typeof tracestate === 'string' ? tracestate : undefined,
+  };
 }
 
 /** The `MessageContext` of one run. A class, so every delivery shares one shape. */

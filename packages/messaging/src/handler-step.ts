@@ -3,14 +3,13 @@ import {
   type HandlerMessage,
   OperationError,
   operationProblemType,
-  parseTraceparent,
   runWithTrace,
   SwitchboardError,
   traceAsync,
   tracing,
 } from '@switchboard/core';
 import { validate } from '@switchboard/core/kit';
-import { DeliveryContext } from './context.js';
+import { DeliveryContext, deliveryParent } from './context.js';
 import { OperationFailure } from './middleware/retry.js';
 import type { Inbound, Step } from './pipeline.js';
 
@@ -37,9 +36,6 @@ export function handlerStep(defaultTimeoutMs: number, resultLimit: number): Step
 
 /** The `switchboard:handler` context of an operation reached through a broker. */
 function handlerContext(message: Inbound, service: string, operation: string, context: DeliveryContext): HandlerMessage {
-  const extensions = message.event!.extensions;
-  const header = message.via === 'broker' ? message.delivery.headers?.traceparent : undefined;
-  const hop = typeof header === 'string' && parseTraceparent(header) !== undefined ? header : undefined;
   return {
     service,
     operation,
@@ -47,7 +43,7 @@ function handlerContext(message: Inbound, service: string, operation: string, co
     // The handler's own context (what its calls and sends descend from), and what it continues: the
     // hop's transport header when the delivery has one, else the creation context.
     traceparent: context.traceparent,
-    parentTraceparent: hop ?? (typeof extensions?.traceparent === 'string' ? extensions.traceparent : undefined),
+    parentTraceparent: deliveryParent(message.delivery, message.event!, message.via).traceparent,
     route: undefined,
     tracestate: context.tracestate,
     idempotencyKey: undefined,
