@@ -115,4 +115,14 @@ export class DeliveryRecorder {
   waitForUnique(count: number, timeoutMs?: number): Promise<void> {
     return waitFor(() => this.unique().size >= count, `${count} distinct messages (have ${this.unique().size})`, timeoutMs);
   }
+
+  /** Waits until every one of these MessageIds has arrived (a count would be fooled by extras). */
+  waitForIds(ids: Iterable<string>, timeoutMs?: number): Promise<void> {
+    const wanted = [...ids];
+    const missing = () => {
+      const seen = this.unique();
+      return wanted.filter((id) => !seen.has(id)).length;
+    };
+    return waitFor(() => missing() === 0, `${wanted.length} given messages (${missing()} missing)`, timeoutMs);
+  }
 }
