@@ -8,7 +8,7 @@ import {
   type SpanExporter,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
-import { type Broker, channelNames } from '@switchboard/core';
+import { type Broker, channelNames, setAmbientTrace } from '@switchboard/core';
 import { createFlowRecorder } from '@switchboard/dashboard';
 import { createClient, createHttpService } from '@switchboard/http';
 import { createMetrics } from '@switchboard/metrics';
@@ -22,6 +22,7 @@ import { inMemory } from './messaging.js';
 
 type Observer =
   | 'nothing attached'
+  | 'nothing attached, ambient trace off'
   | 'no-op subscriber'
   | 'OpenTelemetry bridge'
   | 'OTel bridge + recorder'
@@ -30,6 +31,7 @@ type Observer =
   | 'Prometheus metrics';
 const OBSERVERS: readonly Observer[] = [
   'nothing attached',
+  'nothing attached, ambient trace off',
   'no-op subscriber',
   'OpenTelemetry bridge',
   'OTel bridge + recorder',
@@ -69,6 +71,9 @@ function attach(observer: Observer): () => Promise<void> {
   switch (observer) {
     case 'nothing attached':
       return async () => {};
+    case 'nothing attached, ambient trace off':
+      setAmbientTrace(false);
+      return async () => setAmbientTrace(true);
     case 'no-op subscriber': {
       for (const name of NOOP_EVENTS) diagnosticsChannel.subscribe(name, noop);
       return async () => {
@@ -132,7 +137,8 @@ function median(values: number[]): number {
 /**
  * The cost of observing: the sync-http path (Switchboard server + typed client in this process,
  * 64 in flight) and the messaging transport path (memory broker, envelope, validation, dead-letter
- * middleware) with nothing subscribed to the diagnostics channels, with a no-op listener on every
+ * middleware) with nothing subscribed to the diagnostics channels (and so once more with the ambient
+ * trace's AsyncLocalStorage turned off, as before automatic trace context), with a no-op listener on every
  * event of every tracing channel (the publishing cost any subscriber brings), with the OpenTelemetry
  * bridge (SDK 2.12 tracer provider, batching span processor, an exporter that drops) and with the
  * Prometheus registry. Alternating rounds, median reported; ratios against "nothing attached", of
@@ -141,7 +147,7 @@ function median(values: number[]): number {
 export const observability: Scenario = {
   name: 'observability',
   description:
-    'sync-http and messaging (memory broker, NATS JetStream) throughput and CPU per operation with nothing, a no-op subscriber, the OTel bridge, the recorder or Prometheus metrics attached (target ≥ 0.95 with the OTel bridge + recorder)',
+    'sync-http and messaging (memory broker, NATS JetStream) throughput and CPU per operation with nothing (ambient trace on or off), a no-op subscriber, the OTel bridge, the recorder or Prometheus metrics attached (target ≥ 0.95 with the OTel bridge + recorder)',
   async run(ctx) {
     const rounds = ctx.scale < 1 ? 1 : 3;
     const durationMs = Math.round(4000 * ctx.scale);

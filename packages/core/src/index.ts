@@ -135,6 +135,7 @@ export {
   parseTraceparent,
   parseTracestate,
   runWithTrace,
+  setAmbientTrace,
   TRACE_FLAG_RANDOM,
   TRACE_FLAG_SAMPLED,
   TRACESTATE_MAX_LENGTH,
