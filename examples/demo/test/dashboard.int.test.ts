@@ -1,7 +1,8 @@
 /**
  * The dashboard as a user sees it: `npm start` (the built demo, A, B and C as separate processes),
  * then headless Chromium on the URL it prints. Every view renders the demo's real flows; a dead
- * letter is replayed from the page and its receipt turns processed; a MessageId typed into the
+ * letter is replayed from the page and its receipt turns processed; a running job is canceled from
+ * the jobs view and ends canceled; a MessageId typed into the
  * search box finds its flow; everything is reached with the keyboard; the page logs no error.
  * A screenshot per view goes to test-artifacts/dashboard/.
  */
@@ -23,6 +24,7 @@ let output = '';
 let dataDir: string;
 let dashboardUrl: string;
 let serviceAUrl: string;
+let serviceBUrl: string;
 let flakyMessageId: string;
 let browser: Browser;
 let page: Page;
@@ -47,6 +49,7 @@ beforeAll(async () => {
   }
   dashboardUrl = (/Dashboard: (\S+)/.exec(output) as RegExpExecArray)[1] as string;
   serviceAUrl = (/ServiceA at (\S+),/.exec(output) as RegExpExecArray)[1] as string;
+  serviceBUrl = (/ServiceB at (\S+),/.exec(output) as RegExpExecArray)[1] as string;
   flakyMessageId = (/6\. Dead letter[^\n]*\n\s+MessageId (\S+);/.exec(output) as RegExpExecArray)[1] as string;
   browser = await chromium.launch(chromiumLaunchOptions());
   page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
@@ -305,6 +308,37 @@ describe('the dashboard of the demo, in Chromium', () => {
     // Queue depth of the groups the services consume, read from the broker's pending.
     await expect.poll(() => page.locator('#queue-depth-note').textContent(), { timeout: 15_000 }).toMatch(/service-[abc]: \S+\/\S+ \d+/);
     await page.screenshot({ path: join(shots, 'charts.png') });
+  });
+
+  it('cancels a running job from the jobs view, with the keyboard; the job ends canceled', async () => {
+    // A job of B that runs for a minute unless canceled (the demo's own analyze, a long workMs).
+    const submitted = await fetch(`${serviceBUrl}/ops/analyze`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', prefer: 'respond-async' },
+      body: JSON.stringify({ name: 'cancel me', workMs: 60_000 }),
+    });
+    expect(submitted.status).toBe(202);
+    const { id } = (await submitted.json()) as { id: string };
+    const monitor = new URL(submitted.headers.get('location') as string, serviceBUrl);
+    await view('#/jobs');
+    const cancel = page.getByRole('button', { name: `Cancel job ${id}` });
+    await expect.poll(() => cancel.count(), { timeout: 15_000 }).toBe(1);
+    const running = page.locator('tr', { has: cancel });
+    expect(await running.textContent()).toContain('analyze');
+    await page.screenshot({ path: join(shots, 'jobs-running.png') });
+    await cancel.focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('#status').textContent(), { timeout: 10_000 }).toMatch(new RegExp(`${id}`));
+    // The job's own monitor says so: the handler saw its signal and the job ended canceled.
+    await expect
+      .poll(async () => ((await (await fetch(monitor)).json()) as { status: string }).status, { timeout: 15_000 })
+      .toBe('canceled');
+    // And the page moves it to the finished jobs.
+    const finished = page.locator('table[aria-label="Jobs finished"] tbody tr', { hasText: id });
+    await expect.poll(() => finished.count(), { timeout: 15_000 }).toBeGreaterThanOrEqual(1);
+    expect(await finished.first().textContent()).toContain('canceled');
+    expect(await page.getByRole('button', { name: `Cancel job ${id}` }).count()).toBe(0);
+    await page.screenshot({ path: join(shots, 'jobs-canceled.png') });
   });
 
   it('logged no error in the browser', () => {
