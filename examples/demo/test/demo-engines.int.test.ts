@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startFauxqsServer } from '@switchboard/testkit';
+import { runNodeToExit, startFauxqsServer } from '@switchboard/testkit';
 import { describe, expect, it } from 'vitest';
 
 const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -18,19 +17,7 @@ const engines: [string, string][] = [
 ];
 
 function runDemo(broker: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [main, '--once', '--json', '--broker', broker], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runNodeToExit(main, ['--once', '--json', '--broker', broker]);
 }
 
 function expectAllOk({ code, stdout, stderr }: { code: number | null; stdout: string; stderr: string }): void {

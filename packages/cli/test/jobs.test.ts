@@ -15,7 +15,7 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
-async function run(args: readonly string[]): Promise<{ code: number; out: string; err: string }> {
+async function run(args: readonly string[]): Promise<{ code: number | null; out: string; err: string }> {
   const child = runBin(args);
   closers.push(child.kill);
   return { code: await child.exited, out: child.out(), err: child.err() };

@@ -2,9 +2,9 @@
  * `switchboard doctor`, `dlq` and `demo` as users run them — the bin in a child process — against the real
  * servers. What the checks report is compared with what each server says through its own client.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { runNodeToExit } from '@switchboard/testkit';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -14,15 +14,7 @@ const bin = join(root, 'packages', 'cli', 'bin', 'switchboard.js');
 const POSTGRES = 'postgres://postgres@127.0.0.1:5432/test';
 
 function switchboard(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: { PATH: process.env.PATH ?? '', NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runNodeToExit(bin, args, { cwd: root, env: { PATH: process.env.PATH ?? '', NO_COLOR: '1' } });
 }
 
 interface Report {

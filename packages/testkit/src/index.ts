@@ -9,6 +9,7 @@ export * from './fuzz.js';
 export * from './idempotency-store-conformance.js';
 export * from './job-store-conformance.js';
 export * from './nats-server.js';
+export * from './node-process.js';
 export * from './outbox-conformance.js';
 export * from './plain-layout-conformance.js';
 export * from './ports.js';
